@@ -1,0 +1,1 @@
+"""order-processor: the common package of the order-processing services."""

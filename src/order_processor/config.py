@@ -1,0 +1,120 @@
+"""Settings from the environment, validated once and frozen.
+
+`Settings.from_env()` is the only place that reads configuration variables; everything
+else receives a `Settings`. A wrong value raises `ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from order_processor.resources import Resources
+
+
+class QueueKind(StrEnum):
+    FIFO = "fifo"
+    STANDARD = "standard"
+
+
+PositiveMoney = Annotated[
+    Decimal, Field(gt=0, max_digits=14, decimal_places=2, allow_inf_nan=False)
+]
+
+MIN_JWT_SECRET_BYTES = 32
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or has a wrong value."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")] = "op"
+    queue_kind: QueueKind = QueueKind.FIFO
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
+    visibility_timeout: Annotated[int, Field(ge=1, le=43_200)] = 60
+    max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 5
+    lock_lease_seconds: Annotated[int, Field(ge=1, le=900)] = 30
+    shutdown_grace_seconds: Annotated[int, Field(ge=0, le=3600)] = 20
+    jwt_secret: SecretStr | None = None
+    max_order_value: PositiveMoney = Decimal("10000.00")
+    daily_deposit_limit: PositiveMoney = Decimal("10000.00")
+    daily_withdraw_limit: PositiveMoney = Decimal("5000.00")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_is_http(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        raw: dict[str, str] = {}
+        for field, variable in ENVIRONMENT_VARIABLES.items():
+            value = env.get(variable, "").strip()
+            if value:
+                raw[field] = value
+        if "region" not in raw and env.get("AWS_DEFAULT_REGION"):
+            raw["region"] = env["AWS_DEFAULT_REGION"]
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from exc
+
+    def with_endpoint(self, endpoint_url: str) -> Settings:
+        return self.model_copy(update={"endpoint_url": endpoint_url.rstrip("/")})
+
+    def resources(self) -> Resources:
+        return Resources(
+            self.prefix,
+            fifo_commands=self.queue_kind is QueueKind.FIFO,
+            visibility_timeout=self.visibility_timeout,
+            max_receive_count=self.max_receive_count,
+        )
+
+
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "endpoint_url": "AWS_ENDPOINT_URL",
+    "region": "AWS_REGION",
+    "prefix": "ORDER_PROCESSOR_PREFIX",
+    "queue_kind": "ORDER_PROCESSOR_QUEUE_KIND",
+    "concurrency": "ORDER_PROCESSOR_CONCURRENCY",
+    "visibility_timeout": "ORDER_PROCESSOR_VISIBILITY_TIMEOUT",
+    "max_receive_count": "ORDER_PROCESSOR_MAX_RECEIVE_COUNT",
+    "lock_lease_seconds": "ORDER_PROCESSOR_LOCK_LEASE_SECONDS",
+    "shutdown_grace_seconds": "ORDER_PROCESSOR_SHUTDOWN_GRACE_SECONDS",
+    "jwt_secret": "ORDER_PROCESSOR_JWT_SECRET",
+    "max_order_value": "ORDER_PROCESSOR_MAX_ORDER_VALUE",
+    "daily_deposit_limit": "ORDER_PROCESSOR_DAILY_DEPOSIT_LIMIT",
+    "daily_withdraw_limit": "ORDER_PROCESSOR_DAILY_WITHDRAW_LIMIT",
+}
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        variable = ENVIRONMENT_VARIABLES.get(field, field)
+        shown = "<hidden>" if field == "jwt_secret" else repr(error.get("input"))
+        problems.append(f"{variable}={shown}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(problems)

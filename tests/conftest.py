@@ -1,0 +1,37 @@
+"""Fixtures shared by every test: the AWS endpoint and an isolated deployment prefix.
+
+With AWS_ENDPOINT_URL set (LocalStack, a MiniStack you run), the suite uses it; otherwise
+it starts one embedded emulator for the whole session. Each test gets its own resource
+prefix, so tests never see each other's tables or queues.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from order_processor.config import Settings
+from order_processor.emulator import running_emulator
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    configured = os.environ.get("AWS_ENDPOINT_URL")
+    if configured:
+        yield configured
+        return
+    with running_emulator() as emulator:
+        yield emulator.endpoint
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(aws_endpoint: str, prefix: str) -> Settings:
+    return Settings(endpoint_url=aws_endpoint, prefix=prefix)

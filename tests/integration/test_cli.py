@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+from order_processor.config import Settings
+from order_processor.emulator import free_port, is_healthy
+from tests.support import CLI, Clients, cli_env, destroy, run_cli
+
+
+def test_status_shows_queue_depths_and_table_counts(
+    provisioned: Settings, clients: Clients
+) -> None:
+    resources = provisioned.resources()
+    commands = clients.queue_url(resources.commands_queue.name)
+    clients.sqs.send_message(QueueUrl=commands, MessageBody="{}", MessageGroupId="alice")
+    clients.sqs.send_message(QueueUrl=commands, MessageBody="[]", MessageGroupId="bob")
+    clients.dynamodb.put_item(
+        TableName=resources.inventory_table, Item={"PK": {"S": "ASSET#BTC"}, "SK": {"S": "ASSET"}}
+    )
+
+    result = run_cli("status", env=cli_env(provisioned))
+
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line}
+    assert rows[resources.commands_queue.name] == ["2", "0", "0"]
+    assert rows[resources.order_status_queue.name] == ["0", "0", "-"]
+    assert rows[resources.inventory_table] == ["1"]
+    assert rows[resources.users_table] == ["0"]
+
+
+def test_status_names_missing_resources(settings: Settings) -> None:
+    result = run_cli("status", env=cli_env(settings))
+
+    assert result.returncode == 0, result.stderr
+    assert f"{settings.prefix}-order-commands.fifo" in result.stdout
+    assert "missing resources: run `order-processor provision`" in result.stdout
+
+
+def test_provision_command_is_idempotent(settings: Settings) -> None:
+    try:
+        first = run_cli("provision", env=cli_env(settings))
+        second = run_cli("provision", env=cli_env(settings))
+    finally:
+        destroy(settings)
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-1] == "12 created, 0 updated, 0 unchanged"
+    assert second.stdout.splitlines()[-1] == "nothing to change: all 12 resources are as specified"
+
+
+def test_unreachable_endpoint_gives_one_line_and_status_2() -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+
+    # The timeout guards against a retry storm; a pass needs the CLI to give up quickly.
+    result = run_cli("status", env={"AWS_ENDPOINT_URL": closed}, timeout=20)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("order-processor: cannot reach the AWS endpoint")
+    assert closed in lines[0]
+
+
+def test_wrong_setting_names_the_variable() -> None:
+    result = run_cli("status", env={"ORDER_PROCESSOR_QUEUE_KIND": "lifo"})
+
+    assert result.returncode == 2
+    assert "ORDER_PROCESSOR_QUEUE_KIND='lifo'" in result.stderr
+
+
+def test_missing_emulator_says_which_make_target_installs_it() -> None:
+    result = run_cli("demo", env={"ORDER_PROCESSOR_EMULATOR_VENV": "/nonexistent-venv"})
+
+    assert result.returncode == 2
+    assert "make emulator-venv" in result.stderr
+
+
+def test_emulator_command_serves_until_sigterm_and_leaves_no_process() -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    with subprocess.Popen(
+        [CLI, "emulator", "--provision"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**environment, "ORDER_PROCESSOR_PREFIX": "cli-emulator"},
+    ) as process:
+        try:
+            assert process.stdout is not None
+            endpoint = process.stdout.readline().strip().removeprefix("AWS_ENDPOINT_URL=")
+            emulator_pid = int(process.stdout.readline().strip().removeprefix("MiniStack pid "))
+            provisioned = [
+                line for line in iter(process.stdout.readline, "serving; Ctrl-C stops it\n")
+            ]
+            assert is_healthy(endpoint)
+            with urllib.request.urlopen(endpoint + "/_ministack/health", timeout=5) as response:
+                assert json.load(response)["services"]["dynamodb"] == "available"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+    assert provisioned[-1] == "12 created, 0 updated, 0 unchanged\n"
+    assert not is_healthy(endpoint)
+    assert not _process_exists(emulator_pid)
+
+
+def _process_exists(pid: int) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.1)
+    return True

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from order_processor.config import ConfigError, QueueKind, Settings
+
+
+def test_defaults_follow_the_design() -> None:
+    settings = Settings.from_env({})
+
+    assert settings.endpoint_url is None
+    assert settings.queue_kind is QueueKind.FIFO
+    assert settings.prefix == "op"
+    assert settings.max_order_value == Decimal("10000.00")
+    assert settings.daily_withdraw_limit == Decimal("5000.00")
+    assert settings.resources().commands_queue.name == "op-order-commands.fifo"
+
+
+def test_values_are_read_from_their_variables() -> None:
+    settings = Settings.from_env(
+        {
+            "AWS_ENDPOINT_URL": "http://localhost:4566/",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "ORDER_PROCESSOR_PREFIX": "blue",
+            "ORDER_PROCESSOR_QUEUE_KIND": "standard",
+            "ORDER_PROCESSOR_CONCURRENCY": "8",
+            "ORDER_PROCESSOR_DAILY_DEPOSIT_LIMIT": "2500.50",
+        }
+    )
+
+    assert settings.endpoint_url == "http://localhost:4566"
+    assert settings.region == "eu-west-1"
+    assert settings.concurrency == 8
+    assert settings.daily_deposit_limit == Decimal("2500.50")
+    assert settings.resources().commands_queue.name == "blue-order-commands"
+
+
+def test_settings_cannot_be_changed_after_validation() -> None:
+    settings = Settings.from_env({})
+
+    with pytest.raises(ValueError, match="frozen"):
+        settings.prefix = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ORDER_PROCESSOR_QUEUE_KIND", "lifo"),
+        ("ORDER_PROCESSOR_CONCURRENCY", "0"),
+        ("ORDER_PROCESSOR_CONCURRENCY", "many"),
+        ("ORDER_PROCESSOR_VISIBILITY_TIMEOUT", "99999"),
+        ("ORDER_PROCESSOR_PREFIX", "Has Spaces"),
+        ("AWS_ENDPOINT_URL", "localhost:4566"),
+        ("ORDER_PROCESSOR_MAX_ORDER_VALUE", "-5"),
+        ("ORDER_PROCESSOR_MAX_ORDER_VALUE", "NaN"),
+        ("ORDER_PROCESSOR_DAILY_WITHDRAW_LIMIT", "10.001"),
+    ],
+)
+def test_a_wrong_value_names_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({variable: value})
+
+    assert f"{variable}={value!r}" in str(raised.value)
+
+
+def test_a_short_jwt_secret_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"ORDER_PROCESSOR_JWT_SECRET": "hunter2"})
+
+    message = str(raised.value)
+    assert "ORDER_PROCESSOR_JWT_SECRET=<hidden>" in message
+    assert "at least 32 bytes" in message
+    assert "hunter2" not in message
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"ORDER_PROCESSOR_CONCURRENCY": "0", "ORDER_PROCESSOR_PREFIX": "_"})
+
+    assert "ORDER_PROCESSOR_CONCURRENCY" in str(raised.value)
+    assert "ORDER_PROCESSOR_PREFIX" in str(raised.value)

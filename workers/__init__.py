@@ -1,0 +1,1 @@
+"""The long-running worker programs: thin wiring around order_processor."""
