@@ -1,0 +1,68 @@
+"""The one place that builds AWS clients and hands out DAOs over them.
+
+`open_clients` opens every aioboto3 client in one AsyncExitStack; the `get_*_dao`
+functions (the seed's names) bind a DAO to those clients and to the deployment's tables.
+Nothing here runs at import time and no client lives in a global.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aioboto3
+
+from order_processor.aws import client_kwargs
+from order_processor.config import Settings
+from order_processor.resources import Resources
+from order_processor.store.asset_balances import AssetBalanceDAO, AssetTransactionDAO
+from order_processor.store.assets import AssetDAO
+from order_processor.store.balances import BalanceDAO
+from order_processor.store.orders import OrderDAO
+from order_processor.store.users import UserDAO
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    dynamodb: Any
+    sqs: Any
+    sns: Any
+    resources: Resources
+
+
+@contextlib.asynccontextmanager
+async def open_clients(settings: Settings) -> AsyncIterator[AwsClients]:
+    session = aioboto3.Session()
+    kwargs = client_kwargs(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        dynamodb, sqs, sns = [
+            await stack.enter_async_context(session.client(service, **kwargs))
+            for service in ("dynamodb", "sqs", "sns")
+        ]
+        yield AwsClients(dynamodb, sqs, sns, settings.resources())
+
+
+def get_user_dao(clients: AwsClients) -> UserDAO:
+    return UserDAO(clients.dynamodb, clients.resources.users_table)
+
+
+def get_balance_dao(clients: AwsClients) -> BalanceDAO:
+    return BalanceDAO(clients.dynamodb, clients.resources.users_table)
+
+
+def get_asset_balance_dao(clients: AwsClients) -> AssetBalanceDAO:
+    return AssetBalanceDAO(clients.dynamodb, clients.resources.users_table)
+
+
+def get_asset_transaction_dao(clients: AwsClients) -> AssetTransactionDAO:
+    return AssetTransactionDAO(clients.dynamodb, clients.resources.users_table)
+
+
+def get_order_dao(clients: AwsClients) -> OrderDAO:
+    return OrderDAO(clients.dynamodb, clients.resources.orders_table)
+
+
+def get_asset_dao(clients: AwsClients) -> AssetDAO:
+    return AssetDAO(clients.dynamodb, clients.resources.inventory_table)

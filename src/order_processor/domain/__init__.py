@@ -1,0 +1,1 @@
+"""Pure domain: pydantic entities, enums, money rules. Imports nothing that does I/O."""

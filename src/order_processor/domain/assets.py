@@ -1,0 +1,116 @@
+"""Tradable assets (the inventory), users' asset balances and asset transactions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, computed_field
+
+from order_processor.domain.base import Command, Entity, UtcDatetime, new_id, utc_now
+from order_processor.domain.money import (
+    DEFAULT_QUANTITY_PLACES,
+    MAX_QUANTITY_PLACES,
+    Price,
+    Quantity,
+    QuantityBalance,
+    UsdBalance,
+)
+from order_processor.domain.users import Username
+
+AssetId = Annotated[str, AfterValidator(str.upper), Field(pattern=r"^[A-Za-z][A-Za-z0-9]{1,9}$")]
+Precision = Annotated[int, Field(ge=0, le=MAX_QUANTITY_PLACES)]
+
+
+class AssetCreate(Command):
+    asset_id: AssetId
+    name: str = Field(min_length=1, max_length=100)
+    price: Price
+    precision: Precision = DEFAULT_QUANTITY_PLACES
+    is_active: bool = True
+
+
+class AssetUpdate(Command):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    precision: Precision | None = None
+
+
+class Asset(Entity):
+    asset_id: AssetId
+    name: str
+    price: Price
+    precision: Precision = DEFAULT_QUANTITY_PLACES
+    is_active: bool = True
+    created_at: UtcDatetime = Field(default_factory=utc_now)
+    updated_at: UtcDatetime = Field(default_factory=utc_now)
+
+
+class AssetListResponse(Entity):
+    assets: list[Asset]
+    next_cursor: str | None = None
+
+
+class AssetBalanceCreate(Command):
+    username: Username
+    asset_id: AssetId
+    available: QuantityBalance = Decimal("0")
+
+
+class AssetBalance(Entity):
+    username: Username
+    asset_id: AssetId
+    available: QuantityBalance = Decimal("0")
+    held: QuantityBalance = Decimal("0")
+    updated_at: UtcDatetime = Field(default_factory=utc_now)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total(self) -> Decimal:
+        return self.available + self.held
+
+
+class AssetBalanceResponse(AssetBalance):
+    pass
+
+
+class AssetTransactionType(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class AssetTransactionStatus(StrEnum):
+    PENDING = "PENDING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class _AssetTransactionFields(Command):
+    username: Username
+    asset_id: AssetId
+    transaction_type: AssetTransactionType
+    quantity: Quantity
+    price: Price
+    total_amount: UsdBalance
+    status: AssetTransactionStatus = AssetTransactionStatus.COMPLETED
+    order_id: str | None = Field(default=None, max_length=128)
+
+    @property
+    def quantity_delta(self) -> Decimal:
+        sign = 1 if self.transaction_type is AssetTransactionType.BUY else -1
+        return self.quantity * sign
+
+
+class AssetTransactionCreate(_AssetTransactionFields):
+    transaction_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
+
+
+class AssetTransaction(_AssetTransactionFields):
+    model_config = Entity.model_config
+
+    transaction_id: str
+    created_at: UtcDatetime
+
+
+class AssetTransactionResponse(AssetTransaction):
+    pass

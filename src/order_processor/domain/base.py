@@ -1,0 +1,41 @@
+"""Shared pieces of the entities: model bases, ids, time."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+
+class Entity(BaseModel):
+    """A stored entity: immutable; changes produce a new value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class Command(BaseModel):
+    """Input from outside (API, CLI, message): unknown fields are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+
+
+def new_id() -> str:
+    """A unique id that sorts by creation time: 12 hex digits of milliseconds since the
+    epoch, then 80 random bits (unlike a timestamp alone, two ids never collide)."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"

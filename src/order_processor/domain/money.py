@@ -1,0 +1,134 @@
+"""Money rules: Decimal only, checked and quantised at the boundary.
+
+Inputs (command payloads, CLI arguments, DAO arguments) pass through `parse_decimal`:
+strings, ints and Decimals are accepted; floats are refused because they cannot carry an
+exact cent; NaN, infinities, negative zero, negatives, values of 10^15 or more and values
+with more decimal places than allowed are refused with a message naming the field. An
+accepted value is quantised to its exact number of places ("5" USD becomes 5.00).
+
+Rounding of computed amounts (quantity x price) favours the house, by a documented rule:
+a buyer pays the cost rounded *up* to the cent, a seller receives proceeds rounded *down*
+to the cent. Valuations (portfolio market value) round half-even; they move no money.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ValidationInfo, WithJsonSchema
+
+USD_PLACES = 2
+PRICE_PLACES = 8
+MAX_QUANTITY_PLACES = 18
+DEFAULT_QUANTITY_PLACES = 8
+MAX_INTEGER_DIGITS = 15  # amounts stay below 10^15: far inside DynamoDB's 38 digits
+
+CENT = Decimal("0.01")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# Exact products: 15 integer digits + 18 places times 15 + 8 stays well under 60 digits.
+_EXACT = Context(prec=60)
+
+
+def step(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
+
+
+def parse_decimal(
+    value: object, *, field: str, places: int, allow_zero: bool = False, pad: bool = True
+) -> Decimal:
+    """Check `value` against the money rules; `pad` quantises to exactly `places` places
+    (USD, prices), otherwise the value keeps its own places in fixed-point form (quantities,
+    whose precision is the asset's)."""
+    number = _to_decimal(value, field)
+    if not number.is_finite():
+        raise ValueError(f"{field}: {value!s} is not a finite number")
+    if number.is_zero() and number.is_signed():
+        raise ValueError(f"{field}: negative zero is not an amount")
+    if number < 0:
+        raise ValueError(f"{field}: must not be negative (got {number})")
+    if number.is_zero() and not allow_zero:
+        raise ValueError(f"{field}: must be greater than zero")
+    if not number.is_zero() and number.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ValueError(f"{field}: {number} is too large (limit 10^{MAX_INTEGER_DIGITS})")
+    with localcontext(_EXACT):
+        quantised = number.quantize(step(places))
+    if quantised != number:
+        raise ValueError(f"{field}: {number} has more than {places} decimal places")
+    if pad:
+        return quantised
+    exponent = number.as_tuple().exponent
+    return number if isinstance(exponent, int) and exponent <= 0 else number.quantize(step(0))
+
+
+def parse_signed(value: object, *, field: str, places: int, pad: bool = True) -> Decimal:
+    """The same rules for an amount that may be negative (an adjustment, a delta)."""
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -parse_decimal(value.strip()[1:], field=field, places=places, pad=pad)
+    if isinstance(value, Decimal | int) and not isinstance(value, bool) and value < 0:
+        return -parse_decimal(-value, field=field, places=places, pad=pad)
+    return parse_decimal(value, field=field, places=places, pad=pad)
+
+
+def _to_decimal(value: object, field: str) -> Decimal:
+    if isinstance(value, bool | float):
+        raise ValueError(f"{field}: send decimals as strings, not {type(value).__name__}s")
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower().lstrip("+-") in {"nan", "snan", "inf", "infinity"}:
+            raise ValueError(f"{field}: {value} is not a finite number")
+        if not _NUMBER.match(text):
+            raise ValueError(f"{field}: {value!r} is not a decimal number")
+        return Decimal(text)
+    raise ValueError(f"{field}: expected a decimal string, got {type(value).__name__}")
+
+
+def check_places(value: Decimal, *, field: str, places: int) -> Decimal:
+    """Re-check an already parsed quantity against a stricter precision (an asset's)."""
+    return parse_decimal(value, field=field, places=places, allow_zero=value.is_zero(), pad=False)
+
+
+def buy_cost(quantity: Decimal, price: Decimal) -> Decimal:
+    """What a buyer pays: the exact product rounded up to the cent."""
+    with localcontext(_EXACT):
+        return (quantity * price).quantize(CENT, rounding=ROUND_CEILING)
+
+
+def sell_proceeds(quantity: Decimal, price: Decimal) -> Decimal:
+    """What a seller receives: the exact product rounded down to the cent."""
+    with localcontext(_EXACT):
+        return (quantity * price).quantize(CENT, rounding=ROUND_FLOOR)
+
+
+def market_value(quantity: Decimal, price: Decimal) -> Decimal:
+    with localcontext(_EXACT):
+        return (quantity * price).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def _field_validator(places: int, allow_zero: bool, pad: bool = True) -> BeforeValidator:
+    def validate(value: Any, info: ValidationInfo) -> Decimal:
+        name = info.field_name or "value"
+        return parse_decimal(value, field=name, places=places, allow_zero=allow_zero, pad=pad)
+
+    return BeforeValidator(validate)
+
+
+def _schema(places: int) -> WithJsonSchema:
+    pattern = rf"^[0-9]{{1,{MAX_INTEGER_DIGITS}}}(\.[0-9]{{1,{places}}})?$"
+    return WithJsonSchema({"type": "string", "pattern": pattern})
+
+
+UsdAmount = Annotated[Decimal, _field_validator(USD_PLACES, False), _schema(USD_PLACES)]
+UsdBalance = Annotated[Decimal, _field_validator(USD_PLACES, True), _schema(USD_PLACES)]
+Price = Annotated[Decimal, _field_validator(PRICE_PLACES, False), _schema(PRICE_PLACES)]
+Quantity = Annotated[
+    Decimal, _field_validator(MAX_QUANTITY_PLACES, False, pad=False), _schema(MAX_QUANTITY_PLACES)
+]
+QuantityBalance = Annotated[
+    Decimal, _field_validator(MAX_QUANTITY_PLACES, True, pad=False), _schema(MAX_QUANTITY_PLACES)
+]

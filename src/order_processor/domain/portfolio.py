@@ -1,0 +1,77 @@
+"""A user's portfolio: USD, asset holdings at current prices, total value."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from pydantic import computed_field
+
+from order_processor.domain.assets import Asset, AssetBalance
+from order_processor.domain.balances import Balance
+from order_processor.domain.base import Entity
+from order_processor.domain.money import market_value
+
+
+class Holding(Entity):
+    asset_id: str
+    name: str
+    available: Decimal
+    held: Decimal
+    price: Decimal
+    market_value: Decimal  # (available + held) x price, half-even to the cent
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def quantity(self) -> Decimal:
+        return self.available + self.held
+
+
+class Portfolio(Entity):
+    username: str
+    usd_available: Decimal
+    usd_held: Decimal
+    holdings: list[Holding]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def usd_total(self) -> Decimal:
+        return self.usd_available + self.usd_held
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def holdings_value(self) -> Decimal:
+        return sum((h.market_value for h in self.holdings), Decimal("0.00"))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_value(self) -> Decimal:
+        return self.usd_total + self.holdings_value
+
+
+def build_portfolio(
+    balance: Balance, asset_balances: Iterable[AssetBalance], assets: Mapping[str, Asset]
+) -> Portfolio:
+    """Holdings of zero quantity are left out; an asset missing from `assets` is valued at 0."""
+    holdings = []
+    for held in sorted(asset_balances, key=lambda b: b.asset_id):
+        if held.total == 0:
+            continue
+        asset = assets.get(held.asset_id)
+        price = asset.price if asset else Decimal("0")
+        holdings.append(
+            Holding(
+                asset_id=held.asset_id,
+                name=asset.name if asset else held.asset_id,
+                available=held.available,
+                held=held.held,
+                price=price,
+                market_value=market_value(held.total, price),
+            )
+        )
+    return Portfolio(
+        username=balance.username,
+        usd_available=balance.available,
+        usd_held=balance.held,
+        holdings=holdings,
+    )

@@ -1,0 +1,1 @@
+"""DynamoDB adapters: key builders, async DAOs, the user lock."""

@@ -1,0 +1,118 @@
+"""AssetDAO: the inventory of tradable assets and their prices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from order_processor.domain.assets import Asset, AssetCreate, AssetListResponse, AssetUpdate
+from order_processor.domain.base import utc_now
+from order_processor.domain.money import PRICE_PLACES, parse_decimal
+from order_processor.exceptions import AssetNotFoundException, EntityAlreadyExistsException
+from order_processor.store import keys
+from order_processor.store.dynamo import (
+    call,
+    entity_item,
+    from_item,
+    is_condition_failure,
+    query_page,
+    to_attribute,
+    without_keys,
+)
+
+
+@dataclass(frozen=True)
+class AssetDAO:
+    client: Any
+    table: str
+    clock: Callable[[], datetime] = utc_now
+
+    async def create_asset(self, request: AssetCreate) -> Asset:
+        now = self.clock()
+        asset = Asset(**request.model_dump(), created_at=now, updated_at=now)
+        try:
+            await call(
+                self.client,
+                "put_item",
+                TableName=self.table,
+                Item={**keys.asset_key(asset.asset_id), **entity_item(asset)},
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise EntityAlreadyExistsException(
+                    f"asset {asset.asset_id} already exists"
+                ) from exc
+            raise
+        return asset
+
+    async def get_asset(self, asset_id: str) -> Asset:
+        asset_id = asset_id.strip().upper()
+        response = await call(
+            self.client, "get_item", TableName=self.table, Key=keys.asset_key(asset_id)
+        )
+        if "Item" not in response:
+            raise AssetNotFoundException(f"asset {asset_id} not found", asset_id=asset_id)
+        return _asset(response["Item"])
+
+    async def get_assets(
+        self, *, limit: int = 100, cursor: str | None = None, active_only: bool = False
+    ) -> AssetListResponse:
+        """Ordered by asset id (one partition holds the whole inventory)."""
+        request = {
+            "TableName": self.table,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": to_attribute(keys.INVENTORY)},
+        }
+        keep = (lambda item: bool(item.get("is_active"))) if active_only else None
+        page = await query_page(
+            self.client, request, limit=limit, cursor=cursor, key_attributes=("PK", "SK"), keep=keep
+        )
+        return AssetListResponse(
+            assets=[Asset.model_validate(without_keys(i)) for i in page.items],
+            next_cursor=page.next_cursor,
+        )
+
+    async def update_asset(self, asset_id: str, update: AssetUpdate) -> Asset:
+        return await self._set(asset_id, update.model_dump(exclude_none=True))
+
+    async def activate_asset(self, asset_id: str) -> Asset:
+        return await self._set(asset_id, {"is_active": True})
+
+    async def deactivate_asset(self, asset_id: str) -> Asset:
+        return await self._set(asset_id, {"is_active": False})
+
+    async def update_price(self, asset_id: str, price: Decimal | str) -> Asset:
+        """Decimal or a decimal string only: a float is refused, never converted."""
+        checked = parse_decimal(price, field="price", places=PRICE_PLACES)
+        return await self._set(asset_id, {"price": checked})
+
+    async def _set(self, asset_id: str, changes: dict[str, Any]) -> Asset:
+        asset_id = asset_id.strip().upper()
+        changes = {**changes, "updated_at": self.clock()}
+        try:
+            response = await call(
+                self.client,
+                "update_item",
+                TableName=self.table,
+                Key=keys.asset_key(asset_id),
+                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in changes),
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeNames={f"#{k}": k for k in changes},
+                ExpressionAttributeValues={f":{k}": to_attribute(v) for k, v in changes.items()},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise AssetNotFoundException(f"asset {asset_id} not found") from exc
+            raise
+        return _asset(response["Attributes"])
+
+
+def _asset(item: dict[str, Any]) -> Asset:
+    return Asset.model_validate(without_keys(from_item(item)))

@@ -1,0 +1,257 @@
+"""BalanceDAO: USD balances and their transactions, always written together.
+
+A COMPLETED transaction changes the balance, so it is only ever written in the same
+TransactWriteItems as that change (`update_balance`, or `update_transaction_status` to
+COMPLETED). Records without an effect (PENDING, FAILED, CANCELLED) may be written alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from order_processor.domain.balances import (
+    STATUS_TRANSITIONS,
+    Balance,
+    BalanceTransaction,
+    BalanceTransactionCreate,
+    TransactionStatus,
+)
+from order_processor.domain.base import utc_now
+from order_processor.domain.users import normalise_username
+from order_processor.exceptions import (
+    BalanceNotFoundException,
+    EntityAlreadyExistsException,
+    InsufficientBalanceException,
+    InvalidTransitionException,
+    TransactionNotFoundException,
+)
+from order_processor.store import keys
+from order_processor.store.dynamo import (
+    CONDITION_FAILED,
+    Page,
+    call,
+    cancellation_codes,
+    cancellation_item,
+    entity_item,
+    from_item,
+    is_condition_failure,
+    query_page,
+    to_attribute,
+    without_keys,
+)
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class BalanceDAO:
+    client: Any
+    table: str
+    clock: Callable[[], datetime] = utc_now
+
+    async def create_balance(self, username: str) -> Balance:
+        """A zero balance; money arrives only through transactions (a DEPOSIT)."""
+        balance = Balance(username=username, updated_at=self.clock())
+        item = {**keys.balance_key(balance.username), **entity_item(balance)}
+        try:
+            await call(
+                self.client,
+                "put_item",
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise EntityAlreadyExistsException(
+                    f"user {balance.username} already has a balance"
+                ) from exc
+            raise
+        return balance
+
+    async def get_balance(self, username: str) -> Balance:
+        name = normalise_username(username)
+        response = await call(
+            self.client,
+            "get_item",
+            TableName=self.table,
+            Key=keys.balance_key(name),
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            raise BalanceNotFoundException(f"user {name} has no balance", username=name)
+        return Balance.model_validate(without_keys(from_item(response["Item"])))
+
+    async def update_balance(self, transaction: BalanceTransactionCreate) -> Balance:
+        """Apply a COMPLETED transaction: the balance change and its record, atomically."""
+        if transaction.status is not TransactionStatus.COMPLETED:
+            raise ValueError("only a COMPLETED transaction changes a balance")
+        now = self.clock()
+        await self._transact(
+            [
+                {"Update": self.balance_change(transaction, now)},
+                {"Put": self.transaction_put(transaction, now)},
+            ],
+            transaction,
+            second_failed="duplicate",
+        )
+        return await self.get_balance(transaction.username)
+
+    def balance_change(
+        self, transaction: BalanceTransactionCreate, now: datetime
+    ) -> dict[str, Any]:
+        """The Update of a transaction's effect, for this DAO and for sagas that fuse it
+        into a larger TransactWriteItems. `available` and `held` are separate attributes
+        so that "never negative" is a plain comparison: a condition cannot do arithmetic."""
+        conditions = ["attribute_exists(PK)"]
+        values: dict[str, Any] = {
+            ":available": to_attribute(transaction.available_delta),
+            ":held": to_attribute(transaction.held_delta),
+            ":now": to_attribute(now),
+        }
+        if transaction.available_delta < 0:
+            conditions.append("available >= :need_available")
+            values[":need_available"] = to_attribute(-transaction.available_delta)
+        if transaction.held_delta < 0:
+            conditions.append("held >= :need_held")
+            values[":need_held"] = to_attribute(-transaction.held_delta)
+        return {
+            "TableName": self.table,
+            "Key": keys.balance_key(transaction.username),
+            "UpdateExpression": "SET available = available + :available, "
+            "held = held + :held, updated_at = :now",
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def transaction_put(
+        self, transaction: BalanceTransactionCreate, now: datetime
+    ) -> dict[str, Any]:
+        record = BalanceTransaction(**transaction.model_dump(), created_at=now, updated_at=now)
+        item = entity_item(record)
+        return {
+            "TableName": self.table,
+            "Item": {**keys.transaction_key(record.username, record.transaction_id), **item},
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+
+    async def _transact(
+        self, items: list[dict[str, Any]], tx: BalanceTransactionCreate, second_failed: str
+    ) -> None:
+        try:
+            await call(self.client, "transact_write_items", TransactItems=items)
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if codes[:1] == [CONDITION_FAILED]:
+                if cancellation_item(exc, 0) is None:
+                    raise BalanceNotFoundException(f"user {tx.username} has no balance") from exc
+                raise InsufficientBalanceException(
+                    f"insufficient funds for {tx.transaction_type} of {tx.amount} USD",
+                    username=tx.username,
+                ) from exc
+            if codes[1:2] == [CONDITION_FAILED]:
+                if second_failed == "duplicate":
+                    raise EntityAlreadyExistsException(
+                        f"transaction {tx.transaction_id} is already recorded"
+                    ) from exc
+                raise InvalidTransitionException(
+                    f"transaction {tx.transaction_id} is no longer PENDING"
+                ) from exc
+            raise
+
+    async def create_transaction(self, transaction: BalanceTransactionCreate) -> BalanceTransaction:
+        """Record a transaction that has no effect yet (PENDING) or never will."""
+        if transaction.status is TransactionStatus.COMPLETED:
+            raise ValueError("a COMPLETED transaction changes the balance: use update_balance")
+        now = self.clock()
+        put = self.transaction_put(transaction, now)
+        try:
+            await call(self.client, "put_item", **put)
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise EntityAlreadyExistsException(
+                    f"transaction {transaction.transaction_id} is already recorded"
+                ) from exc
+            raise
+        return _transaction(put["Item"])
+
+    async def get_transaction(self, username: str, transaction_id: str) -> BalanceTransaction:
+        name = normalise_username(username)
+        response = await call(
+            self.client,
+            "get_item",
+            TableName=self.table,
+            Key=keys.transaction_key(name, transaction_id),
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            raise TransactionNotFoundException(f"transaction {transaction_id} not found")
+        return _transaction(response["Item"])
+
+    async def get_user_transactions(
+        self, username: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[BalanceTransaction]:
+        """Newest first: transaction ids sort by creation time."""
+        request = {
+            "TableName": self.table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+            "ExpressionAttributeValues": {
+                ":pk": to_attribute(keys.user_pk(normalise_username(username))),
+                ":prefix": to_attribute(keys.TRANSACTION_PREFIX),
+            },
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }
+        page = await query_page(
+            self.client, request, limit=limit, cursor=cursor, key_attributes=("PK", "SK")
+        )
+        records = [BalanceTransaction.model_validate(without_keys(i)) for i in page.items]
+        return Page(records, page.next_cursor)
+
+    async def update_transaction_status(
+        self, username: str, transaction_id: str, status: TransactionStatus
+    ) -> BalanceTransaction:
+        """PENDING → COMPLETED applies the effect with the status change, atomically;
+        PENDING → FAILED/CANCELLED only records it. Anything else is refused."""
+        current = await self.get_transaction(username, transaction_id)
+        if status not in STATUS_TRANSITIONS[current.status]:
+            raise InvalidTransitionException(
+                f"transaction {transaction_id} cannot go from {current.status} to {status}"
+            )
+        now = self.clock()
+        status_update = {
+            "TableName": self.table,
+            "Key": keys.transaction_key(current.username, transaction_id),
+            "UpdateExpression": "SET #status = :status, updated_at = :now",
+            "ConditionExpression": "#status = :pending",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":status": to_attribute(status),
+                ":now": to_attribute(now),
+                ":pending": to_attribute(TransactionStatus.PENDING),
+            },
+        }
+        completed = current.model_copy(update={"status": status, "updated_at": now})
+        if status is TransactionStatus.COMPLETED:
+            effect = BalanceTransactionCreate.model_validate(
+                completed.model_dump(exclude={"created_at", "updated_at"})
+            )
+            await self._transact(
+                [{"Update": self.balance_change(effect, now)}, {"Update": status_update}],
+                effect,
+                second_failed="not pending",
+            )
+        else:
+            await call(self.client, "update_item", **status_update)
+        return completed
+
+
+def _transaction(item: dict[str, Any]) -> BalanceTransaction:
+    return BalanceTransaction.model_validate(without_keys(from_item(item)))

@@ -1,0 +1,187 @@
+"""What every DAO shares: attribute (de)serialisation, cursors, error translation, paging.
+
+Numbers go to DynamoDB from Decimal and come back as Decimal (boto3's TypeSerializer
+refuses floats outright, which is what we want).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+from pydantic import BaseModel
+
+from order_processor.exceptions import OrderProcessorError, ServiceUnavailableException
+
+T = TypeVar("T")
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    }
+)
+
+
+def to_attribute(value: Any) -> dict[str, Any]:
+    attribute: dict[str, Any] = _serializer.serialize(_plain(value))
+    return attribute
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: to_attribute(v) for k, v in values.items() if v is not None}
+
+
+def entity_item(model: BaseModel) -> dict[str, Any]:
+    """A model's stored attributes: its fields, without derived (computed) ones."""
+    return to_item(model.model_dump(exclude=set(type(model).model_computed_fields)))
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        raise TypeError("floats never reach DynamoDB: use Decimal")
+    return value
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class InvalidCursorError(OrderProcessorError):
+    code = "INVALID_CURSOR"
+
+
+def encode_cursor(key: Mapping[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    plain = {k: next(iter(v.items())) for k, v in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if cursor is None:
+        return None
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return {k: {kind: value} for k, (kind, value) in plain.items()}
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise InvalidCursorError("the page cursor is not one this service issued") from exc
+
+
+CONDITION_FAILED = "ConditionalCheckFailed"  # a cancellation reason in TransactWriteItems
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_condition_failure(exc: ClientError) -> bool:
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
+def old_item(exc: ClientError) -> dict[str, Any] | None:
+    """The stored item a failed condition saw (ReturnValuesOnConditionCheckFailure=ALL_OLD)."""
+    item = exc.response.get("Item")
+    return from_item(item) if item else None
+
+
+def translate(exc: ClientError) -> Exception:
+    """AWS errors at the boundary: transient ones become ServiceUnavailableException."""
+    code = error_code(exc)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code in RETRYABLE_CODES or status >= 500:
+        return ServiceUnavailableException(f"DynamoDB is unavailable: {code}", aws_code=code)
+    unchanged: Exception = exc
+    return unchanged
+
+
+def cancellation_codes(exc: ClientError) -> list[str]:
+    """Per-item reasons of a cancelled TransactWriteItems ("None" where that item passed)."""
+    reasons = exc.response.get("CancellationReasons", [])
+    return [str(reason.get("Code", "None")) for reason in reasons]
+
+
+def cancellation_item(exc: ClientError, index: int) -> dict[str, Any] | None:
+    reasons = exc.response.get("CancellationReasons", [])
+    if index < len(reasons) and reasons[index].get("Item"):
+        return from_item(reasons[index]["Item"])
+    return None
+
+
+async def query_page(
+    client: Any,
+    request: dict[str, Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    key_attributes: tuple[str, ...],
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+) -> Page[dict[str, Any]]:
+    """One page of up to `limit` items of a Query, filled across DynamoDB pages when `keep`
+    (a client-side filter) drops items; the cursor resumes after the last item returned."""
+    if not 1 <= limit <= 1000:
+        raise ValueError("limit must be between 1 and 1000")
+    items: list[dict[str, Any]] = []
+    start = decode_cursor(cursor)
+    while True:
+        arguments = {**request, "Limit": limit}
+        if start:
+            arguments["ExclusiveStartKey"] = start
+        try:
+            response = await client.query(**arguments)
+        except ClientError as exc:
+            raise translate(exc) from exc
+        for raw in response.get("Items", []):
+            if keep is None or keep(from_item(raw)):
+                items.append(raw)
+            if len(items) == limit:
+                last = {k: raw[k] for k in key_attributes}
+                more = raw is not response["Items"][-1] or "LastEvaluatedKey" in response
+                return Page([from_item(i) for i in items], encode_cursor(last) if more else None)
+        start = response.get("LastEvaluatedKey")
+        if not start:
+            return Page([from_item(i) for i in items])
+
+
+async def call(client: Any, operation: str, **arguments: Any) -> dict[str, Any]:
+    """One DynamoDB call; transient failures become ServiceUnavailableException, others
+    (conditional check failures among them) stay ClientError for the DAO to interpret."""
+    try:
+        response: dict[str, Any] = await getattr(client, operation)(**arguments)
+    except ClientError as exc:
+        translated = translate(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
+    return response
+
+
+def without_keys(item: dict[str, Any], *extra: str) -> dict[str, Any]:
+    """An item's entity fields: the table keys and index attributes removed."""
+    hidden = {"PK", "SK", *extra}
+    return {k: v for k, v in item.items() if k not in hidden}

@@ -1,0 +1,217 @@
+"""OrderDAO: one item per order, a newest-first index per user, status changes checked
+by a condition built from the transition table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from order_processor.domain.base import utc_now
+from order_processor.domain.orders import (
+    Order,
+    OrderStatus,
+    OrderUpdate,
+    check_transition,
+    sources_of,
+)
+from order_processor.domain.users import normalise_username
+from order_processor.exceptions import (
+    EntityAlreadyExistsException,
+    InvalidTransitionException,
+    OrderNotFoundException,
+)
+from order_processor.store import keys
+from order_processor.store.dynamo import (
+    Page,
+    call,
+    entity_item,
+    from_item,
+    is_condition_failure,
+    old_item,
+    query_page,
+    to_attribute,
+    without_keys,
+)
+
+# Index attributes kept beside the order's own fields.
+INDEX_ATTRIBUTES = ("created_key", "book_key", "expiry_shard")
+EXPIRY_SHARD = "EXPIRING"
+
+
+def index_attributes(order: Order) -> dict[str, Any]:
+    """`created_key` for UserOrdersIndex; `book_key` (sparse: QUEUED limit orders only) for
+    OpenLimitOrders; `expiry_shard` (sparse: QUEUED orders with an expiry) for ExpiryIndex."""
+    attributes: dict[str, Any] = {"created_key": f"{order.created_at.isoformat()}#{order.order_id}"}
+    if order.status is OrderStatus.QUEUED and order.limit_price is not None:
+        side = "BUY" if order.order_type.is_buy else "SELL"
+        attributes["book_key"] = f"{order.asset_id}#{side}"
+        if order.expires_at is not None:
+            attributes["expiry_shard"] = EXPIRY_SHARD
+    return attributes
+
+
+def order_item(order: Order) -> dict[str, Any]:
+    item = {**keys.order_key(order.order_id), **entity_item(order)}
+    item.update({k: to_attribute(v) for k, v in index_attributes(order).items()})
+    return item
+
+
+@dataclass(frozen=True)
+class OrderDAO:
+    client: Any
+    table: str
+    clock: Callable[[], datetime] = utc_now
+
+    async def create_order(self, order: Order) -> Order:
+        """Conditional on absence; a second create raises with the stored order attached
+        (`existing`), so a caller can tell a duplicate from a conflicting reuse of an id."""
+        try:
+            await call(
+                self.client,
+                "put_item",
+                TableName=self.table,
+                Item=order_item(order),
+                ConditionExpression="attribute_not_exists(PK)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                stored = old_item(exc)
+                raise EntityAlreadyExistsException(
+                    f"order {order.order_id} already exists",
+                    existing=_order_fields(stored) if stored else None,
+                ) from exc
+            raise
+        return order
+
+    async def get_order(self, order_id: str, *, username: str | None = None) -> Order:
+        """With `username`, another user's order is reported as not found (no leak)."""
+        response = await call(
+            self.client,
+            "get_item",
+            TableName=self.table,
+            Key=keys.order_key(order_id),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        order = _order(item) if item else None
+        if order is None or (username and order.username != normalise_username(username)):
+            raise OrderNotFoundException(f"order {order_id} not found", order_id=order_id)
+        return order
+
+    async def update_order(self, order_id: str, update: OrderUpdate) -> Order:
+        """Field changes; a status among them is checked like update_order_status."""
+        current = await self.get_order(order_id)
+        changes = update.model_dump(exclude_none=True)
+        status = changes.pop("status", None)
+        if status is not None:
+            check_transition(current.status, status)
+            current = await self.update_order_status(order_id, status, **changes)
+            return current
+        updated = current.model_copy(update={**changes, "updated_at": self.clock()})
+        return await self._write_change(current, updated, guard_status=current.status)
+
+    async def update_order_status(
+        self, order_id: str, status: OrderStatus, **changes: Any
+    ) -> Order:
+        """Move to `status` if the stored status allows it (the condition lists every
+        allowed source); the sequence rises by one and the index attributes follow."""
+        current = await self.get_order(order_id)
+        check_transition(current.status, status)
+        updated = current.model_copy(
+            update={
+                **changes,
+                "status": status,
+                "sequence": current.sequence + 1,
+                "updated_at": self.clock(),
+            }
+        )
+        return await self._write_change(current, updated, guard_status=None)
+
+    async def _write_change(
+        self, current: Order, updated: Order, guard_status: OrderStatus | None
+    ) -> Order:
+        # Optimistic: the write is conditional on the sequence read, so a concurrent change
+        # makes this one fail instead of being overwritten.
+        allowed = sources_of(updated.status) if guard_status is None else {guard_status}
+        values = {f":from{i}": to_attribute(s) for i, s in enumerate(sorted(allowed))}
+        condition = f"#status IN ({', '.join(values)}) AND #sequence = :sequence"
+        try:
+            await call(
+                self.client,
+                "put_item",
+                TableName=self.table,
+                Item=order_item(updated),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status", "#sequence": "sequence"},
+                ExpressionAttributeValues={**values, ":sequence": to_attribute(current.sequence)},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                stored = old_item(exc)
+                if stored is None:
+                    raise OrderNotFoundException(f"order {current.order_id} not found") from exc
+                raise InvalidTransitionException(
+                    f"order {current.order_id} changed concurrently "
+                    f"(now {stored.get('status')}); {updated.status} refused",
+                ) from exc
+            raise
+        return updated
+
+    async def get_orders_by_user(
+        self, username: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Order]:
+        return await self._user_orders(username, limit, cursor, keep=None)
+
+    async def get_orders_by_user_and_asset(
+        self, username: str, asset_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Order]:
+        wanted = asset_id.strip().upper()
+        return await self._user_orders(
+            username, limit, cursor, keep=lambda item: item.get("asset_id") == wanted
+        )
+
+    async def get_orders_by_user_and_status(
+        self, username: str, status: OrderStatus, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Order]:
+        return await self._user_orders(
+            username, limit, cursor, keep=lambda item: item.get("status") == status.value
+        )
+
+    async def _user_orders(
+        self,
+        username: str,
+        limit: int,
+        cursor: str | None,
+        keep: Callable[[dict[str, Any]], bool] | None,
+    ) -> Page[Order]:
+        """Newest first by creation time through UserOrdersIndex."""
+        request = {
+            "TableName": self.table,
+            "IndexName": "UserOrdersIndex",
+            "KeyConditionExpression": "username = :username",
+            "ExpressionAttributeValues": {":username": to_attribute(normalise_username(username))},
+            "ScanIndexForward": False,
+        }
+        page = await query_page(
+            self.client,
+            request,
+            limit=limit,
+            cursor=cursor,
+            key_attributes=("PK", "SK", "username", "created_key"),
+            keep=keep,
+        )
+        return Page([Order.model_validate(_order_fields(i)) for i in page.items], page.next_cursor)
+
+
+def _order_fields(item: dict[str, Any]) -> dict[str, Any]:
+    return without_keys(item, *INDEX_ATTRIBUTES)
+
+
+def _order(item: dict[str, Any]) -> Order:
+    return Order.model_validate(_order_fields(from_item(item)))

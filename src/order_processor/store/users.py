@@ -1,0 +1,177 @@
+"""UserDAO: profiles with unique usernames and unique emails."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from order_processor.domain.base import utc_now
+from order_processor.domain.users import User, UserCreate, UserUpdate, normalise_username
+from order_processor.exceptions import (
+    AccessDeniedException,
+    EntityAlreadyExistsException,
+    InvalidCredentialsException,
+    UserNotFoundException,
+)
+from order_processor.store import keys
+from order_processor.store.dynamo import (
+    CONDITION_FAILED,
+    call,
+    cancellation_codes,
+    entity_item,
+    from_item,
+    to_attribute,
+    to_item,
+    without_keys,
+)
+
+
+class PasswordVerifier(Protocol):
+    async def verify_password(self, password: str, password_hash: str) -> bool: ...
+
+    @property
+    def unknown_user_hash(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class UserDAO:
+    client: Any
+    table: str
+    clock: Callable[[], datetime] = utc_now
+
+    async def create_user(self, request: UserCreate, password_hash: str) -> User:
+        """Never overwrites: the profile and an email guard item are written in one
+        transaction, each conditional on its absence, so a username and an email are
+        each taken once even by concurrent creates."""
+        now = self.clock()
+        user = User(
+            **request.model_dump(), password_hash=password_hash, created_at=now, updated_at=now
+        )
+        profile = {**keys.user_key(user.username), **entity_item(user)}
+        guard = {**keys.email_key(user.email), **to_item({"username": user.username})}
+        try:
+            await call(
+                self.client,
+                "transact_write_items",
+                TransactItems=[self._put_new(profile), self._put_new(guard)],
+            )
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if codes[:1] == [CONDITION_FAILED]:
+                raise EntityAlreadyExistsException(f"user {user.username} already exists") from exc
+            if codes[1:2] == [CONDITION_FAILED]:
+                raise EntityAlreadyExistsException(
+                    f"email {user.email} is already registered"
+                ) from exc
+            raise
+        return user
+
+    def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+
+    async def get_user_by_username(self, username: str) -> User:
+        name = normalise_username(username)
+        response = await call(
+            self.client,
+            "get_item",
+            TableName=self.table,
+            Key=keys.user_key(name),
+            ConsistentRead=True,
+        )
+        if "Item" not in response:
+            raise UserNotFoundException(f"user {name} not found", username=name)
+        return _user(response["Item"])
+
+    async def get_user_by_email(self, email: str) -> User:
+        # EmailIndex is eventually consistent on AWS: a user created a moment ago may
+        # not be found by email yet (uniqueness itself is enforced by the guard item).
+        response = await call(
+            self.client,
+            "query",
+            TableName=self.table,
+            IndexName="EmailIndex",
+            KeyConditionExpression="email = :email",
+            ExpressionAttributeValues={":email": to_attribute(email.strip().lower())},
+        )
+        items = response.get("Items", [])
+        if not items:
+            raise UserNotFoundException(f"no user with email {email}")
+        return _user(items[0])
+
+    async def update_user(self, username: str, update: UserUpdate) -> User:
+        current = await self.get_user_by_username(username)
+        changes = update.model_dump(exclude_none=True)
+        if not changes:
+            return current
+        updated = current.model_copy(update={**changes, "updated_at": self.clock()})
+        profile_update = self._profile_update(current, updated)
+        if updated.email == current.email:
+            await call(self.client, "update_item", **profile_update)
+            return updated
+        new_guard = {**keys.email_key(updated.email), **to_item({"username": updated.username})}
+        old_guard = {"TableName": self.table, "Key": keys.email_key(current.email)}
+        try:
+            await call(
+                self.client,
+                "transact_write_items",
+                TransactItems=[
+                    {"Update": profile_update},
+                    {"Delete": old_guard},
+                    self._put_new(new_guard),
+                ],
+            )
+        except ClientError as exc:
+            if cancellation_codes(exc)[2:3] == [CONDITION_FAILED]:
+                raise EntityAlreadyExistsException(
+                    f"email {updated.email} is already registered"
+                ) from exc
+            raise
+        return updated
+
+    def _profile_update(self, current: User, updated: User) -> dict[str, Any]:
+        fields = ["email", "first_name", "last_name", "role", "is_active", "updated_at"]
+        values = updated.model_dump(include=set(fields))
+        return {
+            "TableName": self.table,
+            "Key": keys.user_key(current.username),
+            "UpdateExpression": "SET " + ", ".join(f"#{f} = :{f}" for f in fields),
+            # Conditional on the email read above, so two racing email changes cannot
+            # both succeed and leave a stale guard item behind.
+            "ConditionExpression": "attribute_exists(PK) AND #email = :old_email",
+            "ExpressionAttributeNames": {f"#{f}": f for f in fields},
+            "ExpressionAttributeValues": {
+                **{f":{k}": to_attribute(v) for k, v in values.items()},
+                ":old_email": to_attribute(current.email),
+            },
+        }
+
+    async def authenticate_user(
+        self, username: str, password: str, passwords: PasswordVerifier
+    ) -> User:
+        """The same error, after the same bcrypt work, for an unknown user and a wrong
+        password, so the answer does not tell which usernames exist."""
+        try:
+            user: User | None = await self.get_user_by_username(username)
+        except UserNotFoundException:
+            user = None
+        stored_hash = user.password_hash if user else passwords.unknown_user_hash
+        matches = await passwords.verify_password(password, stored_hash)
+        if user is None or not matches:
+            raise InvalidCredentialsException("invalid username or password")
+        if not user.is_active:
+            raise AccessDeniedException(f"user {user.username} is disabled")
+        return user
+
+
+def _user(item: dict[str, Any]) -> User:
+    return User.model_validate(without_keys(from_item(item)))

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from order_processor.dependencies import AwsClients, get_user_dao
+from order_processor.domain.users import UserCreate, UserRole, UserUpdate
+from order_processor.exceptions import (
+    AccessDeniedException,
+    EntityAlreadyExistsException,
+    InvalidCredentialsException,
+    UserNotFoundException,
+)
+from order_processor.security import PasswordManager
+
+PASSWORD = "Str0ng!pass"
+
+
+def request(username: str, email: str | None = None) -> UserCreate:
+    return UserCreate(
+        username=username,
+        email=email or f"{username}@example.com",
+        first_name="Ada",
+        last_name="Lovelace",
+    )
+
+
+async def test_created_user_is_found_by_username_and_by_email(
+    aws: AwsClients, username: str
+) -> None:
+    users = get_user_dao(aws)
+
+    created = await users.create_user(request(username.upper()), password_hash="h")
+
+    by_name = await users.get_user_by_username(username.upper())
+    by_email = await users.get_user_by_email(f"{username.upper()}@EXAMPLE.com")
+    assert created.username == username
+    assert by_name == created
+    assert by_email.username == username
+    assert by_name.email == f"{username}@example.com"
+    assert by_name.role is UserRole.CUSTOMER
+    assert by_name.is_active
+
+
+async def test_a_username_is_never_overwritten(aws: AwsClients, username: str) -> None:
+    users = get_user_dao(aws)
+    await users.create_user(request(username), password_hash="first")
+
+    with pytest.raises(EntityAlreadyExistsException, match="already exists"):
+        await users.create_user(request(username, "other@example.com"), password_hash="second")
+
+    assert (await users.get_user_by_username(username)).password_hash == "first"
+
+
+async def test_an_email_belongs_to_one_user(aws: AwsClients, username: str) -> None:
+    users = get_user_dao(aws)
+    await users.create_user(request(username, "shared@example.org"), password_hash="h")
+
+    with pytest.raises(EntityAlreadyExistsException, match="email shared@example.org"):
+        await users.create_user(request(username + "x", "Shared@Example.org"), password_hash="h")
+
+    with pytest.raises(UserNotFoundException):
+        await users.get_user_by_username(username + "x")
+
+
+async def test_two_concurrent_creates_of_one_user_exactly_one_wins(
+    aws: AwsClients, username: str
+) -> None:
+    users = get_user_dao(aws)
+
+    results = await asyncio.gather(
+        users.create_user(request(username, "a-" + username + "@example.com"), "a"),
+        users.create_user(request(username, "b-" + username + "@example.com"), "b"),
+        return_exceptions=True,
+    )
+
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, EntityAlreadyExistsException)]
+    assert len(winners) == 1
+    assert len(losers) == 1
+    stored = await users.get_user_by_username(username)
+    assert stored.password_hash == winners[0].password_hash
+    # The loser's email guard was never written: that address is still free.
+    loser_email = ({"a", "b"} - {stored.password_hash}).pop() + "-" + username + "@example.com"
+    await users.create_user(request(username + "z", loser_email), "c")
+
+
+async def test_update_user_changes_fields_and_moves_the_email(
+    aws: AwsClients, username: str
+) -> None:
+    users = get_user_dao(aws)
+    await users.create_user(request(username), password_hash="h")
+
+    updated = await users.update_user(
+        username, UserUpdate(first_name="Grace", email=f"new-{username}@example.com")
+    )
+
+    assert updated.first_name == "Grace"
+    stored = await users.get_user_by_username(username)
+    assert stored.email == f"new-{username}@example.com"
+    assert stored.updated_at > stored.created_at
+    assert (await users.get_user_by_email(f"new-{username}@example.com")).username == username
+    with pytest.raises(UserNotFoundException):
+        await users.get_user_by_email(f"{username}@example.com")
+    # The old address is free again.
+    await users.create_user(request(username + "o", f"{username}@example.com"), "h")
+
+
+async def test_update_user_to_a_taken_email_is_refused(aws: AwsClients, username: str) -> None:
+    users = get_user_dao(aws)
+    await users.create_user(request(username), password_hash="h")
+    await users.create_user(request(username + "b"), password_hash="h")
+
+    with pytest.raises(EntityAlreadyExistsException):
+        await users.update_user(username, UserUpdate(email=f"{username}b@example.com"))
+
+    assert (await users.get_user_by_username(username)).email == f"{username}@example.com"
+
+
+async def test_update_of_an_unknown_user_is_not_found(aws: AwsClients, username: str) -> None:
+    with pytest.raises(UserNotFoundException):
+        await get_user_dao(aws).update_user(username, UserUpdate(first_name="X"))
+
+
+class RecordingPasswords(PasswordManager):
+    """The real PasswordManager, noting every hash it checks a password against."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "checked", [])
+
+    async def verify_password(self, password: str, password_hash: str) -> bool:
+        self.checked.append(password_hash)  # type: ignore[attr-defined]
+        return await super().verify_password(password, password_hash)
+
+
+async def test_authentication_does_not_tell_unknown_users_from_wrong_passwords(
+    aws: AwsClients, username: str
+) -> None:
+    users = get_user_dao(aws)
+    passwords = RecordingPasswords()
+    stored_hash = await passwords.hash_password(PASSWORD)
+    await users.create_user(request(username), stored_hash)
+
+    user = await users.authenticate_user(username, PASSWORD, passwords)
+    errors = []
+    for name, password in [(username, "Wr0ng!pass"), (username + "nobody", PASSWORD)]:
+        with pytest.raises(InvalidCredentialsException) as raised:
+            await users.authenticate_user(name, password, passwords)
+        errors.append(str(raised.value))
+
+    assert user.username == username
+    assert errors[0] == errors[1] == "invalid username or password"
+    # The unknown user costs the same bcrypt check (cost 12) as a wrong password.
+    checked = passwords.checked  # type: ignore[attr-defined]
+    assert checked == [stored_hash, stored_hash, passwords.unknown_user_hash]
+    assert passwords.unknown_user_hash.startswith("$2b$12$")
+
+
+async def test_a_disabled_user_cannot_log_in(aws: AwsClients, username: str) -> None:
+    users = get_user_dao(aws)
+    passwords = PasswordManager()
+    await users.create_user(request(username), await passwords.hash_password(PASSWORD))
+    await users.update_user(username, UserUpdate(is_active=False))
+
+    with pytest.raises(AccessDeniedException, match="disabled"):
+        await users.authenticate_user(username, PASSWORD, passwords)
