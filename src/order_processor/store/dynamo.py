@@ -88,8 +88,8 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
         return None
     try:
         plain = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return {k: {kind: value} for k, (kind, value) in plain.items()}
-    except (ValueError, TypeError, binascii.Error) as exc:
+        return {str(k): {str(kind): str(value)} for k, (kind, value) in plain.items()}
+    except (ValueError, TypeError, AttributeError, binascii.Error) as exc:
         raise InvalidCursorError("the page cursor is not one this service issued") from exc
 
 
@@ -155,6 +155,8 @@ async def query_page(
         try:
             response = await client.query(**arguments)
         except ClientError as exc:
+            if start and error_code(exc) == "ValidationException":
+                raise InvalidCursorError("the page cursor does not fit this query") from exc
             raise translate(exc) from exc
         for raw in response.get("Items", []):
             if keep is None or keep(from_item(raw)):

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from order_processor.domain.money import (
+    buy_cost,
+    market_value,
+    parse_decimal,
+    parse_signed,
+    sell_proceeds,
+)
+
+cents = st.integers(min_value=1, max_value=10**15 - 1).map(lambda c: Decimal(c).scaleb(-2))
+quantities = st.decimals(
+    min_value=Decimal("0.00000001"), max_value=Decimal("100000"), places=8, allow_nan=False
+)
+prices = st.decimals(
+    min_value=Decimal("0.00000001"), max_value=Decimal("1000000"), places=8, allow_nan=False
+)
+
+
+@given(cents)
+def test_a_valid_usd_amount_survives_its_string_form_exactly(amount: Decimal) -> None:
+    parsed = parse_decimal(str(amount), field="amount", places=2)
+
+    assert parsed == amount
+    assert parsed.as_tuple().exponent == -2
+
+
+@given(cents, st.integers(min_value=1, max_value=9))
+def test_a_fraction_of_a_cent_is_refused_not_rounded(amount: Decimal, extra: int) -> None:
+    text = f"{amount}{extra}"
+
+    with pytest.raises(ValueError, match="amount: .* has more than 2 decimal places"):
+        parse_decimal(text, field="amount", places=2)
+
+
+@given(quantities, prices)
+def test_rounding_favours_the_house_by_less_than_a_cent(quantity: Decimal, price: Decimal) -> None:
+    exact = quantity * price
+
+    cost, proceeds = buy_cost(quantity, price), sell_proceeds(quantity, price)
+
+    assert exact <= cost < exact + Decimal("0.01")
+    assert exact - Decimal("0.01") < proceeds <= exact
+    assert proceeds <= market_value(quantity, price) <= cost
+
+
+def test_rounding_examples() -> None:
+    assert buy_cost(Decimal("0.333"), Decimal("1")) == Decimal("0.34")
+    assert sell_proceeds(Decimal("0.333"), Decimal("1")) == Decimal("0.33")
+    assert buy_cost(Decimal("2"), Decimal("0.5")) == Decimal("1.00")
+    assert market_value(Decimal("0.125"), Decimal("1")) == Decimal("0.12")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("NaN", "not a finite number"),
+        ("-inf", "not a finite number"),
+        ("Infinity", "not a finite number"),
+        ("-0", "negative zero"),
+        ("-0.00", "negative zero"),
+        ("-5", "must not be negative"),
+        ("0", "greater than zero"),
+        ("1e15", "too large"),
+        ("1E-3", "more than 2 decimal places"),
+        ("12.345", "more than 2 decimal places"),
+        ("12,50", "not a decimal number"),
+        ("", "not a decimal number"),
+        (0.1, "not floats"),
+        (True, "not bools"),
+        (None, "expected a decimal string"),
+    ],
+)
+def test_bad_amounts_are_refused_naming_the_field(value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
+        parse_decimal(value, field="amount", places=2)
+
+    assert str(raised.value).startswith("amount: ")
+
+
+def test_accepted_forms() -> None:
+    assert parse_decimal("5", field="a", places=2) == Decimal("5.00")
+    assert str(parse_decimal(" 5.1 ", field="a", places=2)) == "5.10"
+    assert str(parse_decimal("1E+2", field="a", places=8, pad=False)) == "100"
+    assert str(parse_decimal("0.50", field="a", places=8, pad=False)) == "0.50"
+    assert parse_decimal(7, field="a", places=2) == Decimal("7.00")
+    assert parse_signed("-1.5", field="a", places=2) == Decimal("-1.50")
+    assert parse_signed(Decimal("-2"), field="a", places=2) == Decimal("-2.00")
+    with pytest.raises(ValueError, match="not floats"):
+        parse_signed(-0.5, field="a", places=2)
