@@ -35,6 +35,7 @@ from order_processor.store.dynamo import (
     cancellation_item,
     entity_item,
     from_item,
+    get_item,
     is_condition_failure,
     old_item,
     query_page,
@@ -109,16 +110,10 @@ class AssetBalanceDAO:
 
     async def get_asset_balance(self, username: str, asset_id: str) -> AssetBalance:
         name, asset = normalise_username(username), asset_id.strip().upper()
-        response = await call(
-            self.client,
-            "get_item",
-            TableName=self.table,
-            Key=keys.asset_balance_key(name, asset),
-            ConsistentRead=True,
-        )
-        if "Item" not in response:
+        item = await get_item(self.client, self.table, keys.asset_balance_key(name, asset))
+        if item is None:
             raise AssetBalanceNotFoundException(f"user {name} holds no {asset}")
-        return _asset_balance(response["Item"])
+        return AssetBalance.model_validate(without_keys(item))
 
     async def get_all_asset_balances(self, username: str) -> list[AssetBalance]:
         balances: list[AssetBalance] = []
@@ -193,16 +188,11 @@ class AssetTransactionDAO:
 
     async def get_asset_transaction(self, username: str, transaction_id: str) -> AssetTransaction:
         name = normalise_username(username)
-        response = await call(
-            self.client,
-            "get_item",
-            TableName=self.table,
-            Key=keys.asset_transaction_key(name, transaction_id),
-            ConsistentRead=True,
-        )
-        if "Item" not in response:
+        key = keys.asset_transaction_key(name, transaction_id)
+        item = await get_item(self.client, self.table, key)
+        if item is None:
             raise TransactionNotFoundException(f"asset transaction {transaction_id} not found")
-        return AssetTransaction.model_validate(without_keys(from_item(response["Item"])))
+        return AssetTransaction.model_validate(without_keys(item))
 
     async def get_user_asset_transactions(
         self,

@@ -19,6 +19,7 @@ from order_processor.store.dynamo import (
     call,
     entity_item,
     from_item,
+    get_item,
     is_condition_failure,
     query_page,
     to_attribute,
@@ -53,12 +54,10 @@ class AssetDAO:
 
     async def get_asset(self, asset_id: str) -> Asset:
         asset_id = asset_id.strip().upper()
-        response = await call(
-            self.client, "get_item", TableName=self.table, Key=keys.asset_key(asset_id)
-        )
-        if "Item" not in response:
+        item = await get_item(self.client, self.table, keys.asset_key(asset_id))
+        if item is None:
             raise AssetNotFoundException(f"asset {asset_id} not found", asset_id=asset_id)
-        return _asset(response["Item"])
+        return Asset.model_validate(without_keys(item))
 
     async def get_assets(
         self, *, limit: int = 100, cursor: str | None = None, active_only: bool = False

@@ -40,6 +40,7 @@ from order_processor.store.dynamo import (
     cancellation_item,
     entity_item,
     from_item,
+    get_item,
     is_condition_failure,
     query_page,
     to_attribute,
@@ -77,16 +78,10 @@ class BalanceDAO:
 
     async def get_balance(self, username: str) -> Balance:
         name = normalise_username(username)
-        response = await call(
-            self.client,
-            "get_item",
-            TableName=self.table,
-            Key=keys.balance_key(name),
-            ConsistentRead=True,
-        )
-        if "Item" not in response:
+        item = await get_item(self.client, self.table, keys.balance_key(name))
+        if item is None:
             raise BalanceNotFoundException(f"user {name} has no balance", username=name)
-        return Balance.model_validate(without_keys(from_item(response["Item"])))
+        return Balance.model_validate(without_keys(item))
 
     async def update_balance(self, transaction: BalanceTransactionCreate) -> Balance:
         """Apply a COMPLETED transaction: the balance change and its record, atomically."""
@@ -184,16 +179,10 @@ class BalanceDAO:
 
     async def get_transaction(self, username: str, transaction_id: str) -> BalanceTransaction:
         name = normalise_username(username)
-        response = await call(
-            self.client,
-            "get_item",
-            TableName=self.table,
-            Key=keys.transaction_key(name, transaction_id),
-            ConsistentRead=True,
-        )
-        if "Item" not in response:
+        item = await get_item(self.client, self.table, keys.transaction_key(name, transaction_id))
+        if item is None:
             raise TransactionNotFoundException(f"transaction {transaction_id} not found")
-        return _transaction(response["Item"])
+        return BalanceTransaction.model_validate(without_keys(item))
 
     async def get_user_transactions(
         self, username: str, *, limit: int = 50, cursor: str | None = None

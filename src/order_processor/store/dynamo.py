@@ -183,6 +183,13 @@ async def call(client: Any, operation: str, **arguments: Any) -> dict[str, Any]:
     return response
 
 
+async def get_item(client: Any, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    """A strongly consistent read of one item, deserialised; None when it is absent."""
+    response = await call(client, "get_item", TableName=table, Key=key, ConsistentRead=True)
+    item = response.get("Item")
+    return from_item(item) if item else None
+
+
 def without_keys(item: dict[str, Any], *extra: str) -> dict[str, Any]:
     """An item's entity fields: the table keys and index attributes removed."""
     hidden = {"PK", "SK", *extra}

@@ -30,6 +30,7 @@ from order_processor.store.dynamo import (
     call,
     entity_item,
     from_item,
+    get_item,
     is_condition_failure,
     old_item,
     query_page,
@@ -90,15 +91,8 @@ class OrderDAO:
 
     async def get_order(self, order_id: str, *, username: str | None = None) -> Order:
         """With `username`, another user's order is reported as not found (no leak)."""
-        response = await call(
-            self.client,
-            "get_item",
-            TableName=self.table,
-            Key=keys.order_key(order_id),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        order = _order(item) if item else None
+        item = await get_item(self.client, self.table, keys.order_key(order_id))
+        order = Order.model_validate(_order_fields(item)) if item else None
         if order is None or (username and order.username != normalise_username(username)):
             raise OrderNotFoundException(f"order {order_id} not found", order_id=order_id)
         return order

@@ -24,6 +24,7 @@ from order_processor.store.dynamo import (
     cancellation_codes,
     entity_item,
     from_item,
+    get_item,
     to_attribute,
     to_item,
     without_keys,
@@ -81,16 +82,10 @@ class UserDAO:
 
     async def get_user_by_username(self, username: str) -> User:
         name = normalise_username(username)
-        response = await call(
-            self.client,
-            "get_item",
-            TableName=self.table,
-            Key=keys.user_key(name),
-            ConsistentRead=True,
-        )
-        if "Item" not in response:
+        item = await get_item(self.client, self.table, keys.user_key(name))
+        if item is None:
             raise UserNotFoundException(f"user {name} not found", username=name)
-        return _user(response["Item"])
+        return User.model_validate(without_keys(item))
 
     async def get_user_by_email(self, email: str) -> User:
         # EmailIndex is eventually consistent on AWS: a user created a moment ago may
