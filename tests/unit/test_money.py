@@ -13,6 +13,7 @@ from order_processor.domain.money import (
     parse_signed,
     sell_proceeds,
 )
+from order_processor.domain.orders import OrderCreate, OrderType
 
 cents = st.integers(min_value=1, max_value=10**15 - 1).map(lambda c: Decimal(c).scaleb(-2))
 quantities = st.decimals(
@@ -72,6 +73,7 @@ def test_rounding_examples() -> None:
         ("12.345", "more than 2 decimal places"),
         ("12,50", "not a decimal number"),
         ("", "not a decimal number"),
+        ("\u0661\u0662", "not a decimal number"),
         (0.1, "not floats"),
         (True, "not bools"),
         (None, "expected a decimal string"),
@@ -94,3 +96,22 @@ def test_accepted_forms() -> None:
     assert parse_signed(Decimal("-2"), field="a", places=2) == Decimal("-2.00")
     with pytest.raises(ValueError, match="not floats"):
         parse_signed(-0.5, field="a", places=2)
+
+
+@given(quantities)
+def test_quantities_travel_as_fixed_point_strings(quantity: Decimal) -> None:
+    request = OrderCreate(order_type=OrderType.MARKET_BUY, asset_id="BTC", quantity=quantity)
+
+    wire = request.model_dump(mode="json")["quantity"]
+
+    assert "E" not in wire.upper()
+    assert Decimal(wire) == quantity
+    assert OrderCreate.model_validate_json(request.model_dump_json()).quantity == quantity
+
+
+def test_a_tiny_quantity_is_not_written_in_scientific_notation() -> None:
+    request = OrderCreate.model_validate(
+        {"order_type": "MARKET_BUY", "asset_id": "BTC", "quantity": "0.0000001"}
+    )
+
+    assert request.model_dump(mode="json")["quantity"] == "0.0000001"

@@ -104,13 +104,9 @@ def test_tampered_wrong_key_and_none_algorithm_tokens_are_refused() -> None:
         "garbage": "not.a.token",
     }
 
-    refused = []
-    for name, forged in forgeries.items():
+    for forged in forgeries.values():
         with pytest.raises(TokenInvalidException):
             tokens.verify_access_token(forged)
-        refused.append(name)
-
-    assert refused == list(forgeries)
 
 
 def test_tokens_without_required_claims_or_with_unknown_roles_are_refused() -> None:
@@ -171,6 +167,10 @@ def test_values_under_sensitive_keys_are_replaced() -> None:
         "client_secret": SECRET,
         "Authorization": "Bearer abc",
         "username": "alice_01",
+        "request": {
+            "headers": {"x_auth_token": "t"},
+            "notes": [f"jwt {TokenManager(SECRET).create_access_token('a')}"],
+        },
     }
 
     redacted = redact_secrets(None, "info", event)
@@ -183,4 +183,5 @@ def test_values_under_sensitive_keys_are_replaced() -> None:
         "client_secret": "[REDACTED]",
         "Authorization": "[REDACTED]",
         "username": "alice_01",
+        "request": {"headers": {"x_auth_token": "[REDACTED]"}, "notes": ["jwt [REDACTED]"]},
     }

@@ -77,6 +77,7 @@ class AssetBalanceResponse(AssetBalance):
 class AssetTransactionType(StrEnum):
     BUY = "BUY"
     SELL = "SELL"
+    REFUND = "REFUND"  # a sold quantity given back when the sale cannot complete
 
 
 class AssetTransactionStatus(StrEnum):
@@ -97,7 +98,7 @@ class _AssetTransactionFields(Command):
 
     @property
     def quantity_delta(self) -> Decimal:
-        sign = 1 if self.transaction_type is AssetTransactionType.BUY else -1
+        sign = -1 if self.transaction_type is AssetTransactionType.SELL else 1
         return self.quantity * sign
 
 

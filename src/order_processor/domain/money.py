@@ -17,7 +17,7 @@ import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ValidationInfo, WithJsonSchema
+from pydantic import BeforeValidator, PlainSerializer, ValidationInfo, WithJsonSchema
 
 USD_PLACES = 2
 PRICE_PLACES = 8
@@ -26,7 +26,7 @@ DEFAULT_QUANTITY_PLACES = 8
 MAX_INTEGER_DIGITS = 15  # amounts stay below 10^15: far inside DynamoDB's 38 digits
 
 CENT = Decimal("0.01")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 # Exact products: 15 integer digits + 18 places times 15 + 8 stays well under 60 digits.
 _EXACT = Context(prec=60)
 
@@ -123,12 +123,27 @@ def _schema(places: int) -> WithJsonSchema:
     return WithJsonSchema({"type": "string", "pattern": pattern})
 
 
-UsdAmount = Annotated[Decimal, _field_validator(USD_PLACES, False), _schema(USD_PLACES)]
-UsdBalance = Annotated[Decimal, _field_validator(USD_PLACES, True), _schema(USD_PLACES)]
-Price = Annotated[Decimal, _field_validator(PRICE_PLACES, False), _schema(PRICE_PLACES)]
+# On the wire a decimal is a fixed-point string ("0.0000001", never "1E-7").
+_FIXED_POINT = PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json")
+
+UsdAmount = Annotated[
+    Decimal, _field_validator(USD_PLACES, False), _schema(USD_PLACES), _FIXED_POINT
+]
+UsdBalance = Annotated[
+    Decimal, _field_validator(USD_PLACES, True), _schema(USD_PLACES), _FIXED_POINT
+]
+Price = Annotated[
+    Decimal, _field_validator(PRICE_PLACES, False), _schema(PRICE_PLACES), _FIXED_POINT
+]
 Quantity = Annotated[
-    Decimal, _field_validator(MAX_QUANTITY_PLACES, False, pad=False), _schema(MAX_QUANTITY_PLACES)
+    Decimal,
+    _field_validator(MAX_QUANTITY_PLACES, False, pad=False),
+    _schema(MAX_QUANTITY_PLACES),
+    _FIXED_POINT,
 ]
 QuantityBalance = Annotated[
-    Decimal, _field_validator(MAX_QUANTITY_PLACES, True, pad=False), _schema(MAX_QUANTITY_PLACES)
+    Decimal,
+    _field_validator(MAX_QUANTITY_PLACES, True, pad=False),
+    _schema(MAX_QUANTITY_PLACES),
+    _FIXED_POINT,
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, model_validator
 
@@ -118,6 +118,10 @@ class Order(Entity):
     def place(cls, username: str, request: OrderCreate, order_id: str | None = None) -> Order:
         fields = request.model_dump(exclude_none=True)
         return cls(username=username, order_id=order_id or new_id(), **fields)
+
+    def evolve(self, **changes: Any) -> Order:
+        """A changed copy, validated like a new order (model_copy would skip validation)."""
+        return Order.model_validate({**self.model_dump(), **changes})
 
     def response(self) -> OrderResponse:
         return OrderResponse.model_validate(self.model_dump(exclude={"step"}))

@@ -25,13 +25,21 @@ SECRET_PATTERNS = (
 
 def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        if key.lower().endswith(SENSITIVE_SUFFIXES):
-            event[key] = REDACTED
-        elif isinstance(value, str):
-            for pattern in SECRET_PATTERNS:
-                value = pattern.sub(REDACTED, value)
-            event[key] = value
+        event[key] = _redact(key, value)
     return event
+
+
+def _redact(key: str, value: Any) -> Any:
+    if key.lower().endswith(SENSITIVE_SUFFIXES):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: _redact(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact("", v) for v in value]
+    if isinstance(value, str):
+        for pattern in SECRET_PATTERNS:
+            value = pattern.sub(REDACTED, value)
+    return value
 
 
 class AuditLogger:

@@ -55,11 +55,13 @@ class PasswordManager:
         hashed: bytes = await asyncio.to_thread(bcrypt.hashpw, encoded, salt)
         return hashed.decode("ascii")
 
-    async def verify_password(self, password: str, password_hash: str) -> bool:
+    async def verify_password(self, password: str, password_hash: str | None) -> bool:
+        """`None` stands for an unknown user: the check still runs, against a hash no
+        password matches, so it costs what a wrong password costs."""
         encoded = password.encode("utf-8")
-        if len(encoded) > BCRYPT_MAX_BYTES:
-            # Never hashed by us; still spend the same time as a real check.
-            encoded, password_hash = b"-", self.unknown_user_hash
+        if password_hash is None or len(encoded) > BCRYPT_MAX_BYTES:
+            password_hash = await asyncio.to_thread(lambda: self.unknown_user_hash)
+            encoded = b"-"
         try:
             return await asyncio.to_thread(bcrypt.checkpw, encoded, password_hash.encode("ascii"))
         except ValueError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -135,6 +135,29 @@ class BalanceDAO:
             "TableName": self.table,
             "Item": {**keys.transaction_key(record.username, record.transaction_id), **item},
             "ConditionExpression": "attribute_not_exists(PK)",
+        }
+
+    def daily_total_change(
+        self, transaction: BalanceTransactionCreate, limit: Decimal, now: datetime
+    ) -> dict[str, Any]:
+        """Count a deposit or withdrawal against its UTC day's limit, atomically: the
+        condition compares the stored total with the room left (limit - amount), computed
+        here because a condition cannot add."""
+        day = now.date().isoformat()
+        room = limit - transaction.amount
+        expires = datetime.combine(now.date(), datetime.min.time(), now.tzinfo) + timedelta(days=3)
+        return {
+            "TableName": self.table,
+            "Key": keys.daily_total_key(transaction.username, transaction.transaction_type, day),
+            "UpdateExpression": "SET #total = if_not_exists(#total, :zero) + :amount, #ttl = :ttl",
+            "ConditionExpression": "attribute_not_exists(#total) OR #total <= :room",
+            "ExpressionAttributeNames": {"#total": "total", "#ttl": "ttl"},
+            "ExpressionAttributeValues": {
+                ":zero": to_attribute(ZERO),
+                ":amount": to_attribute(transaction.amount),
+                ":room": to_attribute(room),
+                ":ttl": to_attribute(int(expires.timestamp())),
+            },
         }
 
     async def _transact(

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from order_processor.exceptions import OrderProcessorError, ServiceUnavailableException
@@ -26,6 +26,10 @@ T = TypeVar("T")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
+# Cancellation reasons of TransactWriteItems that a retry can overcome.
+TRANSIENT_CANCELLATIONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
 RETRYABLE_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -116,6 +120,8 @@ def translate(exc: ClientError) -> Exception:
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     if code in RETRYABLE_CODES or status >= 500:
         return ServiceUnavailableException(f"DynamoDB is unavailable: {code}", aws_code=code)
+    if TRANSIENT_CANCELLATIONS.intersection(cancellation_codes(exc)):
+        return ServiceUnavailableException("a concurrent transaction touched the same items")
     unchanged: Exception = exc
     return unchanged
 
@@ -149,15 +155,7 @@ async def query_page(
     items: list[dict[str, Any]] = []
     start = decode_cursor(cursor)
     while True:
-        arguments = {**request, "Limit": limit}
-        if start:
-            arguments["ExclusiveStartKey"] = start
-        try:
-            response = await client.query(**arguments)
-        except ClientError as exc:
-            if start and error_code(exc) == "ValidationException":
-                raise InvalidCursorError("the page cursor does not fit this query") from exc
-            raise translate(exc) from exc
+        response = await _query(client, {**request, "Limit": limit}, start)
         for raw in response.get("Items", []):
             if keep is None or keep(from_item(raw)):
                 items.append(raw)
@@ -170,6 +168,22 @@ async def query_page(
             return Page([from_item(i) for i in items])
 
 
+async def _query(
+    client: Any, arguments: dict[str, Any], start: dict[str, Any] | None
+) -> dict[str, Any]:
+    if start:
+        arguments["ExclusiveStartKey"] = start
+    try:
+        response: dict[str, Any] = await client.query(**arguments)
+    except ClientError as exc:
+        if start and error_code(exc) == "ValidationException":
+            raise InvalidCursorError("the page cursor does not fit this query") from exc
+        raise translate(exc) from exc
+    except BotoCoreError as exc:
+        raise ServiceUnavailableException(f"DynamoDB is unreachable: {exc}") from exc
+    return response
+
+
 async def call(client: Any, operation: str, **arguments: Any) -> dict[str, Any]:
     """One DynamoDB call; transient failures become ServiceUnavailableException, others
     (conditional check failures among them) stay ClientError for the DAO to interpret."""
@@ -180,6 +194,8 @@ async def call(client: Any, operation: str, **arguments: Any) -> dict[str, Any]:
         if translated is exc:
             raise
         raise translated from exc
+    except BotoCoreError as exc:  # connection refused, timeouts: the endpoint may come back
+        raise ServiceUnavailableException(f"DynamoDB is unreachable: {exc}") from exc
     return response
 
 

@@ -47,6 +47,10 @@ def asset_transaction_key(username: str, transaction_id: str) -> dict[str, Any]:
     return _key(user_pk(username), ASSET_TRANSACTION_PREFIX + transaction_id)
 
 
+def daily_total_key(username: str, kind: str, day: str) -> dict[str, Any]:
+    return _key(user_pk(username), f"LIMIT#{kind}#{day}")
+
+
 def lock_key(username: str) -> dict[str, Any]:
     return _key(user_pk(username), LOCK)
 

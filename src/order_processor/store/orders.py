@@ -61,6 +61,23 @@ def order_item(order: Order) -> dict[str, Any]:
     return item
 
 
+def transition_put(
+    table: str, current: Order, updated: Order, allowed: set[OrderStatus] | frozenset[OrderStatus]
+) -> dict[str, Any]:
+    """Write `updated` only if the stored order is still the one read: its status among
+    `allowed` and its sequence unchanged (every change raises it), so of two racing
+    writers exactly one succeeds. Also a saga step's marker check."""
+    values = {f":from{i}": to_attribute(s) for i, s in enumerate(sorted(allowed))}
+    return {
+        "TableName": table,
+        "Item": order_item(updated),
+        "ConditionExpression": f"#status IN ({', '.join(values)}) AND #sequence = :sequence",
+        "ExpressionAttributeNames": {"#status": "status", "#sequence": "sequence"},
+        "ExpressionAttributeValues": {**values, ":sequence": to_attribute(current.sequence)},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
 @dataclass(frozen=True)
 class OrderDAO:
     client: Any
@@ -106,7 +123,7 @@ class OrderDAO:
             check_transition(current.status, status)
             current = await self.update_order_status(order_id, status, **changes)
             return current
-        updated = current.model_copy(update={**changes, "updated_at": self.clock()})
+        updated = current.evolve(**changes, sequence=current.sequence + 1, updated_at=self.clock())
         return await self._write_change(current, updated, guard_status=current.status)
 
     async def update_order_status(
@@ -116,34 +133,18 @@ class OrderDAO:
         allowed source); the sequence rises by one and the index attributes follow."""
         current = await self.get_order(order_id)
         check_transition(current.status, status)
-        updated = current.model_copy(
-            update={
-                **changes,
-                "status": status,
-                "sequence": current.sequence + 1,
-                "updated_at": self.clock(),
-            }
+        updated = current.evolve(
+            **changes, status=status, sequence=current.sequence + 1, updated_at=self.clock()
         )
         return await self._write_change(current, updated, guard_status=None)
 
     async def _write_change(
         self, current: Order, updated: Order, guard_status: OrderStatus | None
     ) -> Order:
-        # Optimistic: the write is conditional on the sequence read, so a concurrent change
-        # makes this one fail instead of being overwritten.
         allowed = sources_of(updated.status) if guard_status is None else {guard_status}
-        values = {f":from{i}": to_attribute(s) for i, s in enumerate(sorted(allowed))}
-        condition = f"#status IN ({', '.join(values)}) AND #sequence = :sequence"
         try:
             await call(
-                self.client,
-                "put_item",
-                TableName=self.table,
-                Item=order_item(updated),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status", "#sequence": "sequence"},
-                ExpressionAttributeValues={**values, ":sequence": to_attribute(current.sequence)},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                self.client, "put_item", **transition_put(self.table, current, updated, allowed)
             )
         except ClientError as exc:
             if is_condition_failure(exc):

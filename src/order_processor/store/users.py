@@ -32,10 +32,7 @@ from order_processor.store.dynamo import (
 
 
 class PasswordVerifier(Protocol):
-    async def verify_password(self, password: str, password_hash: str) -> bool: ...
-
-    @property
-    def unknown_user_hash(self) -> str: ...
+    async def verify_password(self, password: str, password_hash: str | None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -159,8 +156,7 @@ class UserDAO:
             user: User | None = await self.get_user_by_username(username)
         except UserNotFoundException:
             user = None
-        stored_hash = user.password_hash if user else passwords.unknown_user_hash
-        matches = await passwords.verify_password(password, stored_hash)
+        matches = await passwords.verify_password(password, user.password_hash if user else None)
         if user is None or not matches:
             raise InvalidCredentialsException("invalid username or password")
         if not user.is_active:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from order_processor.dependencies import AwsClients, get_order_dao
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType, OrderUpdate
@@ -182,3 +183,41 @@ async def test_another_users_cursor_is_refused(aws: AwsClients, username: str) -
 
     with pytest.raises(InvalidCursorError):
         await orders.get_orders_by_user("someone_else", cursor=page.next_cursor)
+
+
+async def test_every_change_raises_the_sequence_so_a_stale_write_cannot_undo_it(
+    aws: AwsClients, username: str
+) -> None:
+    orders = get_order_dao(aws)
+    placed = order(username)
+    await orders.create_order(placed)
+
+    priced = await orders.update_order(placed.order_id, OrderUpdate(price="100", total_amount="50"))
+    # A writer that read the order before the price was set must not wipe it.
+    with pytest.raises(InvalidTransitionException, match="concurrently"):
+        await orders._write_change(
+            placed, placed.evolve(status=OrderStatus.PROCESSING, sequence=1), None
+        )
+
+    assert priced.sequence == 1
+    stored = await orders.get_order(placed.order_id)
+    assert (stored.price, stored.total_amount, stored.status) == (
+        Decimal("100"),
+        Decimal("50"),
+        OrderStatus.PENDING,
+    )
+
+
+async def test_status_changes_are_validated_before_they_are_stored(
+    aws: AwsClients, username: str
+) -> None:
+    orders = get_order_dao(aws)
+    placed = order(username)
+    await orders.create_order(placed)
+
+    with pytest.raises(ValidationError, match="price"):
+        await orders.update_order_status(
+            placed.order_id, OrderStatus.PROCESSING, price=Decimal("1.123456789012345")
+        )
+
+    assert (await orders.get_order(placed.order_id)).status is OrderStatus.PENDING

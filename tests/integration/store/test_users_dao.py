@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
+import bcrypt
 import pytest
 
 from order_processor.dependencies import AwsClients, get_user_dao
@@ -123,25 +124,21 @@ async def test_update_of_an_unknown_user_is_not_found(aws: AwsClients, username:
         await get_user_dao(aws).update_user(username, UserUpdate(first_name="X"))
 
 
-class RecordingPasswords(PasswordManager):
-    """The real PasswordManager, noting every hash it checks a password against."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        object.__setattr__(self, "checked", [])
-
-    async def verify_password(self, password: str, password_hash: str) -> bool:
-        self.checked.append(password_hash)  # type: ignore[attr-defined]
-        return await super().verify_password(password, password_hash)
-
-
 async def test_authentication_does_not_tell_unknown_users_from_wrong_passwords(
-    aws: AwsClients, username: str
+    aws: AwsClients, username: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     users = get_user_dao(aws)
-    passwords = RecordingPasswords()
+    passwords = PasswordManager()
     stored_hash = await passwords.hash_password(PASSWORD)
     await users.create_user(request(username), stored_hash)
+    checked: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def recording_checkpw(password: bytes, hashed: bytes) -> bool:
+        checked.append(hashed)
+        return real_checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", recording_checkpw)
 
     user = await users.authenticate_user(username, PASSWORD, passwords)
     errors = []
@@ -152,10 +149,11 @@ async def test_authentication_does_not_tell_unknown_users_from_wrong_passwords(
 
     assert user.username == username
     assert errors[0] == errors[1] == "invalid username or password"
-    # The unknown user costs the same bcrypt check (cost 12) as a wrong password.
-    checked = passwords.checked  # type: ignore[attr-defined]
-    assert checked == [stored_hash, stored_hash, passwords.unknown_user_hash]
-    assert passwords.unknown_user_hash.startswith("$2b$12$")
+    # The unknown user costs one bcrypt check at cost 12, as a wrong password does.
+    assert checked[:2] == [stored_hash.encode()] * 2
+    assert len(checked) == 3
+    assert checked[2].startswith(b"$2b$12$")
+    assert checked[2] != stored_hash.encode()
 
 
 async def test_a_disabled_user_cannot_log_in(aws: AwsClients, username: str) -> None:
