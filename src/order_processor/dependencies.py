@@ -15,8 +15,9 @@ from typing import Any
 import aioboto3
 
 from order_processor.aws import client_kwargs
-from order_processor.config import Settings
+from order_processor.config import ConfigError, Settings
 from order_processor.resources import Resources
+from order_processor.security.tokens import TokenManager
 from order_processor.store.asset_balances import AssetBalanceDAO, AssetTransactionDAO
 from order_processor.store.assets import AssetDAO
 from order_processor.store.balances import BalanceDAO
@@ -42,6 +43,14 @@ async def open_clients(settings: Settings) -> AsyncIterator[AwsClients]:
             for service in ("dynamodb", "sqs", "sns")
         ]
         yield AwsClients(dynamodb, sqs, sns, settings.resources())
+
+
+def get_token_manager(settings: Settings) -> TokenManager:
+    if settings.jwt_secret is None:
+        raise ConfigError(
+            "ORDER_PROCESSOR_JWT_SECRET is required: commands are authenticated with it"
+        )
+    return TokenManager(settings.jwt_secret.get_secret_value())
 
 
 def get_user_dao(clients: AwsClients) -> UserDAO:

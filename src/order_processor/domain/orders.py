@@ -116,7 +116,7 @@ class Order(Entity):
 
     @classmethod
     def place(cls, username: str, request: OrderCreate, order_id: str | None = None) -> Order:
-        fields = request.model_dump(exclude_none=True)
+        fields = request.model_dump(exclude_none=True, include=set(OrderCreate.model_fields))
         return cls(username=username, order_id=order_id or new_id(), **fields)
 
     def evolve(self, **changes: Any) -> Order:

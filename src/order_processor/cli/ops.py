@@ -1,31 +1,40 @@
-"""`order-processor ...`: the command line. Each verb is a small function over Settings."""
+"""Operating verbs: emulator, provision, status, demo, worker."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import signal
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from types import FrameType
-
-from botocore.exceptions import (
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
+from typing import Any
 
 from order_processor.aws import sync_client
-from order_processor.config import ConfigError, Settings
-from order_processor.emulator import EmulatorError, running_emulator
+from order_processor.config import Settings
+from order_processor.emulator import running_emulator
 from order_processor.provision import Provisioner, summarize
 from order_processor.status import read_status
 
-EXIT_USAGE = 2
 
-Command = Callable[[argparse.Namespace, Settings], int]
+def register(verbs: Any) -> None:
+    verb = verbs.add_parser("emulator", help="run the embedded emulator in the foreground")
+    verb.add_argument("--provision", action="store_true", help="also create every resource")
+    verb.set_defaults(run=cmd_emulator)
+    verbs.add_parser(
+        "provision", help="create every table, queue and topic (idempotent)"
+    ).set_defaults(run=cmd_provision)
+    verbs.add_parser("status", help="queue depths and table item counts").set_defaults(
+        run=cmd_status
+    )
+    verbs.add_parser("demo", help="the main job on the embedded emulator (make run)").set_defaults(
+        run=cmd_demo
+    )
+    worker = verbs.add_parser("worker", help="run a worker process")
+    worker.add_argument("kind", choices=["orders"], help="which worker")
+    worker.add_argument("--concurrency", type=int, help="messages in flight (default: setting)")
+    worker.add_argument("--burst", action="store_true", help="drain the queue, then exit")
+    worker.set_defaults(run=cmd_worker)
 
 
 def provision(settings: Settings) -> int:
@@ -80,6 +89,12 @@ def cmd_demo(_: argparse.Namespace, settings: Settings) -> int:
         return cmd_status(argparse.Namespace(), live)
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.order_worker.app import run
+
+    return run(settings, concurrency=args.concurrency, burst=args.burst)
+
+
 @contextlib.contextmanager
 def _stop_on_sigterm() -> Iterator[None]:
     def interrupt(signum: int, frame: FrameType | None) -> None:
@@ -90,46 +105,3 @@ def _stop_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="order-processor",
-        description="Event-driven order processing on SQS, DynamoDB and SNS.",
-    )
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    verb = verbs.add_parser("emulator", help="run the embedded emulator in the foreground")
-    verb.add_argument("--provision", action="store_true", help="also create every resource")
-    verb.set_defaults(run=cmd_emulator)
-    verbs.add_parser("provision", help="create every table, queue and topic (idempotent)")
-    verbs.choices["provision"].set_defaults(run=cmd_provision)
-    verbs.add_parser("status", help="queue depths and table item counts")
-    verbs.choices["status"].set_defaults(run=cmd_status)
-    verbs.add_parser("demo", help="the main job on the embedded emulator (make run)")
-    verbs.choices["demo"].set_defaults(run=cmd_demo)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = Settings.from_env()
-        command: Command = args.run
-        return command(args, settings)
-    except ConfigError as exc:
-        return _fail(str(exc))
-    except EmulatorError as exc:
-        return _fail(str(exc))
-    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
-        return _fail(f"cannot reach the AWS endpoint: {exc}")
-    except NoCredentialsError:
-        return _fail("no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")
-
-
-def _fail(message: str) -> int:
-    print(f"order-processor: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Administrative verbs: users, tokens, assets, prices, the schema, the event stream."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import timedelta
+from typing import Any
+
+from order_processor.cli.common import print_json, queue_url, with_clients
+from order_processor.config import Settings
+from order_processor.dependencies import (
+    AwsClients,
+    get_asset_dao,
+    get_balance_dao,
+    get_token_manager,
+    get_user_dao,
+)
+from order_processor.domain.assets import AssetCreate
+from order_processor.domain.users import UserCreate, UserRole
+from order_processor.messaging.commands import command_schema
+from order_processor.messaging.events import Event
+from order_processor.messaging.follower import StatusFollower, follow
+from order_processor.security.passwords import PasswordManager
+
+
+def register(verbs: Any) -> None:
+    users = verbs.add_parser("users", help="manage users")
+    which = users.add_subparsers(dest="which", required=True)
+    create = which.add_parser("create", help="create a user (password from standard input)")
+    create.add_argument("username")
+    create.add_argument("--email", required=True)
+    create.add_argument("--first-name", default="Demo")
+    create.add_argument("--last-name", default="User")
+    create.add_argument("--role", type=UserRole, default=UserRole.CUSTOMER)
+    create.set_defaults(run=cmd_users_create)
+    token = verbs.add_parser("token", help="issue an access token for a user")
+    token.add_argument("username")
+    token.add_argument("--role", default="customer", choices=["customer", "admin", "service"])
+    token.add_argument("--minutes", type=int, default=30)
+    token.set_defaults(run=cmd_token)
+    assets = verbs.add_parser("assets", help="manage the inventory")
+    which = assets.add_subparsers(dest="which", required=True)
+    add = which.add_parser("add", help="add a tradable asset")
+    add.add_argument("asset_id")
+    add.add_argument("--name", required=True)
+    add.add_argument("--price", required=True)
+    add.add_argument("--precision", type=int, default=8)
+    add.set_defaults(run=cmd_assets_add)
+    price = verbs.add_parser("price", help="set an asset's price")
+    price.add_argument("asset_id")
+    price.add_argument("price")
+    price.set_defaults(run=cmd_price)
+    verbs.add_parser("schema", help="JSON Schema of every command and event").set_defaults(
+        run=cmd_schema
+    )
+    events = verbs.add_parser("events", help="the order event stream")
+    which = events.add_subparsers(dest="which", required=True)
+    tail = which.add_parser("tail", help="print events from the order-status queue")
+    tail.add_argument("--seconds", type=float, default=10.0, help="stop after this long")
+    tail.add_argument("--all", action="store_true", help="also print stale and duplicate events")
+    tail.set_defaults(run=cmd_events_tail)
+
+
+def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
+    password = sys.stdin.readline().rstrip("\n")
+    request = UserCreate(
+        username=args.username,
+        email=args.email,
+        first_name=args.first_name,
+        last_name=args.last_name,
+        role=args.role,
+    )
+
+    async def action(clients: AwsClients) -> int:
+        password_hash = await PasswordManager().hash_password(password)
+        user = await get_user_dao(clients).create_user(request, password_hash)
+        await get_balance_dao(clients).create_balance(user.username)
+        print_json(user.response())
+        return 0
+
+    return with_clients(settings, action)
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    print(
+        get_token_manager(settings).create_access_token(
+            args.username.lower(), role=args.role, expires_delta=timedelta(minutes=args.minutes)
+        )
+    )
+    return 0
+
+
+def cmd_assets_add(args: argparse.Namespace, settings: Settings) -> int:
+    request = AssetCreate(
+        asset_id=args.asset_id, name=args.name, price=args.price, precision=args.precision
+    )
+
+    async def action(clients: AwsClients) -> int:
+        print_json(await get_asset_dao(clients).create_asset(request))
+        return 0
+
+    return with_clients(settings, action)
+
+
+def cmd_price(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(clients: AwsClients) -> int:
+        print_json(await get_asset_dao(clients).update_price(args.asset_id, args.price))
+        return 0
+
+    return with_clients(settings, action)
+
+
+def cmd_schema(_: argparse.Namespace, __: Settings) -> int:
+    print_json({"commands": command_schema(), "events": Event.model_json_schema(by_alias=True)})
+    return 0
+
+
+def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
+    deadline = time.monotonic() + args.seconds
+
+    def show(event: Event, applied: bool) -> None:
+        if applied or args.all:
+            print(event.body(), flush=True)
+
+    async def action(clients: AwsClients) -> int:
+        url = await queue_url(clients, settings.resources().order_status_queue.name)
+        await follow(
+            clients.sqs, url, StatusFollower(), show, until=lambda: time.monotonic() > deadline
+        )
+        return 0
+
+    return with_clients(settings, action)

@@ -1,0 +1,46 @@
+"""Fault injection for the crash and compensation tests. Inert unless the environment
+variable ORDER_PROCESSOR_FAULT is set, which production deployments never do:
+
+- `crash-after=<step>`: the process kills itself with SIGKILL right after committing that
+  saga step, before publishing its event or deleting the message;
+- `fail-step=<step>`: that step raises a permanent error before committing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from order_processor.exceptions import OrderProcessorError
+
+FAULT_VARIABLE = "ORDER_PROCESSOR_FAULT"
+
+
+class InjectedFault(OrderProcessorError):
+    code = "INJECTED_FAULT"
+
+
+@dataclass(frozen=True)
+class Faults:
+    crash_after: str | None = None
+    fail_step: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Faults:
+        spec = (os.environ if environ is None else environ).get(FAULT_VARIABLE, "")
+        kind, _, step = spec.partition("=")
+        if kind == "crash-after" and step:
+            return cls(crash_after=step)
+        if kind == "fail-step" and step:
+            return cls(fail_step=step)
+        return cls()
+
+    def before(self, step: str) -> None:
+        if step == self.fail_step:
+            raise InjectedFault(f"injected permanent failure at step {step}")
+
+    def after_commit(self, step: str) -> None:
+        if step == self.crash_after:
+            os.kill(os.getpid(), signal.SIGKILL)

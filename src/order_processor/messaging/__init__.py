@@ -1,0 +1,1 @@
+"""SQS/SNS adapters: command and event contracts, the consumer runtime, the producer."""

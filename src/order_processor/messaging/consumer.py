@@ -1,0 +1,217 @@
+"""The SQS consumer runtime.
+
+Long polling in batches of up to 10, at most `concurrency` messages in flight, messages
+grouped by a key (the user) so one group runs back to back in one task, visibility
+heartbeats while a group runs, batched deletes only after the handler is done (its effects
+committed and its events published), backoff with jitter through ChangeMessageVisibility,
+the DLQ through the queue's redrive policy. `stop()` (SIGTERM, SIGINT) stops receiving,
+lets in-flight work finish within the grace period, then cancels the rest and hands their
+messages back with visibility 0. `burst=True` drains the queue and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Done: delete the message."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Try again later: visible again after `delay` seconds (None: exponential backoff)."""
+
+    delay: int | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    """Not attempted: visible again at once (the rest of a group after a retry)."""
+
+
+Outcome = Ack | Retry | Release
+GroupHandler = Callable[[str, list[Message]], Awaitable[dict[str, Outcome]]]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base_seconds: float = 2.0
+    max_seconds: int = 300
+
+    def delay(self, receive_count: int) -> int:
+        """Exponential in the number of receives, with full jitter in its upper half."""
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(receive_count - 1, 0))
+        return int(ceiling / 2 + random.random() * ceiling / 2)  # noqa: S311
+
+
+@dataclass
+class Consumer:
+    sqs: Any
+    queue_url: str
+    handle_group: GroupHandler
+    group_of: Callable[[Message], str]
+    concurrency: int = 32
+    visibility_timeout: int = 60
+    wait_seconds: int = 20
+    burst: bool = False
+    grace_seconds: float = 20.0
+    backoff: Backoff = field(default_factory=Backoff)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _tasks: dict[asyncio.Task[None], list[Message]] = field(default_factory=dict, init=False)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(messages) for messages in self._tasks.values())
+
+    async def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                if self.in_flight >= self.concurrency:
+                    await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                messages = await self._receive(min(10, self.concurrency - self.in_flight))
+                if messages:
+                    self._dispatch(messages)
+                elif self.burst and not self._tasks and await self._queue_is_empty():
+                    return
+        finally:
+            await self._drain()
+
+    async def _receive(self, count: int) -> list[Message]:
+        wait = 1 if self.burst else self.wait_seconds
+        receive = asyncio.ensure_future(
+            self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=count,
+                WaitTimeSeconds=wait,
+                VisibilityTimeout=self.visibility_timeout,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+        )
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not receive.done():
+            # Stopping mid-poll: whatever this poll would still return stays invisible for
+            # one visibility timeout at most; nothing is lost.
+            receive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receive
+            return []
+        response = receive.result()
+        return [
+            Message(
+                message_id=raw["MessageId"],
+                receipt_handle=raw["ReceiptHandle"],
+                body=raw["Body"],
+                receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+            )
+            for raw in response.get("Messages", [])
+        ]
+
+    def _dispatch(self, messages: list[Message]) -> None:
+        groups: dict[str, list[Message]] = {}
+        for message in messages:  # received order is kept within a group (FIFO order)
+            groups.setdefault(self.group_of(message), []).append(message)
+        for key, group in groups.items():
+            task = asyncio.create_task(self._run_group(key, group))
+            self._tasks[task] = group
+            task.add_done_callback(self._tasks.pop)
+
+    async def _run_group(self, key: str, messages: list[Message]) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(messages))
+        try:
+            outcomes = await self.handle_group(key, messages)
+        except asyncio.CancelledError:
+            await self._settle(messages, {})
+            raise
+        except Exception:
+            log.exception("handler failed for group %s; its messages will be retried", key)
+            outcomes = {m.message_id: Retry() for m in messages}
+        finally:
+            heartbeat.cancel()
+        await self._settle(messages, outcomes)
+
+    async def _heartbeat(self, messages: list[Message]) -> None:
+        """Keep long work invisible to other consumers: extend every half timeout."""
+        while True:
+            await asyncio.sleep(self.visibility_timeout / 2)
+            await self._change_visibility([(m, self.visibility_timeout) for m in messages])
+
+    async def _settle(self, messages: list[Message], outcomes: dict[str, Outcome]) -> None:
+        done = [m for m in messages if isinstance(outcomes.get(m.message_id), Ack)]
+        later = []
+        for message in messages:
+            outcome = outcomes.get(message.message_id, Release())
+            if isinstance(outcome, Retry):
+                delay = outcome.delay
+                later.append(
+                    (message, self.backoff.delay(message.receive_count) if delay is None else delay)
+                )
+            elif isinstance(outcome, Release):
+                later.append((message, 0))
+        await asyncio.gather(self._delete(done), self._change_visibility(later))
+
+    async def _delete(self, messages: list[Message]) -> None:
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
+            ]
+            response = await self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            for failure in response.get("Failed", []):
+                log.warning("delete failed (the message will be redelivered): %s", failure)
+
+    async def _change_visibility(self, changes: list[tuple[Message, int]]) -> None:
+        for start in range(0, len(changes), 10):
+            chunk = changes[start : start + 10]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
+                for i, (m, seconds) in enumerate(chunk)
+            ]
+            with contextlib.suppress(Exception):  # best effort: the timeout expires anyway
+                await self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.queue_url, Entries=entries
+                )
+
+    async def _queue_is_empty(self) -> bool:
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        response = await self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=names
+        )
+        return all(int(response["Attributes"].get(name, 0)) == 0 for name in names)
+
+    async def _drain(self) -> None:
+        """Finish in-flight groups within the grace period; cancel (and hand back) the rest."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(list(self._tasks), timeout=self.grace_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

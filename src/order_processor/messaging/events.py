@@ -1,0 +1,124 @@
+"""The event contract: every status change as JSON on the SNS topic.
+
+`{schema, event_id, event_type, occurred_at, username, order_id, status, sequence, data}`.
+`event_id` is derived from what changed (order id and sequence, or command id), so a
+re-publish after a crash carries the same id and a follower drops the duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from order_processor.domain.base import UtcDatetime, utc_now
+from order_processor.domain.orders import Order, OrderStatus
+
+EVENT_SCHEMA = "order-processor/event/v1"
+
+
+class EventType(StrEnum):
+    ORDER_ACCEPTED = "order.accepted"
+    ORDER_QUEUED = "order.queued"
+    ORDER_PROCESSING = "order.processing"
+    ORDER_COMPLETED = "order.completed"
+    ORDER_FAILED = "order.failed"
+    ORDER_CANCELLED = "order.cancelled"
+    ORDER_EXPIRED = "order.expired"
+    BALANCE_DEPOSITED = "balance.deposited"
+    BALANCE_WITHDRAWN = "balance.withdrawn"
+    COMMAND_REJECTED = "command.rejected"
+
+
+STATUS_EVENTS = {
+    OrderStatus.PENDING: EventType.ORDER_ACCEPTED,
+    OrderStatus.QUEUED: EventType.ORDER_QUEUED,
+    OrderStatus.PROCESSING: EventType.ORDER_PROCESSING,
+    OrderStatus.COMPLETED: EventType.ORDER_COMPLETED,
+    OrderStatus.FAILED: EventType.ORDER_FAILED,
+    OrderStatus.CANCELLED: EventType.ORDER_CANCELLED,
+    OrderStatus.EXPIRED: EventType.ORDER_EXPIRED,
+}
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    schema_: str = Field(default=EVENT_SCHEMA, alias="schema")
+    event_id: str
+    event_type: EventType
+    occurred_at: UtcDatetime = Field(default_factory=utc_now)
+    username: str | None = None
+    order_id: str | None = None
+    status: str | None = None
+    sequence: int = 0
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def body(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+    def attributes(self) -> dict[str, dict[str, str]]:
+        """SNS message attributes for filter policies (absent values are left out)."""
+        values = {
+            "event_type": self.event_type.value,
+            "username": self.username,
+            "asset_id": self.data.get("asset_id"),
+            "order_type": self.data.get("order_type"),
+        }
+        return {
+            name: {"DataType": "String", "StringValue": str(value)}
+            for name, value in values.items()
+            if value
+        }
+
+
+def order_event(order: Order) -> Event:
+    """The event of an order's current state; the same state always gives the same id."""
+    return Event(
+        event_id=f"{order.order_id}:{order.sequence}",
+        event_type=STATUS_EVENTS[order.status],
+        occurred_at=order.updated_at,
+        username=order.username,
+        order_id=order.order_id,
+        status=order.status.value,
+        sequence=order.sequence,
+        data=order.response().model_dump(mode="json"),
+    )
+
+
+def rejection_event(
+    *,
+    reason: str,
+    message: str,
+    username: str | None,
+    command_id: str | None,
+    message_id: str,
+    order_id: str | None = None,
+) -> Event:
+    return Event(
+        event_id=f"rejected:{command_id or message_id}",
+        event_type=EventType.COMMAND_REJECTED,
+        username=username,
+        order_id=order_id,
+        data={
+            "reason": reason,
+            "message": message,
+            "command_id": command_id,
+            "message_id": message_id,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class EventPublisher:
+    sns: Any
+    topic_arn: str
+
+    async def publish(self, event: Event) -> None:
+        await self.sns.publish(
+            TopicArn=self.topic_arn,
+            Message=event.body(),
+            MessageAttributes=event.attributes(),
+        )

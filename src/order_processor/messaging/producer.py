@@ -1,0 +1,129 @@
+"""The producer: build, validate and send commands (one or in batches of 10).
+
+`Producer` (asyncio, aioboto3) and `SyncProducer` (boto3) share the envelope building; a
+plain boto3 `send_message` with a body that follows the schema works just as well, this
+only saves writing the envelope. On a FIFO queue the group is the user (one user's
+commands apply in the order sent) and the deduplication id is the command id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from order_processor.domain.orders import OrderCreate
+from order_processor.messaging.commands import (
+    AnyCommand,
+    Deposit,
+    FundsPayload,
+    PlaceOrder,
+    PlaceOrderPayload,
+    Withdraw,
+)
+from order_processor.security.tokens import TokenManager
+
+BATCH = 10
+
+
+class SendFailed(RuntimeError):
+    """SQS refused some messages of a batch; `failed` are their command ids."""
+
+    def __init__(self, failed: list[str], reasons: list[str]) -> None:
+        super().__init__(f"SQS refused {len(failed)} command(s): {'; '.join(reasons)}")
+        self.failed = failed
+
+
+def sqs_entry(index: int, command: AnyCommand, fifo: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": str(index), "MessageBody": command.body()}
+    if fifo:
+        entry["MessageGroupId"] = command.username
+        entry["MessageDeduplicationId"] = command.command_id
+    return entry
+
+
+@dataclass(frozen=True)
+class CommandFactory:
+    """Envelopes for a user; the token is the user's own or minted with the secret."""
+
+    tokens: TokenManager | None = None
+
+    def _auth(self, username: str, token: str | None) -> str:
+        if token is not None:
+            return token
+        if self.tokens is None:
+            raise ValueError("no token given and no TokenManager to issue one")
+        return self.tokens.create_access_token(username)
+
+    def place_order(
+        self,
+        username: str,
+        request: OrderCreate,
+        *,
+        order_id: str | None = None,
+        token: str | None = None,
+    ) -> PlaceOrder:
+        fields = request.model_dump(exclude_none=True)
+        payload = PlaceOrderPayload(**fields, **({"order_id": order_id} if order_id else {}))
+        return PlaceOrder(username=username, auth=self._auth(username, token), payload=payload)
+
+    def deposit(self, username: str, amount: Decimal | str, *, token: str | None = None) -> Deposit:
+        payload = FundsPayload.model_validate({"amount": amount})
+        return Deposit(username=username, auth=self._auth(username, token), payload=payload)
+
+    def withdraw(
+        self, username: str, amount: Decimal | str, *, token: str | None = None
+    ) -> Withdraw:
+        payload = FundsPayload.model_validate({"amount": amount})
+        return Withdraw(username=username, auth=self._auth(username, token), payload=payload)
+
+
+@dataclass(frozen=True)
+class Producer:
+    sqs: Any  # an aioboto3 SQS client
+    queue_url: str
+    fifo: bool = True
+
+    async def send(self, command: AnyCommand) -> str:
+        await self.send_batch([command])
+        return command.command_id
+
+    async def send_batch(self, commands: Sequence[AnyCommand]) -> list[str]:
+        for start in range(0, len(commands), BATCH):
+            chunk = commands[start : start + BATCH]
+            entries = [sqs_entry(i, c, self.fifo) for i, c in enumerate(chunk)]
+            response = await self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            _raise_on_failures(chunk, entries, response)
+        return [c.command_id for c in commands]
+
+
+@dataclass(frozen=True)
+class SyncProducer:
+    sqs: Any  # a boto3 SQS client
+    queue_url: str
+    fifo: bool = True
+
+    def send(self, command: AnyCommand) -> str:
+        self.send_batch([command])
+        return command.command_id
+
+    def send_batch(self, commands: Sequence[AnyCommand]) -> list[str]:
+        for start in range(0, len(commands), BATCH):
+            chunk = commands[start : start + BATCH]
+            entries = [sqs_entry(i, c, self.fifo) for i, c in enumerate(chunk)]
+            response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            _raise_on_failures(chunk, entries, response)
+        return [c.command_id for c in commands]
+
+
+def _raise_on_failures(
+    chunk: Sequence[AnyCommand], entries: list[dict[str, Any]], response: dict[str, Any]
+) -> None:
+    failures = response.get("Failed", [])
+    if failures:
+        by_entry = {e["Id"]: c.command_id for e, c in zip(entries, chunk, strict=True)}
+        raise SendFailed(
+            [by_entry.get(f["Id"], f["Id"]) for f in failures],
+            [f"{f.get('Code')}: {f.get('Message')}" for f in failures],
+        )

@@ -1,0 +1,91 @@
+"""Deposits and withdrawals: one transaction each, idempotent by command id.
+
+The balance change, its DEPOSIT/WITHDRAW record (id = command id) and the day's running
+total (checked against the daily limit) commit together, fenced by the user's lock.
+"""
+
+from __future__ import annotations
+
+from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.exceptions import BalanceNotFoundException, TransactionNotFoundException
+from order_processor.messaging.commands import CommandRejected, Deposit, Withdraw
+from order_processor.messaging.events import Event, EventType
+from order_processor.saga.context import SagaContext, StepRefused, commit
+from order_processor.store.lock import Lease
+
+
+async def apply_funds(context: SagaContext, lease: Lease, command: Deposit | Withdraw) -> Event:
+    deposit = isinstance(command, Deposit)
+    record = BalanceTransactionCreate(
+        transaction_id=command.command_id,
+        username=command.username,
+        transaction_type=TransactionType.DEPOSIT if deposit else TransactionType.WITHDRAW,
+        amount=command.payload.amount,
+        reference_id=command.command_id,
+    )
+    event = funds_event(record)
+    if await _already_applied(context, record):
+        await context.publisher.publish(event)  # a redelivery: same event, same id
+        return event
+    limit = context.limits.daily_deposit if deposit else context.limits.daily_withdraw
+    if record.amount > limit:
+        raise CommandRejected(
+            "LIMIT_EXCEEDED", f"{record.amount} USD is over the daily limit of {limit} USD"
+        )
+    now = context.clock()
+    balances = context.balances
+    parts = [
+        ("balance", {"Update": balances.balance_change(record, now)}),
+        ("transaction", {"Put": balances.transaction_put(record, now)}),
+        ("limit", {"Update": balances.daily_total_change(record, limit, now)}),
+    ]
+    try:
+        await commit(context, lease, parts)
+    except StepRefused as exc:
+        raise await _rejection(context, record, exc.part, limit) from exc
+    context.faults.after_commit("funds")
+    await context.publisher.publish(event)
+    return event
+
+
+async def _already_applied(context: SagaContext, record: BalanceTransactionCreate) -> bool:
+    try:
+        await context.balances.get_transaction(record.username, record.transaction_id)
+    except TransactionNotFoundException:
+        return False
+    return True
+
+
+async def _rejection(
+    context: SagaContext, record: BalanceTransactionCreate, part: str, limit: object
+) -> CommandRejected:
+    if part == "limit":
+        return CommandRejected(
+            "LIMIT_EXCEEDED",
+            f"{record.transaction_type} of {record.amount} USD would pass "
+            f"today's limit of {limit} USD",
+        )
+    if part == "transaction":
+        return CommandRejected("DUPLICATE", f"transaction {record.transaction_id} already exists")
+    try:
+        await context.balances.get_balance(record.username)
+    except BalanceNotFoundException:
+        return CommandRejected("UNKNOWN_USER", f"user {record.username} has no balance")
+    return CommandRejected(
+        "INSUFFICIENT_BALANCE", f"{record.amount} USD is more than the available balance"
+    )
+
+
+def funds_event(record: BalanceTransactionCreate) -> Event:
+    deposited = record.transaction_type is TransactionType.DEPOSIT
+    return Event(
+        event_id=f"funds:{record.transaction_id}",
+        event_type=EventType.BALANCE_DEPOSITED if deposited else EventType.BALANCE_WITHDRAWN,
+        username=record.username,
+        sequence=1,
+        data={
+            "transaction_id": record.transaction_id,
+            "transaction_type": record.transaction_type.value,
+            "amount": format(record.amount, "f"),
+        },
+    )

@@ -1,0 +1,153 @@
+"""From SQS messages to sagas: parse, authenticate, lock the user, run, answer.
+
+One group is one user's messages from one received batch: they run back to back under a
+single lock acquisition. A message that cannot succeed is answered with
+`command.rejected` and removed; a transient failure hands it back (and, FIFO order being
+the point, releases the rest of its group untouched).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+
+from order_processor.exceptions import (
+    LockAcquisitionException,
+    OrderProcessorError,
+    TokenExpiredException,
+    TokenInvalidException,
+)
+from order_processor.messaging.commands import (
+    SYSTEM_COMMANDS,
+    AnyCommand,
+    CommandRejected,
+    Deposit,
+    PlaceOrder,
+    Withdraw,
+    parse_command,
+    peek_identity,
+)
+from order_processor.messaging.consumer import Ack, Message, Outcome, Release, Retry
+from order_processor.messaging.events import rejection_event
+from order_processor.saga.context import SagaContext
+from order_processor.saga.funds import apply_funds
+from order_processor.saga.orders import place_order
+from order_processor.security.audit import AuditLogger
+from order_processor.security.tokens import TokenManager
+from order_processor.store.lock import Lease
+
+log = logging.getLogger(__name__)
+PRIVILEGED_ROLES = frozenset({"service", "admin"})
+AUTH_REASONS = frozenset({"UNAUTHORIZED", "TOKEN_EXPIRED", "FORBIDDEN"})
+
+
+@dataclass(frozen=True)
+class CommandHandler:
+    context: SagaContext
+    tokens: TokenManager
+    audit: AuditLogger
+
+    def group_of(self, message: Message) -> str:
+        username, _ = peek_identity(message.body)
+        return username or f"message:{message.message_id}"
+
+    async def handle_group(self, key: str, messages: list[Message]) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        admitted: list[tuple[Message, AnyCommand]] = []
+        for message in messages:
+            try:
+                admitted.append((message, self.admit(message)))
+            except CommandRejected as rejection:
+                await self.reject(message, rejection)
+                outcomes[message.message_id] = Ack()
+        if admitted:
+            outcomes |= await self._run_locked(admitted)
+        return outcomes
+
+    def admit(self, message: Message) -> AnyCommand:
+        """Parse and authenticate: the token's subject is the command's user, and only
+        the service or admin role may send system commands."""
+        command = parse_command(message.body)
+        try:
+            claims = self.tokens.verify_access_token(command.auth)
+        except TokenExpiredException as exc:
+            raise CommandRejected("TOKEN_EXPIRED", "the command's token has expired") from exc
+        except TokenInvalidException as exc:
+            raise CommandRejected("UNAUTHORIZED", exc.message) from exc
+        if command.type in SYSTEM_COMMANDS and claims.role not in PRIVILEGED_ROLES:
+            raise CommandRejected("FORBIDDEN", f"{command.type} needs the service or admin role")
+        if command.type not in SYSTEM_COMMANDS and claims.subject != command.username:
+            raise CommandRejected("FORBIDDEN", "the token belongs to another user")
+        return command
+
+    async def _run_locked(self, admitted: list[tuple[Message, AnyCommand]]) -> dict[str, Outcome]:
+        username = admitted[0][1].username
+        try:
+            lease = await self.context.lock.acquire_waiting(username)
+        except LockAcquisitionException:
+            # Busy: hand back with a jittered delay so contenders spread out.
+            return {m.message_id: Retry(delay=random.randint(1, 5)) for m, _ in admitted}  # noqa: S311
+        keeper = asyncio.create_task(self._keep(lease))
+        outcomes: dict[str, Outcome] = {}
+        try:
+            for index, (message, command) in enumerate(admitted):
+                outcomes[message.message_id] = outcome = await self._execute(
+                    message, command, lease
+                )
+                if not isinstance(outcome, Ack):
+                    outcomes |= {m.message_id: Release() for m, _ in admitted[index + 1 :]}
+                    break
+        finally:
+            keeper.cancel()
+            await asyncio.shield(self.context.lock.release(lease))
+        return outcomes
+
+    async def _keep(self, lease: Lease) -> None:
+        """Renew the lease while the group runs long (a lost lease only means the next
+        fenced write fails and the message is handed back)."""
+        with contextlib.suppress(OrderProcessorError):
+            while True:
+                await asyncio.sleep(self.context.lock.lease_seconds / 3)
+                lease = await self.context.lock.renew(lease)
+
+    async def _execute(self, message: Message, command: AnyCommand, lease: Lease) -> Outcome:
+        try:
+            await self._dispatch(command, lease)
+        except CommandRejected as rejection:
+            await self.reject(message, rejection)
+        except OrderProcessorError as exc:
+            if exc.retryable:
+                log.info("retrying %s: %s", message.message_id, exc)
+                return Retry()
+            await self.reject(message, CommandRejected(exc.code, exc.message))
+        except Exception:
+            # A bug or an unforeseen AWS answer: back off and retry; after
+            # maxReceiveCount receives the redrive policy moves it to the DLQ.
+            log.exception("command %s failed unexpectedly", message.message_id)
+            return Retry()
+        return Ack()
+
+    async def _dispatch(self, command: AnyCommand, lease: Lease) -> None:
+        if isinstance(command, PlaceOrder):
+            await place_order(self.context, lease, command)
+        elif isinstance(command, Deposit | Withdraw):
+            await apply_funds(self.context, lease, command)
+        else:
+            raise CommandRejected("UNSUPPORTED_COMMAND", f"{command.type} is not handled here")
+
+    async def reject(self, message: Message, rejection: CommandRejected) -> None:
+        username, command_id = peek_identity(message.body)
+        if rejection.reason in AUTH_REASONS:
+            self.audit.log_access_denied(username, action="command", reason=rejection.message)
+        event = rejection_event(
+            reason=rejection.reason,
+            message=rejection.message,
+            username=username,
+            command_id=command_id,
+            message_id=message.message_id,
+            order_id=rejection.details.get("order_id"),
+        )
+        await self.context.publisher.publish(event)

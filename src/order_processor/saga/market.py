@@ -1,0 +1,195 @@
+"""The market order saga.
+
+    PENDING ──debit──▶ PROCESSING ──credit──▶ COMPLETED
+       │                   │
+       └──▶ FAILED         └──refund──▶ FAILED (compensated)
+
+A buy debits USD (ORDER_PAYMENT) then credits the asset (BUY); a sell debits the asset
+(SELL) then credits USD (ORDER_SALE). Each arrow is one TransactWriteItems: the fence, the
+order's new state conditioned on the state read (status and sequence: the step marker),
+the balance change and its transaction record. A step therefore runs at most once, and a
+redelivered command resumes from whatever state is stored.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from order_processor.domain.assets import AssetTransaction, AssetTransactionType
+from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.money import buy_cost, check_places, sell_proceeds
+from order_processor.domain.orders import Order, OrderStatus
+from order_processor.exceptions import AssetNotFoundException, OrderProcessorError
+from order_processor.messaging.events import order_event
+from order_processor.saga.context import SagaContext, StepRefused, commit
+from order_processor.store.asset_balances import asset_balance_change
+from order_processor.store.lock import Lease
+from order_processor.store.orders import transition_put
+
+MINIMUM_NOTIONAL = Decimal("0.01")
+
+
+async def run_market_order(context: SagaContext, lease: Lease, order: Order) -> Order:
+    """Advance the order step by step until it is terminal."""
+    while not order.status.is_terminal:
+        if order.status is OrderStatus.PENDING:
+            order = await _debit(context, lease, order)
+        elif order.status is OrderStatus.PROCESSING:
+            order = await _credit(context, lease, order)
+        else:
+            raise AssertionError(f"a market order cannot be {order.status}")
+    return order
+
+
+async def transition(
+    context: SagaContext,
+    lease: Lease,
+    order: Order,
+    step: str,
+    parts: list[tuple[str, dict[str, Any]]],
+    **changes: Any,
+) -> Order:
+    """Commit one step (order state + its parts) and publish the new state's event."""
+    updated = order.evolve(
+        **changes, step=step, sequence=order.sequence + 1, updated_at=context.clock()
+    )
+    context.faults.before(step)
+    order_part = transition_put(context.orders.table, order, updated, {order.status})
+    await commit(context, lease, [("order", {"Put": order_part}), *parts])
+    context.faults.after_commit(step)
+    await context.publisher.publish(order_event(updated))
+    return updated
+
+
+async def fail(context: SagaContext, lease: Lease, order: Order, reason: str) -> Order:
+    return await transition(
+        context, lease, order, "failed", [], status=OrderStatus.FAILED, failure_reason=reason
+    )
+
+
+async def _debit(context: SagaContext, lease: Lease, order: Order) -> Order:
+    try:
+        price, amount = await _price_and_amount(context, order)
+    except OrderProcessorError as exc:
+        return await fail(context, lease, order, exc.code)
+    priced = order.model_copy(update={"price": price, "total_amount": amount})
+    parts = (
+        _usd_parts(context, priced, TransactionType.ORDER_PAYMENT, "payment")
+        if order.order_type.is_buy
+        else _asset_parts(context, priced, AssetTransactionType.SELL)
+    )
+    try:
+        return await transition(
+            context,
+            lease,
+            order,
+            "debited",
+            parts,
+            status=OrderStatus.PROCESSING,
+            price=price,
+            total_amount=amount,
+        )
+    except StepRefused as exc:
+        reason = "INSUFFICIENT_BALANCE" if exc.part == "balance" else "INSUFFICIENT_ASSET_BALANCE"
+        return await fail(context, lease, order, reason)
+
+
+async def _price_and_amount(context: SagaContext, order: Order) -> tuple[Decimal, Decimal]:
+    """The price is the inventory's, never the producer's; limits checked on it."""
+    try:
+        asset = await context.assets.get_asset(order.asset_id)
+    except AssetNotFoundException as exc:
+        raise StepFailure("ASSET_NOT_FOUND") from exc
+    if not asset.is_active:
+        raise StepFailure("ASSET_NOT_TRADABLE")
+    try:
+        check_places(order.quantity, field="quantity", places=asset.precision)
+    except ValueError as exc:
+        raise StepFailure("INVALID_QUANTITY") from exc
+    if order.quantity * asset.price > context.limits.max_order_value:
+        raise StepFailure("ORDER_VALUE_LIMIT")
+    rounding = buy_cost if order.order_type.is_buy else sell_proceeds
+    amount = rounding(order.quantity, asset.price)
+    if amount < MINIMUM_NOTIONAL:
+        raise StepFailure("ORDER_TOO_SMALL")
+    return asset.price, amount
+
+
+class StepFailure(OrderProcessorError):
+    """A permanent reason an order cannot go on; `code` becomes its failure_reason."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code  # type: ignore[misc]
+
+
+async def _credit(context: SagaContext, lease: Lease, order: Order) -> Order:
+    if order.order_type.is_buy:
+        parts = _asset_parts(context, order, AssetTransactionType.BUY)
+    else:
+        parts = _usd_parts(context, order, TransactionType.ORDER_SALE, "sale")
+    try:
+        return await transition(
+            context, lease, order, "completed", parts, status=OrderStatus.COMPLETED
+        )
+    except OrderProcessorError as exc:
+        if exc.retryable:
+            raise
+        return await _compensate(context, lease, order, exc.code)
+
+
+async def _compensate(context: SagaContext, lease: Lease, order: Order, reason: str) -> Order:
+    """Undo the debit: refund the USD (ORDER_REFUND) or give back the asset (REFUND)."""
+    if order.order_type.is_buy:
+        parts = _usd_parts(context, order, TransactionType.ORDER_REFUND, "refund")
+    else:
+        parts = _asset_parts(context, order, AssetTransactionType.REFUND)
+    return await transition(
+        context, lease, order, "refunded", parts, status=OrderStatus.FAILED, failure_reason=reason
+    )
+
+
+def _usd_parts(
+    context: SagaContext, order: Order, kind: TransactionType, suffix: str
+) -> list[tuple[str, dict[str, Any]]]:
+    assert order.total_amount is not None
+    record = BalanceTransactionCreate(
+        transaction_id=f"{order.order_id}.{suffix}",
+        username=order.username,
+        transaction_type=kind,
+        amount=order.total_amount,
+        reference_id=order.order_id,
+        description=f"{order.order_type} {order.quantity} {order.asset_id} @ {order.price}",
+    )
+    now = context.clock()
+    return [
+        ("balance", {"Update": context.balances.balance_change(record, now)}),
+        ("transaction", {"Put": context.balances.transaction_put(record, now)}),
+    ]
+
+
+def _asset_parts(
+    context: SagaContext, order: Order, kind: AssetTransactionType
+) -> list[tuple[str, dict[str, Any]]]:
+    assert order.price is not None
+    assert order.total_amount is not None
+    now = context.clock()
+    record = AssetTransaction(
+        transaction_id=f"{order.order_id}.{kind.value.lower()}",
+        username=order.username,
+        asset_id=order.asset_id,
+        transaction_type=kind,
+        quantity=order.quantity,
+        price=order.price,
+        total_amount=order.total_amount,
+        order_id=order.order_id,
+        created_at=now,
+    )
+    change = asset_balance_change(
+        context.asset_trades.table, order.username, order.asset_id, record.quantity_delta, now
+    )
+    return [
+        ("asset_balance", {"Update": change}),
+        ("asset_transaction", {"Put": context.asset_trades.transaction_put(record)}),
+    ]

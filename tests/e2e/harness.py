@@ -1,0 +1,189 @@
+"""Drive a deployment as users and operators do: seed through the DAOs, send commands
+through SQS, run real worker processes, read events from the order-status queue."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from order_processor.config import QueueKind, Settings
+from order_processor.dependencies import (
+    AwsClients,
+    get_asset_dao,
+    get_balance_dao,
+    get_order_dao,
+    get_token_manager,
+    get_user_dao,
+)
+from order_processor.domain.assets import AssetCreate
+from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.orders import Order, OrderCreate, OrderType
+from order_processor.domain.users import UserCreate
+from order_processor.messaging.commands import AnyCommand, PlaceOrder
+from order_processor.messaging.events import Event, EventType
+from order_processor.messaging.producer import CommandFactory, Producer
+from order_processor.security.tokens import TokenManager
+from tests.support import CLI
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    clients: AwsClients
+    queue_url: str
+    status_url: str
+    tokens: TokenManager
+    events: list[Event] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: Settings, clients: AwsClients) -> Harness:
+        resources = settings.resources()
+        urls = [
+            (await clients.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+            for name in (resources.commands_queue.name, resources.order_status_queue.name)
+        ]
+        return cls(settings, clients, urls[0], urls[1], get_token_manager(settings))
+
+    # seeding
+
+    async def create_user(self, username: str, usd: str | None = None) -> None:
+        await get_user_dao(self.clients).create_user(
+            UserCreate(
+                username=username, email=f"{username}@example.com", first_name="T", last_name="U"
+            ),
+            password_hash="not-used-here",
+        )
+        balances = get_balance_dao(self.clients)
+        await balances.create_balance(username)
+        if usd:
+            await balances.update_balance(
+                BalanceTransactionCreate(
+                    username=username, transaction_type=TransactionType.DEPOSIT, amount=usd
+                )
+            )
+
+    async def add_asset(
+        self, asset_id: str, price: str, *, active: bool = True, precision: int = 8
+    ) -> None:
+        assets = get_asset_dao(self.clients)
+        await assets.create_asset(
+            AssetCreate(asset_id=asset_id, name=asset_id, price=price, precision=precision)
+        )
+        if not active:
+            await assets.deactivate_asset(asset_id)
+
+    # commands
+
+    @property
+    def factory(self) -> CommandFactory:
+        return CommandFactory(self.tokens)
+
+    def market(
+        self, username: str, side: str, asset_id: str, quantity: str, **kw: Any
+    ) -> PlaceOrder:
+        kind = OrderType.MARKET_BUY if side == "buy" else OrderType.MARKET_SELL
+        return self.factory.place_order(
+            username, OrderCreate(order_type=kind, asset_id=asset_id, quantity=quantity), **kw
+        )
+
+    async def send(self, *commands: AnyCommand) -> None:
+        fifo = self.settings.queue_kind is QueueKind.FIFO
+        await Producer(self.clients.sqs, self.queue_url, fifo=fifo).send_batch(list(commands))
+
+    async def send_raw(self, body: str, group: str = "raw", dedup: str | None = None) -> None:
+        extra: dict[str, str] = {}
+        if self.settings.queue_kind is QueueKind.FIFO:
+            extra = {
+                "MessageGroupId": group,
+                "MessageDeduplicationId": dedup or os.urandom(8).hex(),
+            }
+        await self.clients.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body, **extra)
+
+    # workers
+
+    def worker_environment(self, fault: str | None = None) -> dict[str, str]:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_PROCESSOR_")}
+        s = self.settings
+        assert s.endpoint_url is not None and s.jwt_secret is not None
+        environment.update(
+            AWS_ENDPOINT_URL=s.endpoint_url,
+            ORDER_PROCESSOR_PREFIX=s.prefix,
+            ORDER_PROCESSOR_QUEUE_KIND=s.queue_kind.value,
+            ORDER_PROCESSOR_JWT_SECRET=s.jwt_secret.get_secret_value(),
+            ORDER_PROCESSOR_VISIBILITY_TIMEOUT=str(s.visibility_timeout),
+            ORDER_PROCESSOR_LOCK_LEASE_SECONDS=str(s.lock_lease_seconds),
+            ORDER_PROCESSOR_SHUTDOWN_GRACE_SECONDS=str(s.shutdown_grace_seconds),
+        )
+        if fault:
+            environment["ORDER_PROCESSOR_FAULT"] = fault
+        return environment
+
+    def start_worker(
+        self, *, burst: bool = True, fault: str | None = None, concurrency: int = 16
+    ) -> subprocess.Popen[bytes]:
+        log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
+        self.logs.append(Path(log.name))
+        arguments = [CLI, "worker", "orders", "--concurrency", str(concurrency)]
+        return subprocess.Popen(
+            [*arguments, *(["--burst"] if burst else [])],
+            env=self.worker_environment(fault),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def wait(self, process: subprocess.Popen[bytes], seconds: float = 120) -> int:
+        try:
+            return await asyncio.to_thread(process.wait, seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError(
+                f"worker still running after {seconds} s:\n{self.worker_output()}"
+            ) from None
+
+    async def run_worker(self, **options: Any) -> int:
+        return await self.wait(self.start_worker(**options))
+
+    def worker_output(self) -> str:
+        return "\n".join(path.read_text(errors="replace")[-4000:] for path in self.logs)
+
+    # observing
+
+    async def collect_events(
+        self, done: Callable[[list[Event]], bool], seconds: float = 30
+    ) -> list[Event]:
+        """Long-poll the order-status queue until `done(events)` or the deadline (SNS
+        delivers asynchronously: never a fixed sleep)."""
+        deadline = time.monotonic() + seconds
+        while not done(self.events):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"events incomplete after {seconds} s: {[e.event_type for e in self.events]}"
+                )
+            response = await self.clients.sqs.receive_message(
+                QueueUrl=self.status_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            )
+            for message in response.get("Messages", []):
+                self.events.append(Event.model_validate_json(message["Body"]))
+                await self.clients.sqs.delete_message(
+                    QueueUrl=self.status_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+        return self.events
+
+    def of_type(self, kind: EventType) -> list[Event]:
+        return [e for e in self.events if e.event_type is kind]
+
+    async def order(self, order_id: str) -> Order:
+        return await get_order_dao(self.clients).get_order(order_id)
+
+    async def available(self, username: str) -> Decimal:
+        return (await get_balance_dao(self.clients).get_balance(username)).available

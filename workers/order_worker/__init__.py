@@ -1,0 +1,1 @@
+"""The order worker: order commands from SQS become sagas; status events go to SNS."""

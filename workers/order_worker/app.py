@@ -1,0 +1,99 @@
+"""Wiring only: settings → clients → DAOs → saga context → handler → consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from typing import Any
+
+from order_processor.config import Settings
+from order_processor.dependencies import (
+    AwsClients,
+    get_asset_dao,
+    get_asset_transaction_dao,
+    get_balance_dao,
+    get_order_dao,
+    get_token_manager,
+    get_user_dao,
+    open_clients,
+)
+from order_processor.faults import Faults
+from order_processor.messaging.consumer import Consumer
+from order_processor.messaging.events import EventPublisher
+from order_processor.saga.context import Limits, SagaContext
+from order_processor.saga.handler import CommandHandler
+from order_processor.security.audit import AuditLogger
+from order_processor.store.lock import UserLock
+
+
+async def resolve(clients: AwsClients) -> tuple[str, str]:
+    """The commands queue URL and the events topic ARN (derived from the queue's ARN:
+    same region and account), without creating anything."""
+    resources = clients.resources
+    queue_url = (await clients.sqs.get_queue_url(QueueName=resources.commands_queue.name))[
+        "QueueUrl"
+    ]
+    attributes = await clients.sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["QueueArn"]
+    )
+    _, _, _, region, account, _ = attributes["Attributes"]["QueueArn"].split(":")
+    return queue_url, f"arn:aws:sns:{region}:{account}:{resources.events_topic}"
+
+
+def build_handler(settings: Settings, clients: AwsClients, topic_arn: str) -> CommandHandler:
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    context = SagaContext(
+        dynamodb=clients.dynamodb,
+        users=get_user_dao(clients),
+        balances=get_balance_dao(clients),
+        assets=get_asset_dao(clients),
+        asset_trades=get_asset_transaction_dao(clients),
+        orders=get_order_dao(clients),
+        lock=UserLock(
+            clients.dynamodb,
+            clients.resources.users_table,
+            lease_seconds=settings.lock_lease_seconds,
+            worker_id=worker_id,
+        ),
+        publisher=EventPublisher(clients.sns, topic_arn),
+        limits=Limits(
+            max_order_value=settings.max_order_value,
+            daily_deposit=settings.daily_deposit_limit,
+            daily_withdraw=settings.daily_withdraw_limit,
+        ),
+        faults=Faults.from_env(),
+    )
+    return CommandHandler(context, get_token_manager(settings), AuditLogger())
+
+
+async def serve(settings: Settings, *, concurrency: int | None = None, burst: bool = False) -> None:
+    """Run until SIGTERM/SIGINT (then finish within the grace period) or, in burst mode,
+    until the commands queue is empty."""
+    get_token_manager(settings)  # fail before connecting if the secret is missing
+    async with open_clients(settings) as clients:
+        queue_url, topic_arn = await resolve(clients)
+        handler = build_handler(settings, clients, topic_arn)
+        consumer = Consumer(
+            sqs=clients.sqs,
+            queue_url=queue_url,
+            handle_group=handler.handle_group,
+            group_of=handler.group_of,
+            concurrency=concurrency or settings.concurrency,
+            visibility_timeout=settings.visibility_timeout,
+            burst=burst,
+            grace_seconds=settings.shutdown_grace_seconds,
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, consumer.stop)
+        logging.getLogger(__name__).info("order worker serving %s", queue_url)
+        await consumer.run()
+
+
+def run(settings: Settings, **options: Any) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(settings, **options))
+    return 0
