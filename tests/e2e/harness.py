@@ -113,7 +113,8 @@ class Harness:
     def worker_environment(self, fault: str | None = None) -> dict[str, str]:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_PROCESSOR_")}
         s = self.settings
-        assert s.endpoint_url is not None and s.jwt_secret is not None
+        assert s.endpoint_url is not None
+        assert s.jwt_secret is not None
         environment.update(
             AWS_ENDPOINT_URL=s.endpoint_url,
             ORDER_PROCESSOR_PREFIX=s.prefix,

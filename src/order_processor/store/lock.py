@@ -80,17 +80,18 @@ class UserLock:
         token = int(response["Attributes"]["fencing_token"]["N"])
         return Lease(username, owner, token, expires)
 
-    async def acquire_waiting(self, username: str, attempts: int = 3, pause: float = 0.05) -> Lease:
-        """A busy lock is not an error: retry briefly (jittered, without blocking the
-        loop), then let LockAcquisitionException hand the message back."""
-        for attempt in range(attempts):
+    async def acquire_waiting(self, username: str, patience: float = 2.0) -> Lease:
+        """A busy lock is not an error: poll it (jittered, without blocking the loop) for
+        up to `patience` seconds, then let LockAcquisitionException hand the message back.
+        Waiting here rather than at once handing back spares the message a receive count."""
+        deadline = self.clock() + timedelta(seconds=patience)
+        while True:
             try:
                 return await self.acquire(username)
             except LockAcquisitionException:
-                if attempt == attempts - 1:
+                if self.clock() >= deadline:
                     raise
-                await asyncio.sleep(pause * (attempt + 1) * (0.5 + random.random()))  # noqa: S311
-        raise AssertionError("unreachable")
+            await asyncio.sleep(0.05 + random.random() * 0.1)  # noqa: S311
 
     async def renew(self, lease: Lease) -> Lease:
         expires = self.clock() + timedelta(seconds=self.lease_seconds)

@@ -1,0 +1,177 @@
+"""Bad input of every kind: a clear `command.rejected` each, nothing lost, and the worker
+keeps serving (the good order sent last completes)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+from jose import jwt
+
+from order_processor.domain.orders import OrderStatus
+from order_processor.messaging.events import EventType
+from tests.e2e.conftest import SECRET
+from tests.e2e.harness import Harness
+from tests.ledger import assert_ledger
+
+
+def envelope(harness: Harness, command_id: str, **overrides: object) -> str:
+    body: dict[str, object] = {
+        "schema": "order-processor/command/v1",
+        "command_id": command_id,
+        "type": "Deposit",
+        "username": "good_user",
+        "issued_at": "2026-11-28T10:00:00Z",
+        "auth": harness.tokens.create_access_token("good_user"),
+        "payload": {"amount": "10.00"},
+    }
+    body.update(overrides)
+    return json.dumps(body)
+
+
+def place(asset: str, quantity: str = "1") -> dict[str, str]:
+    return {"order_type": "MARKET_BUY", "asset_id": asset, "quantity": quantity}
+
+
+async def test_each_bad_command_is_rejected_with_its_reason(harness: Harness) -> None:
+    await harness.create_user("good_user", usd="100")
+    await harness.add_asset("BTC", "50")
+    await harness.add_asset("DEAD", "5", active=False)
+    now = harness.tokens.create_access_token
+    claims = {"sub": "good_user", "role": "customer", "iat": 1_700_000_000, "exp": 4_000_000_000}
+    unsigned = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    forged = jwt.encode(claims, "not-the-secret-" + "y" * 32, algorithm="HS256")
+    expired = harness.tokens.create_access_token("good_user", expires_delta=timedelta(minutes=-1))
+    cases = {
+        "invalid-json": ("{not json", "MALFORMED_JSON", None),
+        "unknown-type": (
+            envelope(harness, "unknown-type", type="Teleport"),
+            "INVALID_COMMAND",
+            "type",
+        ),
+        "missing-fields": (
+            json.dumps({"type": "Deposit", "command_id": "missing-fields"}),
+            "INVALID_COMMAND",
+            "username",
+        ),
+        "negative": (
+            envelope(harness, "negative", payload={"amount": "-5"}),
+            "INVALID_COMMAND",
+            "must not be negative",
+        ),
+        "zero": (
+            envelope(harness, "zero", payload={"amount": "0"}),
+            "INVALID_COMMAND",
+            "greater than zero",
+        ),
+        "nan": (
+            envelope(harness, "nan", payload={"amount": "NaN"}),
+            "INVALID_COMMAND",
+            "not a finite number",
+        ),
+        "huge": (
+            envelope(harness, "huge", payload={"amount": "1e20"}),
+            "INVALID_COMMAND",
+            "too large",
+        ),
+        "over-precise": (
+            envelope(harness, "over-precise", payload={"amount": "1.001"}),
+            "INVALID_COMMAND",
+            "more than 2 decimal places",
+        ),
+        "float": (
+            envelope(harness, "float", payload={"amount": 1.5}),
+            "INVALID_COMMAND",
+            "not floats",
+        ),
+        "unknown-user": (
+            envelope(
+                harness,
+                "unknown-user",
+                username="ghost_user",
+                auth=now("ghost_user"),
+                type="PlaceOrder",
+                payload=place("BTC"),
+            ),
+            "UNKNOWN_USER",
+            None,
+        ),
+        "unknown-asset": (
+            envelope(harness, "unknown-asset", type="PlaceOrder", payload=place("NOPE")),
+            "UNKNOWN_ASSET",
+            None,
+        ),
+        "inactive-asset": (
+            envelope(harness, "inactive-asset", type="PlaceOrder", payload=place("DEAD")),
+            "ASSET_NOT_TRADABLE",
+            None,
+        ),
+        "over-asset-precision": (
+            envelope(
+                harness,
+                "over-asset-precision",
+                type="PlaceOrder",
+                payload=place("BTC", "0.000000001"),
+            ),
+            "INVALID_QUANTITY",
+            None,
+        ),
+        "forged-token": (envelope(harness, "forged-token", auth=forged), "UNAUTHORIZED", None),
+        "expired-token": (envelope(harness, "expired-token", auth=expired), "TOKEN_EXPIRED", None),
+        "none-alg-token": (
+            envelope(harness, "none-alg-token", auth=f"{unsigned}.{payload}."),
+            "UNAUTHORIZED",
+            None,
+        ),
+        "other-users-token": (
+            envelope(harness, "other-users-token", auth=now("mallory_1")),
+            "FORBIDDEN",
+            None,
+        ),
+        "system-command": (
+            envelope(harness, "system-command", type="ExecuteOrder", payload={"order_id": "x"}),
+            "FORBIDDEN",
+            None,
+        ),
+        "too-large": (
+            envelope(harness, "too-large", padding="x" * 20_000),
+            "MESSAGE_TOO_LARGE",
+            None,
+        ),
+    }
+    for index, (body, _, _) in enumerate(cases.values()):
+        await harness.send_raw(body, group=f"bad-{index}")
+    good = harness.market("good_user", "buy", "BTC", "1")
+    await harness.send(good)
+
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    events = await harness.collect_events(
+        lambda e: len([x for x in e if x.event_type is EventType.COMMAND_REJECTED]) >= len(cases)
+    )
+    rejected = {
+        e.data["command_id"]: e.data for e in events if e.event_type is EventType.COMMAND_REJECTED
+    }
+    by_case = {
+        name: rejected.get(name)
+        or next(d for cid, d in rejected.items() if cid is None and name == "invalid-json")
+        for name in cases
+    }
+    assert {name: data["reason"] for name, data in by_case.items()} == {
+        name: reason for name, (_, reason, _) in cases.items()
+    }
+    for name, (_, _, fragment) in cases.items():
+        if fragment:
+            assert fragment in by_case[name]["message"], (name, by_case[name]["message"])
+    order = await harness.order(good.payload.order_id)
+    assert (order.status, order.total_amount) == (OrderStatus.COMPLETED, Decimal("50.00"))
+    assert await harness.available("good_user") == Decimal("50.00")
+    await assert_ledger(harness.clients, "good_user")
+    output = harness.worker_output()
+    assert output.count('"event": "access_denied"') == 5
+    assert forged not in output
+    assert expired not in output
+    assert SECRET not in output

@@ -1,0 +1,71 @@
+"""The same command more than once: executed once; the same order id with another
+request: rejected, never executed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from order_processor.dependencies import get_order_dao
+from order_processor.domain.orders import OrderStatus
+from order_processor.messaging.events import EventType
+from tests.e2e.harness import Harness
+from tests.ledger import assert_ledger
+
+
+async def test_one_order_delivered_three_times_executes_once(harness: Harness) -> None:
+    await harness.create_user("dupe_user", usd="1000")
+    await harness.add_asset("BTC", "50000")
+    buy = harness.market("dupe_user", "buy", "BTC", "0.002")
+    for copy in range(3):  # distinct dedup ids: FIFO deduplication does not hide them
+        await harness.send_raw(buy.body(), group="dupe_user", dedup=f"copy-{copy}")
+
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    assert await harness.available("dupe_user") == Decimal("900.00")
+    page = await get_order_dao(harness.clients).get_orders_by_user("dupe_user")
+    assert [o.status for o in page.items] == [OrderStatus.COMPLETED]
+    await assert_ledger(harness.clients, "dupe_user")
+    events = await harness.collect_events(
+        lambda e: len({x.event_id for x in e}) >= 3 and len(e) >= 5
+    )
+    # Re-published events carry the same ids: three distinct changes, however many copies.
+    assert {e.event_id: e.event_type for e in events} == {
+        f"{buy.payload.order_id}:1": EventType.ORDER_ACCEPTED,
+        f"{buy.payload.order_id}:2": EventType.ORDER_PROCESSING,
+        f"{buy.payload.order_id}:3": EventType.ORDER_COMPLETED,
+    }
+
+
+async def test_a_reused_order_id_with_another_request_is_rejected(harness: Harness) -> None:
+    await harness.create_user("reuse_user", usd="1000")
+    await harness.add_asset("BTC", "50000")
+    first = harness.market("reuse_user", "buy", "BTC", "0.002", order_id="order-42")
+    second = harness.market("reuse_user", "buy", "BTC", "0.010", order_id="order-42")
+    await harness.send(first, second)
+
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    order = await harness.order("order-42")
+    assert (order.status, order.quantity) == (OrderStatus.COMPLETED, Decimal("0.002"))
+    assert await harness.available("reuse_user") == Decimal("900.00")
+    events = await harness.collect_events(
+        lambda e: any(x.event_type is EventType.COMMAND_REJECTED for x in e)
+    )
+    rejected = harness.of_type(EventType.COMMAND_REJECTED)
+    assert [(e.data["reason"], e.data["command_id"], e.order_id) for e in rejected] == [
+        ("CONFLICTING_DUPLICATE", second.command_id, "order-42")
+    ]
+    assert events
+    await assert_ledger(harness.clients, "reuse_user")
+
+
+async def test_one_deposit_delivered_three_times_credits_once(harness: Harness) -> None:
+    await harness.create_user("dep_user")
+    deposit = harness.factory.deposit("dep_user", "250")
+    for copy in range(3):
+        await harness.send_raw(deposit.body(), group="dep_user", dedup=f"copy-{copy}")
+
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    assert await harness.available("dep_user") == Decimal("250.00")
+    await assert_ledger(harness.clients, "dep_user")
