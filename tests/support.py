@@ -56,13 +56,19 @@ def _ignore_missing(call: Any, **kwargs: Any) -> None:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_PROCESSOR_")}
     environment.pop("AWS_ENDPOINT_URL", None)
     environment.update(env or {})
     return subprocess.run(
-        [CLI, *args], env=environment, capture_output=True, text=True, timeout=timeout, check=False
+        [CLI, *args],
+        env=environment,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 
+from order_processor.aws import sync_client
 from order_processor.dependencies import get_asset_balance_dao, get_balance_dao
 from order_processor.domain.balances import TransactionType
 from order_processor.domain.orders import OrderStatus
 from order_processor.messaging.events import EventType
+from order_processor.messaging.producer import SyncProducer
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger, usd_transactions
 
@@ -108,3 +111,19 @@ async def test_an_order_beyond_the_balance_fails_and_moves_nothing(harness: Harn
     )
     assert [e.event_type for e in events] == [EventType.ORDER_ACCEPTED, EventType.ORDER_FAILED]
     await assert_ledger(harness.clients, "carol_01")
+
+
+async def test_the_synchronous_producer_sends_batches_a_worker_executes(harness: Harness) -> None:
+    await harness.create_user("sync_user")
+    await harness.add_asset("ADA", "0.5")
+    producer = SyncProducer(sync_client(harness.settings, "sqs"), harness.queue_url, fifo=True)
+    commands = [harness.factory.deposit("sync_user", "100")] + [
+        harness.market("sync_user", "buy", "ADA", "10") for _ in range(12)
+    ]
+
+    sent = await asyncio.to_thread(producer.send_batch, commands)
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    assert sent == [c.command_id for c in commands]
+    assert await harness.available("sync_user") == Decimal("40.00")
+    await assert_ledger(harness.clients, "sync_user")

@@ -1,0 +1,155 @@
+"""The consumer runtime against a real SQS endpoint, with handlers written for the test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aioboto3
+import pytest
+
+from order_processor.aws import client_kwargs
+from order_processor.config import Settings
+from order_processor.messaging.consumer import Ack, Backoff, Consumer, Message, Outcome, Retry
+
+
+@pytest.fixture
+async def sqs(aws_endpoint: str) -> AsyncIterator[Any]:
+    settings = Settings(endpoint_url=aws_endpoint)
+    async with aioboto3.Session().client("sqs", **client_kwargs(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+async def queue(sqs: Any) -> AsyncIterator[tuple[str, str]]:
+    """A standard queue with a DLQ after 2 receives."""
+    name = f"c{uuid.uuid4().hex[:12]}"
+    dlq = (await sqs.create_queue(QueueName=f"{name}-dlq"))["QueueUrl"]
+    dlq_arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))[
+        "Attributes"
+    ]["QueueArn"]
+    url = (
+        await sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+            },
+        )
+    )["QueueUrl"]
+    try:
+        yield url, dlq
+    finally:
+        await sqs.delete_queue(QueueUrl=url)
+        await sqs.delete_queue(QueueUrl=dlq)
+
+
+async def depth(sqs: Any, url: str) -> tuple[int, int]:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    values = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names))["Attributes"]
+    return int(values[names[0]]), int(values[names[1]])
+
+
+def consumer(sqs: Any, url: str, handler: Any, **options: Any) -> Consumer:
+    return Consumer(
+        sqs=sqs,
+        queue_url=url,
+        handle_group=handler,
+        group_of=lambda m: json.loads(m.body)["user"],
+        **{"burst": True, "visibility_timeout": 30, **options},
+    )
+
+
+async def test_groups_run_back_to_back_and_acked_messages_are_deleted(
+    sqs: Any, queue: tuple[str, str]
+) -> None:
+    url, _ = queue
+    for n in range(6):
+        await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"user": f"u{n % 2}", "n": n}))
+    seen: dict[str, list[int]] = {}
+
+    async def handle(key: str, messages: list[Message]) -> dict[str, Outcome]:
+        seen.setdefault(key, []).extend(json.loads(m.body)["n"] for m in messages)
+        return {m.message_id: Ack() for m in messages}
+
+    await asyncio.wait_for(consumer(sqs, url, handle).run(), 30)
+
+    assert sorted(seen) == ["u0", "u1"]
+    assert sorted(seen["u0"]) == [0, 2, 4]
+    assert sorted(seen["u1"]) == [1, 3, 5]
+    assert await depth(sqs, url) == (0, 0)
+
+
+async def test_long_work_stays_invisible_through_heartbeats(
+    sqs: Any, queue: tuple[str, str]
+) -> None:
+    url, _ = queue
+    await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"user": "slow"}))
+    stolen: list[Any] = []
+
+    async def handle(key: str, messages: list[Message]) -> dict[str, Outcome]:
+        # Work three times longer than the 2 s visibility timeout; meanwhile another
+        # consumer polls and must see nothing.
+        for _ in range(3):
+            response = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)
+            stolen.extend(response.get("Messages", []))
+        return {m.message_id: Ack() for m in messages}
+
+    await asyncio.wait_for(consumer(sqs, url, handle, visibility_timeout=2).run(), 60)
+
+    assert stolen == []
+    assert await depth(sqs, url) == (0, 0)
+
+
+async def test_retries_back_off_and_end_in_the_dead_letter_queue(
+    sqs: Any, queue: tuple[str, str]
+) -> None:
+    url, dlq = queue
+    await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"user": "poison"}))
+    receive_counts: list[int] = []
+
+    async def handle(key: str, messages: list[Message]) -> dict[str, Outcome]:
+        receive_counts.extend(m.receive_count for m in messages)
+        return {m.message_id: Retry() for m in messages}
+
+    fast = Backoff(base_seconds=1, max_seconds=1)
+    await asyncio.wait_for(consumer(sqs, url, handle, backoff=fast).run(), 60)
+
+    assert receive_counts == [1, 2]
+    assert await depth(sqs, url) == (0, 0)
+    moved = await sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=2)
+    assert json.loads(moved["Messages"][0]["Body"]) == {"user": "poison"}
+
+
+async def test_stop_hands_back_unfinished_work_at_once(sqs: Any, queue: tuple[str, str]) -> None:
+    url, _ = queue
+    await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"user": "stuck"}))
+    started = asyncio.Event()
+
+    async def handle(key: str, messages: list[Message]) -> dict[str, Outcome]:
+        started.set()
+        await asyncio.sleep(3600)
+        return {}
+
+    runtime = consumer(sqs, url, handle, burst=False, grace_seconds=0.5)
+    running = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(started.wait(), 30)
+    runtime.stop()
+    await asyncio.wait_for(running, 30)
+
+    # Visible again at once (visibility 0), not after the 30 s timeout.
+    again = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)
+    assert json.loads(again["Messages"][0]["Body"]) == {"user": "stuck"}
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_ceiling() -> None:
+    backoff = Backoff(base_seconds=2, max_seconds=60)
+
+    delays = {n: [backoff.delay(n) for _ in range(50)] for n in (1, 2, 3, 10)}
+
+    assert all(1 <= d <= 2 for d in delays[1])
+    assert all(2 <= d <= 4 for d in delays[2])
+    assert all(4 <= d <= 8 for d in delays[3])
+    assert all(30 <= d <= 60 for d in delays[10])
