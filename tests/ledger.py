@@ -16,7 +16,8 @@ from order_processor.dependencies import (
     get_order_dao,
 )
 from order_processor.domain.assets import AssetTransaction
-from order_processor.domain.balances import BalanceTransaction, TransactionStatus
+from order_processor.domain.balances import BalanceTransaction, TransactionStatus, TransactionType
+from order_processor.domain.money import buy_cost
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.store.balances import BalanceDAO
 
@@ -77,37 +78,65 @@ async def assert_ledger(clients: AwsClients, username: str) -> None:
     balances = get_balance_dao(clients)
     await assert_usd_ledger_balances(balances, username)
     trades = await _asset_transactions(clients, username)
-    sums: dict[str, Decimal] = defaultdict(Decimal)
+    sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for trade in trades:
-        sums[trade.asset_id] += trade.quantity_delta
-    held = {
-        b.asset_id: b.available + b.held
-        for b in await get_asset_balance_dao(clients).get_all_asset_balances(username)
-    }
-    assert held == {k: v for k, v in sums.items() if k in held or v != 0}, (held, dict(sums))
+        sums[trade.asset_id][0] += trade.available_delta
+        sums[trade.asset_id][1] += trade.held_delta
+    holdings = await get_asset_balance_dao(clients).get_all_asset_balances(username)
+    stored = {b.asset_id: [b.available, b.held] for b in holdings}
+    expected = {k: v for k, v in sums.items() if k in stored or v != [0, 0]}
+    assert stored == expected, (stored, dict(sums))
     usd = await usd_transactions(balances, username)
     for order in await _orders(clients, username):
-        _assert_order_agrees(
-            order,
-            [t for t in usd if t.reference_id == order.order_id],
-            [t for t in trades if t.order_id == order.order_id],
-        )
+        mine = [t for t in usd if t.reference_id == order.order_id]
+        _assert_order_agrees(order, mine, [t for t in trades if t.order_id == order.order_id])
+
+
+EXPECTED_RECORDS = {
+    # (buy?, limit?, how it ended) -> the kinds of records it must have, sorted
+    (True, False, "completed"): ["BUY", "ORDER_PAYMENT"],
+    (False, False, "completed"): ["ORDER_SALE", "SELL"],
+    (True, True, "completed"): ["BUY", "ORDER_HOLD", "ORDER_PAYMENT", "ORDER_RELEASE"],
+    (False, True, "completed"): ["HOLD", "ORDER_SALE", "RELEASE", "SELL"],
+    (True, False, "refunded"): ["ORDER_PAYMENT", "ORDER_REFUND"],
+    (False, False, "refunded"): ["REFUND", "SELL"],
+    (True, True, "refunded"): ["ORDER_HOLD", "ORDER_PAYMENT", "ORDER_REFUND", "ORDER_RELEASE"],
+    (False, True, "refunded"): ["HOLD", "REFUND", "RELEASE", "SELL"],
+    (True, True, "released"): ["ORDER_HOLD", "ORDER_RELEASE"],
+    (False, True, "released"): ["HOLD", "RELEASE"],
+}
 
 
 def _assert_order_agrees(
     order: Order, usd: list[BalanceTransaction], trades: list[AssetTransaction]
 ) -> None:
-    assert order.status.is_terminal, f"order {order.order_id} is still {order.status}"
+    assert order.status.is_terminal or order.status is OrderStatus.QUEUED, (
+        f"order {order.order_id} is still {order.status}"
+    )
     kinds = sorted(
         [t.transaction_type.value for t in usd] + [t.transaction_type.value for t in trades]
     )
-    buy = order.order_type.is_buy
+    buy, limit = order.order_type.is_buy, order.order_type.is_limit
     if order.status is OrderStatus.COMPLETED:
-        expected = ["BUY", "ORDER_PAYMENT"] if buy else ["ORDER_SALE", "SELL"]
+        ending = "completed"
     elif order.step == "refunded":
-        expected = ["ORDER_PAYMENT", "ORDER_REFUND"] if buy else ["REFUND", "SELL"]
+        ending = "refunded"
+    elif order.status in {OrderStatus.CANCELLED, OrderStatus.EXPIRED}:
+        ending = "released"
+    elif order.status is OrderStatus.QUEUED:
+        expected = ["ORDER_HOLD"] if buy else ["HOLD"]
+        assert kinds == expected, f"order {order.order_id} QUEUED: {kinds}"
+        return
     else:
-        expected = []
-    assert kinds == expected, f"order {order.order_id} {order.status}/{order.step}: {kinds}"
-    assert all(t.amount == order.total_amount for t in usd)
+        assert kinds == [], f"order {order.order_id} {order.status}/{order.step}: {kinds}"
+        return
+    assert kinds == EXPECTED_RECORDS[(buy, limit, ending)], (
+        f"order {order.order_id} {order.status}/{order.step}: {kinds}"
+    )
+    for record in usd:
+        if record.transaction_type in {TransactionType.ORDER_HOLD, TransactionType.ORDER_RELEASE}:
+            assert order.limit_price is not None
+            assert record.amount == buy_cost(order.quantity, order.limit_price)
+        else:
+            assert record.amount == order.total_amount
     assert all(t.quantity == order.quantity for t in trades)

@@ -90,6 +90,10 @@ class LimitExceededException(OrderProcessorError):
     code = "LIMIT_EXCEEDED"
 
 
+class StalePriceException(OrderProcessorError):
+    code = "STALE_PRICE"
+
+
 class WeakPasswordException(OrderProcessorError):
     code = "WEAK_PASSWORD"
 

@@ -27,7 +27,7 @@ from order_processor.domain.assets import AssetCreate
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.orders import Order, OrderCreate, OrderType
 from order_processor.domain.users import UserCreate
-from order_processor.messaging.commands import AnyCommand, PlaceOrder
+from order_processor.messaging.commands import AnyCommand, PlaceOrder, UpdatePrice
 from order_processor.messaging.events import Event, EventType
 from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.security.tokens import TokenManager
@@ -95,6 +95,37 @@ class Harness:
             username, OrderCreate(order_type=kind, asset_id=asset_id, quantity=quantity), **kw
         )
 
+    def limit(
+        self, username: str, side: str, asset_id: str, quantity: str, limit: str, **fields: Any
+    ) -> PlaceOrder:
+        kind = OrderType.LIMIT_BUY if side == "buy" else OrderType.LIMIT_SELL
+        request = OrderCreate.model_validate(
+            {
+                "order_type": kind,
+                "asset_id": asset_id,
+                "quantity": quantity,
+                "limit_price": limit,
+                **fields,
+            }
+        )
+        return self.factory.place_order(username, request)
+
+    async def send_prices(self, *prices: tuple[str, str]) -> list[UpdatePrice]:
+        """UpdatePrice commands onto the price-updates queue, as the feed sends them."""
+        updates = [self.factory.update_price(asset_id, price) for asset_id, price in prices]
+        url = (
+            await self.clients.sqs.get_queue_url(
+                QueueName=self.settings.resources().price_updates_queue.name
+            )
+        )["QueueUrl"]
+        await Producer(self.clients.sqs, url, fifo=False).send_batch(updates)
+        return updates
+
+    async def settle(self) -> None:
+        """Run the matcher, then the order worker, each until its queue is empty."""
+        assert await self.run_worker(kind="limit-matcher") == 0, self.worker_output()
+        assert await self.run_worker() == 0, self.worker_output()
+
     async def send(self, *commands: AnyCommand) -> None:
         fifo = self.settings.queue_kind is QueueKind.FIFO
         await Producer(self.clients.sqs, self.queue_url, fifo=fifo).send_batch(list(commands))
@@ -129,13 +160,19 @@ class Harness:
         return environment
 
     def start_worker(
-        self, *, burst: bool = True, fault: str | None = None, concurrency: int = 16
+        self,
+        *,
+        burst: bool = True,
+        fault: str | None = None,
+        concurrency: int = 16,
+        kind: str = "orders",
+        extra: tuple[str, ...] = (),
     ) -> subprocess.Popen[bytes]:
         log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
         self.logs.append(Path(log.name))
-        arguments = [CLI, "worker", "orders", "--concurrency", str(concurrency)]
+        arguments = [CLI, "worker", kind, "--concurrency", str(concurrency), *extra]
         return subprocess.Popen(
-            [*arguments, *(["--burst"] if burst else [])],
+            [*arguments, *(["--burst"] if burst and kind != "expiry-sweeper" else [])],
             env=self.worker_environment(fault),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 from typing import Any
 
@@ -27,20 +26,13 @@ from order_processor.saga.context import Limits, SagaContext
 from order_processor.saga.handler import CommandHandler
 from order_processor.security.audit import AuditLogger
 from order_processor.store.lock import UserLock
+from workers.runtime import configure_logging, on_stop_signals, queue_url, topic_arn
 
 
 async def resolve(clients: AwsClients) -> tuple[str, str]:
-    """The commands queue URL and the events topic ARN (derived from the queue's ARN:
-    same region and account), without creating anything."""
-    resources = clients.resources
-    queue_url = (await clients.sqs.get_queue_url(QueueName=resources.commands_queue.name))[
-        "QueueUrl"
-    ]
-    attributes = await clients.sqs.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["QueueArn"]
-    )
-    _, _, _, region, account, _ = attributes["Attributes"]["QueueArn"].split(":")
-    return queue_url, f"arn:aws:sns:{region}:{account}:{resources.events_topic}"
+    """The commands queue URL and the events topic ARN."""
+    url = await queue_url(clients, clients.resources.commands_queue.name)
+    return url, await topic_arn(clients, url)
 
 
 def build_handler(settings: Settings, clients: AwsClients, topic_arn: str) -> CommandHandler:
@@ -86,14 +78,12 @@ async def serve(settings: Settings, *, concurrency: int | None = None, burst: bo
             burst=burst,
             grace_seconds=settings.shutdown_grace_seconds,
         )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, consumer.stop)
+        on_stop_signals(consumer.stop)
         logging.getLogger(__name__).info("order worker serving %s", queue_url)
         await consumer.run()
 
 
 def run(settings: Settings, **options: Any) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     asyncio.run(serve(settings, **options))
     return 0

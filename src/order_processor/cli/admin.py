@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from order_processor.cli.common import print_json, queue_url, with_clients
@@ -19,9 +23,11 @@ from order_processor.dependencies import (
 )
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.users import UserCreate, UserRole
+from order_processor.feeds import coingecko_prices, random_walk
 from order_processor.messaging.commands import command_schema
 from order_processor.messaging.events import Event
 from order_processor.messaging.follower import StatusFollower, follow
+from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.security.passwords import PasswordManager
 
 
@@ -48,10 +54,18 @@ def register(verbs: Any) -> None:
     add.add_argument("--price", required=True)
     add.add_argument("--precision", type=int, default=8)
     add.set_defaults(run=cmd_assets_add)
-    price = verbs.add_parser("price", help="set an asset's price")
+    price = verbs.add_parser("price", help="set an asset's price and send it to the limit matcher")
     price.add_argument("asset_id")
     price.add_argument("price")
     price.set_defaults(run=cmd_price)
+    feed = verbs.add_parser("feed", help="send price updates: a random walk or a market-data API")
+    feed.add_argument("--assets", required=True, help="comma-separated asset ids (BTC,ETH)")
+    feed.add_argument("--interval", type=parse_interval, default=1.0, help="1s, 500ms, 2m")
+    feed.add_argument("--ticks", type=int, help="stop after this many updates per asset")
+    feed.add_argument("--seed", type=int, help="random walk: reproducible prices")
+    feed.add_argument("--source", help="a coins/markets API base URL instead of the random walk")
+    feed.add_argument("--coins", help="API coin ids in --assets order (bitcoin,ethereum)")
+    feed.set_defaults(run=cmd_feed)
     verbs.add_parser("schema", help="JSON Schema of every command and event").set_defaults(
         run=cmd_schema
     )
@@ -105,11 +119,65 @@ def cmd_assets_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_price(args: argparse.Namespace, settings: Settings) -> int:
+    update = CommandFactory(get_token_manager(settings)).update_price(args.asset_id, args.price)
+
     async def action(clients: AwsClients) -> int:
         print_json(await get_asset_dao(clients).update_price(args.asset_id, args.price))
+        await (await price_producer_for(settings, clients)).send(update)
         return 0
 
     return with_clients(settings, action)
+
+
+async def price_producer_for(settings: Settings, clients: AwsClients) -> Producer:
+    return Producer(
+        clients.sqs,
+        await queue_url(clients, settings.resources().price_updates_queue.name),
+        fifo=False,
+    )
+
+
+def parse_interval(text: str) -> float:
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * factor
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: use seconds, or 500ms, 1s, 2m")
+
+
+def cmd_feed(args: argparse.Namespace, settings: Settings) -> int:
+    asset_ids = [a.strip().upper() for a in args.assets.split(",") if a.strip()]
+    factory = CommandFactory(get_token_manager(settings))
+
+    async def action(clients: AwsClients) -> int:
+        producer = await price_producer_for(settings, clients)
+        ticks = prices_source(args, asset_ids, clients)
+        count = 0
+        async for prices in ticks:
+            await producer.send_batch([factory.update_price(a, p) for a, p in prices.items()])
+            print(json.dumps({a: format(p, "f") for a, p in prices.items()}), flush=True)
+            count += 1
+            if args.ticks is not None and count >= args.ticks:
+                return 0
+            await asyncio.sleep(args.interval)
+        return 0
+
+    return with_clients(settings, action)
+
+
+async def prices_source(
+    args: argparse.Namespace, asset_ids: list[str], clients: AwsClients
+) -> AsyncIterator[dict[str, Decimal]]:
+    if args.source:
+        coins = (args.coins or ",".join(a.lower() for a in asset_ids)).split(",")
+        mapping = dict(zip(asset_ids, coins, strict=True))
+        while True:
+            yield await asyncio.to_thread(coingecko_prices, args.source, mapping)
+    assets = get_asset_dao(clients)
+    start = {a: (await assets.get_asset(a)).price for a in asset_ids}
+    for prices in random_walk(start, seed=args.seed):
+        yield prices
 
 
 def cmd_schema(_: argparse.Namespace, __: Settings) -> int:

@@ -7,11 +7,13 @@ import contextlib
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
 from order_processor.aws import sync_client
 from order_processor.config import Settings
+from order_processor.domain.base import utc_now
 from order_processor.emulator import running_emulator
 from order_processor.provision import Provisioner, summarize
 from order_processor.status import read_status
@@ -31,9 +33,18 @@ def register(verbs: Any) -> None:
         run=cmd_demo
     )
     worker = verbs.add_parser("worker", help="run a worker process")
-    worker.add_argument("kind", choices=["orders"], help="which worker")
+    worker.add_argument(
+        "kind", choices=["orders", "limit-matcher", "expiry-sweeper"], help="which worker"
+    )
     worker.add_argument("--concurrency", type=int, help="messages in flight (default: setting)")
     worker.add_argument("--burst", action="store_true", help="drain the queue, then exit")
+    worker.add_argument(
+        "--interval", type=float, default=30.0, help="sweeper: seconds between sweeps"
+    )
+    worker.add_argument("--once", action="store_true", help="sweeper: one sweep, then exit")
+    worker.add_argument(
+        "--now", type=datetime.fromisoformat, help="sweeper: the time to sweep at (for tests)"
+    )
     worker.set_defaults(run=cmd_worker)
 
 
@@ -90,6 +101,16 @@ def cmd_demo(_: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.kind == "limit-matcher":
+        from workers.limit_matcher.app import run as run_matcher
+
+        return run_matcher(settings, burst=args.burst)
+    if args.kind == "expiry-sweeper":
+        from workers.expiry_sweeper.app import run as run_sweeper
+
+        now: datetime | None = args.now
+        clock = (lambda: now) if now is not None else utc_now
+        return run_sweeper(settings, interval=args.interval, once=args.once, clock=clock)
     from workers.order_worker.app import run
 
     return run(settings, concurrency=args.concurrency, burst=args.burst)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 from order_processor.cli.common import print_json, queue_url, with_clients
@@ -17,6 +18,7 @@ from order_processor.dependencies import (
     get_order_dao,
     get_token_manager,
 )
+from order_processor.domain.base import utc_now
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.exceptions import OrderNotFoundException
 from order_processor.messaging.commands import AnyCommand
@@ -31,6 +33,12 @@ def register(verbs: Any) -> None:
         verb.add_argument("asset_id")
         verb.add_argument("quantity")
         verb.add_argument("--order-id", help="idempotency key (default: a new id)")
+        verb.add_argument("--limit", help="a limit order at this price (default: market)")
+        verb.add_argument(
+            "--expires-in",
+            type=parse_duration,
+            help="limit orders: 90s, 30m, 12h, 7d (default 30d)",
+        )
         verb.add_argument("--wait", action="store_true", help="wait until the order is final")
         verb.add_argument("--timeout", type=float, default=30.0)
         verb.set_defaults(run=cmd_order, side=side)
@@ -39,6 +47,9 @@ def register(verbs: Any) -> None:
         verb.add_argument("username")
         verb.add_argument("amount")
         verb.set_defaults(run=cmd_funds, kind=kind)
+    cancel = verbs.add_parser("cancel", help="cancel a QUEUED limit order")
+    cancel.add_argument("order_id")
+    cancel.set_defaults(run=cmd_cancel)
     orders = verbs.add_parser("orders", help="list or show orders")
     which = orders.add_subparsers(dest="which", required=True)
     listing = which.add_parser("list", help="a user's orders, newest first")
@@ -48,6 +59,9 @@ def register(verbs: Any) -> None:
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--cursor")
     listing.set_defaults(run=cmd_orders_list)
+    book = which.add_parser("book", help="open limit orders of an asset, best price first")
+    book.add_argument("asset_id")
+    book.set_defaults(run=cmd_orders_book)
     show = which.add_parser("show", help="one order")
     show.add_argument("order_id")
     show.set_defaults(run=cmd_orders_show)
@@ -62,9 +76,32 @@ async def send(settings: Settings, clients: AwsClients, command: AnyCommand) -> 
     await Producer(clients.sqs, url, fifo=settings.queue_kind is QueueKind.FIFO).send(command)
 
 
+def parse_duration(text: str) -> timedelta:
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number and s, m, h or d (30m, 7d)")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+def order_request(args: argparse.Namespace) -> OrderCreate:
+    buy = args.side == "buy"
+    if args.limit is None:
+        if args.expires_in is not None:
+            raise argparse.ArgumentTypeError("--expires-in needs --limit")
+        kind = OrderType.MARKET_BUY if buy else OrderType.MARKET_SELL
+        return OrderCreate(order_type=kind, asset_id=args.asset_id, quantity=args.quantity)
+    expires_at = utc_now() + args.expires_in if args.expires_in else None
+    return OrderCreate(
+        order_type=OrderType.LIMIT_BUY if buy else OrderType.LIMIT_SELL,
+        asset_id=args.asset_id,
+        quantity=args.quantity,
+        limit_price=args.limit,
+        expires_at=expires_at,
+    )
+
+
 def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
-    order_type = OrderType.MARKET_BUY if args.side == "buy" else OrderType.MARKET_SELL
-    request = OrderCreate(order_type=order_type, asset_id=args.asset_id, quantity=args.quantity)
+    request = order_request(args)
     command = CommandFactory(get_token_manager(settings)).place_order(
         args.username, request, order_id=args.order_id
     )
@@ -74,21 +111,28 @@ def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
         print(command.payload.order_id, flush=True)
         if not args.wait:
             return 0
-        order = await wait_for_order(clients, command.payload.order_id, args.timeout)
+        order = await wait_for_order(
+            clients, command.payload.order_id, args.timeout, settle_on_queued=args.limit is not None
+        )
         print_json(order.response())
-        return 0 if order.status is OrderStatus.COMPLETED else 1
+        return 0 if order.status in {OrderStatus.COMPLETED, OrderStatus.QUEUED} else 1
 
     return with_clients(settings, action)
 
 
-async def wait_for_order(clients: AwsClients, order_id: str, seconds: float) -> Order:
-    """Poll until the order is final; a rejected command never stores one (timeout)."""
+async def wait_for_order(
+    clients: AwsClients, order_id: str, seconds: float, *, settle_on_queued: bool = False
+) -> Order:
+    """Poll until the order is final (or QUEUED, for a limit order); a rejected command
+    never stores one (timeout)."""
     orders = get_order_dao(clients)
     deadline = time.monotonic() + seconds
     while True:
         try:
             order = await orders.get_order(order_id)
-            if order.status.is_terminal:
+            if order.status.is_terminal or (
+                settle_on_queued and order.status is OrderStatus.QUEUED
+            ):
                 return order
         except OrderNotFoundException:
             pass
@@ -134,6 +178,38 @@ def cmd_orders_list(args: argparse.Namespace, settings: Settings) -> int:
                 "next_cursor": page.next_cursor,
             }
         )
+        return 0
+
+    return with_clients(settings, action)
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(clients: AwsClients) -> int:
+        order = await get_order_dao(clients).get_order(args.order_id)
+        command = CommandFactory(get_token_manager(settings)).cancel(order.username, order.order_id)
+        await send(settings, clients, command)
+        print(command.command_id)
+        return 0
+
+    return with_clients(settings, action)
+
+
+def cmd_orders_book(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(clients: AwsClients) -> int:
+        bids, asks = await get_order_dao(clients).order_book(args.asset_id)
+
+        def rows(orders: list[Order]) -> list[dict[str, str]]:
+            return [
+                {
+                    "order_id": o.order_id,
+                    "username": o.username,
+                    "limit_price": format(o.limit_price or 0, "f"),
+                    "quantity": format(o.quantity, "f"),
+                }
+                for o in orders
+            ]
+
+        print_json({"asset_id": args.asset_id.upper(), "bids": rows(bids), "asks": rows(asks)})
         return 0
 
     return with_clients(settings, action)

@@ -42,6 +42,7 @@ class Asset(Entity):
     price: Price
     precision: Precision = DEFAULT_QUANTITY_PLACES
     is_active: bool = True
+    price_as_of: UtcDatetime | None = None  # when the feed observed the price
     created_at: UtcDatetime = Field(default_factory=utc_now)
     updated_at: UtcDatetime = Field(default_factory=utc_now)
 
@@ -78,6 +79,18 @@ class AssetTransactionType(StrEnum):
     BUY = "BUY"
     SELL = "SELL"
     REFUND = "REFUND"  # a sold quantity given back when the sale cannot complete
+    HOLD = "HOLD"  # a limit sell's quantity set aside (available -> held)
+    RELEASE = "RELEASE"  # set free again (held -> available)
+
+
+# (sign on available, sign on held) of each type's positive quantity.
+ASSET_EFFECTS: dict[AssetTransactionType, tuple[int, int]] = {
+    AssetTransactionType.BUY: (1, 0),
+    AssetTransactionType.SELL: (-1, 0),
+    AssetTransactionType.REFUND: (1, 0),
+    AssetTransactionType.HOLD: (-1, 1),
+    AssetTransactionType.RELEASE: (1, -1),
+}
 
 
 class AssetTransactionStatus(StrEnum):
@@ -98,8 +111,16 @@ class _AssetTransactionFields(Command):
 
     @property
     def quantity_delta(self) -> Decimal:
-        sign = -1 if self.transaction_type is AssetTransactionType.SELL else 1
-        return self.quantity * sign
+        """The change of the holding's total (available + held)."""
+        return self.available_delta + self.held_delta
+
+    @property
+    def available_delta(self) -> Decimal:
+        return self.quantity * ASSET_EFFECTS[self.transaction_type][0]
+
+    @property
+    def held_delta(self) -> Decimal:
+        return self.quantity * ASSET_EFFECTS[self.transaction_type][1]
 
 
 class AssetTransactionCreate(_AssetTransactionFields):

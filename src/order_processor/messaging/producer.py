@@ -16,10 +16,14 @@ from typing import Any
 from order_processor.domain.orders import OrderCreate
 from order_processor.messaging.commands import (
     AnyCommand,
+    CancelOrder,
     Deposit,
     FundsPayload,
+    OrderReference,
     PlaceOrder,
     PlaceOrderPayload,
+    PricePayload,
+    UpdatePrice,
     Withdraw,
 )
 from order_processor.security.tokens import TokenManager
@@ -67,6 +71,23 @@ class CommandFactory:
         fields = request.model_dump(exclude_none=True)
         payload = PlaceOrderPayload(**fields, **({"order_id": order_id} if order_id else {}))
         return PlaceOrder(username=username, auth=self._auth(username, token), payload=payload)
+
+    def cancel(self, username: str, order_id: str, *, token: str | None = None) -> CancelOrder:
+        payload = OrderReference(order_id=order_id)
+        return CancelOrder(username=username, auth=self._auth(username, token), payload=payload)
+
+    def update_price(
+        self, asset_id: str, price: Decimal | str, *, token: str | None = None
+    ) -> UpdatePrice:
+        """A system command: signed for the price feed with the service role."""
+        auth = token or self._service_token("price-feed")
+        payload = PricePayload.model_validate({"asset_id": asset_id, "price": price})
+        return UpdatePrice(username="price_feed", auth=auth, payload=payload)
+
+    def _service_token(self, name: str) -> str:
+        if self.tokens is None:
+            raise ValueError("no TokenManager to issue a service token")
+        return self.tokens.create_access_token(name, role="service")
 
     def deposit(self, username: str, amount: Decimal | str, *, token: str | None = None) -> Deposit:
         payload = FundsPayload.model_validate({"amount": amount})

@@ -23,18 +23,21 @@ from order_processor.exceptions import (
 from order_processor.messaging.commands import (
     SYSTEM_COMMANDS,
     AnyCommand,
+    CancelOrder,
     CommandRejected,
     Deposit,
+    ExecuteOrder,
+    ExpireOrder,
     PlaceOrder,
     Withdraw,
     parse_command,
     peek_identity,
 )
 from order_processor.messaging.consumer import Ack, Message, Outcome, Release, Retry
-from order_processor.messaging.events import rejection_event
+from order_processor.messaging.events import EventPublisher, rejection_event
 from order_processor.saga.context import SagaContext
 from order_processor.saga.funds import apply_funds
-from order_processor.saga.orders import place_order
+from order_processor.saga.orders import cancel_order, execute_order, expire_order, place_order
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
 from order_processor.store.lock import Lease
@@ -68,20 +71,7 @@ class CommandHandler:
         return outcomes
 
     def admit(self, message: Message) -> AnyCommand:
-        """Parse and authenticate: the token's subject is the command's user, and only
-        the service or admin role may send system commands."""
-        command = parse_command(message.body)
-        try:
-            claims = self.tokens.verify_access_token(command.auth)
-        except TokenExpiredException as exc:
-            raise CommandRejected("TOKEN_EXPIRED", "the command's token has expired") from exc
-        except TokenInvalidException as exc:
-            raise CommandRejected("UNAUTHORIZED", exc.message) from exc
-        if command.type in SYSTEM_COMMANDS and claims.role not in PRIVILEGED_ROLES:
-            raise CommandRejected("FORBIDDEN", f"{command.type} needs the service or admin role")
-        if command.type not in SYSTEM_COMMANDS and claims.subject != command.username:
-            raise CommandRejected("FORBIDDEN", "the token belongs to another user")
-        return command
+        return admit(message, self.tokens)
 
     async def _run_locked(self, admitted: list[tuple[Message, AnyCommand]]) -> dict[str, Outcome]:
         username = admitted[0][1].username
@@ -135,19 +125,51 @@ class CommandHandler:
             await place_order(self.context, lease, command)
         elif isinstance(command, Deposit | Withdraw):
             await apply_funds(self.context, lease, command)
+        elif isinstance(command, CancelOrder):
+            await cancel_order(self.context, lease, command)
+        elif isinstance(command, ExecuteOrder):
+            await execute_order(self.context, lease, command)
+        elif isinstance(command, ExpireOrder):
+            await expire_order(self.context, lease, command)
         else:
-            raise CommandRejected("UNSUPPORTED_COMMAND", f"{command.type} is not handled here")
+            raise CommandRejected(
+                "UNSUPPORTED_COMMAND", f"{command.type} goes to the price-updates queue"
+            )
 
     async def reject(self, message: Message, rejection: CommandRejected) -> None:
-        username, command_id = peek_identity(message.body)
-        if rejection.reason in AUTH_REASONS:
-            self.audit.log_access_denied(username, action="command", reason=rejection.message)
-        event = rejection_event(
-            reason=rejection.reason,
-            message=rejection.message,
-            username=username,
-            command_id=command_id,
-            message_id=message.message_id,
-            order_id=rejection.details.get("order_id"),
-        )
-        await self.context.publisher.publish(event)
+        await reject(message, rejection, self.context.publisher, self.audit)
+
+
+def admit(message: Message, tokens: TokenManager) -> AnyCommand:
+    """Parse and authenticate: the token's subject is the command's user, and only the
+    service or admin role may send system commands."""
+    command = parse_command(message.body)
+    try:
+        claims = tokens.verify_access_token(command.auth)
+    except TokenExpiredException as exc:
+        raise CommandRejected("TOKEN_EXPIRED", "the command's token has expired") from exc
+    except TokenInvalidException as exc:
+        raise CommandRejected("UNAUTHORIZED", exc.message) from exc
+    if command.type in SYSTEM_COMMANDS and claims.role not in PRIVILEGED_ROLES:
+        raise CommandRejected("FORBIDDEN", f"{command.type} needs the service or admin role")
+    if command.type not in SYSTEM_COMMANDS and claims.subject != command.username:
+        raise CommandRejected("FORBIDDEN", "the token belongs to another user")
+    return command
+
+
+async def reject(
+    message: Message, rejection: CommandRejected, publisher: EventPublisher, audit: AuditLogger
+) -> None:
+    """Answer with `command.rejected` (and audit a denial); the caller deletes the message."""
+    username, command_id = peek_identity(message.body)
+    if rejection.reason in AUTH_REASONS:
+        audit.log_access_denied(username, action="command", reason=rejection.message)
+    event = rejection_event(
+        reason=rejection.reason,
+        message=rejection.message,
+        username=username,
+        command_id=command_id,
+        message_id=message.message_id,
+        order_id=rejection.details.get("order_id"),
+    )
+    await publisher.publish(event)

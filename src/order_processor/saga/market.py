@@ -16,14 +16,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from order_processor.domain.assets import AssetTransaction, AssetTransactionType
-from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.assets import AssetTransactionType
+from order_processor.domain.balances import TransactionType
 from order_processor.domain.money import buy_cost, check_places, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.exceptions import AssetNotFoundException, OrderProcessorError
 from order_processor.messaging.events import order_event
 from order_processor.saga.context import SagaContext, StepRefused, commit
-from order_processor.store.asset_balances import asset_balance_change
+from order_processor.saga.ledger import asset_parts, asset_record, usd_parts, usd_record
 from order_processor.store.lock import Lease
 from order_processor.store.orders import transition_put
 
@@ -74,11 +74,10 @@ async def _debit(context: SagaContext, lease: Lease, order: Order) -> Order:
     except OrderProcessorError as exc:
         return await fail(context, lease, order, exc.code)
     priced = order.model_copy(update={"price": price, "total_amount": amount})
-    parts = (
-        _usd_parts(context, priced, TransactionType.ORDER_PAYMENT, "payment")
-        if order.order_type.is_buy
-        else _asset_parts(context, priced, AssetTransactionType.SELL)
-    )
+    if order.order_type.is_buy:
+        parts = usd_parts(context, [usd_record(priced, TransactionType.ORDER_PAYMENT, amount)])
+    else:
+        parts = asset_parts(context, [asset_record(priced, AssetTransactionType.SELL)])
     try:
         return await transition(
             context,
@@ -125,10 +124,13 @@ class StepFailure(OrderProcessorError):
 
 
 async def _credit(context: SagaContext, lease: Lease, order: Order) -> Order:
+    assert order.total_amount is not None
     if order.order_type.is_buy:
-        parts = _asset_parts(context, order, AssetTransactionType.BUY)
+        parts = asset_parts(context, [asset_record(order, AssetTransactionType.BUY)])
     else:
-        parts = _usd_parts(context, order, TransactionType.ORDER_SALE, "sale")
+        parts = usd_parts(
+            context, [usd_record(order, TransactionType.ORDER_SALE, order.total_amount)]
+        )
     try:
         return await transition(
             context, lease, order, "completed", parts, status=OrderStatus.COMPLETED
@@ -141,55 +143,13 @@ async def _credit(context: SagaContext, lease: Lease, order: Order) -> Order:
 
 async def _compensate(context: SagaContext, lease: Lease, order: Order, reason: str) -> Order:
     """Undo the debit: refund the USD (ORDER_REFUND) or give back the asset (REFUND)."""
+    assert order.total_amount is not None
     if order.order_type.is_buy:
-        parts = _usd_parts(context, order, TransactionType.ORDER_REFUND, "refund")
+        parts = usd_parts(
+            context, [usd_record(order, TransactionType.ORDER_REFUND, order.total_amount)]
+        )
     else:
-        parts = _asset_parts(context, order, AssetTransactionType.REFUND)
+        parts = asset_parts(context, [asset_record(order, AssetTransactionType.REFUND)])
     return await transition(
         context, lease, order, "refunded", parts, status=OrderStatus.FAILED, failure_reason=reason
     )
-
-
-def _usd_parts(
-    context: SagaContext, order: Order, kind: TransactionType, suffix: str
-) -> list[tuple[str, dict[str, Any]]]:
-    assert order.total_amount is not None
-    record = BalanceTransactionCreate(
-        transaction_id=f"{order.order_id}.{suffix}",
-        username=order.username,
-        transaction_type=kind,
-        amount=order.total_amount,
-        reference_id=order.order_id,
-        description=f"{order.order_type} {order.quantity} {order.asset_id} @ {order.price}",
-    )
-    now = context.clock()
-    return [
-        ("balance", {"Update": context.balances.balance_change(record, now)}),
-        ("transaction", {"Put": context.balances.transaction_put(record, now)}),
-    ]
-
-
-def _asset_parts(
-    context: SagaContext, order: Order, kind: AssetTransactionType
-) -> list[tuple[str, dict[str, Any]]]:
-    assert order.price is not None
-    assert order.total_amount is not None
-    now = context.clock()
-    record = AssetTransaction(
-        transaction_id=f"{order.order_id}.{kind.value.lower()}",
-        username=order.username,
-        asset_id=order.asset_id,
-        transaction_type=kind,
-        quantity=order.quantity,
-        price=order.price,
-        total_amount=order.total_amount,
-        order_id=order.order_id,
-        created_at=now,
-    )
-    change = asset_balance_change(
-        context.asset_trades.table, order.username, order.asset_id, record.quantity_delta, now
-    )
-    return [
-        ("asset_balance", {"Update": change}),
-        ("asset_transaction", {"Put": context.asset_trades.transaction_put(record)}),
-    ]

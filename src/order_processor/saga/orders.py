@@ -1,22 +1,33 @@
-"""PlaceOrder: accept the order once (idempotent by order id), then run its saga."""
+"""Order commands: PlaceOrder (accept once, idempotent by order id, then run the saga),
+CancelOrder, and the system's ExecuteOrder and ExpireOrder for limit orders."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from order_processor.domain.money import check_places
-from order_processor.domain.orders import Order
+from order_processor.domain.orders import Order, OrderStatus
 from order_processor.exceptions import (
     AssetNotFoundException,
     OrderNotFoundException,
     UserNotFoundException,
 )
-from order_processor.messaging.commands import CommandRejected, PlaceOrder
+from order_processor.messaging.commands import (
+    CancelOrder,
+    CommandRejected,
+    ExecuteOrder,
+    ExpireOrder,
+    PlaceOrder,
+)
 from order_processor.messaging.events import order_event
 from order_processor.saga.context import SagaContext, commit
+from order_processor.saga.limit import close_limit_order, execute_limit_order, queue_limit_order
 from order_processor.saga.market import run_market_order
 from order_processor.store.lock import Lease
 from order_processor.store.orders import order_item
 
-REQUEST_FIELDS = ("order_type", "asset_id", "quantity", "limit_price", "expires_at")
+REQUEST_FIELDS = ("order_type", "asset_id", "quantity", "limit_price")
+DEFAULT_EXPIRY = timedelta(days=30)
 
 
 async def place_order(context: SagaContext, lease: Lease, command: PlaceOrder) -> Order:
@@ -26,9 +37,59 @@ async def place_order(context: SagaContext, lease: Lease, command: PlaceOrder) -
     else:
         # A redelivery: publish the stored state again (same event id), then resume.
         await context.publisher.publish(order_event(order))
+    return await advance(context, lease, order)
+
+
+async def advance(context: SagaContext, lease: Lease, order: Order) -> Order:
+    """Take the order as far as it can go now, from whatever state is stored."""
+    if order.status is OrderStatus.PENDING and order.order_type.is_limit:
+        order = await queue_limit_order(context, lease, order)
+    if order.status is OrderStatus.QUEUED:
+        return await execute_limit_order(context, lease, order)  # marketable at once?
     if order.status.is_terminal:
         return order
     return await run_market_order(context, lease, order)
+
+
+async def cancel_order(context: SagaContext, lease: Lease, command: CancelOrder) -> Order:
+    """Only a QUEUED order can be cancelled; cancelling it again is answered with its
+    CANCELLED event again."""
+    order = await _owned_order(context, command.payload.order_id, command.username)
+    if order.status is OrderStatus.QUEUED:
+        return await close_limit_order(context, lease, order, OrderStatus.CANCELLED)
+    if order.status is OrderStatus.CANCELLED:
+        await context.publisher.publish(order_event(order))
+        return order
+    raise CommandRejected(
+        "ORDER_NOT_CANCELLABLE",
+        f"order {order.order_id} is {order.status}; only a QUEUED order can be cancelled",
+        order_id=order.order_id,
+    )
+
+
+async def execute_order(context: SagaContext, lease: Lease, command: ExecuteOrder) -> Order:
+    """From the matcher: execute if still QUEUED and still triggered, else nothing."""
+    order = await _owned_order(context, command.payload.order_id, command.username)
+    return await execute_limit_order(context, lease, order)
+
+
+async def expire_order(context: SagaContext, lease: Lease, command: ExpireOrder) -> Order:
+    """From the sweeper: expire a QUEUED order whose expiry is at or before the time the
+    sweeper issued the command (its clock decides), else nothing."""
+    order = await _owned_order(context, command.payload.order_id, command.username)
+    due = order.expires_at is not None and order.expires_at <= command.issued_at
+    if order.status is OrderStatus.QUEUED and due:
+        return await close_limit_order(context, lease, order, OrderStatus.EXPIRED)
+    return order
+
+
+async def _owned_order(context: SagaContext, order_id: str, username: str) -> Order:
+    try:
+        return await context.orders.get_order(order_id, username=username)
+    except OrderNotFoundException as exc:
+        raise CommandRejected(
+            "ORDER_NOT_FOUND", f"order {order_id} not found", order_id=order_id
+        ) from exc
 
 
 async def _existing(context: SagaContext, command: PlaceOrder) -> Order | None:
@@ -53,7 +114,12 @@ async def _accept(context: SagaContext, lease: Lease, command: PlaceOrder) -> Or
     await _validate(context, command)
     now = context.clock()
     order = Order.place(command.username, command.payload, order_id=command.payload.order_id)
-    order = order.evolve(step="accepted", sequence=1, created_at=now, updated_at=now)
+    expiry = order.expires_at
+    if order.order_type.is_limit and expiry is None:
+        expiry = now + DEFAULT_EXPIRY
+    order = order.evolve(
+        step="accepted", sequence=1, created_at=now, updated_at=now, expires_at=expiry
+    )
     put = {
         "TableName": context.orders.table,
         "Item": order_item(order),
@@ -68,10 +134,6 @@ async def _accept(context: SagaContext, lease: Lease, command: PlaceOrder) -> Or
 async def _validate(context: SagaContext, command: PlaceOrder) -> None:
     """What makes a command wrong rather than an order unlucky: rejected, not stored."""
     request = command.payload
-    if request.order_type.is_limit:
-        raise CommandRejected(
-            "UNSUPPORTED_ORDER_TYPE", f"{request.order_type} is not supported yet"
-        )
     try:
         user = await context.users.get_user_by_username(command.username)
     except UserNotFoundException as exc:

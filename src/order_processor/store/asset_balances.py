@@ -45,29 +45,40 @@ from order_processor.store.dynamo import (
 
 
 def asset_balance_change(
-    table: str, username: str, asset_id: str, delta: Decimal, now: datetime
+    table: str,
+    username: str,
+    asset_id: str,
+    delta: Decimal,
+    now: datetime,
+    held_delta: Decimal = Decimal(0),
 ) -> dict[str, Any]:
-    """An atomic ADD to `available` that creates the balance on first credit and can never
-    take it below zero: a debit is conditional on `available >= amount` (which also fails
-    on a balance that does not exist)."""
-    values = {":delta": to_attribute(delta), ":zero": to_attribute(Decimal(0))}
-    values[":now"] = to_attribute(now)
+    """Atomic ADDs to `available` and `held` that create the balance on first credit and
+    can never take either below zero: a decrease is conditional on `attribute >= amount`
+    (which also fails on a balance that does not exist)."""
+    values = {
+        ":delta": to_attribute(delta),
+        ":held": to_attribute(held_delta),
+        ":now": to_attribute(now),
+        ":username": to_attribute(username),
+        ":asset_id": to_attribute(asset_id),
+    }
+    conditions = []
+    if delta < 0:
+        conditions.append("available >= :need")
+        values[":need"] = to_attribute(-delta)
+    if held_delta < 0:
+        conditions.append("held >= :need_held")
+        values[":need_held"] = to_attribute(-held_delta)
     change: dict[str, Any] = {
         "TableName": table,
         "Key": keys.asset_balance_key(username, asset_id),
-        "UpdateExpression": "ADD available :delta "
-        "SET held = if_not_exists(held, :zero), username = :username, "
-        "asset_id = :asset_id, updated_at = :now",
-        "ExpressionAttributeValues": {
-            **values,
-            ":username": to_attribute(username),
-            ":asset_id": to_attribute(asset_id),
-        },
+        "UpdateExpression": "ADD available :delta, held :held "
+        "SET username = :username, asset_id = :asset_id, updated_at = :now",
+        "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
-    if delta < 0:
-        change["ConditionExpression"] = "available >= :need"
-        change["ExpressionAttributeValues"][":need"] = to_attribute(-delta)
+    if conditions:
+        change["ConditionExpression"] = " AND ".join(conditions)
     return change
 
 
@@ -148,7 +159,12 @@ class AssetTransactionDAO:
             await self._put(put, record)
             return record
         change = asset_balance_change(
-            self.table, record.username, record.asset_id, record.quantity_delta, now
+            self.table,
+            record.username,
+            record.asset_id,
+            record.available_delta,
+            now,
+            held_delta=record.held_delta,
         )
         try:
             await call(

@@ -13,7 +13,11 @@ from botocore.exceptions import ClientError
 from order_processor.domain.assets import Asset, AssetCreate, AssetListResponse, AssetUpdate
 from order_processor.domain.base import utc_now
 from order_processor.domain.money import PRICE_PLACES, parse_decimal
-from order_processor.exceptions import AssetNotFoundException, EntityAlreadyExistsException
+from order_processor.exceptions import (
+    AssetNotFoundException,
+    EntityAlreadyExistsException,
+    StalePriceException,
+)
 from order_processor.store import keys
 from order_processor.store.dynamo import (
     call,
@@ -21,6 +25,7 @@ from order_processor.store.dynamo import (
     from_item,
     get_item,
     is_condition_failure,
+    old_item,
     query_page,
     to_attribute,
     without_keys,
@@ -86,12 +91,23 @@ class AssetDAO:
     async def deactivate_asset(self, asset_id: str) -> Asset:
         return await self._set(asset_id, {"is_active": False})
 
-    async def update_price(self, asset_id: str, price: Decimal | str) -> Asset:
-        """Decimal or a decimal string only: a float is refused, never converted."""
+    async def update_price(
+        self, asset_id: str, price: Decimal | str, *, as_of: datetime | None = None
+    ) -> Asset:
+        """Decimal or a decimal string only: a float is refused, never converted. With
+        `as_of` (when the feed saw the price), an older observation than the stored one
+        is refused (StalePriceException): out-of-order updates never move the price back."""
         checked = parse_decimal(price, field="price", places=PRICE_PLACES)
-        return await self._set(asset_id, {"price": checked})
+        if as_of is None:
+            return await self._set(asset_id, {"price": checked})
+        # Equal counts as current: a redelivered update (a matcher that crashed after
+        # writing the price) must still reach the matching.
+        newer = "(attribute_not_exists(price_as_of) OR price_as_of <= :price_as_of)"
+        return await self._set(asset_id, {"price": checked, "price_as_of": as_of}, newer)
 
-    async def _set(self, asset_id: str, changes: dict[str, Any]) -> Asset:
+    async def _set(
+        self, asset_id: str, changes: dict[str, Any], extra_condition: str | None = None
+    ) -> Asset:
         asset_id = asset_id.strip().upper()
         changes = {**changes, "updated_at": self.clock()}
         try:
@@ -101,14 +117,19 @@ class AssetDAO:
                 TableName=self.table,
                 Key=keys.asset_key(asset_id),
                 UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in changes),
-                ConditionExpression="attribute_exists(PK)",
+                ConditionExpression=" AND ".join(
+                    ["attribute_exists(PK)", *([extra_condition] if extra_condition else [])]
+                ),
                 ExpressionAttributeNames={f"#{k}": k for k in changes},
                 ExpressionAttributeValues={f":{k}": to_attribute(v) for k, v in changes.items()},
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if is_condition_failure(exc):
-                raise AssetNotFoundException(f"asset {asset_id} not found") from exc
+                if old_item(exc) is None:
+                    raise AssetNotFoundException(f"asset {asset_id} not found") from exc
+                raise StalePriceException(f"a newer price of {asset_id} is stored") from exc
             raise
         return _asset(response["Attributes"])
 

@@ -7,7 +7,7 @@ COMPLETED). Records without an effect (PENDING, FAILED, CANCELLED) may be writte
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -99,26 +99,36 @@ class BalanceDAO:
         return await self.get_balance(transaction.username)
 
     def balance_change(
-        self, transaction: BalanceTransactionCreate, now: datetime
+        self,
+        transaction: BalanceTransactionCreate | Sequence[BalanceTransactionCreate],
+        now: datetime,
     ) -> dict[str, Any]:
-        """The Update of a transaction's effect, for this DAO and for sagas that fuse it
-        into a larger TransactWriteItems. `available` and `held` are separate attributes
-        so that "never negative" is a plain comparison: a condition cannot do arithmetic."""
+        """The Update of one or more transactions' combined effect (one item may appear
+        only once in a TransactWriteItems), for this DAO and for sagas that fuse it into a
+        larger transaction. `available` and `held` are separate attributes so that "never
+        negative" is a plain comparison: a condition cannot do arithmetic."""
+        records = (
+            [transaction]
+            if isinstance(transaction, BalanceTransactionCreate)
+            else list(transaction)
+        )
+        available = sum((r.available_delta for r in records), ZERO)
+        held = sum((r.held_delta for r in records), ZERO)
         conditions = ["attribute_exists(PK)"]
         values: dict[str, Any] = {
-            ":available": to_attribute(transaction.available_delta),
-            ":held": to_attribute(transaction.held_delta),
+            ":available": to_attribute(available),
+            ":held": to_attribute(held),
             ":now": to_attribute(now),
         }
-        if transaction.available_delta < 0:
+        if available < 0:
             conditions.append("available >= :need_available")
-            values[":need_available"] = to_attribute(-transaction.available_delta)
-        if transaction.held_delta < 0:
+            values[":need_available"] = to_attribute(-available)
+        if held < 0:
             conditions.append("held >= :need_held")
-            values[":need_held"] = to_attribute(-transaction.held_delta)
+            values[":need_held"] = to_attribute(-held)
         return {
             "TableName": self.table,
-            "Key": keys.balance_key(transaction.username),
+            "Key": keys.balance_key(records[0].username),
             "UpdateExpression": "SET available = available + :available, "
             "held = held + :held, updated_at = :now",
             "ConditionExpression": " AND ".join(conditions),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -158,6 +159,54 @@ class OrderDAO:
             raise
         return updated
 
+    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
+        """The QUEUED limit orders a price triggers, read from the sparse OpenLimitOrders
+        index, never by a scan: buys whose limit is at or above it, sells at or below."""
+        found: list[Order] = []
+        for side, comparison in (("BUY", ">="), ("SELL", "<=")):
+            found += await self._book(asset_id, side, f"limit_price {comparison} :price", price)
+        return found
+
+    async def order_book(self, asset_id: str) -> tuple[list[Order], list[Order]]:
+        """Open limit orders: bids best (highest) first, asks best (lowest) first."""
+        bids = await self._book(asset_id, "BUY", None, None, forward=False)
+        asks = await self._book(asset_id, "SELL", None, None, forward=True)
+        return bids, asks
+
+    async def _book(
+        self,
+        asset_id: str,
+        side: str,
+        price_condition: str | None,
+        price: Decimal | None,
+        forward: bool = True,
+    ) -> list[Order]:
+        condition = "book_key = :book" + (f" AND {price_condition}" if price_condition else "")
+        values = {":book": to_attribute(f"{asset_id.strip().upper()}#{side}")}
+        if price is not None:
+            values[":price"] = to_attribute(price)
+        request = {
+            "TableName": self.table,
+            "IndexName": "OpenLimitOrders",
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": forward,
+        }
+        return await _index_orders(self.client, request, ("book_key", "limit_price"))
+
+    async def due_orders(self, now: datetime) -> list[Order]:
+        """QUEUED orders whose expiry is at or before `now`, from the sparse ExpiryIndex."""
+        request = {
+            "TableName": self.table,
+            "IndexName": "ExpiryIndex",
+            "KeyConditionExpression": "expiry_shard = :shard AND expires_at <= :now",
+            "ExpressionAttributeValues": {
+                ":shard": to_attribute(EXPIRY_SHARD),
+                ":now": to_attribute(now),
+            },
+        }
+        return await _index_orders(self.client, request, ("expiry_shard", "expires_at"))
+
     async def get_orders_by_user(
         self, username: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page[Order]:
@@ -202,6 +251,29 @@ class OrderDAO:
             keep=keep,
         )
         return Page([Order.model_validate(_order_fields(i)) for i in page.items], page.next_cursor)
+
+
+@dataclass(frozen=True)
+class OrderRef:
+    """What the matcher and the sweeper need to address an order's owner."""
+
+    order_id: str
+    username: str
+
+
+async def _index_orders(
+    client: Any, request: dict[str, Any], index_keys: tuple[str, str]
+) -> list[Order]:
+    found: list[Order] = []
+    cursor: str | None = None
+    while True:
+        page = await query_page(
+            client, request, limit=500, cursor=cursor, key_attributes=("PK", "SK", *index_keys)
+        )
+        found += [Order.model_validate(_order_fields(i)) for i in page.items]
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
 
 
 def _order_fields(item: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,125 @@
+"""The limit order saga.
+
+    PENDING ──hold──▶ QUEUED ──execute──▶ PROCESSING ──credit──▶ COMPLETED
+       │                │ ├──cancel──▶ CANCELLED (hold released)
+       └──▶ FAILED      │ └──expire──▶ EXPIRED   (hold released)
+
+A buy holds `quantity x limit` rounded up to the cent (ORDER_HOLD: available → held); a
+sell holds the quantity (asset HOLD). While QUEUED the order sits in the sparse
+OpenLimitOrders index. Execution re-checks, under the user's lock, that the order is still
+QUEUED and that the inventory price triggers it (buy: price ≤ limit; sell: price ≥ limit),
+then in one transaction releases the hold and pays at the market price, which is never
+worse than the limit: for a buy the difference stays available (the refund of the
+difference is the released hold minus the payment). The credit step is the market saga's.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from order_processor.domain.assets import AssetTransactionType
+from order_processor.domain.balances import TransactionType
+from order_processor.domain.money import buy_cost, sell_proceeds
+from order_processor.domain.orders import Order, OrderStatus
+from order_processor.exceptions import AssetNotFoundException
+from order_processor.saga.context import SagaContext, StepRefused
+from order_processor.saga.ledger import Part, asset_parts, asset_record, usd_parts, usd_record
+from order_processor.saga.market import MINIMUM_NOTIONAL, fail, run_market_order, transition
+from order_processor.store.lock import Lease
+
+
+def hold_amount(order: Order) -> Decimal:
+    """What a limit buy sets aside: the most it can cost, rounded up to the cent."""
+    assert order.limit_price is not None
+    return buy_cost(order.quantity, order.limit_price)
+
+
+def triggered(order: Order, price: Decimal) -> bool:
+    assert order.limit_price is not None
+    return price <= order.limit_price if order.order_type.is_buy else price >= order.limit_price
+
+
+def _hold_parts(context: SagaContext, order: Order, release: bool) -> list[Part]:
+    if order.order_type.is_buy:
+        kind = TransactionType.ORDER_RELEASE if release else TransactionType.ORDER_HOLD
+        return usd_parts(context, [usd_record(order, kind, hold_amount(order))])
+    asset_kind = AssetTransactionType.RELEASE if release else AssetTransactionType.HOLD
+    return asset_parts(context, [asset_record(order, asset_kind)])
+
+
+async def queue_limit_order(context: SagaContext, lease: Lease, order: Order) -> Order:
+    assert order.limit_price is not None
+    if order.quantity * order.limit_price > context.limits.max_order_value:
+        return await fail(context, lease, order, "ORDER_VALUE_LIMIT")
+    if sell_proceeds(order.quantity, order.limit_price) < MINIMUM_NOTIONAL:
+        return await fail(context, lease, order, "ORDER_TOO_SMALL")
+    try:
+        return await transition(
+            context,
+            lease,
+            order,
+            "held",
+            _hold_parts(context, order, release=False),
+            status=OrderStatus.QUEUED,
+        )
+    except StepRefused as exc:
+        reason = "INSUFFICIENT_BALANCE" if exc.part == "balance" else "INSUFFICIENT_ASSET_BALANCE"
+        return await fail(context, lease, order, reason)
+
+
+async def execute_limit_order(context: SagaContext, lease: Lease, order: Order) -> Order:
+    """Execute if the current price triggers the order; otherwise leave it QUEUED."""
+    try:
+        asset = await context.assets.get_asset(order.asset_id)
+    except AssetNotFoundException:
+        return order
+    if order.status is not OrderStatus.QUEUED or not asset.is_active:
+        return order
+    if not triggered(order, asset.price):
+        return order
+    price = asset.price
+    if order.order_type.is_buy:
+        amount = buy_cost(order.quantity, price)
+        priced = order.model_copy(update={"price": price, "total_amount": amount})
+        parts = usd_parts(
+            context,
+            [
+                usd_record(priced, TransactionType.ORDER_RELEASE, hold_amount(order)),
+                usd_record(priced, TransactionType.ORDER_PAYMENT, amount),
+            ],
+        )
+    else:
+        amount = sell_proceeds(order.quantity, price)
+        priced = order.model_copy(update={"price": price, "total_amount": amount})
+        parts = asset_parts(
+            context,
+            [
+                asset_record(priced, AssetTransactionType.RELEASE),
+                asset_record(priced, AssetTransactionType.SELL),
+            ],
+        )
+    debited = await transition(
+        context,
+        lease,
+        order,
+        "debited",
+        parts,
+        status=OrderStatus.PROCESSING,
+        price=price,
+        total_amount=amount,
+    )
+    return await run_market_order(context, lease, debited)
+
+
+async def close_limit_order(
+    context: SagaContext, lease: Lease, order: Order, status: OrderStatus
+) -> Order:
+    """Cancel or expire a QUEUED order: release its hold in the same transaction."""
+    return await transition(
+        context,
+        lease,
+        order,
+        status.value.lower(),
+        _hold_parts(context, order, release=True),
+        status=status,
+    )

@@ -1,0 +1,102 @@
+"""The limit matcher: a price update moves the inventory price and sends one ExecuteOrder
+per QUEUED limit order that price triggers, found through the sparse OpenLimitOrders index.
+
+It decides nothing about money: execution re-checks the order and the price under the
+user's lock, so a repeated, late or out-of-order update can never execute an order twice.
+ExecuteOrder ids derive from the order and the update, so a redelivered update (a matcher
+that crashed between query and send) sends the same ids again and FIFO deduplication and
+the QUEUED re-check absorb them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+from order_processor.exceptions import OrderProcessorError, StalePriceException
+from order_processor.faults import Faults
+from order_processor.messaging.commands import (
+    CommandRejected,
+    ExecuteOrder,
+    OrderReference,
+    UpdatePrice,
+)
+from order_processor.messaging.consumer import Ack, Message, Outcome, Retry
+from order_processor.messaging.events import EventPublisher
+from order_processor.messaging.producer import Producer
+from order_processor.saga.handler import admit, reject
+from order_processor.security.audit import AuditLogger
+from order_processor.security.tokens import TokenManager
+from order_processor.store.assets import AssetDAO
+from order_processor.store.orders import OrderDAO
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = "limit-matcher"
+
+
+def derived_id(kind: str, *parts: str) -> str:
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+    return f"{kind}-{digest}"
+
+
+@dataclass(frozen=True)
+class PriceMatcher:
+    assets: AssetDAO
+    orders: OrderDAO
+    commands: Producer
+    tokens: TokenManager
+    publisher: EventPublisher
+    audit: AuditLogger
+    faults: Faults = field(default_factory=Faults)
+
+    def group_of(self, message: Message) -> str:
+        return message.message_id  # updates are independent of each other
+
+    async def handle_group(self, key: str, messages: list[Message]) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        for message in messages:
+            try:
+                command = admit(message, self.tokens)
+                if not isinstance(command, UpdatePrice):
+                    raise CommandRejected(
+                        "UNSUPPORTED_COMMAND", f"{command.type} is not a price update"
+                    )
+                await self.apply(command)
+            except CommandRejected as rejection:
+                await reject(message, rejection, self.publisher, self.audit)
+            except OrderProcessorError as exc:
+                if exc.retryable:
+                    outcomes[message.message_id] = Retry()
+                    continue
+                await reject(
+                    message, CommandRejected(exc.code, exc.message), self.publisher, self.audit
+                )
+            outcomes[message.message_id] = Ack()
+        return outcomes
+
+    async def apply(self, update: UpdatePrice) -> list[ExecuteOrder]:
+        asset_id, price = update.payload.asset_id, update.payload.price
+        try:
+            await self.assets.update_price(asset_id, price, as_of=update.issued_at)
+        except StalePriceException:
+            log.info("ignored a stale price of %s (%s)", asset_id, update.issued_at)
+            return []
+        except OrderProcessorError as exc:
+            if exc.code == "ASSET_NOT_FOUND":
+                raise CommandRejected("UNKNOWN_ASSET", exc.message) from exc
+            raise
+        triggered = await self.orders.triggered_orders(asset_id, price)
+        token = self.tokens.create_access_token(SERVICE_NAME, role="service")
+        commands = [
+            ExecuteOrder(
+                command_id=derived_id("execute", order.order_id, update.command_id),
+                username=order.username,
+                auth=token,
+                payload=OrderReference(order_id=order.order_id),
+            )
+            for order in triggered
+        ]
+        self.faults.after_commit("matched")  # the crash test: after the query, before sending
+        await self.commands.send_batch(commands)
+        return commands

@@ -1,0 +1,219 @@
+"""Limit orders through real processes: holds, the matcher, execution, cancel, expiry."""
+
+from __future__ import annotations
+
+import signal
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from order_processor.dependencies import (
+    get_asset_balance_dao,
+    get_asset_dao,
+    get_asset_transaction_dao,
+    get_balance_dao,
+)
+from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
+from order_processor.domain.base import utc_now
+from order_processor.domain.orders import OrderStatus
+from order_processor.messaging.events import EventType
+from tests.e2e.harness import Harness
+from tests.ledger import assert_ledger
+
+
+async def give_asset(harness: Harness, username: str, asset_id: str, quantity: str) -> None:
+    await get_asset_transaction_dao(harness.clients).create_asset_transaction(
+        AssetTransactionCreate(
+            username=username,
+            asset_id=asset_id,
+            transaction_type=AssetTransactionType.BUY,
+            quantity=quantity,
+            price="1",
+            total_amount="0",
+        )
+    )
+
+
+async def test_holds_and_releases_are_exact_to_the_cent(harness: Harness) -> None:
+    await harness.create_user("holder_1", usd="100")
+    await harness.add_asset("ETH", "150")
+    await give_asset(harness, "holder_1", "ETH", "2")
+    buy = harness.limit("holder_1", "buy", "ETH", "0.333", "100.01")  # 33.30333 -> 33.31
+    sell = harness.limit("holder_1", "sell", "ETH", "1.5", "200")
+    await harness.send(buy, sell)
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    balance = await get_balance_dao(harness.clients).get_balance("holder_1")
+    eth = await get_asset_balance_dao(harness.clients).get_asset_balance("holder_1", "ETH")
+    assert (balance.available, balance.held) == (Decimal("66.69"), Decimal("33.31"))
+    assert (eth.available, eth.held) == (Decimal("0.5"), Decimal("1.5"))
+    assert (await harness.order(buy.payload.order_id)).status is OrderStatus.QUEUED
+    await assert_ledger(harness.clients, "holder_1")
+
+    await harness.send(
+        harness.factory.cancel("holder_1", buy.payload.order_id),
+        harness.factory.cancel("holder_1", sell.payload.order_id),
+    )
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    balance = await get_balance_dao(harness.clients).get_balance("holder_1")
+    eth = await get_asset_balance_dao(harness.clients).get_asset_balance("holder_1", "ETH")
+    assert (balance.available, balance.held) == (Decimal("100.00"), Decimal("0.00"))
+    assert (eth.available, eth.held) == (Decimal("2"), Decimal("0"))
+    assert (await harness.order(sell.payload.order_id)).status is OrderStatus.CANCELLED
+    await assert_ledger(harness.clients, "holder_1")
+
+
+async def test_a_price_path_triggers_exactly_the_orders_it_crosses(harness: Harness) -> None:
+    await harness.create_user("path_user", usd="1000")
+    await harness.add_asset("SOL", "105")
+    await give_asset(harness, "path_user", "SOL", "3")
+    orders = {
+        "buy100": harness.limit("path_user", "buy", "SOL", "1", "100"),
+        "buy95": harness.limit("path_user", "buy", "SOL", "1", "95"),
+        "buy90": harness.limit("path_user", "buy", "SOL", "1", "90"),
+        "sell110": harness.limit("path_user", "sell", "SOL", "1", "110"),
+        "sell120": harness.limit("path_user", "sell", "SOL", "1", "120"),
+    }
+    await harness.send(*orders.values())
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    async def status(name: str) -> tuple[OrderStatus, Decimal | None]:
+        order = await harness.order(orders[name].payload.order_id)
+        return order.status, order.price
+
+    await harness.send_prices(("SOL", "97"))
+    await harness.settle()
+    assert await status("buy100") == (OrderStatus.COMPLETED, Decimal("97"))
+    assert (await status("buy95"))[0] is OrderStatus.QUEUED
+
+    await harness.send_prices(("SOL", "95"))  # exactly at the limit: triggers
+    await harness.settle()
+    assert await status("buy95") == (OrderStatus.COMPLETED, Decimal("95"))
+    assert (await status("buy90"))[0] is OrderStatus.QUEUED
+
+    await harness.send_prices(("SOL", "115"))
+    await harness.settle()
+    assert await status("sell110") == (OrderStatus.COMPLETED, Decimal("115"))
+    assert (await status("sell120"))[0] is OrderStatus.QUEUED
+    assert (await status("buy90"))[0] is OrderStatus.QUEUED
+
+    # Bought at 97 and 95 (holds of 100 and 95 released: the difference stays available),
+    # sold at 115; buy90 still holds 90.
+    balance = await get_balance_dao(harness.clients).get_balance("path_user")
+    assert (balance.available, balance.held) == (Decimal("833.00"), Decimal("90.00"))
+    await assert_ledger(harness.clients, "path_user")
+
+
+@pytest.mark.parametrize("first", ["cancel", "execute"])
+async def test_a_cancel_racing_an_execution_ends_in_exactly_one(
+    harness: Harness, first: str
+) -> None:
+    await harness.create_user("race_user", usd="500")
+    await harness.add_asset("ADA", "2")
+    buy = harness.limit("race_user", "buy", "ADA", "100", "1.5")
+    await harness.send(buy)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await get_asset_dao(harness.clients).update_price("ADA", "1.4")
+    cancel = harness.factory.cancel("race_user", buy.payload.order_id)
+    if first == "cancel":
+        await harness.send(cancel)
+        await harness.send_prices(("ADA", "1.4"))
+    else:
+        await harness.send_prices(("ADA", "1.4"))
+        assert await harness.run_worker(kind="limit-matcher") == 0
+        await harness.send(cancel)
+    await harness.settle()
+
+    order = await harness.order(buy.payload.order_id)
+    expected = OrderStatus.CANCELLED if first == "cancel" else OrderStatus.COMPLETED
+    assert order.status is expected
+    available = await harness.available("race_user")
+    assert available == (Decimal("500.00") if first == "cancel" else Decimal("360.00"))
+    await assert_ledger(harness.clients, "race_user")
+
+
+async def test_expiry_follows_the_sweepers_clock(harness: Harness) -> None:
+    await harness.create_user("expiry_user", usd="100")
+    await harness.add_asset("DOT", "10")
+    now = utc_now()
+    soon = harness.limit("expiry_user", "buy", "DOT", "2", "5", expires_at=now + timedelta(hours=1))
+    later = harness.limit("expiry_user", "buy", "DOT", "2", "5")  # default: 30 days
+    await harness.send(soon, later)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    assert await harness.available("expiry_user") == Decimal("80.00")
+
+    at = (now + timedelta(minutes=30)).isoformat()
+    assert await harness.run_worker(kind="expiry-sweeper", extra=("--once", "--now", at)) == 0
+    assert await harness.run_worker() == 0
+    assert (await harness.order(soon.payload.order_id)).status is OrderStatus.QUEUED
+
+    at = (now + timedelta(hours=2)).isoformat()
+    assert await harness.run_worker(kind="expiry-sweeper", extra=("--once", "--now", at)) == 0
+    assert await harness.run_worker() == 0
+
+    assert (await harness.order(soon.payload.order_id)).status is OrderStatus.EXPIRED
+    later_order = await harness.order(later.payload.order_id)
+    assert later_order.status is OrderStatus.QUEUED
+    assert later_order.expires_at is not None
+    assert later_order.expires_at - later_order.created_at == timedelta(days=30)
+    assert await harness.available("expiry_user") == Decimal("90.00")
+    events = await harness.collect_events(
+        lambda e: any(x.event_type is EventType.ORDER_EXPIRED for x in e)
+    )
+    assert [e.order_id for e in events if e.event_type is EventType.ORDER_EXPIRED] == [
+        soon.payload.order_id
+    ]
+    await assert_ledger(harness.clients, "expiry_user")
+
+
+async def test_a_matcher_crash_between_query_and_send_loses_nothing_and_doubles_nothing(
+    harness: Harness,
+) -> None:
+    await harness.create_user("matcher_u", usd="1000")
+    await harness.add_asset("AVAX", "30")
+    buy = harness.limit("matcher_u", "buy", "AVAX", "10", "25")
+    await harness.send(buy)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await harness.send_prices(("AVAX", "24"), ("AVAX", "24"))  # and a repeated update
+
+    crashed = await harness.run_worker(kind="limit-matcher", fault="crash-after=matched")
+    assert crashed == -signal.SIGKILL
+    await harness.settle()
+
+    order = await harness.order(buy.payload.order_id)
+    assert (order.status, order.price, order.total_amount) == (
+        OrderStatus.COMPLETED,
+        Decimal("24"),
+        Decimal("240.00"),
+    )
+    assert await harness.available("matcher_u") == Decimal("760.00")
+    await assert_ledger(harness.clients, "matcher_u")
+
+
+async def test_held_funds_are_not_available_to_withdrawals_or_market_orders(
+    harness: Harness,
+) -> None:
+    await harness.create_user("held_user", usd="100")
+    await harness.add_asset("LINK", "20")
+    await harness.send(harness.limit("held_user", "buy", "LINK", "4", "19"))  # holds 76
+    assert await harness.run_worker() == 0, harness.worker_output()
+    withdraw = harness.factory.withdraw("held_user", "50")
+    market = harness.market("held_user", "buy", "LINK", "1.5")  # 30 > 24 available
+    small = harness.factory.withdraw("held_user", "20")
+    await harness.send(withdraw, market, small)
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    balance = await get_balance_dao(harness.clients).get_balance("held_user")
+    assert (balance.available, balance.held) == (Decimal("4.00"), Decimal("76.00"))
+    failed = await harness.order(market.payload.order_id)
+    assert (failed.status, failed.failure_reason) == (OrderStatus.FAILED, "INSUFFICIENT_BALANCE")
+    events = await harness.collect_events(
+        lambda e: any(x.event_type is EventType.COMMAND_REJECTED for x in e)
+    )
+    rejected = [e.data for e in events if e.event_type is EventType.COMMAND_REJECTED]
+    assert [(r["command_id"], r["reason"]) for r in rejected] == [
+        (withdraw.command_id, "INSUFFICIENT_BALANCE")
+    ]
+    await assert_ledger(harness.clients, "held_user")

@@ -1,0 +1,1 @@
+"""The expiry sweeper: due limit orders → ExpireOrder commands."""

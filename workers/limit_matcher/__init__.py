@@ -1,0 +1,1 @@
+"""The limit matcher: price updates → triggered limit orders → ExecuteOrder commands."""

@@ -1,0 +1,57 @@
+"""Wiring only: the price-updates queue, the matcher, the commands queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+from order_processor.config import QueueKind, Settings
+from order_processor.dependencies import (
+    get_asset_dao,
+    get_order_dao,
+    get_token_manager,
+    open_clients,
+)
+from order_processor.faults import Faults
+from order_processor.messaging.consumer import Consumer
+from order_processor.messaging.events import EventPublisher
+from order_processor.messaging.producer import Producer
+from order_processor.saga.matcher import PriceMatcher
+from order_processor.security.audit import AuditLogger
+from workers.runtime import configure_logging, on_stop_signals, queue_url, topic_arn
+
+
+async def serve(settings: Settings, *, burst: bool = False) -> None:
+    tokens = get_token_manager(settings)
+    resources = settings.resources()
+    async with open_clients(settings) as clients:
+        prices_url = await queue_url(clients, resources.price_updates_queue.name)
+        commands_url = await queue_url(clients, resources.commands_queue.name)
+        matcher = PriceMatcher(
+            assets=get_asset_dao(clients),
+            orders=get_order_dao(clients),
+            commands=Producer(
+                clients.sqs, commands_url, fifo=settings.queue_kind is QueueKind.FIFO
+            ),
+            tokens=tokens,
+            publisher=EventPublisher(clients.sns, await topic_arn(clients, commands_url)),
+            audit=AuditLogger(),
+            faults=Faults.from_env(),
+        )
+        consumer = Consumer(
+            sqs=clients.sqs,
+            queue_url=prices_url,
+            handle_group=matcher.handle_group,
+            group_of=matcher.group_of,
+            concurrency=settings.concurrency,
+            visibility_timeout=settings.visibility_timeout,
+            burst=burst,
+            grace_seconds=settings.shutdown_grace_seconds,
+        )
+        on_stop_signals(consumer.stop)
+        await consumer.run()
+
+
+def run(settings: Settings, *, burst: bool = False) -> int:
+    configure_logging()
+    asyncio.run(serve(settings, burst=burst))
+    return 0

@@ -1,0 +1,33 @@
+"""What every worker program shares: logging, signals, queue URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from order_processor.dependencies import AwsClients
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def on_stop_signals(stop: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
+
+
+async def queue_url(clients: AwsClients, name: str) -> str:
+    url: str = (await clients.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+    return url
+
+
+async def topic_arn(clients: AwsClients, queue: str) -> str:
+    """The events topic's ARN, derived from a queue's ARN (same region and account),
+    without creating anything."""
+    attributes = await clients.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    _, _, _, region, account, _ = attributes["Attributes"]["QueueArn"].split(":")
+    return f"arn:aws:sns:{region}:{account}:{clients.resources.events_topic}"
