@@ -29,13 +29,14 @@ class Faults:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Faults:
-        spec = (os.environ if environ is None else environ).get(FAULT_VARIABLE, "")
-        kind, _, step = spec.partition("=")
-        if kind == "crash-after" and step:
-            return cls(crash_after=step)
-        if kind == "fail-step" and step:
-            return cls(fail_step=step)
-        return cls()
+        """One or both, comma-separated: `fail-step=completed,crash-after=refunded`."""
+        specs = (os.environ if environ is None else environ).get(FAULT_VARIABLE, "")
+        found: dict[str, str] = {}
+        for spec in specs.split(","):
+            kind, _, step = spec.strip().partition("=")
+            if kind in {"crash-after", "fail-step"} and step:
+                found[kind.replace("-", "_")] = step
+        return cls(crash_after=found.get("crash_after"), fail_step=found.get("fail_step"))
 
     def before(self, step: str) -> None:
         if step == self.fail_step:

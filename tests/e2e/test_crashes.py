@@ -42,6 +42,67 @@ async def test_a_buy_survives_a_crash_after_each_step(harness: Harness, step: st
     }
 
 
+@pytest.mark.parametrize(
+    ("fault", "status", "reason", "usd"),
+    [
+        ("crash-after=failed", OrderStatus.FAILED, "INSUFFICIENT_BALANCE", "50.00"),
+        (
+            "fail-step=completed,crash-after=refunded",
+            OrderStatus.FAILED,
+            "INJECTED_FAULT",
+            "50.00",
+        ),
+    ],
+)
+async def test_failure_paths_survive_a_crash_after_their_commit(
+    harness: Harness, fault: str, status: OrderStatus, reason: str, usd: str
+) -> None:
+    await harness.create_user("crash_fail", usd="50")
+    await harness.add_asset("BTC", "50000")
+    quantity = "0.01" if reason == "INSUFFICIENT_BALANCE" else "0.0002"  # 500 USD, or 10
+    buy = harness.market("crash_fail", "buy", "BTC", quantity)
+    await harness.send(buy)
+
+    assert await harness.run_worker(fault=fault) == -signal.SIGKILL, harness.worker_output()
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    order = await harness.order(buy.payload.order_id)
+    assert (order.status, order.failure_reason) == (status, reason)
+    assert await harness.available("crash_fail") == Decimal(usd)
+    await assert_ledger(harness.clients, "crash_fail")
+    events = await harness.collect_events(
+        lambda e: EventType.ORDER_FAILED in {x.event_type for x in e}
+    )
+    assert EventType.ORDER_ACCEPTED in {e.event_type for e in events}
+
+
+async def test_a_sell_survives_a_crash_after_its_debit(harness: Harness) -> None:
+    await harness.create_user("crash_sell")
+    await harness.add_asset("BTC", "50000")
+    await get_asset_transaction_dao(harness.clients).create_asset_transaction(
+        AssetTransactionCreate(
+            username="crash_sell",
+            asset_id="BTC",
+            transaction_type=AssetTransactionType.BUY,
+            quantity="0.5",
+            price="50000",
+            total_amount="0",
+        )
+    )
+    sell = harness.market("crash_sell", "sell", "BTC", "0.1")
+    await harness.send(sell)
+
+    assert await harness.run_worker(fault="crash-after=debited") == -signal.SIGKILL
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    order = await harness.order(sell.payload.order_id)
+    assert (order.status, order.total_amount) == (OrderStatus.COMPLETED, Decimal("5000.00"))
+    assert await harness.available("crash_sell") == Decimal("5000.00")
+    btc = await get_asset_balance_dao(harness.clients).get_asset_balance("crash_sell", "BTC")
+    assert btc.available == Decimal("0.4")
+    await assert_ledger(harness.clients, "crash_sell")
+
+
 async def test_a_deposit_survives_a_crash_after_its_commit(harness: Harness) -> None:
     await harness.create_user("crash_dep")
     await harness.send(harness.factory.deposit("crash_dep", "75.25"))

@@ -69,3 +69,28 @@ async def test_one_deposit_delivered_three_times_credits_once(harness: Harness) 
 
     assert await harness.available("dep_user") == Decimal("250.00")
     await assert_ledger(harness.clients, "dep_user")
+    events = await harness.collect_events(lambda e: len(e) >= 3)
+    assert {e.event_id for e in events} == {f"funds:{deposit.command_id}"}
+
+
+async def test_a_reused_command_id_with_another_amount_is_rejected(harness: Harness) -> None:
+    await harness.create_user("reuse_dep")
+    deposit = harness.factory.deposit("reuse_dep", "100")
+    withdraw = harness.factory.withdraw("reuse_dep", "60").model_copy(
+        update={"command_id": deposit.command_id}
+    )
+    await harness.send(deposit)
+    await harness.send_raw(withdraw.body(), group="reuse_dep", dedup="second")
+
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    assert await harness.available("reuse_dep") == Decimal("100.00")
+    events = await harness.collect_events(
+        lambda e: any(x.event_type is EventType.COMMAND_REJECTED for x in e)
+    )
+    assert [e.data["reason"] for e in events if e.event_type is EventType.COMMAND_REJECTED] == [
+        "CONFLICTING_DUPLICATE"
+    ]
+    assert [e.event_type for e in events if e.order_id is None].count(
+        EventType.BALANCE_WITHDRAWN
+    ) == 0

@@ -122,8 +122,12 @@ async def test_the_synchronous_producer_sends_batches_a_worker_executes(harness:
     ]
 
     sent = await asyncio.to_thread(producer.send_batch, commands)
+    last = harness.market("sync_user", "buy", "ADA", "10")
+    order_id = await asyncio.to_thread(producer.send, last)
     assert await harness.run_worker() == 0, harness.worker_output()
 
     assert sent == [c.command_id for c in commands]
-    assert await harness.available("sync_user") == Decimal("40.00")
+    assert order_id == last.payload.order_id
+    assert (await harness.order(order_id)).status.value == "COMPLETED"
+    assert await harness.available("sync_user") == Decimal("35.00")
     await assert_ledger(harness.clients, "sync_user")

@@ -33,6 +33,17 @@ async def test_sigterm_mid_batch_loses_nothing_and_exits_0(harness: Harness) -> 
     worker.send_signal(signal.SIGTERM)
 
     assert await harness.wait(worker, 60) == 0, harness.worker_output()
+    # Handed back at once (visibility 0), and every lock released by its owner.
+    depth = await harness.clients.sqs.get_queue_attributes(
+        QueueUrl=harness.queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )
+    assert depth["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+    for username in USERS:
+        lock = await harness.clients.dynamodb.get_item(
+            TableName=harness.settings.resources().users_table,
+            Key={"PK": {"S": f"USER#{username}"}, "SK": {"S": "LOCK"}},
+        )
+        assert "owner" not in lock.get("Item", {}), username
     done_before = 0
     for username in USERS:
         page = await orders.get_orders_by_user_and_status(

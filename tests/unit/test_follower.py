@@ -39,3 +39,18 @@ def test_order_less_events_apply_once_per_id() -> None:
     deposit = Event(event_id="funds:c-1", event_type=EventType.BALANCE_DEPOSITED, username="a")
 
     assert [follower.apply(deposit), follower.apply(deposit)] == [True, False]
+
+
+def test_a_rejection_that_names_an_order_does_not_touch_the_orders_view() -> None:
+    follower = StatusFollower()
+    follower.apply(order_event(3, "COMPLETED"))
+    conflict = Event(
+        event_id="rejected:c-9",
+        event_type=EventType.COMMAND_REJECTED,
+        order_id="o-1",
+        data={"reason": "CONFLICTING_DUPLICATE"},
+    )
+
+    assert follower.apply(conflict) is True
+    assert follower.apply(conflict) is False
+    assert follower.status_of("o-1") == "COMPLETED"

@@ -130,10 +130,12 @@ def parse_command(body: str | bytes) -> AnyCommand:
         )
     try:
         document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise CommandRejected("MALFORMED_JSON", f"body is not JSON: {exc}") from exc
     try:
         return COMMANDS.validate_python(document)
+    except RecursionError as exc:
+        raise CommandRejected("INVALID_COMMAND", "body is nested too deeply") from exc
     except ValidationError as exc:
         raise CommandRejected("INVALID_COMMAND", describe_errors(exc)) from exc
 
@@ -155,7 +157,7 @@ def peek_identity(body: str | bytes) -> tuple[str | None, str | None]:
     """The (username, command_id) of a body that may not validate, for a rejection event."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, None
     if not isinstance(document, dict):
         return None, None

@@ -119,6 +119,11 @@ class Consumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await receive
             return []
+        if receive.exception() is not None:
+            # Throttling, 5xx, a reset connection: the queue is still there; back off.
+            log.warning("receive failed, backing off: %s", receive.exception())
+            await asyncio.sleep(1 + random.random() * 4)  # noqa: S311
+            return []
         response = receive.result()
         return [
             Message(
@@ -133,7 +138,11 @@ class Consumer:
     def _dispatch(self, messages: list[Message]) -> None:
         groups: dict[str, list[Message]] = {}
         for message in messages:  # received order is kept within a group (FIFO order)
-            groups.setdefault(self.group_of(message), []).append(message)
+            try:
+                key = self.group_of(message)
+            except Exception:  # a body nobody can read still gets answered, alone
+                key = f"message:{message.message_id}"
+            groups.setdefault(key, []).append(message)
         for key, group in groups.items():
             task = asyncio.create_task(self._run_group(key, group))
             self._tasks[task] = group
@@ -201,9 +210,12 @@ class Consumer:
             "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed",
         ]
-        response = await self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url, AttributeNames=names
-        )
+        try:
+            response = await self.sqs.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=names
+            )
+        except Exception:
+            return False
         return all(int(response["Attributes"].get(name, 0)) == 0 for name in names)
 
     async def _drain(self) -> None:

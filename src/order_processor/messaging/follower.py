@@ -28,7 +28,7 @@ class StatusFollower:
 
     def apply(self, event: Event) -> bool:
         """True if the event changed the view; False for a stale or duplicate one."""
-        if event.order_id is not None:
+        if event.order_id is not None and event.event_type.value.startswith("order."):
             current = self.orders.get(event.order_id)
             if current is not None and event.sequence <= current.sequence:
                 return False

@@ -39,6 +39,10 @@ class SendFailed(RuntimeError):
         self.failed = failed
 
 
+def reference_of(command: AnyCommand) -> str:
+    return command.payload.order_id if isinstance(command, PlaceOrder) else command.command_id
+
+
 def sqs_entry(index: int, command: AnyCommand, fifo: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": command.body()}
     if fifo:
@@ -107,8 +111,9 @@ class Producer:
     fifo: bool = True
 
     async def send(self, command: AnyCommand) -> str:
+        """Returns the order id of a PlaceOrder, the command id of anything else."""
         await self.send_batch([command])
-        return command.command_id
+        return reference_of(command)
 
     async def send_batch(self, commands: Sequence[AnyCommand]) -> list[str]:
         for start in range(0, len(commands), BATCH):
@@ -126,8 +131,9 @@ class SyncProducer:
     fifo: bool = True
 
     def send(self, command: AnyCommand) -> str:
+        """Returns the order id of a PlaceOrder, the command id of anything else."""
         self.send_batch([command])
-        return command.command_id
+        return reference_of(command)
 
     def send_batch(self, commands: Sequence[AnyCommand]) -> list[str]:
         for start in range(0, len(commands), BATCH):

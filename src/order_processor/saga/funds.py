@@ -7,7 +7,11 @@ total (checked against the daily limit) commit together, fenced by the user's lo
 from __future__ import annotations
 
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
-from order_processor.exceptions import BalanceNotFoundException, TransactionNotFoundException
+from order_processor.exceptions import (
+    BalanceNotFoundException,
+    TransactionNotFoundException,
+    UserNotFoundException,
+)
 from order_processor.messaging.commands import CommandRejected, Deposit, Withdraw
 from order_processor.messaging.events import Event, EventType
 from order_processor.saga.context import SagaContext, StepRefused, commit
@@ -27,6 +31,7 @@ async def apply_funds(context: SagaContext, lease: Lease, command: Deposit | Wit
     if await _already_applied(context, record):
         await context.publisher.publish(event)  # a redelivery: same event, same id
         return event
+    await _check_user(context, record.username)
     limit = context.limits.daily_deposit if deposit else context.limits.daily_withdraw
     if record.amount > limit:
         raise CommandRejected(
@@ -49,11 +54,27 @@ async def apply_funds(context: SagaContext, lease: Lease, command: Deposit | Wit
 
 
 async def _already_applied(context: SagaContext, record: BalanceTransactionCreate) -> bool:
+    """True for a redelivery; a different command reusing the id is rejected."""
     try:
-        await context.balances.get_transaction(record.username, record.transaction_id)
+        stored = await context.balances.get_transaction(record.username, record.transaction_id)
     except TransactionNotFoundException:
         return False
+    if (stored.transaction_type, stored.amount) != (record.transaction_type, record.amount):
+        raise CommandRejected(
+            "CONFLICTING_DUPLICATE",
+            f"command {record.transaction_id} was already applied as a {stored.transaction_type} "
+            f"of {stored.amount} USD; it was not applied again",
+        )
     return True
+
+
+async def _check_user(context: SagaContext, username: str) -> None:
+    try:
+        user = await context.users.get_user_by_username(username)
+    except UserNotFoundException as exc:
+        raise CommandRejected("UNKNOWN_USER", f"user {username} does not exist") from exc
+    if not user.is_active:
+        raise CommandRejected("USER_INACTIVE", f"user {username} is disabled")
 
 
 async def _rejection(

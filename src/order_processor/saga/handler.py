@@ -112,7 +112,10 @@ class CommandHandler:
             if exc.retryable:
                 log.info("retrying %s: %s", message.message_id, exc)
                 return Retry()
-            await self.reject(message, CommandRejected(exc.code, exc.message))
+            # Not a rejection the saga chose: an order may be left mid-way. Keep the
+            # message (backoff, then the DLQ) rather than acknowledge unfinished work.
+            log.exception("command %s hit %s; it will be retried", message.message_id, exc.code)
+            return Retry()
         except Exception:
             # A bug or an unforeseen AWS answer: back off and retry; after
             # maxReceiveCount receives the redrive policy moves it to the DLQ.

@@ -26,7 +26,8 @@ SUFFIX = {
 
 def usd_record(order: Order, kind: TransactionType, amount: Decimal) -> BalanceTransactionCreate:
     return BalanceTransactionCreate(
-        transaction_id=f"{order.order_id}.{SUFFIX[kind]}",
+        # "#" cannot occur in a command id, so these never meet a deposit's id.
+        transaction_id=f"{order.order_id}#{SUFFIX[kind]}",
         username=order.username,
         transaction_type=kind,
         amount=amount,
@@ -39,7 +40,7 @@ def asset_record(order: Order, kind: AssetTransactionType) -> AssetTransaction:
     price = order.price or order.limit_price
     assert price is not None
     return AssetTransaction(
-        transaction_id=f"{order.order_id}.asset-{kind.value.lower()}",
+        transaction_id=f"{order.order_id}#{kind.value.lower()}",
         username=order.username,
         asset_id=order.asset_id,
         transaction_type=kind,

@@ -71,7 +71,7 @@ async def fail(context: SagaContext, lease: Lease, order: Order, reason: str) ->
 async def _debit(context: SagaContext, lease: Lease, order: Order) -> Order:
     try:
         price, amount = await _price_and_amount(context, order)
-    except OrderProcessorError as exc:
+    except StepFailure as exc:
         return await fail(context, lease, order, exc.code)
     priced = order.model_copy(update={"price": price, "total_amount": amount})
     if order.order_type.is_buy:

@@ -10,6 +10,7 @@ from typing import Any
 
 import aioboto3
 import pytest
+from botocore.exceptions import ClientError
 
 from order_processor.aws import client_kwargs
 from order_processor.config import Settings
@@ -153,3 +154,40 @@ def test_backoff_grows_exponentially_with_jitter_and_a_ceiling() -> None:
     assert all(2 <= d <= 4 for d in delays[2])
     assert all(4 <= d <= 8 for d in delays[3])
     assert all(30 <= d <= 60 for d in delays[10])
+
+
+class FlakySqs:
+    """The real client, whose first receive fails as a throttled or reset call does."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    async def receive_message(self, **arguments: Any) -> Any:
+        if self.failures == 0:
+            self.failures += 1
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "ReceiveMessage"
+            )
+        return await self.client.receive_message(**arguments)
+
+
+async def test_a_failed_receive_backs_off_instead_of_stopping_the_worker(
+    sqs: Any, queue: tuple[str, str]
+) -> None:
+    url, _ = queue
+    await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"user": "after-throttle"}))
+    seen: list[str] = []
+
+    async def handle(key: str, messages: list[Message]) -> dict[str, Outcome]:
+        seen.append(key)
+        return {m.message_id: Ack() for m in messages}
+
+    flaky = FlakySqs(sqs)
+    await asyncio.wait_for(consumer(flaky, url, handle).run(), 60)
+
+    assert flaky.failures == 1
+    assert seen == ["after-throttle"]
