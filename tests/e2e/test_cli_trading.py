@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+from datetime import timedelta
 from decimal import Decimal
 
 from order_processor.security.tokens import TokenManager
@@ -93,3 +94,45 @@ async def test_token_and_schema_commands(harness: Harness) -> None:
     }
     assert schema["events"]["properties"]["event_type"]["$ref"].endswith("EventType")
     assert "order.completed" in schema["events"]["$defs"]["EventType"]["enum"]
+
+
+async def test_limit_orders_through_the_cli(harness: Harness) -> None:
+    env = {
+        k: v for k, v in harness.worker_environment().items() if k.startswith(("AWS_", "ORDER_"))
+    }
+    await harness.create_user("lima_user", usd="1000")
+    await harness.add_asset("XRP", "2")
+
+    placed = run_cli(
+        "buy", "lima_user", "XRP", "100", "--limit", "1.5", "--expires-in", "2h", env=env
+    )
+    assert placed.returncode == 0, placed.stderr
+    order_id = placed.stdout.strip()
+    assert await harness.run_worker() == 0, harness.worker_output()
+    book = json.loads(run_cli("orders", "book", "xrp", env=env).stdout)
+    cancelled = run_cli("cancel", order_id, env=env)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    bad = run_cli("buy", "lima_user", "XRP", "1", "--expires-in", "2h", env=env)
+
+    assert book == {
+        "asset_id": "XRP",
+        "bids": [
+            {
+                "order_id": order_id,
+                "username": "lima_user",
+                "limit_price": "1.50000000",
+                "quantity": "100",
+            }
+        ],
+        "asks": [],
+    }
+    assert cancelled.returncode == 0, cancelled.stderr
+    order = await harness.order(order_id)
+    assert order.status.value == "CANCELLED"
+    assert order.expires_at is not None
+    assert (
+        timedelta(hours=1, minutes=59) < order.expires_at - order.created_at <= timedelta(hours=2)
+    )
+    assert await harness.available("lima_user") == Decimal("1000.00")
+    assert bad.returncode == 2
+    assert "--expires-in needs --limit" in bad.stderr

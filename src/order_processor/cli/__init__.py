@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         command: Command = args.run
         return command(args, settings)
-    except (ConfigError, EmulatorError) as exc:
+    except (ConfigError, EmulatorError, argparse.ArgumentTypeError) as exc:
         return fail(str(exc))
     except ValidationError as exc:
         return fail(describe_errors(exc))
