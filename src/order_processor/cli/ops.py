@@ -11,8 +11,11 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
+from order_processor.audit import LedgerAuditor
 from order_processor.aws import sync_client
+from order_processor.cli.common import with_clients
 from order_processor.config import Settings
+from order_processor.dependencies import AwsClients, get_order_dao
 from order_processor.domain.base import utc_now
 from order_processor.emulator import running_emulator
 from order_processor.provision import Provisioner, summarize
@@ -32,6 +35,11 @@ def register(verbs: Any) -> None:
     verbs.add_parser("demo", help="the main job on the embedded emulator (make run)").set_defaults(
         run=cmd_demo
     )
+    audit = verbs.add_parser("audit", help="reconcile balances, transactions and orders")
+    audit.add_argument(
+        "--allow-in-flight", action="store_true", help="PENDING/PROCESSING orders are not errors"
+    )
+    audit.set_defaults(run=cmd_audit)
     worker = verbs.add_parser("worker", help="run a worker process")
     worker.add_argument(
         "kind", choices=["orders", "limit-matcher", "expiry-sweeper"], help="which worker"
@@ -98,6 +106,20 @@ def cmd_demo(_: argparse.Namespace, settings: Settings) -> int:
         provision(live)
         print()
         return cmd_status(argparse.Namespace(), live)
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(clients: AwsClients) -> int:
+        auditor = LedgerAuditor(
+            clients.dynamodb, clients.resources.users_table, get_order_dao(clients)
+        )
+        report = await auditor.run(allow_in_flight=args.allow_in_flight)
+        for mismatch in report.mismatches:
+            print(mismatch)
+        print(report.summary())
+        return 0 if report.passed else 1
+
+    return with_clients(settings, action)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,257 @@
+"""The ledger audit: every balance against its transactions, every order against its
+records and holds.
+
+It walks the users table one user at a time (a paginated scan for balance items, then one
+partition query per user) and each user's orders through UserOrdersIndex, so memory holds
+one user's items at most, however large the tables grow.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from order_processor.domain.assets import AssetBalance, AssetTransaction
+from order_processor.domain.balances import (
+    Balance,
+    BalanceTransaction,
+    TransactionStatus,
+    TransactionType,
+)
+from order_processor.domain.money import buy_cost
+from order_processor.domain.orders import Order, OrderStatus
+from order_processor.store import keys
+from order_processor.store.dynamo import from_item, to_attribute, without_keys
+from order_processor.store.orders import OrderDAO
+
+# (buy?, limit?, how it ended) -> the kinds of records the order must have, sorted.
+EXPECTED_RECORDS: dict[tuple[bool, bool, str], list[str]] = {
+    (True, False, "completed"): ["BUY", "ORDER_PAYMENT"],
+    (False, False, "completed"): ["ORDER_SALE", "SELL"],
+    (True, True, "completed"): ["BUY", "ORDER_HOLD", "ORDER_PAYMENT", "ORDER_RELEASE"],
+    (False, True, "completed"): ["HOLD", "ORDER_SALE", "RELEASE", "SELL"],
+    (True, False, "refunded"): ["ORDER_PAYMENT", "ORDER_REFUND"],
+    (False, False, "refunded"): ["REFUND", "SELL"],
+    (True, True, "refunded"): ["ORDER_HOLD", "ORDER_PAYMENT", "ORDER_REFUND", "ORDER_RELEASE"],
+    (False, True, "refunded"): ["HOLD", "REFUND", "RELEASE", "SELL"],
+    (True, True, "released"): ["ORDER_HOLD", "ORDER_RELEASE"],
+    (False, True, "released"): ["HOLD", "RELEASE"],
+    (True, True, "queued"): ["ORDER_HOLD"],
+    (False, True, "queued"): ["HOLD"],
+}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    kind: str  # usd_balance, asset_balance, order_records, order_amounts, order_in_flight
+    username: str
+    detail: str
+    ids: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        ids = f" [{', '.join(self.ids)}]" if self.ids else ""
+        return f"{self.kind}: {self.username}: {self.detail}{ids}"
+
+
+@dataclass
+class AuditReport:
+    users: int = 0
+    orders: int = 0
+    transactions: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+    def summary(self) -> str:
+        verdict = "PASSED" if self.passed else f"FAILED: {len(self.mismatches)} mismatch(es)"
+        return (
+            f"audit {verdict}: {self.users} users, {self.orders} orders, "
+            f"{self.transactions} transactions checked"
+        )
+
+
+@dataclass(frozen=True)
+class LedgerAuditor:
+    client: Any
+    users_table: str
+    orders: OrderDAO
+
+    async def run(self, *, allow_in_flight: bool = False) -> AuditReport:
+        """`allow_in_flight`: PENDING/PROCESSING orders are fine while workers run."""
+        report = AuditReport()
+        async for username in self._usernames():
+            report.users += 1
+            await self.audit_user(username, report, allow_in_flight=allow_in_flight)
+        return report
+
+    async def _usernames(self) -> AsyncIterator[str]:
+        arguments: dict[str, Any] = {
+            "TableName": self.users_table,
+            "FilterExpression": "SK = :balance",
+            "ExpressionAttributeValues": {":balance": to_attribute(keys.USD_BALANCE)},
+            "ProjectionExpression": "PK",
+        }
+        while True:
+            page = await self.client.scan(**arguments)
+            for item in page.get("Items", []):
+                yield str(from_item(item)["PK"]).removeprefix("USER#")
+            if "LastEvaluatedKey" not in page:
+                return
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    async def audit_user(
+        self, username: str, report: AuditReport, *, allow_in_flight: bool = False
+    ) -> None:
+        partition = await self._partition(username)
+        usd = [BalanceTransaction.model_validate(without_keys(i)) for i in partition["TX#"]]
+        trades = [AssetTransaction.model_validate(without_keys(i)) for i in partition["ATX#"]]
+        report.transactions += len(usd) + len(trades)
+        found = report.mismatches
+        found += _usd_mismatches(username, partition["BALANCE#USD"], usd)
+        found += _asset_mismatches(username, partition["ASSET#"], trades)
+        cursor: str | None = None
+        while True:
+            page = await self.orders.get_orders_by_user(username, limit=100, cursor=cursor)
+            for order in page.items:
+                report.orders += 1
+                mine = [t for t in usd if t.reference_id == order.order_id]
+                own_trades = [t for t in trades if t.order_id == order.order_id]
+                found += order_mismatches(order, mine, own_trades, allow_in_flight)
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def _partition(self, username: str) -> dict[str, list[dict[str, Any]]]:
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        arguments: dict[str, Any] = {
+            "TableName": self.users_table,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": to_attribute(keys.user_pk(username))},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = await self.client.query(**arguments)
+            for raw in page.get("Items", []):
+                item = from_item(raw)
+                sk = str(item["SK"])
+                prefix = next(
+                    (p for p in ("TX#", "ATX#", "ASSET#", "BALANCE#USD") if sk.startswith(p)),
+                    "other",
+                )
+                groups[prefix].append(item)
+            if "LastEvaluatedKey" not in page:
+                return groups
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _usd_mismatches(
+    username: str, balance_items: list[dict[str, Any]], records: list[BalanceTransaction]
+) -> list[Mismatch]:
+    if not balance_items:
+        return [Mismatch("usd_balance", username, "transactions without a balance item")]
+    balance = Balance.model_validate(without_keys(balance_items[0]))
+    completed = [r for r in records if r.status is TransactionStatus.COMPLETED]
+    available = sum((r.available_delta for r in completed), Decimal(0))
+    held = sum((r.held_delta for r in completed), Decimal(0))
+    if (balance.available, balance.held) == (available, held) and min(available, held) >= 0:
+        return []
+    return [
+        Mismatch(
+            "usd_balance",
+            username,
+            f"stored {balance.available} available / {balance.held} held, "
+            f"transactions sum to {available} / {held}",
+        )
+    ]
+
+
+def _asset_mismatches(
+    username: str, balance_items: list[dict[str, Any]], records: list[AssetTransaction]
+) -> list[Mismatch]:
+    sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for record in records:
+        sums[record.asset_id][0] += record.available_delta
+        sums[record.asset_id][1] += record.held_delta
+    stored = {
+        b.asset_id: [b.available, b.held]
+        for b in (AssetBalance.model_validate(without_keys(i)) for i in balance_items)
+    }
+    found = []
+    for asset_id in sorted(set(stored) | set(sums)):
+        have = stored.get(asset_id, [Decimal(0), Decimal(0)])
+        want = sums.get(asset_id, [Decimal(0), Decimal(0)])
+        if have != want:
+            found.append(
+                Mismatch(
+                    "asset_balance",
+                    username,
+                    f"{asset_id}: stored {have[0]} available / {have[1]} held, "
+                    f"transactions sum to {want[0]} / {want[1]}",
+                    (asset_id,),
+                )
+            )
+    return found
+
+
+def _ending(order: Order) -> str | None:
+    if order.status is OrderStatus.COMPLETED:
+        return "completed"
+    if order.step == "refunded":
+        return "refunded"
+    if order.status in {OrderStatus.CANCELLED, OrderStatus.EXPIRED}:
+        return "released"
+    if order.status is OrderStatus.QUEUED:
+        return "queued"
+    return None
+
+
+def order_mismatches(
+    order: Order,
+    usd: list[BalanceTransaction],
+    trades: list[AssetTransaction],
+    allow_in_flight: bool = False,
+) -> list[Mismatch]:
+    kinds = sorted(
+        [t.transaction_type.value for t in usd] + [t.transaction_type.value for t in trades]
+    )
+    ids = (order.order_id, *(t.transaction_id for t in usd), *(t.transaction_id for t in trades))
+    if order.status in {OrderStatus.PENDING, OrderStatus.PROCESSING}:
+        if allow_in_flight:
+            return []
+        return [Mismatch("order_in_flight", order.username, f"order is {order.status}", ids)]
+    ending = _ending(order)
+    buy, limit = order.order_type.is_buy, order.order_type.is_limit
+    expected = [] if ending is None else EXPECTED_RECORDS.get((buy, limit, ending), [])
+    if kinds != expected:
+        detail = f"{order.status}/{order.step} has records {kinds}, expected {expected}"
+        return [Mismatch("order_records", order.username, detail, ids)]
+    return _amount_mismatches(order, usd, trades, ids)
+
+
+def _amount_mismatches(
+    order: Order,
+    usd: list[BalanceTransaction],
+    trades: list[AssetTransaction],
+    ids: tuple[str, ...],
+) -> list[Mismatch]:
+    holds = {TransactionType.ORDER_HOLD, TransactionType.ORDER_RELEASE}
+    wrong = []
+    for record in usd:
+        if record.transaction_type in holds:
+            assert order.limit_price is not None
+            expected = buy_cost(order.quantity, order.limit_price)
+        else:
+            expected = order.total_amount or Decimal(0)
+        if record.amount != expected:
+            wrong.append(f"{record.transaction_id} is {record.amount}, expected {expected}")
+    wrong += [
+        f"{t.transaction_id} moves {t.quantity}, expected {order.quantity}"
+        for t in trades
+        if t.quantity != order.quantity
+    ]
+    return [Mismatch("order_amounts", order.username, "; ".join(wrong), ids)] if wrong else []
