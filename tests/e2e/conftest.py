@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,9 @@ from tests.support import Clients, destroy
 SECRET = "e2e-secret-" + "x" * 32
 
 
-def deployment_settings(endpoint: str, kind: QueueKind = QueueKind.FIFO) -> Settings:
+def deployment_settings(
+    endpoint: str, kind: QueueKind = QueueKind.FIFO, **overrides: Any
+) -> Settings:
     return Settings(
         endpoint_url=endpoint,
         prefix=f"e{uuid.uuid4().hex[:12]}",
@@ -24,6 +27,7 @@ def deployment_settings(endpoint: str, kind: QueueKind = QueueKind.FIFO) -> Sett
         visibility_timeout=10,
         lock_lease_seconds=3,
         shutdown_grace_seconds=15,
+        **overrides,
     )
 
 

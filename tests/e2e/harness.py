@@ -154,6 +154,7 @@ class Harness:
             ORDER_PROCESSOR_VISIBILITY_TIMEOUT=str(s.visibility_timeout),
             ORDER_PROCESSOR_LOCK_LEASE_SECONDS=str(s.lock_lease_seconds),
             ORDER_PROCESSOR_SHUTDOWN_GRACE_SECONDS=str(s.shutdown_grace_seconds),
+            ORDER_PROCESSOR_MAX_RECEIVE_COUNT=str(s.max_receive_count),
         )
         if fault:
             environment["ORDER_PROCESSOR_FAULT"] = fault

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,6 +18,7 @@ from order_processor.aws import sync_client
 from order_processor.cli.common import with_clients
 from order_processor.config import Settings
 from order_processor.dependencies import AwsClients, get_order_dao
+from order_processor.dlq import DeadLetters
 from order_processor.domain.base import utc_now
 from order_processor.emulator import running_emulator
 from order_processor.provision import Provisioner, summarize
@@ -35,6 +38,17 @@ def register(verbs: Any) -> None:
     verbs.add_parser("demo", help="the main job on the embedded emulator (make run)").set_defaults(
         run=cmd_demo
     )
+    dlq = verbs.add_parser("dlq", help="the commands' dead-letter queue")
+    which = dlq.add_subparsers(dest="which", required=True)
+    listing = which.add_parser("list", help="summaries of dead letters (they stay in the DLQ)")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(run=cmd_dlq)
+    redrive = which.add_parser("redrive", help="send dead letters back to the commands queue")
+    redrive.add_argument("--limit", type=int)
+    redrive.set_defaults(run=cmd_dlq)
+    purge = which.add_parser("purge", help="delete every dead letter")
+    purge.add_argument("--yes", action="store_true", help="yes, delete them")
+    purge.set_defaults(run=cmd_dlq)
     audit = verbs.add_parser("audit", help="reconcile balances, transactions and orders")
     audit.add_argument(
         "--allow-in-flight", action="store_true", help="PENDING/PROCESSING orders are not errors"
@@ -106,6 +120,35 @@ def cmd_demo(_: argparse.Namespace, settings: Settings) -> int:
         provision(live)
         print()
         return cmd_status(argparse.Namespace(), live)
+
+
+def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    if args.which == "purge" and not args.yes:
+        print("order-processor: dlq purge deletes every dead letter; add --yes", file=sys.stderr)
+        return 2
+
+    async def action(clients: AwsClients) -> int:
+        letters = await dead_letters(settings, clients)
+        if args.which == "list":
+            for letter in await letters.list(args.limit):
+                print(json.dumps(letter.summary()))
+        elif args.which == "redrive":
+            print(f"redriven: {await letters.redrive(args.limit)}")
+        else:
+            print(f"purged: {await letters.purge()}")
+        return 0
+
+    return with_clients(settings, action)
+
+
+async def dead_letters(settings: Settings, clients: AwsClients) -> DeadLetters:
+    commands = settings.resources().commands_queue
+    assert commands.dead_letter is not None
+    urls = [
+        (await clients.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+        for name in (commands.dead_letter.name, commands.name)
+    ]
+    return DeadLetters(clients.sqs, urls[0], urls[1], fifo=commands.fifo)
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
