@@ -110,6 +110,7 @@ async def test_limit_orders_through_the_cli(harness: Harness) -> None:
     order_id = placed.stdout.strip()
     assert await harness.run_worker() == 0, harness.worker_output()
     book = json.loads(run_cli("orders", "book", "xrp", env=env).stdout)
+    status = run_cli("status", env=env).stdout
     cancelled = run_cli("cancel", order_id, env=env)
     assert await harness.run_worker() == 0, harness.worker_output()
     bad = run_cli("buy", "lima_user", "XRP", "1", "--expires-in", "2h", env=env)
@@ -126,6 +127,8 @@ async def test_limit_orders_through_the_cli(harness: Harness) -> None:
         ],
         "asks": [],
     }
+    assert "open limit orders: XRP 1 bids/0 asks" in status
+    assert "orders by status: QUEUED 1" in status
     assert cancelled.returncode == 0, cancelled.stderr
     order = await harness.order(order_id)
     assert order.status.value == "CANCELLED"

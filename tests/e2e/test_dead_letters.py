@@ -53,6 +53,8 @@ async def test_a_poisoned_command_is_redriven_after_the_fix(strict_harness: Harn
     ]
     dlq_row = next(line for line in status.stdout.splitlines() if "order-commands" in line)
     assert dlq_row.split()[-1] == "1"
+    assert "orders by status: PENDING 1" in status.stdout
+    assert "dead letters by type: PlaceOrder 1" in status.stdout
     assert redriven.stdout.strip() == "redriven: 1"
     order = await harness.order(buy.payload.order_id)
     assert (order.status, order.total_amount) == (OrderStatus.COMPLETED, Decimal("50.00"))

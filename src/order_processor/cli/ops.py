@@ -17,10 +17,11 @@ from order_processor.audit import LedgerAuditor
 from order_processor.aws import sync_client
 from order_processor.cli.common import with_clients
 from order_processor.config import Settings
-from order_processor.dependencies import AwsClients, get_order_dao
+from order_processor.dependencies import AwsClients, get_asset_dao, get_order_dao
 from order_processor.dlq import DeadLetters
 from order_processor.domain.base import utc_now
 from order_processor.emulator import running_emulator
+from order_processor.insight import gather_insight
 from order_processor.provision import Provisioner, summarize
 from order_processor.status import read_status
 
@@ -88,7 +89,22 @@ def cmd_status(_: argparse.Namespace, settings: Settings) -> int:
         settings.resources(), sync_client(settings, "dynamodb"), sync_client(settings, "sqs")
     )
     print(status.render())
-    return 0
+    if status.missing:
+        return 0
+
+    async def action(clients: AwsClients) -> int:
+        insight = await gather_insight(
+            clients.dynamodb,
+            clients.resources.orders_table,
+            get_asset_dao(clients),
+            get_order_dao(clients),
+            await dead_letters(settings, clients),
+        )
+        print()
+        print(insight.render())
+        return 0
+
+    return with_clients(settings, action)
 
 
 @contextlib.contextmanager

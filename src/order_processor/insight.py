@@ -1,0 +1,72 @@
+"""What an operator asks at 3 a.m., beyond queue depths: orders by status, the open limit
+order book by asset, what sits in the dead-letter queue."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from order_processor.dlq import DeadLetters
+from order_processor.store.assets import AssetDAO
+from order_processor.store.orders import OrderDAO
+
+
+@dataclass(frozen=True)
+class Insight:
+    orders_by_status: Counter[str]
+    open_orders_by_asset: dict[str, tuple[int, int]]  # asset -> (bids, asks)
+    dead_letters_by_type: Counter[str]
+
+    def render(self) -> str:
+        lines = ["orders by status: " + _counts(self.orders_by_status)]
+        book = ", ".join(
+            f"{a} {b} bids/{s} asks" for a, (b, s) in sorted(self.open_orders_by_asset.items())
+        )
+        lines.append("open limit orders: " + (book or "none"))
+        lines.append("dead letters by type: " + _counts(self.dead_letters_by_type))
+        return "\n".join(lines)
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
+
+
+async def orders_by_status(client: Any, table: str) -> Counter[str]:
+    """A paginated scan of one attribute: memory is one counter, not the table."""
+    counts: Counter[str] = Counter()
+    arguments: dict[str, Any] = {
+        "TableName": table,
+        "ProjectionExpression": "#status",
+        "ExpressionAttributeNames": {"#status": "status"},
+    }
+    while True:
+        page = await client.scan(**arguments)
+        counts.update(item["status"]["S"] for item in page.get("Items", []) if "status" in item)
+        if "LastEvaluatedKey" not in page:
+            return counts
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+async def open_orders_by_asset(assets: AssetDAO, orders: OrderDAO) -> dict[str, tuple[int, int]]:
+    book: dict[str, tuple[int, int]] = {}
+    cursor: str | None = None
+    while True:
+        page = await assets.get_assets(limit=100, cursor=cursor)
+        for asset in page.assets:
+            bids, asks = await orders.order_book(asset.asset_id)
+            if bids or asks:
+                book[asset.asset_id] = (len(bids), len(asks))
+        if page.next_cursor is None:
+            return book
+        cursor = page.next_cursor
+
+
+async def gather_insight(
+    client: Any, orders_table: str, assets: AssetDAO, orders: OrderDAO, dead: DeadLetters
+) -> Insight:
+    return Insight(
+        await orders_by_status(client, orders_table),
+        await open_orders_by_asset(assets, orders),
+        await dead.summary(),
+    )
