@@ -8,10 +8,11 @@ import signal
 from collections.abc import Callable
 
 from order_processor.dependencies import AwsClients
+from order_processor.observability import configure_json_logs
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_json_logs(logging.INFO)
 
 
 def on_stop_signals(stop: Callable[[], None]) -> None:

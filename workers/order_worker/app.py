@@ -22,6 +22,7 @@ from order_processor.dependencies import (
 from order_processor.faults import Faults
 from order_processor.messaging.consumer import Consumer
 from order_processor.messaging.events import EventPublisher
+from order_processor.observability import HealthServer, Metrics
 from order_processor.saga.context import Limits, SagaContext
 from order_processor.saga.handler import CommandHandler
 from order_processor.security.audit import AuditLogger
@@ -35,7 +36,9 @@ async def resolve(clients: AwsClients) -> tuple[str, str]:
     return url, await topic_arn(clients, url)
 
 
-def build_handler(settings: Settings, clients: AwsClients, topic_arn: str) -> CommandHandler:
+def build_handler(
+    settings: Settings, clients: AwsClients, topic_arn: str, metrics: Metrics
+) -> CommandHandler:
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     context = SagaContext(
         dynamodb=clients.dynamodb,
@@ -57,30 +60,53 @@ def build_handler(settings: Settings, clients: AwsClients, topic_arn: str) -> Co
             daily_withdraw=settings.daily_withdraw_limit,
         ),
         faults=Faults.from_env(),
+        metrics=metrics,
     )
     return CommandHandler(context, get_token_manager(settings), AuditLogger())
 
 
-async def serve(settings: Settings, *, concurrency: int | None = None, burst: bool = False) -> None:
+async def serve(
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    burst: bool = False,
+    metrics_port: int | None = None,
+) -> None:
     """Run until SIGTERM/SIGINT (then finish within the grace period) or, in burst mode,
-    until the commands queue is empty."""
+    until the commands queue is empty. With `metrics_port`, answer /metrics, /livez and
+    /readyz on it."""
     get_token_manager(settings)  # fail before connecting if the secret is missing
-    async with open_clients(settings) as clients:
-        queue_url, topic_arn = await resolve(clients)
-        handler = build_handler(settings, clients, topic_arn)
-        consumer = Consumer(
-            sqs=clients.sqs,
-            queue_url=queue_url,
-            handle_group=handler.handle_group,
-            group_of=handler.group_of,
-            concurrency=concurrency or settings.concurrency,
-            visibility_timeout=settings.visibility_timeout,
-            burst=burst,
-            grace_seconds=settings.shutdown_grace_seconds,
-        )
-        on_stop_signals(consumer.stop)
-        logging.getLogger(__name__).info("order worker serving %s", queue_url)
-        await consumer.run()
+    metrics = Metrics()
+    health = HealthServer(metrics)
+    if metrics_port is not None:
+        port = await health.start(metrics_port)
+        logging.getLogger(__name__).info("metrics on port %d", port)
+    try:
+        async with open_clients(settings) as clients:
+            queue, topic = await resolve(clients)
+            handler = build_handler(settings, clients, topic, metrics)
+            consumer = Consumer(
+                sqs=clients.sqs,
+                queue_url=queue,
+                handle_group=handler.handle_group,
+                group_of=handler.group_of,
+                concurrency=concurrency or settings.concurrency,
+                visibility_timeout=settings.visibility_timeout,
+                burst=burst,
+                grace_seconds=settings.shutdown_grace_seconds,
+            )
+            metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
+
+            def stop() -> None:
+                health.ready = False
+                consumer.stop()
+
+            on_stop_signals(stop)
+            health.ready = True
+            logging.getLogger(__name__).info("order worker serving %s", queue)
+            await consumer.run()
+    finally:
+        await health.stop()
 
 
 def run(settings: Settings, **options: Any) -> int:

@@ -62,6 +62,9 @@ def register(verbs: Any) -> None:
     worker.add_argument("--concurrency", type=int, help="messages in flight (default: setting)")
     worker.add_argument("--burst", action="store_true", help="drain the queue, then exit")
     worker.add_argument(
+        "--metrics-port", type=int, help="orders: serve /metrics, /livez, /readyz on this port"
+    )
+    worker.add_argument(
         "--interval", type=float, default=30.0, help="sweeper: seconds between sweeps"
     )
     worker.add_argument("--once", action="store_true", help="sweeper: one sweep, then exit")
@@ -194,7 +197,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         return run_sweeper(settings, interval=args.interval, once=args.once, clock=clock)
     from workers.order_worker.app import run
 
-    return run(settings, concurrency=args.concurrency, burst=args.burst)
+    return run(
+        settings, concurrency=args.concurrency, burst=args.burst, metrics_port=args.metrics_port
+    )
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from order_processor.domain.base import utc_now
 from order_processor.exceptions import OrderProcessorError
 from order_processor.faults import Faults
 from order_processor.messaging.events import EventPublisher
+from order_processor.observability import Metrics
 from order_processor.store.asset_balances import AssetTransactionDAO
 from order_processor.store.assets import AssetDAO
 from order_processor.store.balances import BalanceDAO
@@ -43,6 +44,7 @@ class SagaContext:
     limits: Limits
     faults: Faults = field(default_factory=Faults)
     clock: Callable[[], datetime] = utc_now
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 class StepRefused(OrderProcessorError):

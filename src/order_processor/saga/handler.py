@@ -14,6 +14,8 @@ import logging
 import random
 from dataclasses import dataclass
 
+import structlog
+
 from order_processor.exceptions import (
     LockAcquisitionException,
     OrderProcessorError,
@@ -75,11 +77,18 @@ class CommandHandler:
 
     async def _run_locked(self, admitted: list[tuple[Message, AnyCommand]]) -> dict[str, Outcome]:
         username = admitted[0][1].username
+        metrics = self.context.metrics
+        metrics.add("groups_waiting_for_lock", 1)
         try:
             lease = await self.context.lock.acquire_waiting(username)
         except LockAcquisitionException:
             # Busy: hand back with a jittered delay so contenders spread out.
+            metrics.inc("lock_busy_total")
+            for _, command in admitted:
+                metrics.inc("commands_retried_total", type=command.type.value)
             return {m.message_id: Retry(delay=random.randint(1, 5)) for m, _ in admitted}  # noqa: S311
+        finally:
+            metrics.add("groups_waiting_for_lock", -1)
         keeper = asyncio.create_task(self._keep(lease))
         outcomes: dict[str, Outcome] = {}
         try:
@@ -104,6 +113,21 @@ class CommandHandler:
                 lease = await self.context.lock.renew(lease)
 
     async def _execute(self, message: Message, command: AnyCommand, lease: Lease) -> Outcome:
+        context = {
+            "message_id": message.message_id,
+            "username": command.username,
+            "command": command.type.value,
+            "command_id": command.command_id,
+        }
+        with structlog.contextvars.bound_contextvars(**context):
+            outcome = await self._attempt(message, command, lease)
+            log.info("command handled: %s", type(outcome).__name__.lower())
+            structlog.contextvars.unbind_contextvars("order_id", "step")
+        kind = "processed" if isinstance(outcome, Ack) else "retried"
+        self.context.metrics.inc(f"commands_{kind}_total", type=command.type.value)
+        return outcome
+
+    async def _attempt(self, message: Message, command: AnyCommand, lease: Lease) -> Outcome:
         try:
             await self._dispatch(command, lease)
         except CommandRejected as rejection:
@@ -140,6 +164,7 @@ class CommandHandler:
             )
 
     async def reject(self, message: Message, rejection: CommandRejected) -> None:
+        self.context.metrics.inc("commands_rejected_total", reason=rejection.reason)
         await reject(message, rejection, self.context.publisher, self.audit)
 
 

@@ -13,8 +13,11 @@ redelivered command resumes from whatever state is stored.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
+
+import structlog
 
 from order_processor.domain.assets import AssetTransactionType
 from order_processor.domain.balances import TransactionType
@@ -54,11 +57,16 @@ async def transition(
     updated = order.evolve(
         **changes, step=step, sequence=order.sequence + 1, updated_at=context.clock()
     )
+    structlog.contextvars.bind_contextvars(order_id=order.order_id, step=step)
+    started = time.perf_counter()
     context.faults.before(step)
     order_part = transition_put(context.orders.table, order, updated, {order.status})
     await commit(context, lease, [("order", {"Put": order_part}), *parts])
     context.faults.after_commit(step)
     await context.publisher.publish(order_event(updated))
+    context.metrics.observe("saga_step_seconds", time.perf_counter() - started, step=step)
+    if updated.status is OrderStatus.FAILED:
+        context.metrics.inc("orders_failed_total", reason=updated.failure_reason or "unknown")
     return updated
 
 

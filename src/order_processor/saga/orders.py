@@ -3,7 +3,10 @@ CancelOrder, and the system's ExecuteOrder and ExpireOrder for limit orders."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+
+import structlog
 
 from order_processor.domain.money import check_places
 from order_processor.domain.orders import Order, OrderStatus
@@ -125,9 +128,12 @@ async def _accept(context: SagaContext, lease: Lease, command: PlaceOrder) -> Or
         "Item": order_item(order),
         "ConditionExpression": "attribute_not_exists(PK)",
     }
+    structlog.contextvars.bind_contextvars(order_id=order.order_id, step="accepted")
+    started = time.perf_counter()
     await commit(context, lease, [("order", {"Put": put})])
     context.faults.after_commit("accepted")
     await context.publisher.publish(order_event(order))
+    context.metrics.observe("saga_step_seconds", time.perf_counter() - started, step="accepted")
     return order
 
 
