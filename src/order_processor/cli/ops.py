@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import signal
@@ -17,6 +18,8 @@ from order_processor.audit import LedgerAuditor
 from order_processor.aws import sync_client
 from order_processor.cli.common import with_clients
 from order_processor.config import Settings
+from order_processor.demo import DemoPlan
+from order_processor.demo_run import run_demo
 from order_processor.dependencies import AwsClients, get_asset_dao, get_order_dao
 from order_processor.dlq import DeadLetters
 from order_processor.domain.base import utc_now
@@ -36,9 +39,12 @@ def register(verbs: Any) -> None:
     verbs.add_parser("status", help="queue depths and table item counts").set_defaults(
         run=cmd_status
     )
-    verbs.add_parser("demo", help="the main job on the embedded emulator (make run)").set_defaults(
-        run=cmd_demo
-    )
+    demo = verbs.add_parser("demo", help="the main job on the embedded emulator (make run)")
+    demo.add_argument("--users", type=int, default=DemoPlan.users)
+    demo.add_argument("--orders", type=int, default=DemoPlan.orders, help="commands to send")
+    demo.add_argument("--seconds", type=float, default=DemoPlan.seconds, help="spread over")
+    demo.add_argument("--seed", type=int, default=DemoPlan.seed)
+    demo.set_defaults(run=cmd_demo)
     dlq = verbs.add_parser("dlq", help="the commands' dead-letter queue")
     which = dlq.add_subparsers(dest="which", required=True)
     listing = which.add_parser("list", help="summaries of dead letters (they stay in the DLQ)")
@@ -134,11 +140,10 @@ def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_demo(_: argparse.Namespace, settings: Settings) -> int:
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    plan = DemoPlan(users=args.users, orders=args.orders, seconds=args.seconds, seed=args.seed)
     with endpoint_for(settings) as live:
-        provision(live)
-        print()
-        return cmd_status(argparse.Namespace(), live)
+        return asyncio.run(run_demo(live, plan))
 
 
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:

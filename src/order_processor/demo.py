@@ -1,0 +1,326 @@
+"""`make run`: the whole system on one machine, under a mixed load, then its audit.
+
+Seeds assets and users, starts two order workers, the limit matcher and the expiry
+sweeper as separate processes, sends deposits, withdrawals, market and limit orders and
+cancels at a steady pace while a random-walk feed moves prices, follows every status
+event, closes the book (cancels what is still QUEUED), waits until every order is final,
+then prints a summary and the ledger audit. Ctrl-C (SIGINT) or SIGTERM stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from order_processor.aws import sync_client
+from order_processor.config import QueueKind, Settings
+from order_processor.dependencies import (
+    AwsClients,
+    get_asset_dao,
+    get_balance_dao,
+    get_order_dao,
+    get_token_manager,
+    get_user_dao,
+)
+from order_processor.domain.assets import AssetCreate
+from order_processor.domain.base import utc_now
+from order_processor.domain.orders import OrderCreate, OrderType
+from order_processor.domain.users import UserCreate
+from order_processor.exceptions import EntityAlreadyExistsException
+from order_processor.feeds import random_walk
+from order_processor.messaging.commands import AnyCommand, PlaceOrder
+from order_processor.messaging.events import Event, EventType
+from order_processor.messaging.producer import CommandFactory, Producer
+from order_processor.provision import Provisioner
+
+ASSETS = {
+    "BTC": Decimal("60000"),
+    "ETH": Decimal("3000"),
+    "SOL": Decimal("150"),
+    "ADA": Decimal("0.5"),
+}
+NO_LOGIN = "!"
+TERMINAL = {"order.completed", "order.failed", "order.cancelled", "order.expired"}
+WORKERS = [
+    ("order worker 1", ["workers.order_worker"]),
+    ("order worker 2", ["workers.order_worker"]),
+    ("limit matcher", ["workers.limit_matcher"]),
+    ("expiry sweeper", ["workers.expiry_sweeper", "--interval", "5"]),
+]
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    users: int = 20
+    orders: int = 600
+    seconds: float = 40.0
+    seed: int = 7
+
+
+@dataclass
+class Tally:
+    """What the demo sent and what the event stream said about it."""
+
+    sent_at: dict[str, float] = field(default_factory=dict)  # order id -> send time
+    market: set[str] = field(default_factory=set)  # ids of market orders
+    final_at: dict[str, float] = field(default_factory=dict)
+    queued: set[str] = field(default_factory=set)
+    commands: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    rejected_orders: set[str] = field(default_factory=set)
+
+    def on_event(self, event: Event, applied: bool) -> None:
+        if event.event_type is EventType.COMMAND_REJECTED:
+            if applied:
+                self.rejected[str(event.data.get("reason"))] += 1
+                if event.order_id in self.sent_at:
+                    self.rejected_orders.add(event.order_id)
+            return
+        if not applied or event.order_id is None:
+            return
+        if event.event_type.value in TERMINAL:
+            self.final_at.setdefault(event.order_id, time.monotonic())
+            self.queued.discard(event.order_id)
+        elif event.event_type is EventType.ORDER_QUEUED:
+            self.queued.add(event.order_id)
+
+    @property
+    def open_orders(self) -> int:
+        return len(set(self.sent_at) - set(self.final_at) - self.rejected_orders)
+
+    def latencies_ms(self) -> list[float]:
+        """Market orders only: a limit order's time to final is the market's, not ours."""
+        return sorted(
+            (self.final_at[o] - self.sent_at[o]) * 1000
+            for o in self.final_at
+            if o in self.sent_at and o in self.market
+        )
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    return values[min(len(values) - 1, int(fraction * len(values)))]
+
+
+class Demo:
+    def __init__(self, settings: Settings, plan: DemoPlan, clients: AwsClients) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.clients = clients
+        self.factory = CommandFactory(get_token_manager(settings))
+        self.random = random.Random(plan.seed)  # noqa: S311 - a simulation
+        self.tally = Tally()
+        self.prices = dict(ASSETS)
+        self.stopping = asyncio.Event()
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs = Path(tempfile.mkdtemp(prefix="order-processor-demo-"))
+        self.users = [f"demo_user_{n:03d}" for n in range(plan.users)]
+
+    # setting up
+
+    async def seed(self) -> None:
+        assets = get_asset_dao(self.clients)
+        for asset_id, price in ASSETS.items():
+            try:
+                await assets.create_asset(
+                    AssetCreate(asset_id=asset_id, name=asset_id, price=price)
+                )
+            except EntityAlreadyExistsException:
+                self.prices[asset_id] = (await assets.get_asset(asset_id)).price
+        users, balances = get_user_dao(self.clients), get_balance_dao(self.clients)
+        for username in self.users:
+            request = UserCreate(
+                username=username,
+                email=f"{username}@demo.example",
+                first_name="Demo",
+                last_name="User",
+            )
+            try:
+                await users.create_user(request, password_hash=NO_LOGIN)
+                await balances.create_balance(username)
+            except EntityAlreadyExistsException:
+                pass
+        await self.send([self.factory.deposit(u, "5000") for u in self.users])
+        # Everyone starts with a little of every asset, so sells have something to sell.
+        await self.send(
+            [
+                self.factory.place_order(
+                    u,
+                    OrderCreate(
+                        order_type=OrderType.MARKET_BUY,
+                        asset_id=a,
+                        quantity=self._quantity(a, Decimal(400)),
+                    ),
+                )
+                for u in self.users
+                for a in ASSETS
+            ]
+        )
+
+    def start_workers(self, environment: dict[str, str]) -> None:
+        for name, arguments in WORKERS:
+            log = (self.logs / f"{name.replace(' ', '-')}.log").open("wb")
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", *arguments],
+                    env=environment,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        pids = " ".join(str(p.pid) for p in self.processes)
+        print(
+            f"started {len(self.processes)} worker processes (pids {pids}); logs in {self.logs}",
+            flush=True,
+        )
+
+    def stop_workers(self, grace: float = 30) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    # the load
+
+    async def send(self, commands: Sequence[AnyCommand]) -> None:
+        if not commands:
+            return
+        resources = self.settings.resources()
+        url = (await self.clients.sqs.get_queue_url(QueueName=resources.commands_queue.name))[
+            "QueueUrl"
+        ]
+        fifo = self.settings.queue_kind is QueueKind.FIFO
+        now = time.monotonic()
+        for command in commands:
+            self.tally.commands[command.type.value] += 1
+            if isinstance(command, PlaceOrder):
+                self.tally.sent_at[command.payload.order_id] = now
+                if not command.payload.order_type.is_limit:
+                    self.tally.market.add(command.payload.order_id)
+        await Producer(self.clients.sqs, url, fifo=fifo).send_batch(commands)
+
+    def next_command(self, placed: dict[str, list[str]]) -> AnyCommand:
+        user = self.random.choice(self.users)
+        asset = self.random.choice(list(ASSETS))
+        price = self.prices[asset]
+        roll = self.random.random()
+        if roll < 0.05:
+            return self.factory.deposit(user, str(self.random.randint(100, 2000)))
+        if roll < 0.10:
+            return self.factory.withdraw(user, str(self.random.randint(10, 200)))
+        if roll < 0.15 and placed[user]:
+            return self.factory.cancel(user, self.random.choice(placed[user]))
+        quantity = self._quantity(asset, Decimal(self.random.randint(20, 400)))
+        side = self.random.choice(["buy", "buy", "sell"])
+        if roll < 0.55:
+            kind = OrderType.MARKET_BUY if side == "buy" else OrderType.MARKET_SELL
+            request = OrderCreate(order_type=kind, asset_id=asset, quantity=quantity)
+        else:
+            move = Decimal(self.random.randint(-300, 100)) / 10000
+            limit = (price * (1 + move if side == "buy" else 1 - move)).quantize(
+                Decimal("0.00000001")
+            )
+            expires = None if self.random.random() < 0.8 else Decimal(self.random.randint(5, 30))
+            request = OrderCreate(
+                order_type=OrderType.LIMIT_BUY if side == "buy" else OrderType.LIMIT_SELL,
+                asset_id=asset,
+                quantity=quantity,
+                limit_price=limit,
+                expires_at=None if expires is None else _in_seconds(expires),
+            )
+        command = self.factory.place_order(user, request)
+        if request.order_type.is_limit:
+            placed[user].append(command.payload.order_id)
+        return command
+
+    def _quantity(self, asset: str, usd: Decimal) -> Decimal:
+        return (usd / self.prices[asset]).quantize(Decimal("0.0001"))
+
+    async def run_load(self) -> None:
+        placed: dict[str, list[str]] = {u: [] for u in self.users}
+        pace = self.plan.seconds / max(1, self.plan.orders)
+        started = time.monotonic()
+        sent = 0
+        while sent < self.plan.orders and not self.stopping.is_set():
+            due = min(self.plan.orders, int((time.monotonic() - started) / pace) + 1)
+            batch = [self.next_command(placed) for _ in range(max(0, min(10, due - sent)))]
+            await self.send(batch)
+            sent += len(batch)
+            await asyncio.sleep(min(pace * 10, 0.5))
+
+    async def run_feed(self) -> None:
+        url = (
+            await self.clients.sqs.get_queue_url(
+                QueueName=self.settings.resources().price_updates_queue.name
+            )
+        )["QueueUrl"]
+        producer = Producer(self.clients.sqs, url, fifo=False)
+        walk = random_walk(self.prices, step_fraction=Decimal("0.01"), seed=self.plan.seed)
+        while not self.stopping.is_set():
+            self.prices = next(walk)
+            await producer.send_batch(
+                [self.factory.update_price(a, p) for a, p in self.prices.items()]
+            )
+            await _sleep_or_stop(self.stopping, 1.0)
+
+    async def close_book(self) -> None:
+        """End of the trading day: cancel every limit order still QUEUED."""
+        orders = get_order_dao(self.clients)
+        cancels = []
+        for order_id in sorted(self.tally.queued):
+            order = await orders.get_order(order_id)
+            cancels.append(self.factory.cancel(order.username, order_id))
+        await self.send(cancels)
+
+    async def progress(self) -> None:
+        while not self.stopping.is_set():
+            tally = self.tally
+            print(
+                f"  sent {sum(tally.commands.values()):5d} commands | orders final "
+                f"{len(tally.final_at):5d} open {tally.open_orders:4d} "
+                f"queued {len(tally.queued):4d} "
+                f"| rejected {sum(tally.rejected.values()):3d}",
+                flush=True,
+            )
+            await _sleep_or_stop(self.stopping, 2.0)
+
+    async def wait_until_final(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while self.tally.open_orders > 0 and time.monotonic() < deadline:
+            await _sleep_or_stop(self.stopping, 0.5)
+            if self.stopping.is_set():
+                break
+        return self.tally.open_orders == 0
+
+
+def _in_seconds(seconds: Decimal) -> datetime:
+    return utc_now() + timedelta(seconds=float(seconds))
+
+
+async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+
+
+def provision_quietly(settings: Settings) -> None:
+    clients = (sync_client(settings, s) for s in ("dynamodb", "sqs", "sns"))
+    Provisioner(*clients).apply(settings.resources())

@@ -1,0 +1,157 @@
+"""Running the demo: environment, processes, load, feed, events, summary, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from collections import Counter
+
+from order_processor.audit import LedgerAuditor
+from order_processor.config import Settings
+from order_processor.demo import Demo, DemoPlan, percentile, provision_quietly
+from order_processor.dependencies import AwsClients, get_order_dao, open_clients
+from order_processor.messaging.follower import StatusFollower, follow
+
+EXIT_INTERRUPTED = 130
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    assert settings.endpoint_url is not None
+    assert settings.jwt_secret is not None
+    environment = dict(os.environ)
+    environment.update(
+        AWS_ENDPOINT_URL=settings.endpoint_url,
+        ORDER_PROCESSOR_PREFIX=settings.prefix,
+        ORDER_PROCESSOR_QUEUE_KIND=settings.queue_kind.value,
+        ORDER_PROCESSOR_JWT_SECRET=settings.jwt_secret.get_secret_value(),
+        ORDER_PROCESSOR_LOCK_LEASE_SECONDS=str(settings.lock_lease_seconds),
+    )
+    return environment
+
+
+def with_demo_secret(settings: Settings) -> Settings:
+    """The embedded default: a fresh secret for this run unless one is configured."""
+    if settings.jwt_secret is not None:
+        return settings
+    return Settings.model_validate({**settings.model_dump(), "jwt_secret": secrets.token_hex(32)})
+
+
+async def run_demo(settings: Settings, plan: DemoPlan) -> int:
+    settings = with_demo_secret(settings)
+    provision_quietly(settings)
+    async with open_clients(settings) as clients:
+        demo = Demo(settings, plan, clients)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, demo.stopping.set)
+        started = time.monotonic()
+        try:
+            return await _drive(demo, clients, started)
+        finally:
+            demo.stopping.set()
+            await asyncio.to_thread(demo.stop_workers)
+            print("workers stopped", flush=True)
+
+
+async def _drive(demo: Demo, clients: AwsClients, started: float) -> int:
+    status_url = (
+        await clients.sqs.get_queue_url(QueueName=demo.settings.resources().order_status_queue.name)
+    )["QueueUrl"]
+    follower = asyncio.create_task(
+        follow(
+            clients.sqs,
+            status_url,
+            StatusFollower(),
+            demo.tally.on_event,
+            until=demo.stopping.is_set,
+        )
+    )
+    await demo.seed()
+    demo.start_workers(worker_environment(demo.settings))
+    background = [asyncio.create_task(demo.run_feed()), asyncio.create_task(demo.progress())]
+    print(f"sending {demo.plan.orders} commands over {demo.plan.seconds:.0f} s ...", flush=True)
+    await demo.run_load()
+    if demo.stopping.is_set():
+        return await _interrupted(demo, background, follower)
+    await demo.wait_until_final(5)
+    await demo.close_book()
+    final = await demo.wait_until_final(120)
+    elapsed = time.monotonic() - started
+    demo.stopping.set()
+    await asyncio.gather(*background, follower, return_exceptions=True)
+    if not final and demo.tally.open_orders:
+        print(f"{demo.tally.open_orders} order(s) did not reach a final state in time")
+    return await _report(demo, clients, elapsed, final)
+
+
+async def _interrupted(
+    demo: Demo, background: list[asyncio.Task[None]], follower: asyncio.Task[None]
+) -> int:
+    await asyncio.gather(*background, follower, return_exceptions=True)
+    print(
+        f"interrupted: sent {sum(demo.tally.commands.values())} commands "
+        f"({demo.tally.commands['PlaceOrder']} orders); unfinished ones stay on the queue",
+        flush=True,
+    )
+    return EXIT_INTERRUPTED
+
+
+async def _report(demo: Demo, clients: AwsClients, elapsed: float, final: bool) -> int:
+    tally = demo.tally
+    print()
+    print(await order_table(clients))
+    print()
+    latencies = tally.latencies_ms()
+    print(f"commands sent: {dict(sorted(tally.commands.items()))}")
+    print(f"rejected: {sum(tally.rejected.values())} {dict(sorted(tally.rejected.items()))}")
+    print(
+        f"throughput: {len(tally.final_at) / elapsed:.1f} orders/s "
+        f"({len(tally.final_at)} final in {elapsed:.1f} s)"
+    )
+    print(
+        "market order latency, command sent to final event: "
+        f"p50 {percentile(latencies, 0.50):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms, "
+        f"p99 {percentile(latencies, 0.99):.0f} ms"
+    )
+    print(f"dead letters: {await dead_letter_count(demo, clients)}")
+    auditor = LedgerAuditor(clients.dynamodb, clients.resources.users_table, get_order_dao(clients))
+    report = await auditor.run()
+    for mismatch in report.mismatches[:20]:
+        print(f"  {mismatch}")
+    print(report.summary())
+    return 0 if report.passed and final else 1
+
+
+async def order_table(clients: AwsClients) -> str:
+    counts: Counter[tuple[str, str]] = Counter()
+    arguments = {
+        "TableName": clients.resources.orders_table,
+        "ProjectionExpression": "order_type, #status",
+        "ExpressionAttributeNames": {"#status": "status"},
+    }
+    while True:
+        page = await clients.dynamodb.scan(**arguments)
+        counts.update((i["order_type"]["S"], i["status"]["S"]) for i in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    statuses = sorted({s for _, s in counts})
+    lines = [f"{'orders':<12}" + "".join(f"{s:>11}" for s in statuses) + f"{'total':>8}"]
+    for kind in sorted({k for k, _ in counts}):
+        row = [counts[(kind, s)] for s in statuses]
+        lines.append(f"{kind:<12}" + "".join(f"{n:>11}" for n in row) + f"{sum(row):>8}")
+    return "\n".join(lines)
+
+
+async def dead_letter_count(demo: Demo, clients: AwsClients) -> int:
+    commands = demo.settings.resources().commands_queue
+    assert commands.dead_letter is not None
+    url = (await clients.sqs.get_queue_url(QueueName=commands.dead_letter.name))["QueueUrl"]
+    attributes = await clients.sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )
+    return sum(int(v) for k, v in attributes["Attributes"].items() if k.startswith("Approximate"))
