@@ -1,0 +1,115 @@
+"""`make run` at a small size: its summary and audit, checked against the tables; and
+Ctrl-C during it: no process left behind, no order lost."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from order_processor.config import Settings
+from tests.e2e.conftest import deployment_settings
+from tests.support import CLI, Clients, destroy, run_cli
+
+
+@pytest.fixture
+def demo_deployment(aws_endpoint: str) -> Iterator[Settings]:
+    settings = deployment_settings(aws_endpoint)
+    try:
+        yield settings
+    finally:
+        destroy(settings)
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    assert settings.endpoint_url is not None
+    return {"AWS_ENDPOINT_URL": settings.endpoint_url, "ORDER_PROCESSOR_PREFIX": settings.prefix}
+
+
+def count_orders(settings: Settings) -> int:
+    dynamodb = Clients(settings).dynamodb
+    total, arguments = 0, {"TableName": settings.resources().orders_table, "Select": "COUNT"}
+    while True:
+        page = dynamodb.scan(**arguments)
+        total += page["Count"]
+        if "LastEvaluatedKey" not in page:
+            return total
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settings) -> None:
+    result = run_cli(
+        "demo",
+        "--users",
+        "3",
+        "--orders",
+        "40",
+        "--seconds",
+        "4",
+        env=environment(demo_deployment),
+        timeout=240,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(r"audit PASSED: 3 users, \d+ orders, \d+ transactions checked", out)
+    assert "dead letters: 0" in out
+    placed = int(re.search(r"'PlaceOrder': (\d+)", out).group(1))  # type: ignore[union-attr]
+    table_total = sum(
+        int(line.split()[-1])
+        for line in out.splitlines()
+        if re.match(r"^(MARKET|LIMIT)_(BUY|SELL) ", line)
+    )
+    assert placed == table_total == count_orders(demo_deployment)
+    assert "QUEUED" not in out.split("orders ", 1)[1].splitlines()[0]  # every order final
+    assert re.search(r"throughput: [\d.]+ orders/s", out)
+    assert re.search(r"market order latency, command sent to final event: p50 \d+ ms", out)
+    assert "workers stopped" in out
+
+
+def test_ctrl_c_stops_everything_and_loses_no_order(demo_deployment: Settings) -> None:
+    secret = {"ORDER_PROCESSOR_JWT_SECRET": "demo-secret-" + "z" * 32}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_PROCESSOR_")}
+    env.update(environment(demo_deployment), **secret)
+    with subprocess.Popen(
+        [CLI, "demo", "--users", "4", "--orders", "2000", "--seconds", "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as demo:
+        assert demo.stdout is not None
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if (
+                line.strip().startswith("sent")
+                and "orders final" in line
+                and int(line.split()[1]) > 50
+            ):
+                break
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=90)
+        lines += rest.splitlines(keepends=True)
+    out = "".join(lines)
+
+    assert demo.returncode == 130, out
+    pids = [int(p) for p in re.search(r"pids ([\d ]+)\)", out).group(1).split()]  # type: ignore[union-attr]
+    # The demo waited for its workers: none may remain.
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    placed = int(re.search(r"\((\d+) orders\)", out).group(1))  # type: ignore[union-attr]
+
+    # What the workers had not finished is still on the queue: drain it, then count.
+    drain_env = {**environment(demo_deployment), **secret}
+    for kind in ("orders", "limit-matcher", "orders"):
+        drained = run_cli("worker", kind, "--burst", env=drain_env, timeout=180)
+        assert drained.returncode == 0, drained.stderr[-2000:]
+    assert count_orders(demo_deployment) == placed
+    audit = run_cli("audit", env=drain_env, timeout=120)
+    assert audit.returncode == 0, audit.stdout[-3000:]
