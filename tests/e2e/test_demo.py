@@ -32,10 +32,14 @@ def environment(settings: Settings) -> dict[str, str]:
 
 def count_orders(settings: Settings) -> int:
     dynamodb = Clients(settings).dynamodb
-    total, arguments = 0, {"TableName": settings.resources().orders_table, "Select": "COUNT"}
+    total: int = 0
+    arguments: dict[str, object] = {
+        "TableName": settings.resources().orders_table,
+        "Select": "COUNT",
+    }
     while True:
         page = dynamodb.scan(**arguments)
-        total += page["Count"]
+        total += int(page["Count"])
         if "LastEvaluatedKey" not in page:
             return total
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
