@@ -37,7 +37,7 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 bench: venv emulator-venv
-	@echo "make bench: not yet built (see the benchmark issue); no figures are recorded."
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(EMU_VENV) .pytest_cache .mypy_cache .ruff_cache

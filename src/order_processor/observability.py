@@ -16,6 +16,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -30,6 +31,7 @@ HELP = {
     "lock_busy_total": ("counter", "User lock acquisitions that found the lock busy."),
     "saga_step_seconds": ("histogram", "Time to commit a saga step and publish its event."),
     "messages_in_flight": ("gauge", "Messages received and not yet settled."),
+    "aws_calls_total": ("counter", "AWS API calls made, by service and operation."),
     "groups_waiting_for_lock": ("gauge", "Message groups waiting for a busy user lock."),
 }
 
@@ -102,6 +104,17 @@ class Metrics:
             lines.append(_format(f"{name}_count", labels, series[-2]))
             lines.append(_format(f"{name}_sum", labels, series[-1]))
         return lines
+
+
+def count_aws_calls(client: Any, metrics: Metrics) -> None:
+    """Count every API call of a (aio)botocore client through its event hooks."""
+    service = client.meta.service_model.service_name
+
+    def counted(**kwargs: Any) -> None:
+        model = kwargs.get("model")
+        metrics.inc("aws_calls_total", service=service, operation=getattr(model, "name", "?"))
+
+    client.meta.events.register("before-call.*.*", counted)
 
 
 @dataclass

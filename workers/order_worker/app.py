@@ -22,7 +22,7 @@ from order_processor.dependencies import (
 from order_processor.faults import Faults
 from order_processor.messaging.consumer import Consumer
 from order_processor.messaging.events import EventPublisher
-from order_processor.observability import HealthServer, Metrics
+from order_processor.observability import HealthServer, Metrics, count_aws_calls
 from order_processor.saga.context import Limits, SagaContext
 from order_processor.saga.handler import CommandHandler
 from order_processor.security.audit import AuditLogger
@@ -83,6 +83,8 @@ async def serve(
         logging.getLogger(__name__).info("metrics on port %d", port)
     try:
         async with open_clients(settings) as clients:
+            for client in (clients.dynamodb, clients.sqs, clients.sns):
+                count_aws_calls(client, metrics)
             queue, topic = await resolve(clients)
             handler = build_handler(settings, clients, topic, metrics)
             consumer = Consumer(

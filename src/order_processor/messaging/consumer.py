@@ -74,7 +74,10 @@ class Consumer:
     burst: bool = False
     grace_seconds: float = 20.0
     backoff: Backoff = field(default_factory=Backoff)
+    delete_linger: float = 0.005  # let deletes of groups finishing together share a batch
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _deletes: list[tuple[Message, asyncio.Future[None]]] = field(default_factory=list, init=False)
+    _flusher: asyncio.Task[None] | None = field(default=None, init=False)
     _tasks: dict[asyncio.Task[None], list[Message]] = field(default_factory=dict, init=False)
 
     def stop(self) -> None:
@@ -183,14 +186,38 @@ class Consumer:
         await asyncio.gather(self._delete(done), self._change_visibility(later))
 
     async def _delete(self, messages: list[Message]) -> None:
-        for start in range(0, len(messages), 10):
-            chunk = messages[start : start + 10]
+        """Batched across groups: a delete waits a few milliseconds for others (up to 10
+        per DeleteMessageBatch), and returns once its batch is sent."""
+        if not messages:
+            return
+        loop = asyncio.get_running_loop()
+        waiting = [loop.create_future() for _ in messages]
+        self._deletes += list(zip(messages, waiting, strict=True))
+        if len(self._deletes) >= 10:
+            await self._flush_deletes()
+        elif self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_deletes(self.delete_linger))
+        await asyncio.gather(*waiting)
+
+    async def _flush_deletes(self, after: float = 0) -> None:
+        if after:
+            await asyncio.sleep(after)
+        while self._deletes:
+            chunk, self._deletes = self._deletes[:10], self._deletes[10:]
             entries = [
-                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, (m, _) in enumerate(chunk)
             ]
-            response = await self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            for failure in response.get("Failed", []):
-                log.warning("delete failed (the message will be redelivered): %s", failure)
+            try:
+                response = await self.sqs.delete_message_batch(
+                    QueueUrl=self.queue_url, Entries=entries
+                )
+                for failure in response.get("Failed", []):
+                    log.warning("delete failed (the message will be redelivered): %s", failure)
+            except Exception:  # redelivery is harmless: every command is idempotent
+                log.exception("delete batch failed; its messages will be redelivered")
+            for _, done in chunk:
+                if not done.done():
+                    done.set_result(None)
 
     async def _change_visibility(self, changes: list[tuple[Message, int]]) -> None:
         for start in range(0, len(changes), 10):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from order_processor.domain.assets import AssetTransactionType
+from order_processor.domain.assets import Asset, AssetTransactionType
 from order_processor.domain.balances import TransactionType
 from order_processor.domain.money import buy_cost, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
@@ -67,10 +67,12 @@ async def queue_limit_order(context: SagaContext, lease: Lease, order: Order) ->
         return await fail(context, lease, order, reason)
 
 
-async def execute_limit_order(context: SagaContext, lease: Lease, order: Order) -> Order:
+async def execute_limit_order(
+    context: SagaContext, lease: Lease, order: Order, asset: Asset | None = None
+) -> Order:
     """Execute if the current price triggers the order; otherwise leave it QUEUED."""
     try:
-        asset = await context.assets.get_asset(order.asset_id)
+        asset = asset or await context.assets.get_asset(order.asset_id)
     except AssetNotFoundException:
         return order
     if order.status is not OrderStatus.QUEUED or not asset.is_active:

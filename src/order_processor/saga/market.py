@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from order_processor.domain.assets import AssetTransactionType
+from order_processor.domain.assets import Asset, AssetTransactionType
 from order_processor.domain.balances import TransactionType
 from order_processor.domain.money import buy_cost, check_places, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
@@ -33,11 +33,13 @@ from order_processor.store.orders import transition_put
 MINIMUM_NOTIONAL = Decimal("0.01")
 
 
-async def run_market_order(context: SagaContext, lease: Lease, order: Order) -> Order:
+async def run_market_order(
+    context: SagaContext, lease: Lease, order: Order, asset: Asset | None = None
+) -> Order:
     """Advance the order step by step until it is terminal."""
     while not order.status.is_terminal:
         if order.status is OrderStatus.PENDING:
-            order = await _debit(context, lease, order)
+            order = await _debit(context, lease, order, asset)
         elif order.status is OrderStatus.PROCESSING:
             order = await _credit(context, lease, order)
         else:
@@ -76,9 +78,9 @@ async def fail(context: SagaContext, lease: Lease, order: Order, reason: str) ->
     )
 
 
-async def _debit(context: SagaContext, lease: Lease, order: Order) -> Order:
+async def _debit(context: SagaContext, lease: Lease, order: Order, asset: Asset | None) -> Order:
     try:
-        price, amount = await _price_and_amount(context, order)
+        price, amount = await _price_and_amount(context, order, asset)
     except StepFailure as exc:
         return await fail(context, lease, order, exc.code)
     priced = order.model_copy(update={"price": price, "total_amount": amount})
@@ -102,10 +104,12 @@ async def _debit(context: SagaContext, lease: Lease, order: Order) -> Order:
         return await fail(context, lease, order, reason)
 
 
-async def _price_and_amount(context: SagaContext, order: Order) -> tuple[Decimal, Decimal]:
+async def _price_and_amount(
+    context: SagaContext, order: Order, asset: Asset | None
+) -> tuple[Decimal, Decimal]:
     """The price is the inventory's, never the producer's; limits checked on it."""
     try:
-        asset = await context.assets.get_asset(order.asset_id)
+        asset = asset or await context.assets.get_asset(order.asset_id)
     except AssetNotFoundException as exc:
         raise StepFailure("ASSET_NOT_FOUND") from exc
     if not asset.is_active:

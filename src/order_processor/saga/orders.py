@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import structlog
 
+from order_processor.domain.assets import Asset
 from order_processor.domain.money import check_places
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.exceptions import (
@@ -34,24 +35,32 @@ DEFAULT_EXPIRY = timedelta(days=30)
 
 
 async def place_order(context: SagaContext, lease: Lease, command: PlaceOrder) -> Order:
+    """AWS calls of a new market order, each for a reason: GetItem order (a redelivery
+    must resume, not validate again), GetItem user and asset (validation; the asset read
+    also prices the debit), then per step one TransactWriteItems (fence, order, ledger)
+    and one Publish (its event): accepted, debited, completed."""
     order = await _existing(context, command)
+    asset: Asset | None = None
     if order is None:
-        order = await _accept(context, lease, command)
+        order, asset = await _accept(context, lease, command)
     else:
         # A redelivery: publish the stored state again (same event id), then resume.
         await context.publisher.publish(order_event(order))
-    return await advance(context, lease, order)
+    return await advance(context, lease, order, asset)
 
 
-async def advance(context: SagaContext, lease: Lease, order: Order) -> Order:
-    """Take the order as far as it can go now, from whatever state is stored."""
+async def advance(
+    context: SagaContext, lease: Lease, order: Order, asset: Asset | None = None
+) -> Order:
+    """Take the order as far as it can go now, from whatever state is stored; `asset`,
+    read a moment ago by validation, saves reading it again."""
     if order.status is OrderStatus.PENDING and order.order_type.is_limit:
         order = await queue_limit_order(context, lease, order)
     if order.status is OrderStatus.QUEUED:
-        return await execute_limit_order(context, lease, order)  # marketable at once?
+        return await execute_limit_order(context, lease, order, asset)  # marketable at once?
     if order.status.is_terminal:
         return order
-    return await run_market_order(context, lease, order)
+    return await run_market_order(context, lease, order, asset)
 
 
 async def cancel_order(context: SagaContext, lease: Lease, command: CancelOrder) -> Order:
@@ -113,8 +122,8 @@ async def _existing(context: SagaContext, command: PlaceOrder) -> Order | None:
     return order
 
 
-async def _accept(context: SagaContext, lease: Lease, command: PlaceOrder) -> Order:
-    await _validate(context, command)
+async def _accept(context: SagaContext, lease: Lease, command: PlaceOrder) -> tuple[Order, Asset]:
+    asset = await _validate(context, command)
     now = context.clock()
     order = Order.place(command.username, command.payload, order_id=command.payload.order_id)
     expiry = order.expires_at
@@ -134,10 +143,10 @@ async def _accept(context: SagaContext, lease: Lease, command: PlaceOrder) -> Or
     context.faults.after_commit("accepted")
     await context.publisher.publish(order_event(order))
     context.metrics.observe("saga_step_seconds", time.perf_counter() - started, step="accepted")
-    return order
+    return order, asset
 
 
-async def _validate(context: SagaContext, command: PlaceOrder) -> None:
+async def _validate(context: SagaContext, command: PlaceOrder) -> Asset:
     """What makes a command wrong rather than an order unlucky: rejected, not stored."""
     request = command.payload
     try:
@@ -156,3 +165,4 @@ async def _validate(context: SagaContext, command: PlaceOrder) -> None:
         check_places(request.quantity, field="quantity", places=asset.precision)
     except ValueError as exc:
         raise CommandRejected("INVALID_QUANTITY", str(exc)) from exc
+    return asset

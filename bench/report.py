@@ -1,0 +1,96 @@
+"""The summary table (Markdown) and the chart of a benchmark record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def summary(record: dict[str, Any]) -> str:
+    machine, results = record["machine"], record["results"]
+    lines = [
+        f"# Benchmark {record['started_at']}",
+        "",
+        f"Machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
+        f"Python {machine['python']}; {machine['emulator']}; "
+        + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()),
+        f"Command: `{machine['command']}` ({record['seconds']} s)",
+        "",
+    ]
+    if "throughput" in results:
+        lines += [
+            "| users | workers | in flight | orders/s | p50 ms | p95 ms | p99 ms (at 60% load) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in results["throughput"]:
+            latency = row["latency_ms"]
+            lines.append(
+                f"| {row['distribution']} | {row['workers']} | {row['in_flight']} | {row['orders_per_second']} "
+                f"| {latency['p50']} | {latency['p95']} | {latency['p99']} |"
+            )
+        lines.append("")
+    best = max((r["orders_per_second"] for r in results.get("throughput", [])), default=None)
+    if "ceiling" in results and best:
+        lines.append(
+            f"Ceiling (same call mix, plain aioboto3): {results['ceiling']['orders_per_second']} orders/s; achieved / ceiling = {best / results['ceiling']['orders_per_second']:.2f}"
+        )
+    if "baseline" in results and best:
+        lines.append(
+            f"Hand-written baseline (sync boto3, one at a time): {results['baseline']['orders_per_second']} orders/s; ours / baseline = {best / results['baseline']['orders_per_second']:.1f}x"
+        )
+    if "throughput" in results:
+        spread = max(
+            r["orders_per_second"] for r in results["throughput"] if r["distribution"] == "spread"
+        )
+        hot = max(
+            r["orders_per_second"] for r in results["throughput"] if r["distribution"] == "hot"
+        )
+        lines.append(f"Hot user / spread users: {hot} / {spread} = {hot / spread:.2f}")
+    if "cpu_and_memory" in results:
+        cpu = results["cpu_and_memory"]
+        lines.append(
+            f"Worker CPU: {cpu['cpu_ms_per_order']} ms/order over {cpu['orders']} orders; RSS KiB start {cpu['rss_kib_at_start']}, "
+            f"peak {cpu['rss_kib_peak']}, by progress {cpu['rss_kib_by_progress']}"
+        )
+    if "growth" in results:
+        growth = results["growth"]
+        lines.append(
+            f"Growth (orders/s): stored orders {growth['stored']}; waiting messages {growth['waiting']}"
+        )
+    if "calls_per_command" in results:
+        lines += ["", "AWS calls per command, by operation:", ""]
+        for kind, calls in results["calls_per_command"].items():
+            total = sum(calls.values())
+            lines.append(
+                f"- {kind} ({total:.2f}): " + ", ".join(f"{k} {v}" for k, v in calls.items())
+            )
+    return "\n".join(lines) + "\n"
+
+
+def chart(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for distribution in ("spread", "hot"):
+        for workers in (1, 2):
+            series = sorted(
+                (r for r in rows if r["distribution"] == distribution and r["workers"] == workers),
+                key=lambda r: r["in_flight"],
+            )
+            if not series:
+                continue
+            label = f"{distribution} users, {workers} worker{'s' if workers > 1 else ''}"
+            x = [r["in_flight"] for r in series]
+            left.plot(x, [r["orders_per_second"] for r in series], marker="o", label=label)
+            right.plot(x, [r["latency_ms"]["p99"] for r in series], marker="o", label=label)
+    for axis, title in ((left, "throughput (orders/s)"), (right, "p99 latency at 60% load (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("in-flight limit per worker")
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)

@@ -1,0 +1,147 @@
+"""`make bench` (`python -m bench.run [--full] [--only NAME ...]`): every measurement of
+the benchmark issue, on a fresh embedded emulator; results with the machine and the
+command in bench/results/<time>.json, a summary in bench/results/latest.md and a chart
+in bench/results/in_flight.png."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.baseline import baseline
+from bench.ceiling import ceiling
+from bench.machine import describe_machine
+from bench.report import chart, summary
+from bench.scenarios import calls_per_command, cpu_and_memory, growth, throughput_and_latency
+from order_processor.emulator import running_emulator
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MEASUREMENTS = ("throughput", "calls", "ceiling", "baseline", "cpu", "growth")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    backlog: int
+    paced: int
+    calls: int
+    ceiling: int
+    baseline: int
+    cpu: int
+    growth_orders: int
+    stored: int
+    waiting: int
+
+
+QUICK = Sizes(
+    backlog=200,
+    paced=100,
+    calls=50,
+    ceiling=1500,
+    baseline=200,
+    cpu=2000,
+    growth_orders=300,
+    stored=20_000,
+    waiting=2_000,
+)
+FULL = Sizes(
+    backlog=1000,
+    paced=300,
+    calls=200,
+    ceiling=5000,
+    baseline=1000,
+    cpu=10_000,
+    growth_orders=1000,
+    stored=100_000,
+    waiting=5_000,
+)
+
+
+async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    if "throughput" in only:
+        results["throughput"] = []
+        for distribution in ("spread", "hot"):
+            for workers in (1, 2):
+                for in_flight in (1, 8, 32, 64):
+                    row = await throughput_and_latency(
+                        endpoint,
+                        workers=workers,
+                        in_flight=in_flight,
+                        distribution=distribution,
+                        backlog=sizes.backlog,
+                        paced=sizes.paced,
+                    )
+                    print(json.dumps(row), flush=True)
+                    results["throughput"].append(row)
+    if "calls" in only:
+        results["calls_per_command"] = await calls_per_command(endpoint, sizes.calls)
+        print(json.dumps(results["calls_per_command"]), flush=True)
+    if "ceiling" in only:
+        mix = _market_buy_mix(results) or await calls_per_command(endpoint, sizes.calls)
+        mix = mix.get("MARKET_BUY", mix) if "MARKET_BUY" in mix else mix
+        results["ceiling"] = await ceiling(endpoint, mix, sizes.ceiling)
+        results["ceiling"]["call_mix"] = mix
+        print(json.dumps(results["ceiling"]), flush=True)
+    if "baseline" in only:
+        results["baseline"] = await baseline(endpoint, sizes.baseline)
+        print(json.dumps(results["baseline"]), flush=True)
+    if "cpu" in only:
+        results["cpu_and_memory"] = await cpu_and_memory(endpoint, sizes.cpu)
+        print(json.dumps(results["cpu_and_memory"]), flush=True)
+    if "growth" in only:
+        results["growth"] = await growth(
+            endpoint, orders=sizes.growth_orders, stored=sizes.stored, waiting=sizes.waiting
+        )
+        print(json.dumps(results["growth"]), flush=True)
+    return results
+
+
+def _market_buy_mix(results: dict[str, Any]) -> dict[str, float] | None:
+    calls = results.get("calls_per_command", {})
+    return {"MARKET_BUY": calls["MARKET_BUY"]} if "MARKET_BUY" in calls else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="the bigger sizes (10,000-order CPU run, 100,000 stored)",
+    )
+    parser.add_argument("--only", nargs="*", choices=MEASUREMENTS, default=list(MEASUREMENTS))
+    args = parser.parse_args()
+    sizes = FULL if args.full else QUICK
+    started = time.time()
+    with running_emulator() as emulator:
+        results = asyncio.run(measure(emulator.endpoint, sizes, set(args.only)))
+    record = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "machine": describe_machine(),
+        "sizes": sizes.__dict__,
+        "results": results,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
+    text = summary(record)
+    (RESULTS / "latest.md").write_text(text)
+    if "throughput" in results:
+        chart(results["throughput"], RESULTS / "in_flight.png")
+    print(text)
+    print(
+        f"written: bench/results/{stamp}.json, latest.md"
+        + (", in_flight.png" if "throughput" in results else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""The measurements: throughput and latency, calls per command, CPU and memory, growth."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from bench.workload import Bench, bench_deployment, seed_users, start_workers
+from order_processor.domain.orders import OrderCreate, OrderType
+from order_processor.messaging.commands import AnyCommand
+from order_processor.messaging.producer import CommandFactory
+
+RICH = Decimal("100000000.00")
+CALL_LINE = re.compile(r'aws_calls_total\{operation="(\w+)",service="(\w+)"\} ([\d.e+]+)')
+PROCESSED_LINE = re.compile(r'commands_processed_total\{type="(\w+)"\} ([\d.e+]+)')
+
+
+def users_for(distribution: str, count: int = 1000) -> list[str]:
+    return (
+        ["hot_user_0001"]
+        if distribution == "hot"
+        else [f"bench_user_{n:04d}" for n in range(count)]
+    )
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    return values[min(len(values) - 1, int(fraction * len(values)))] if values else 0.0
+
+
+def aws_calls(metrics_texts: list[str]) -> Counter[str]:
+    calls: Counter[str] = Counter()
+    for text in metrics_texts:
+        for operation, service, value in CALL_LINE.findall(text):
+            calls[f"{service}.{operation}"] += int(float(value))
+    return calls
+
+
+def processed(metrics_texts: list[str]) -> int:
+    return sum(int(float(v)) for text in metrics_texts for _, v in PROCESSED_LINE.findall(text))
+
+
+async def throughput_and_latency(
+    endpoint: str, *, workers: int, in_flight: int, distribution: str, backlog: int, paced: int
+) -> dict[str, Any]:
+    async with bench_deployment(endpoint) as bench:
+        users = users_for(distribution)
+        await seed_users(bench.clients, users, RICH)
+        pool = await asyncio.to_thread(start_workers, bench.settings, workers, in_flight)
+        try:
+            started = time.monotonic()
+            sent = await bench.send(list(bench.orders(users, backlog)))
+            finished = await bench.wait_final(set(sent))
+            rate = backlog / (finished - started)
+            before = aws_calls(await asyncio.to_thread(pool.metrics))
+            paced_sent = await bench.send(list(bench.orders(users, paced)), rate=rate * 0.6)
+            await bench.wait_final(set(paced_sent))
+            after = aws_calls(await asyncio.to_thread(pool.metrics))
+        finally:
+            await asyncio.to_thread(pool.stop)
+        latencies = sorted((bench.follower.final_at[o] - t) * 1000 for o, t in paced_sent.items())
+    return {
+        "workers": workers,
+        "in_flight": in_flight,
+        "distribution": distribution,
+        "orders_per_second": round(rate, 1),
+        "latency_ms": {
+            "offered_rate": round(rate * 0.6, 1),
+            "p50": round(percentile(latencies, 0.5), 1),
+            "p95": round(percentile(latencies, 0.95), 1),
+            "p99": round(percentile(latencies, 0.99), 1),
+        },
+        "calls_per_order": {
+            k: round((after[k] - before[k]) / paced, 2)
+            for k in sorted(after)
+            if after[k] - before[k]
+        },
+    }
+
+
+def command_mix(bench: Bench, kind: str, users: list[str], count: int) -> list[AnyCommand]:
+    factory = CommandFactory(bench.tokens)
+    pick = [users[n % len(users)] for n in range(count)]
+    if kind in {"MARKET_BUY", "MARKET_SELL", "LIMIT_BUY"}:
+        order_type = OrderType(kind)
+        limit = Decimal("5") if kind == "LIMIT_BUY" else None
+        return [
+            factory.place_order(
+                u,
+                OrderCreate(
+                    order_type=order_type, asset_id="COIN", quantity=Decimal("1"), limit_price=limit
+                ),
+            )
+            for u in pick
+        ]
+    if kind == "Deposit":
+        return [factory.deposit(u, "10") for u in pick]
+    return [factory.withdraw(u, "10") for u in pick]
+
+
+async def calls_per_command(endpoint: str, count: int) -> dict[str, dict[str, float]]:
+    """Each command type alone, through one worker: API calls per command, by operation."""
+    result: dict[str, dict[str, float]] = {}
+    async with bench_deployment(endpoint) as bench:
+        users = users_for("spread", 100)
+        await seed_users(bench.clients, users, RICH)
+        pool = await asyncio.to_thread(start_workers, bench.settings, 1, 32)
+        try:
+            for kind in ("MARKET_BUY", "MARKET_SELL", "LIMIT_BUY", "Deposit", "Withdraw"):
+                before_texts = await asyncio.to_thread(pool.metrics)
+                before, done = aws_calls(before_texts), processed(before_texts)
+                await bench.send(command_mix(bench, kind, users, count))
+                while processed(await asyncio.to_thread(pool.metrics)) < done + count:
+                    await asyncio.sleep(0.2)
+                after = aws_calls(await asyncio.to_thread(pool.metrics))
+                result[kind] = {
+                    k: round((after[k] - before[k]) / count, 2)
+                    for k in sorted(after)
+                    if after[k] - before[k]
+                }
+        finally:
+            await asyncio.to_thread(pool.stop)
+    return result
+
+
+def _cpu_and_rss(pid: int) -> tuple[float, int]:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    with open(f"/proc/{pid}/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return ticks / 100.0, rss  # seconds (USER_HZ is 100 on Linux), KiB
+
+
+async def cpu_and_memory(endpoint: str, orders: int) -> dict[str, Any]:
+    async with bench_deployment(endpoint) as bench:
+        users = users_for("spread")
+        await seed_users(bench.clients, users, RICH)
+        pool = await asyncio.to_thread(start_workers, bench.settings, 1, 32)
+        pid = pool.processes[0].pid
+        try:
+            cpu_start, rss_start = _cpu_and_rss(pid)
+            commands = bench.orders(users, orders)
+            sending = asyncio.create_task(bench.send(list(commands)))
+            samples: list[tuple[int, int]] = []
+            peak = rss_start
+            while len(bench.follower.final_at) < orders:
+                await asyncio.sleep(0.5)
+                _, rss = _cpu_and_rss(pid)
+                peak = max(peak, rss)
+                samples.append((len(bench.follower.final_at), rss))
+            await sending
+            cpu_end, rss_end = _cpu_and_rss(pid)
+        finally:
+            await asyncio.to_thread(pool.stop)
+    quartiles = {
+        f"{q}%": next((r for done, r in samples if done >= orders * q / 100), rss_end)
+        for q in (25, 50, 75, 100)
+    }
+    return {
+        "orders": orders,
+        "cpu_ms_per_order": round((cpu_end - cpu_start) * 1000 / orders, 2),
+        "rss_kib_at_start": rss_start,
+        "rss_kib_peak": peak,
+        "rss_kib_by_progress": quartiles,
+    }
+
+
+async def growth(endpoint: str, *, orders: int, stored: int, waiting: int) -> dict[str, Any]:
+    """Throughput of the same load on an empty table vs `stored` orders already there,
+    and with an empty queue vs `waiting` messages ahead of it."""
+
+    async def run(stored_orders: int, ahead: int) -> float:
+        async with bench_deployment(endpoint) as bench:
+            users = users_for("spread")
+            await seed_users(bench.clients, users, RICH)
+            await _store_orders(bench, stored_orders)
+            ahead_sent = await bench.send(list(bench.orders(users, ahead)))
+            pool = await asyncio.to_thread(start_workers, bench.settings, 1, 32)
+            try:
+                started = time.monotonic()
+                sent = await bench.send(list(bench.orders(users, orders)))
+                finished = await bench.wait_final(set(sent) | set(ahead_sent))
+            finally:
+                await asyncio.to_thread(pool.stop)
+            return (orders + ahead) / (finished - started)
+
+    return {
+        "orders_measured": orders,
+        "stored": {"none": round(await run(0, 0), 1), str(stored): round(await run(stored, 0), 1)},
+        "waiting": {
+            "none": round(await run(0, 0), 1),
+            str(waiting): round(await run(0, waiting), 1),
+        },
+    }
+
+
+async def _store_orders(bench: Bench, count: int) -> None:
+    from order_processor.domain.orders import Order, OrderStatus
+    from order_processor.store.orders import order_item
+
+    table = bench.clients.resources.orders_table
+    request = OrderCreate(order_type=OrderType.MARKET_BUY, asset_id="COIN", quantity=Decimal("1"))
+    for start in range(0, count, 25):
+        items = [
+            order_item(
+                Order.place(f"old_user_{(start + n) % 997:04d}", request).evolve(
+                    status=OrderStatus.COMPLETED
+                )
+            )
+            for n in range(min(25, count - start))
+        ]
+        pending = {table: [{"PutRequest": {"Item": i}} for i in items]}
+        while pending:
+            response = await bench.clients.dynamodb.batch_write_item(RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
