@@ -139,7 +139,7 @@ def _transaction(context: dict[str, str], user: str) -> list[dict[str, Any]]:
         {
             "ConditionCheck": {
                 "TableName": context["users"],
-                "Key": keys.balance_key(user),
+                "Key": keys.user_key(user),
                 "ConditionExpression": "attribute_exists(PK)",
             }
         },

@@ -132,7 +132,10 @@ class Follower:
             messages = response.get("Messages", [])
             now = time.monotonic()
             for message in messages:
-                event = Event.model_validate_json(message["Body"])
+                try:
+                    event = Event.model_validate_json(message["Body"])
+                except ValueError:
+                    continue  # the ceiling's and the baseline's stand-in events
                 if event.event_type.value in TERMINAL and event.order_id:
                     self.final_at.setdefault(event.order_id, now)
             if messages:

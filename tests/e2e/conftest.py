@@ -24,7 +24,7 @@ def deployment_settings(
         prefix=f"e{uuid.uuid4().hex[:12]}",
         queue_kind=kind,
         jwt_secret=SECRET,
-        visibility_timeout=10,
+        visibility_timeout=5,
         lock_lease_seconds=3,
         shutdown_grace_seconds=15,
         **overrides,

@@ -62,3 +62,12 @@ def test_dockerfile_installs_the_package_and_runs_the_cli() -> None:
     assert "FROM python:3.11" in dockerfile
     assert "COPY src ./src" in dockerfile
     assert 'ENTRYPOINT ["order-processor"]' in dockerfile
+
+
+def test_the_matcher_and_the_sweeper_run_from_the_same_image(services: dict[str, Any]) -> None:
+    for name, kind in (("limit-matcher", "limit-matcher"), ("expiry-sweeper", "expiry-sweeper")):
+        service = services[name]
+        assert service["build"] == "."
+        assert service["command"][:2] == ["worker", kind]
+        assert service["environment"] == services["worker"]["environment"]
+        assert service["depends_on"]["localstack"]["condition"] == "service_healthy"
