@@ -131,7 +131,8 @@ def main() -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
     (RESULTS / f"{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
     text = summary(record)
-    (RESULTS / "latest.md").write_text(text)
+    complete = set(args.only) == set(MEASUREMENTS)
+    (RESULTS / ("latest.md" if complete else f"{stamp}.md")).write_text(text)
     if "throughput" in results:
         chart(results["throughput"], RESULTS / "in_flight.png")
     print(text)
