@@ -136,10 +136,9 @@ def main() -> int:
     if "throughput" in results:
         chart(results["throughput"], RESULTS / "in_flight.png")
     print(text)
-    print(
-        f"written: bench/results/{stamp}.json, latest.md"
-        + (", in_flight.png" if "throughput" in results else "")
-    )
+    written = [f"{stamp}.json", "latest.md" if complete else f"{stamp}.md"]
+    written += ["in_flight.png"] if "throughput" in results else []
+    print("written in bench/results: " + ", ".join(written))
     return 0
 
 
