@@ -115,8 +115,11 @@ def main() -> int:
         help="the bigger sizes (10,000-order CPU run, 100,000 stored)",
     )
     parser.add_argument("--only", nargs="*", choices=MEASUREMENTS, default=list(MEASUREMENTS))
+    parser.add_argument("--cpu-orders", type=int, help="orders of the CPU and memory run")
     args = parser.parse_args()
     sizes = FULL if args.full else QUICK
+    if args.cpu_orders:
+        sizes = Sizes(**{**sizes.__dict__, "cpu": args.cpu_orders})
     started = time.time()
     with running_emulator() as emulator:
         results = asyncio.run(measure(emulator.endpoint, sizes, set(args.only)))
