@@ -10,7 +10,9 @@ from decimal import Decimal
 
 from jose import jwt
 
+from order_processor.dependencies import get_user_dao
 from order_processor.domain.orders import OrderStatus
+from order_processor.domain.users import UserUpdate
 from order_processor.messaging.events import EventType
 from tests.e2e.conftest import SECRET
 from tests.e2e.harness import Harness
@@ -37,6 +39,8 @@ def place(asset: str, quantity: str = "1") -> dict[str, str]:
 
 async def test_each_bad_command_is_rejected_with_its_reason(harness: Harness) -> None:
     await harness.create_user("good_user", usd="100")
+    await harness.create_user("off_user_1", usd="100")
+    await get_user_dao(harness.clients).update_user("off_user_1", UserUpdate(is_active=False))
     await harness.add_asset("BTC", "50")
     await harness.add_asset("DEAD", "5", active=False)
     now = harness.tokens.create_access_token
@@ -147,6 +151,17 @@ async def test_each_bad_command_is_rejected_with_its_reason(harness: Harness) ->
             None,
         ),
         "not-an-object": ('["Deposit", "good_user"]', "INVALID_COMMAND", None),
+        "disabled-user": (
+            envelope(
+                harness,
+                "disabled-user",
+                username="off_user_1",
+                auth=now("off_user_1"),
+                type="Withdraw",
+            ),
+            "USER_INACTIVE",
+            None,
+        ),
     }
     # Bodies whose command id cannot be read are answered without one.
     anonymous = {"invalid-json", "deeply-nested", "not-an-object"}
@@ -175,6 +190,7 @@ async def test_each_bad_command_is_rejected_with_its_reason(harness: Harness) ->
     assert (order.status, order.total_amount) == (OrderStatus.COMPLETED, Decimal("50.00"))
     assert await harness.available("good_user") == Decimal("50.00")
     await assert_ledger(harness.clients, "good_user")
+    assert await harness.available("off_user_1") == Decimal("100.00")
     output = harness.worker_output()
     assert output.count('"event": "access_denied"') == 5
     assert forged not in output
