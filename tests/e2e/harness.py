@@ -18,12 +18,13 @@ from order_processor.config import QueueKind, Settings
 from order_processor.dependencies import (
     AwsClients,
     get_asset_dao,
+    get_asset_transaction_dao,
     get_balance_dao,
     get_order_dao,
     get_token_manager,
     get_user_dao,
 )
-from order_processor.domain.assets import AssetCreate
+from order_processor.domain.assets import AssetCreate, AssetTransactionCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.orders import Order, OrderCreate, OrderType
 from order_processor.domain.users import UserCreate
@@ -80,6 +81,19 @@ class Harness:
         )
         if not active:
             await assets.deactivate_asset(asset_id)
+
+    async def give_asset(self, username: str, asset_id: str, quantity: str) -> None:
+        """Holdings through a recorded BUY, so the asset ledger stays whole."""
+        await get_asset_transaction_dao(self.clients).create_asset_transaction(
+            AssetTransactionCreate(
+                username=username,
+                asset_id=asset_id,
+                transaction_type=AssetTransactionType.BUY,
+                quantity=quantity,
+                price="1",
+                total_amount="0",
+            )
+        )
 
     # commands
 

@@ -8,8 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import get_asset_balance_dao, get_asset_transaction_dao
-from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
+from order_processor.dependencies import get_asset_balance_dao
 from order_processor.domain.orders import OrderStatus
 from order_processor.messaging.events import EventType
 from tests.e2e.harness import Harness
@@ -79,16 +78,7 @@ async def test_failure_paths_survive_a_crash_after_their_commit(
 async def test_a_sell_survives_a_crash_after_its_debit(harness: Harness) -> None:
     await harness.create_user("crash_sell")
     await harness.add_asset("BTC", "50000")
-    await get_asset_transaction_dao(harness.clients).create_asset_transaction(
-        AssetTransactionCreate(
-            username="crash_sell",
-            asset_id="BTC",
-            transaction_type=AssetTransactionType.BUY,
-            quantity="0.5",
-            price="50000",
-            total_amount="0",
-        )
-    )
+    await harness.give_asset("crash_sell", "BTC", "0.5")
     sell = harness.market("crash_sell", "sell", "BTC", "0.1")
     await harness.send(sell)
 
@@ -122,16 +112,7 @@ async def test_a_permanent_failure_after_the_debit_is_compensated(
 ) -> None:
     await harness.create_user("comp_user", usd="1000")
     await harness.add_asset("BTC", "50000")
-    await get_asset_transaction_dao(harness.clients).create_asset_transaction(
-        AssetTransactionCreate(
-            username="comp_user",
-            asset_id="BTC",
-            transaction_type=AssetTransactionType.BUY,
-            quantity="1",
-            price="50000",
-            total_amount="0",
-        )
-    )
+    await harness.give_asset("comp_user", "BTC", "1")
     order_command = harness.market("comp_user", side, "BTC", "0.01")
     await harness.send(order_command)
 

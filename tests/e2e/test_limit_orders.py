@@ -11,10 +11,8 @@ import pytest
 from order_processor.dependencies import (
     get_asset_balance_dao,
     get_asset_dao,
-    get_asset_transaction_dao,
     get_balance_dao,
 )
-from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
 from order_processor.domain.base import utc_now
 from order_processor.domain.orders import OrderStatus
 from order_processor.messaging.events import EventType
@@ -22,23 +20,10 @@ from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
 
 
-async def give_asset(harness: Harness, username: str, asset_id: str, quantity: str) -> None:
-    await get_asset_transaction_dao(harness.clients).create_asset_transaction(
-        AssetTransactionCreate(
-            username=username,
-            asset_id=asset_id,
-            transaction_type=AssetTransactionType.BUY,
-            quantity=quantity,
-            price="1",
-            total_amount="0",
-        )
-    )
-
-
 async def test_holds_and_releases_are_exact_to_the_cent(harness: Harness) -> None:
     await harness.create_user("holder_1", usd="100")
     await harness.add_asset("ETH", "150")
-    await give_asset(harness, "holder_1", "ETH", "2")
+    await harness.give_asset("holder_1", "ETH", "2")
     buy = harness.limit("holder_1", "buy", "ETH", "0.333", "100.01")  # 33.30333 -> 33.31
     sell = harness.limit("holder_1", "sell", "ETH", "1.5", "200")
     await harness.send(buy, sell)
@@ -68,7 +53,7 @@ async def test_holds_and_releases_are_exact_to_the_cent(harness: Harness) -> Non
 async def test_a_price_path_triggers_exactly_the_orders_it_crosses(harness: Harness) -> None:
     await harness.create_user("path_user", usd="1000")
     await harness.add_asset("SOL", "105")
-    await give_asset(harness, "path_user", "SOL", "3")
+    await harness.give_asset("path_user", "SOL", "3")
     orders = {
         "buy100": harness.limit("path_user", "buy", "SOL", "1", "100"),
         "buy95": harness.limit("path_user", "buy", "SOL", "1", "95"),
