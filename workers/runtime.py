@@ -21,11 +21,6 @@ def on_stop_signals(stop: Callable[[], None]) -> None:
         loop.add_signal_handler(signum, stop)
 
 
-async def queue_url(clients: AwsClients, name: str) -> str:
-    url: str = (await clients.sqs.get_queue_url(QueueName=name))["QueueUrl"]
-    return url
-
-
 async def topic_arn(clients: AwsClients, queue: str) -> str:
     """The events topic's ARN, derived from a queue's ARN (same region and account),
     without creating anything."""

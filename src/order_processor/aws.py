@@ -13,6 +13,7 @@ from typing import Any
 from botocore.config import Config
 
 from order_processor.config import Settings
+from order_processor.provision import Change, Provisioner
 
 # An emulator accepts any credentials; LocalStack's convention is test/test. Used only when
 # an endpoint is configured and the environment carries no credentials of its own.
@@ -39,6 +40,13 @@ def client_kwargs(settings: Settings, environ: Mapping[str, str] | None = None) 
         if not env.get("AWS_ACCESS_KEY_ID") and not env.get("AWS_PROFILE"):
             kwargs.update(EMULATOR_CREDENTIALS)
     return kwargs
+
+
+def provision_deployment(settings: Settings) -> list[Change]:
+    """Create or repair every resource of the deployment (what `order-processor
+    provision` and the demo both run)."""
+    clients = (sync_client(settings, s) for s in ("dynamodb", "sqs", "sns"))
+    return Provisioner(*clients).apply(settings.resources())
 
 
 def sync_client(settings: Settings, service: str) -> Any:

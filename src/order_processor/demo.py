@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from order_processor.aws import sync_client
 from order_processor.config import QueueKind, Settings
 from order_processor.dependencies import (
     AwsClients,
@@ -43,7 +42,6 @@ from order_processor.feeds import random_walk
 from order_processor.messaging.commands import AnyCommand, PlaceOrder
 from order_processor.messaging.events import Event, EventType
 from order_processor.messaging.producer import CommandFactory, Producer
-from order_processor.provision import Provisioner
 
 ASSETS = {
     "BTC": Decimal("60000"),
@@ -126,6 +124,7 @@ class Demo:
         self.prices = dict(ASSETS)
         self.stopping = asyncio.Event()
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.commands: Producer | None = None
         self.logs = Path(tempfile.mkdtemp(prefix="order-processor-demo-"))
         self.users = [f"demo_user_{n:03d}" for n in range(plan.users)]
 
@@ -204,11 +203,10 @@ class Demo:
     async def send(self, commands: Sequence[AnyCommand]) -> None:
         if not commands:
             return
-        resources = self.settings.resources()
-        url = (await self.clients.sqs.get_queue_url(QueueName=resources.commands_queue.name))[
-            "QueueUrl"
-        ]
-        fifo = self.settings.queue_kind is QueueKind.FIFO
+        if self.commands is None:  # resolved once, not for every batch
+            url = await self.clients.queue_url(self.settings.resources().commands_queue.name)
+            fifo = self.settings.queue_kind is QueueKind.FIFO
+            self.commands = Producer(self.clients.sqs, url, fifo=fifo)
         now = time.monotonic()
         for command in commands:
             self.tally.commands[command.type.value] += 1
@@ -216,7 +214,7 @@ class Demo:
                 self.tally.sent_at[command.payload.order_id] = now
                 if not command.payload.order_type.is_limit:
                     self.tally.market.add(command.payload.order_id)
-        await Producer(self.clients.sqs, url, fifo=fifo).send_batch(commands)
+        await self.commands.send_batch(commands)
 
     def next_command(self, placed: dict[str, list[str]]) -> AnyCommand:
         user = self.random.choice(self.users)
@@ -268,11 +266,7 @@ class Demo:
             await asyncio.sleep(min(pace * 10, 0.5))
 
     async def run_feed(self) -> None:
-        url = (
-            await self.clients.sqs.get_queue_url(
-                QueueName=self.settings.resources().price_updates_queue.name
-            )
-        )["QueueUrl"]
+        url = await self.clients.queue_url(self.settings.resources().price_updates_queue.name)
         producer = Producer(self.clients.sqs, url, fifo=False)
         walk = random_walk(self.prices, step_fraction=Decimal("0.01"), seed=self.plan.seed)
         while not self.stopping.is_set():
@@ -319,8 +313,3 @@ def _in_seconds(seconds: Decimal) -> datetime:
 async def _sleep_or_stop(stopping: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopping.wait(), seconds)
-
-
-def provision_quietly(settings: Settings) -> None:
-    clients = (sync_client(settings, s) for s in ("dynamodb", "sqs", "sns"))
-    Provisioner(*clients).apply(settings.resources())

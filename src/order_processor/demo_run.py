@@ -10,8 +10,9 @@ import time
 from collections import Counter
 
 from order_processor.audit import LedgerAuditor
+from order_processor.aws import provision_deployment
 from order_processor.config import Settings
-from order_processor.demo import Demo, DemoPlan, percentile, provision_quietly
+from order_processor.demo import Demo, DemoPlan, percentile
 from order_processor.dependencies import AwsClients, get_order_dao, open_clients
 from order_processor.messaging.follower import StatusFollower, follow
 
@@ -41,7 +42,7 @@ def with_demo_secret(settings: Settings) -> Settings:
 
 async def run_demo(settings: Settings, plan: DemoPlan) -> int:
     settings = with_demo_secret(settings)
-    provision_quietly(settings)
+    provision_deployment(settings)
     async with open_clients(settings) as clients:
         demo = Demo(settings, plan, clients)
         loop = asyncio.get_running_loop()
@@ -57,9 +58,7 @@ async def run_demo(settings: Settings, plan: DemoPlan) -> int:
 
 
 async def _drive(demo: Demo, clients: AwsClients, started: float) -> int:
-    status_url = (
-        await clients.sqs.get_queue_url(QueueName=demo.settings.resources().order_status_queue.name)
-    )["QueueUrl"]
+    status_url = await clients.queue_url(demo.settings.resources().order_status_queue.name)
     follower = asyncio.create_task(
         follow(
             clients.sqs,
@@ -149,7 +148,7 @@ async def order_table(clients: AwsClients) -> str:
 async def dead_letter_count(demo: Demo, clients: AwsClients) -> int:
     commands = demo.settings.resources().commands_queue
     assert commands.dead_letter is not None
-    url = (await clients.sqs.get_queue_url(QueueName=commands.dead_letter.name))["QueueUrl"]
+    url = await clients.queue_url(commands.dead_letter.name)
     attributes = await clients.sqs.get_queue_attributes(
         QueueUrl=url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],

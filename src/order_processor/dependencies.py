@@ -32,6 +32,10 @@ class AwsClients:
     sns: Any
     resources: Resources
 
+    async def queue_url(self, name: str) -> str:
+        url: str = (await self.sqs.get_queue_url(QueueName=name))["QueueUrl"]
+        return url
+
 
 @contextlib.asynccontextmanager
 async def open_clients(settings: Settings) -> AsyncIterator[AwsClients]:

@@ -131,3 +131,19 @@ async def test_the_synchronous_producer_sends_batches_a_worker_executes(harness:
     assert (await harness.order(order_id)).status.value == "COMPLETED"
     assert await harness.available("sync_user") == Decimal("35.00")
     await assert_ledger(harness.clients, "sync_user")
+
+
+async def test_one_users_batch_runs_under_one_lock_acquisition(harness: Harness) -> None:
+    await harness.create_user("batch_user")
+    await harness.send(*(harness.factory.deposit("batch_user", "10") for _ in range(10)))
+
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    lock = await harness.clients.dynamodb.get_item(
+        TableName=harness.settings.resources().users_table,
+        Key={"PK": {"S": "USER#batch_user"}, "SK": {"S": "LOCK"}},
+    )
+    # Ten commands of one FIFO group arrive in one receive: one acquisition, one token.
+    assert lock["Item"]["fencing_token"]["N"] == "1"
+    assert "owner" not in lock["Item"]
+    assert await harness.available("batch_user") == Decimal("100.00")

@@ -11,7 +11,7 @@ from order_processor.config import QueueKind, Settings
 from order_processor.dependencies import get_order_dao, get_token_manager, open_clients
 from order_processor.messaging.producer import Producer
 from order_processor.saga.expiry import ExpirySweeper
-from workers.runtime import configure_logging, on_stop_signals, queue_url
+from workers.runtime import configure_logging, on_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ async def serve(
 ) -> None:
     tokens = get_token_manager(settings)
     async with open_clients(settings) as clients:
-        url = await queue_url(clients, settings.resources().commands_queue.name)
+        url = await clients.queue_url(settings.resources().commands_queue.name)
         fifo = settings.queue_kind is QueueKind.FIFO
         sweeper = ExpirySweeper(
             get_order_dao(clients), Producer(clients.sqs, url, fifo=fifo), tokens

@@ -17,15 +17,15 @@ from order_processor.messaging.events import EventPublisher
 from order_processor.messaging.producer import Producer
 from order_processor.saga.matcher import PriceMatcher
 from order_processor.security.audit import AuditLogger
-from workers.runtime import configure_logging, on_stop_signals, queue_url, topic_arn
+from workers.runtime import configure_logging, on_stop_signals, topic_arn
 
 
 async def serve(settings: Settings, *, burst: bool = False) -> None:
     tokens = get_token_manager(settings)
     resources = settings.resources()
     async with open_clients(settings) as clients:
-        prices_url = await queue_url(clients, resources.price_updates_queue.name)
-        commands_url = await queue_url(clients, resources.commands_queue.name)
+        prices_url = await clients.queue_url(resources.price_updates_queue.name)
+        commands_url = await clients.queue_url(resources.commands_queue.name)
         matcher = PriceMatcher(
             assets=get_asset_dao(clients),
             orders=get_order_dao(clients),

@@ -27,12 +27,12 @@ from order_processor.saga.context import Limits, SagaContext
 from order_processor.saga.handler import CommandHandler
 from order_processor.security.audit import AuditLogger
 from order_processor.store.lock import UserLock
-from workers.runtime import configure_logging, on_stop_signals, queue_url, topic_arn
+from workers.runtime import configure_logging, on_stop_signals, topic_arn
 
 
 async def resolve(clients: AwsClients) -> tuple[str, str]:
     """The commands queue URL and the events topic ARN."""
-    url = await queue_url(clients, clients.resources.commands_queue.name)
+    url = await clients.queue_url(clients.resources.commands_queue.name)
     return url, await topic_arn(clients, url)
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from order_processor.cli.common import print_json, queue_url, with_clients
+from order_processor.cli.common import print_json, with_clients
 from order_processor.config import Settings
 from order_processor.dependencies import (
     AwsClients,
@@ -132,7 +132,7 @@ def cmd_price(args: argparse.Namespace, settings: Settings) -> int:
 async def price_producer_for(settings: Settings, clients: AwsClients) -> Producer:
     return Producer(
         clients.sqs,
-        await queue_url(clients, settings.resources().price_updates_queue.name),
+        await clients.queue_url(settings.resources().price_updates_queue.name),
         fifo=False,
     )
 
@@ -193,7 +193,7 @@ def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
             print(event.body(), flush=True)
 
     async def action(clients: AwsClients) -> int:
-        url = await queue_url(clients, settings.resources().order_status_queue.name)
+        url = await clients.queue_url(settings.resources().order_status_queue.name)
         await follow(
             clients.sqs, url, StatusFollower(), show, until=lambda: time.monotonic() > deadline
         )

@@ -26,8 +26,3 @@ def print_json(value: BaseModel | dict[str, Any] | list[Any]) -> None:
         print(value.model_dump_json(indent=2, by_alias=True))
     else:
         print(json.dumps(value, indent=2, default=str))
-
-
-async def queue_url(clients: AwsClients, name: str) -> str:
-    url: str = (await clients.sqs.get_queue_url(QueueName=name))["QueueUrl"]
-    return url

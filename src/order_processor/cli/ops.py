@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any
 
 from order_processor.audit import LedgerAuditor
-from order_processor.aws import sync_client
+from order_processor.aws import provision_deployment, sync_client
 from order_processor.cli.common import with_clients
 from order_processor.config import Settings
 from order_processor.demo import DemoPlan
@@ -25,7 +25,7 @@ from order_processor.dlq import DeadLetters
 from order_processor.domain.base import utc_now
 from order_processor.emulator import running_emulator
 from order_processor.insight import gather_insight
-from order_processor.provision import Provisioner, summarize
+from order_processor.provision import summarize
 from order_processor.status import read_status
 
 
@@ -81,8 +81,7 @@ def register(verbs: Any) -> None:
 
 
 def provision(settings: Settings) -> int:
-    clients = (sync_client(settings, s) for s in ("dynamodb", "sqs", "sns"))
-    changes = Provisioner(*clients).apply(settings.resources())
+    changes = provision_deployment(settings)
     for change in changes:
         print(change)
     print(summarize(changes))
@@ -168,10 +167,7 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
 async def dead_letters(settings: Settings, clients: AwsClients) -> DeadLetters:
     commands = settings.resources().commands_queue
     assert commands.dead_letter is not None
-    urls = [
-        (await clients.sqs.get_queue_url(QueueName=name))["QueueUrl"]
-        for name in (commands.dead_letter.name, commands.name)
-    ]
+    urls = [await clients.queue_url(name) for name in (commands.dead_letter.name, commands.name)]
     return DeadLetters(clients.sqs, urls[0], urls[1], fifo=commands.fifo)
 
 

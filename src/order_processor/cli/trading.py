@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from order_processor.cli.common import print_json, queue_url, with_clients
+from order_processor.cli.common import print_json, with_clients
 from order_processor.config import QueueKind, Settings
 from order_processor.dependencies import (
     AwsClients,
@@ -72,7 +72,7 @@ def register(verbs: Any) -> None:
 
 
 async def send(settings: Settings, clients: AwsClients, command: AnyCommand) -> None:
-    url = await queue_url(clients, settings.resources().commands_queue.name)
+    url = await clients.queue_url(settings.resources().commands_queue.name)
     await Producer(clients.sqs, url, fifo=settings.queue_kind is QueueKind.FIFO).send(command)
 
 

@@ -59,11 +59,25 @@ async def transition(
     updated = order.evolve(
         **changes, step=step, sequence=order.sequence + 1, updated_at=context.clock()
     )
-    structlog.contextvars.bind_contextvars(order_id=order.order_id, step=step)
+    order_part = transition_put(context.orders.table, order, updated, {order.status})
+    return await commit_step(
+        context, lease, updated, step, [("order", {"Put": order_part}), *parts]
+    )
+
+
+async def commit_step(
+    context: SagaContext,
+    lease: Lease,
+    updated: Order,
+    step: str,
+    parts: list[tuple[str, dict[str, Any]]],
+) -> Order:
+    """Every step the same way: commit, then publish the new state's event; with the
+    fault hooks around the commit, the step's context in the logs and its latency."""
+    structlog.contextvars.bind_contextvars(order_id=updated.order_id, step=step)
     started = time.perf_counter()
     context.faults.before(step)
-    order_part = transition_put(context.orders.table, order, updated, {order.status})
-    await commit(context, lease, [("order", {"Put": order_part}), *parts])
+    await commit(context, lease, parts)
     context.faults.after_commit(step)
     await context.publisher.publish(order_event(updated))
     context.metrics.observe("saga_step_seconds", time.perf_counter() - started, step=step)

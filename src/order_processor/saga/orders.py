@@ -3,10 +3,7 @@ CancelOrder, and the system's ExecuteOrder and ExpireOrder for limit orders."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
-
-import structlog
 
 from order_processor.domain.assets import Asset
 from order_processor.domain.money import check_places
@@ -24,9 +21,9 @@ from order_processor.messaging.commands import (
     PlaceOrder,
 )
 from order_processor.messaging.events import order_event
-from order_processor.saga.context import SagaContext, commit
+from order_processor.saga.context import SagaContext
 from order_processor.saga.limit import close_limit_order, execute_limit_order, queue_limit_order
-from order_processor.saga.market import run_market_order
+from order_processor.saga.market import commit_step, run_market_order
 from order_processor.store.lock import Lease
 from order_processor.store.orders import order_item
 
@@ -137,13 +134,7 @@ async def _accept(context: SagaContext, lease: Lease, command: PlaceOrder) -> tu
         "Item": order_item(order),
         "ConditionExpression": "attribute_not_exists(PK)",
     }
-    structlog.contextvars.bind_contextvars(order_id=order.order_id, step="accepted")
-    started = time.perf_counter()
-    await commit(context, lease, [("order", {"Put": put})])
-    context.faults.after_commit("accepted")
-    await context.publisher.publish(order_event(order))
-    context.metrics.observe("saga_step_seconds", time.perf_counter() - started, step="accepted")
-    return order, asset
+    return await commit_step(context, lease, order, "accepted", [("order", {"Put": put})]), asset
 
 
 async def _validate(context: SagaContext, command: PlaceOrder) -> Asset:
