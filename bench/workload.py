@@ -26,7 +26,7 @@ from order_processor.messaging.commands import AnyCommand, PlaceOrder
 from order_processor.messaging.events import Event
 from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.provision import Provisioner
-from order_processor.security.tokens import TokenManager
+from order_processor.security.tokens import TokenManager, TokenPolicy
 from order_processor.store import keys
 from order_processor.store.dynamo import to_item
 
@@ -208,9 +208,9 @@ async def bench_deployment(endpoint: str) -> AsyncIterator[Bench]:
             (await clients.sqs.get_queue_url(QueueName=n))["QueueUrl"]
             for n in (resources.commands_queue.name, resources.order_status_queue.name)
         ]
-        bench = Bench(
-            settings, clients, urls[0], urls[1], TokenManager(SECRET, lifetime=timedelta(hours=6))
-        )
+        # Tokens as long-lived as the workers accept: a backlog waits on the queue.
+        tokens = TokenManager(SECRET, policy=TokenPolicy(customer_lifetime=timedelta(hours=1)))
+        bench = Bench(settings, clients, urls[0], urls[1], tokens)
         bench._task = asyncio.create_task(bench.follower.run(clients, urls[1], bench._stop))
         try:
             yield bench

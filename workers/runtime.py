@@ -7,12 +7,15 @@ import logging
 import signal
 from collections.abc import Callable
 
+from order_processor.config import Settings
 from order_processor.dependencies import AwsClients
 from order_processor.observability import configure_json_logs
 
 
-def configure_logging() -> None:
-    configure_json_logs(logging.INFO)
+def configure_logging(settings: Settings) -> None:
+    """JSON logs, redacted: tokens, passwords and the JWT secret never reach a line."""
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    configure_json_logs(logging.INFO, secrets=[secret] if secret else [])
 
 
 def on_stop_signals(stop: Callable[[], None]) -> None:

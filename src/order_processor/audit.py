@@ -203,8 +203,8 @@ def _ending(order: Order) -> str | None:
         return "completed"
     if order.step == "refunded":
         return "refunded"
-    if order.status in {OrderStatus.CANCELLED, OrderStatus.EXPIRED}:
-        return "released"
+    if order.status in {OrderStatus.CANCELLED, OrderStatus.EXPIRED} or order.step == "released":
+        return "released"  # a QUEUED order closed: its hold given back
     if order.status is OrderStatus.QUEUED:
         return "queued"
     return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
@@ -49,6 +50,10 @@ class Settings(BaseModel):
     max_order_value: PositiveMoney = Decimal("10000.00")
     daily_deposit_limit: PositiveMoney = Decimal("10000.00")
     daily_withdraw_limit: PositiveMoney = Decimal("5000.00")
+    max_token_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 60
+    service_token_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+    clock_skew_seconds: Annotated[int, Field(ge=0, le=600)] = 30
+    recovery_age_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 300
 
     @field_validator("endpoint_url")
     @classmethod
@@ -84,6 +89,14 @@ class Settings(BaseModel):
     def with_endpoint(self, endpoint_url: str) -> Settings:
         return self.model_copy(update={"endpoint_url": endpoint_url.rstrip("/")})
 
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_seconds)
+
+    @property
+    def recovery_age(self) -> timedelta:
+        return timedelta(seconds=self.recovery_age_seconds)
+
     def resources(self) -> Resources:
         return Resources(
             self.prefix,
@@ -107,6 +120,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "max_order_value": "ORDER_PROCESSOR_MAX_ORDER_VALUE",
     "daily_deposit_limit": "ORDER_PROCESSOR_DAILY_DEPOSIT_LIMIT",
     "daily_withdraw_limit": "ORDER_PROCESSOR_DAILY_WITHDRAW_LIMIT",
+    "max_token_minutes": "ORDER_PROCESSOR_MAX_TOKEN_MINUTES",
+    "service_token_minutes": "ORDER_PROCESSOR_SERVICE_TOKEN_MINUTES",
+    "clock_skew_seconds": "ORDER_PROCESSOR_CLOCK_SKEW_SECONDS",
+    "recovery_age_seconds": "ORDER_PROCESSOR_RECOVERY_AGE_SECONDS",
 }
 
 

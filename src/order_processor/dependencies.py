@@ -10,14 +10,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aioboto3
 
 from order_processor.aws import client_kwargs
 from order_processor.config import ConfigError, Settings
+from order_processor.messaging.admission import Admission
 from order_processor.resources import Resources
-from order_processor.security.tokens import TokenManager
+from order_processor.security.tokens import TokenManager, TokenPolicy
 from order_processor.store.asset_balances import AssetBalanceDAO, AssetTransactionDAO
 from order_processor.store.assets import AssetDAO
 from order_processor.store.balances import BalanceDAO
@@ -54,7 +56,18 @@ def get_token_manager(settings: Settings) -> TokenManager:
         raise ConfigError(
             "ORDER_PROCESSOR_JWT_SECRET is required: commands are authenticated with it"
         )
-    return TokenManager(settings.jwt_secret.get_secret_value())
+    maximum = timedelta(minutes=settings.max_token_minutes)
+    policy = TokenPolicy(
+        customer_lifetime=min(TokenPolicy.customer_lifetime, maximum),
+        max_lifetime=maximum,
+        service_lifetime=timedelta(minutes=settings.service_token_minutes),
+        clock_skew=settings.clock_skew,
+    )
+    return TokenManager(settings.jwt_secret.get_secret_value(), policy=policy)
+
+
+def get_admission(settings: Settings) -> Admission:
+    return Admission(get_token_manager(settings), clock_skew=settings.clock_skew)
 
 
 def get_user_dao(clients: AwsClients) -> UserDAO:

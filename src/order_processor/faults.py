@@ -3,7 +3,9 @@ variable ORDER_PROCESSOR_FAULT is set, which production deployments never do:
 
 - `crash-after=<step>`: the process kills itself with SIGKILL right after committing that
   saga step, before publishing its event or deleting the message;
-- `fail-step=<step>`: that step raises a permanent error before committing.
+- `fail-step=<step>`: that step raises a permanent error before committing;
+- `break-step=<step>`: that step raises an unexpected error (a bug) before committing,
+  every time: the command is retried until the redrive policy moves it to the DLQ.
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ class InjectedFault(OrderProcessorError):
     code = "INJECTED_FAULT"
 
 
+class InjectedBug(RuntimeError):
+    """Not an OrderProcessorError: what a bug in the saga looks like to the handler."""
+
+
 @dataclass(frozen=True)
 class Faults:
     crash_after: str | None = None
     fail_step: str | None = None
+    break_step: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Faults:
@@ -34,13 +41,15 @@ class Faults:
         found: dict[str, str] = {}
         for spec in specs.split(","):
             kind, _, step = spec.strip().partition("=")
-            if kind in {"crash-after", "fail-step"} and step:
+            if kind in {"crash-after", "fail-step", "break-step"} and step:
                 found[kind.replace("-", "_")] = step
-        return cls(crash_after=found.get("crash_after"), fail_step=found.get("fail_step"))
+        return cls(**found)
 
     def before(self, step: str) -> None:
         if step == self.fail_step:
             raise InjectedFault(f"injected permanent failure at step {step}")
+        if step == self.break_step:
+            raise InjectedBug(f"injected bug at step {step}")
 
     def after_commit(self, step: str) -> None:
         if step == self.crash_after:

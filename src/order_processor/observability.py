@@ -14,9 +14,9 @@ import asyncio
 import logging
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -33,6 +33,19 @@ HELP = {
     "messages_in_flight": ("gauge", "Messages received and not yet settled."),
     "aws_calls_total": ("counter", "AWS API calls made, by service and operation."),
     "groups_waiting_for_lock": ("gauge", "Message groups waiting for a busy user lock."),
+    "orders_resumed_total": (
+        "counter",
+        "Orders found PENDING or PROCESSING by a command and taken on, by status found.",
+    ),
+    "orders_recovered_total": (
+        "counter",
+        "Orders the recovery job's ResumeOrder found mid-saga, by status found.",
+    ),
+    "orders_recovery_sent_total": (
+        "counter",
+        "Sweeper: ResumeOrder commands sent for stalled orders, by status.",
+    ),
+    "expiry_commands_sent_total": ("counter", "Sweeper: ExpireOrder commands sent."),
 }
 
 
@@ -163,22 +176,34 @@ class HealthServer:
         return "404 Not Found", b"not found\n", "text/plain"
 
 
-def configure_json_logs(level: int = logging.INFO) -> None:
-    """One JSON object per line on standard error, for the worker programs only (never at
-    import time): structlog's contextvars are merged into every record."""
+def configure_json_logs(
+    level: int = logging.INFO, *, secrets: Sequence[str] = (), stream: TextIO | None = None
+) -> None:
+    """One JSON object per line on `stream` (standard error by default), for the worker
+    programs only (never at import time): structlog's contextvars and a stdlib record's
+    `extra` fields are merged into every record, and one redaction step (after the
+    traceback is rendered, before the JSON) removes tokens, passwords and secrets whatever
+    key or shape they come in, plus the literal `secrets` given (the JWT secret); see
+    `order_processor.security.redaction`. Idempotent: the root logger's handlers are
+    replaced, never added to, so a second call leaves one handler."""
+    from order_processor.security.redaction import RedactingStreamHandler, Redactor
+
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,
+            structlog.stdlib.ExtraAdder(),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
         ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            Redactor(secrets),
             structlog.processors.JSONRenderer(),
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    # The handler's error report never echoes a record's message or %-arguments.
+    handler = RedactingStreamHandler(sys.stderr if stream is None else stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -164,6 +164,10 @@ def _tables(prefix: str) -> tuple[TableSpec, ...]:
             Index("OpenLimitOrders", "book_key", "limit_price", "N"),
             # Sparse: only orders that can expire carry expiry_shard and expires_at.
             Index("ExpiryIndex", "expiry_shard", "expires_at"),
+            # Sparse: only PENDING and PROCESSING orders carry in_flight_shard (one of 16,
+            # so that every order's steps do not all write one index partition), by the
+            # time of their last change: the recovery job's lookup.
+            Index("InFlightIndex", "in_flight_shard", "updated_at"),
         ),
     )
     inventory = TableSpec(f"{prefix}-inventory")

@@ -110,7 +110,14 @@ class Harness:
         )
 
     def limit(
-        self, username: str, side: str, asset_id: str, quantity: str, limit: str, **fields: Any
+        self,
+        username: str,
+        side: str,
+        asset_id: str,
+        quantity: str,
+        limit: str,
+        order_id: str | None = None,
+        **fields: Any,
     ) -> PlaceOrder:
         kind = OrderType.LIMIT_BUY if side == "buy" else OrderType.LIMIT_SELL
         request = OrderCreate.model_validate(
@@ -122,7 +129,7 @@ class Harness:
                 **fields,
             }
         )
-        return self.factory.place_order(username, request)
+        return self.factory.place_order(username, request, order_id=order_id)
 
     async def send_prices(self, *prices: tuple[str, str]) -> list[UpdatePrice]:
         """UpdatePrice commands onto the price-updates queue, as the feed sends them."""
@@ -155,7 +162,9 @@ class Harness:
 
     # workers
 
-    def worker_environment(self, fault: str | None = None) -> dict[str, str]:
+    def worker_environment(
+        self, fault: str | None = None, env: dict[str, str] | None = None
+    ) -> dict[str, str]:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_PROCESSOR_")}
         s = self.settings
         assert s.endpoint_url is not None
@@ -172,6 +181,7 @@ class Harness:
         )
         if fault:
             environment["ORDER_PROCESSOR_FAULT"] = fault
+        environment.update(env or {})
         return environment
 
     def start_worker(
@@ -182,13 +192,14 @@ class Harness:
         concurrency: int = 16,
         kind: str = "orders",
         extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
         self.logs.append(Path(log.name))
         arguments = [CLI, "worker", kind, "--concurrency", str(concurrency), *extra]
         return subprocess.Popen(
             [*arguments, *(["--burst"] if burst and kind != "expiry-sweeper" else [])],
-            env=self.worker_environment(fault),
+            env=self.worker_environment(fault, env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -205,6 +216,31 @@ class Harness:
 
     async def run_worker(self, **options: Any) -> int:
         return await self.wait(self.start_worker(**options))
+
+    async def sweep(self, *extra: str, recovery_age: int = 300) -> None:
+        """One sweep (expiry and recovery) of the sweeper program."""
+        environment = {"ORDER_PROCESSOR_RECOVERY_AGE_SECONDS": str(recovery_age)}
+        code = await self.run_worker(
+            kind="expiry-sweeper", extra=("--once", *extra), env=environment
+        )
+        assert code == 0, self.worker_output()
+
+    async def lose_commands(self) -> None:
+        """Every message on the commands queue gone, in flight or not: what a purged DLQ or
+        an operator's mistake leaves behind."""
+        await self.clients.sqs.purge_queue(QueueUrl=self.queue_url)
+
+    async def dead_letters(self) -> int:
+        """Messages in the commands queue's DLQ (visible or not)."""
+        dead_letter = self.settings.resources().commands_queue.dead_letter
+        assert dead_letter is not None
+        url = (await self.clients.sqs.get_queue_url(QueueName=dead_letter.name))["QueueUrl"]
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = await self.clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)
+        return sum(int(attributes["Attributes"][name]) for name in names)
+
+    def service_token(self, service: str) -> str:
+        return self.tokens.create_access_token(service, role="service")
 
     def worker_output(self) -> str:
         return "\n".join(path.read_text(errors="replace")[-4000:] for path in self.logs)

@@ -23,9 +23,9 @@ def envelope(harness: Harness, command_id: str, **overrides: object) -> str:
     body: dict[str, object] = {
         "schema": "order-processor/command/v1",
         "command_id": command_id,
-        "type": "Deposit",
+        "type": "Withdraw",
         "username": "good_user",
-        "issued_at": "2026-11-28T10:00:00Z",
+        "issued_at": "2026-01-01T00:00:00Z",
         "auth": harness.tokens.create_access_token("good_user"),
         "payload": {"amount": "10.00"},
     }
@@ -57,7 +57,12 @@ async def test_each_bad_command_is_rejected_with_its_reason(harness: Harness) ->
             "type",
         ),
         "missing-fields": (
-            json.dumps({"type": "Deposit", "command_id": "missing-fields"}),
+            json.dumps({"type": "Withdraw", "command_id": "missing-fields"}),
+            "UNAUTHORIZED",
+            "no token",
+        ),
+        "missing-username": (
+            envelope(harness, "missing-username", username=None),
             "INVALID_COMMAND",
             "username",
         ),
@@ -163,8 +168,16 @@ async def test_each_bad_command_is_rejected_with_its_reason(harness: Harness) ->
             None,
         ),
     }
-    # Bodies whose command id cannot be read are answered without one.
+    # Bodies whose command id cannot be read are answered without one; those whose sender
+    # is not authenticated carry it only as `claimed_command_id`, and name no user.
     anonymous = {"invalid-json", "deeply-nested", "not-an-object"}
+    unauthenticated = {
+        "missing-fields",
+        "forged-token",
+        "expired-token",
+        "none-alg-token",
+        "too-large",
+    }
     for index, (body, _, _) in enumerate(cases.values()):
         await harness.send_raw(body, group=f"bad-{index}")
     good = harness.market("good_user", "buy", "BTC", "1")
@@ -175,14 +188,21 @@ async def test_each_bad_command_is_rejected_with_its_reason(harness: Harness) ->
     events = await harness.collect_events(
         lambda e: len([x for x in e if x.event_type is EventType.COMMAND_REJECTED]) >= len(cases)
     )
-    rejections = [e.data for e in events if e.event_type is EventType.COMMAND_REJECTED]
-    by_case = {r["command_id"]: r for r in rejections if r["command_id"]}
+    rejected = [e for e in events if e.event_type is EventType.COMMAND_REJECTED]
+    rejections = [e.data for e in rejected]
+    by_case = {
+        r["command_id"] or r["claimed_command_id"]: r
+        for r in rejections
+        if r["command_id"] or r.get("claimed_command_id")
+    }
+    named = {e.data["command_id"] or e.data.get("claimed_command_id"): e.username for e in rejected}
+    assert {case for case, user in named.items() if case and user is None} == unauthenticated
     assert {name: data["reason"] for name, data in by_case.items()} == {
         name: reason for name, (_, reason, _) in cases.items() if name not in anonymous
     }
-    assert sorted(r["reason"] for r in rejections if not r["command_id"]) == sorted(
-        cases[name][1] for name in anonymous
-    )
+    assert sorted(
+        r["reason"] for r in rejections if not (r["command_id"] or r.get("claimed_command_id"))
+    ) == sorted(cases[name][1] for name in anonymous)
     for name, (_, _, fragment) in cases.items():
         if fragment and name not in anonymous:
             assert fragment in by_case[name]["message"], (name, by_case[name]["message"])
@@ -192,7 +212,7 @@ async def test_each_bad_command_is_rejected_with_its_reason(harness: Harness) ->
     await assert_ledger(harness.clients, "good_user")
     assert await harness.available("off_user_1") == Decimal("100.00")
     output = harness.worker_output()
-    assert output.count('"event": "access_denied"') == 5
+    assert output.count('"event": "access_denied"') == 6
     assert forged not in output
     assert expired not in output
     assert SECRET not in output

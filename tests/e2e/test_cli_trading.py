@@ -77,6 +77,11 @@ async def test_token_and_schema_commands(harness: Harness) -> None:
     }
 
     token = run_cli("token", "Erin_Trader", "--role", "service", env=env).stdout.strip()
+    too_long = run_cli("token", "erin_trader", "--minutes", "61", env=env)
+    too_long_service = run_cli("token", "payments", "--role", "service", "--minutes", "6", env=env)
+    hour = run_cli("token", "erin_trader", "--minutes", "60", env=env)
+    assert (too_long.returncode, too_long_service.returncode, hour.returncode) == (2, 2, 0)
+    assert "lives at most 1:00:00" in too_long.stderr, too_long.stderr
     schema = json.loads(run_cli("schema", env=env).stdout)
 
     assert harness.settings.jwt_secret is not None
@@ -88,6 +93,7 @@ async def test_token_and_schema_commands(harness: Harness) -> None:
         "CancelOrder",
         "ExecuteOrder",
         "ExpireOrder",
+        "ResumeOrder",
         "Deposit",
         "Withdraw",
         "UpdatePrice",

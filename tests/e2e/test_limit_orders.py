@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,6 +17,7 @@ from order_processor.dependencies import (
 from order_processor.domain.base import utc_now
 from order_processor.domain.orders import OrderStatus
 from order_processor.messaging.events import EventType
+from order_processor.messaging.producer import Producer
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
 
@@ -119,23 +121,34 @@ async def test_a_cancel_racing_an_execution_ends_in_exactly_one(
     await assert_ledger(harness.clients, "race_user")
 
 
-async def test_expiry_follows_the_sweepers_clock(harness: Harness) -> None:
+async def until(moment: datetime) -> None:
+    """Wait for the clock to pass `moment` (what the test waits for is the time itself)."""
+    await asyncio.sleep(max(0.0, (moment - utc_now()).total_seconds()) + 0.05)
+
+
+async def test_expiry_follows_the_workers_clock_not_the_senders(harness: Harness) -> None:
     await harness.create_user("expiry_user", usd="100")
     await harness.add_asset("DOT", "10")
     now = utc_now()
-    soon = harness.limit("expiry_user", "buy", "DOT", "2", "5", expires_at=now + timedelta(hours=1))
+    soon = harness.limit(
+        "expiry_user", "buy", "DOT", "2", "5", expires_at=now + timedelta(seconds=4)
+    )
     later = harness.limit("expiry_user", "buy", "DOT", "2", "5")  # default: 30 days
     await harness.send(soon, later)
     assert await harness.run_worker() == 0, harness.worker_output()
     assert await harness.available("expiry_user") == Decimal("80.00")
 
-    at = (now + timedelta(minutes=30)).isoformat()
-    assert await harness.run_worker(kind="expiry-sweeper", extra=("--once", "--now", at)) == 0
+    # A sweeper whose clock runs two hours ahead sends ExpireOrder for both orders; the
+    # worker's own clock says neither is due, so nothing expires.
+    ahead = (now + timedelta(hours=2)).isoformat()
+    await harness.sweep("--now", ahead)
     assert await harness.run_worker() == 0
     assert (await harness.order(soon.payload.order_id)).status is OrderStatus.QUEUED
+    assert await harness.available("expiry_user") == Decimal("80.00")
 
-    at = (now + timedelta(hours=2)).isoformat()
-    assert await harness.run_worker(kind="expiry-sweeper", extra=("--once", "--now", at)) == 0
+    assert soon.payload.expires_at is not None
+    await until(soon.payload.expires_at)
+    await harness.sweep()
     assert await harness.run_worker() == 0
 
     assert (await harness.order(soon.payload.order_id)).status is OrderStatus.EXPIRED
@@ -151,6 +164,70 @@ async def test_expiry_follows_the_sweepers_clock(harness: Harness) -> None:
         soon.payload.order_id
     ]
     await assert_ledger(harness.clients, "expiry_user")
+
+
+async def test_a_triggered_order_past_its_expiry_expires_instead_of_filling(
+    harness: Harness,
+) -> None:
+    await harness.create_user("late_user", usd="100")
+    await harness.add_asset("DOT", "10")
+    expiry = utc_now() + timedelta(seconds=3)
+    buy = harness.limit("late_user", "buy", "DOT", "2", "9", expires_at=expiry)
+    await harness.send(buy)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await until(expiry)
+    await harness.send_prices(("DOT", "8"))  # triggers it, but too late
+    await harness.settle()
+
+    order = await harness.order(buy.payload.order_id)
+    assert (order.status, order.price) == (OrderStatus.EXPIRED, None)
+    assert await harness.available("late_user") == Decimal("100.00")
+    await assert_ledger(harness.clients, "late_user")
+
+
+async def test_execution_rechecks_the_order_value_limit_at_the_market_price(
+    harness: Harness,
+) -> None:
+    await harness.create_user("value_user", usd="10")
+    await harness.add_asset("BTC", "0.5")
+    await harness.give_asset("value_user", "BTC", "0.19")
+    sell = harness.limit("value_user", "sell", "BTC", "0.19", "1")  # worth 0.19 when placed
+    await harness.send(sell)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await harness.send_prices(("BTC", "100000"))  # 19,000 USD: over the 10,000 limit
+    await harness.settle()
+
+    order = await harness.order(sell.payload.order_id)
+    assert (order.status, order.failure_reason, order.step) == (
+        OrderStatus.FAILED,
+        "ORDER_VALUE_LIMIT",
+        "released",
+    )
+    btc = await get_asset_balance_dao(harness.clients).get_asset_balance("value_user", "BTC")
+    assert (btc.available, btc.held) == (Decimal("0.19"), Decimal("0"))
+    assert await harness.available("value_user") == Decimal("10.00")
+    await assert_ledger(harness.clients, "value_user")
+
+
+async def test_a_price_dated_in_the_future_cannot_freeze_the_market(harness: Harness) -> None:
+    await harness.add_asset("XRP", "2")
+    frozen = harness.factory.update_price("XRP", "999").model_copy(
+        update={"issued_at": datetime(9999, 12, 31, tzinfo=UTC)}
+    )
+    url = await harness.clients.queue_url(harness.settings.resources().price_updates_queue.name)
+    await Producer(harness.clients.sqs, url, fifo=False).send(frozen)
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+    await harness.send_prices(("XRP", "3"))
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+
+    assert (await get_asset_dao(harness.clients).get_asset("XRP")).price == Decimal("3")
+    events = await harness.collect_events(
+        lambda e: any(x.event_type is EventType.COMMAND_REJECTED for x in e)
+    )
+    rejected = [e for e in events if e.event_type is EventType.COMMAND_REJECTED]
+    assert [(e.data["command_id"], e.data["reason"]) for e in rejected] == [
+        (frozen.command_id, "FUTURE_TIMESTAMP")
+    ]
 
 
 async def test_a_matcher_crash_between_query_and_send_loses_nothing_and_doubles_nothing(

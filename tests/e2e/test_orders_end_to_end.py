@@ -75,7 +75,7 @@ async def test_a_plain_send_message_following_the_schema_works(harness: Harness)
             "command_id": "hand-written-1",
             "type": "PlaceOrder",
             "username": "bob_0001",
-            "issued_at": "2026-11-28T10:00:00Z",
+            "issued_at": "2026-01-01T00:00:00Z",
             "auth": token,
             "payload": {
                 "order_id": "hand-1",

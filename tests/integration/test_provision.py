@@ -68,6 +68,7 @@ def test_tables_have_their_indexes_and_ttl(provisioned: Settings, clients: Clien
         "UserOrdersIndex": [("username", "HASH"), ("created_key", "RANGE")],
         "OpenLimitOrders": [("book_key", "HASH"), ("limit_price", "RANGE")],
         "ExpiryIndex": [("expiry_shard", "HASH"), ("expires_at", "RANGE")],
+        "InFlightIndex": [("in_flight_shard", "HASH"), ("updated_at", "RANGE")],
     }
     assert indexes(resources.inventory_table) == {}
     ttl = clients.dynamodb.describe_time_to_live(TableName=resources.users_table)

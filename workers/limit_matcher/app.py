@@ -6,9 +6,9 @@ import asyncio
 
 from order_processor.config import QueueKind, Settings
 from order_processor.dependencies import (
+    get_admission,
     get_asset_dao,
     get_order_dao,
-    get_token_manager,
     open_clients,
 )
 from order_processor.faults import Faults
@@ -21,7 +21,7 @@ from workers.runtime import configure_logging, on_stop_signals, topic_arn
 
 
 async def serve(settings: Settings, *, burst: bool = False) -> None:
-    tokens = get_token_manager(settings)
+    admission = get_admission(settings)
     resources = settings.resources()
     async with open_clients(settings) as clients:
         prices_url = await clients.queue_url(resources.price_updates_queue.name)
@@ -32,7 +32,7 @@ async def serve(settings: Settings, *, burst: bool = False) -> None:
             commands=Producer(
                 clients.sqs, commands_url, fifo=settings.queue_kind is QueueKind.FIFO
             ),
-            tokens=tokens,
+            admission=admission,
             publisher=EventPublisher(clients.sns, await topic_arn(clients, commands_url)),
             audit=AuditLogger(),
             faults=Faults.from_env(),
@@ -52,6 +52,6 @@ async def serve(settings: Settings, *, burst: bool = False) -> None:
 
 
 def run(settings: Settings, *, burst: bool = False) -> int:
-    configure_logging()
+    configure_logging(settings)
     asyncio.run(serve(settings, burst=burst))
     return 0

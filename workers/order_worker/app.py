@@ -11,6 +11,7 @@ from typing import Any
 from order_processor.config import Settings
 from order_processor.dependencies import (
     AwsClients,
+    get_admission,
     get_asset_dao,
     get_asset_transaction_dao,
     get_balance_dao,
@@ -62,7 +63,9 @@ def build_handler(
         faults=Faults.from_env(),
         metrics=metrics,
     )
-    return CommandHandler(context, get_token_manager(settings), AuditLogger())
+    return CommandHandler(
+        context, get_admission(settings), AuditLogger(), settings.max_receive_count
+    )
 
 
 async def serve(
@@ -112,6 +115,6 @@ async def serve(
 
 
 def run(settings: Settings, **options: Any) -> int:
-    configure_logging()
+    configure_logging(settings)
     asyncio.run(serve(settings, **options))
     return 0

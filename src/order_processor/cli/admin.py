@@ -41,10 +41,15 @@ def register(verbs: Any) -> None:
     create.add_argument("--last-name", default="User")
     create.add_argument("--role", type=UserRole, default=UserRole.CUSTOMER)
     create.set_defaults(run=cmd_users_create)
-    token = verbs.add_parser("token", help="issue an access token for a user")
-    token.add_argument("username")
+    token = verbs.add_parser("token", help="issue an access token for a user or a service")
+    token.add_argument("username", help="a username, or a service (payments, limit-matcher, ...)")
     token.add_argument("--role", default="customer", choices=["customer", "admin", "service"])
-    token.add_argument("--minutes", type=int, default=30)
+    token.add_argument(
+        "--minutes",
+        type=positive_int,
+        help="lifetime (default 30 for customer and admin, the service lifetime for service; "
+        "at most ORDER_PROCESSOR_MAX_TOKEN_MINUTES or ORDER_PROCESSOR_SERVICE_TOKEN_MINUTES)",
+    )
     token.set_defaults(run=cmd_token)
     assets = verbs.add_parser("assets", help="manage the inventory")
     which = assets.add_subparsers(dest="which", required=True)
@@ -97,12 +102,21 @@ def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
     return with_clients(settings, action)
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of minutes, at least 1")
+    return int(text)
+
+
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
-    print(
-        get_token_manager(settings).create_access_token(
-            args.username.lower(), role=args.role, expires_delta=timedelta(minutes=args.minutes)
+    lifetime = timedelta(minutes=args.minutes) if args.minutes else None
+    try:
+        token = get_token_manager(settings).create_access_token(
+            args.username.lower(), role=args.role, expires_delta=lifetime
         )
-    )
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"token: {exc}") from exc
+    print(token)
     return 0
 
 

@@ -68,10 +68,15 @@ def register(verbs: Any) -> None:
     worker.add_argument("--concurrency", type=int, help="messages in flight (default: setting)")
     worker.add_argument("--burst", action="store_true", help="drain the queue, then exit")
     worker.add_argument(
-        "--metrics-port", type=int, help="orders: serve /metrics, /livez, /readyz on this port"
+        "--metrics-port",
+        type=int,
+        help="orders, expiry-sweeper: serve /metrics, /livez, /readyz on this port",
     )
     worker.add_argument(
-        "--interval", type=float, default=30.0, help="sweeper: seconds between sweeps"
+        "--interval",
+        type=float,
+        default=30.0,
+        help="sweeper: seconds between sweeps (expiry, recovery)",
     )
     worker.add_argument("--once", action="store_true", help="sweeper: one sweep, then exit")
     worker.add_argument(
@@ -195,7 +200,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
         now: datetime | None = args.now
         clock = (lambda: now) if now is not None else utc_now
-        return run_sweeper(settings, interval=args.interval, once=args.once, clock=clock)
+        return run_sweeper(
+            settings,
+            interval=args.interval,
+            once=args.once,
+            clock=clock,
+            metrics_port=args.metrics_port,
+        )
     from workers.order_worker.app import run
 
     return run(

@@ -26,7 +26,7 @@ DEFAULT_QUANTITY_PLACES = 8
 MAX_INTEGER_DIGITS = 15  # amounts stay below 10^15: far inside DynamoDB's 38 digits
 
 CENT = Decimal("0.01")
-_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?$")
 # Exact products: 15 integer digits + 18 places times 15 + 8 stays well under 60 digits.
 _EXACT = Context(prec=60)
 
@@ -83,8 +83,11 @@ def _to_decimal(value: object, field: str) -> Decimal:
         if text.lower().lstrip("+-") in {"nan", "snan", "inf", "infinity"}:
             raise ValueError(f"{field}: {value} is not a finite number")
         if not _NUMBER.match(text):
-            raise ValueError(f"{field}: {value!r} is not a decimal number")
-        return Decimal(text)
+            raise ValueError(f"{field}: {text[:40]!r} is not a decimal number")
+        try:
+            return Decimal(text)
+        except ArithmeticError as exc:  # an exponent beyond Decimal's range: 1e99999999999999999999
+            raise ValueError(f"{field}: out of range") from exc
     raise ValueError(f"{field}: expected a decimal string, got {type(value).__name__}")
 
 

@@ -8,7 +8,7 @@ from typing import Any, Self
 from pydantic import Field, model_validator
 
 from order_processor.domain.assets import AssetId
-from order_processor.domain.base import Command, Entity, UtcDatetime, new_id, utc_now
+from order_processor.domain.base import Command, Entity, OrderId, UtcDatetime, new_id, utc_now
 from order_processor.domain.money import Price, Quantity, UsdBalance
 from order_processor.domain.users import Username
 from order_processor.exceptions import InvalidTransitionException
@@ -98,7 +98,7 @@ class OrderUpdate(Command):
 
 
 class Order(Entity):
-    order_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
+    order_id: OrderId = Field(default_factory=new_id)
     username: Username
     order_type: OrderType
     asset_id: AssetId

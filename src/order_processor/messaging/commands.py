@@ -8,13 +8,24 @@ JSON Schema producers follow is generated from the same models the worker valida
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
 from order_processor.domain.assets import AssetId
-from order_processor.domain.base import Command, UtcDatetime, new_id, utc_now
+from order_processor.domain.base import (
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    Command,
+    CommandId,
+    OrderId,
+    UtcDatetime,
+    new_id,
+    utc_now,
+)
 from order_processor.domain.money import Price, UsdAmount
 from order_processor.domain.orders import OrderCreate
 from order_processor.domain.users import Username
@@ -22,7 +33,6 @@ from order_processor.exceptions import OrderProcessorError
 
 COMMAND_SCHEMA: Literal["order-processor/command/v1"] = "order-processor/command/v1"
 MAX_COMMAND_BYTES = 16 * 1024  # commands are small; anything bigger is refused unread
-CommandId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class CommandType(StrEnum):
@@ -30,23 +40,42 @@ class CommandType(StrEnum):
     CANCEL_ORDER = "CancelOrder"
     EXECUTE_ORDER = "ExecuteOrder"
     EXPIRE_ORDER = "ExpireOrder"
+    RESUME_ORDER = "ResumeOrder"
     DEPOSIT = "Deposit"
     WITHDRAW = "Withdraw"
     UPDATE_PRICE = "UpdatePrice"
 
 
-# Commands only the system (role service or admin) may send.
-SYSTEM_COMMANDS = frozenset(
-    {CommandType.EXECUTE_ORDER, CommandType.EXPIRE_ORDER, CommandType.UPDATE_PRICE}
+class ServiceName(StrEnum):
+    """The subjects of service tokens: each service signs its own commands."""
+
+    PAYMENTS = "payments"
+    LIMIT_MATCHER = "limit-matcher"
+    EXPIRY_SWEEPER = "expiry-sweeper"
+    PRICE_FEED = "price-feed"
+
+
+# Who may send what. A customer sends their own orders, cancels and withdrawals (the
+# token's subject is the command's user); money enters from outside the exchange, so a
+# Deposit comes from the payments service; each other service sends only its own types.
+# An admin token may send any command but a customer's.
+CUSTOMER_COMMANDS = frozenset(
+    {CommandType.PLACE_ORDER, CommandType.CANCEL_ORDER, CommandType.WITHDRAW}
 )
+SERVICE_COMMANDS: dict[str, frozenset[CommandType]] = {
+    ServiceName.PAYMENTS: frozenset({CommandType.DEPOSIT}),
+    ServiceName.LIMIT_MATCHER: frozenset({CommandType.EXECUTE_ORDER}),
+    ServiceName.EXPIRY_SWEEPER: frozenset({CommandType.EXPIRE_ORDER, CommandType.RESUME_ORDER}),
+    ServiceName.PRICE_FEED: frozenset({CommandType.UPDATE_PRICE}),
+}
 
 
 class PlaceOrderPayload(OrderCreate):
-    order_id: CommandId = Field(default_factory=new_id)
+    order_id: OrderId = Field(default_factory=new_id)
 
 
 class OrderReference(Command):
-    order_id: CommandId
+    order_id: OrderId
 
 
 class FundsPayload(Command):
@@ -99,31 +128,58 @@ class Withdraw(_Envelope):
     payload: FundsPayload
 
 
+class ResumeOrder(_Envelope):
+    """From the recovery job: finish an order a lost message left PENDING or PROCESSING."""
+
+    type: Literal[CommandType.RESUME_ORDER] = CommandType.RESUME_ORDER
+    payload: OrderReference
+
+
 class UpdatePrice(_Envelope):
     type: Literal[CommandType.UPDATE_PRICE] = CommandType.UPDATE_PRICE
     payload: PricePayload
 
 
 AnyCommand = Annotated[
-    PlaceOrder | CancelOrder | ExecuteOrder | ExpireOrder | Deposit | Withdraw | UpdatePrice,
+    PlaceOrder
+    | CancelOrder
+    | ExecuteOrder
+    | ExpireOrder
+    | ResumeOrder
+    | Deposit
+    | Withdraw
+    | UpdatePrice,
     Field(discriminator="type"),
 ]
 COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who a rejection may name: only what a verified token vouches for."""
+
+    username: str | None = None
+    command_id: str | None = None
+
+
 class CommandRejected(OrderProcessorError):
-    """A command that can never succeed: answered with `command.rejected` and removed."""
+    """A command that can never succeed: answered with `command.rejected` and removed.
+    `identity` is set once the sender is authenticated; until then a rejection names
+    nobody."""
 
     code = "REJECTED"
 
-    def __init__(self, reason: str, message: str, **details: Any) -> None:
+    def __init__(
+        self, reason: str, message: str, *, identity: Identity | None = None, **details: Any
+    ) -> None:
         super().__init__(message, **details)
         self.reason = reason
+        self.identity = identity
 
 
-def parse_command(body: str | bytes) -> AnyCommand:
-    """Size first, then JSON, then the schema; each failure names what is wrong."""
-    raw = body.encode() if isinstance(body, str) else body
+def read_document(body: str | bytes) -> dict[str, Any]:
+    """Size first, then JSON, then an object; each failure names what is wrong."""
+    raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
     if len(raw) > MAX_COMMAND_BYTES:
         raise CommandRejected(
             "MESSAGE_TOO_LARGE", f"command is {len(raw)} bytes; the limit is {MAX_COMMAND_BYTES}"
@@ -131,19 +187,36 @@ def parse_command(body: str | bytes) -> AnyCommand:
     try:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise CommandRejected("MALFORMED_JSON", f"body is not JSON: {exc}") from exc
+        raise CommandRejected("MALFORMED_JSON", "body is not JSON") from exc
+    if not isinstance(document, dict):
+        raise CommandRejected("INVALID_COMMAND", "body: the command must be a JSON object")
+    return document
+
+
+def validate_command(document: dict[str, Any]) -> AnyCommand:
+    """The schema, with the money rules; anything it cannot accept is INVALID_COMMAND."""
     try:
         return COMMANDS.validate_python(document)
     except RecursionError as exc:
         raise CommandRejected("INVALID_COMMAND", "body is nested too deeply") from exc
     except ValidationError as exc:
         raise CommandRejected("INVALID_COMMAND", describe_errors(exc)) from exc
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise CommandRejected("INVALID_COMMAND", "body: a value is out of range") from exc
+
+
+def parse_command(body: str | bytes) -> AnyCommand:
+    """An unauthenticated parse (tools, tests); the worker admits through `Admission`."""
+    return validate_command(read_document(body))
+
+
+_COMMAND_TAGS = frozenset(CommandType)  # the discriminator's step in an error's location
 
 
 def describe_errors(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False)[:5]:
-        location = ".".join(str(p) for p in error["loc"] if not str(p)[0].isupper())
+        location = ".".join(str(p) for p in error["loc"] if str(p) not in _COMMAND_TAGS)
         message = error["msg"].removeprefix("Value error, ")
         field = str(error["loc"][-1]) if error["loc"] else ""
         # The money rules already name their field ("amount: must not be negative").
@@ -153,8 +226,14 @@ def describe_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+_USERNAME = re.compile(r"^[a-zA-Z0-9_]{6,30}$")
+_ID = re.compile(ID_PATTERN)
+
+
 def peek_identity(body: str | bytes) -> tuple[str | None, str | None]:
-    """The (username, command_id) of a body that may not validate, for a rejection event."""
+    """The (username, command_id) a body claims, unverified and sanitised (each kept only
+    when it is a well-formed username or id): for grouping, listings and a rejection's
+    clearly-named `claimed_*` fields, never for deciding anything."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -163,9 +242,20 @@ def peek_identity(body: str | bytes) -> tuple[str | None, str | None]:
         return None, None
     username, command_id = document.get("username"), document.get("command_id")
     return (
-        username.lower() if isinstance(username, str) and len(username) <= 30 else None,
-        command_id if isinstance(command_id, str) and len(command_id) <= 128 else None,
+        username.lower()
+        if isinstance(username, str) and _well_formed(_USERNAME, username)
+        else None,
+        command_id if isinstance(command_id, str) and _well_formed(_ID, command_id) else None,
     )
+
+
+def well_formed_id(value: object) -> str | None:
+    """`value` if it is a well-formed command id, else None."""
+    return value if isinstance(value, str) and _well_formed(_ID, value) else None
+
+
+def _well_formed(pattern: re.Pattern[str], value: str) -> bool:
+    return len(value) <= ID_MAX_LENGTH and bool(pattern.fullmatch(value))
 
 
 def command_schema() -> dict[str, Any]:

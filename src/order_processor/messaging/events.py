@@ -92,23 +92,41 @@ def rejection_event(
     *,
     reason: str,
     message: str,
+    message_id: str,
     username: str | None,
     command_id: str | None,
-    message_id: str,
     order_id: str | None = None,
+    claimed_username: str | None = None,
+    claimed_command_id: str | None = None,
 ) -> Event:
+    """`username` and `command_id` only as a verified token vouches for them (the event's
+    `username` attribute is what SNS filter policies match); an unauthenticated message's
+    claims travel at most as the sanitised `claimed_*` fields, and its event id derives
+    from the SQS message id, so it cannot shadow a real command's rejection."""
+    data: dict[str, Any] = {
+        "reason": reason,
+        "message": printable(message),
+        "command_id": command_id,
+        "message_id": message_id,
+    }
+    if username is None:
+        data |= {"claimed_username": claimed_username, "claimed_command_id": claimed_command_id}
     return Event(
         event_id=f"rejected:{command_id or message_id}",
         event_type=EventType.COMMAND_REJECTED,
         username=username,
         order_id=order_id,
-        data={
-            "reason": reason,
-            "message": message,
-            "command_id": command_id,
-            "message_id": message_id,
-        },
+        data=data,
     )
+
+
+MAX_REASON_TEXT = 300
+
+
+def printable(text: str) -> str:
+    """A rejection's text may quote what the sender wrote: printable ASCII only, bounded."""
+    cleaned = "".join(c if " " <= c <= "~" else "?" for c in text[: MAX_REASON_TEXT + 1])
+    return cleaned if len(cleaned) <= MAX_REASON_TEXT else cleaned[: MAX_REASON_TEXT - 3] + "..."
 
 
 @dataclass(frozen=True)

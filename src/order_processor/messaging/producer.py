@@ -23,6 +23,7 @@ from order_processor.messaging.commands import (
     PlaceOrder,
     PlaceOrderPayload,
     PricePayload,
+    ServiceName,
     UpdatePrice,
     Withdraw,
 )
@@ -83,19 +84,21 @@ class CommandFactory:
     def update_price(
         self, asset_id: str, price: Decimal | str, *, token: str | None = None
     ) -> UpdatePrice:
-        """A system command: signed for the price feed with the service role."""
-        auth = token or self._service_token("price-feed")
+        """A system command: signed by the price feed (a service token)."""
+        auth = token or self._service_token(ServiceName.PRICE_FEED)
         payload = PricePayload.model_validate({"asset_id": asset_id, "price": price})
         return UpdatePrice(username="price_feed", auth=auth, payload=payload)
 
-    def _service_token(self, name: str) -> str:
+    def _service_token(self, name: ServiceName) -> str:
         if self.tokens is None:
             raise ValueError("no TokenManager to issue a service token")
         return self.tokens.create_access_token(name, role="service")
 
     def deposit(self, username: str, amount: Decimal | str, *, token: str | None = None) -> Deposit:
+        """Money from outside the exchange: signed by the payments service, not the user."""
+        auth = token or self._service_token(ServiceName.PAYMENTS)
         payload = FundsPayload.model_validate({"amount": amount})
-        return Deposit(username=username, auth=self._auth(username, token), payload=payload)
+        return Deposit(username=username, auth=auth, payload=payload)
 
     def withdraw(
         self, username: str, amount: Decimal | str, *, token: str | None = None

@@ -1,19 +1,41 @@
-"""The expiry sweeper: QUEUED orders whose expiry has passed, found through the sparse
-ExpiryIndex, each sent an ExpireOrder. The sweeper's clock decides what is due (the
-command carries it as `issued_at`); the order worker releases the hold under the lock."""
+"""The sweeper: expiry and recovery, by index queries, never by scans.
+
+Expiry: QUEUED orders whose expiry has passed, found through the sparse ExpiryIndex, each
+sent an ExpireOrder. The order worker decides by its own clock whether the order is due
+and releases the hold under the lock, so a sweeper whose clock runs ahead expires nothing
+early.
+
+Recovery (defence in depth): an order left PENDING or PROCESSING is normally finished by
+the redelivery of its own message, or by any later command that finds it. If that message
+is gone (a purged DLQ, an operator's mistake, a bug), nothing would touch it again, so
+orders unchanged for longer than `recovery_age`, found through the sparse InFlightIndex,
+are each sent a ResumeOrder: the same steps under the same lock and fencing.
+
+Command ids derive from the order and the minute (and, for recovery, the order's
+sequence), so sweeps close together are absorbed by FIFO deduplication while a later
+sweep can try again.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from order_processor.messaging.commands import ExpireOrder, OrderReference
+from order_processor.messaging.commands import (
+    ExpireOrder,
+    OrderReference,
+    ResumeOrder,
+    ServiceName,
+)
 from order_processor.messaging.producer import Producer
+from order_processor.observability import Metrics
 from order_processor.saga.matcher import derived_id
 from order_processor.security.tokens import TokenManager
 from order_processor.store.orders import OrderDAO
 
-SERVICE_NAME = "expiry-sweeper"
+log = logging.getLogger(__name__)
+SERVICE_NAME = ServiceName.EXPIRY_SWEEPER
 
 
 @dataclass(frozen=True)
@@ -21,19 +43,57 @@ class ExpirySweeper:
     orders: OrderDAO
     commands: Producer
     tokens: TokenManager
+    recovery_age: timedelta = timedelta(minutes=5)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def _token(self) -> str:
+        return self.tokens.create_access_token(SERVICE_NAME, role="service")
 
     async def sweep(self, now: datetime) -> list[ExpireOrder]:
+        """ExpireOrder for every order due at `now` by the sweeper's clock."""
         due = await self.orders.due_orders(now)
-        token = self.tokens.create_access_token(SERVICE_NAME, role="service")
+        token = self._token()
+        minute = _minute(now)
         commands = [
             ExpireOrder(
-                command_id=derived_id("expire", order.order_id),
+                command_id=derived_id("expire", order.order_id, minute),
                 username=order.username,
-                issued_at=now,
                 auth=token,
                 payload=OrderReference(order_id=order.order_id),
             )
             for order in due
         ]
         await self.commands.send_batch(commands)
+        self.metrics.inc("expiry_commands_sent_total", len(commands))
         return commands
+
+    async def recover(self, now: datetime) -> list[ResumeOrder]:
+        """ResumeOrder for every order PENDING or PROCESSING since before now - age."""
+        stalled = await self.orders.stalled_orders(now - self.recovery_age)
+        token = self._token()
+        minute = _minute(now)
+        commands = []
+        for order in stalled:
+            log.warning(
+                "recovery: order %s of %s is %s since %s (step %s); sending ResumeOrder",
+                order.order_id,
+                order.username,
+                order.status,
+                order.updated_at.isoformat(),
+                order.step,
+            )
+            self.metrics.inc("orders_recovery_sent_total", status=order.status.value)
+            commands.append(
+                ResumeOrder(
+                    command_id=derived_id("resume", order.order_id, str(order.sequence), minute),
+                    username=order.username,
+                    auth=token,
+                    payload=OrderReference(order_id=order.order_id),
+                )
+            )
+        await self.commands.send_batch(commands)
+        return commands
+
+
+def _minute(moment: datetime) -> str:
+    return moment.strftime("%Y%m%dT%H%M")

@@ -16,44 +16,45 @@ from dataclasses import dataclass
 
 import structlog
 
-from order_processor.exceptions import (
-    LockAcquisitionException,
-    OrderProcessorError,
-    TokenExpiredException,
-    TokenInvalidException,
-)
+from order_processor.exceptions import LockAcquisitionException, OrderProcessorError
+from order_processor.messaging.admission import Admission
 from order_processor.messaging.commands import (
-    SYSTEM_COMMANDS,
     AnyCommand,
     CancelOrder,
     CommandRejected,
     Deposit,
     ExecuteOrder,
     ExpireOrder,
+    Identity,
     PlaceOrder,
+    ResumeOrder,
     Withdraw,
-    parse_command,
     peek_identity,
 )
 from order_processor.messaging.consumer import Ack, Message, Outcome, Release, Retry
 from order_processor.messaging.events import EventPublisher, rejection_event
 from order_processor.saga.context import SagaContext
 from order_processor.saga.funds import apply_funds
-from order_processor.saga.orders import cancel_order, execute_order, expire_order, place_order
+from order_processor.saga.orders import (
+    cancel_order,
+    execute_order,
+    expire_order,
+    place_order,
+    resume_order,
+)
 from order_processor.security.audit import AuditLogger
-from order_processor.security.tokens import TokenManager
 from order_processor.store.lock import Lease
 
 log = logging.getLogger(__name__)
-PRIVILEGED_ROLES = frozenset({"service", "admin"})
 AUTH_REASONS = frozenset({"UNAUTHORIZED", "TOKEN_EXPIRED", "FORBIDDEN"})
 
 
 @dataclass(frozen=True)
 class CommandHandler:
     context: SagaContext
-    tokens: TokenManager
+    admission: Admission
     audit: AuditLogger
+    max_receive_count: int = 5
 
     def group_of(self, message: Message) -> str:
         username, _ = peek_identity(message.body)
@@ -64,16 +65,13 @@ class CommandHandler:
         admitted: list[tuple[Message, AnyCommand]] = []
         for message in messages:
             try:
-                admitted.append((message, self.admit(message)))
+                admitted.append((message, self.admission.admit(message.body)))
             except CommandRejected as rejection:
                 await self.reject(message, rejection)
                 outcomes[message.message_id] = Ack()
         if admitted:
             outcomes |= await self._run_locked(admitted)
         return outcomes
-
-    def admit(self, message: Message) -> AnyCommand:
-        return admit(message, self.tokens)
 
     async def _run_locked(self, admitted: list[tuple[Message, AnyCommand]]) -> dict[str, Outcome]:
         username = admitted[0][1].username
@@ -96,13 +94,23 @@ class CommandHandler:
                 outcomes[message.message_id] = outcome = await self._execute(
                     message, command, lease
                 )
-                if not isinstance(outcome, Ack):
+                if not isinstance(outcome, Ack) and not self._last_delivery(message, outcome):
                     outcomes |= {m.message_id: Release() for m, _ in admitted[index + 1 :]}
                     break
         finally:
             keeper.cancel()
             await asyncio.shield(self.context.lock.release(lease))
         return outcomes
+
+    def _last_delivery(self, message: Message, outcome: Outcome) -> bool:
+        """A message retried on its last receive goes to the DLQ next: the user's later
+        commands no longer wait for it (held back, they would ride to the DLQ with it)."""
+        if isinstance(outcome, Retry) and message.receive_count >= self.max_receive_count:
+            log.warning(
+                "message %s goes to the dead letters; its group goes on", message.message_id
+            )
+            return True
+        return False
 
     async def _keep(self, lease: Lease) -> None:
         """Renew the lease while the group runs long (a lost lease only means the next
@@ -131,6 +139,10 @@ class CommandHandler:
         try:
             await self._dispatch(command, lease)
         except CommandRejected as rejection:
+            # Past admission the sender is authenticated and vouches for the command's user.
+            rejection.identity = rejection.identity or Identity(
+                command.username, command.command_id
+            )
             await self.reject(message, rejection)
         except OrderProcessorError as exc:
             if exc.retryable:
@@ -158,6 +170,8 @@ class CommandHandler:
             await execute_order(self.context, lease, command)
         elif isinstance(command, ExpireOrder):
             await expire_order(self.context, lease, command)
+        elif isinstance(command, ResumeOrder):
+            await resume_order(self.context, lease, command)
         else:
             raise CommandRejected(
                 "UNSUPPORTED_COMMAND", f"{command.type} goes to the price-updates queue"
@@ -168,36 +182,28 @@ class CommandHandler:
         await reject(message, rejection, self.context.publisher, self.audit)
 
 
-def admit(message: Message, tokens: TokenManager) -> AnyCommand:
-    """Parse and authenticate: the token's subject is the command's user, and only the
-    service or admin role may send system commands."""
-    command = parse_command(message.body)
-    try:
-        claims = tokens.verify_access_token(command.auth)
-    except TokenExpiredException as exc:
-        raise CommandRejected("TOKEN_EXPIRED", "the command's token has expired") from exc
-    except TokenInvalidException as exc:
-        raise CommandRejected("UNAUTHORIZED", exc.message) from exc
-    if command.type in SYSTEM_COMMANDS and claims.role not in PRIVILEGED_ROLES:
-        raise CommandRejected("FORBIDDEN", f"{command.type} needs the service or admin role")
-    if command.type not in SYSTEM_COMMANDS and claims.subject != command.username:
-        raise CommandRejected("FORBIDDEN", "the token belongs to another user")
-    return command
-
-
 async def reject(
     message: Message, rejection: CommandRejected, publisher: EventPublisher, audit: AuditLogger
 ) -> None:
-    """Answer with `command.rejected` (and audit a denial); the caller deletes the message."""
-    username, command_id = peek_identity(message.body)
+    """Answer with `command.rejected` (and audit a denial); the caller deletes the message.
+    The event names only an authenticated identity (see `rejection_event`)."""
+    identity = rejection.identity or Identity()
+    claimed_username, claimed_command_id = peek_identity(message.body)
     if rejection.reason in AUTH_REASONS:
-        audit.log_access_denied(username, action="command", reason=rejection.message)
+        audit.log_access_denied(
+            identity.username,
+            action="command",
+            reason=rejection.message,
+            claimed_username=None if identity.username else claimed_username,
+        )
     event = rejection_event(
         reason=rejection.reason,
         message=rejection.message,
-        username=username,
-        command_id=command_id,
         message_id=message.message_id,
-        order_id=rejection.details.get("order_id"),
+        username=identity.username,
+        command_id=identity.command_id,
+        order_id=rejection.details.get("order_id") if identity.username else None,
+        claimed_username=claimed_username,
+        claimed_command_id=claimed_command_id,
     )
     await publisher.publish(event)

@@ -10,6 +10,7 @@ from typing import Any
 
 from order_processor.domain.assets import AssetTransaction, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.base import record_id
 from order_processor.domain.orders import Order
 from order_processor.saga.context import SagaContext
 from order_processor.store.asset_balances import asset_balance_change
@@ -26,8 +27,7 @@ SUFFIX = {
 
 def usd_record(order: Order, kind: TransactionType, amount: Decimal) -> BalanceTransactionCreate:
     return BalanceTransactionCreate(
-        # "#" cannot occur in a command id, so these never meet a deposit's id.
-        transaction_id=f"{order.order_id}#{SUFFIX[kind]}",
+        transaction_id=record_id(order.order_id, SUFFIX[kind]),
         username=order.username,
         transaction_type=kind,
         amount=amount,
@@ -40,7 +40,7 @@ def asset_record(order: Order, kind: AssetTransactionType) -> AssetTransaction:
     price = order.price or order.limit_price
     assert price is not None
     return AssetTransaction(
-        transaction_id=f"{order.order_id}#{kind.value.lower()}",
+        transaction_id=record_id(order.order_id, kind.value.lower()),
         username=order.username,
         asset_id=order.asset_id,
         transaction_type=kind,

@@ -11,10 +11,16 @@ QUEUED and that the inventory price triggers it (buy: price ≤ limit; sell: pri
 then in one transaction releases the hold and pays at the market price, which is never
 worse than the limit: for a buy the difference stays available (the refund of the
 difference is the released hold minus the payment). The credit step is the market saga's.
+
+Execution re-checks what placing checked, at the execution price and this worker's clock:
+an order past its expiry is never filled, it expires (hold released); an order whose value
+at the market price is over the order-value limit ends FAILED with ORDER_VALUE_LIMIT, its
+hold released (step `released`).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from order_processor.domain.assets import Asset, AssetTransactionType
@@ -37,6 +43,10 @@ def hold_amount(order: Order) -> Decimal:
 def triggered(order: Order, price: Decimal) -> bool:
     assert order.limit_price is not None
     return price <= order.limit_price if order.order_type.is_buy else price >= order.limit_price
+
+
+def is_due(order: Order, now: datetime) -> bool:
+    return order.expires_at is not None and order.expires_at <= now
 
 
 def _hold_parts(context: SagaContext, order: Order, release: bool) -> list[Part]:
@@ -71,14 +81,20 @@ async def execute_limit_order(
     context: SagaContext, lease: Lease, order: Order, asset: Asset | None = None
 ) -> Order:
     """Execute if the current price triggers the order; otherwise leave it QUEUED."""
+    if order.status is not OrderStatus.QUEUED:
+        return order
+    if is_due(order, context.clock()):
+        return await close_limit_order(context, lease, order, OrderStatus.EXPIRED)
     try:
         asset = asset or await context.assets.get_asset(order.asset_id)
     except AssetNotFoundException:
         return order
-    if order.status is not OrderStatus.QUEUED or not asset.is_active:
+    if not asset.is_active or not triggered(order, asset.price):
         return order
-    if not triggered(order, asset.price):
-        return order
+    if order.quantity * asset.price > context.limits.max_order_value:
+        return await close_limit_order(
+            context, lease, order, OrderStatus.FAILED, reason="ORDER_VALUE_LIMIT"
+        )
     price = asset.price
     if order.order_type.is_buy:
         amount = buy_cost(order.quantity, price)
@@ -114,14 +130,20 @@ async def execute_limit_order(
 
 
 async def close_limit_order(
-    context: SagaContext, lease: Lease, order: Order, status: OrderStatus
+    context: SagaContext,
+    lease: Lease,
+    order: Order,
+    status: OrderStatus,
+    reason: str | None = None,
 ) -> Order:
-    """Cancel or expire a QUEUED order: release its hold in the same transaction."""
+    """Cancel, expire or fail a QUEUED order: release its hold in the same transaction."""
+    step = "released" if status is OrderStatus.FAILED else status.value.lower()
     return await transition(
         context,
         lease,
         order,
-        status.value.lower(),
+        step,
         _hold_parts(context, order, release=True),
         status=status,
+        failure_reason=reason,
     )

@@ -12,27 +12,32 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from order_processor.domain.base import utc_now
 from order_processor.exceptions import OrderProcessorError, StalePriceException
 from order_processor.faults import Faults
+from order_processor.messaging.admission import Admission
 from order_processor.messaging.commands import (
     CommandRejected,
     ExecuteOrder,
+    Identity,
     OrderReference,
+    ServiceName,
     UpdatePrice,
 )
 from order_processor.messaging.consumer import Ack, Message, Outcome, Retry
 from order_processor.messaging.events import EventPublisher
 from order_processor.messaging.producer import Producer
-from order_processor.saga.handler import admit, reject
+from order_processor.saga.handler import reject
 from order_processor.security.audit import AuditLogger
-from order_processor.security.tokens import TokenManager
 from order_processor.store.assets import AssetDAO
 from order_processor.store.orders import OrderDAO
 
 log = logging.getLogger(__name__)
-SERVICE_NAME = "limit-matcher"
+SERVICE_NAME = ServiceName.LIMIT_MATCHER
 
 
 def derived_id(kind: str, *parts: str) -> str:
@@ -45,40 +50,48 @@ class PriceMatcher:
     assets: AssetDAO
     orders: OrderDAO
     commands: Producer
-    tokens: TokenManager
+    admission: Admission
     publisher: EventPublisher
     audit: AuditLogger
     faults: Faults = field(default_factory=Faults)
+    clock: Callable[[], datetime] = utc_now
 
     def group_of(self, message: Message) -> str:
         return message.message_id  # updates are independent of each other
 
     async def handle_group(self, key: str, messages: list[Message]) -> dict[str, Outcome]:
-        outcomes: dict[str, Outcome] = {}
-        for message in messages:
-            try:
-                command = admit(message, self.tokens)
-                if not isinstance(command, UpdatePrice):
-                    raise CommandRejected(
-                        "UNSUPPORTED_COMMAND", f"{command.type} is not a price update"
-                    )
-                await self.apply(command)
-            except CommandRejected as rejection:
-                await reject(message, rejection, self.publisher, self.audit)
-            except OrderProcessorError as exc:
-                if exc.retryable:
-                    outcomes[message.message_id] = Retry()
-                    continue
-                await reject(
-                    message, CommandRejected(exc.code, exc.message), self.publisher, self.audit
+        return {message.message_id: await self._handle(message) for message in messages}
+
+    async def _handle(self, message: Message) -> Outcome:
+        try:
+            command = self.admission.admit(message.body)
+        except CommandRejected as rejection:
+            await reject(message, rejection, self.publisher, self.audit)
+            return Ack()
+        sender = Identity(command.username, command.command_id)
+        try:
+            if not isinstance(command, UpdatePrice):
+                raise CommandRejected(
+                    "UNSUPPORTED_COMMAND", f"{command.type} is not a price update"
                 )
-            outcomes[message.message_id] = Ack()
-        return outcomes
+            await self.apply(command)
+        except CommandRejected as rejection:
+            rejection.identity = rejection.identity or sender
+            await reject(message, rejection, self.publisher, self.audit)
+        except OrderProcessorError as exc:
+            if exc.retryable:
+                return Retry()
+            refused = CommandRejected(exc.code, exc.message, identity=sender)
+            await reject(message, refused, self.publisher, self.audit)
+        return Ack()
 
     async def apply(self, update: UpdatePrice) -> list[ExecuteOrder]:
         asset_id, price = update.payload.asset_id, update.payload.price
         try:
-            await self.assets.update_price(asset_id, price, as_of=update.issued_at)
+            # The feed's time orders its updates, but never from the future: a price dated
+            # ahead (within the admitted skew) counts as observed now.
+            as_of = min(update.issued_at, self.clock())
+            await self.assets.update_price(asset_id, price, as_of=as_of)
         except StalePriceException:
             log.info("ignored a stale price of %s (%s)", asset_id, update.issued_at)
             return []
@@ -87,7 +100,7 @@ class PriceMatcher:
                 raise CommandRejected("UNKNOWN_ASSET", exc.message) from exc
             raise
         triggered = await self.orders.triggered_orders(asset_id, price)
-        token = self.tokens.create_access_token(SERVICE_NAME, role="service")
+        token = self.admission.tokens.create_access_token(SERVICE_NAME, role="service")
         commands = [
             ExecuteOrder(
                 command_id=derived_id("execute", order.order_id, update.command_id),

@@ -1,8 +1,13 @@
 """Order commands: PlaceOrder (accept once, idempotent by order id, then run the saga),
-CancelOrder, and the system's ExecuteOrder and ExpireOrder for limit orders."""
+CancelOrder, and the system's ExecuteOrder, ExpireOrder (limit orders) and ResumeOrder
+(recovery). Whatever the command, an order it finds mid-saga (PENDING or PROCESSING: a
+worker died, or a message was lost) is first taken as far as it can go, by the same steps
+under the same lock; a step never runs twice, because each is conditioned on the order's
+stored state."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from order_processor.domain.assets import Asset
@@ -19,16 +24,24 @@ from order_processor.messaging.commands import (
     ExecuteOrder,
     ExpireOrder,
     PlaceOrder,
+    ResumeOrder,
 )
 from order_processor.messaging.events import order_event
 from order_processor.saga.context import SagaContext
-from order_processor.saga.limit import close_limit_order, execute_limit_order, queue_limit_order
+from order_processor.saga.limit import (
+    close_limit_order,
+    execute_limit_order,
+    is_due,
+    queue_limit_order,
+)
 from order_processor.saga.market import commit_step, run_market_order
 from order_processor.store.lock import Lease
 from order_processor.store.orders import order_item
 
+log = logging.getLogger(__name__)
 REQUEST_FIELDS = ("order_type", "asset_id", "quantity", "limit_price")
 DEFAULT_EXPIRY = timedelta(days=30)
+MID_SAGA = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING})
 
 
 async def place_order(context: SagaContext, lease: Lease, command: PlaceOrder) -> Order:
@@ -60,10 +73,23 @@ async def advance(
     return await run_market_order(context, lease, order, asset)
 
 
+async def resume(context: SagaContext, lease: Lease, order: Order) -> Order:
+    """Finish what a crashed worker or a lost message left mid-saga; other states as is."""
+    if order.status not in MID_SAGA:
+        return order
+    log.info("resuming order %s from %s (step %s)", order.order_id, order.status, order.step)
+    context.metrics.inc("orders_resumed_total", status=order.status.value)
+    # The crash may have come between the step's commit and its event: publish it again
+    # (same event id) before going on, as a redelivered PlaceOrder does.
+    await context.publisher.publish(order_event(order))
+    return await advance(context, lease, order)
+
+
 async def cancel_order(context: SagaContext, lease: Lease, command: CancelOrder) -> Order:
     """Only a QUEUED order can be cancelled; cancelling it again is answered with its
     CANCELLED event again."""
     order = await _owned_order(context, command.payload.order_id, command.username)
+    order = await resume(context, lease, order)
     if order.status is OrderStatus.QUEUED:
         return await close_limit_order(context, lease, order, OrderStatus.CANCELLED)
     if order.status is OrderStatus.CANCELLED:
@@ -77,19 +103,33 @@ async def cancel_order(context: SagaContext, lease: Lease, command: CancelOrder)
 
 
 async def execute_order(context: SagaContext, lease: Lease, command: ExecuteOrder) -> Order:
-    """From the matcher: execute if still QUEUED and still triggered, else nothing."""
+    """From the matcher: execute if still QUEUED, still due and still triggered (the
+    execution re-checks all of it); an order mid-saga is resumed."""
     order = await _owned_order(context, command.payload.order_id, command.username)
-    return await execute_limit_order(context, lease, order)
+    if order.status in MID_SAGA:
+        return await resume(context, lease, order)
+    return await advance(context, lease, order)
 
 
 async def expire_order(context: SagaContext, lease: Lease, command: ExpireOrder) -> Order:
-    """From the sweeper: expire a QUEUED order whose expiry is at or before the time the
-    sweeper issued the command (its clock decides), else nothing."""
+    """From the sweeper: expire a QUEUED order whose expiry has passed by this worker's
+    clock (never the sender's: a command dated in the future expires nothing early)."""
     order = await _owned_order(context, command.payload.order_id, command.username)
-    due = order.expires_at is not None and order.expires_at <= command.issued_at
-    if order.status is OrderStatus.QUEUED and due:
+    order = await resume(context, lease, order)
+    if order.status is OrderStatus.QUEUED and is_due(order, context.clock()):
         return await close_limit_order(context, lease, order, OrderStatus.EXPIRED)
     return order
+
+
+async def resume_order(context: SagaContext, lease: Lease, command: ResumeOrder) -> Order:
+    """From the recovery job: an order found PENDING or PROCESSING for too long."""
+    order = await _owned_order(context, command.payload.order_id, command.username)
+    if order.status in MID_SAGA:
+        context.metrics.inc("orders_recovered_total", status=order.status.value)
+        log.warning(
+            "recovering order %s, %s since %s", order.order_id, order.status, order.updated_at
+        )
+    return await resume(context, lease, order)
 
 
 async def _owned_order(context: SagaContext, order_id: str, username: str) -> Order:
@@ -156,4 +196,6 @@ async def _validate(context: SagaContext, command: PlaceOrder) -> Asset:
         check_places(request.quantity, field="quantity", places=asset.precision)
     except ValueError as exc:
         raise CommandRejected("INVALID_QUANTITY", str(exc)) from exc
+    if request.expires_at is not None and request.expires_at <= context.clock():
+        raise CommandRejected("ALREADY_EXPIRED", "expires_at has passed")
     return asset

@@ -3,6 +3,7 @@ by a condition built from the transition table."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,14 +41,23 @@ from order_processor.store.dynamo import (
 )
 
 # Index attributes kept beside the order's own fields.
-INDEX_ATTRIBUTES = ("created_key", "book_key", "expiry_shard")
+INDEX_ATTRIBUTES = ("created_key", "book_key", "expiry_shard", "in_flight_shard")
 EXPIRY_SHARD = "EXPIRING"
+IN_FLIGHT_SHARDS = 16
+IN_FLIGHT = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING})
+
+
+def in_flight_shard(order_id: str) -> str:
+    return f"IN_FLIGHT#{zlib.crc32(order_id.encode()) % IN_FLIGHT_SHARDS}"
 
 
 def index_attributes(order: Order) -> dict[str, Any]:
     """`created_key` for UserOrdersIndex; `book_key` (sparse: QUEUED limit orders only) for
-    OpenLimitOrders; `expiry_shard` (sparse: QUEUED orders with an expiry) for ExpiryIndex."""
+    OpenLimitOrders; `expiry_shard` (sparse: QUEUED orders with an expiry) for ExpiryIndex;
+    `in_flight_shard` (sparse: PENDING and PROCESSING orders) for InFlightIndex."""
     attributes: dict[str, Any] = {"created_key": f"{order.created_at.isoformat()}#{order.order_id}"}
+    if order.status in IN_FLIGHT:
+        attributes["in_flight_shard"] = in_flight_shard(order.order_id)
     if order.status is OrderStatus.QUEUED and order.limit_price is not None:
         side = "BUY" if order.order_type.is_buy else "SELL"
         attributes["book_key"] = f"{order.asset_id}#{side}"
@@ -206,6 +216,23 @@ class OrderDAO:
             },
         }
         return await _index_orders(self.client, request, ("expiry_shard", "expires_at"))
+
+    async def stalled_orders(self, changed_before: datetime) -> list[Order]:
+        """PENDING and PROCESSING orders unchanged since before `changed_before`, from the
+        sparse InFlightIndex (one query per shard), oldest first within a shard."""
+        found: list[Order] = []
+        for shard in range(IN_FLIGHT_SHARDS):
+            request = {
+                "TableName": self.table,
+                "IndexName": "InFlightIndex",
+                "KeyConditionExpression": "in_flight_shard = :shard AND updated_at < :before",
+                "ExpressionAttributeValues": {
+                    ":shard": to_attribute(f"IN_FLIGHT#{shard}"),
+                    ":before": to_attribute(changed_before),
+                },
+            }
+            found += await _index_orders(self.client, request, ("in_flight_shard", "updated_at"))
+        return found
 
     async def get_orders_by_user(
         self, username: str, *, limit: int = 50, cursor: str | None = None

@@ -1,0 +1,94 @@
+"""Admission: from an SQS body to a command, or to a rejection with a reason.
+
+Every field of a message is the sender's until its token is verified, so the order is:
+size and JSON, the token (its subject is the first identity a rejection may name), the
+schema, the sender's clock, and who may send what. Whatever a body contains ends as a
+command or as `CommandRejected`, never as another exception: one bad message must never
+hold back a user's FIFO group.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from order_processor.domain.base import utc_now
+from order_processor.exceptions import TokenExpiredException, TokenInvalidException
+from order_processor.messaging.commands import (
+    CUSTOMER_COMMANDS,
+    SERVICE_COMMANDS,
+    AnyCommand,
+    CommandRejected,
+    CommandType,
+    Identity,
+    read_document,
+    validate_command,
+    well_formed_id,
+)
+from order_processor.security.tokens import TokenClaims, TokenManager
+
+log = logging.getLogger(__name__)
+CUSTOMER_ROLES = frozenset({"customer", "admin"})
+
+
+@dataclass(frozen=True)
+class Admission:
+    tokens: TokenManager
+    clock: Callable[[], datetime] = utc_now
+    clock_skew: timedelta = timedelta(seconds=30)
+
+    def admit(self, body: str | bytes) -> AnyCommand:
+        try:
+            return self._admit(body)
+        except CommandRejected:
+            raise
+        except Exception as exc:
+            # The last line of defence: a reader's bug must still end as a rejection.
+            log.exception("admission failed unexpectedly; the command is rejected")
+            raise CommandRejected("INVALID_COMMAND", "the command could not be read") from exc
+
+    def _admit(self, body: str | bytes) -> AnyCommand:
+        document = read_document(body)
+        claims = self._authenticate(document.get("auth"))
+        sender = Identity(claims.subject, well_formed_id(document.get("command_id")))
+        try:
+            command = validate_command(document)
+        except CommandRejected as rejection:
+            rejection.identity = sender
+            raise
+        sender = Identity(username=claims.subject, command_id=command.command_id)
+        if command.issued_at > self.clock() + self.clock_skew:
+            raise CommandRejected(
+                "FUTURE_TIMESTAMP",
+                f"issued_at is more than {self.clock_skew.total_seconds():.0f} s in the future",
+                identity=sender,
+            )
+        reason = forbidden(command.type, command.username, claims)
+        if reason:
+            raise CommandRejected("FORBIDDEN", reason, identity=sender)
+        return command
+
+    def _authenticate(self, token: object) -> TokenClaims:
+        if not isinstance(token, str) or not token:
+            raise CommandRejected("UNAUTHORIZED", "the command carries no token")
+        try:
+            return self.tokens.verify_access_token(token)
+        except TokenExpiredException as exc:
+            raise CommandRejected("TOKEN_EXPIRED", "the command's token has expired") from exc
+        except TokenInvalidException as exc:
+            raise CommandRejected("UNAUTHORIZED", exc.message) from exc
+
+
+def forbidden(kind: CommandType, username: str, claims: TokenClaims) -> str | None:
+    """Why this token may not send this command, or None when it may."""
+    if kind in CUSTOMER_COMMANDS:
+        if claims.role not in CUSTOMER_ROLES or claims.subject != username:
+            return "the token belongs to another user"
+        return None
+    if claims.role == "admin":
+        return None
+    if claims.role == "service" and kind in SERVICE_COMMANDS.get(claims.subject, ()):
+        return None
+    return f"{kind} may not be sent with this token"

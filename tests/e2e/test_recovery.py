@@ -1,0 +1,155 @@
+"""No order is left PENDING or PROCESSING: whatever command finds an order mid-saga
+resumes it, and when the message that would have finished it is gone, the sweeper's
+recovery job does. Real processes, SIGKILL at the step, `audit` afterwards."""
+
+from __future__ import annotations
+
+import signal
+from decimal import Decimal
+
+import pytest
+
+from order_processor.dependencies import get_asset_balance_dao
+from order_processor.domain.base import ORDER_ID_MAX_LENGTH
+from order_processor.domain.orders import OrderStatus
+from order_processor.messaging.commands import ExpireOrder, OrderReference
+from order_processor.messaging.events import EventType
+from tests.e2e.harness import Harness
+from tests.ledger import assert_ledger
+from tests.support import cli_env, run_cli
+
+
+async def stranded_limit_buy(harness: Harness) -> str:
+    """A limit buy executed by ExecuteOrder whose worker died right after the debit: the
+    user has paid (PROCESSING) and holds no asset yet."""
+    await harness.create_user("stranded_1", usd="1000")
+    await harness.add_asset("AVAX", "30")
+    buy = harness.limit("stranded_1", "buy", "AVAX", "10", "25")
+    await harness.send(buy)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await harness.send_prices(("AVAX", "24"))
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+    crashed = await harness.run_worker(fault="crash-after=debited")
+    assert crashed == -signal.SIGKILL, harness.worker_output()
+    order = await harness.order(buy.payload.order_id)
+    assert (order.status, order.step) == (OrderStatus.PROCESSING, "debited")
+    return buy.payload.order_id
+
+
+async def assert_bought_at_24(harness: Harness, order_id: str) -> None:
+    order = await harness.order(order_id)
+    assert (order.status, order.price, order.total_amount) == (
+        OrderStatus.COMPLETED,
+        Decimal("24"),
+        Decimal("240.00"),
+    )
+    assert await harness.available("stranded_1") == Decimal("760.00")
+    avax = await get_asset_balance_dao(harness.clients).get_asset_balance("stranded_1", "AVAX")
+    assert avax.available == Decimal("10")
+    await assert_ledger(harness.clients, "stranded_1")
+    events = await harness.collect_events(
+        lambda e: any(x.event_type is EventType.ORDER_COMPLETED for x in e)
+    )
+    mine = {(e.event_type, e.sequence) for e in events if e.order_id == order_id}
+    # The PROCESSING event the crash skipped is published when the order is resumed.
+    assert (EventType.ORDER_PROCESSING, 3) in mine
+    assert (EventType.ORDER_COMPLETED, 4) in mine
+
+
+async def test_a_redelivered_execute_order_finishes_the_execution_it_crashed_in(
+    harness: Harness,
+) -> None:
+    order_id = await stranded_limit_buy(harness)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await assert_bought_at_24(harness, order_id)
+
+
+@pytest.mark.parametrize("command", ["cancel", "expire", "resume"])
+async def test_any_command_that_finds_the_order_mid_saga_resumes_it(
+    harness: Harness, command: str
+) -> None:
+    order_id = await stranded_limit_buy(harness)
+    await harness.lose_commands()  # the ExecuteOrder that would have finished it is gone
+    if command == "cancel":
+        await harness.send(harness.factory.cancel("stranded_1", order_id))
+    elif command == "expire":
+        await harness.send(
+            ExpireOrder(
+                username="stranded_1",
+                auth=harness.service_token("expiry-sweeper"),
+                payload=OrderReference(order_id=order_id),
+            )
+        )
+    else:
+        await harness.sweep(recovery_age=0)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await assert_bought_at_24(harness, order_id)
+    if command == "cancel":  # resumed first, so too late to cancel: said so
+        events = await harness.collect_events(
+            lambda e: any(x.event_type is EventType.COMMAND_REJECTED for x in e)
+        )
+        rejected = [e for e in events if e.event_type is EventType.COMMAND_REJECTED]
+        assert [e.data["reason"] for e in rejected] == ["ORDER_NOT_CANCELLABLE"]
+
+
+@pytest.mark.parametrize(
+    ("side", "step", "stranded_as"),
+    [
+        ("buy", "accepted", OrderStatus.PENDING),
+        ("buy", "debited", OrderStatus.PROCESSING),
+        ("sell", "debited", OrderStatus.PROCESSING),
+    ],
+)
+async def test_recovery_finishes_an_order_whose_message_was_lost(
+    harness: Harness, side: str, step: str, stranded_as: OrderStatus
+) -> None:
+    await harness.create_user("lost_msg_1", usd="1000")
+    await harness.add_asset("BTC", "50000")
+    await harness.give_asset("lost_msg_1", "BTC", "1")
+    order = harness.market("lost_msg_1", side, "BTC", "0.01")
+    await harness.send(order)
+    assert await harness.run_worker(fault=f"crash-after={step}") == -signal.SIGKILL
+    await harness.lose_commands()
+    assert (await harness.order(order.payload.order_id)).status is stranded_as
+    audit = run_cli("audit", env=cli_env(harness.settings))
+    assert audit.returncode == 1
+    assert "order_in_flight" in audit.stdout
+
+    await harness.sweep(recovery_age=3600)  # not stalled for that long: nothing sent
+    assert await harness.run_worker() == 0
+    assert (await harness.order(order.payload.order_id)).status is stranded_as
+    await harness.sweep(recovery_age=0)
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    finished = await harness.order(order.payload.order_id)
+    assert (finished.status, finished.total_amount) == (OrderStatus.COMPLETED, Decimal("500.00"))
+    expected_usd = Decimal("500.00") if side == "buy" else Decimal("1500.00")
+    assert await harness.available("lost_msg_1") == expected_usd
+    audit = run_cli("audit", env=cli_env(harness.settings))
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    output = harness.worker_output()
+    assert f"recovery: order {order.payload.order_id}" in output
+    assert f"recovering order {order.payload.order_id}" in output
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+async def test_the_longest_order_id_runs_every_step_and_its_refund(
+    harness: Harness, side: str
+) -> None:
+    await harness.create_user("long_ids_1", usd="1000")
+    await harness.add_asset("ETH", "100")
+    await harness.give_asset("long_ids_1", "ETH", "5")
+    longest = "L" * (ORDER_ID_MAX_LENGTH - 2)
+    refunded = harness.market("long_ids_1", side, "ETH", "1", order_id=longest + "-r")
+    price = "150" if side == "sell" else "50"
+    limit = harness.limit("long_ids_1", side, "ETH", "1", price, order_id=longest + "-q")
+    await harness.send(refunded)
+    assert await harness.run_worker(fault="fail-step=completed") == 0, harness.worker_output()
+    await harness.send(limit, harness.factory.cancel("long_ids_1", longest + "-q"))
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    first = await harness.order(longest + "-r")
+    assert (first.status, first.step) == (OrderStatus.FAILED, "refunded")
+    assert (await harness.order(longest + "-q")).status is OrderStatus.CANCELLED
+    assert await harness.available("long_ids_1") == Decimal("1000.00")
+    await assert_ledger(harness.clients, "long_ids_1")
