@@ -36,7 +36,7 @@ async def stranded_limit_buy(harness: Harness) -> str:
     return buy.payload.order_id
 
 
-async def assert_bought_at_24(harness: Harness, order_id: str) -> None:
+async def assert_bought_at_24(harness: Harness, order_id: str, resumed: bool = True) -> None:
     order = await harness.order(order_id)
     assert (order.status, order.price, order.total_amount) == (
         OrderStatus.COMPLETED,
@@ -51,9 +51,16 @@ async def assert_bought_at_24(harness: Harness, order_id: str) -> None:
         lambda e: any(x.event_type is EventType.ORDER_COMPLETED for x in e)
     )
     mine = {(e.event_type, e.sequence) for e in events if e.order_id == order_id}
-    # The PROCESSING event the crash skipped is published when the order is resumed.
+    # The PROCESSING event a crash skipped is published when the order is resumed.
     assert (EventType.ORDER_PROCESSING, 3) in mine
     assert (EventType.ORDER_COMPLETED, 4) in mine
+    if not resumed:
+        assert mine == {
+            (EventType.ORDER_ACCEPTED, 1),
+            (EventType.ORDER_QUEUED, 2),
+            (EventType.ORDER_PROCESSING, 3),
+            (EventType.ORDER_COMPLETED, 4),
+        }
 
 
 async def test_a_redelivered_execute_order_finishes_the_execution_it_crashed_in(
@@ -153,3 +160,24 @@ async def test_the_longest_order_id_runs_every_step_and_its_refund(
     assert (await harness.order(longest + "-q")).status is OrderStatus.CANCELLED
     assert await harness.available("long_ids_1") == Decimal("1000.00")
     await assert_ledger(harness.clients, "long_ids_1")
+
+
+async def test_a_lost_execute_order_is_sent_again_by_the_matchers_rematch(
+    harness: Harness,
+) -> None:
+    await harness.create_user("stranded_1", usd="1000")
+    await harness.add_asset("AVAX", "30")
+    buy = harness.limit("stranded_1", "buy", "AVAX", "10", "25")
+    await harness.send(buy)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await harness.send_prices(("AVAX", "24"))
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+    await harness.lose_commands()  # the ExecuteOrder is gone (its token expired in a backlog)
+    assert await harness.run_worker() == 0
+    assert (await harness.order(buy.payload.order_id)).status is OrderStatus.QUEUED
+
+    rematch = ("--rematch-interval", "1")
+    assert await harness.run_worker(kind="limit-matcher", extra=rematch) == 0
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await assert_bought_at_24(harness, buy.payload.order_id, resumed=False)
+    assert f"rematch: order {buy.payload.order_id}" in harness.worker_output()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from order_processor.config import QueueKind, Settings
 from order_processor.dependencies import (
@@ -11,6 +12,7 @@ from order_processor.dependencies import (
     get_order_dao,
     open_clients,
 )
+from order_processor.domain.base import utc_now
 from order_processor.faults import Faults
 from order_processor.messaging.consumer import Consumer
 from order_processor.messaging.events import EventPublisher
@@ -19,8 +21,18 @@ from order_processor.saga.matcher import PriceMatcher
 from order_processor.security.audit import AuditLogger
 from workers.runtime import configure_logging, on_stop_signals, topic_arn
 
+log = logging.getLogger(__name__)
 
-async def serve(settings: Settings, *, burst: bool = False) -> None:
+
+DEFAULT_REMATCH_SECONDS = 60.0
+
+
+async def serve(
+    settings: Settings, *, burst: bool = False, rematch_interval: float | None = None
+) -> None:
+    """Price updates until SIGTERM/SIGINT (or, in burst mode, until the queue is empty),
+    and every `rematch_interval` seconds (default 60; 0: never) a rematch of the book
+    against current prices. In burst mode one rematch after the drain, only if asked."""
     admission = get_admission(settings)
     resources = settings.resources()
     async with open_clients(settings) as clients:
@@ -48,10 +60,29 @@ async def serve(settings: Settings, *, burst: bool = False) -> None:
             grace_seconds=settings.shutdown_grace_seconds,
         )
         on_stop_signals(consumer.stop)
-        await consumer.run()
+        if burst:
+            await consumer.run()
+            if rematch_interval:
+                await matcher.rematch(utc_now())
+            return
+        interval = DEFAULT_REMATCH_SECONDS if rematch_interval is None else rematch_interval
+        rematching = asyncio.create_task(_rematch_every(matcher, interval))
+        try:
+            await consumer.run()
+        finally:
+            rematching.cancel()
 
 
-def run(settings: Settings, *, burst: bool = False) -> int:
+async def _rematch_every(matcher: PriceMatcher, interval: float) -> None:
+    while interval > 0:
+        await asyncio.sleep(interval)
+        try:
+            await matcher.rematch(utc_now())
+        except Exception:  # the next round tries again; the updates go on meanwhile
+            log.exception("rematch failed")
+
+
+def run(settings: Settings, *, burst: bool = False, rematch_interval: float | None = None) -> int:
     configure_logging(settings)
-    asyncio.run(serve(settings, burst=burst))
+    asyncio.run(serve(settings, burst=burst, rematch_interval=rematch_interval))
     return 0

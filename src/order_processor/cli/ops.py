@@ -80,6 +80,12 @@ def register(verbs: Any) -> None:
     )
     worker.add_argument("--once", action="store_true", help="sweeper: one sweep, then exit")
     worker.add_argument(
+        "--rematch-interval",
+        type=float,
+        help="limit-matcher: seconds between rematches of the book against current prices "
+        "(default 60, 0: never; with --burst: one rematch after the drain)",
+    )
+    worker.add_argument(
         "--now", type=datetime.fromisoformat, help="sweeper: the time to sweep at (for tests)"
     )
     worker.set_defaults(run=cmd_worker)
@@ -194,7 +200,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.kind == "limit-matcher":
         from workers.limit_matcher.app import run as run_matcher
 
-        return run_matcher(settings, burst=args.burst)
+        return run_matcher(settings, burst=args.burst, rematch_interval=args.rematch_interval)
     if args.kind == "expiry-sweeper":
         from workers.expiry_sweeper.app import run as run_sweeper
 

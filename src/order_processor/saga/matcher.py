@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from order_processor.domain.base import utc_now
+from order_processor.domain.orders import Order
 from order_processor.exceptions import OrderProcessorError, StalePriceException
 from order_processor.faults import Faults
 from order_processor.messaging.admission import Admission
@@ -100,16 +101,39 @@ class PriceMatcher:
                 raise CommandRejected("UNKNOWN_ASSET", exc.message) from exc
             raise
         triggered = await self.orders.triggered_orders(asset_id, price)
+        commands = self._executions(triggered, update.command_id)
+        self.faults.after_commit("matched")  # the crash test: after the query, before sending
+        await self.commands.send_batch(commands)
+        return commands
+
+    async def rematch(self, now: datetime) -> list[ExecuteOrder]:
+        """Defence in depth for a lost ExecuteOrder (its short-lived token expired in a
+        backlog, a purged queue): every QUEUED order that the inventory's current price
+        triggers is sent an ExecuteOrder again. Execution re-checks everything under the
+        user's lock, so a repeat is harmless; ids derive from the order and the minute."""
+        commands: list[ExecuteOrder] = []
+        cursor: str | None = None
+        while True:
+            page = await self.assets.get_assets(cursor=cursor, active_only=True)
+            for asset in page.assets:
+                triggered = await self.orders.triggered_orders(asset.asset_id, asset.price)
+                commands += self._executions(triggered, f"rematch:{now:%Y%m%dT%H%M}")
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        for command in commands:
+            log.warning("rematch: order %s is triggered and still QUEUED", command.payload.order_id)
+        await self.commands.send_batch(commands)
+        return commands
+
+    def _executions(self, orders: list[Order], cause: str) -> list[ExecuteOrder]:
         token = self.admission.tokens.create_access_token(SERVICE_NAME, role="service")
-        commands = [
+        return [
             ExecuteOrder(
-                command_id=derived_id("execute", order.order_id, update.command_id),
+                command_id=derived_id("execute", order.order_id, cause),
                 username=order.username,
                 auth=token,
                 payload=OrderReference(order_id=order.order_id),
             )
-            for order in triggered
+            for order in orders
         ]
-        self.faults.after_commit("matched")  # the crash test: after the query, before sending
-        await self.commands.send_batch(commands)
-        return commands

@@ -50,13 +50,14 @@ async def place_order(context: SagaContext, lease: Lease, command: PlaceOrder) -
     also prices the debit), then per step one TransactWriteItems (fence, order, ledger)
     and one Publish (its event): accepted, debited, completed."""
     order = await _existing(context, command)
-    asset: Asset | None = None
     if order is None:
         order, asset = await _accept(context, lease, command)
-    else:
-        # A redelivery: publish the stored state again (same event id), then resume.
-        await context.publisher.publish(order_event(order))
-    return await advance(context, lease, order, asset)
+        return await advance(context, lease, order, asset)
+    if order.status in MID_SAGA:
+        return await resume(context, lease, order)
+    # A redelivery: publish the stored state again (same event id), then go on.
+    await context.publisher.publish(order_event(order))
+    return await advance(context, lease, order)
 
 
 async def advance(
