@@ -21,7 +21,7 @@ from order_processor.domain.balances import (
     TransactionStatus,
     TransactionType,
 )
-from order_processor.domain.money import buy_cost
+from order_processor.domain.money import buy_cost, exact_total
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.store import keys
 from order_processor.store.dynamo import from_item, to_attribute, without_keys
@@ -156,8 +156,8 @@ def _usd_mismatches(
         return [Mismatch("usd_balance", username, "transactions without a balance item")]
     balance = Balance.model_validate(without_keys(balance_items[0]))
     completed = [r for r in records if r.status is TransactionStatus.COMPLETED]
-    available = sum((r.available_delta for r in completed), Decimal(0))
-    held = sum((r.held_delta for r in completed), Decimal(0))
+    available = exact_total(r.available_delta for r in completed)
+    held = exact_total(r.held_delta for r in completed)
     if (balance.available, balance.held) == (available, held) and min(available, held) >= 0:
         return []
     return [
@@ -173,10 +173,16 @@ def _usd_mismatches(
 def _asset_mismatches(
     username: str, balance_items: list[dict[str, Any]], records: list[AssetTransaction]
 ) -> list[Mismatch]:
-    sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    by_asset: dict[str, list[AssetTransaction]] = defaultdict(list)
     for record in records:
-        sums[record.asset_id][0] += record.available_delta
-        sums[record.asset_id][1] += record.held_delta
+        by_asset[record.asset_id].append(record)
+    sums = {
+        asset_id: [
+            exact_total(r.available_delta for r in mine),
+            exact_total(r.held_delta for r in mine),
+        ]
+        for asset_id, mine in by_asset.items()
+    }
     stored = {
         b.asset_id: [b.available, b.held]
         for b in (AssetBalance.model_validate(without_keys(i)) for i in balance_items)

@@ -4,13 +4,15 @@ recovery job does. Real processes, SIGKILL at the step, `audit` afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from order_processor.dependencies import get_asset_balance_dao
-from order_processor.domain.base import ORDER_ID_MAX_LENGTH
+from order_processor.domain.base import ORDER_ID_MAX_LENGTH, utc_now
 from order_processor.domain.orders import OrderStatus
 from order_processor.messaging.commands import ExpireOrder, OrderReference
 from order_processor.messaging.events import EventType
@@ -82,6 +84,7 @@ async def test_any_command_that_finds_the_order_mid_saga_resumes_it(
     elif command == "expire":
         await harness.send(
             ExpireOrder(
+                command_id="expire-now",
                 username="stranded_1",
                 auth=harness.service_token("expiry-sweeper"),
                 payload=OrderReference(order_id=order_id),
@@ -181,3 +184,35 @@ async def test_a_lost_execute_order_is_sent_again_by_the_matchers_rematch(
     assert await harness.run_worker() == 0, harness.worker_output()
     await assert_bought_at_24(harness, buy.payload.order_id, resumed=False)
     assert f"rematch: order {buy.payload.order_id}" in harness.worker_output()
+
+
+@pytest.mark.parametrize("step", ["completed", "expired"])
+async def test_a_system_command_redelivered_after_its_final_commit_publishes_the_final_event(
+    harness: Harness, step: str
+) -> None:
+    await harness.create_user("final_ev_1", usd="1000")
+    await harness.add_asset("BTC", "100")
+    expiry = utc_now() + timedelta(seconds=3 if step == "expired" else 3600)
+    buy = harness.limit("final_ev_1", "buy", "BTC", "1", "50", expires_at=expiry)
+    await harness.send(buy)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    if step == "completed":
+        await harness.send_prices(("BTC", "40"))
+        assert await harness.run_worker(kind="limit-matcher") == 0
+    else:
+        await asyncio.sleep((expiry - utc_now()).total_seconds() + 0.1)  # until it is due
+        await harness.sweep()
+    # The worker commits the final step and dies before publishing its event.
+    crashed = await harness.run_worker(fault=f"crash-after={step}")
+    assert crashed == -signal.SIGKILL, harness.worker_output()
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    final = await harness.order(buy.payload.order_id)
+    kind = EventType.ORDER_COMPLETED if step == "completed" else EventType.ORDER_EXPIRED
+    events = await harness.collect_events(lambda e: any(x.event_type is kind for x in e))
+    last = max((e for e in events if e.order_id == final.order_id), key=lambda e: e.sequence)
+    assert (last.event_type, last.sequence, last.status) == (
+        kind,
+        final.sequence,
+        final.status.value,
+    )

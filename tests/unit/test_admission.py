@@ -339,3 +339,14 @@ def test_any_signed_header_and_claims_end_as_a_command_or_a_rejection(
 def test_any_claims_signed_correctly_end_as_a_command_or_a_rejection(claims: Any) -> None:
     token = signed(json.dumps({"alg": "HS256", "typ": "JWT"}), json.dumps(claims))
     assert_fit_to_publish(answer(envelope(auth=token)))
+
+
+def test_the_idempotency_keys_are_required_on_the_wire() -> None:
+    """A key made up at admission would differ at each redelivery of the same message, and
+    the command would run again."""
+    no_command_id = envelope()
+    del no_command_id["command_id"]
+    assert "command_id" in rejected(no_command_id).message
+    no_order_id = envelope()
+    del no_order_id["payload"]["order_id"]
+    assert "payload.order_id" in rejected(no_order_id).message

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from hypothesis import given
 from hypothesis import strategies as st
 
+from order_processor.domain.assets import AssetTransaction, AssetTransactionType
 from order_processor.domain.money import (
     buy_cost,
+    exact_total,
     market_value,
+    order_value,
     parse_decimal,
     parse_signed,
     sell_proceeds,
@@ -115,3 +120,46 @@ def test_a_tiny_quantity_is_not_written_in_scientific_notation() -> None:
     )
 
     assert request.model_dump(mode="json")["quantity"] == "0.0000001"
+
+
+def test_zeros_beyond_the_places_are_dropped_so_dynamodb_can_store_the_value() -> None:
+    quantity = parse_decimal("1." + "0" * 40, field="quantity", places=18, pad=False)
+    assert (quantity, format(quantity, "f")) == (Decimal("1"), "1")
+    TypeSerializer().serialize(quantity)  # boto3 refuses more than 38 significant digits
+
+
+@given(
+    st.integers(min_value=0, max_value=10**15 - 1),
+    st.integers(min_value=0, max_value=10**18 - 1),
+    st.integers(min_value=0, max_value=60),
+)
+def test_every_accepted_quantity_fits_a_dynamodb_number(
+    whole: int, fraction: int, zeros: int
+) -> None:
+    text = f"{whole}.{fraction:018d}{'0' * zeros}"
+    quantity = parse_decimal(text, field="quantity", places=18, pad=False, allow_zero=True)
+    assert quantity == Decimal(text)
+    TypeSerializer().serialize(quantity)
+
+
+def test_the_order_value_limit_sees_every_digit() -> None:
+    """28 digits (the default context) would round this product down to the limit."""
+    quantity = Decimal("142857142857.142857142857142858")
+    assert order_value(quantity, Decimal("0.00000007")) > Decimal("10000.00")
+    assert buy_cost(quantity, Decimal("0.00000007")) == Decimal("10000.01")
+
+
+def test_ledger_arithmetic_on_33_digit_quantities_is_exact() -> None:
+    quantity = Decimal("123456789012345.123456789012345678")  # 15 + 18 digits
+    sell = AssetTransaction(
+        transaction_id="o-1#sell",
+        username="alice_01",
+        asset_id="PEPE",
+        transaction_type=AssetTransactionType.SELL,
+        quantity=quantity,
+        price=Decimal("1"),
+        total_amount=Decimal("0"),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert sell.available_delta == quantity.copy_negate()  # `-quantity` would round
+    assert exact_total([quantity, sell.available_delta, quantity]) == quantity

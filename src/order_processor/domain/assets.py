@@ -16,6 +16,8 @@ from order_processor.domain.money import (
     Quantity,
     QuantityBalance,
     UsdBalance,
+    exact_total,
+    signed,
 )
 from order_processor.domain.users import Username
 
@@ -112,15 +114,15 @@ class _AssetTransactionFields(Command):
     @property
     def quantity_delta(self) -> Decimal:
         """The change of the holding's total (available + held)."""
-        return self.available_delta + self.held_delta
+        return exact_total([self.available_delta, self.held_delta])
 
     @property
     def available_delta(self) -> Decimal:
-        return self.quantity * ASSET_EFFECTS[self.transaction_type][0]
+        return signed(self.quantity, ASSET_EFFECTS[self.transaction_type][0])
 
     @property
     def held_delta(self) -> Decimal:
-        return self.quantity * ASSET_EFFECTS[self.transaction_type][1]
+        return signed(self.quantity, ASSET_EFFECTS[self.transaction_type][1])
 
 
 class AssetTransactionCreate(_AssetTransactionFields):

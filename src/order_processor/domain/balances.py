@@ -15,7 +15,14 @@ from typing import Any
 from pydantic import Field, ValidationInfo, computed_field, field_validator
 
 from order_processor.domain.base import Command, Entity, UtcDatetime, new_id, utc_now
-from order_processor.domain.money import USD_PLACES, UsdBalance, parse_decimal, parse_signed
+from order_processor.domain.money import (
+    USD_PLACES,
+    UsdBalance,
+    exact_total,
+    parse_decimal,
+    parse_signed,
+    signed,
+)
 from order_processor.domain.users import Username
 
 
@@ -89,15 +96,15 @@ class _TransactionFields(Command):
 
     @property
     def available_delta(self) -> Decimal:
-        return self.amount * EFFECTS[self.transaction_type][0]
+        return signed(self.amount, EFFECTS[self.transaction_type][0])
 
     @property
     def held_delta(self) -> Decimal:
-        return self.amount * EFFECTS[self.transaction_type][1]
+        return signed(self.amount, EFFECTS[self.transaction_type][1])
 
     @property
     def total_delta(self) -> Decimal:
-        return self.available_delta + self.held_delta
+        return exact_total([self.available_delta, self.held_delta])
 
 
 class BalanceTransactionCreate(_TransactionFields):

@@ -14,6 +14,7 @@ to the cent. Valuations (portfolio market value) round half-even; they move no m
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Annotated, Any
 
@@ -58,8 +59,17 @@ def parse_decimal(
         raise ValueError(f"{field}: {number} has more than {places} decimal places")
     if pad:
         return quantised
+    if _exponent(number) < -places:
+        # Zeros beyond `places` ("1." and forty zeros) would carry more digits than
+        # DynamoDB's 38 into every item: keep the value, drop them.
+        with localcontext(_EXACT):  # normalize() rounds to the context's precision
+            number = quantised.normalize()
+    return number if _exponent(number) <= 0 else number.quantize(step(0))
+
+
+def _exponent(number: Decimal) -> int:
     exponent = number.as_tuple().exponent
-    return number if isinstance(exponent, int) and exponent <= 0 else number.quantize(step(0))
+    return exponent if isinstance(exponent, int) else 0
 
 
 def parse_signed(value: object, *, field: str, places: int, pad: bool = True) -> Decimal:
@@ -94,6 +104,26 @@ def _to_decimal(value: object, field: str) -> Decimal:
 def check_places(value: Decimal, *, field: str, places: int) -> Decimal:
     """Re-check an already parsed quantity against a stricter precision (an asset's)."""
     return parse_decimal(value, field=field, places=places, allow_zero=value.is_zero(), pad=False)
+
+
+def exact_total(values: Iterable[Decimal]) -> Decimal:
+    """A sum without rounding: quantities carry up to 33 digits (15 + 18 places), more
+    than the default context's 28."""
+    with localcontext(_EXACT):
+        return sum(values, Decimal(0))
+
+
+def signed(value: Decimal, sign: int) -> Decimal:
+    """`value` times +1, -1 or 0, without rounding (unary minus rounds to the context)."""
+    if sign == 0:
+        return Decimal(0)
+    return value if sign > 0 else value.copy_negate()
+
+
+def order_value(quantity: Decimal, price: Decimal) -> Decimal:
+    """quantity x price, exactly: what the order-value limit is checked against."""
+    with localcontext(_EXACT):
+        return quantity * price
 
 
 def buy_cost(quantity: Decimal, price: Decimal) -> Decimal:

@@ -23,7 +23,6 @@ from order_processor.domain.base import (
     CommandId,
     OrderId,
     UtcDatetime,
-    new_id,
     utc_now,
 )
 from order_processor.domain.money import Price, UsdAmount
@@ -71,7 +70,7 @@ SERVICE_COMMANDS: dict[str, frozenset[CommandType]] = {
 
 
 class PlaceOrderPayload(OrderCreate):
-    order_id: OrderId = Field(default_factory=new_id)
+    order_id: OrderId  # the order's idempotency key: required on the wire
 
 
 class OrderReference(Command):
@@ -89,7 +88,7 @@ class PricePayload(Command):
 
 class _Envelope(Command):
     schema_: Literal["order-processor/command/v1"] = Field(default=COMMAND_SCHEMA, alias="schema")
-    command_id: CommandId = Field(default_factory=new_id)
+    command_id: CommandId  # the idempotency key: required, or a redelivery would run again
     username: Username
     issued_at: UtcDatetime = Field(default_factory=utc_now)
     auth: str = Field(min_length=1, max_length=4096, repr=False)

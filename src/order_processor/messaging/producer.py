@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from order_processor.domain.base import new_id
 from order_processor.domain.orders import OrderCreate
 from order_processor.messaging.commands import (
     AnyCommand,
@@ -74,12 +75,18 @@ class CommandFactory:
         token: str | None = None,
     ) -> PlaceOrder:
         fields = request.model_dump(exclude_none=True)
-        payload = PlaceOrderPayload(**fields, **({"order_id": order_id} if order_id else {}))
-        return PlaceOrder(username=username, auth=self._auth(username, token), payload=payload)
+        payload = PlaceOrderPayload(**fields, order_id=order_id or new_id())
+        return PlaceOrder(
+            command_id=new_id(),
+            username=username,
+            auth=self._auth(username, token),
+            payload=payload,
+        )
 
     def cancel(self, username: str, order_id: str, *, token: str | None = None) -> CancelOrder:
         payload = OrderReference(order_id=order_id)
-        return CancelOrder(username=username, auth=self._auth(username, token), payload=payload)
+        auth = self._auth(username, token)
+        return CancelOrder(command_id=new_id(), username=username, auth=auth, payload=payload)
 
     def update_price(
         self, asset_id: str, price: Decimal | str, *, token: str | None = None
@@ -87,7 +94,7 @@ class CommandFactory:
         """A system command: signed by the price feed (a service token)."""
         auth = token or self._service_token(ServiceName.PRICE_FEED)
         payload = PricePayload.model_validate({"asset_id": asset_id, "price": price})
-        return UpdatePrice(username="price_feed", auth=auth, payload=payload)
+        return UpdatePrice(command_id=new_id(), username="price_feed", auth=auth, payload=payload)
 
     def _service_token(self, name: ServiceName) -> str:
         if self.tokens is None:
@@ -98,13 +105,14 @@ class CommandFactory:
         """Money from outside the exchange: signed by the payments service, not the user."""
         auth = token or self._service_token(ServiceName.PAYMENTS)
         payload = FundsPayload.model_validate({"amount": amount})
-        return Deposit(username=username, auth=auth, payload=payload)
+        return Deposit(command_id=new_id(), username=username, auth=auth, payload=payload)
 
     def withdraw(
         self, username: str, amount: Decimal | str, *, token: str | None = None
     ) -> Withdraw:
         payload = FundsPayload.model_validate({"amount": amount})
-        return Withdraw(username=username, auth=self._auth(username, token), payload=payload)
+        auth = self._auth(username, token)
+        return Withdraw(command_id=new_id(), username=username, auth=auth, payload=payload)
 
 
 @dataclass(frozen=True)

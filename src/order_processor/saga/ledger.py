@@ -11,6 +11,7 @@ from typing import Any
 from order_processor.domain.assets import AssetTransaction, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import record_id
+from order_processor.domain.money import exact_total
 from order_processor.domain.orders import Order
 from order_processor.saga.context import SagaContext
 from order_processor.store.asset_balances import asset_balance_change
@@ -67,9 +68,9 @@ def asset_parts(context: SagaContext, records: Sequence[AssetTransaction]) -> li
         context.asset_trades.table,
         first.username,
         first.asset_id,
-        sum((r.available_delta for r in records), Decimal(0)),
+        exact_total(r.available_delta for r in records),
         context.clock(),
-        held_delta=sum((r.held_delta for r in records), Decimal(0)),
+        held_delta=exact_total(r.held_delta for r in records),
     )
     puts = [
         ("asset_transaction", {"Put": context.asset_trades.transaction_put(r)}) for r in records

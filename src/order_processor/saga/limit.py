@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from order_processor.domain.assets import Asset, AssetTransactionType
 from order_processor.domain.balances import TransactionType
-from order_processor.domain.money import buy_cost, sell_proceeds
+from order_processor.domain.money import buy_cost, order_value, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.exceptions import AssetNotFoundException
 from order_processor.saga.context import SagaContext, StepRefused
@@ -59,7 +59,7 @@ def _hold_parts(context: SagaContext, order: Order, release: bool) -> list[Part]
 
 async def queue_limit_order(context: SagaContext, lease: Lease, order: Order) -> Order:
     assert order.limit_price is not None
-    if order.quantity * order.limit_price > context.limits.max_order_value:
+    if order_value(order.quantity, order.limit_price) > context.limits.max_order_value:
         return await fail(context, lease, order, "ORDER_VALUE_LIMIT")
     if sell_proceeds(order.quantity, order.limit_price) < MINIMUM_NOTIONAL:
         return await fail(context, lease, order, "ORDER_TOO_SMALL")
@@ -91,7 +91,7 @@ async def execute_limit_order(
         return order
     if not asset.is_active or not triggered(order, asset.price):
         return order
-    if order.quantity * asset.price > context.limits.max_order_value:
+    if order_value(order.quantity, asset.price) > context.limits.max_order_value:
         return await close_limit_order(
             context, lease, order, OrderStatus.FAILED, reason="ORDER_VALUE_LIMIT"
         )

@@ -21,7 +21,7 @@ import structlog
 
 from order_processor.domain.assets import Asset, AssetTransactionType
 from order_processor.domain.balances import TransactionType
-from order_processor.domain.money import buy_cost, check_places, sell_proceeds
+from order_processor.domain.money import buy_cost, check_places, order_value, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.exceptions import AssetNotFoundException, OrderProcessorError
 from order_processor.messaging.events import order_event
@@ -132,7 +132,7 @@ async def _price_and_amount(
         check_places(order.quantity, field="quantity", places=asset.precision)
     except ValueError as exc:
         raise StepFailure("INVALID_QUANTITY") from exc
-    if order.quantity * asset.price > context.limits.max_order_value:
+    if order_value(order.quantity, asset.price) > context.limits.max_order_value:
         raise StepFailure("ORDER_VALUE_LIMIT")
     rounding = buy_cost if order.order_type.is_buy else sell_proceeds
     amount = rounding(order.quantity, asset.price)

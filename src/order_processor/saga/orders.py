@@ -94,8 +94,7 @@ async def cancel_order(context: SagaContext, lease: Lease, command: CancelOrder)
     if order.status is OrderStatus.QUEUED:
         return await close_limit_order(context, lease, order, OrderStatus.CANCELLED)
     if order.status is OrderStatus.CANCELLED:
-        await context.publisher.publish(order_event(order))
-        return order
+        return order  # cancelled already: its event went out again above
     raise CommandRejected(
         "ORDER_NOT_CANCELLABLE",
         f"order {order.order_id} is {order.status}; only a QUEUED order can be cancelled",
@@ -134,12 +133,18 @@ async def resume_order(context: SagaContext, lease: Lease, command: ResumeOrder)
 
 
 async def _owned_order(context: SagaContext, order_id: str, username: str) -> Order:
+    """The order a command addresses. A finished one is answered with its final state's
+    event again (same event id): the command that finished it may have crashed between
+    its commit and its publish, and this may be that command's redelivery."""
     try:
-        return await context.orders.get_order(order_id, username=username)
+        order = await context.orders.get_order(order_id, username=username)
     except OrderNotFoundException as exc:
         raise CommandRejected(
             "ORDER_NOT_FOUND", f"order {order_id} not found", order_id=order_id
         ) from exc
+    if order.status.is_terminal:
+        await context.publisher.publish(order_event(order))
+    return order
 
 
 async def _existing(context: SagaContext, command: PlaceOrder) -> Order | None:

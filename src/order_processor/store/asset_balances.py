@@ -65,10 +65,10 @@ def asset_balance_change(
     conditions = []
     if delta < 0:
         conditions.append("available >= :need")
-        values[":need"] = to_attribute(-delta)
+        values[":need"] = to_attribute(delta.copy_negate())
     if held_delta < 0:
         conditions.append("held >= :need_held")
-        values[":need_held"] = to_attribute(-held_delta)
+        values[":need_held"] = to_attribute(held_delta.copy_negate())
     change: dict[str, Any] = {
         "TableName": table,
         "Key": keys.asset_balance_key(username, asset_id),

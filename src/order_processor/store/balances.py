@@ -23,6 +23,7 @@ from order_processor.domain.balances import (
     TransactionStatus,
 )
 from order_processor.domain.base import utc_now
+from order_processor.domain.money import exact_total
 from order_processor.domain.users import normalise_username
 from order_processor.exceptions import (
     BalanceNotFoundException,
@@ -112,8 +113,8 @@ class BalanceDAO:
             if isinstance(transaction, BalanceTransactionCreate)
             else list(transaction)
         )
-        available = sum((r.available_delta for r in records), ZERO)
-        held = sum((r.held_delta for r in records), ZERO)
+        available = exact_total(r.available_delta for r in records)
+        held = exact_total(r.held_delta for r in records)
         conditions = ["attribute_exists(PK)"]
         values: dict[str, Any] = {
             ":available": to_attribute(available),
@@ -122,10 +123,10 @@ class BalanceDAO:
         }
         if available < 0:
             conditions.append("available >= :need_available")
-            values[":need_available"] = to_attribute(-available)
+            values[":need_available"] = to_attribute(available.copy_negate())
         if held < 0:
             conditions.append("held >= :need_held")
-            values[":need_held"] = to_attribute(-held)
+            values[":need_held"] = to_attribute(held.copy_negate())
         return {
             "TableName": self.table,
             "Key": keys.balance_key(records[0].username),
