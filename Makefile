@@ -6,7 +6,7 @@ EMU_VENV := .venv-emu
 MINISTACK_VERSION := 1.5.33
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test lint format bench clean venv emulator-venv
+.PHONY: run test lint format bench chaos clean venv emulator-venv
 
 venv: $(VENV)/.installed
 emulator-venv: $(EMU_VENV)/.installed
@@ -38,6 +38,10 @@ format: venv
 
 bench: venv emulator-venv
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+# A longer chaos run: e.g. CHAOS_ARGS="--seed 3 --users 40 --orders 1000 --kills 40 --seconds 120"
+chaos: venv emulator-venv
+	$(VENV)/bin/python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(EMU_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -34,7 +34,8 @@ def envelope(harness: Harness, command_id: str, **overrides: object) -> str:
 
 
 def place(asset: str, quantity: str = "1") -> dict[str, str]:
-    return {"order_type": "MARKET_BUY", "asset_id": asset, "quantity": quantity}
+    order = {"order_type": "MARKET_BUY", "asset_id": asset, "quantity": quantity}
+    return {"order_id": f"o-{asset}-{quantity}", **order}
 
 
 async def test_each_bad_command_is_rejected_with_its_reason(harness: Harness) -> None:
@@ -170,14 +171,8 @@ async def test_each_bad_command_is_rejected_with_its_reason(harness: Harness) ->
     }
     # Bodies whose command id cannot be read are answered without one; those whose sender
     # is not authenticated carry it only as `claimed_command_id`, and name no user.
-    anonymous = {"invalid-json", "deeply-nested", "not-an-object"}
-    unauthenticated = {
-        "missing-fields",
-        "forged-token",
-        "expired-token",
-        "none-alg-token",
-        "too-large",
-    }
+    anonymous = {"invalid-json", "deeply-nested", "not-an-object", "too-large"}
+    unauthenticated = {"missing-fields", "forged-token", "expired-token", "none-alg-token"}
     for index, (body, _, _) in enumerate(cases.values()):
         await harness.send_raw(body, group=f"bad-{index}")
     good = harness.market("good_user", "buy", "BTC", "1")

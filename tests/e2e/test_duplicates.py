@@ -3,9 +3,11 @@ request: rejected, never executed."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from order_processor.dependencies import get_order_dao
+from order_processor.domain.base import utc_now
 from order_processor.domain.orders import OrderStatus
 from order_processor.messaging.events import EventType
 from tests.e2e.harness import Harness
@@ -70,7 +72,7 @@ async def test_one_deposit_delivered_three_times_credits_once(harness: Harness) 
     assert await harness.available("dep_user") == Decimal("250.00")
     await assert_ledger(harness.clients, "dep_user")
     events = await harness.collect_events(lambda e: len(e) >= 3)
-    assert {e.event_id for e in events} == {f"funds:{deposit.command_id}"}
+    assert {e.event_id for e in events} == {f"funds:{deposit.username}:{deposit.command_id}"}
 
 
 async def test_a_reused_command_id_with_another_amount_is_rejected(harness: Harness) -> None:
@@ -94,3 +96,45 @@ async def test_a_reused_command_id_with_another_amount_is_rejected(harness: Harn
     assert [e.event_type for e in events if e.order_id is None].count(
         EventType.BALANCE_WITHDRAWN
     ) == 0
+
+
+async def test_a_reused_order_id_with_another_expiry_is_rejected(harness: Harness) -> None:
+    await harness.create_user("reuse_exp", usd="1000")
+    await harness.add_asset("BTC", "100")
+    soon, later = utc_now() + timedelta(hours=1), utc_now() + timedelta(hours=2)
+    first = harness.limit("reuse_exp", "buy", "BTC", "1", "50", order_id="o-exp", expires_at=soon)
+    second = harness.limit("reuse_exp", "buy", "BTC", "1", "50", order_id="o-exp", expires_at=later)
+    await harness.send(first, second)
+
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    assert (await harness.order("o-exp")).expires_at == soon
+    events = await harness.collect_events(
+        lambda e: any(x.event_type is EventType.COMMAND_REJECTED for x in e)
+    )
+    rejected = [e for e in events if e.event_type is EventType.COMMAND_REJECTED]
+    assert [(e.data["reason"], e.data["command_id"]) for e in rejected] == [
+        ("CONFLICTING_DUPLICATE", second.command_id)
+    ]
+
+
+async def test_two_users_deposits_under_one_command_id_are_two_events(harness: Harness) -> None:
+    await harness.create_user("twin_one")
+    await harness.create_user("twin_two")
+    one = harness.factory.deposit("twin_one", "10")
+    two = harness.factory.deposit("twin_two", "20").model_copy(
+        update={"command_id": one.command_id}
+    )
+    await harness.send(one, two)
+
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    assert (await harness.available("twin_one"), await harness.available("twin_two")) == (
+        Decimal("10.00"),
+        Decimal("20.00"),
+    )
+    events = await harness.collect_events(lambda e: len({x.event_id for x in e}) >= 2)
+    assert {e.username: e.event_id for e in events} == {
+        "twin_one": f"funds:twin_one:{one.command_id}",
+        "twin_two": f"funds:twin_two:{one.command_id}",
+    }

@@ -17,7 +17,9 @@ from jose import jwt
 from order_processor.config import Settings
 from order_processor.dependencies import open_clients
 from order_processor.domain.orders import OrderStatus
+from order_processor.messaging.commands import ExecuteOrder, OrderReference
 from order_processor.messaging.events import EventType
+from order_processor.messaging.producer import Producer
 from tests.e2e.conftest import SECRET
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
@@ -150,3 +152,36 @@ async def test_a_command_broken_by_a_bug_lets_its_group_go_on_at_its_last_delive
             assert withdraw.command_id not in letters.stdout
     finally:
         destroy(settings)
+
+
+async def test_a_services_rejected_command_names_the_service_not_the_user_it_claims(
+    harness: Harness,
+) -> None:
+    await harness.create_user("alice_01")
+    prices = harness.factory.update_price("NOPE", "1").model_copy(update={"username": "alice_01"})
+    deposit = harness.factory.deposit("ghost_user", "5")
+    execute = ExecuteOrder(
+        command_id="exec-ghost",
+        username="victim_99",
+        auth=harness.service_token("limit-matcher"),
+        payload=OrderReference(order_id="no-such-order"),
+    )
+    url = await harness.clients.queue_url(harness.settings.resources().price_updates_queue.name)
+    await Producer(harness.clients.sqs, url, fifo=False).send(prices)
+    await harness.send(deposit, execute)
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    events = await harness.collect_events(
+        lambda e: len([x for x in e if x.event_type is EventType.COMMAND_REJECTED]) >= 3
+    )
+    named = {
+        e.data["command_id"]: (e.data["reason"], e.username)
+        for e in events
+        if e.event_type is EventType.COMMAND_REJECTED
+    }
+    assert named == {
+        prices.command_id: ("UNKNOWN_ASSET", "price-feed"),
+        deposit.command_id: ("UNKNOWN_USER", "payments"),
+        "exec-ghost": ("ORDER_NOT_FOUND", "limit-matcher"),
+    }

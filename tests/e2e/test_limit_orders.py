@@ -13,9 +13,11 @@ from order_processor.dependencies import (
     get_asset_balance_dao,
     get_asset_dao,
     get_balance_dao,
+    get_user_dao,
 )
 from order_processor.domain.base import utc_now
 from order_processor.domain.orders import OrderStatus
+from order_processor.domain.users import UserUpdate
 from order_processor.messaging.events import EventType
 from order_processor.messaging.producer import Producer
 from tests.e2e.harness import Harness
@@ -207,6 +209,23 @@ async def test_execution_rechecks_the_order_value_limit_at_the_market_price(
     assert (btc.available, btc.held) == (Decimal("0.19"), Decimal("0"))
     assert await harness.available("value_user") == Decimal("10.00")
     await assert_ledger(harness.clients, "value_user")
+
+
+async def test_a_disabled_users_waiting_order_is_not_filled(harness: Harness) -> None:
+    await harness.create_user("gone_user", usd="100")
+    await harness.add_asset("DOT", "10")
+    buy = harness.limit("gone_user", "buy", "DOT", "2", "9")
+    await harness.send(buy)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await get_user_dao(harness.clients).update_user("gone_user", UserUpdate(is_active=False))
+    await harness.send_prices(("DOT", "8"))
+    await harness.settle()
+
+    order = await harness.order(buy.payload.order_id)
+    assert (order.status, order.failure_reason) == (OrderStatus.FAILED, "USER_INACTIVE")
+    balance = await get_balance_dao(harness.clients).get_balance("gone_user")
+    assert (balance.available, balance.held) == (Decimal("100.00"), Decimal("0.00"))
+    await assert_ledger(harness.clients, "gone_user")
 
 
 async def test_a_price_dated_in_the_future_cannot_freeze_the_market(harness: Harness) -> None:

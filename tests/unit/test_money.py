@@ -95,7 +95,7 @@ def test_accepted_forms() -> None:
     assert parse_decimal("5", field="a", places=2) == Decimal("5.00")
     assert str(parse_decimal(" 5.1 ", field="a", places=2)) == "5.10"
     assert str(parse_decimal("1E+2", field="a", places=8, pad=False)) == "100"
-    assert str(parse_decimal("0.50", field="a", places=8, pad=False)) == "0.50"
+    assert str(parse_decimal("0.50", field="a", places=8, pad=False)) == "0.5"  # as stored
     assert parse_decimal(7, field="a", places=2) == Decimal("7.00")
     assert parse_signed("-1.5", field="a", places=2) == Decimal("-1.50")
     assert parse_signed(Decimal("-2"), field="a", places=2) == Decimal("-2.00")

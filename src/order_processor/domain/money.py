@@ -40,8 +40,8 @@ def parse_decimal(
     value: object, *, field: str, places: int, allow_zero: bool = False, pad: bool = True
 ) -> Decimal:
     """Check `value` against the money rules; `pad` quantises to exactly `places` places
-    (USD, prices), otherwise the value keeps its own places in fixed-point form (quantities,
-    whose precision is the asset's)."""
+    (USD, prices), otherwise the value keeps only the places it needs, in fixed-point form
+    (quantities, whose precision is the asset's)."""
     number = _to_decimal(value, field)
     if not number.is_finite():
         raise ValueError(f"{field}: {value!s} is not a finite number")
@@ -59,11 +59,11 @@ def parse_decimal(
         raise ValueError(f"{field}: {number} has more than {places} decimal places")
     if pad:
         return quantised
-    if _exponent(number) < -places:
-        # Zeros beyond `places` ("1." and forty zeros) would carry more digits than
-        # DynamoDB's 38 into every item: keep the value, drop them.
-        with localcontext(_EXACT):  # normalize() rounds to the context's precision
-            number = quantised.normalize()
+    # A quantity without trailing zeros ("6.3850" is 6.385): the form DynamoDB gives back,
+    # so an event re-published from the stored order spells it as the first one did, and
+    # no zeros ("1." and forty of them) carry more digits than DynamoDB's 38.
+    with localcontext(_EXACT):  # normalize() rounds to the context's precision
+        number = quantised.normalize()
     return number if _exponent(number) <= 0 else number.quantize(step(0))
 
 
@@ -93,7 +93,7 @@ def _to_decimal(value: object, field: str) -> Decimal:
         if text.lower().lstrip("+-") in {"nan", "snan", "inf", "infinity"}:
             raise ValueError(f"{field}: {value} is not a finite number")
         if not _NUMBER.match(text):
-            raise ValueError(f"{field}: {text[:40]!r} is not a decimal number")
+            raise ValueError(f"{field}: not a decimal number")
         try:
             return Decimal(text)
         except ArithmeticError as exc:  # an exponent beyond Decimal's range: 1e99999999999999999999

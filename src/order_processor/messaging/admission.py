@@ -34,12 +34,21 @@ CUSTOMER_ROLES = frozenset({"customer", "admin"})
 
 
 @dataclass(frozen=True)
+class Admitted:
+    """A command and who sent it: the verified token's subject (a user, or a service
+    acting on a user's order), the only identity a later rejection may name."""
+
+    command: AnyCommand
+    sender: Identity
+
+
+@dataclass(frozen=True)
 class Admission:
     tokens: TokenManager
     clock: Callable[[], datetime] = utc_now
     clock_skew: timedelta = timedelta(seconds=30)
 
-    def admit(self, body: str | bytes) -> AnyCommand:
+    def admit(self, body: str | bytes) -> Admitted:
         try:
             return self._admit(body)
         except CommandRejected:
@@ -49,7 +58,7 @@ class Admission:
             log.exception("admission failed unexpectedly; the command is rejected")
             raise CommandRejected("INVALID_COMMAND", "the command could not be read") from exc
 
-    def _admit(self, body: str | bytes) -> AnyCommand:
+    def _admit(self, body: str | bytes) -> Admitted:
         document = read_document(body)
         claims = self._authenticate(document.get("auth"))
         sender = Identity(claims.subject, well_formed_id(document.get("command_id")))
@@ -68,7 +77,7 @@ class Admission:
         reason = forbidden(command.type, command.username, claims)
         if reason:
             raise CommandRejected("FORBIDDEN", reason, identity=sender)
-        return command
+        return Admitted(command, sender)
 
     def _authenticate(self, token: object) -> TokenClaims:
         if not isinstance(token, str) or not token:

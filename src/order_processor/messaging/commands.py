@@ -217,6 +217,8 @@ def describe_errors(exc: ValidationError) -> str:
     for error in exc.errors(include_url=False)[:5]:
         location = ".".join(str(p) for p in error["loc"] if str(p) not in _COMMAND_TAGS)
         message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "union_tag_invalid":  # pydantic's text quotes the sender's value
+            location, message = "type", f"must be one of {', '.join(CommandType)}"
         field = str(error["loc"][-1]) if error["loc"] else ""
         # The money rules already name their field ("amount: must not be negative").
         if field and message.startswith(f"{field}: "):
@@ -234,10 +236,8 @@ def peek_identity(body: str | bytes) -> tuple[str | None, str | None]:
     when it is a well-formed username or id): for grouping, listings and a rejection's
     clearly-named `claimed_*` fields, never for deciding anything."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None, None
-    if not isinstance(document, dict):
+        document = read_document(body)  # as admission reads it (a BOM is allowed)
+    except CommandRejected:
         return None, None
     username, command_id = document.get("username"), document.get("command_id")
     return (

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from order_processor.domain.base import UtcDatetime, utc_now
 from order_processor.domain.orders import Order, OrderStatus
+from order_processor.security.redaction import Redactor
 
 EVENT_SCHEMA = "order-processor/event/v1"
 
@@ -112,7 +113,11 @@ def rejection_event(
     if username is None:
         data |= {"claimed_username": claimed_username, "claimed_command_id": claimed_command_id}
     return Event(
-        event_id=f"rejected:{command_id or message_id}",
+        event_id=(
+            f"rejected:{username}:{command_id}"  # command ids are the sender's, per sender
+            if username and command_id
+            else f"rejected:{message_id}"
+        ),
         event_type=EventType.COMMAND_REJECTED,
         username=username,
         order_id=order_id,
@@ -121,11 +126,14 @@ def rejection_event(
 
 
 MAX_REASON_TEXT = 300
+_REDACTOR = Redactor()
 
 
 def printable(text: str) -> str:
-    """A rejection's text may quote what the sender wrote: printable ASCII only, bounded."""
-    cleaned = "".join(c if " " <= c <= "~" else "?" for c in text[: MAX_REASON_TEXT + 1])
+    """A rejection's text may quote what the sender wrote: printable ASCII only, bounded,
+    and anything shaped like a token or a secret redacted."""
+    cleaned = "".join(c if " " <= c <= "~" else "?" for c in text[: 4 * MAX_REASON_TEXT])
+    cleaned = _REDACTOR.scrub(cleaned)
     return cleaned if len(cleaned) <= MAX_REASON_TEXT else cleaned[: MAX_REASON_TEXT - 3] + "..."
 
 

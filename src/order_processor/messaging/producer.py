@@ -3,7 +3,10 @@
 `Producer` (asyncio, aioboto3) and `SyncProducer` (boto3) share the envelope building; a
 plain boto3 `send_message` with a body that follows the schema works just as well, this
 only saves writing the envelope. On a FIFO queue the group is the user (one user's
-commands apply in the order sent) and the deduplication id is the command id.
+commands apply in the order sent); deduplication is the queue's content-based one (a hash
+of the body, which holds a token with a random id): a deduplication id chosen from the
+command id would be predictable, and anyone able to send to the queue could have SQS drop
+a user's command by sending first under that id.
 """
 
 from __future__ import annotations
@@ -49,7 +52,6 @@ def sqs_entry(index: int, command: AnyCommand, fifo: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"Id": str(index), "MessageBody": command.body()}
     if fifo:
         entry["MessageGroupId"] = command.username
-        entry["MessageDeduplicationId"] = command.command_id
     return entry
 
 

@@ -12,8 +12,7 @@ orders unchanged for longer than `recovery_age`, found through the sparse InFlig
 are each sent a ResumeOrder: the same steps under the same lock and fencing.
 
 Command ids derive from the order and the minute (and, for recovery, the order's
-sequence), so sweeps close together are absorbed by FIFO deduplication while a later
-sweep can try again.
+sequence); a repeat is harmless: the worker re-checks the order under the lock.
 """
 
 from __future__ import annotations

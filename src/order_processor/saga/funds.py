@@ -6,6 +6,8 @@ total (checked against the daily limit) commit together, fenced by the user's lo
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.exceptions import (
     BalanceNotFoundException,
@@ -27,9 +29,10 @@ async def apply_funds(context: SagaContext, lease: Lease, command: Deposit | Wit
         amount=command.payload.amount,
         reference_id=command.command_id,
     )
-    event = funds_event(record)
-    if await _already_applied(context, record):
-        await context.publisher.publish(event)  # a redelivery: same event, same id
+    applied_at = await _already_applied(context, record)
+    if applied_at is not None:
+        event = funds_event(record, applied_at)  # a redelivery: the same event again
+        await context.publisher.publish(event)
         return event
     await _check_user(context, record.username)
     limit = context.limits.daily_deposit if deposit else context.limits.daily_withdraw
@@ -38,6 +41,7 @@ async def apply_funds(context: SagaContext, lease: Lease, command: Deposit | Wit
             "LIMIT_EXCEEDED", f"{record.amount} USD is over the daily limit of {limit} USD"
         )
     now = context.clock()
+    event = funds_event(record, now)
     balances = context.balances
     parts = [
         ("balance", {"Update": balances.balance_change(record, now)}),
@@ -53,19 +57,22 @@ async def apply_funds(context: SagaContext, lease: Lease, command: Deposit | Wit
     return event
 
 
-async def _already_applied(context: SagaContext, record: BalanceTransactionCreate) -> bool:
-    """True for a redelivery; a different command reusing the id is rejected."""
+async def _already_applied(
+    context: SagaContext, record: BalanceTransactionCreate
+) -> datetime | None:
+    """When a redelivered command was applied (None: not yet); a different command reusing
+    the id is rejected."""
     try:
         stored = await context.balances.get_transaction(record.username, record.transaction_id)
     except TransactionNotFoundException:
-        return False
+        return None
     if (stored.transaction_type, stored.amount) != (record.transaction_type, record.amount):
         raise CommandRejected(
             "CONFLICTING_DUPLICATE",
             f"command {record.transaction_id} was already applied as a {stored.transaction_type} "
             f"of {stored.amount} USD; it was not applied again",
         )
-    return True
+    return stored.created_at
 
 
 async def _check_user(context: SagaContext, username: str) -> None:
@@ -97,11 +104,13 @@ async def _rejection(
     )
 
 
-def funds_event(record: BalanceTransactionCreate) -> Event:
+def funds_event(record: BalanceTransactionCreate, applied_at: datetime) -> Event:
+    """The same for every publish of one command: its time is the stored record's."""
     deposited = record.transaction_type is TransactionType.DEPOSIT
     return Event(
-        event_id=f"funds:{record.transaction_id}",
+        event_id=f"funds:{record.username}:{record.transaction_id}",  # ids are per user
         event_type=EventType.BALANCE_DEPOSITED if deposited else EventType.BALANCE_WITHDRAWN,
+        occurred_at=applied_at,
         username=record.username,
         sequence=1,
         data={

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import structlog
 
 from order_processor.exceptions import LockAcquisitionException, OrderProcessorError
-from order_processor.messaging.admission import Admission
+from order_processor.messaging.admission import Admission, Admitted
 from order_processor.messaging.commands import (
     AnyCommand,
     CancelOrder,
@@ -62,7 +62,7 @@ class CommandHandler:
 
     async def handle_group(self, key: str, messages: list[Message]) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
-        admitted: list[tuple[Message, AnyCommand]] = []
+        admitted: list[tuple[Message, Admitted]] = []
         for message in messages:
             try:
                 admitted.append((message, self.admission.admit(message.body)))
@@ -73,8 +73,8 @@ class CommandHandler:
             outcomes |= await self._run_locked(admitted)
         return outcomes
 
-    async def _run_locked(self, admitted: list[tuple[Message, AnyCommand]]) -> dict[str, Outcome]:
-        username = admitted[0][1].username
+    async def _run_locked(self, admitted: list[tuple[Message, Admitted]]) -> dict[str, Outcome]:
+        username = admitted[0][1].command.username
         metrics = self.context.metrics
         metrics.add("groups_waiting_for_lock", 1)
         try:
@@ -82,18 +82,16 @@ class CommandHandler:
         except LockAcquisitionException:
             # Busy: hand back with a jittered delay so contenders spread out.
             metrics.inc("lock_busy_total")
-            for _, command in admitted:
-                metrics.inc("commands_retried_total", type=command.type.value)
+            for _, entry in admitted:
+                metrics.inc("commands_retried_total", type=entry.command.type.value)
             return {m.message_id: Retry(delay=random.randint(1, 5)) for m, _ in admitted}  # noqa: S311
         finally:
             metrics.add("groups_waiting_for_lock", -1)
         keeper = asyncio.create_task(self._keep(lease))
         outcomes: dict[str, Outcome] = {}
         try:
-            for index, (message, command) in enumerate(admitted):
-                outcomes[message.message_id] = outcome = await self._execute(
-                    message, command, lease
-                )
+            for index, (message, entry) in enumerate(admitted):
+                outcomes[message.message_id] = outcome = await self._execute(message, entry, lease)
                 if not isinstance(outcome, Ack) and not self._last_delivery(message, outcome):
                     outcomes |= {m.message_id: Release() for m, _ in admitted[index + 1 :]}
                     break
@@ -120,7 +118,8 @@ class CommandHandler:
                 await asyncio.sleep(self.context.lock.lease_seconds / 3)
                 lease = await self.context.lock.renew(lease)
 
-    async def _execute(self, message: Message, command: AnyCommand, lease: Lease) -> Outcome:
+    async def _execute(self, message: Message, entry: Admitted, lease: Lease) -> Outcome:
+        command = entry.command
         context = {
             "message_id": message.message_id,
             "username": command.username,
@@ -128,21 +127,18 @@ class CommandHandler:
             "command_id": command.command_id,
         }
         with structlog.contextvars.bound_contextvars(**context):
-            outcome = await self._attempt(message, command, lease)
+            outcome = await self._attempt(message, entry, lease)
             log.info("command handled: %s", type(outcome).__name__.lower())
             structlog.contextvars.unbind_contextvars("order_id", "step")
         kind = "processed" if isinstance(outcome, Ack) else "retried"
         self.context.metrics.inc(f"commands_{kind}_total", type=command.type.value)
         return outcome
 
-    async def _attempt(self, message: Message, command: AnyCommand, lease: Lease) -> Outcome:
+    async def _attempt(self, message: Message, entry: Admitted, lease: Lease) -> Outcome:
         try:
-            await self._dispatch(command, lease)
+            await self._dispatch(entry.command, lease)
         except CommandRejected as rejection:
-            # Past admission the sender is authenticated and vouches for the command's user.
-            rejection.identity = rejection.identity or Identity(
-                command.username, command.command_id
-            )
+            rejection.identity = rejection.identity or entry.sender
             await self.reject(message, rejection)
         except OrderProcessorError as exc:
             if exc.retryable:

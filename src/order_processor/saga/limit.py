@@ -14,8 +14,8 @@ difference is the released hold minus the payment). The credit step is the marke
 
 Execution re-checks what placing checked, at the execution price and this worker's clock:
 an order past its expiry is never filled, it expires (hold released); an order whose value
-at the market price is over the order-value limit ends FAILED with ORDER_VALUE_LIMIT, its
-hold released (step `released`).
+at the market price is over the order-value limit, or whose user has been disabled, ends
+FAILED (ORDER_VALUE_LIMIT, USER_INACTIVE), its hold released (step `released`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from order_processor.domain.assets import Asset, AssetTransactionType
 from order_processor.domain.balances import TransactionType
 from order_processor.domain.money import buy_cost, order_value, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
-from order_processor.exceptions import AssetNotFoundException
+from order_processor.exceptions import AssetNotFoundException, UserNotFoundException
 from order_processor.saga.context import SagaContext, StepRefused
 from order_processor.saga.ledger import Part, asset_parts, asset_record, usd_parts, usd_record
 from order_processor.saga.market import MINIMUM_NOTIONAL, fail, run_market_order, transition
@@ -91,10 +91,9 @@ async def execute_limit_order(
         return order
     if not asset.is_active or not triggered(order, asset.price):
         return order
-    if order_value(order.quantity, asset.price) > context.limits.max_order_value:
-        return await close_limit_order(
-            context, lease, order, OrderStatus.FAILED, reason="ORDER_VALUE_LIMIT"
-        )
+    refusal = await _refusal(context, order, asset)
+    if refusal:
+        return await close_limit_order(context, lease, order, OrderStatus.FAILED, reason=refusal)
     price = asset.price
     if order.order_type.is_buy:
         amount = buy_cost(order.quantity, price)
@@ -127,6 +126,18 @@ async def execute_limit_order(
         total_amount=amount,
     )
     return await run_market_order(context, lease, debited)
+
+
+async def _refusal(context: SagaContext, order: Order, asset: Asset) -> str | None:
+    """What placing checked that no longer holds: the order's value at the market price,
+    and its user (disabled since it was placed)."""
+    if order_value(order.quantity, asset.price) > context.limits.max_order_value:
+        return "ORDER_VALUE_LIMIT"
+    try:
+        user = await context.users.get_user_by_username(order.username)
+    except UserNotFoundException:
+        return "UNKNOWN_USER"
+    return None if user.is_active else "USER_INACTIVE"
 
 
 async def close_limit_order(

@@ -4,8 +4,8 @@ per QUEUED limit order that price triggers, found through the sparse OpenLimitOr
 It decides nothing about money: execution re-checks the order and the price under the
 user's lock, so a repeated, late or out-of-order update can never execute an order twice.
 ExecuteOrder ids derive from the order and the update, so a redelivered update (a matcher
-that crashed between query and send) sends the same ids again and FIFO deduplication and
-the QUEUED re-check absorb them.
+that crashed between query and send) sends the same ids again, and execution's re-check
+under the lock absorbs them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from order_processor.messaging.admission import Admission
 from order_processor.messaging.commands import (
     CommandRejected,
     ExecuteOrder,
-    Identity,
     OrderReference,
     ServiceName,
     UpdatePrice,
@@ -65,11 +64,11 @@ class PriceMatcher:
 
     async def _handle(self, message: Message) -> Outcome:
         try:
-            command = self.admission.admit(message.body)
+            admitted = self.admission.admit(message.body)
         except CommandRejected as rejection:
             await reject(message, rejection, self.publisher, self.audit)
             return Ack()
-        sender = Identity(command.username, command.command_id)
+        command, sender = admitted.command, admitted.sender
         try:
             if not isinstance(command, UpdatePrice):
                 raise CommandRejected(

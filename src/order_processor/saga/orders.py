@@ -153,9 +153,13 @@ async def _existing(context: SagaContext, command: PlaceOrder) -> Order | None:
     except OrderNotFoundException:
         return None
     requested = command.payload.model_dump(include=set(REQUEST_FIELDS))
+    # An order without an expiry of its own was given the default one: compare only a
+    # requested expiry.
+    expiry = command.payload.expires_at
     if (
         order.username != command.username
         or order.model_dump(include=set(REQUEST_FIELDS)) != requested
+        or (expiry is not None and expiry != order.expires_at)
     ):
         raise CommandRejected(
             "CONFLICTING_DUPLICATE",

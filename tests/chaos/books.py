@@ -1,0 +1,459 @@
+"""The recount: the books re-derived from raw DynamoDB items.
+
+Plain Scan calls over the users, orders and inventory tables, items decoded with boto3's
+TypeDeserializer and read by their PK/SK alone: no DAO, no `order_processor.audit`, no
+`tests/ledger.py`, and the effect of each transaction type and the rounding rules written
+out again here, so a mistake in the project's own tables cannot hide itself.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import cached_property
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from order_processor.resources import Resources
+from tests.chaos.findings import Finding, finding
+from tests.chaos.load import Plan
+
+CENT = Decimal("0.01")
+ZERO = Decimal(0)
+# (sign on available, sign on held) of each type's positive amount.
+USD_EFFECTS = {
+    "DEPOSIT": (1, 0),
+    "WITHDRAW": (-1, 0),
+    "ORDER_PAYMENT": (-1, 0),
+    "ORDER_SALE": (1, 0),
+    "ORDER_REFUND": (1, 0),
+    "ORDER_HOLD": (-1, 1),
+    "ORDER_RELEASE": (1, -1),
+}
+ASSET_EFFECTS = {
+    "BUY": (1, 0),
+    "SELL": (-1, 0),
+    "REFUND": (1, 0),
+    "HOLD": (-1, 1),
+    "RELEASE": (1, -1),
+}
+FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "EXPIRED"})
+IN_FLIGHT = frozenset({"PENDING", "PROCESSING"})
+
+_decode = TypeDeserializer().deserialize
+
+
+def buyer_pays(quantity: Decimal, price: Decimal) -> Decimal:
+    return (quantity * price).quantize(CENT, rounding=ROUND_CEILING)
+
+
+def seller_gets(quantity: Decimal, price: Decimal) -> Decimal:
+    return (quantity * price).quantize(CENT, rounding=ROUND_FLOOR)
+
+
+# --- raw items ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Balance:
+    """A USD balance (asset_id "USD") or an asset holding."""
+
+    username: str
+    asset_id: str
+    available: Decimal
+    held: Decimal
+
+
+@dataclass(frozen=True)
+class Record:
+    """A USD transaction (ledger "usd") or an asset transaction (ledger "asset")."""
+
+    ledger: str
+    username: str
+    record_id: str
+    asset_id: str
+    kind: str
+    amount: Decimal  # USD for usd records, the quantity for asset records
+    status: str
+    order_id: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.ledger}:{self.kind}"
+
+    def effect(self) -> tuple[Decimal, Decimal]:
+        table = USD_EFFECTS if self.ledger == "usd" else ASSET_EFFECTS
+        on_available, on_held = table.get(self.kind, (0, 0))
+        return self.amount * on_available, self.amount * on_held
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    order_id: str
+    username: str
+    order_type: str
+    asset_id: str
+    quantity: Decimal
+    limit_price: Decimal | None
+    price: Decimal | None
+    total_amount: Decimal | None
+    status: str
+    sequence: int
+    step: str | None
+    failure_reason: str | None
+    expires_at: datetime | None
+
+    @property
+    def is_buy(self) -> bool:
+        return self.order_type.endswith("BUY")
+
+    @property
+    def is_limit(self) -> bool:
+        return self.order_type.startswith("LIMIT")
+
+    def hold(self) -> Decimal:
+        """What the order sets aside while QUEUED: USD for a buy, the quantity for a sell."""
+        assert self.limit_price is not None
+        return buyer_pays(self.quantity, self.limit_price) if self.is_buy else self.quantity
+
+
+@dataclass(frozen=True)
+class Books:
+    balances: dict[tuple[str, str], Balance]  # (username, "USD" or asset id)
+    records: list[Record]
+    orders: dict[str, StoredOrder]
+    prices: dict[str, Decimal]
+
+    def records_of(self, order_id: str) -> list[Record]:
+        return self._by_order.get(order_id, [])
+
+    def record(self, username: str, record_id: str) -> Record | None:
+        return self._by_id.get((username, record_id))
+
+    @cached_property
+    def _by_order(self) -> dict[str, list[Record]]:
+        found: dict[str, list[Record]] = defaultdict(list)
+        for record in self.records:
+            if record.order_id is not None:
+                found[record.order_id].append(record)
+        return found
+
+    @cached_property
+    def _by_id(self) -> dict[tuple[str, str], Record]:
+        return {(r.username, r.record_id): r for r in self.records}
+
+
+async def scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    """Every item of a table, decoded, page by page."""
+    items: list[dict[str, Any]] = []
+    arguments: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = await dynamodb.scan(**arguments)
+        items += [{k: _decode(v) for k, v in item.items()} for item in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            return items
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+async def load_books(dynamodb: Any, resources: Resources) -> Books:
+    users = await scan(dynamodb, resources.users_table)
+    orders = await scan(dynamodb, resources.orders_table)
+    inventory = await scan(dynamodb, resources.inventory_table)
+    balances = [b for b in (_balance(i) for i in users) if b is not None]
+    return Books(
+        balances={(b.username, b.asset_id): b for b in balances},
+        records=[r for r in (_record(i) for i in users) if r is not None],
+        orders={o.order_id: o for o in (_order(i) for i in orders if i["SK"] == "ORDER")},
+        prices={i["SK"].removeprefix("ASSET#"): i["price"] for i in inventory if "price" in i},
+    )
+
+
+def _username(item: dict[str, Any]) -> str:
+    return str(item["PK"]).removeprefix("USER#")
+
+
+def _balance(item: dict[str, Any]) -> Balance | None:
+    sk = str(item["SK"])
+    if sk == "BALANCE#USD":
+        return Balance(_username(item), "USD", item["available"], item["held"])
+    if sk.startswith("ASSET#") and str(item["PK"]).startswith("USER#"):
+        held = item.get("held", ZERO)
+        return Balance(_username(item), sk.removeprefix("ASSET#"), item["available"], held)
+    return None
+
+
+def _record(item: dict[str, Any]) -> Record | None:
+    sk = str(item["SK"])
+    if sk.startswith("TX#"):
+        record_id = sk.removeprefix("TX#")
+        return Record(
+            "usd",
+            _username(item),
+            record_id,
+            "USD",
+            item["transaction_type"],
+            item["amount"],
+            item["status"],
+            _order_of(record_id, item.get("reference_id")),
+        )
+    if sk.startswith("ATX#"):
+        return Record(
+            "asset",
+            _username(item),
+            sk.removeprefix("ATX#"),
+            item["asset_id"],
+            item["transaction_type"],
+            item["quantity"],
+            item["status"],
+            item.get("order_id"),
+        )
+    return None
+
+
+def _order_of(record_id: str, reference: str | None) -> str | None:
+    """A saga's USD record is `<order_id>#<kind>`; a deposit's or withdrawal's is its
+    command id (no "#")."""
+    if "#" in record_id:
+        return record_id.split("#", 1)[0]
+    return None if reference == record_id else reference
+
+
+def _order(item: dict[str, Any]) -> StoredOrder:
+    expires = item.get("expires_at")
+    return StoredOrder(
+        order_id=item["order_id"],
+        username=item["username"],
+        order_type=item["order_type"],
+        asset_id=item["asset_id"],
+        quantity=item["quantity"],
+        limit_price=item.get("limit_price"),
+        price=item.get("price"),
+        total_amount=item.get("total_amount"),
+        status=item["status"],
+        sequence=int(item["sequence"]),
+        step=item.get("step"),
+        failure_reason=item.get("failure_reason"),
+        expires_at=datetime.fromisoformat(expires) if expires else None,
+    )
+
+
+# --- check 2: each order has exactly its effects ------------------------------------------
+
+NONE: frozenset[str] = frozenset()
+
+
+def _labels(*labels: str) -> frozenset[str]:
+    return frozenset(labels)
+
+
+def _expected() -> dict[tuple[str, str], tuple[frozenset[str], ...]]:
+    pay, sale, refund = "usd:ORDER_PAYMENT", "usd:ORDER_SALE", "usd:ORDER_REFUND"
+    hold, release = "usd:ORDER_HOLD", "usd:ORDER_RELEASE"
+    a_hold, a_release = "asset:HOLD", "asset:RELEASE"
+    table = {
+        ("MARKET_BUY", "COMPLETED"): (_labels(pay, "asset:BUY"),),
+        ("MARKET_BUY", "FAILED"): (NONE, _labels(pay, refund)),
+        ("MARKET_SELL", "COMPLETED"): (_labels("asset:SELL", sale),),
+        ("MARKET_SELL", "FAILED"): (NONE, _labels("asset:SELL", "asset:REFUND")),
+        ("LIMIT_BUY", "QUEUED"): (_labels(hold),),
+        ("LIMIT_BUY", "COMPLETED"): (_labels(hold, release, pay, "asset:BUY"),),
+        ("LIMIT_BUY", "FAILED"): (NONE, _labels(hold, release, pay, refund)),
+        ("LIMIT_SELL", "QUEUED"): (_labels(a_hold),),
+        ("LIMIT_SELL", "COMPLETED"): (_labels(a_hold, a_release, "asset:SELL", sale),),
+        ("LIMIT_SELL", "FAILED"): (NONE, _labels(a_hold, a_release, "asset:SELL", "asset:REFUND")),
+    }
+    for kind, held in (("LIMIT_BUY", (hold, release)), ("LIMIT_SELL", (a_hold, a_release))):
+        for status in ("CANCELLED", "EXPIRED"):
+            table[(kind, status)] = (_labels(*held),)
+    return table
+
+
+EXPECTED_EFFECTS = _expected()
+
+
+def effect_findings(books: Books, plan: Plan) -> list[Finding]:
+    findings = _orphans(books)
+    for order in books.orders.values():
+        if order.status in IN_FLIGHT:
+            continue  # reported by the commands check, with its records
+        findings += _order_effects(order, books.records_of(order.order_id), plan)
+    return findings
+
+
+def _orphans(books: Books) -> list[Finding]:
+    """Records naming an order that does not exist, or kept under another account."""
+    return [f for f in (_orphan(r, books) for r in books.records if r.order_id) if f]
+
+
+def _orphan(record: Record, books: Books) -> Finding | None:
+    ids = (record.username, record.record_id)
+    order = books.orders.get(record.order_id or "")
+    if order is None:
+        detail = f"{record.label} {record.amount} names order {record.order_id}: no such order"
+        return finding("effects", "record_without_order", ids, detail)
+    if record.username == order.username and record.asset_id in {order.asset_id, "USD"}:
+        return None
+    detail = (
+        f"{record.label} of order {order.order_id} under {record.username}/{record.asset_id}, "
+        f"but the order is {order.username}'s {order.asset_id}"
+    )
+    return finding("effects", "record_of_another_account", ids, detail)
+
+
+def _order_effects(order: StoredOrder, records: list[Record], plan: Plan) -> list[Finding]:
+    found = []
+    counts = Counter(r.label for r in records)
+    twice = sorted(label for label, n in counts.items() if n > 1)
+    if twice:
+        found.append(
+            finding("effects", "record_twice", order.order_id, f"{twice} recorded more than once")
+        )
+    allowed = EXPECTED_EFFECTS.get((order.order_type, order.status), ())
+    if frozenset(counts) not in allowed:
+        expected = " or ".join(str(sorted(a)) for a in allowed) or "nothing known"
+        found.append(
+            finding(
+                "effects",
+                "wrong_records",
+                order.order_id,
+                f"{order.order_type} {order.status} has {sorted(counts)}; expected {expected}",
+            )
+        )
+    found += _amount_findings(order, records)
+    if counts.get("usd:ORDER_PAYMENT") or counts.get("asset:SELL"):
+        found += _execution_findings(order, plan)
+    return found
+
+
+def _expected_amount(order: StoredOrder, record: Record) -> Decimal | None:
+    if record.ledger == "asset":
+        return order.quantity
+    if record.kind in {"ORDER_HOLD", "ORDER_RELEASE"}:
+        return order.hold() if order.limit_price is not None else None
+    return order.total_amount
+
+
+def _amount_findings(order: StoredOrder, records: Iterable[Record]) -> list[Finding]:
+    found = []
+    for record in records:
+        expected = _expected_amount(order, record)
+        if record.amount != expected or record.status != "COMPLETED":
+            found.append(
+                finding(
+                    "effects",
+                    "wrong_amount",
+                    (order.order_id, record.record_id),
+                    f"{record.label} {record.amount} ({record.status}); expected {expected} "
+                    "COMPLETED",
+                )
+            )
+    return found
+
+
+def _execution_findings(order: StoredOrder, plan: Plan) -> list[Finding]:
+    """An executed order: priced at a price the asset had, never worse than its limit,
+    its total rounded by the house's rule."""
+    price, total = order.price, order.total_amount
+    if price is None or total is None:
+        return [finding("effects", "unpriced", order.order_id, "money moved but no price/total")]
+    problems = []
+    if price not in plan.prices_of(order.asset_id):
+        problems.append(f"price {price} was never a price of {order.asset_id}")
+    rule = buyer_pays if order.is_buy else seller_gets
+    if total != rule(order.quantity, price):
+        problems.append(f"total {total} != {order.quantity} x {price} rounded for the house")
+    if order.limit_price is not None and (
+        price > order.limit_price if order.is_buy else price < order.limit_price
+    ):
+        problems.append(f"price {price} is worse than the limit {order.limit_price}")
+    return [finding("effects", "wrong_execution", order.order_id, p) for p in problems]
+
+
+# --- check 3: balances equal their records, and what the plan implies --------------------
+
+
+def ledger_findings(books: Books) -> list[Finding]:
+    """Each balance item against the sum of its COMPLETED records; none negative."""
+    sums: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    found = []
+    for record in books.records:
+        if record.status != "COMPLETED":
+            continue
+        on_available, on_held = record.effect()
+        total = sums[(record.username, record.asset_id)]
+        total[0] += on_available
+        total[1] += on_held
+    for key in sorted(set(sums) | set(books.balances)):
+        found += _compare(
+            "ledger_mismatch", key, books.balances.get(key), tuple(sums[key]), "its records sum to"
+        )
+    found += [
+        finding("balances", "negative", key, f"available {b.available}, held {b.held}")
+        for key, b in books.balances.items()
+        if b.available < 0 or b.held < 0
+    ]
+    found += [
+        finding("balances", "unknown_type", (r.username, r.record_id), f"{r.label}")
+        for r in books.records
+        if r.kind not in (USD_EFFECTS if r.ledger == "usd" else ASSET_EFFECTS)
+    ]
+    return found
+
+
+def _compare(
+    kind: str,
+    key: tuple[str, str],
+    balance: Balance | None,
+    expected: tuple[Decimal, ...],
+    source: str,
+) -> list[Finding]:
+    stored = (balance.available, balance.held) if balance else (ZERO, ZERO)
+    if stored == expected:
+        return []
+    return [
+        finding(
+            "balances",
+            kind,
+            key,
+            f"stored available/held {stored[0]}/{stored[1]}, {source} {expected[0]}/{expected[1]}",
+        )
+    ]
+
+
+def implied_findings(
+    books: Books, plan: Plan, funds: dict[str, Decimal], order_ids: set[str]
+) -> list[Finding]:
+    """Each balance against the plan: starting USD and holdings, plus the funds commands
+    that were applied (`funds`: signed amount per user), plus completed orders; held =
+    the holds of the open limit orders. Only orders the load sent count."""
+    implied: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for trader in plan.traders:
+        implied[(trader.username, "USD")][0] += trader.usd + funds.get(trader.username, ZERO)
+        for asset_id, quantity in trader.holdings:
+            implied[(trader.username, asset_id)][0] += quantity
+    for order in (o for o in books.orders.values() if o.order_id in order_ids):
+        _apply_order(implied, order)
+    keys = sorted(set(implied) | set(books.balances))
+    return [
+        f
+        for key in keys
+        for f in _compare(
+            "plan_mismatch", key, books.balances.get(key), tuple(implied[key]), "the plan implies"
+        )
+    ]
+
+
+def _apply_order(implied: dict[tuple[str, str], list[Decimal]], order: StoredOrder) -> None:
+    usd, asset = implied[(order.username, "USD")], implied[(order.username, order.asset_id)]
+    if order.status == "COMPLETED" and order.total_amount is not None:
+        sign = -1 if order.is_buy else 1
+        usd[0] += sign * order.total_amount
+        asset[0] -= sign * order.quantity
+    if order.status == "QUEUED" and order.limit_price is not None:
+        side = usd if order.is_buy else asset
+        side[0] -= order.hold()
+        side[1] += order.hold()

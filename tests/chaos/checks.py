@@ -1,0 +1,345 @@
+"""The checks after the drain that compare the journal of what was sent with the books
+(raw items) and with the events heard: every command answered, every order final (or an
+open limit order), every order's last event its stored state, duplicates executed once,
+nothing in the dead-letter queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tests.chaos.books import FINAL, IN_FLIGHT, ZERO, Books, StoredOrder
+from tests.chaos.findings import Finding, finding
+from tests.chaos.load import CancelIntent, FundsIntent, Journal, PlaceIntent, Sent
+from tests.chaos.observe import StatusEvents
+
+# The rejections a command of the load may meet; anything else is a finding.
+EXPECTED_REJECTIONS = {
+    "PlaceOrder": frozenset(),
+    "CancelOrder": frozenset({"ORDER_NOT_CANCELLABLE"}),
+    "Deposit": frozenset({"LIMIT_EXCEEDED"}),
+    "Withdraw": frozenset({"LIMIT_EXCEEDED", "INSUFFICIENT_BALANCE"}),
+    "UpdatePrice": frozenset(),
+}
+# A QUEUED order due this long before the processes stopped should have been expired
+# (the sweeper runs every second).
+OVERDUE_MARGIN = timedelta(seconds=10)
+SEED_PREFIX = "seed-"
+
+
+# --- check 1: every command answered, every order settled --------------------------------
+
+
+def waiting_findings(
+    journal: Journal, books: Books, events: StatusEvents, due_before: datetime
+) -> list[Finding]:
+    """What the drain waits for: orders in flight, commands without an answer, QUEUED
+    orders due before `due_before` (the drain waits for every due order; the final check
+    allows the sweeper OVERDUE_MARGIN before the processes stopped)."""
+    rejected = events.rejections()
+    found = [_in_flight(o, books) for o in books.orders.values() if o.status in IN_FLIGHT]
+    found += [
+        finding("commands", "unanswered", (s.command.type.value, s.command_id), _describe(s))
+        for s in journal.sent
+        if s.repeat is None and not _answered(s, books, rejected)
+    ]
+    found += [
+        finding(
+            "commands",
+            "overdue",
+            o.order_id,
+            f"QUEUED although it expired at {o.expires_at.isoformat()}",
+        )
+        for o in books.orders.values()
+        if o.status == "QUEUED" and o.expires_at and o.expires_at < due_before
+    ]
+    return found
+
+
+def _in_flight(order: StoredOrder, books: Books) -> Finding:
+    labels = sorted(r.label for r in books.records_of(order.order_id))
+    return finding(
+        "commands",
+        "in_flight",
+        order.order_id,
+        f"{order.order_type} {order.status} (step {order.step}, sequence {order.sequence}) "
+        f"with records {labels}",
+    )
+
+
+def _describe(sent: Sent) -> str:
+    return f"{sent.intent} sent at {sent.at:.1f}s has neither its effect nor a rejection"
+
+
+def _answered(sent: Sent, books: Books, rejected: dict[str, set[str]]) -> bool:
+    if sent.command_id in rejected:
+        return True
+    intent = sent.intent
+    if isinstance(intent, PlaceIntent):
+        return intent.order_id in books.orders  # one still in flight is reported as such
+    if isinstance(intent, CancelIntent):
+        order = books.orders.get(intent.order_id)
+        return order is not None and order.status == "CANCELLED"
+    if isinstance(intent, FundsIntent):
+        return books.record(intent.username, sent.command_id) is not None
+    return True  # price updates: the matcher answers them with ExecuteOrder commands
+
+
+def command_findings(journal: Journal, books: Books, events: StatusEvents) -> list[Finding]:
+    """Beyond waiting: statuses, orders nobody sent, cancels, funds records, rejections."""
+    sent_orders = {intent.order_id for _, intent in journal.places()}
+    found = [
+        finding("commands", "order_not_sent", o.order_id, f"{o.order_type} {o.status}")
+        for o in books.orders.values()
+        if o.order_id not in sent_orders
+    ]
+    found += [
+        finding("commands", "wrong_status", o.order_id, f"{o.order_type} is {o.status}")
+        for o in books.orders.values()
+        if o.status not in FINAL | IN_FLIGHT | {"QUEUED"}
+        or (o.status == "QUEUED" and not o.is_limit)
+    ]
+    found += _cancel_findings(journal, books)
+    found += _funds_findings(journal, books, events)
+    found += _rejection_findings(journal, events, set(books.orders))
+    return found
+
+
+def _cancel_findings(journal: Journal, books: Books) -> list[Finding]:
+    cancelled = {intent.order_id for _, intent in journal.cancels()}
+    return [
+        finding("commands", "cancelled_unasked", o.order_id, "CANCELLED but no cancel was sent")
+        for o in books.orders.values()
+        if o.status == "CANCELLED" and o.order_id not in cancelled
+    ]
+
+
+def _funds_findings(journal: Journal, books: Books, events: StatusEvents) -> list[Finding]:
+    found = []
+    applied = events.funds_applied()
+    for sent, intent in journal.funds():
+        record = books.record(intent.username, sent.command_id)
+        kind = "WITHDRAW" if intent.withdraw else "DEPOSIT"
+        ids = (intent.username, sent.command_id)
+        wanted = (kind, intent.amount, "COMPLETED")
+        if record is not None and (record.kind, record.amount, record.status) != wanted:
+            detail = f"recorded {record.kind} {record.amount} {record.status}, sent {wanted}"
+            found.append(finding("commands", "funds_wrong_record", ids, detail))
+        if (record is not None) != (sent.command_id in applied):
+            detail = "a record but no applied event" if record else "an applied event, no record"
+            found.append(finding("commands", "funds_event_disagrees", ids, detail))
+    return found + _orphan_findings(journal, books)
+
+
+def _orphan_findings(journal: Journal, books: Books) -> list[Finding]:
+    """A record that is no order's must be a seed or a deposit/withdrawal of the load."""
+    known = {sent.command_id for sent, _ in journal.funds()}
+    return [
+        finding(
+            "effects",
+            "orphan_record",
+            (record.username, record.record_id),
+            f"{record.label} {record.amount} belongs to no command of the load",
+        )
+        for record in books.records
+        if record.order_id is None
+        and not _is_seed(record.record_id)
+        and (record.ledger == "asset" or record.record_id not in known)
+    ]
+
+
+def _is_seed(record_id: str) -> bool:
+    return record_id.startswith(SEED_PREFIX)
+
+
+def _rejection_findings(journal: Journal, events: StatusEvents, stored: set[str]) -> list[Finding]:
+    by_id: dict[str, Sent] = {}
+    for sent in journal.sent:
+        by_id.setdefault(sent.command_id, sent)
+    found = []
+    for command_id, reasons in events.rejections().items():
+        if command_id not in by_id:
+            found.append(
+                finding("commands", "system_command_rejected", command_id, f"{sorted(reasons)}")
+            )
+            continue
+        sent = by_id[command_id]
+        allowed = EXPECTED_REJECTIONS.get(sent.command.type.value, frozenset())
+        if isinstance(sent.intent, PlaceIntent) and sent.intent.expires_in is not None:
+            allowed = allowed | {"ALREADY_EXPIRED"}  # a short expiry passed before a worker came
+        if isinstance(sent.intent, CancelIntent) and sent.intent.order_id not in stored:
+            allowed = allowed | {"ORDER_NOT_FOUND"}  # its order rejected ALREADY_EXPIRED
+        if sent.repeat == "conflicting":
+            allowed = frozenset({"CONFLICTING_DUPLICATE"})
+        if not reasons <= allowed:
+            detail = (
+                f"{sent.command.type.value} rejected {sorted(reasons - allowed)}: {sent.intent}"
+            )
+            found.append(finding("commands", "unexpected_rejection", command_id, detail))
+    return found
+
+
+def both_ways_notes(journal: Journal, books: Books, events: StatusEvents) -> list[str]:
+    """Funds commands both rejected and applied: possible when a copy of a rejected
+    withdrawal arrives after the balance grew (a rejection is not remembered)."""
+    rejected = events.rejections()
+    return [
+        f"{sent.command.type.value} {sent.command_id} ({intent}) was rejected "
+        f"{sorted(rejected[sent.command_id])} and also applied"
+        for sent, intent in journal.funds()
+        if sent.command_id in rejected and books.record(intent.username, sent.command_id)
+    ]
+
+
+def marketable_notes(books: Books) -> list[str]:
+    """Open limit orders the final price triggers. Legitimate only in a narrow race (the
+    order was queued just after the matcher's query for the last price update); more
+    often a sign of a lost ExecuteOrder."""
+    return [
+        f"{o.order_id} {o.order_type} limit {o.limit_price} is still QUEUED although the final "
+        f"{o.asset_id} price {books.prices[o.asset_id]} triggers it"
+        for o in books.orders.values()
+        if o.status == "QUEUED" and o.limit_price is not None and _triggers(o, books)
+    ]
+
+
+def _triggers(order: StoredOrder, books: Books) -> bool:
+    price, limit = books.prices.get(order.asset_id), order.limit_price
+    if price is None or limit is None:
+        return False
+    return price <= limit if order.is_buy else price >= limit
+
+
+# --- check 4: every order's last event is its stored state -------------------------------
+
+
+def event_findings(books: Books, events: StatusEvents) -> list[Finding]:
+    found: list[Finding] = []
+    heard = events.of_orders()
+    for order in books.orders.values():
+        found += _last_event(order, heard.get(order.order_id, []))
+    found += [
+        finding("events", "event_without_order", order_id, f"{len(bodies)} event(s)")
+        for order_id, bodies in heard.items()
+        if order_id not in books.orders
+    ]
+    return found + _duplicate_events(events)
+
+
+def _last_event(order: StoredOrder, bodies: list[dict[str, Any]]) -> list[Finding]:
+    if not bodies:
+        return [finding("events", "no_event", order.order_id, f"stored {order.status}")]
+    last = max(bodies, key=lambda b: int(b.get("sequence", 0)))
+    heard = (last.get("status"), int(last.get("sequence", 0)))
+    if heard == (order.status, order.sequence):
+        return []
+    return [
+        finding(
+            "events",
+            "last_event_differs",
+            order.order_id,
+            f"last event {heard[0]} #{heard[1]}, stored {order.status} #{order.sequence}",
+        )
+    ]
+
+
+RESTAMPED_FIELDS = frozenset({"occurred_at", "data.message_id"})
+
+
+def _duplicate_events(events: StatusEvents) -> list[Finding]:
+    """Copies of one event_id must carry identical content. What differs is classified:
+    `duplicate_restamped` (only the publish time or the SQS message id),
+    `duplicate_reformatted` (only the spelling of equal decimals, "6.385" vs "6.3850"),
+    `duplicate_differs` (anything else: state). A `command.rejected` event is the one kind
+    that answers no stored state: its copies may differ in time and in the SQS message
+    that carried the command (an exact duplicate is another message), nothing else."""
+    found = []
+    for event_id, copies in events.by_event_id().items():
+        flat = [_flatten(c) for c in copies]
+        differing = sorted(
+            k for k in set().union(*flat) if any(f.get(k) != flat[0].get(k) for f in flat)
+        )
+        rejection = flat[0].get("event_type") == "command.rejected"
+        if not differing or (rejection and set(differing) <= RESTAMPED_FIELDS):
+            continue
+        values = [f"{k}={sorted({str(f.get(k)) for f in flat})}" for k in differing]
+        kind = "duplicate_differs"
+        if set(differing) <= RESTAMPED_FIELDS:
+            kind = "duplicate_restamped"
+        elif all(_same_number(f.get(k) for f in flat) for k in differing):
+            kind = "duplicate_reformatted"
+        found.append(finding("events", kind, event_id, f"{len(copies)} copies: {values}"))
+    return found
+
+
+def _same_number(values: Iterable[Any]) -> bool:
+    try:
+        return len({Decimal(str(v)) for v in values}) == 1
+    except ArithmeticError:
+        return False
+
+
+def _flatten(body: dict[str, Any]) -> dict[str, Any]:
+    data = {f"data.{k}": v for k, v in body.get("data", {}).items()}
+    return {**{k: v for k, v in body.items() if k != "data"}, **data}
+
+
+# --- check 5: duplicates executed once, conflicts never ----------------------------------
+
+
+def duplicate_findings(journal: Journal, books: Books, events: StatusEvents) -> list[Finding]:
+    rejected = events.rejections()
+    found = []
+    for sent in journal.repeats("conflicting") + journal.repeats("exact"):
+        original = journal.by_key.get(_key(sent))
+        if original is None or not isinstance(original.intent, PlaceIntent):
+            continue  # a repeated funds command: its balance effect is checked once
+        order = books.orders.get(original.intent.order_id)
+        if order is not None and order.quantity != original.intent.quantity:
+            detail = f"stored quantity {order.quantity}, first request {original.intent.quantity}"
+            found.append(finding("duplicates", "request_replaced", order.order_id, detail))
+        conflicting = "CONFLICTING_DUPLICATE" in rejected.get(sent.command_id, set())
+        if sent.repeat == "conflicting" and not conflicting:
+            detail = "a conflicting request was not rejected CONFLICTING_DUPLICATE"
+            found.append(finding("duplicates", "conflict_accepted", sent.command_id, detail))
+        if sent.repeat == "exact" and conflicting:
+            detail = "an exact copy was rejected as a conflict"
+            found.append(finding("duplicates", "copy_called_conflict", sent.command_id, detail))
+    return found
+
+
+def _key(sent: Sent) -> str:
+    intent = sent.intent
+    return str(getattr(intent, "key", getattr(intent, "order_id", "")))
+
+
+# --- check 6: the dead-letter queue -------------------------------------------------------
+
+
+def dead_letter_findings(letters: list[dict[str, Any]], journal: Journal) -> list[Finding]:
+    """Every command the load or the system sends is good: a dead letter is a finding."""
+    sent = {s.command_id for s in journal.sent}
+    return [
+        finding(
+            "dlq",
+            "dead_letter",
+            (str(letter.get("type")), str(letter.get("command_id"))),
+            f"{letter.get('username')} "
+            f"{'sent by the load' if letter.get('command_id') in sent else 'sent by the system'}: "
+            f"{letter.get('payload')}",
+        )
+        for letter in letters
+    ]
+
+
+def funds_by_user(journal: Journal, events: StatusEvents) -> dict[str, Decimal]:
+    """Signed sum of the deposits and withdrawals announced as applied, per user."""
+    applied = events.funds_applied()
+    totals: dict[str, Decimal] = {}
+    for sent, intent in journal.funds():
+        if sent.command_id in applied:
+            sign = -1 if intent.withdraw else 1
+            totals[intent.username] = totals.get(intent.username, ZERO) + sign * intent.amount
+    return totals

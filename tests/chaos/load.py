@@ -1,0 +1,389 @@
+"""The load of a chaos run: a seeded plan of what traders do, and the sender that turns it
+into commands on the queues while keeping a journal of exactly what was sent.
+
+The plan is pure data drawn from one `random.Random(seed)`: the same seed gives the same
+traders, listings, price path and commands (order ids included); only the command ids and
+timestamps, minted when a command is sent, differ between runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import ROUND_DOWN, Decimal
+from functools import cached_property
+
+from order_processor.domain.base import utc_now
+from order_processor.domain.orders import OrderCreate, OrderType
+from order_processor.messaging.commands import AnyCommand, PlaceOrder
+from tests.e2e.harness import Harness
+
+CENT = Decimal("0.01")
+PRICE_STEP = Decimal("0.0001")
+LISTINGS = (("BTC", "50000", 8), ("ETH", "3000", 6), ("SOL", "150", 4), ("DOGE", "0.25", 2))
+PRICE_TICK_SECONDS = 1.0
+DAILY_DEPOSIT_LIMIT = Decimal("10000.00")
+DAILY_WITHDRAW_LIMIT = Decimal("5000.00")
+
+
+@dataclass(frozen=True)
+class Listing:
+    asset_id: str
+    price: Decimal
+    precision: int
+
+
+@dataclass(frozen=True)
+class Trader:
+    username: str
+    usd: Decimal
+    holdings: tuple[tuple[str, Decimal], ...]
+
+
+@dataclass(frozen=True)
+class PlaceIntent:
+    at: float
+    username: str
+    order_id: str
+    order_type: OrderType
+    asset_id: str
+    quantity: Decimal
+    limit_price: Decimal | None = None
+    expires_in: float | None = None  # seconds after sending; None: the default 30 days
+
+    def request(self, quantity: Decimal | None = None) -> OrderCreate:
+        expires = None
+        if self.expires_in is not None:
+            expires = utc_now() + timedelta(seconds=self.expires_in)
+        return OrderCreate(
+            order_type=self.order_type,
+            asset_id=self.asset_id,
+            quantity=quantity or self.quantity,
+            limit_price=self.limit_price,
+            expires_at=expires,
+        )
+
+
+@dataclass(frozen=True)
+class CancelIntent:
+    at: float
+    username: str
+    order_id: str
+
+
+@dataclass(frozen=True)
+class FundsIntent:
+    at: float
+    username: str
+    key: str  # names the intent in the plan; the command id is minted when it is sent
+    withdraw: bool
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class PriceIntent:
+    at: float
+    asset_id: str
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class RepeatIntent:
+    """The same command again. Exact: the same body under another FIFO deduplication id.
+    Conflicting: the same order id with another quantity (must be rejected)."""
+
+    at: float
+    username: str
+    key: str  # the order id or the funds key repeated
+    conflicting_quantity: Decimal | None = None
+
+
+Intent = PlaceIntent | CancelIntent | FundsIntent | PriceIntent | RepeatIntent
+
+
+@dataclass(frozen=True)
+class Plan:
+    seed: int
+    seconds: float
+    listings: tuple[Listing, ...]
+    traders: tuple[Trader, ...]
+    intents: tuple[Intent, ...]  # in sending order
+
+    def prices_of(self, asset_id: str) -> set[Decimal]:
+        """Every price the asset can have had: its listing price and each update."""
+        return self._prices.get(asset_id, set())
+
+    @cached_property
+    def _prices(self) -> dict[str, set[Decimal]]:
+        prices = {x.asset_id: {x.price} for x in self.listings}
+        for move in (i for i in self.intents if isinstance(i, PriceIntent)):
+            prices[move.asset_id].add(move.price)
+        return prices
+
+
+# --- the plan ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PricePath:
+    """Each listing's random walk: one move per tick."""
+
+    listings: dict[str, Listing]
+    moves: dict[str, list[PriceIntent]]
+
+    def price_at(self, asset_id: str, at: float) -> Decimal:
+        price = self.listings[asset_id].price
+        for move in self.moves[asset_id]:
+            if move.at > at:
+                break
+            price = move.price
+        return price
+
+
+def make_plan(seed: int, users: int, commands: int, seconds: float) -> Plan:
+    """`commands` orders and funds commands from `users` traders over `seconds`, plus the
+    cancels, repeats and price moves that follow from them."""
+    rng = random.Random(seed)
+    listings = tuple(
+        Listing(a, _quantise(Decimal(p) * _factor(rng, 0.1), PRICE_STEP), k) for a, p, k in LISTINGS
+    )
+    traders = tuple(_trader(rng, i, listings) for i in range(users))
+    path = _price_path(rng, listings, seconds)
+    primary = [_primary(rng, n, seconds, traders, path) for n in range(commands)]
+    derived = [d for intent in primary for d in _derived(rng, intent)]
+    moves = [move for moves in path.moves.values() for move in moves]
+    intents = sorted([*primary, *derived, *moves], key=lambda i: i.at)
+    return Plan(seed, seconds, listings, traders, tuple(intents))
+
+
+def _factor(rng: random.Random, spread: float) -> Decimal:
+    return Decimal(str(round(1 + rng.uniform(-spread, spread), 4)))
+
+
+def _quantise(value: Decimal, step: Decimal) -> Decimal:
+    return value.quantize(step, rounding=ROUND_DOWN)
+
+
+def _money(rng: random.Random, low: float, high: float) -> Decimal:
+    return _quantise(Decimal(str(rng.uniform(low, high))), CENT)
+
+
+def _trader(rng: random.Random, index: int, listings: tuple[Listing, ...]) -> Trader:
+    holdings = tuple(
+        (x.asset_id, _quantity(_money(rng, 300, 2500), x)) for x in listings if rng.random() < 0.8
+    )
+    return Trader(f"trader_{index:02d}", _money(rng, 2000, 8000), holdings)
+
+
+def _quantity(value: Decimal, listing: Listing, price: Decimal | None = None) -> Decimal:
+    step = Decimal(1).scaleb(-listing.precision)
+    return max(_quantise(value / (price or listing.price), step), step)
+
+
+def _price_path(rng: random.Random, listings: tuple[Listing, ...], seconds: float) -> PricePath:
+    """A random walk per asset, one move per tick over the whole load."""
+    moves: dict[str, list[PriceIntent]] = {}
+    ticks = int(seconds / PRICE_TICK_SECONDS)
+    for listing in listings:
+        price, walk = listing.price, []
+        for tick in range(1, ticks + 1):
+            price = max(_quantise(price * _factor(rng, 0.025), PRICE_STEP), PRICE_STEP)
+            walk.append(PriceIntent(tick * PRICE_TICK_SECONDS, listing.asset_id, price))
+        moves[listing.asset_id] = walk
+    return PricePath({x.asset_id: x for x in listings}, moves)
+
+
+def _primary(
+    rng: random.Random,
+    n: int,
+    seconds: float,
+    traders: tuple[Trader, ...],
+    path: PricePath,
+) -> PlaceIntent | FundsIntent:
+    at = rng.uniform(0, seconds * 0.9)
+    username = rng.choice(traders).username
+    roll = rng.random()
+    if roll < 0.12:
+        return FundsIntent(at, username, f"funds-{n:05d}", False, _deposit_amount(rng))
+    if roll < 0.24:
+        return FundsIntent(at, username, f"funds-{n:05d}", True, _withdraw_amount(rng))
+    return _order(rng, n, at, username, path)
+
+
+def _deposit_amount(rng: random.Random) -> Decimal:
+    if rng.random() < 0.15:  # over the daily limit: LIMIT_EXCEEDED
+        return _money(rng, float(DAILY_DEPOSIT_LIMIT) + 0.01, 12000)
+    return _money(rng, 50, 2500)
+
+
+def _withdraw_amount(rng: random.Random) -> Decimal:
+    roll = rng.random()
+    if roll < 0.2:  # over the daily limit
+        return _money(rng, float(DAILY_WITHDRAW_LIMIT) + 0.01, 6000)
+    if roll < 0.4:  # most likely over the balance
+        return _money(rng, 3500, float(DAILY_WITHDRAW_LIMIT))
+    return _money(rng, 20, 800)
+
+
+ORDER_TYPES = (
+    OrderType.MARKET_BUY,
+    OrderType.MARKET_SELL,
+    OrderType.LIMIT_BUY,
+    OrderType.LIMIT_SELL,
+)
+ORDER_WEIGHTS = (0.30, 0.20, 0.28, 0.22)
+
+
+def _order(rng: random.Random, n: int, at: float, username: str, path: PricePath) -> PlaceIntent:
+    kind = rng.choices(ORDER_TYPES, ORDER_WEIGHTS)[0]
+    listing = path.listings[rng.choice(sorted(path.listings))]
+    price = path.price_at(listing.asset_id, at)
+    quantity = _quantity(_money(rng, 20, 1200), listing, price)
+    order_id = f"order-{n:05d}"
+    if not kind.is_limit:
+        return PlaceIntent(at, username, order_id, kind, listing.asset_id, quantity)
+    # Around the current price: most rest on the book, some are marketable at once.
+    away = rng.uniform(-0.02, 0.05)
+    limit = price * Decimal(str(round(1 - away if kind.is_buy else 1 + away, 4)))
+    expires = rng.uniform(3, 12) if rng.random() < 0.25 else None
+    limit = max(_quantise(limit, PRICE_STEP), PRICE_STEP)
+    return PlaceIntent(at, username, order_id, kind, listing.asset_id, quantity, limit, expires)
+
+
+def _derived(rng: random.Random, intent: PlaceIntent | FundsIntent) -> list[Intent]:
+    """Cancels of some limit orders; exact and conflicting repeats of some commands."""
+    if isinstance(intent, FundsIntent):
+        return [_copy(rng, intent, intent.key)] if rng.random() < 0.1 else []
+    derived: list[Intent] = []
+    if intent.order_type.is_limit and rng.random() < 0.4:
+        late = intent.at + rng.uniform(0.5, 6)
+        derived.append(CancelIntent(late, intent.username, intent.order_id))
+    if rng.random() < 0.1:
+        derived.append(_copy(rng, intent, intent.order_id))
+    if rng.random() < 0.06:
+        derived.append(_copy(rng, intent, intent.order_id, intent.quantity * 2))
+    return derived
+
+
+def _copy(
+    rng: random.Random,
+    intent: PlaceIntent | FundsIntent,
+    key: str,
+    conflicting_quantity: Decimal | None = None,
+) -> RepeatIntent:
+    return RepeatIntent(intent.at + rng.uniform(0.2, 4), intent.username, key, conflicting_quantity)
+
+
+# --- sending ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One message put on a queue: `repeat` says whether it re-sends an earlier command
+    ("exact") or reuses an order id with another request ("conflicting")."""
+
+    at: float
+    command: AnyCommand
+    intent: Intent
+    repeat: str | None = None
+
+    @property
+    def command_id(self) -> str:
+        return self.command.command_id
+
+
+@dataclass
+class Journal:
+    """What was sent, in order: the checks compare the books against it."""
+
+    sent: list[Sent] = field(default_factory=list)
+    by_key: dict[str, Sent] = field(default_factory=dict)  # first sending of each intent
+
+    def record(self, sent: Sent) -> None:
+        self.sent.append(sent)
+        key = _key_of(sent.intent)
+        if key is not None and sent.repeat is None:
+            self.by_key[key] = sent
+
+    def places(self) -> list[tuple[Sent, PlaceIntent]]:
+        return [(s, s.intent) for s in self._first() if isinstance(s.intent, PlaceIntent)]
+
+    def cancels(self) -> list[tuple[Sent, CancelIntent]]:
+        return [(s, s.intent) for s in self._first() if isinstance(s.intent, CancelIntent)]
+
+    def funds(self) -> list[tuple[Sent, FundsIntent]]:
+        return [(s, s.intent) for s in self._first() if isinstance(s.intent, FundsIntent)]
+
+    def _first(self) -> list[Sent]:
+        return [s for s in self.sent if s.repeat is None]
+
+    def repeats(self, repeat: str) -> list[Sent]:
+        return [s for s in self.sent if s.repeat == repeat]
+
+
+def _key_of(intent: Intent) -> str | None:
+    if isinstance(intent, PlaceIntent):
+        return intent.order_id
+    if isinstance(intent, FundsIntent):
+        return intent.key
+    return None
+
+
+@dataclass
+class LoadSender:
+    harness: Harness
+    journal: Journal
+    started: float = field(default_factory=time.monotonic)
+    copies: int = 0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    async def run(self, plan: Plan) -> None:
+        """Send each intent at its time (pacing the load, not waiting for an outcome)."""
+        for intent in plan.intents:
+            delay = intent.at - self.elapsed()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.send(intent)
+
+    async def send(self, intent: Intent) -> None:
+        if isinstance(intent, PriceIntent):
+            (update,) = await self.harness.send_prices((intent.asset_id, format(intent.price, "f")))
+            self.journal.record(Sent(self.elapsed(), update, intent))
+        elif isinstance(intent, RepeatIntent):
+            await self._repeat(intent)
+        else:
+            command = self._command(intent)
+            await self.harness.send(command)
+            self.journal.record(Sent(self.elapsed(), command, intent))
+
+    def _command(self, intent: PlaceIntent | CancelIntent | FundsIntent) -> AnyCommand:
+        factory = self.harness.factory
+        if isinstance(intent, PlaceIntent):
+            return factory.place_order(intent.username, intent.request(), order_id=intent.order_id)
+        if isinstance(intent, CancelIntent):
+            return factory.cancel(intent.username, intent.order_id)
+        if intent.withdraw:
+            return factory.withdraw(intent.username, intent.amount)
+        return factory.deposit(intent.username, intent.amount)
+
+    async def _repeat(self, intent: RepeatIntent) -> None:
+        original = self.journal.by_key[intent.key]
+        if intent.conflicting_quantity is None:
+            self.copies += 1
+            dedup = f"{original.command_id}.copy{self.copies}"
+            await self.harness.send_raw(original.command.body(), group=intent.username, dedup=dedup)
+            self.journal.record(Sent(self.elapsed(), original.command, intent, "exact"))
+            return
+        assert isinstance(original.command, PlaceOrder)
+        assert isinstance(original.intent, PlaceIntent)
+        request = original.intent.request(quantity=intent.conflicting_quantity)
+        command = self.harness.factory.place_order(
+            intent.username, request, order_id=original.intent.order_id
+        )
+        await self.harness.send(command)
+        self.journal.record(Sent(self.elapsed(), command, intent, "conflicting"))

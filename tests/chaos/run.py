@@ -1,0 +1,259 @@
+"""One chaos run: provision a deployment of its own, seed it, start the processes, send
+the load while killing processes, drain, stop, recount, report; then delete everything."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from order_processor.dependencies import (
+    get_asset_transaction_dao,
+    get_balance_dao,
+    open_clients,
+)
+from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
+from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.base import utc_now
+from tests.chaos import checks
+from tests.chaos.books import Books, effect_findings, implied_findings, ledger_findings, load_books
+from tests.chaos.checks import OVERDUE_MARGIN, SEED_PREFIX
+from tests.chaos.findings import Finding, Report, finding
+from tests.chaos.load import Journal, LoadSender, Plan, Trader, make_plan
+from tests.chaos.observe import StatusEvents, dead_letters, depth
+from tests.chaos.supervisor import RECOVERY_AGE_SECONDS, Supervisor
+from tests.e2e.conftest import deployment_settings
+from tests.e2e.harness import Harness
+from tests.support import Clients, destroy
+
+# With every queue empty for this long, nothing but the recovery job could still move an
+# order: give it two of its ages, then stop waiting.
+IDLE_GIVE_UP_SECONDS = 2 * RECOVERY_AGE_SECONDS + 5
+POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """The size of a run; the defaults are `make chaos`'s longer run."""
+
+    seed: int = 1
+    users: int = 20
+    orders: int = 400  # orders, deposits and withdrawals; cancels and repeats come on top
+    kills: int = 20
+    workers: int = 2
+    seconds: float = 60.0  # the load, and the kills within it
+    armed_ratio: float = 0.5  # restarts armed with crash-after=<step>
+    drain_seconds: float = 120.0
+    log_dir: Path | None = None
+
+
+async def run_chaos(
+    endpoint: str, config: ChaosConfig, say: Callable[[str], None] = print
+) -> Report:
+    settings = deployment_settings(endpoint)
+    Clients(settings).provisioner().apply(settings.resources())
+    try:
+        async with open_clients(settings) as clients:
+            harness = await Harness.start(settings, clients)
+            return await ChaosRun(harness, config, say).run()
+    finally:
+        destroy(settings)
+
+
+async def seed_books(harness: Harness, plan: Plan) -> None:
+    """Listings, and traders with their starting USD and holdings, each through a
+    recorded transaction whose id starts with `seed-` so the recount can tell them apart."""
+    for listing in plan.listings:
+        price = format(listing.price, "f")
+        await harness.add_asset(listing.asset_id, price, precision=listing.precision)
+    for trader in plan.traders:
+        await _seed_trader(harness, trader)
+
+
+async def _seed_trader(harness: Harness, trader: Trader) -> None:
+    await harness.create_user(trader.username)
+    await get_balance_dao(harness.clients).update_balance(
+        BalanceTransactionCreate(
+            transaction_id=f"{SEED_PREFIX}usd",
+            username=trader.username,
+            transaction_type=TransactionType.DEPOSIT,
+            amount=trader.usd,
+        )
+    )
+    for asset_id, quantity in trader.holdings:
+        await get_asset_transaction_dao(harness.clients).create_asset_transaction(
+            AssetTransactionCreate(
+                transaction_id=f"{SEED_PREFIX}{asset_id}",
+                username=trader.username,
+                asset_id=asset_id,
+                transaction_type=AssetTransactionType.BUY,
+                quantity=quantity,
+                price="1",
+                total_amount="0",
+            )
+        )
+
+
+@dataclass
+class ChaosRun:
+    harness: Harness
+    config: ChaosConfig
+    say: Callable[[str], None]
+    journal: Journal = field(default_factory=Journal)
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.plan = make_plan(c.seed, c.users, c.orders, c.seconds)
+        self.log_dir = c.log_dir or Path(tempfile.mkdtemp(prefix=f"chaos-{c.seed}-"))
+        self.events = StatusEvents(self.harness.clients.sqs, self.harness.status_url)
+        self.stopped = utc_now()  # set again when the processes have been stopped
+        self.drain_took = 0.0
+
+    async def run(self) -> Report:
+        await seed_books(self.harness, self.plan)
+        stop_following = asyncio.Event()
+        follower = asyncio.create_task(self.events.follow(stop_following))
+        supervisor = Supervisor(
+            self.harness,
+            random.Random(f"kills-{self.config.seed}"),
+            self.log_dir,
+            workers=self.config.workers,
+            armed_ratio=self.config.armed_ratio,
+            on_death=lambda death: self.say(death.line()),
+        )
+        try:
+            drained, codes = await self._load_and_drain(supervisor)
+        finally:
+            stop_following.set()
+            await follower
+        quiet = await self.events.drain(quiet=3, seconds=30)
+        self.events.save(self.log_dir / "events.jsonl")
+        return await self._report(supervisor, drained, quiet, codes)
+
+    async def _load_and_drain(self, supervisor: Supervisor) -> tuple[bool, dict[str, int]]:
+        sender = LoadSender(self.harness, self.journal)
+        supervisor.started = sender.started
+        supervisor.start()
+        stop_watching = asyncio.Event()
+        watcher = asyncio.create_task(supervisor.watch(stop_watching))
+        try:
+            moments = supervisor.kill_times(self.config.kills, self.config.seconds)
+            await asyncio.gather(sender.run(self.plan), supervisor.run_kills(moments))
+            self.say(f"[{supervisor.elapsed():6.1f}s] load sent; draining")
+            await supervisor.disarm()
+            drained = await self._drain()
+            self.say(
+                f"[{supervisor.elapsed():6.1f}s] "
+                + ("drained: every command answered" if drained else "drain gave up")
+            )
+        finally:
+            stop_watching.set()
+            await watcher
+            codes = await supervisor.stop()
+            self.stopped = utc_now()
+        return drained, codes
+
+    async def _drain(self) -> bool:
+        """Until every command is answered and the queues are empty; or until the queues
+        stayed empty long enough that nothing else can happen; or the deadline."""
+        began = time.monotonic()
+        deadline = began + self.config.drain_seconds
+        idle_since: float | None = None
+        while True:
+            self.drain_took = time.monotonic() - began
+            books = await self._books()
+            waiting = checks.waiting_findings(self.journal, books, self.events, utc_now())
+            idle = await self._queues_idle()
+            if idle and not waiting:
+                return True
+            now = time.monotonic()
+            idle_since = (idle_since or now) if idle else None
+            if now > deadline or (idle_since and now - idle_since > IDLE_GIVE_UP_SECONDS):
+                return False
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def _queues_idle(self) -> bool:
+        clients = self.harness.clients
+        prices = await clients.queue_url(clients.resources.price_updates_queue.name)
+        return (
+            await depth(clients.sqs, self.harness.queue_url) + await depth(clients.sqs, prices) == 0
+        )
+
+    async def _books(self) -> Books:
+        return await load_books(self.harness.clients.dynamodb, self.harness.clients.resources)
+
+    async def _dead_letters(self) -> list[dict[str, object]]:
+        commands = self.harness.clients.resources.commands_queue
+        assert commands.dead_letter is not None
+        url = await self.harness.clients.queue_url(commands.dead_letter.name)
+        return await dead_letters(self.harness.clients.sqs, url)
+
+    async def _report(
+        self, supervisor: Supervisor, drained: bool, quiet: bool, codes: dict[str, int]
+    ) -> Report:
+        books = await self._books()
+        letters = await self._dead_letters()
+        report = Report(self.config.seed)
+        report.findings = self._findings(books, letters) + _process_findings(supervisor, codes)
+        report.findings += checks.event_findings(books, self.events)
+        report.notes = checks.both_ways_notes(self.journal, books, self.events)
+        report.notes += checks.marketable_notes(books)
+        if not quiet:
+            report.notes.append("the order-status queue did not go quiet within 30 s")
+        report.deaths = [d.line() for d in supervisor.deaths]
+        report.facts = self._facts(books, drained, len(letters), supervisor)
+        return report
+
+    def _findings(self, books: Books, letters: list[dict[str, object]]) -> list[Finding]:
+        journal, events = self.journal, self.events
+        order_ids = {intent.order_id for _, intent in journal.places()}
+        funds = checks.funds_by_user(journal, events)
+        return [
+            *checks.waiting_findings(journal, books, events, self.stopped - OVERDUE_MARGIN),
+            *checks.command_findings(journal, books, events),
+            *effect_findings(books, self.plan),
+            *ledger_findings(books),
+            *implied_findings(books, self.plan, funds, order_ids),
+            *checks.duplicate_findings(journal, books, events),
+            *checks.dead_letter_findings(letters, journal),
+        ]
+
+    def _facts(
+        self, books: Books, drained: bool, dead: int, supervisor: Supervisor
+    ) -> dict[str, str]:
+        sent = Counter(
+            s.command.type.value + (f"({s.repeat})" if s.repeat else "") for s in self.journal.sent
+        )
+        statuses = Counter(f"{o.order_type}/{o.status}" for o in books.orders.values())
+        kills = sum(d.how == "SIGKILL" for d in supervisor.deaths)
+        return {
+            "plan": f"{self.config}",
+            "sent": f"{sum(sent.values())} {dict(sorted(sent.items()))}",
+            "orders": f"{len(books.orders)} {dict(sorted(statuses.items()))}",
+            "deaths": f"{kills} SIGKILLs, {len(supervisor.deaths) - kills} crashes",
+            "drain": f"{'every command answered' if drained else 'gave up waiting'} "
+            f"after {self.drain_took:.1f} s",
+            "events heard": str(len(self.events.bodies)),
+            "dead letters": str(dead),
+            "logs": str(self.log_dir),
+            "duration": f"{time.monotonic() - self.started:.1f} s",
+        }
+
+
+def _process_findings(supervisor: Supervisor, codes: dict[str, int]) -> list[Finding]:
+    found = [
+        finding("processes", "unexpected_exit", d.program, d.line())
+        for d in supervisor.unexpected_exits
+    ]
+    found += [
+        finding("processes", "stop_status", name, f"exited {code} after SIGTERM")
+        for name, code in codes.items()
+        if code != 0
+    ]
+    return found
