@@ -143,8 +143,10 @@ def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
         print(f"MiniStack pid {emulator.pid}", flush=True)
         if args.provision:
             provision(settings.with_endpoint(emulator.endpoint))
-        print("serving; Ctrl-C stops it", flush=True)
+        # Inside the suppress before saying so: a SIGTERM right after the line must not
+        # escape as KeyboardInterrupt (the process would die of SIGINT).
         with contextlib.suppress(KeyboardInterrupt):
+            print("serving; Ctrl-C stops it", flush=True)
             while True:
                 time.sleep(3600)
     return 0

@@ -116,7 +116,7 @@ def exact_total(values: Iterable[Decimal]) -> Decimal:
 def signed(value: Decimal, sign: int) -> Decimal:
     """`value` times +1, -1 or 0, without rounding (unary minus rounds to the context)."""
     if sign == 0:
-        return Decimal(0)
+        return Decimal((0, (0,), _exponent(value)))  # zero in the value's places
     return value if sign > 0 else value.copy_negate()
 
 
