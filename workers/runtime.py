@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from order_processor.config import Settings
 from order_processor.dependencies import AwsClients
@@ -24,9 +26,25 @@ def on_stop_signals(stop: Callable[[], None]) -> None:
         loop.add_signal_handler(signum, stop)
 
 
+@dataclass(frozen=True)
+class Redrive:
+    """The queue's own redrive policy: where dead letters go, after how many receives."""
+
+    dead_letter_url: str | None
+    max_receive_count: int | None
+
+
+async def redrive_of(clients: AwsClients, queue: str) -> Redrive:
+    attributes = await clients.sqs.get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["RedrivePolicy"]
+    )
+    policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+    if not policy:
+        return Redrive(None, None)
+    parsed = json.loads(policy)
+    name = str(parsed["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+    return Redrive(await clients.queue_url(name), int(parsed["maxReceiveCount"]))
+
+
 async def topic_arn(clients: AwsClients, queue: str) -> str:
-    """The events topic's ARN, derived from a queue's ARN (same region and account),
-    without creating anything."""
-    attributes = await clients.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    _, _, _, region, account, _ = attributes["Attributes"]["QueueArn"].split(":")
-    return f"arn:aws:sns:{region}:{account}:{clients.resources.events_topic}"
+    return await clients.topic_arn(queue)

@@ -9,8 +9,9 @@ one user's items at most, however large the tables grow.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,12 +22,15 @@ from order_processor.domain.balances import (
     TransactionStatus,
     TransactionType,
 )
-from order_processor.domain.money import buy_cost, exact_total
+from order_processor.domain.base import utc_now
+from order_processor.domain.money import buy_cost, exact_total, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.store import keys
 from order_processor.store.dynamo import from_item, to_attribute, without_keys
 from order_processor.store.orders import OrderDAO
 
+# A QUEUED order this far past its expiry was missed by the sweeper (it runs every 30 s).
+OVERDUE = timedelta(minutes=10)
 # (buy?, limit?, how it ended) -> the kinds of records the order must have, sorted.
 EXPECTED_RECORDS: dict[tuple[bool, bool, str], list[str]] = {
     (True, False, "completed"): ["BUY", "ORDER_PAYMENT"],
@@ -46,7 +50,8 @@ EXPECTED_RECORDS: dict[tuple[bool, bool, str], list[str]] = {
 
 @dataclass(frozen=True)
 class Mismatch:
-    kind: str  # usd_balance, asset_balance, order_records, order_amounts, order_in_flight
+    kind: str  # usd_balance, asset_balance, order_records, order_amounts, order_in_flight,
+    # order_overdue
     username: str
     detail: str
     ids: tuple[str, ...] = ()
@@ -80,6 +85,7 @@ class LedgerAuditor:
     client: Any
     users_table: str
     orders: OrderDAO
+    clock: Callable[[], datetime] = utc_now
 
     async def run(self, *, allow_in_flight: bool = False) -> AuditReport:
         """`allow_in_flight`: PENDING/PROCESSING orders are fine while workers run."""
@@ -121,7 +127,7 @@ class LedgerAuditor:
                 report.orders += 1
                 mine = [t for t in usd if t.reference_id == order.order_id]
                 own_trades = [t for t in trades if t.order_id == order.order_id]
-                found += order_mismatches(order, mine, own_trades, allow_in_flight)
+                found += order_mismatches(order, mine, own_trades, allow_in_flight, self.clock())
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
@@ -221,6 +227,7 @@ def order_mismatches(
     usd: list[BalanceTransaction],
     trades: list[AssetTransaction],
     allow_in_flight: bool = False,
+    now: datetime | None = None,
 ) -> list[Mismatch]:
     kinds = sorted(
         [t.transaction_type.value for t in usd] + [t.transaction_type.value for t in trades]
@@ -230,6 +237,9 @@ def order_mismatches(
         if allow_in_flight:
             return []
         return [Mismatch("order_in_flight", order.username, f"order is {order.status}", ids)]
+    if now is not None and _overdue(order, now):
+        detail = f"QUEUED past its expiry {order.expires_at}"
+        return [Mismatch("order_overdue", order.username, detail, ids)]
     ending = _ending(order)
     buy, limit = order.order_type.is_buy, order.order_type.is_limit
     expected = [] if ending is None else EXPECTED_RECORDS.get((buy, limit, ending), [])
@@ -239,6 +249,29 @@ def order_mismatches(
     return _amount_mismatches(order, usd, trades, ids)
 
 
+def _overdue(order: Order, now: datetime) -> bool:
+    expiry = order.expires_at
+    return order.status is OrderStatus.QUEUED and expiry is not None and expiry < now - OVERDUE
+
+
+def _pricing_mistakes(order: Order) -> list[str]:
+    """An executed order's amount is its quantity at its price, rounded for the house; a
+    limit order's price is never worse than its limit."""
+    if order.price is None or order.total_amount is None:
+        return []
+    buy = order.order_type.is_buy
+    expected = (buy_cost if buy else sell_proceeds)(order.quantity, order.price)
+    wrong = []
+    if order.total_amount != expected:
+        wrong.append(
+            f"total_amount is {order.total_amount}; {order.quantity} at {order.price} is {expected}"
+        )
+    limit = order.limit_price
+    if limit is not None and (order.price > limit if buy else order.price < limit):
+        wrong.append(f"executed at {order.price}, worse than its limit {limit}")
+    return wrong
+
+
 def _amount_mismatches(
     order: Order,
     usd: list[BalanceTransaction],
@@ -246,7 +279,7 @@ def _amount_mismatches(
     ids: tuple[str, ...],
 ) -> list[Mismatch]:
     holds = {TransactionType.ORDER_HOLD, TransactionType.ORDER_RELEASE}
-    wrong = []
+    wrong = _pricing_mistakes(order)
     for record in usd:
         if record.transaction_type in holds:
             assert order.limit_price is not None

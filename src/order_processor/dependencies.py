@@ -38,6 +38,15 @@ class AwsClients:
         url: str = (await self.sqs.get_queue_url(QueueName=name))["QueueUrl"]
         return url
 
+    async def topic_arn(self, queue_url: str) -> str:
+        """The events topic's ARN, derived from a queue's ARN (same region and account),
+        without creating anything."""
+        attributes = await self.sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn"]
+        )
+        _, _, _, region, account, _ = attributes["Attributes"]["QueueArn"].split(":")
+        return f"arn:aws:sns:{region}:{account}:{self.resources.events_topic}"
+
 
 @contextlib.asynccontextmanager
 async def open_clients(settings: Settings) -> AsyncIterator[AwsClients]:

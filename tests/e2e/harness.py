@@ -28,9 +28,9 @@ from order_processor.domain.assets import AssetCreate, AssetTransactionCreate, A
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.orders import Order, OrderCreate, OrderType
 from order_processor.domain.users import UserCreate
-from order_processor.messaging.commands import AnyCommand, PlaceOrder, UpdatePrice
+from order_processor.messaging.commands import AnyCommand, PlaceOrder, ServiceName, UpdatePrice
 from order_processor.messaging.events import Event, EventType
-from order_processor.messaging.producer import CommandFactory, Producer
+from order_processor.messaging.producer import C, CommandFactory, Producer, signed_by
 from order_processor.security.tokens import TokenManager
 from tests.support import CLI
 
@@ -239,8 +239,9 @@ class Harness:
         attributes = await self.clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)
         return sum(int(attributes["Attributes"][name]) for name in names)
 
-    def service_token(self, service: str) -> str:
-        return self.tokens.create_access_token(service, role="service")
+    def signed(self, service: ServiceName, command: C) -> C:
+        """`command` as that service sends it: with a token minted for it alone."""
+        return signed_by(self.tokens, service, command)
 
     def worker_output(self) -> str:
         return "\n".join(path.read_text(errors="replace")[-4000:] for path in self.logs)

@@ -17,9 +17,9 @@ from jose import jwt
 from order_processor.config import Settings
 from order_processor.dependencies import open_clients
 from order_processor.domain.orders import OrderStatus
-from order_processor.messaging.commands import ExecuteOrder, OrderReference
+from order_processor.messaging.commands import ExecuteOrder, OrderReference, ServiceName
 from order_processor.messaging.events import EventType
-from order_processor.messaging.producer import Producer
+from order_processor.messaging.producer import UNSIGNED, Producer
 from tests.e2e.conftest import SECRET
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
@@ -123,9 +123,12 @@ async def test_hostile_messages_never_hold_back_a_users_good_commands(harness: H
     assert '"command handled: retry"' not in output
 
 
-async def test_a_command_broken_by_a_bug_lets_its_group_go_on_at_its_last_delivery(
+async def test_a_command_broken_by_a_bug_goes_to_the_dead_letters_with_its_cancel_only(
     aws_endpoint: str,
 ) -> None:
+    """On its last delivery the broken PlaceOrder goes to the DLQ with the CancelOrder
+    that refers to it (a cancel must not overtake its order), and the user's other
+    commands go on. Once the bug is fixed, a redrive places the order and cancels it."""
     from tests.e2e.conftest import deployment_settings
     from tests.support import Clients, destroy
 
@@ -136,20 +139,33 @@ async def test_a_command_broken_by_a_bug_lets_its_group_go_on_at_its_last_delive
             harness = await Harness.start(settings, clients)
             await harness.create_user("poisoned_1", usd="100")
             await harness.add_asset("BTC", "100")
-            broken = harness.market("poisoned_1", "buy", "BTC", "0.1")
+            broken = harness.limit("poisoned_1", "buy", "BTC", "0.1", "50")
+            cancel = harness.factory.cancel("poisoned_1", broken.payload.order_id)
             deposit = harness.factory.deposit("poisoned_1", "25")
             withdraw = harness.factory.withdraw("poisoned_1", "5")
-            await harness.send(broken, deposit, withdraw)
+            await harness.send(broken, deposit, cancel, withdraw)
 
-            # Every PlaceOrder breaks before its first commit; Deposit and Withdraw do not.
+            # Every PlaceOrder breaks before its first commit; the others do not.
             assert await harness.run_worker(fault="break-step=accepted") == 0
 
             assert await harness.available("poisoned_1") == Decimal("120.00")
             await assert_ledger(harness.clients, "poisoned_1")
-            letters = run_cli("dlq", "list", env={**cli_env(settings)})
-            assert broken.command_id in letters.stdout, letters.stdout + letters.stderr
-            assert deposit.command_id not in letters.stdout
-            assert withdraw.command_id not in letters.stdout
+            letters = run_cli("dlq", "list", env=cli_env(settings)).stdout
+            assert [c.command_id in letters for c in (broken, cancel, deposit, withdraw)] == [
+                True,
+                True,
+                False,
+                False,
+            ], letters
+            assert letters.index(broken.command_id) < letters.index(cancel.command_id)
+
+            env = {**cli_env(settings), "ORDER_PROCESSOR_QUEUE_KIND": "fifo"}
+            assert run_cli("dlq", "redrive", env=env).returncode == 0
+            assert await harness.run_worker() == 0, harness.worker_output()
+            order = await harness.order(broken.payload.order_id)
+            assert order.status is OrderStatus.CANCELLED
+            assert await harness.available("poisoned_1") == Decimal("120.00")
+            await assert_ledger(harness.clients, "poisoned_1")
     finally:
         destroy(settings)
 
@@ -158,14 +174,18 @@ async def test_a_services_rejected_command_names_the_service_not_the_user_it_cla
     harness: Harness,
 ) -> None:
     await harness.create_user("alice_01")
-    prices = harness.factory.update_price("NOPE", "1").model_copy(update={"username": "alice_01"})
+    update = harness.factory.update_price("NOPE", "1")
+    prices = harness.signed(
+        ServiceName.PRICE_FEED, update.model_copy(update={"username": "alice_01"})
+    )
     deposit = harness.factory.deposit("ghost_user", "5")
     execute = ExecuteOrder(
         command_id="exec-ghost",
         username="victim_99",
-        auth=harness.service_token("limit-matcher"),
+        auth=UNSIGNED,
         payload=OrderReference(order_id="no-such-order"),
     )
+    execute = harness.signed(ServiceName.LIMIT_MATCHER, execute)
     url = await harness.clients.queue_url(harness.settings.resources().price_updates_queue.name)
     await Producer(harness.clients.sqs, url, fifo=False).send(prices)
     await harness.send(deposit, execute)

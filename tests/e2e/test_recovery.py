@@ -11,11 +11,13 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import get_asset_balance_dao
+from order_processor.dependencies import get_asset_balance_dao, get_user_dao
 from order_processor.domain.base import ORDER_ID_MAX_LENGTH, utc_now
 from order_processor.domain.orders import OrderStatus
-from order_processor.messaging.commands import ExpireOrder, OrderReference
+from order_processor.domain.users import UserUpdate
+from order_processor.messaging.commands import ExpireOrder, OrderReference, ServiceName
 from order_processor.messaging.events import EventType
+from order_processor.messaging.producer import UNSIGNED
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
 from tests.support import cli_env, run_cli
@@ -82,14 +84,13 @@ async def test_any_command_that_finds_the_order_mid_saga_resumes_it(
     if command == "cancel":
         await harness.send(harness.factory.cancel("stranded_1", order_id))
     elif command == "expire":
-        await harness.send(
-            ExpireOrder(
-                command_id="expire-now",
-                username="stranded_1",
-                auth=harness.service_token("expiry-sweeper"),
-                payload=OrderReference(order_id=order_id),
-            )
+        expire = ExpireOrder(
+            command_id="expire-now",
+            username="stranded_1",
+            auth=UNSIGNED,
+            payload=OrderReference(order_id=order_id),
         )
+        await harness.send(harness.signed(ServiceName.EXPIRY_SWEEPER, expire))
     else:
         await harness.sweep(recovery_age=0)
     assert await harness.run_worker() == 0, harness.worker_output()
@@ -216,3 +217,42 @@ async def test_a_system_command_redelivered_after_its_final_commit_publishes_the
         final.sequence,
         final.status.value,
     )
+
+
+async def test_a_pending_order_of_a_user_disabled_meanwhile_fails_when_resumed(
+    harness: Harness,
+) -> None:
+    await harness.create_user("frozen_01", usd="1000")
+    await harness.add_asset("BTC", "100")
+    buy = harness.market("frozen_01", "buy", "BTC", "1")
+    await harness.send(buy)
+    assert await harness.run_worker(fault="crash-after=accepted") == -signal.SIGKILL
+    await get_user_dao(harness.clients).update_user("frozen_01", UserUpdate(is_active=False))
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    order = await harness.order(buy.payload.order_id)
+    assert (order.status, order.failure_reason) == (OrderStatus.FAILED, "USER_INACTIVE")
+    assert await harness.available("frozen_01") == Decimal("1000.00")
+    await assert_ledger(harness.clients, "frozen_01")
+
+
+async def test_events_lost_with_their_message_are_published_again_by_the_operator(
+    harness: Harness,
+) -> None:
+    await harness.create_user("lost_ev_01", usd="1000")
+    await harness.add_asset("BTC", "100")
+    buy = harness.market("lost_ev_01", "buy", "BTC", "1")
+    before = utc_now()
+    await harness.send(buy)
+    assert await harness.run_worker(fault="crash-after=completed") == -signal.SIGKILL
+    await harness.lose_commands()  # the message that would have published it again is gone
+    assert await harness.run_worker() == 0
+
+    env = {**cli_env(harness.settings), "ORDER_PROCESSOR_QUEUE_KIND": "fifo"}
+    result = run_cli("events", "republish", "--changed-since", before.isoformat(), env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"{buy.payload.order_id} COMPLETED #3" in result.stdout
+    events = await harness.collect_events(
+        lambda e: any(x.event_type is EventType.ORDER_COMPLETED for x in e)
+    )
+    assert (EventType.ORDER_COMPLETED, 3) in {(e.event_type, e.sequence) for e in events}

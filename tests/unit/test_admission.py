@@ -17,7 +17,13 @@ from jose import jwt
 
 from order_processor.domain.base import ORDER_ID_MAX_LENGTH
 from order_processor.messaging.admission import Admission
-from order_processor.messaging.commands import AnyCommand, CommandRejected, CommandType
+from order_processor.messaging.commands import (
+    AnyCommand,
+    CommandRejected,
+    CommandType,
+    command_digest,
+    validate_command,
+)
 from order_processor.messaging.events import MAX_REASON_TEXT, Event, rejection_event
 from order_processor.security.tokens import TokenManager
 
@@ -179,8 +185,10 @@ def test_a_command_dated_beyond_the_skew_is_refused_and_within_it_accepted() -> 
 # Who may send what.
 
 
-def service(name: str) -> str:
-    return TOKENS.create_access_token(name, role="service")
+def service(name: str, document: dict[str, Any]) -> str:
+    """A service token minted for the command `document` holds, as services mint them."""
+    digest = command_digest(validate_command(document))
+    return TOKENS.create_access_token(name, role="service", command=digest)
 
 
 @pytest.mark.parametrize(
@@ -208,11 +216,11 @@ def service(name: str) -> str:
 def test_each_service_may_send_only_its_own_commands(
     kind: str, payload: dict[str, str], token: str, allowed: bool
 ) -> None:
-    auth = {
+    document = envelope(type=kind, payload=payload)
+    document["auth"] = {
         "customer": TOKENS.create_access_token("alice_01"),
         "admin": TOKENS.create_access_token("ops_admin", role="admin"),
-    }.get(token) or service(token)
-    document = envelope(type=kind, payload=payload, auth=auth)
+    }.get(token) or service(token, document)
     if allowed:
         assert admit(document).type == CommandType(kind)
     else:
@@ -364,3 +372,15 @@ def test_a_rejection_does_not_echo_a_token_or_a_value_the_sender_wrote() -> None
         event = event_of(rejected(body), body)
         assert token not in event.body()
         assert "qqqq" not in event.body()
+
+
+def test_a_service_token_signs_only_the_command_it_was_minted_for() -> None:
+    """A payments token lifted from a deposit (in the DLQ, say) mints nothing else."""
+    deposit = envelope(type="Deposit", payload={"amount": "10"}, command_id="dep-1")
+    deposit["auth"] = service("payments", deposit)
+    assert admit(deposit).command_id == "dep-1"
+    replayed = {**deposit, "command_id": "dep-2", "payload": {"amount": "5000"}}
+    other_user = {**deposit, "username": "mallory_1"}
+    unbound = {**deposit, "auth": TOKENS.create_access_token("payments", role="service")}
+    for document in (replayed, other_user, unbound):
+        assert rejected(document).reason == "UNAUTHORIZED"

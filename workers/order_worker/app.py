@@ -28,17 +28,21 @@ from order_processor.saga.context import Limits, SagaContext
 from order_processor.saga.handler import CommandHandler
 from order_processor.security.audit import AuditLogger
 from order_processor.store.lock import UserLock
-from workers.runtime import configure_logging, on_stop_signals, topic_arn
+from workers.runtime import Redrive, configure_logging, on_stop_signals, redrive_of, topic_arn
 
 
-async def resolve(clients: AwsClients) -> tuple[str, str]:
-    """The commands queue URL and the events topic ARN."""
+async def resolve(clients: AwsClients) -> tuple[str, str, Redrive]:
+    """The commands queue URL, the events topic ARN and the queue's redrive policy."""
     url = await clients.queue_url(clients.resources.commands_queue.name)
-    return url, await topic_arn(clients, url)
+    return url, await topic_arn(clients, url), await redrive_of(clients, url)
 
 
 def build_handler(
-    settings: Settings, clients: AwsClients, topic_arn: str, metrics: Metrics
+    settings: Settings,
+    clients: AwsClients,
+    topic_arn: str,
+    metrics: Metrics,
+    max_receive_count: int | None = None,
 ) -> CommandHandler:
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     context = SagaContext(
@@ -63,9 +67,8 @@ def build_handler(
         faults=Faults.from_env(),
         metrics=metrics,
     )
-    return CommandHandler(
-        context, get_admission(settings), AuditLogger(), settings.max_receive_count
-    )
+    receives = max_receive_count or settings.max_receive_count
+    return CommandHandler(context, get_admission(settings), AuditLogger(), receives)
 
 
 async def serve(
@@ -88,8 +91,8 @@ async def serve(
         async with open_clients(settings) as clients:
             for client in (clients.dynamodb, clients.sqs, clients.sns):
                 count_aws_calls(client, metrics)
-            queue, topic = await resolve(clients)
-            handler = build_handler(settings, clients, topic, metrics)
+            queue, topic, redrive = await resolve(clients)
+            handler = build_handler(settings, clients, topic, metrics, redrive.max_receive_count)
             consumer = Consumer(
                 sqs=clients.sqs,
                 queue_url=queue,
@@ -99,6 +102,7 @@ async def serve(
                 visibility_timeout=settings.visibility_timeout,
                 burst=burst,
                 grace_seconds=settings.shutdown_grace_seconds,
+                dead_letter_url=redrive.dead_letter_url,
             )
             metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
 

@@ -8,7 +8,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ from order_processor.dependencies import (
     AwsClients,
     get_asset_dao,
     get_balance_dao,
+    get_order_dao,
     get_token_manager,
     get_user_dao,
 )
@@ -25,7 +26,7 @@ from order_processor.domain.assets import AssetCreate
 from order_processor.domain.users import UserCreate, UserRole
 from order_processor.feeds import coingecko_prices, random_walk
 from order_processor.messaging.commands import command_schema
-from order_processor.messaging.events import Event
+from order_processor.messaging.events import Event, EventPublisher, order_event
 from order_processor.messaging.follower import StatusFollower, follow
 from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.security.passwords import PasswordManager
@@ -80,6 +81,17 @@ def register(verbs: Any) -> None:
     tail.add_argument("--seconds", type=float, default=10.0, help="stop after this long")
     tail.add_argument("--all", action="store_true", help="also print stale and duplicate events")
     tail.set_defaults(run=cmd_events_tail)
+    republish = which.add_parser(
+        "republish",
+        help="publish the event of orders' stored state again (after a purged queue or DLQ)",
+    )
+    republish.add_argument("order_ids", nargs="*", metavar="ORDER_ID")
+    republish.add_argument(
+        "--changed-since",
+        type=parse_moment,
+        help="every order changed at or after this ISO time (a scan: an operator's tool)",
+    )
+    republish.set_defaults(run=cmd_events_republish)
 
 
 def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -197,6 +209,35 @@ async def prices_source(
 def cmd_schema(_: argparse.Namespace, __: Settings) -> int:
     print_json({"commands": command_schema(), "events": Event.model_json_schema(by_alias=True)})
     return 0
+
+
+def parse_moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: an ISO time, e.g. 2026-11-28T07:00Z") from exc
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a time zone (Z or +00:00)")
+    return moment
+
+
+def cmd_events_republish(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.order_ids and args.changed_since is None:
+        raise argparse.ArgumentTypeError("give ORDER_IDs or --changed-since")
+
+    async def action(clients: AwsClients) -> int:
+        orders = get_order_dao(clients)
+        queue = await clients.queue_url(settings.resources().commands_queue.name)
+        publisher = EventPublisher(clients.sns, await clients.topic_arn(queue))
+        found = [await orders.get_order(order_id) for order_id in args.order_ids]
+        if args.changed_since is not None:
+            found += await orders.changed_since(args.changed_since)
+        for order in found:
+            await publisher.publish(order_event(order))
+            print(f"{order.order_id} {order.status} #{order.sequence}")
+        return 0
+
+    return with_clients(settings, action)
 
 
 def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:

@@ -70,7 +70,7 @@ class AssetBalance(Entity):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def total(self) -> Decimal:
-        return self.available + self.held
+        return exact_total([self.available, self.held])
 
 
 class AssetBalanceResponse(AssetBalance):

@@ -76,7 +76,7 @@ class Balance(Entity):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def total(self) -> Decimal:
-        return self.available + self.held
+        return exact_total([self.available, self.held])
 
 
 class _TransactionFields(Command):

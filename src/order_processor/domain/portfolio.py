@@ -10,7 +10,7 @@ from pydantic import computed_field
 from order_processor.domain.assets import Asset, AssetBalance
 from order_processor.domain.balances import Balance
 from order_processor.domain.base import Entity
-from order_processor.domain.money import market_value
+from order_processor.domain.money import exact_total, market_value
 
 
 class Holding(Entity):
@@ -24,7 +24,7 @@ class Holding(Entity):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def quantity(self) -> Decimal:
-        return self.available + self.held
+        return exact_total([self.available, self.held])
 
 
 class Portfolio(Entity):
@@ -36,17 +36,17 @@ class Portfolio(Entity):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def usd_total(self) -> Decimal:
-        return self.usd_available + self.usd_held
+        return exact_total([self.usd_available, self.usd_held])
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def holdings_value(self) -> Decimal:
-        return sum((h.market_value for h in self.holdings), Decimal("0.00"))
+        return exact_total([Decimal("0.00"), *(h.market_value for h in self.holdings)])
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def total_value(self) -> Decimal:
-        return self.usd_total + self.holdings_value
+        return exact_total([self.usd_total, self.holdings_value])
 
 
 def build_portfolio(

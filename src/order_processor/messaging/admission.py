@@ -23,6 +23,7 @@ from order_processor.messaging.commands import (
     CommandRejected,
     CommandType,
     Identity,
+    command_digest,
     read_document,
     validate_command,
     well_formed_id,
@@ -67,7 +68,7 @@ class Admission:
         except CommandRejected as rejection:
             rejection.identity = sender
             raise
-        sender = Identity(username=claims.subject, command_id=command.command_id)
+        sender = Identity(claims.subject, command.command_id, command.issued_at)
         if command.issued_at > self.clock() + self.clock_skew:
             raise CommandRejected(
                 "FUTURE_TIMESTAMP",
@@ -77,6 +78,10 @@ class Admission:
         reason = forbidden(command.type, command.username, claims)
         if reason:
             raise CommandRejected("FORBIDDEN", reason, identity=sender)
+        if not bound_to(claims, command):
+            raise CommandRejected(
+                "UNAUTHORIZED", "the token was minted for another command", identity=sender
+            )
         return Admitted(command, sender)
 
     def _authenticate(self, token: object) -> TokenClaims:
@@ -88,6 +93,13 @@ class Admission:
             raise CommandRejected("TOKEN_EXPIRED", "the command's token has expired") from exc
         except TokenInvalidException as exc:
             raise CommandRejected("UNAUTHORIZED", exc.message) from exc
+
+
+def bound_to(claims: TokenClaims, command: AnyCommand) -> bool:
+    """A service token signs one command (its `cmd` claim); another token may carry one."""
+    if claims.command is None:
+        return claims.role != "service"
+    return claims.command == command_digest(command)
 
 
 def forbidden(kind: CommandType, username: str, claims: TokenClaims) -> str | None:

@@ -7,9 +7,11 @@ JSON Schema producers follow is generated from the same models the worker valida
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -159,6 +161,7 @@ class Identity:
 
     username: str | None = None
     command_id: str | None = None
+    issued_at: datetime | None = None  # the command's time, once it has parsed
 
 
 class CommandRejected(OrderProcessorError):
@@ -174,6 +177,20 @@ class CommandRejected(OrderProcessorError):
         super().__init__(message, **details)
         self.reason = reason
         self.identity = identity
+
+
+def command_digest(command: AnyCommand) -> str:
+    """What a service token minted for one command carries (`cmd`): its type, id, user and
+    payload, hashed. A token lifted from a message (in the DLQ, say) then signs nothing but
+    that same command, which runs once (its id is its idempotency key)."""
+    signed = {
+        "type": command.type.value,
+        "command_id": command.command_id,
+        "username": command.username,
+        "payload": command.payload.model_dump(mode="json"),
+    }
+    canonical = json.dumps(signed, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def read_document(body: str | bytes) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class Message:
     receipt_handle: str
     body: str
     receive_count: int
+    sent_at: datetime | None = None  # when SQS accepted it (SentTimestamp)
+    group_id: str | None = None  # FIFO: the MessageGroupId it was sent with
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,14 @@ class Release:
     """Not attempted: visible again at once (the rest of a group after a retry)."""
 
 
-Outcome = Ack | Retry | Release
+@dataclass(frozen=True)
+class ToDeadLetters:
+    """Moved to the dead-letter queue now, in the order given (the worker's own redrive, so
+    that the commands that depend on a failing one follow it there rather than overtake
+    it). Without a dead-letter queue: a Retry."""
+
+
+Outcome = Ack | Retry | Release | ToDeadLetters
 GroupHandler = Callable[[str, list[Message]], Awaitable[dict[str, Outcome]]]
 
 
@@ -74,6 +84,7 @@ class Consumer:
     burst: bool = False
     grace_seconds: float = 20.0
     backoff: Backoff = field(default_factory=Backoff)
+    dead_letter_url: str | None = None
     delete_linger: float = 0.005  # let deletes of groups finishing together share a batch
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _deletes: list[tuple[Message, asyncio.Future[None]]] = field(default_factory=list, init=False)
@@ -109,7 +120,11 @@ class Consumer:
                 MaxNumberOfMessages=count,
                 WaitTimeSeconds=wait,
                 VisibilityTimeout=self.visibility_timeout,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                MessageSystemAttributeNames=[
+                    "ApproximateReceiveCount",
+                    "SentTimestamp",
+                    "MessageGroupId",
+                ],
             )
         )
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -128,15 +143,7 @@ class Consumer:
             await asyncio.sleep(1 + random.random() * 4)  # noqa: S311
             return []
         response = receive.result()
-        return [
-            Message(
-                message_id=raw["MessageId"],
-                receipt_handle=raw["ReceiptHandle"],
-                body=raw["Body"],
-                receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
-            )
-            for raw in response.get("Messages", [])
-        ]
+        return [_message(raw) for raw in response.get("Messages", [])]
 
     def _dispatch(self, messages: list[Message]) -> None:
         groups: dict[str, list[Message]] = {}
@@ -172,6 +179,9 @@ class Consumer:
             await self._change_visibility([(m, self.visibility_timeout) for m in messages])
 
     async def _settle(self, messages: list[Message], outcomes: dict[str, Outcome]) -> None:
+        buried = [m for m in messages if isinstance(outcomes.get(m.message_id), ToDeadLetters)]
+        if buried:
+            outcomes = {**outcomes, **await self._to_dead_letters(buried)}
         done = [m for m in messages if isinstance(outcomes.get(m.message_id), Ack)]
         later = []
         for message in messages:
@@ -219,6 +229,22 @@ class Consumer:
                 if not done.done():
                     done.set_result(None)
 
+    async def _to_dead_letters(self, messages: list[Message]) -> dict[str, Outcome]:
+        """Send to the DLQ (same group, in order), then count as done (deleted); what could
+        not be sent is retried instead, so nothing is lost."""
+        if self.dead_letter_url is None:
+            return {m.message_id: Retry() for m in messages}
+        entries = [_dead_letter_entry(i, m) for i, m in enumerate(messages)]
+        try:
+            response = await self.sqs.send_message_batch(
+                QueueUrl=self.dead_letter_url, Entries=entries
+            )
+        except Exception:
+            log.exception("could not move %d message(s) to the dead letters", len(messages))
+            return {m.message_id: Retry() for m in messages}
+        failed = {int(f["Id"]) for f in response.get("Failed", [])}
+        return {m.message_id: Retry() if i in failed else Ack() for i, m in enumerate(messages)}
+
     async def _change_visibility(self, changes: list[tuple[Message, int]]) -> None:
         for start in range(0, len(changes), 10):
             chunk = changes[start : start + 10]
@@ -254,3 +280,24 @@ class Consumer:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _message(raw: dict[str, Any]) -> Message:
+    attributes = raw.get("Attributes", {})
+    sent = attributes.get("SentTimestamp")
+    return Message(
+        message_id=raw["MessageId"],
+        receipt_handle=raw["ReceiptHandle"],
+        body=raw["Body"],
+        receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+        sent_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if str(sent).isdigit() else None,
+        group_id=attributes.get("MessageGroupId"),
+    )
+
+
+def _dead_letter_entry(index: int, message: Message) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.body}
+    if message.group_id is not None:  # FIFO: keep the group; a dedup id of its own
+        entry["MessageGroupId"] = message.group_id
+        entry["MessageDeduplicationId"] = f"dead-{message.message_id}"
+    return entry

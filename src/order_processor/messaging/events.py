@@ -8,6 +8,7 @@ re-publish after a crash carries the same id and a follower drops the duplicate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -99,26 +100,30 @@ def rejection_event(
     order_id: str | None = None,
     claimed_username: str | None = None,
     claimed_command_id: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> Event:
     """`username` and `command_id` only as a verified token vouches for them (the event's
     `username` attribute is what SNS filter policies match); an unauthenticated message's
     claims travel at most as the sanitised `claimed_*` fields, and its event id derives
-    from the SQS message id, so it cannot shadow a real command's rejection."""
-    data: dict[str, Any] = {
-        "reason": reason,
-        "message": printable(message),
-        "command_id": command_id,
-        "message_id": message_id,
-    }
+    from the SQS message id, so it cannot shadow a real command's rejection.
+
+    Copies are identical: an authenticated command's rejection is identified by its
+    sender, command id and reason (two copies of a command, however many SQS messages
+    carried them, give one event) and dated by the command; an unauthenticated message's,
+    by the message and its SQS send time."""
+    data: dict[str, Any] = {"reason": reason, "message": printable(message)}
+    if username and command_id:
+        event_id = f"rejected:{username}:{command_id}:{reason}"
+        data["command_id"] = command_id
+    else:
+        event_id = f"rejected:{message_id}"
+        data |= {"command_id": None, "message_id": message_id}
     if username is None:
         data |= {"claimed_username": claimed_username, "claimed_command_id": claimed_command_id}
     return Event(
-        event_id=(
-            f"rejected:{username}:{command_id}"  # command ids are the sender's, per sender
-            if username and command_id
-            else f"rejected:{message_id}"
-        ),
+        event_id=event_id,
         event_type=EventType.COMMAND_REJECTED,
+        occurred_at=occurred_at or utc_now(),
         username=username,
         order_id=order_id,
         data=data,

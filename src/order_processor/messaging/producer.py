@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from order_processor.domain.base import new_id
 from order_processor.domain.orders import OrderCreate
@@ -22,14 +22,18 @@ from order_processor.messaging.commands import (
     AnyCommand,
     CancelOrder,
     Deposit,
+    ExecuteOrder,
+    ExpireOrder,
     FundsPayload,
     OrderReference,
     PlaceOrder,
     PlaceOrderPayload,
     PricePayload,
+    ResumeOrder,
     ServiceName,
     UpdatePrice,
     Withdraw,
+    command_digest,
 )
 from order_processor.security.tokens import TokenManager
 
@@ -53,6 +57,16 @@ def sqs_entry(index: int, command: AnyCommand, fifo: bool) -> dict[str, Any]:
     if fifo:
         entry["MessageGroupId"] = command.username
     return entry
+
+
+UNSIGNED = "unsigned"  # a placeholder until the service token for the command is minted
+C = TypeVar("C", Deposit, UpdatePrice, ExecuteOrder, ExpireOrder, ResumeOrder)
+
+
+def signed_by(tokens: TokenManager, service: ServiceName, command: C) -> C:
+    """`command` signed by `service` with a token minted for it alone."""
+    token = tokens.create_access_token(service, role="service", command=command_digest(command))
+    return command.model_copy(update={"auth": token})
 
 
 @dataclass(frozen=True)
@@ -94,20 +108,24 @@ class CommandFactory:
         self, asset_id: str, price: Decimal | str, *, token: str | None = None
     ) -> UpdatePrice:
         """A system command: signed by the price feed (a service token)."""
-        auth = token or self._service_token(ServiceName.PRICE_FEED)
         payload = PricePayload.model_validate({"asset_id": asset_id, "price": price})
-        return UpdatePrice(command_id=new_id(), username="price_feed", auth=auth, payload=payload)
-
-    def _service_token(self, name: ServiceName) -> str:
-        if self.tokens is None:
-            raise ValueError("no TokenManager to issue a service token")
-        return self.tokens.create_access_token(name, role="service")
+        update = UpdatePrice(
+            command_id=new_id(), username="price_feed", auth=UNSIGNED, payload=payload
+        )
+        return self._signed(update, ServiceName.PRICE_FEED, token)
 
     def deposit(self, username: str, amount: Decimal | str, *, token: str | None = None) -> Deposit:
         """Money from outside the exchange: signed by the payments service, not the user."""
-        auth = token or self._service_token(ServiceName.PAYMENTS)
         payload = FundsPayload.model_validate({"amount": amount})
-        return Deposit(command_id=new_id(), username=username, auth=auth, payload=payload)
+        deposit = Deposit(command_id=new_id(), username=username, auth=UNSIGNED, payload=payload)
+        return self._signed(deposit, ServiceName.PAYMENTS, token)
+
+    def _signed(self, command: C, service: ServiceName, token: str | None) -> C:
+        if token is not None:
+            return command.model_copy(update={"auth": token})
+        if self.tokens is None:
+            raise ValueError("no TokenManager to issue a service token")
+        return signed_by(self.tokens, service, command)
 
     def withdraw(
         self, username: str, amount: Decimal | str, *, token: str | None = None

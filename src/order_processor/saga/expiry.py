@@ -27,7 +27,7 @@ from order_processor.messaging.commands import (
     ResumeOrder,
     ServiceName,
 )
-from order_processor.messaging.producer import Producer
+from order_processor.messaging.producer import UNSIGNED, Producer, signed_by
 from order_processor.observability import Metrics
 from order_processor.saga.matcher import derived_id
 from order_processor.security.tokens import TokenManager
@@ -45,20 +45,20 @@ class ExpirySweeper:
     recovery_age: timedelta = timedelta(minutes=5)
     metrics: Metrics = field(default_factory=Metrics)
 
-    def _token(self) -> str:
-        return self.tokens.create_access_token(SERVICE_NAME, role="service")
-
     async def sweep(self, now: datetime) -> list[ExpireOrder]:
         """ExpireOrder for every order due at `now` by the sweeper's clock."""
         due = await self.orders.due_orders(now)
-        token = self._token()
         minute = _minute(now)
         commands = [
-            ExpireOrder(
-                command_id=derived_id("expire", order.order_id, minute),
-                username=order.username,
-                auth=token,
-                payload=OrderReference(order_id=order.order_id),
+            signed_by(
+                self.tokens,
+                SERVICE_NAME,
+                ExpireOrder(
+                    command_id=derived_id("expire", order.order_id, minute),
+                    username=order.username,
+                    auth=UNSIGNED,
+                    payload=OrderReference(order_id=order.order_id),
+                ),
             )
             for order in due
         ]
@@ -69,7 +69,6 @@ class ExpirySweeper:
     async def recover(self, now: datetime) -> list[ResumeOrder]:
         """ResumeOrder for every order PENDING or PROCESSING since before now - age."""
         stalled = await self.orders.stalled_orders(now - self.recovery_age)
-        token = self._token()
         minute = _minute(now)
         commands = []
         for order in stalled:
@@ -82,14 +81,13 @@ class ExpirySweeper:
                 order.step,
             )
             self.metrics.inc("orders_recovery_sent_total", status=order.status.value)
-            commands.append(
-                ResumeOrder(
-                    command_id=derived_id("resume", order.order_id, str(order.sequence), minute),
-                    username=order.username,
-                    auth=token,
-                    payload=OrderReference(order_id=order.order_id),
-                )
+            resume = ResumeOrder(
+                command_id=derived_id("resume", order.order_id, str(order.sequence), minute),
+                username=order.username,
+                auth=UNSIGNED,
+                payload=OrderReference(order_id=order.order_id),
             )
+            commands.append(signed_by(self.tokens, SERVICE_NAME, resume))
         await self.commands.send_batch(commands)
         return commands
 

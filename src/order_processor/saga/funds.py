@@ -48,6 +48,7 @@ async def apply_funds(context: SagaContext, lease: Lease, command: Deposit | Wit
         ("transaction", {"Put": balances.transaction_put(record, now)}),
         ("limit", {"Update": balances.daily_total_change(record, limit, now)}),
     ]
+    context.faults.before("funds")
     try:
         await commit(context, lease, parts)
     except StepRefused as exc:

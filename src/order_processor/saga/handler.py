@@ -31,7 +31,14 @@ from order_processor.messaging.commands import (
     Withdraw,
     peek_identity,
 )
-from order_processor.messaging.consumer import Ack, Message, Outcome, Release, Retry
+from order_processor.messaging.consumer import (
+    Ack,
+    Message,
+    Outcome,
+    Release,
+    Retry,
+    ToDeadLetters,
+)
 from order_processor.messaging.events import EventPublisher, rejection_event
 from order_processor.saga.context import SagaContext
 from order_processor.saga.funds import apply_funds
@@ -78,7 +85,7 @@ class CommandHandler:
         metrics = self.context.metrics
         metrics.add("groups_waiting_for_lock", 1)
         try:
-            lease = await self.context.lock.acquire_waiting(username)
+            lease = await self.context.lock.acquire_waiting(username, self._patience(admitted))
         except LockAcquisitionException:
             # Busy: hand back with a jittered delay so contenders spread out.
             metrics.inc("lock_busy_total")
@@ -88,27 +95,43 @@ class CommandHandler:
         finally:
             metrics.add("groups_waiting_for_lock", -1)
         keeper = asyncio.create_task(self._keep(lease))
-        outcomes: dict[str, Outcome] = {}
         try:
-            for index, (message, entry) in enumerate(admitted):
-                outcomes[message.message_id] = outcome = await self._execute(message, entry, lease)
-                if not isinstance(outcome, Ack) and not self._last_delivery(message, outcome):
-                    outcomes |= {m.message_id: Release() for m, _ in admitted[index + 1 :]}
-                    break
+            return await self._run_in_order(admitted, lease)
         finally:
             keeper.cancel()
             await asyncio.shield(self.context.lock.release(lease))
-        return outcomes
 
-    def _last_delivery(self, message: Message, outcome: Outcome) -> bool:
-        """A message retried on its last receive goes to the DLQ next: the user's later
-        commands no longer wait for it (held back, they would ride to the DLQ with it)."""
-        if isinstance(outcome, Retry) and message.receive_count >= self.max_receive_count:
-            log.warning(
-                "message %s goes to the dead letters; its group goes on", message.message_id
-            )
-            return True
-        return False
+    def _patience(self, admitted: list[tuple[Message, Admitted]]) -> float:
+        """How long to wait for a busy lock: briefly, but on a last delivery as long as a
+        lease can last (the holder finishes or its lease expires), rather than send a
+        group to the dead letters for being unlucky with the lock."""
+        if any(m.receive_count >= self.max_receive_count for m, _ in admitted):
+            return self.context.lock.lease_seconds + 1.0
+        return 2.0
+
+    async def _run_in_order(
+        self, admitted: list[tuple[Message, Admitted]], lease: Lease
+    ) -> dict[str, Outcome]:
+        """One after the other. A failure hands the rest back untouched (FIFO order), but
+        on its last delivery the failing command goes to the dead letters at once, with
+        the later commands about the same order (a cancel must not overtake its order),
+        and the user's other commands go on: held back, they would ride to the DLQ too."""
+        outcomes: dict[str, Outcome] = {}
+        failed: set[str] = set()  # order ids of commands sent to the dead letters
+        for index, (message, entry) in enumerate(admitted):
+            if _order_of(entry.command) in failed:
+                outcomes[message.message_id] = ToDeadLetters()
+                continue
+            outcome = await self._execute(message, entry, lease)
+            if isinstance(outcome, Retry) and message.receive_count >= self.max_receive_count:
+                log.warning("%s goes to the dead letters; its group goes on", message.message_id)
+                outcome = ToDeadLetters()
+                failed.add(_order_of(entry.command) or message.message_id)
+            outcomes[message.message_id] = outcome
+            if not isinstance(outcome, Ack | ToDeadLetters):
+                outcomes |= {m.message_id: Release() for m, _ in admitted[index + 1 :]}
+                break
+        return outcomes
 
     async def _keep(self, lease: Lease) -> None:
         """Renew the lease while the group runs long (a lost lease only means the next
@@ -178,6 +201,11 @@ class CommandHandler:
         await reject(message, rejection, self.context.publisher, self.audit)
 
 
+def _order_of(command: AnyCommand) -> str | None:
+    payload = command.payload
+    return getattr(payload, "order_id", None)
+
+
 async def reject(
     message: Message, rejection: CommandRejected, publisher: EventPublisher, audit: AuditLogger
 ) -> None:
@@ -201,5 +229,6 @@ async def reject(
         order_id=rejection.details.get("order_id") if identity.username else None,
         claimed_username=claimed_username,
         claimed_command_id=claimed_command_id,
+        occurred_at=identity.issued_at or message.sent_at,
     )
     await publisher.publish(event)

@@ -30,7 +30,7 @@ from order_processor.messaging.commands import (
 )
 from order_processor.messaging.consumer import Ack, Message, Outcome, Retry
 from order_processor.messaging.events import EventPublisher
-from order_processor.messaging.producer import Producer
+from order_processor.messaging.producer import UNSIGNED, Producer, signed_by
 from order_processor.saga.handler import reject
 from order_processor.security.audit import AuditLogger
 from order_processor.store.assets import AssetDAO
@@ -126,13 +126,16 @@ class PriceMatcher:
         return commands
 
     def _executions(self, orders: list[Order], cause: str) -> list[ExecuteOrder]:
-        token = self.admission.tokens.create_access_token(SERVICE_NAME, role="service")
         return [
-            ExecuteOrder(
-                command_id=derived_id("execute", order.order_id, cause),
-                username=order.username,
-                auth=token,
-                payload=OrderReference(order_id=order.order_id),
+            signed_by(
+                self.admission.tokens,
+                SERVICE_NAME,
+                ExecuteOrder(
+                    command_id=derived_id("execute", order.order_id, cause),
+                    username=order.username,
+                    auth=UNSIGNED,
+                    payload=OrderReference(order_id=order.order_id),
+                ),
             )
             for order in orders
         ]

@@ -34,7 +34,7 @@ from order_processor.saga.limit import (
     is_due,
     queue_limit_order,
 )
-from order_processor.saga.market import commit_step, run_market_order
+from order_processor.saga.market import commit_step, fail, run_market_order
 from order_processor.store.lock import Lease
 from order_processor.store.orders import order_item
 
@@ -83,7 +83,17 @@ async def resume(context: SagaContext, lease: Lease, order: Order) -> Order:
     # The crash may have come between the step's commit and its event: publish it again
     # (same event id) before going on, as a redelivered PlaceOrder does.
     await context.publisher.publish(order_event(order))
+    if order.status is OrderStatus.PENDING and not await _user_active(context, order.username):
+        # Nothing moved yet: what placing checked is checked again (disabled meanwhile).
+        return await fail(context, lease, order, "USER_INACTIVE")
     return await advance(context, lease, order)
+
+
+async def _user_active(context: SagaContext, username: str) -> bool:
+    try:
+        return (await context.users.get_user_by_username(username)).is_active
+    except UserNotFoundException:
+        return False
 
 
 async def cancel_order(context: SagaContext, lease: Lease, command: CancelOrder) -> Order:

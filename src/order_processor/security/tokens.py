@@ -15,7 +15,8 @@ any object whatsoever it either returns `TokenClaims` or raises `TokenExpiredExc
    identifier, `role` a known role, `iat`/`exp` (and `nbf` if present) integers in
    (0, 2**33), `exp > iat`, `exp - iat` at most the role's maximum lifetime, `iat` (and
    `nbf`) at most `clock_skew` in the future, `jti` if present a string of at most 64
-   characters. An expired token (`exp <= now`) raises TokenExpiredException.
+   characters, `cmd` if present the 64 hex digits of the one command the token was
+   minted for. An expired token (`exp <= now`) raises TokenExpiredException.
 
 python-jose's own claim checks are not used: they read the wall clock rather than the
 injected one, guard `int(claims["exp"])` against ValueError only (a list or an infinite
@@ -54,6 +55,7 @@ MAX_TIMESTAMP = 2**33  # exclusive; year 2242
 MAX_TOKEN_ID_LENGTH = 64
 SUBJECT_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_COMMAND_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class TokenClaims:
     issued_at: datetime
     expires_at: datetime
     token_id: str
+    command: str | None = None  # the digest of the one command it was minted for, if any
 
 
 @dataclass(frozen=True)
@@ -129,10 +132,18 @@ class TokenManager:
         return self._policy.max_lifetime
 
     def create_access_token(
-        self, subject: str, role: str = "customer", expires_delta: timedelta | None = None
+        self,
+        subject: str,
+        role: str = "customer",
+        expires_delta: timedelta | None = None,
+        *,
+        command: str | None = None,
     ) -> str:
         """A signed token for `subject`. Negative deltas are allowed (an already expired
-        token, for tests); a delta beyond the role's maximum is a ValueError."""
+        token, for tests); a delta beyond the role's maximum is a ValueError. `command`
+        (a digest) binds the token to that one command."""
+        if command is not None and not _COMMAND_DIGEST.fullmatch(command):
+            raise ValueError("a command digest is 64 lowercase hex digits")
         maximum = self.max_lifetime_for(role)
         if not isinstance(subject, str) or not SUBJECT_PATTERN.fullmatch(subject):
             raise ValueError("the subject must be 1 to 64 characters of A-Z a-z 0-9 _ . : @ -")
@@ -150,6 +161,8 @@ class TokenManager:
             "exp": issued_at + lifetime // timedelta(seconds=1),
             "jti": secrets.token_hex(16),
         }
+        if command is not None:
+            claims["cmd"] = command
         token: str = jwt.encode(claims, self._key, algorithm=self._algorithm)
         return token
 
@@ -258,6 +271,19 @@ def _is_timestamp(value: object) -> TypeGuard[int]:
     return type(value) is int and 0 < value < MAX_TIMESTAMP
 
 
+def _optional_ids(claims: dict[str, Any]) -> tuple[str, str | None]:
+    """`jti` (a string of at most 64 characters) and `cmd` (a command digest), if present."""
+    token_id = claims.get("jti", "")
+    if not isinstance(token_id, str) or len(token_id) > MAX_TOKEN_ID_LENGTH:
+        _invalid(f"the token's jti must be a string of at most {MAX_TOKEN_ID_LENGTH} characters")
+    command = claims.get("cmd")
+    if command is not None and not (
+        isinstance(command, str) and _COMMAND_DIGEST.fullmatch(command)
+    ):
+        _invalid("the token's cmd must be a command digest")
+    return token_id, command
+
+
 def _check_claims(
     claims: dict[str, Any],
     now: float,
@@ -271,9 +297,7 @@ def _check_claims(
         _invalid("the token's role is missing or not one this service knows")
     if not _is_timestamp(issued) or not _is_timestamp(expires):
         _invalid("the token's iat and exp must be integer timestamps in range")
-    token_id = claims.get("jti", "")
-    if not isinstance(token_id, str) or len(token_id) > MAX_TOKEN_ID_LENGTH:
-        _invalid(f"the token's jti must be a string of at most {MAX_TOKEN_ID_LENGTH} characters")
+    token_id, command = _optional_ids(claims)
     if expires <= now:
         raise TokenExpiredException("the token has expired")
     if expires <= issued:
@@ -292,4 +316,5 @@ def _check_claims(
         issued_at=datetime.fromtimestamp(issued, UTC),
         expires_at=datetime.fromtimestamp(expires, UTC),
         token_id=token_id,
+        command=command,
     )

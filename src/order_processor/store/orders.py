@@ -6,7 +6,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -203,6 +203,25 @@ class OrderDAO:
             "ScanIndexForward": forward,
         }
         return await _index_orders(self.client, request, ("book_key", "limit_price"))
+
+    async def changed_since(self, moment: datetime) -> list[Order]:
+        """Every order changed at or after `moment`: a Scan, for an operator's repair (the
+        events of orders whose command was lost), never for the workers."""
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "SK = :order AND updated_at >= :moment",
+            "ExpressionAttributeValues": {
+                ":order": to_attribute("ORDER"),
+                ":moment": to_attribute(moment.astimezone(UTC)),
+            },
+        }
+        found: list[Order] = []
+        while True:
+            page = await call(self.client, "scan", **arguments)
+            found += [_order(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return found
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     async def due_orders(self, now: datetime) -> list[Order]:
         """QUEUED orders whose expiry is at or before `now`, from the sparse ExpiryIndex."""

@@ -4,6 +4,7 @@ passes a clean ledger."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 from order_processor.audit import AuditReport, LedgerAuditor
@@ -17,6 +18,7 @@ from order_processor.dependencies import (
 )
 from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.base import utc_now
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.store.orders import order_item
 from tests.support import Clients, destroy
@@ -186,3 +188,56 @@ async def test_the_whole_table_is_walked_user_by_user(aws_endpoint: str) -> None
         report.summary()
         == "audit FAILED: 1 mismatch(es): 3 users, 1 orders, 6 transactions checked"
     )
+
+
+async def test_an_amount_that_is_not_quantity_at_price_is_found(
+    aws: AwsClients, username: str
+) -> None:
+    await seed(aws, username)
+    # Records agree with the order, but 1 at 10 is 10.00, not 9.00.
+    wrong = order(username, OrderStatus.FAILED, step="refunded", price=Decimal(10))
+    wrong = wrong.evolve(total_amount=Decimal("9.00"))
+    await aws.dynamodb.put_item(TableName=aws.resources.orders_table, Item=order_item(wrong))
+    for kind in (TransactionType.ORDER_PAYMENT, TransactionType.ORDER_REFUND):
+        await get_balance_dao(aws).update_balance(
+            BalanceTransactionCreate(
+                transaction_id=f"{wrong.order_id}#{kind.value.lower()}",
+                username=username,
+                transaction_type=kind,
+                amount="9.00",
+                reference_id=wrong.order_id,
+            )
+        )
+
+    report = await audit(aws, username)
+
+    assert [(m.kind, m.detail) for m in report.mismatches] == [
+        ("order_amounts", "total_amount is 9.00; 1 at 10.00000000 is 10.00")
+    ]
+
+
+async def test_a_queued_order_long_past_its_expiry_is_found(aws: AwsClients, username: str) -> None:
+    await seed(aws, username)
+    request = OrderCreate(
+        order_type=OrderType.LIMIT_SELL, asset_id="BTC", quantity=Decimal("1"), limit_price=20
+    )
+    missed = Order.place(username, request).evolve(
+        status=OrderStatus.QUEUED, expires_at=utc_now() - timedelta(hours=1)
+    )
+    await aws.dynamodb.put_item(TableName=aws.resources.orders_table, Item=order_item(missed))
+    await get_asset_transaction_dao(aws).create_asset_transaction(
+        AssetTransactionCreate(
+            transaction_id=f"{missed.order_id}#hold",
+            username=username,
+            asset_id="BTC",
+            transaction_type=AssetTransactionType.HOLD,
+            quantity="1",
+            price="20",
+            total_amount="0",
+            order_id=missed.order_id,
+        )
+    )
+
+    report = await audit(aws, username)
+
+    assert [(m.kind, m.ids[0]) for m in report.mismatches] == [("order_overdue", missed.order_id)]
