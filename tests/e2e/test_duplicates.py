@@ -9,6 +9,7 @@ from decimal import Decimal
 from order_processor.dependencies import get_order_dao
 from order_processor.domain.base import utc_now
 from order_processor.domain.orders import OrderStatus
+from order_processor.messaging.commands import ServiceName
 from order_processor.messaging.events import EventType
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
@@ -125,6 +126,7 @@ async def test_two_users_deposits_under_one_command_id_are_two_events(harness: H
     two = harness.factory.deposit("twin_two", "20").model_copy(
         update={"command_id": one.command_id}
     )
+    two = harness.signed(ServiceName.PAYMENTS, two)
     await harness.send(one, two)
 
     assert await harness.run_worker() == 0, harness.worker_output()
