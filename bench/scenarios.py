@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 from bench.workload import Bench, bench_deployment, seed_users, start_workers
+from order_processor.domain.commands import AnyCommand
 from order_processor.domain.orders import OrderCreate, OrderType
-from order_processor.messaging.commands import AnyCommand
 from order_processor.messaging.producer import CommandFactory
 
 RICH = Decimal("100000000.00")

@@ -17,13 +17,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 from order_processor.aws import sync_client
+from order_processor.bootstrap import AwsClients, get_asset_dao, open_clients
 from order_processor.config import Settings
-from order_processor.dependencies import AwsClients, get_asset_dao, open_clients
 from order_processor.domain.assets import AssetCreate
+from order_processor.domain.commands import AnyCommand, PlaceOrder
+from order_processor.domain.events import Event
 from order_processor.domain.orders import OrderCreate, OrderType
 from order_processor.emulator import free_port
-from order_processor.messaging.commands import AnyCommand, PlaceOrder
-from order_processor.messaging.events import Event
 from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.provision import Provisioner
 from order_processor.security.tokens import TokenManager, TokenPolicy

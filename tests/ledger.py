@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from order_processor.audit import AuditReport, LedgerAuditor
-from order_processor.dependencies import AwsClients, get_order_dao
+from order_processor.bootstrap import AwsClients, get_order_dao
 from order_processor.domain.balances import BalanceTransaction, TransactionStatus
+from order_processor.ops.ledger_audit import AuditReport, LedgerAuditor
 from order_processor.store.balances import BalanceDAO
 
 

@@ -9,8 +9,8 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from order_processor.bootstrap import AwsClients
 from order_processor.config import Settings
-from order_processor.dependencies import AwsClients
 from order_processor.observability import configure_json_logs
 
 

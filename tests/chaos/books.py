@@ -1,7 +1,7 @@
 """The recount: the books re-derived from raw DynamoDB items.
 
 Plain Scan calls over the users, orders and inventory tables, items decoded with boto3's
-TypeDeserializer and read by their PK/SK alone: no DAO, no `order_processor.audit`, no
+TypeDeserializer and read by their PK/SK alone: no DAO, no `order_processor.ops.ledger_audit`, no
 `tests/ledger.py`, and the effect of each transaction type and the rounding rules written
 out again here, so a mistake in the project's own tables cannot hide itself.
 """

@@ -17,8 +17,8 @@ from decimal import ROUND_DOWN, Decimal
 from functools import cached_property
 
 from order_processor.domain.base import utc_now
+from order_processor.domain.commands import AnyCommand, PlaceOrder
 from order_processor.domain.orders import OrderCreate, OrderType
-from order_processor.messaging.commands import AnyCommand, PlaceOrder
 from tests.e2e.harness import Harness
 
 CENT = Decimal("0.01")

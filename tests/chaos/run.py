@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     get_asset_transaction_dao,
     get_balance_dao,
     open_clients,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from order_processor.bootstrap import AwsClients, open_clients
 from order_processor.config import QueueKind, Settings
-from order_processor.dependencies import AwsClients, open_clients
 from tests.e2e.harness import Harness
 from tests.support import Clients, destroy
 

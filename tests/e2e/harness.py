@@ -14,8 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from order_processor.config import QueueKind, Settings
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     AwsClients,
     get_asset_dao,
     get_asset_transaction_dao,
@@ -24,12 +23,13 @@ from order_processor.dependencies import (
     get_token_manager,
     get_user_dao,
 )
+from order_processor.config import QueueKind, Settings
 from order_processor.domain.assets import AssetCreate, AssetTransactionCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.commands import AnyCommand, PlaceOrder, ServiceName, UpdatePrice
+from order_processor.domain.events import Event, EventType
 from order_processor.domain.orders import Order, OrderCreate, OrderType
 from order_processor.domain.users import UserCreate
-from order_processor.messaging.commands import AnyCommand, PlaceOrder, ServiceName, UpdatePrice
-from order_processor.messaging.events import Event, EventType
 from order_processor.messaging.producer import C, CommandFactory, Producer, signed_by
 from order_processor.security.tokens import TokenManager
 from tests.support import CLI

@@ -10,10 +10,10 @@ from decimal import Decimal
 
 from jose import jwt
 
-from order_processor.dependencies import get_user_dao
+from order_processor.bootstrap import get_user_dao
+from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
 from order_processor.domain.users import UserUpdate
-from order_processor.messaging.events import EventType
 from tests.e2e.conftest import SECRET
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger

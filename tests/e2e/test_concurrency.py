@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
+from order_processor.bootstrap import get_order_dao, open_clients
 from order_processor.config import QueueKind
-from order_processor.dependencies import get_order_dao, open_clients
 from tests.e2e.conftest import deployment_settings
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger

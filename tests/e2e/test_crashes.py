@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import get_asset_balance_dao
+from order_processor.bootstrap import get_asset_balance_dao
+from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
-from order_processor.messaging.events import EventType
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import open_clients
+from order_processor.bootstrap import open_clients
 from order_processor.domain.orders import OrderStatus
 from tests.e2e.conftest import deployment_settings
 from tests.e2e.harness import Harness

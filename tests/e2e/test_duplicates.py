@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from order_processor.dependencies import get_order_dao
+from order_processor.bootstrap import get_order_dao
 from order_processor.domain.base import utc_now
+from order_processor.domain.commands import ServiceName
+from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
-from order_processor.messaging.commands import ServiceName
-from order_processor.messaging.events import EventType
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
 

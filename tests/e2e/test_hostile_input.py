@@ -14,11 +14,11 @@ from typing import Any
 
 from jose import jwt
 
+from order_processor.bootstrap import open_clients
 from order_processor.config import Settings
-from order_processor.dependencies import open_clients
+from order_processor.domain.commands import ExecuteOrder, OrderReference, ServiceName
+from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
-from order_processor.messaging.commands import ExecuteOrder, OrderReference, ServiceName
-from order_processor.messaging.events import EventType
 from order_processor.messaging.producer import UNSIGNED, Producer
 from tests.e2e.conftest import SECRET
 from tests.e2e.harness import Harness

@@ -9,16 +9,16 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     get_asset_balance_dao,
     get_asset_dao,
     get_balance_dao,
     get_user_dao,
 )
 from order_processor.domain.base import utc_now
+from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
 from order_processor.domain.users import UserUpdate
-from order_processor.messaging.events import EventType
 from order_processor.messaging.producer import Producer
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger

@@ -7,10 +7,10 @@ import json
 from decimal import Decimal
 
 from order_processor.aws import sync_client
-from order_processor.dependencies import get_asset_balance_dao, get_balance_dao
+from order_processor.bootstrap import get_asset_balance_dao, get_balance_dao
 from order_processor.domain.balances import TransactionType
+from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
-from order_processor.messaging.events import EventType
 from order_processor.messaging.producer import SyncProducer
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger, usd_transactions

@@ -11,12 +11,12 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import get_asset_balance_dao, get_user_dao
+from order_processor.bootstrap import get_asset_balance_dao, get_user_dao
 from order_processor.domain.base import ORDER_ID_MAX_LENGTH, utc_now
+from order_processor.domain.commands import ExpireOrder, OrderReference, ServiceName
+from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
 from order_processor.domain.users import UserUpdate
-from order_processor.messaging.commands import ExpireOrder, OrderReference, ServiceName
-from order_processor.messaging.events import EventType
 from order_processor.messaging.producer import UNSIGNED
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger

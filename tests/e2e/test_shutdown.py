@@ -8,7 +8,7 @@ import signal
 import time
 from collections import Counter
 
-from order_processor.dependencies import get_order_dao
+from order_processor.bootstrap import get_order_dao
 from order_processor.domain.orders import OrderStatus
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger

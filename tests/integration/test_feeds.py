@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from order_processor.config import Settings
-from order_processor.feeds import coingecko_prices, random_walk
+from order_processor.demo.feeds import coingecko_prices, random_walk
 from tests.support import Clients, cli_env, run_cli
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "coins_markets.json"

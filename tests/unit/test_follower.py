@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from order_processor.messaging.events import Event, EventType
+from order_processor.domain.events import Event, EventType
 from order_processor.messaging.follower import StatusFollower
 
 

@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from order_processor.bootstrap import get_order_dao, get_token_manager, open_clients
 from order_processor.config import QueueKind, Settings
-from order_processor.dependencies import get_order_dao, get_token_manager, open_clients
+from order_processor.handlers.sweeper import ExpirySweeper
 from order_processor.messaging.producer import Producer
 from order_processor.observability import HealthServer, Metrics
-from order_processor.saga.expiry import ExpirySweeper
 from workers.runtime import configure_logging, on_stop_signals
 
 log = logging.getLogger(__name__)

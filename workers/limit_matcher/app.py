@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from order_processor.config import QueueKind, Settings
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     get_admission,
     get_asset_dao,
     get_order_dao,
     open_clients,
 )
+from order_processor.config import QueueKind, Settings
 from order_processor.domain.base import utc_now
-from order_processor.faults import Faults
+from order_processor.handlers.prices import PriceMatcher
 from order_processor.messaging.consumer import Consumer
-from order_processor.messaging.events import EventPublisher
 from order_processor.messaging.producer import Producer
-from order_processor.saga.matcher import PriceMatcher
+from order_processor.messaging.publisher import EventPublisher
+from order_processor.saga.faults import Faults
 from order_processor.security.audit import AuditLogger
 from workers.runtime import configure_logging, on_stop_signals, topic_arn
 

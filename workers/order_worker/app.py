@@ -8,8 +8,7 @@ import os
 import socket
 from typing import Any
 
-from order_processor.config import Settings
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     AwsClients,
     get_admission,
     get_asset_dao,
@@ -20,12 +19,13 @@ from order_processor.dependencies import (
     get_user_dao,
     open_clients,
 )
-from order_processor.faults import Faults
+from order_processor.config import Settings
+from order_processor.handlers.commands import CommandHandler
 from order_processor.messaging.consumer import Consumer
-from order_processor.messaging.events import EventPublisher
+from order_processor.messaging.publisher import EventPublisher
 from order_processor.observability import HealthServer, Metrics, count_aws_calls
 from order_processor.saga.context import Limits, SagaContext
-from order_processor.saga.handler import CommandHandler
+from order_processor.saga.faults import Faults
 from order_processor.security.audit import AuditLogger
 from order_processor.store.lock import UserLock
 from workers.runtime import Redrive, configure_logging, on_stop_signals, redrive_of, topic_arn

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from order_processor.cli import admin, ops, trading
 from order_processor.config import ConfigError, Settings
+from order_processor.domain.commands import describe_errors
 from order_processor.emulator import EmulatorError
 from order_processor.exceptions import OrderProcessorError
-from order_processor.messaging.commands import describe_errors
 
 EXIT_USAGE = 2
 

@@ -12,9 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from order_processor.cli.common import print_json, with_clients
-from order_processor.config import Settings
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     AwsClients,
     get_asset_dao,
     get_balance_dao,
@@ -22,13 +20,16 @@ from order_processor.dependencies import (
     get_token_manager,
     get_user_dao,
 )
+from order_processor.cli.common import print_json, with_clients
+from order_processor.config import Settings
+from order_processor.demo.feeds import coingecko_prices, random_walk
 from order_processor.domain.assets import AssetCreate
+from order_processor.domain.commands import command_schema
+from order_processor.domain.events import Event, order_event
 from order_processor.domain.users import UserCreate, UserRole
-from order_processor.feeds import coingecko_prices, random_walk
-from order_processor.messaging.commands import command_schema
-from order_processor.messaging.events import Event, EventPublisher, order_event
 from order_processor.messaging.follower import StatusFollower, follow
 from order_processor.messaging.producer import CommandFactory, Producer
+from order_processor.messaging.publisher import EventPublisher
 from order_processor.security.passwords import PasswordManager
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from order_processor.bootstrap import AwsClients, open_clients
 from order_processor.config import Settings
-from order_processor.dependencies import AwsClients, open_clients
 
 
 def with_clients(settings: Settings, action: Callable[[AwsClients], Awaitable[int]]) -> int:

@@ -14,19 +14,19 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
-from order_processor.audit import LedgerAuditor
 from order_processor.aws import provision_deployment, sync_client
+from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao
 from order_processor.cli.common import with_clients
 from order_processor.config import Settings
-from order_processor.demo import DemoPlan
-from order_processor.demo_run import run_demo
-from order_processor.dependencies import AwsClients, get_asset_dao, get_order_dao
-from order_processor.dlq import DeadLetters
+from order_processor.demo.load import DemoPlan
+from order_processor.demo.run import run_demo
 from order_processor.domain.base import utc_now
 from order_processor.emulator import running_emulator
-from order_processor.insight import gather_insight
+from order_processor.ops.dead_letters import DeadLetters
+from order_processor.ops.insight import gather_insight
+from order_processor.ops.ledger_audit import LedgerAuditor
+from order_processor.ops.status import read_status
 from order_processor.provision import summarize
-from order_processor.status import read_status
 
 
 def register(verbs: Any) -> None:

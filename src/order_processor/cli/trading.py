@@ -8,9 +8,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from order_processor.cli.common import print_json, with_clients
-from order_processor.config import QueueKind, Settings
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     AwsClients,
     get_asset_balance_dao,
     get_asset_dao,
@@ -18,10 +16,12 @@ from order_processor.dependencies import (
     get_order_dao,
     get_token_manager,
 )
+from order_processor.cli.common import print_json, with_clients
+from order_processor.config import QueueKind, Settings
 from order_processor.domain.base import utc_now
+from order_processor.domain.commands import AnyCommand
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.exceptions import OrderNotFoundException
-from order_processor.messaging.commands import AnyCommand
 from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.store.portfolio import load_portfolio
 

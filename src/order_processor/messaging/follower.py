@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from order_processor.messaging.events import Event
+from order_processor.domain.events import Event
 
 SEEN_IDS = 100_000  # ids of order-less events remembered, oldest forgotten first
 

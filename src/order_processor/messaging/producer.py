@@ -17,8 +17,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from order_processor.domain.base import new_id
-from order_processor.domain.orders import OrderCreate
-from order_processor.messaging.commands import (
+from order_processor.domain.commands import (
     AnyCommand,
     CancelOrder,
     Deposit,
@@ -35,6 +34,7 @@ from order_processor.messaging.commands import (
     Withdraw,
     command_digest,
 )
+from order_processor.domain.orders import OrderCreate
 from order_processor.security.tokens import TokenManager
 
 BATCH = 10

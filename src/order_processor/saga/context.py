@@ -12,9 +12,9 @@ from botocore.exceptions import ClientError
 
 from order_processor.domain.base import utc_now
 from order_processor.exceptions import OrderProcessorError
-from order_processor.faults import Faults
-from order_processor.messaging.events import EventPublisher
+from order_processor.messaging.publisher import EventPublisher
 from order_processor.observability import Metrics
+from order_processor.saga.faults import Faults
 from order_processor.store.asset_balances import AssetTransactionDAO
 from order_processor.store.assets import AssetDAO
 from order_processor.store.balances import BalanceDAO

@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.commands import CommandRejected, Deposit, Withdraw
+from order_processor.domain.events import Event, EventType
 from order_processor.exceptions import (
     BalanceNotFoundException,
     TransactionNotFoundException,
     UserNotFoundException,
 )
-from order_processor.messaging.commands import CommandRejected, Deposit, Withdraw
-from order_processor.messaging.events import Event, EventType
 from order_processor.saga.context import SagaContext, StepRefused, commit
 from order_processor.store.lock import Lease
 

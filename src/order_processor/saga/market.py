@@ -21,10 +21,10 @@ import structlog
 
 from order_processor.domain.assets import Asset, AssetTransactionType
 from order_processor.domain.balances import TransactionType
+from order_processor.domain.events import order_event
 from order_processor.domain.money import buy_cost, check_places, order_value, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.exceptions import AssetNotFoundException, OrderProcessorError
-from order_processor.messaging.events import order_event
 from order_processor.saga.context import SagaContext, StepRefused, commit
 from order_processor.saga.ledger import asset_parts, asset_record, usd_parts, usd_record
 from order_processor.store.lock import Lease

@@ -11,14 +11,7 @@ import logging
 from datetime import timedelta
 
 from order_processor.domain.assets import Asset
-from order_processor.domain.money import check_places
-from order_processor.domain.orders import Order, OrderStatus
-from order_processor.exceptions import (
-    AssetNotFoundException,
-    OrderNotFoundException,
-    UserNotFoundException,
-)
-from order_processor.messaging.commands import (
+from order_processor.domain.commands import (
     CancelOrder,
     CommandRejected,
     ExecuteOrder,
@@ -26,7 +19,14 @@ from order_processor.messaging.commands import (
     PlaceOrder,
     ResumeOrder,
 )
-from order_processor.messaging.events import order_event
+from order_processor.domain.events import order_event
+from order_processor.domain.money import check_places
+from order_processor.domain.orders import Order, OrderStatus
+from order_processor.exceptions import (
+    AssetNotFoundException,
+    OrderNotFoundException,
+    UserNotFoundException,
+)
 from order_processor.saga.context import SagaContext
 from order_processor.saga.limit import (
     close_limit_order,

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from order_processor.bootstrap import AwsClients, open_clients
 from order_processor.config import Settings
-from order_processor.dependencies import AwsClients, open_clients
 from tests.support import Clients, destroy
 
 

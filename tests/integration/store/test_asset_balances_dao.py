@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     AwsClients,
     get_asset_balance_dao,
     get_asset_transaction_dao,

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import AwsClients, get_asset_dao
+from order_processor.bootstrap import AwsClients, get_asset_dao
 from order_processor.domain.assets import AssetCreate, AssetUpdate
 from order_processor.exceptions import AssetNotFoundException, EntityAlreadyExistsException
 

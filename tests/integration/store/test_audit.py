@@ -7,19 +7,19 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 
-from order_processor.audit import AuditReport, LedgerAuditor
-from order_processor.config import Settings
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     AwsClients,
     get_asset_transaction_dao,
     get_balance_dao,
     get_order_dao,
     open_clients,
 )
+from order_processor.config import Settings
 from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import utc_now
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.ops.ledger_audit import AuditReport, LedgerAuditor
 from order_processor.store.orders import order_item
 from tests.support import Clients, destroy
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import AwsClients, get_balance_dao
+from order_processor.bootstrap import AwsClients, get_balance_dao
 from order_processor.domain.balances import (
     BalanceTransactionCreate,
     TransactionStatus,

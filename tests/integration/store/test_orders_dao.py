@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from order_processor.dependencies import AwsClients, get_order_dao
+from order_processor.bootstrap import AwsClients, get_order_dao
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType, OrderUpdate
 from order_processor.exceptions import (
     EntityAlreadyExistsException,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     AwsClients,
     get_asset_balance_dao,
     get_asset_dao,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     AwsClients,
     get_asset_dao,
     get_asset_transaction_dao,
@@ -19,7 +19,7 @@ from order_processor.domain.assets import Asset, AssetCreate
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.exceptions import ServiceUnavailableException
-from order_processor.messaging.events import EventPublisher
+from order_processor.messaging.publisher import EventPublisher
 from order_processor.saga.context import Limits, SagaContext
 from order_processor.saga.market import run_market_order
 from order_processor.store.assets import AssetDAO

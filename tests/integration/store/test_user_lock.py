@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     AwsClients,
     get_asset_dao,
     get_asset_transaction_dao,
@@ -17,7 +17,7 @@ from order_processor.dependencies import (
 )
 from order_processor.domain.orders import Order, OrderCreate, OrderType
 from order_processor.exceptions import LockAcquisitionException, OrderNotFoundException
-from order_processor.messaging.events import EventPublisher
+from order_processor.messaging.publisher import EventPublisher
 from order_processor.saga.context import Limits, LostLock, SagaContext, commit
 from order_processor.store.lock import UserLock
 from order_processor.store.orders import order_item

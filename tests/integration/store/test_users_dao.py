@@ -5,7 +5,7 @@ import asyncio
 import bcrypt
 import pytest
 
-from order_processor.dependencies import AwsClients, get_user_dao
+from order_processor.bootstrap import AwsClients, get_user_dao
 from order_processor.domain.users import UserCreate, UserRole, UserUpdate
 from order_processor.exceptions import (
     AccessDeniedException,

@@ -17,21 +17,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from order_processor.domain.base import utc_now
-from order_processor.domain.orders import Order
-from order_processor.exceptions import OrderProcessorError, StalePriceException
-from order_processor.faults import Faults
-from order_processor.messaging.admission import Admission
-from order_processor.messaging.commands import (
+from order_processor.domain.commands import (
     CommandRejected,
     ExecuteOrder,
     OrderReference,
     ServiceName,
     UpdatePrice,
 )
+from order_processor.domain.orders import Order
+from order_processor.exceptions import OrderProcessorError, StalePriceException
+from order_processor.handlers.admission import Admission
+from order_processor.handlers.commands import reject
 from order_processor.messaging.consumer import Ack, Message, Outcome, Retry
-from order_processor.messaging.events import EventPublisher
 from order_processor.messaging.producer import UNSIGNED, Producer, signed_by
-from order_processor.saga.handler import reject
+from order_processor.messaging.publisher import EventPublisher
+from order_processor.saga.faults import Faults
 from order_processor.security.audit import AuditLogger
 from order_processor.store.assets import AssetDAO
 from order_processor.store.orders import OrderDAO

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from order_processor.dlq import DeadLetters
+from order_processor.ops.dead_letters import DeadLetters
 from order_processor.store.assets import AssetDAO
 from order_processor.store.orders import OrderDAO
 

@@ -17,7 +17,7 @@ import aioboto3
 
 from order_processor.aws import client_kwargs
 from order_processor.config import ConfigError, Settings
-from order_processor.messaging.admission import Admission
+from order_processor.handlers.admission import Admission
 from order_processor.resources import Resources
 from order_processor.security.tokens import TokenManager, TokenPolicy
 from order_processor.store.asset_balances import AssetBalanceDAO, AssetTransactionDAO

@@ -9,12 +9,12 @@ import signal
 import time
 from collections import Counter
 
-from order_processor.audit import LedgerAuditor
 from order_processor.aws import provision_deployment
+from order_processor.bootstrap import AwsClients, get_order_dao, open_clients
 from order_processor.config import Settings
-from order_processor.demo import Demo, DemoPlan, percentile
-from order_processor.dependencies import AwsClients, get_order_dao, open_clients
+from order_processor.demo.load import Demo, DemoPlan, percentile
 from order_processor.messaging.follower import StatusFollower, follow
+from order_processor.ops.ledger_audit import LedgerAuditor
 
 EXIT_INTERRUPTED = 130
 

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from order_processor.messaging.commands import peek_identity
+from order_processor.domain.commands import peek_identity
 
 LIST_VISIBILITY = 30  # seconds a listed message stays hidden before it is handed back
 

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from order_processor.exceptions import LockAcquisitionException, OrderProcessorError
-from order_processor.messaging.admission import Admission, Admitted
-from order_processor.messaging.commands import (
+from order_processor.domain.commands import (
     AnyCommand,
     CancelOrder,
     CommandRejected,
@@ -31,6 +29,9 @@ from order_processor.messaging.commands import (
     Withdraw,
     peek_identity,
 )
+from order_processor.domain.events import rejection_event
+from order_processor.exceptions import LockAcquisitionException, OrderProcessorError
+from order_processor.handlers.admission import Admission, Admitted
 from order_processor.messaging.consumer import (
     Ack,
     Message,
@@ -39,7 +40,7 @@ from order_processor.messaging.consumer import (
     Retry,
     ToDeadLetters,
 )
-from order_processor.messaging.events import EventPublisher, rejection_event
+from order_processor.messaging.publisher import EventPublisher
 from order_processor.saga.context import SagaContext
 from order_processor.saga.funds import apply_funds
 from order_processor.saga.orders import (

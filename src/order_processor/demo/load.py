@@ -24,8 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from order_processor.config import QueueKind, Settings
-from order_processor.dependencies import (
+from order_processor.bootstrap import (
     AwsClients,
     get_asset_dao,
     get_balance_dao,
@@ -33,14 +32,15 @@ from order_processor.dependencies import (
     get_token_manager,
     get_user_dao,
 )
+from order_processor.config import QueueKind, Settings
+from order_processor.demo.feeds import random_walk
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.base import utc_now
+from order_processor.domain.commands import AnyCommand, PlaceOrder
+from order_processor.domain.events import Event, EventType
 from order_processor.domain.orders import OrderCreate, OrderType
 from order_processor.domain.users import UserCreate
 from order_processor.exceptions import EntityAlreadyExistsException
-from order_processor.feeds import random_walk
-from order_processor.messaging.commands import AnyCommand, PlaceOrder
-from order_processor.messaging.events import Event, EventType
 from order_processor.messaging.producer import CommandFactory, Producer
 
 ASSETS = {

@@ -7,7 +7,6 @@ re-publish after a crash carries the same id and a follower drops the duplicate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -140,16 +139,3 @@ def printable(text: str) -> str:
     cleaned = "".join(c if " " <= c <= "~" else "?" for c in text[: 4 * MAX_REASON_TEXT])
     cleaned = _REDACTOR.scrub(cleaned)
     return cleaned if len(cleaned) <= MAX_REASON_TEXT else cleaned[: MAX_REASON_TEXT - 3] + "..."
-
-
-@dataclass(frozen=True)
-class EventPublisher:
-    sns: Any
-    topic_arn: str
-
-    async def publish(self, event: Event) -> None:
-        await self.sns.publish(
-            TopicArn=self.topic_arn,
-            Message=event.body(),
-            MessageAttributes=event.attributes(),
-        )

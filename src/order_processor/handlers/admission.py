@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from order_processor.domain.base import utc_now
-from order_processor.exceptions import TokenExpiredException, TokenInvalidException
-from order_processor.messaging.commands import (
+from order_processor.domain.commands import (
     CUSTOMER_COMMANDS,
     SERVICE_COMMANDS,
     AnyCommand,
@@ -28,6 +27,7 @@ from order_processor.messaging.commands import (
     validate_command,
     well_formed_id,
 )
+from order_processor.exceptions import TokenExpiredException, TokenInvalidException
 from order_processor.security.tokens import TokenClaims, TokenManager
 
 log = logging.getLogger(__name__)

@@ -21,15 +21,15 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from order_processor.messaging.commands import (
+from order_processor.domain.commands import (
     ExpireOrder,
     OrderReference,
     ResumeOrder,
     ServiceName,
 )
+from order_processor.handlers.prices import derived_id
 from order_processor.messaging.producer import UNSIGNED, Producer, signed_by
 from order_processor.observability import Metrics
-from order_processor.saga.matcher import derived_id
 from order_processor.security.tokens import TokenManager
 from order_processor.store.orders import OrderDAO
 
