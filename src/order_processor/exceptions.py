@@ -1,13 +1,46 @@
-"""The domain's exceptions: one root, the seed's names under it.
+"""The domain's exceptions: one root, the seed's names under it, and the reason codes.
 
 Whether an error is worth retrying is a property of its type (`retryable`); only the
 consumer runtime turns that into an SQS action. `code` is the stable reason code that
-rejections and FAILED orders carry.
+rejections and FAILED orders carry; every code is spelled once, here (`Reason`, or the
+`code` of the exception that carries it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar
+
+
+class Reason(StrEnum):
+    """Why a command was rejected (`command.rejected`) or an order FAILED."""
+
+    MALFORMED_JSON = "MALFORMED_JSON"
+    INVALID_COMMAND = "INVALID_COMMAND"
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"  # noqa: S105 (a reason code, not a secret)
+    FORBIDDEN = "FORBIDDEN"
+    FUTURE_TIMESTAMP = "FUTURE_TIMESTAMP"
+    UNKNOWN_USER = "UNKNOWN_USER"
+    USER_INACTIVE = "USER_INACTIVE"
+    UNKNOWN_ASSET = "UNKNOWN_ASSET"
+    ASSET_NOT_TRADABLE = "ASSET_NOT_TRADABLE"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+    ALREADY_EXPIRED = "ALREADY_EXPIRED"
+    CONFLICTING_DUPLICATE = "CONFLICTING_DUPLICATE"
+    DUPLICATE = "DUPLICATE"
+    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+    INSUFFICIENT_ASSET_BALANCE = "INSUFFICIENT_ASSET_BALANCE"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+    ORDER_NOT_CANCELLABLE = "ORDER_NOT_CANCELLABLE"
+    UNSUPPORTED_COMMAND = "UNSUPPORTED_COMMAND"
+    ORDER_VALUE_LIMIT = "ORDER_VALUE_LIMIT"
+    ORDER_TOO_SMALL = "ORDER_TOO_SMALL"
+    ASSET_NOT_FOUND = "ASSET_NOT_FOUND"
 
 
 class OrderProcessorError(Exception):
@@ -117,6 +150,33 @@ class AccessDeniedException(OrderProcessorError):
     code = "ACCESS_DENIED"
 
 
+# Commands
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a rejection may name: only what a verified token vouches for."""
+
+    username: str | None = None
+    command_id: str | None = None
+    issued_at: datetime | None = None  # the command's time, once it has parsed
+
+
+class CommandRejected(OrderProcessorError):
+    """A command that can never succeed: answered with `command.rejected` and removed.
+    `identity` is set once the sender is authenticated; until then a rejection names
+    nobody."""
+
+    code = "REJECTED"
+
+    def __init__(
+        self, reason: str, message: str, *, identity: Identity | None = None, **details: Any
+    ) -> None:
+        super().__init__(message, **details)
+        self.reason = reason
+        self.identity = identity
+
+
 # Transient (retryable)
 
 
@@ -125,6 +185,14 @@ class LockAcquisitionException(OrderProcessorError):
 
     retryable = True
     code = "LOCK_BUSY"
+
+
+class OrderChangedException(OrderProcessorError):
+    """The order is no longer in the state the command read (another delivery moved it):
+    read again and decide again."""
+
+    retryable = True
+    code = "ORDER_CHANGED"
 
 
 class ServiceUnavailableException(OrderProcessorError):

@@ -28,11 +28,13 @@ HELP = {
     "commands_rejected_total": ("counter", "Commands answered with command.rejected."),
     "commands_retried_total": ("counter", "Commands handed back for a later try."),
     "orders_failed_total": ("counter", "Orders that ended FAILED, by reason."),
-    "lock_busy_total": ("counter", "User lock acquisitions that found the lock busy."),
+    "lock_busy_total": (
+        "counter",
+        "Writes refused because another writer changed the user's books since the read.",
+    ),
     "saga_step_seconds": ("histogram", "Time to commit a saga step and publish its event."),
     "messages_in_flight": ("gauge", "Messages received and not yet settled."),
     "aws_calls_total": ("counter", "AWS API calls made, by service and operation."),
-    "groups_waiting_for_lock": ("gauge", "Message groups waiting for a busy user lock."),
     "orders_resumed_total": (
         "counter",
         "Orders found PENDING or PROCESSING by a command and taken on, by status found.",

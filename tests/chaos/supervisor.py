@@ -23,18 +23,17 @@ from tests.support import CLI
 
 RECOVERY_AGE_SECONDS = 5
 STARTUP_SECONDS = 20.0
-# Steps the order worker's fault hook knows, weighted towards the debit: it is where a
-# market order, a limit execution and a marketable limit order each stop half-way.
+# The order worker's commit points (each command is one write, or two when the first is
+# refused), weighted towards the writes most commands end with: a market order's and a
+# limit execution's `completed`, a limit order's `held`.
 WORKER_STEPS = (
-    ("debited", 5),
-    ("completed", 2),
-    ("accepted", 2),
+    ("completed", 4),
     ("held", 2),
     ("failed", 1),
     ("cancelled", 1),
     ("expired", 1),
-    ("funds", 1),
-    ("refunded", 1),
+    ("released", 1),
+    ("funds", 2),
 )
 
 

@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,18 @@ from order_processor.bootstrap import (
 from order_processor.config import QueueKind, Settings
 from order_processor.domain.assets import AssetCreate, AssetTransactionCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.base import utc_now
 from order_processor.domain.commands import AnyCommand, PlaceOrder, ServiceName, UpdatePrice
 from order_processor.domain.events import Event, EventType
-from order_processor.domain.orders import Order, OrderCreate, OrderType
+from order_processor.domain.money import buy_cost, sell_proceeds
+from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.domain.ports import LedgerWrite
 from order_processor.domain.users import UserCreate
 from order_processor.messaging.producer import C, CommandFactory, Producer, signed_by
+from order_processor.saga.decision import moved
+from order_processor.saga.records import Records, debit, hold, joined, release
 from order_processor.security.tokens import TokenManager
+from order_processor.store.ledger import DynamoLedger
 from tests.support import CLI
 
 
@@ -230,6 +237,52 @@ class Harness:
         an operator's mistake leaves behind."""
         await self.clients.sqs.purge_queue(QueueUrl=self.queue_url)
 
+    async def strand(
+        self, command: PlaceOrder, status: OrderStatus, price: str | None = None
+    ) -> Order:
+        """The order as a v1 worker that died mid-saga left it (v2 never stores these
+        states): PENDING (accepted, nothing moved) or PROCESSING (debited at `price`, or
+        the inventory's, and not credited); written through the store, fenced."""
+        resources = self.settings.resources()
+        ledger = DynamoLedger(
+            self.clients.dynamodb,
+            resources.users_table,
+            resources.orders_table,
+            resources.inventory_table,
+        )
+        payload = command.payload
+        snapshot = await ledger.read(
+            command.username, order_id=payload.order_id, asset_id=payload.asset_id
+        )
+        at = utc_now()
+        order = Order.place(command.username, payload, order_id=payload.order_id).evolve(
+            step="accepted",
+            sequence=1,
+            created_at=at,
+            updated_at=at,
+            expires_at=at + timedelta(days=30) if payload.order_type.is_limit else None,
+        )
+        records: Records = ((), ())
+        if status is OrderStatus.PROCESSING:
+            assert snapshot.asset is not None
+            order, records = _debited(order, Decimal(price) if price else snapshot.asset.price)
+        write = LedgerWrite(
+            username=command.username,
+            fence=snapshot.fence,
+            at=at,
+            step=order.step or "",
+            order=order,
+            usd=records[0],
+            assets=records[1],
+        )
+        await ledger.write(write)
+        return order
+
+    @staticmethod
+    async def until(moment: datetime) -> None:
+        """Wait for the clock to pass `moment` (what a test waits for is the time itself)."""
+        await asyncio.sleep(max(0.0, (moment - utc_now()).total_seconds()) + 0.05)
+
     async def dead_letters(self) -> int:
         """Messages in the commands queue's DLQ (visible or not)."""
         dead_letter = self.settings.resources().commands_queue.dead_letter
@@ -277,3 +330,19 @@ class Harness:
 
     async def available(self, username: str) -> Decimal:
         return (await get_balance_dao(self.clients).get_balance(username)).available
+
+
+def _debited(accepted: Order, price: Decimal) -> tuple[Order, Records]:
+    """v1's states up to the debit: a limit order held, then released and paid."""
+    at = accepted.updated_at
+    rounding = buy_cost if accepted.order_type.is_buy else sell_proceeds
+    amount = rounding(accepted.quantity, price)
+    base = accepted
+    if accepted.order_type.is_limit:
+        base = moved(accepted, at, "held", status=OrderStatus.QUEUED)
+    processing = moved(
+        base, at, "debited", status=OrderStatus.PROCESSING, price=price, total_amount=amount
+    )
+    if not accepted.order_type.is_limit:
+        return processing, debit(processing)
+    return processing, joined(hold(processing), release(processing), debit(processing))

@@ -1,60 +1,73 @@
-"""A worker killed with SIGKILL right after each saga step commits (before its event is
-published or its message deleted); a fresh worker finishes every order exactly once."""
+"""A worker killed with SIGKILL right after each write commits (before its events are
+published or its message deleted); a fresh worker finishes every command exactly once
+and publishes the stored state's event. Every commit point of the saga is here: a market
+order's one write (completed, or failed), a limit order's (held, completed when marketable
+or executed, cancelled, expired, released), a deposit's (funds)."""
 
 from __future__ import annotations
 
 import signal
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from order_processor.bootstrap import get_asset_balance_dao
+from order_processor.bootstrap import get_asset_balance_dao, get_user_dao
+from order_processor.domain.base import utc_now
 from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
+from order_processor.domain.users import UserUpdate
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
 
 
-@pytest.mark.parametrize("step", ["accepted", "debited", "completed"])
-async def test_a_buy_survives_a_crash_after_each_step(harness: Harness, step: str) -> None:
-    await harness.create_user("crash_user", usd="1000")
-    await harness.add_asset("BTC", "50000")
-    buy = harness.market("crash_user", "buy", "BTC", "0.004")
-    await harness.send(buy)
-
+async def crash_then_finish(harness: Harness, step: str) -> None:
     crashed = await harness.run_worker(fault=f"crash-after={step}")
     assert crashed == -signal.SIGKILL, harness.worker_output()
     assert await harness.run_worker() == 0, harness.worker_output()
 
-    order = await harness.order(buy.payload.order_id)
-    assert (order.status, order.total_amount) == (OrderStatus.COMPLETED, Decimal("200.00"))
-    assert await harness.available("crash_user") == Decimal("800.00")
-    btc = await get_asset_balance_dao(harness.clients).get_asset_balance("crash_user", "BTC")
-    assert btc.available == Decimal("0.004")
+
+async def last_event(harness: Harness, order_id: str, kind: EventType) -> tuple[EventType, int]:
+    events = await harness.collect_events(
+        lambda e: any(x.event_type is kind and x.order_id == order_id for x in e)
+    )
+    last = max((e for e in events if e.order_id == order_id), key=lambda e: e.sequence)
+    return last.event_type, last.sequence
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+async def test_a_market_order_survives_a_crash_after_its_write(harness: Harness, side: str) -> None:
+    await harness.create_user("crash_user", usd="1000")
+    await harness.add_asset("BTC", "50000")
+    await harness.give_asset("crash_user", "BTC", "0.5")
+    order = harness.market("crash_user", side, "BTC", "0.004")
+    await harness.send(order)
+
+    await crash_then_finish(harness, "completed")
+
+    stored = await harness.order(order.payload.order_id)
+    assert (stored.status, stored.total_amount) == (OrderStatus.COMPLETED, Decimal("200.00"))
+    usd, btc = ("800.00", "0.504") if side == "buy" else ("1200.00", "0.496")
+    assert await harness.available("crash_user") == Decimal(usd)
+    holding = await get_asset_balance_dao(harness.clients).get_asset_balance("crash_user", "BTC")
+    assert holding.available == Decimal(btc)
     await assert_ledger(harness.clients, "crash_user")
-    # No status change without its event, even the one whose publish the crash skipped.
-    events = await harness.collect_events(lambda e: len({x.event_id for x in e}) >= 3)
-    assert {(e.event_type, e.sequence) for e in events} == {
-        (EventType.ORDER_ACCEPTED, 1),
-        (EventType.ORDER_PROCESSING, 2),
-        (EventType.ORDER_COMPLETED, 3),
-    }
+    # The crash skipped the publish: the redelivery publishes the stored state's event.
+    assert await last_event(harness, stored.order_id, EventType.ORDER_COMPLETED) == (
+        EventType.ORDER_COMPLETED,
+        3,
+    )
 
 
 @pytest.mark.parametrize(
-    ("fault", "status", "reason", "usd"),
+    ("fault", "reason"),
     [
-        ("crash-after=failed", OrderStatus.FAILED, "INSUFFICIENT_BALANCE", "50.00"),
-        (
-            "fail-step=completed,crash-after=refunded",
-            OrderStatus.FAILED,
-            "INJECTED_FAULT",
-            "50.00",
-        ),
+        ("crash-after=failed", "INSUFFICIENT_BALANCE"),
+        ("fail-step=completed,crash-after=failed", "INJECTED_FAULT"),
     ],
 )
-async def test_failure_paths_survive_a_crash_after_their_commit(
-    harness: Harness, fault: str, status: OrderStatus, reason: str, usd: str
+async def test_a_failed_order_survives_a_crash_after_its_write(
+    harness: Harness, fault: str, reason: str
 ) -> None:
     await harness.create_user("crash_fail", usd="50")
     await harness.add_asset("BTC", "50000")
@@ -66,39 +79,20 @@ async def test_failure_paths_survive_a_crash_after_their_commit(
     assert await harness.run_worker() == 0, harness.worker_output()
 
     order = await harness.order(buy.payload.order_id)
-    assert (order.status, order.failure_reason) == (status, reason)
-    assert await harness.available("crash_fail") == Decimal(usd)
+    assert (order.status, order.failure_reason) == (OrderStatus.FAILED, reason)
+    assert await harness.available("crash_fail") == Decimal("50.00")  # nothing moved
     await assert_ledger(harness.clients, "crash_fail")
-    events = await harness.collect_events(
-        lambda e: EventType.ORDER_FAILED in {x.event_type for x in e}
+    assert await last_event(harness, order.order_id, EventType.ORDER_FAILED) == (
+        EventType.ORDER_FAILED,
+        2,
     )
-    assert EventType.ORDER_ACCEPTED in {e.event_type for e in events}
-
-
-async def test_a_sell_survives_a_crash_after_its_debit(harness: Harness) -> None:
-    await harness.create_user("crash_sell")
-    await harness.add_asset("BTC", "50000")
-    await harness.give_asset("crash_sell", "BTC", "0.5")
-    sell = harness.market("crash_sell", "sell", "BTC", "0.1")
-    await harness.send(sell)
-
-    assert await harness.run_worker(fault="crash-after=debited") == -signal.SIGKILL
-    assert await harness.run_worker() == 0, harness.worker_output()
-
-    order = await harness.order(sell.payload.order_id)
-    assert (order.status, order.total_amount) == (OrderStatus.COMPLETED, Decimal("5000.00"))
-    assert await harness.available("crash_sell") == Decimal("5000.00")
-    btc = await get_asset_balance_dao(harness.clients).get_asset_balance("crash_sell", "BTC")
-    assert btc.available == Decimal("0.4")
-    await assert_ledger(harness.clients, "crash_sell")
 
 
 async def test_a_deposit_survives_a_crash_after_its_commit(harness: Harness) -> None:
     await harness.create_user("crash_dep")
     await harness.send(harness.factory.deposit("crash_dep", "75.25"))
 
-    assert await harness.run_worker(fault="crash-after=funds") == -signal.SIGKILL
-    assert await harness.run_worker() == 0, harness.worker_output()
+    await crash_then_finish(harness, "funds")
 
     assert await harness.available("crash_dep") == Decimal("75.25")
     await assert_ledger(harness.clients, "crash_dep")
@@ -106,31 +100,46 @@ async def test_a_deposit_survives_a_crash_after_its_commit(harness: Harness) -> 
     assert [e.event_type for e in events] == [EventType.BALANCE_DEPOSITED]
 
 
-@pytest.mark.parametrize("side", ["buy", "sell"])
-async def test_a_permanent_failure_after_the_debit_is_compensated(
-    harness: Harness, side: str
-) -> None:
-    await harness.create_user("comp_user", usd="1000")
-    await harness.add_asset("BTC", "50000")
-    await harness.give_asset("comp_user", "BTC", "1")
-    order_command = harness.market("comp_user", side, "BTC", "0.01")
-    await harness.send(order_command)
+async def test_a_limit_order_survives_a_crash_after_each_of_its_writes(harness: Harness) -> None:
+    """held (placed), completed (executed), then for others cancelled, expired, released."""
+    await harness.create_user("crash_lim", usd="1000")
+    await harness.add_asset("SOL", "100")
+    await harness.give_asset("crash_lim", "SOL", "10")
+    expiry = utc_now() + timedelta(seconds=12)  # after the crash and its visibility timeout
+    executed = harness.limit("crash_lim", "buy", "SOL", "1", "90")
+    cancelled = harness.limit("crash_lim", "buy", "SOL", "1", "80")
+    expired = harness.limit("crash_lim", "buy", "SOL", "1", "70", expires_at=expiry)
+    refused = harness.limit("crash_lim", "sell", "SOL", "2", "101")
+    orders = (executed, cancelled, expired, refused)
+    await harness.send(*orders)
+    await crash_then_finish(harness, "held")
+    assert {(await harness.order(o.payload.order_id)).status for o in orders} == {
+        OrderStatus.QUEUED
+    }
 
-    assert await harness.run_worker(fault="fail-step=completed") == 0, harness.worker_output()
+    await harness.send_prices(("SOL", "89"))
+    assert await harness.run_worker(kind="limit-matcher") == 0
+    await crash_then_finish(harness, "completed")
+    await harness.send(harness.factory.cancel("crash_lim", cancelled.payload.order_id))
+    await crash_then_finish(harness, "cancelled")
+    await harness.until(expiry)
+    await harness.sweep()
+    await crash_then_finish(harness, "expired")
+    await get_user_dao(harness.clients).update_user("crash_lim", UserUpdate(is_active=False))
+    await harness.send_prices(("SOL", "102"))
+    assert await harness.run_worker(kind="limit-matcher") == 0
+    await crash_then_finish(harness, "released")
 
-    order = await harness.order(order_command.payload.order_id)
-    assert (order.status, order.step, order.failure_reason) == (
+    final = {o.payload.order_id: await harness.order(o.payload.order_id) for o in orders}
+    assert [final[o.payload.order_id].status for o in orders] == [
+        OrderStatus.COMPLETED,
+        OrderStatus.CANCELLED,
+        OrderStatus.EXPIRED,
         OrderStatus.FAILED,
-        "refunded",
-        "INJECTED_FAULT",
-    )
-    assert await harness.available("comp_user") == Decimal("1000.00")
-    btc = await get_asset_balance_dao(harness.clients).get_asset_balance("comp_user", "BTC")
-    assert btc.available == Decimal("1")
-    await assert_ledger(harness.clients, "comp_user")  # payment+refund or sell+refund
-    events = await harness.collect_events(lambda e: len(e) >= 3)
-    assert [e.event_type for e in events] == [
-        EventType.ORDER_ACCEPTED,
-        EventType.ORDER_PROCESSING,
-        EventType.ORDER_FAILED,
     ]
+    assert final[refused.payload.order_id].failure_reason == "USER_INACTIVE"
+    assert await harness.available("crash_lim") == Decimal("911.00")  # 1000 - 89
+    await assert_ledger(harness.clients, "crash_lim")
+    for order in final.values():
+        kind = EventType(f"order.{order.status.value.lower()}")
+        assert await last_event(harness, order.order_id, kind) == (kind, order.sequence)

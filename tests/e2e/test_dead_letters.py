@@ -11,6 +11,7 @@ import pytest
 
 from order_processor.bootstrap import open_clients
 from order_processor.domain.orders import OrderStatus
+from order_processor.exceptions import OrderNotFoundException
 from tests.e2e.conftest import deployment_settings
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
@@ -38,11 +39,13 @@ async def test_a_poisoned_command_is_redriven_after_the_fix(strict_harness: Harn
     buy = harness.market("poison_u", "buy", "BTC", "1")
     await harness.send(buy)
 
-    # The "bug": every attempt fails at the debit; after 2 receives SQS moves it away.
-    assert await harness.run_worker(fault="fail-step=debited") == 0, harness.worker_output()
+    # The "bug": every attempt breaks before its write; on its last delivery the worker
+    # moves it to the dead letters. Nothing was written.
+    assert await harness.run_worker(fault="break-step=completed") == 0, harness.worker_output()
     listed = run_cli("dlq", "list", env=env)
     status = run_cli("status", env=env)
-    assert (await harness.order(buy.payload.order_id)).status is OrderStatus.PENDING
+    with pytest.raises(OrderNotFoundException):
+        await harness.order(buy.payload.order_id)
 
     redriven = run_cli("dlq", "redrive", env=env)
     assert await harness.run_worker() == 0, harness.worker_output()
@@ -53,7 +56,6 @@ async def test_a_poisoned_command_is_redriven_after_the_fix(strict_harness: Harn
     ]
     dlq_row = next(line for line in status.stdout.splitlines() if "order-commands" in line)
     assert dlq_row.split()[-1] == "1"
-    assert "orders by status: PENDING 1" in status.stdout
     assert "dead letters by type: PlaceOrder 1" in status.stdout
     assert redriven.stdout.strip() == "redriven: 1"
     order = await harness.order(buy.payload.order_id)

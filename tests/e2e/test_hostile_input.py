@@ -16,7 +16,7 @@ from jose import jwt
 
 from order_processor.bootstrap import open_clients
 from order_processor.config import Settings
-from order_processor.domain.commands import ExecuteOrder, OrderReference, ServiceName
+from order_processor.domain.commands import ExecuteOrder, ExecutePayload, ServiceName
 from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
 from order_processor.messaging.producer import UNSIGNED, Producer
@@ -146,7 +146,7 @@ async def test_a_command_broken_by_a_bug_goes_to_the_dead_letters_with_its_cance
             await harness.send(broken, deposit, cancel, withdraw)
 
             # Every PlaceOrder breaks before its first commit; the others do not.
-            assert await harness.run_worker(fault="break-step=accepted") == 0
+            assert await harness.run_worker(fault="break-step=held") == 0
 
             assert await harness.available("poisoned_1") == Decimal("120.00")
             await assert_ledger(harness.clients, "poisoned_1")
@@ -183,7 +183,7 @@ async def test_a_services_rejected_command_names_the_service_not_the_user_it_cla
         command_id="exec-ghost",
         username="victim_99",
         auth=UNSIGNED,
-        payload=OrderReference(order_id="no-such-order"),
+        payload=ExecutePayload(order_id="no-such-order"),
     )
     execute = harness.signed(ServiceName.LIMIT_MATCHER, execute)
     url = await harness.clients.queue_url(harness.settings.resources().price_updates_queue.name)

@@ -58,7 +58,14 @@ async def test_metrics_count_what_the_worker_did(harness: Harness) -> None:
     assert 'order_processor_commands_rejected_total{reason="MALFORMED_JSON"} 1' in lines
     assert 'order_processor_orders_failed_total{reason="INSUFFICIENT_BALANCE"} 1' in lines
     assert 'order_processor_saga_step_seconds_count{step="completed"} 1' in lines
-    assert 'order_processor_saga_step_seconds_count{step="accepted"} 2' in lines
+    assert 'order_processor_saga_step_seconds_count{step="failed"} 1' in lines
+    assert 'order_processor_saga_step_seconds_count{step="funds"} 1' in lines
+    # One read, one write and one publish per command (the refused buy: a second write).
+    assert 'order_processor_aws_calls_total{operation="BatchGetItem",service="dynamodb"} 3' in lines
+    assert (
+        'order_processor_aws_calls_total{operation="TransactWriteItems",service="dynamodb"} 4'
+        in lines
+    )
     assert "# TYPE order_processor_messages_in_flight gauge" in lines
     assert (await harness.order(good.payload.order_id)).status is OrderStatus.COMPLETED
     records = [

@@ -133,7 +133,9 @@ async def test_the_synchronous_producer_sends_batches_a_worker_executes(harness:
     await assert_ledger(harness.clients, "sync_user")
 
 
-async def test_one_users_batch_runs_under_one_lock_acquisition(harness: Harness) -> None:
+async def test_every_write_moves_the_users_fence_and_leaves_no_lock_behind(
+    harness: Harness,
+) -> None:
     await harness.create_user("batch_user")
     await harness.send(*(harness.factory.deposit("batch_user", "10") for _ in range(10)))
 
@@ -143,7 +145,8 @@ async def test_one_users_batch_runs_under_one_lock_acquisition(harness: Harness)
         TableName=harness.settings.resources().users_table,
         Key={"PK": {"S": "USER#batch_user"}, "SK": {"S": "LOCK"}},
     )
-    # Ten commands of one FIFO group arrive in one receive: one acquisition, one token.
-    assert lock["Item"]["fencing_token"]["N"] == "1"
+    # Ten deposits, ten fenced writes: the token moved ten times, and the lock is taken
+    # and released within each write, so nothing holds it now.
+    assert lock["Item"]["fencing_token"]["N"] == "10"
     assert "owner" not in lock["Item"]
     assert await harness.available("batch_user") == Decimal("100.00")

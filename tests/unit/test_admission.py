@@ -18,12 +18,12 @@ from jose import jwt
 from order_processor.domain.base import ORDER_ID_MAX_LENGTH
 from order_processor.domain.commands import (
     AnyCommand,
-    CommandRejected,
     CommandType,
     command_digest,
     validate_command,
 )
 from order_processor.domain.events import MAX_REASON_TEXT, Event, rejection_event
+from order_processor.exceptions import CommandRejected
 from order_processor.handlers.admission import Admission
 from order_processor.security.tokens import TokenManager
 
@@ -86,7 +86,9 @@ def answer(document: Any) -> Event | AnyCommand:
 
 
 def event_of(rejection: CommandRejected, body: str) -> Event:
-    from order_processor.domain.commands import peek_identity
+    from order_processor.domain.commands import (
+        peek_identity,
+    )
 
     identity = rejection.identity
     claimed_username, claimed_command_id = peek_identity(body)

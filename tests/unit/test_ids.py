@@ -14,7 +14,7 @@ from order_processor.domain.balances import TransactionType
 from order_processor.domain.base import ID_MAX_LENGTH, ORDER_ID_MAX_LENGTH, record_id
 from order_processor.domain.money import parse_decimal
 from order_processor.domain.orders import Order, OrderType
-from order_processor.saga.ledger import SUFFIX, asset_record, usd_record
+from order_processor.saga.records import SUFFIX, asset_record, usd_record
 
 LONGEST = "o" * ORDER_ID_MAX_LENGTH
 

@@ -1,10 +1,10 @@
-"""`python -m workers.limit_matcher [--burst]`."""
+"""`python -m workers.limit_matcher [options]`: `order-processor worker limit-matcher`."""
 
 from __future__ import annotations
 
 import sys
 
-from order_processor.cli import main
+from order_processor.bootstrap.programs import main
 
 if __name__ == "__main__":
-    sys.exit(main(["worker", "limit-matcher", *sys.argv[1:]]))
+    sys.exit(main("limit-matcher", sys.argv[1:]))

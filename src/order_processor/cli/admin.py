@@ -234,7 +234,7 @@ def cmd_events_republish(args: argparse.Namespace, settings: Settings) -> int:
         if args.changed_since is not None:
             found += await orders.changed_since(args.changed_since)
         for order in found:
-            await publisher.publish(order_event(order))
+            await publisher.publish([order_event(order)])
             print(f"{order.order_id} {order.status} #{order.sequence}")
         return 0
 

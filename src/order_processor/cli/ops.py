@@ -10,17 +10,16 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from types import FrameType
 from typing import Any
 
 from order_processor.aws import provision_deployment, sync_client
-from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao
+from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao, get_token_manager
+from order_processor.bootstrap.programs import add_worker_arguments, run_worker
 from order_processor.cli.common import with_clients
 from order_processor.config import Settings
 from order_processor.demo.load import DemoPlan
 from order_processor.demo.run import run_demo
-from order_processor.domain.base import utc_now
 from order_processor.emulator import running_emulator
 from order_processor.ops.dead_letters import DeadLetters
 from order_processor.ops.insight import gather_insight
@@ -65,29 +64,7 @@ def register(verbs: Any) -> None:
     worker.add_argument(
         "kind", choices=["orders", "limit-matcher", "expiry-sweeper"], help="which worker"
     )
-    worker.add_argument("--concurrency", type=int, help="messages in flight (default: setting)")
-    worker.add_argument("--burst", action="store_true", help="drain the queue, then exit")
-    worker.add_argument(
-        "--metrics-port",
-        type=int,
-        help="orders, expiry-sweeper: serve /metrics, /livez, /readyz on this port",
-    )
-    worker.add_argument(
-        "--interval",
-        type=float,
-        default=30.0,
-        help="sweeper: seconds between sweeps (expiry, recovery)",
-    )
-    worker.add_argument("--once", action="store_true", help="sweeper: one sweep, then exit")
-    worker.add_argument(
-        "--rematch-interval",
-        type=float,
-        help="limit-matcher: seconds between rematches of the book against current prices "
-        "(default 60, 0: never; with --burst: one rematch after the drain)",
-    )
-    worker.add_argument(
-        "--now", type=datetime.fromisoformat, help="sweeper: the time to sweep at (for tests)"
-    )
+    add_worker_arguments(worker)
     worker.set_defaults(run=cmd_worker)
 
 
@@ -199,27 +176,8 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    if args.kind == "limit-matcher":
-        from workers.limit_matcher.app import run as run_matcher
-
-        return run_matcher(settings, burst=args.burst, rematch_interval=args.rematch_interval)
-    if args.kind == "expiry-sweeper":
-        from workers.expiry_sweeper.app import run as run_sweeper
-
-        now: datetime | None = args.now
-        clock = (lambda: now) if now is not None else utc_now
-        return run_sweeper(
-            settings,
-            interval=args.interval,
-            once=args.once,
-            clock=clock,
-            metrics_port=args.metrics_port,
-        )
-    from workers.order_worker.app import run
-
-    return run(
-        settings, concurrency=args.concurrency, burst=args.burst, metrics_port=args.metrics_port
-    )
+    get_token_manager(settings)  # fail before connecting if the secret is missing
+    return run_worker(args.kind, args, settings)
 
 
 @contextlib.contextmanager

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -30,7 +28,7 @@ from order_processor.domain.base import (
 from order_processor.domain.money import Price, UsdAmount
 from order_processor.domain.orders import OrderCreate
 from order_processor.domain.users import Username
-from order_processor.exceptions import OrderProcessorError
+from order_processor.exceptions import CommandRejected
 
 COMMAND_SCHEMA: Literal["order-processor/command/v1"] = "order-processor/command/v1"
 MAX_COMMAND_BYTES = 16 * 1024  # commands are small; anything bigger is refused unread
@@ -79,6 +77,10 @@ class OrderReference(Command):
     order_id: OrderId
 
 
+class ExecutePayload(OrderReference):
+    asset_id: AssetId | None = None  # the order's asset: read with it, saving a round trip
+
+
 class FundsPayload(Command):
     amount: UsdAmount
 
@@ -111,7 +113,7 @@ class CancelOrder(_Envelope):
 
 class ExecuteOrder(_Envelope):
     type: Literal[CommandType.EXECUTE_ORDER] = CommandType.EXECUTE_ORDER
-    payload: OrderReference
+    payload: ExecutePayload
 
 
 class ExpireOrder(_Envelope):
@@ -153,30 +155,6 @@ AnyCommand = Annotated[
     Field(discriminator="type"),
 ]
 COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who a rejection may name: only what a verified token vouches for."""
-
-    username: str | None = None
-    command_id: str | None = None
-    issued_at: datetime | None = None  # the command's time, once it has parsed
-
-
-class CommandRejected(OrderProcessorError):
-    """A command that can never succeed: answered with `command.rejected` and removed.
-    `identity` is set once the sender is authenticated; until then a rejection names
-    nobody."""
-
-    code = "REJECTED"
-
-    def __init__(
-        self, reason: str, message: str, *, identity: Identity | None = None, **details: Any
-    ) -> None:
-        super().__init__(message, **details)
-        self.reason = reason
-        self.identity = identity
 
 
 def command_digest(command: AnyCommand) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import UtcDatetime, utc_now
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.security.redaction import Redactor
@@ -139,3 +140,20 @@ def printable(text: str) -> str:
     cleaned = "".join(c if " " <= c <= "~" else "?" for c in text[: 4 * MAX_REASON_TEXT])
     cleaned = _REDACTOR.scrub(cleaned)
     return cleaned if len(cleaned) <= MAX_REASON_TEXT else cleaned[: MAX_REASON_TEXT - 3] + "..."
+
+
+def funds_event(record: BalanceTransactionCreate, applied_at: datetime) -> Event:
+    """The same for every publish of one command: its time is the stored record's."""
+    deposited = record.transaction_type is TransactionType.DEPOSIT
+    return Event(
+        event_id=f"funds:{record.username}:{record.transaction_id}",  # ids are per user
+        event_type=EventType.BALANCE_DEPOSITED if deposited else EventType.BALANCE_WITHDRAWN,
+        occurred_at=applied_at,
+        username=record.username,
+        sequence=1,
+        data={
+            "transaction_id": record.transaction_id,
+            "transaction_type": record.transaction_type.value,
+            "amount": format(record.amount, "f"),
+        },
+    )

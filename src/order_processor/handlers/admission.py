@@ -19,15 +19,18 @@ from order_processor.domain.commands import (
     CUSTOMER_COMMANDS,
     SERVICE_COMMANDS,
     AnyCommand,
-    CommandRejected,
     CommandType,
-    Identity,
     command_digest,
     read_document,
     validate_command,
     well_formed_id,
 )
-from order_processor.exceptions import TokenExpiredException, TokenInvalidException
+from order_processor.exceptions import (
+    CommandRejected,
+    Identity,
+    TokenExpiredException,
+    TokenInvalidException,
+)
 from order_processor.security.tokens import TokenClaims, TokenManager
 
 log = logging.getLogger(__name__)

@@ -18,14 +18,13 @@ from datetime import datetime
 
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import (
-    CommandRejected,
     ExecuteOrder,
-    OrderReference,
+    ExecutePayload,
     ServiceName,
     UpdatePrice,
 )
 from order_processor.domain.orders import Order
-from order_processor.exceptions import OrderProcessorError, StalePriceException
+from order_processor.exceptions import CommandRejected, OrderProcessorError, StalePriceException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.commands import reject
 from order_processor.messaging.consumer import Ack, Message, Outcome, Retry
@@ -134,7 +133,7 @@ class PriceMatcher:
                     command_id=derived_id("execute", order.order_id, cause),
                     username=order.username,
                     auth=UNSIGNED,
-                    payload=OrderReference(order_id=order.order_id),
+                    payload=ExecutePayload(order_id=order.order_id, asset_id=order.asset_id),
                 ),
             )
             for order in orders

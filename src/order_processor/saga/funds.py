@@ -1,7 +1,9 @@
-"""Deposits and withdrawals: one transaction each, idempotent by command id.
+"""Deposits and withdrawals: one write each, idempotent by command id.
 
 The balance change, its DEPOSIT/WITHDRAW record (id = command id) and the day's running
-total (checked against the daily limit) commit together, fenced by the user's lock.
+total (checked against the daily limit) commit together, fenced. A command id already
+used for the same request is answered with its event again; for another request it is a
+conflicting duplicate, applied never.
 """
 
 from __future__ import annotations
@@ -9,18 +11,24 @@ from __future__ import annotations
 from datetime import datetime
 
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
-from order_processor.domain.commands import CommandRejected, Deposit, Withdraw
-from order_processor.domain.events import Event, EventType
+from order_processor.domain.commands import Deposit, Withdraw
+from order_processor.domain.events import funds_event
+from order_processor.domain.ports import DailyCount, LedgerWrite, Snapshot
 from order_processor.exceptions import (
     BalanceNotFoundException,
-    TransactionNotFoundException,
-    UserNotFoundException,
+    CommandRejected,
+    EntityAlreadyExistsException,
+    InsufficientBalanceException,
+    LimitExceededException,
+    OrderProcessorError,
+    Reason,
 )
-from order_processor.saga.context import SagaContext, StepRefused, commit
-from order_processor.store.lock import Lease
+from order_processor.saga.decision import Decision, Limits
 
 
-async def apply_funds(context: SagaContext, lease: Lease, command: Deposit | Withdraw) -> Event:
+def move_funds(
+    snapshot: Snapshot, command: Deposit | Withdraw, at: datetime, limits: Limits
+) -> Decision:
     deposit = isinstance(command, Deposit)
     record = BalanceTransactionCreate(
         transaction_id=command.command_id,
@@ -29,94 +37,51 @@ async def apply_funds(context: SagaContext, lease: Lease, command: Deposit | Wit
         amount=command.payload.amount,
         reference_id=command.command_id,
     )
-    applied_at = await _already_applied(context, record)
-    if applied_at is not None:
-        event = funds_event(record, applied_at)  # a redelivery: the same event again
-        await context.publisher.publish(event)
-        return event
-    await _check_user(context, record.username)
-    limit = context.limits.daily_deposit if deposit else context.limits.daily_withdraw
+    stored = snapshot.funds
+    if stored is not None:
+        if (stored.transaction_type, stored.amount) != (record.transaction_type, record.amount):
+            raise CommandRejected(
+                Reason.CONFLICTING_DUPLICATE,
+                f"command {record.transaction_id} was already applied as a "
+                f"{stored.transaction_type} of {stored.amount} USD; it was not applied again",
+            )
+        return Decision(None, (funds_event(record, stored.created_at),))  # a redelivery
+    if snapshot.user is None:
+        raise CommandRejected(Reason.UNKNOWN_USER, f"user {record.username} does not exist")
+    if not snapshot.user.is_active:
+        raise CommandRejected(Reason.USER_INACTIVE, f"user {record.username} is disabled")
+    limit = limits.daily_deposit if deposit else limits.daily_withdraw
     if record.amount > limit:
         raise CommandRejected(
-            "LIMIT_EXCEEDED", f"{record.amount} USD is over the daily limit of {limit} USD"
+            Reason.LIMIT_EXCEEDED, f"{record.amount} USD is over the daily limit of {limit} USD"
         )
-    now = context.clock()
-    event = funds_event(record, now)
-    balances = context.balances
-    parts = [
-        ("balance", {"Update": balances.balance_change(record, now)}),
-        ("transaction", {"Put": balances.transaction_put(record, now)}),
-        ("limit", {"Update": balances.daily_total_change(record, limit, now)}),
-    ]
-    context.faults.before("funds")
-    try:
-        await commit(context, lease, parts)
-    except StepRefused as exc:
-        raise await _rejection(context, record, exc.part, limit) from exc
-    context.faults.after_commit("funds")
-    await context.publisher.publish(event)
-    return event
-
-
-async def _already_applied(
-    context: SagaContext, record: BalanceTransactionCreate
-) -> datetime | None:
-    """When a redelivered command was applied (None: not yet); a different command reusing
-    the id is rejected."""
-    try:
-        stored = await context.balances.get_transaction(record.username, record.transaction_id)
-    except TransactionNotFoundException:
-        return None
-    if (stored.transaction_type, stored.amount) != (record.transaction_type, record.amount):
-        raise CommandRejected(
-            "CONFLICTING_DUPLICATE",
-            f"command {record.transaction_id} was already applied as a {stored.transaction_type} "
-            f"of {stored.amount} USD; it was not applied again",
-        )
-    return stored.created_at
-
-
-async def _check_user(context: SagaContext, username: str) -> None:
-    try:
-        user = await context.users.get_user_by_username(username)
-    except UserNotFoundException as exc:
-        raise CommandRejected("UNKNOWN_USER", f"user {username} does not exist") from exc
-    if not user.is_active:
-        raise CommandRejected("USER_INACTIVE", f"user {username} is disabled")
-
-
-async def _rejection(
-    context: SagaContext, record: BalanceTransactionCreate, part: str, limit: object
-) -> CommandRejected:
-    if part == "limit":
-        return CommandRejected(
-            "LIMIT_EXCEEDED",
-            f"{record.transaction_type} of {record.amount} USD would pass "
-            f"today's limit of {limit} USD",
-        )
-    if part == "transaction":
-        return CommandRejected("DUPLICATE", f"transaction {record.transaction_id} already exists")
-    try:
-        await context.balances.get_balance(record.username)
-    except BalanceNotFoundException:
-        return CommandRejected("UNKNOWN_USER", f"user {record.username} has no balance")
-    return CommandRejected(
-        "INSUFFICIENT_BALANCE", f"{record.amount} USD is more than the available balance"
-    )
-
-
-def funds_event(record: BalanceTransactionCreate, applied_at: datetime) -> Event:
-    """The same for every publish of one command: its time is the stored record's."""
-    deposited = record.transaction_type is TransactionType.DEPOSIT
-    return Event(
-        event_id=f"funds:{record.username}:{record.transaction_id}",  # ids are per user
-        event_type=EventType.BALANCE_DEPOSITED if deposited else EventType.BALANCE_WITHDRAWN,
-        occurred_at=applied_at,
+    write = LedgerWrite(
         username=record.username,
-        sequence=1,
-        data={
-            "transaction_id": record.transaction_id,
-            "transaction_type": record.transaction_type.value,
-            "amount": format(record.amount, "f"),
-        },
+        fence=snapshot.fence,
+        at=at,
+        step="funds",
+        usd=(record,),
+        daily=DailyCount(record, limit),
     )
+    return Decision(write, (funds_event(record, at),), lambda refusal: _refused(record, refusal))
+
+
+def _refused(record: BalanceTransactionCreate, refusal: OrderProcessorError) -> Decision:
+    if isinstance(refusal, LimitExceededException):
+        raise CommandRejected(
+            Reason.LIMIT_EXCEEDED,
+            f"{record.transaction_type} of {record.amount} USD would pass today's limit",
+        ) from refusal
+    if isinstance(refusal, BalanceNotFoundException):
+        raise CommandRejected(
+            Reason.UNKNOWN_USER, f"user {record.username} has no balance"
+        ) from refusal
+    if isinstance(refusal, InsufficientBalanceException):
+        raise CommandRejected(
+            Reason.INSUFFICIENT_BALANCE, f"{record.amount} USD is more than the available balance"
+        ) from refusal
+    if isinstance(refusal, EntityAlreadyExistsException):
+        raise CommandRejected(
+            Reason.DUPLICATE, f"transaction {record.transaction_id} already exists"
+        ) from refusal
+    raise refusal

@@ -1,0 +1,333 @@
+"""The long-running programs, assembled from the settings: the order worker, the limit
+matcher and the expiry sweeper. `order-processor worker KIND` and `python -m workers.KIND`
+both come here (`main`), so their options and wiring are written once."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from order_processor.bootstrap.clients import (
+    AwsClients,
+    get_admission,
+    get_asset_dao,
+    get_order_dao,
+    get_token_manager,
+    open_clients,
+)
+from order_processor.config import ConfigError, QueueKind, Settings
+from order_processor.domain.base import utc_now
+from order_processor.handlers.commands import CommandHandler
+from order_processor.handlers.prices import PriceMatcher
+from order_processor.handlers.sweeper import ExpirySweeper
+from order_processor.messaging.consumer import Consumer
+from order_processor.messaging.producer import Producer
+from order_processor.messaging.publisher import EventPublisher
+from order_processor.observability import (
+    HealthServer,
+    Metrics,
+    configure_json_logs,
+    count_aws_calls,
+)
+from order_processor.saga.decision import Limits
+from order_processor.saga.engine import Saga
+from order_processor.saga.faults import Faults
+from order_processor.security.audit import AuditLogger
+from order_processor.store.ledger import DynamoLedger
+
+log = logging.getLogger(__name__)
+KINDS = ("orders", "limit-matcher", "expiry-sweeper")
+DEFAULT_REMATCH_SECONDS = 60.0
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=int, help="messages in flight (default: setting)")
+    parser.add_argument("--burst", action="store_true", help="drain the queue, then exit")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="orders, expiry-sweeper: serve /metrics, /livez, /readyz on this port",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=30.0, help="sweeper: seconds between sweeps"
+    )
+    parser.add_argument("--once", action="store_true", help="sweeper: one sweep, then exit")
+    parser.add_argument(
+        "--now", type=datetime.fromisoformat, help="sweeper: the time to sweep at (for tests)"
+    )
+    parser.add_argument(
+        "--rematch-interval",
+        type=float,
+        help="limit-matcher: seconds between rematches of the book against current prices "
+        "(default 60, 0: never; with --burst: one rematch after the drain)",
+    )
+
+
+def main(kind: str, argv: Sequence[str]) -> int:
+    """`python -m workers.KIND [options]`: the settings from the environment."""
+    parser = argparse.ArgumentParser(prog=f"python -m workers.{kind.replace('-', '_')}")
+    add_worker_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        get_token_manager(settings)  # fail before connecting if the secret is missing
+    except ConfigError as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 2
+    return run_worker(kind, args, settings)
+
+
+def run_worker(kind: str, args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings)
+    if kind == "limit-matcher":
+        program = serve_limit_matcher(settings, burst=args.burst, rematch=args.rematch_interval)
+    elif kind == "expiry-sweeper":
+        now: datetime | None = args.now
+        program = serve_sweeper(
+            settings,
+            interval=args.interval,
+            once=args.once,
+            clock=(lambda: now) if now is not None else utc_now,
+            metrics_port=args.metrics_port,
+        )
+    else:
+        program = serve_order_worker(
+            settings,
+            concurrency=args.concurrency,
+            burst=args.burst,
+            metrics_port=args.metrics_port,
+        )
+    asyncio.run(program)
+    return 0
+
+
+def configure_logging(settings: Settings) -> None:
+    """JSON logs, redacted: tokens, passwords and the JWT secret never reach a line."""
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    configure_json_logs(logging.INFO, secrets=[secret] if secret else [])
+
+
+def stop_signals() -> asyncio.Event:
+    """SIGTERM and SIGINT set the event, from the program's first moment (a signal during
+    start-up stops the program cleanly instead of killing it)."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    return stopping
+
+
+@contextlib.asynccontextmanager
+async def stopped_on(
+    stopping: asyncio.Event, stop: Callable[[], None], health: HealthServer | None = None
+) -> AsyncIterator[None]:
+    """While the body runs, a stop signal (even one that came before) calls `stop`."""
+
+    async def forward() -> None:
+        await stopping.wait()
+        if health is not None:
+            health.ready = False
+        stop()
+
+    forwarding = asyncio.create_task(forward())
+    try:
+        yield
+    finally:
+        forwarding.cancel()
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """The queue's own redrive policy: where dead letters go, after how many receives."""
+
+    dead_letter_url: str | None
+    max_receive_count: int | None
+
+
+async def redrive_of(clients: AwsClients, queue: str) -> Redrive:
+    attributes = await clients.sqs.get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["RedrivePolicy"]
+    )
+    policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+    if not policy:
+        return Redrive(None, None)
+    parsed = json.loads(policy)
+    name = str(parsed["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+    return Redrive(await clients.queue_url(name), int(parsed["maxReceiveCount"]))
+
+
+def build_saga(
+    settings: Settings, clients: AwsClients, events: EventPublisher, metrics: Metrics
+) -> Saga:
+    resources = clients.resources
+    return Saga(
+        ledger=DynamoLedger(
+            clients.dynamodb,
+            resources.users_table,
+            resources.orders_table,
+            resources.inventory_table,
+        ),
+        events=events,
+        limits=Limits(
+            max_order_value=settings.max_order_value,
+            daily_deposit=settings.daily_deposit_limit,
+            daily_withdraw=settings.daily_withdraw_limit,
+        ),
+        faults=Faults.from_env(),
+        metrics=metrics,
+    )
+
+
+async def serve_order_worker(
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    burst: bool = False,
+    metrics_port: int | None = None,
+) -> None:
+    """Until SIGTERM/SIGINT (then finish within the grace period) or, in burst mode,
+    until the commands queue is empty."""
+    stopping = stop_signals()
+    metrics = Metrics()
+    health = HealthServer(metrics)
+    if metrics_port is not None:
+        log.info("metrics on port %d", await health.start(metrics_port))
+    try:
+        async with open_clients(settings) as clients:
+            for client in (clients.dynamodb, clients.sqs, clients.sns):
+                count_aws_calls(client, metrics)
+            queue = await clients.queue_url(clients.resources.commands_queue.name)
+            events = EventPublisher(clients.sns, await clients.topic_arn(queue))
+            redrive = await redrive_of(clients, queue)
+            handler = CommandHandler(
+                saga=build_saga(settings, clients, events, metrics),
+                events=events,
+                admission=get_admission(settings),
+                audit=AuditLogger(),
+                max_receive_count=redrive.max_receive_count or settings.max_receive_count,
+                metrics=metrics,
+            )
+            consumer = Consumer(
+                sqs=clients.sqs,
+                queue_url=queue,
+                handle_group=handler.handle_group,
+                group_of=handler.group_of,
+                concurrency=concurrency or settings.concurrency,
+                visibility_timeout=settings.visibility_timeout,
+                burst=burst,
+                grace_seconds=settings.shutdown_grace_seconds,
+                dead_letter_url=redrive.dead_letter_url,
+            )
+            metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
+            health.ready = True
+            log.info("order worker %s:%d serving %s", socket.gethostname(), os.getpid(), queue)
+            async with stopped_on(stopping, consumer.stop, health):
+                await consumer.run()
+    finally:
+        await health.stop()
+
+
+async def serve_limit_matcher(
+    settings: Settings, *, burst: bool = False, rematch: float | None = None
+) -> None:
+    """Price updates until SIGTERM/SIGINT (or, in burst mode, until the queue is empty),
+    and every `rematch` seconds (default 60; 0: never) the book rematched against current
+    prices. In burst mode one rematch after the drain, only if asked."""
+    stopping = stop_signals()
+    resources = settings.resources()
+    async with open_clients(settings) as clients:
+        prices_url = await clients.queue_url(resources.price_updates_queue.name)
+        commands_url = await clients.queue_url(resources.commands_queue.name)
+        matcher = PriceMatcher(
+            assets=get_asset_dao(clients),
+            orders=get_order_dao(clients),
+            commands=Producer(
+                clients.sqs, commands_url, fifo=settings.queue_kind is QueueKind.FIFO
+            ),
+            admission=get_admission(settings),
+            publisher=EventPublisher(clients.sns, await clients.topic_arn(commands_url)),
+            audit=AuditLogger(),
+            faults=Faults.from_env(),
+        )
+        consumer = Consumer(
+            sqs=clients.sqs,
+            queue_url=prices_url,
+            handle_group=matcher.handle_group,
+            group_of=matcher.group_of,
+            concurrency=settings.concurrency,
+            visibility_timeout=settings.visibility_timeout,
+            burst=burst,
+            grace_seconds=settings.shutdown_grace_seconds,
+        )
+        async with stopped_on(stopping, consumer.stop):
+            if burst:
+                await consumer.run()
+                if rematch:
+                    await matcher.rematch(utc_now())
+                return
+            interval = DEFAULT_REMATCH_SECONDS if rematch is None else rematch
+            rematching = asyncio.create_task(_rematch_every(matcher, interval))
+            try:
+                await consumer.run()
+            finally:
+                rematching.cancel()
+
+
+async def _rematch_every(matcher: PriceMatcher, interval: float) -> None:
+    while interval > 0:
+        await asyncio.sleep(interval)
+        try:
+            await matcher.rematch(utc_now())
+        except Exception:  # the next round tries again; the updates go on meanwhile
+            log.exception("rematch failed")
+
+
+async def serve_sweeper(
+    settings: Settings,
+    *,
+    interval: float,
+    once: bool,
+    clock: Callable[[], datetime],
+    metrics_port: int | None = None,
+) -> None:
+    """Expiry and recovery every `interval` seconds until SIGTERM/SIGINT, or once."""
+    stopping = stop_signals()
+    metrics = Metrics()
+    health = HealthServer(metrics)
+    if metrics_port is not None:
+        log.info("metrics on port %d", await health.start(metrics_port))
+    try:
+        async with open_clients(settings) as clients:
+            url = await clients.queue_url(settings.resources().commands_queue.name)
+            sweeper = ExpirySweeper(
+                get_order_dao(clients),
+                Producer(clients.sqs, url, fifo=settings.queue_kind is QueueKind.FIFO),
+                get_token_manager(settings),
+                recovery_age=settings.recovery_age,
+                metrics=metrics,
+            )
+            health.ready = True
+            while True:
+                now = clock()
+                expired = await sweeper.sweep(now)
+                recovered = await sweeper.recover(now)
+                log.info("sweep: %d order(s) due, %d stalled", len(expired), len(recovered))
+                if once:
+                    return
+                try:
+                    await asyncio.wait_for(stopping.wait(), interval)
+                    return
+                except TimeoutError:
+                    continue
+    finally:
+        await health.stop()

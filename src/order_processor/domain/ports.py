@@ -1,0 +1,87 @@
+"""The saga's ports: what a command reads and writes, said in the trading domain.
+
+`Ledger` is one user's books: `read` returns in one round trip everything a command
+needs to decide (`Snapshot`), `write` commits one `LedgerWrite` atomically or not at all.
+The store implements it over DynamoDB (one BatchGetItem, one TransactWriteItems); the
+unit tests implement it in memory. The saga never sees a request, a condition or a
+botocore error: a refused write comes back as one of the domain's exceptions, naming
+what refused it (`InsufficientBalanceException`, `LockAcquisitionException`, ...).
+
+Every write is fenced: it commits only if the user's fencing token is still the one
+read (and no lease holds the user), and moves it on. The lock is thus taken and released
+in the write itself: whoever changed the user's books since the read makes this write
+fail, so a stalled worker can write nothing, and no lock is ever left behind by a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from order_processor.domain.assets import Asset, AssetTransaction
+from order_processor.domain.balances import BalanceTransaction, BalanceTransactionCreate
+from order_processor.domain.events import Event
+from order_processor.domain.orders import Order
+from order_processor.domain.users import User
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One user's items a command needs, read together; None where absent."""
+
+    username: str
+    fence: int  # the user's fencing token as read (0: never written)
+    order: Order | None = None
+    user: User | None = None
+    asset: Asset | None = None
+    funds: BalanceTransaction | None = None  # what a Deposit/Withdraw with this id wrote
+
+
+@dataclass(frozen=True)
+class DailyCount:
+    """A deposit or withdrawal counted against its UTC day's limit, atomically."""
+
+    record: BalanceTransactionCreate
+    limit: Decimal
+
+
+@dataclass(frozen=True)
+class LedgerWrite:
+    """One atomic change of one user's books: the order's new state, conditioned on the
+    stored state it `replaces` (its status and sequence) or, when that is None, on the
+    order's absence; the USD and asset records, each with its balance change (a debit
+    conditioned on what is available or held); a daily-limit count. `step` names the
+    change (the order's step marker, or "funds") for logs, metrics and fault hooks."""
+
+    username: str
+    fence: int
+    at: datetime
+    step: str
+    order: Order | None = None
+    replaces: Order | None = None
+    usd: tuple[BalanceTransactionCreate, ...] = ()
+    assets: tuple[AssetTransaction, ...] = ()
+    daily: DailyCount | None = None
+
+
+class Ledger(Protocol):
+    async def read(
+        self,
+        username: str,
+        *,
+        order_id: str | None = None,
+        asset_id: str | None = None,
+        funds_id: str | None = None,
+        with_user: bool = True,
+    ) -> Snapshot: ...
+
+    async def write(self, change: LedgerWrite) -> None: ...
+
+
+class EventSink(Protocol):
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Publish in order; an event published again keeps its id."""
+        ...

@@ -1,0 +1,102 @@
+"""What a command does, decided from what it read: a `Decision` is one fenced write (or
+none) and the events to publish once it has committed, with what to do instead if the
+write is refused for a reason the saga can answer (funds, holdings, limits, a step that
+failed for good).
+
+An order's steps (accept, hold, debit, credit, record) that nothing can come between are
+one write: a market order goes from nothing to COMPLETED in one TransactWriteItems, and
+the events of the states it passes through (accepted, processing, completed) are
+published together after it. Each state keeps its own sequence, so followers see the same
+events as if each step had been its own write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from order_processor.domain.events import Event, order_event
+from order_processor.domain.orders import Order, OrderStatus
+from order_processor.domain.ports import LedgerWrite, Snapshot
+from order_processor.exceptions import (
+    InsufficientAssetBalanceException,
+    InsufficientBalanceException,
+    OrderProcessorError,
+    Reason,
+)
+from order_processor.saga.records import Records
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_order_value: Decimal
+    daily_deposit: Decimal
+    daily_withdraw: Decimal
+
+
+@dataclass(frozen=True)
+class Decision:
+    """`then`: the command is not done after this write (it found its order mid-saga and
+    took it on first): read again and decide again."""
+
+    write: LedgerWrite | None
+    events: tuple[Event, ...] = ()
+    refused: Callable[[OrderProcessorError], Decision] | None = None
+    then: bool = False
+
+
+NOTHING = Decision(None)
+
+
+def moved(order: Order, at: datetime, step: str, **changes: Any) -> Order:
+    """The order one state further: its sequence up by one, its step marker set."""
+    return order.evolve(**changes, step=step, sequence=order.sequence + 1, updated_at=at)
+
+
+def order_write(
+    snapshot: Snapshot,
+    states: list[Order],
+    records: Records = ((), ()),
+    replaces: Order | None = None,
+    refused: Callable[[OrderProcessorError], Decision] | None = None,
+) -> Decision:
+    """Write the last of `states` (replacing `replaces`, or new) with `records`; publish an
+    event for each state, in order."""
+    final = states[-1]
+    usd, assets = records
+    write = LedgerWrite(
+        username=snapshot.username,
+        fence=snapshot.fence,
+        at=final.updated_at,
+        step=final.step or final.status.value.lower(),
+        order=final,
+        replaces=replaces,
+        usd=usd,
+        assets=assets,
+    )
+    return Decision(write, tuple(order_event(s) for s in states), refused)
+
+
+def again(order: Order) -> Decision:
+    """Nothing to write: the stored state's event published again (same id), for the
+    redelivery of a command whose publish a crash may have skipped."""
+    return Decision(None, (order_event(order),))
+
+
+def failure_reason(refusal: OrderProcessorError) -> str | None:
+    """The FAILED reason an order gets when its write is refused, or None if the refusal
+    is not the order's fault (a bug, a conflict) and must not end it."""
+    if isinstance(refusal, InsufficientAssetBalanceException):
+        return Reason.INSUFFICIENT_ASSET_BALANCE
+    if isinstance(refusal, InsufficientBalanceException):
+        return Reason.INSUFFICIENT_BALANCE
+    if refusal.code == "INJECTED_FAULT":  # the tests' permanent failure (saga/faults.py)
+        return refusal.code
+    return None
+
+
+def is_live(order: Order) -> bool:
+    return order.status in {OrderStatus.PENDING, OrderStatus.PROCESSING}

@@ -1,0 +1,101 @@
+"""The ledger records of an order's steps. Record ids derive from the order id and the
+record's kind (`record_id`), so a step that is retried can never record twice, and the
+amounts follow the money rules: a buyer pays the cost rounded up, a seller receives the
+proceeds rounded down, a limit buy holds the most it can cost."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from order_processor.domain.assets import AssetTransaction, AssetTransactionType
+from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.base import record_id
+from order_processor.domain.money import buy_cost
+from order_processor.domain.orders import Order
+
+SUFFIX = {
+    TransactionType.ORDER_PAYMENT: "payment",
+    TransactionType.ORDER_SALE: "sale",
+    TransactionType.ORDER_REFUND: "refund",
+    TransactionType.ORDER_HOLD: "hold",
+    TransactionType.ORDER_RELEASE: "release",
+}
+
+
+def usd_record(order: Order, kind: TransactionType, amount: Decimal) -> BalanceTransactionCreate:
+    return BalanceTransactionCreate(
+        transaction_id=record_id(order.order_id, SUFFIX[kind]),
+        username=order.username,
+        transaction_type=kind,
+        amount=amount,
+        reference_id=order.order_id,
+        description=f"{order.order_type} {order.quantity} {order.asset_id}",
+    )
+
+
+def asset_record(order: Order, kind: AssetTransactionType) -> AssetTransaction:
+    price = order.price or order.limit_price
+    assert price is not None
+    return AssetTransaction(
+        transaction_id=record_id(order.order_id, kind.value.lower()),
+        username=order.username,
+        asset_id=order.asset_id,
+        transaction_type=kind,
+        quantity=order.quantity,
+        price=price,
+        total_amount=order.total_amount or Decimal("0.00"),
+        order_id=order.order_id,
+        created_at=order.updated_at,
+    )
+
+
+def hold_amount(order: Order) -> Decimal:
+    """What a limit buy sets aside: the most it can cost, rounded up to the cent."""
+    assert order.limit_price is not None
+    return buy_cost(order.quantity, order.limit_price)
+
+
+Records = tuple[tuple[BalanceTransactionCreate, ...], tuple[AssetTransaction, ...]]
+
+
+def hold(order: Order) -> Records:
+    """A limit order sets aside what it may spend: USD for a buy, the quantity for a sell."""
+    if order.order_type.is_buy:
+        return (usd_record(order, TransactionType.ORDER_HOLD, hold_amount(order)),), ()
+    return (), (asset_record(order, AssetTransactionType.HOLD),)
+
+
+def release(order: Order) -> Records:
+    if order.order_type.is_buy:
+        return (usd_record(order, TransactionType.ORDER_RELEASE, hold_amount(order)),), ()
+    return (), (asset_record(order, AssetTransactionType.RELEASE),)
+
+
+def debit(order: Order) -> Records:
+    """The money leaving: a buy's payment, a sell's quantity (the order is priced)."""
+    assert order.total_amount is not None
+    if order.order_type.is_buy:
+        return (usd_record(order, TransactionType.ORDER_PAYMENT, order.total_amount),), ()
+    return (), (asset_record(order, AssetTransactionType.SELL),)
+
+
+def credit(order: Order) -> Records:
+    """What the order receives: a buy's quantity, a sell's proceeds."""
+    assert order.total_amount is not None
+    if order.order_type.is_buy:
+        return (), (asset_record(order, AssetTransactionType.BUY),)
+    return (usd_record(order, TransactionType.ORDER_SALE, order.total_amount),), ()
+
+
+def refund(order: Order) -> Records:
+    """The debit given back (a step after it failed for good)."""
+    assert order.total_amount is not None
+    if order.order_type.is_buy:
+        return (usd_record(order, TransactionType.ORDER_REFUND, order.total_amount),), ()
+    return (), (asset_record(order, AssetTransactionType.REFUND),)
+
+
+def joined(*parts: Records) -> Records:
+    usd = tuple(r for part in parts for r in part[0])
+    assets = tuple(r for part in parts for r in part[1])
+    return usd, assets

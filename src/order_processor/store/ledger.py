@@ -1,0 +1,220 @@
+"""DynamoLedger: the saga's `Ledger` port over DynamoDB.
+
+`read` is one BatchGetItem (strongly consistent) of the user's lock item and whichever of
+the user's profile, the order, the asset and a funds record are asked for.
+
+`write` is one TransactWriteItems. Its items come in a fixed order, because the
+cancellation reasons come back in the same order and that is how a refusal is named:
+the fence (the lock item: its token must still be the one read, no lease may hold it, and
+the token moves on), the order (conditioned on its absence or on the status and sequence
+it replaces), the USD balance (a debit conditioned on `available`/`held`) and its records
+(each conditioned on its absence), each asset balance and its records, the day's total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from order_processor.domain.assets import Asset, AssetTransaction
+from order_processor.domain.balances import BalanceTransaction
+from order_processor.domain.money import exact_total
+from order_processor.domain.orders import Order
+from order_processor.domain.ports import LedgerWrite, Snapshot
+from order_processor.domain.users import User
+from order_processor.exceptions import (
+    BalanceNotFoundException,
+    EntityAlreadyExistsException,
+    InsufficientAssetBalanceException,
+    InsufficientBalanceException,
+    LimitExceededException,
+    LockAcquisitionException,
+    OrderChangedException,
+    OrderProcessorError,
+)
+from order_processor.store import keys
+from order_processor.store.asset_balances import AssetTransactionDAO, asset_balance_change
+from order_processor.store.balances import BalanceDAO
+from order_processor.store.dynamo import (
+    call,
+    cancellation_codes,
+    cancellation_item,
+    from_item,
+    to_attribute,
+    without_keys,
+)
+from order_processor.store.orders import _order_fields, order_item, transition_put
+
+Part = tuple[str, dict[str, Any]]
+IDLE_LOCK_TTL = timedelta(days=1)  # TTL tidies idle lock items; the fence never relies on it
+# No lease holds the user: none was ever taken (v2 takes none), or it has run out. An
+# operator can still freeze a user's books by setting `owner` with a long lease.
+UNLEASED = "(attribute_not_exists(#owner) OR lease_expires <= :now)"
+
+
+@dataclass(frozen=True)
+class DynamoLedger:
+    client: Any
+    users_table: str
+    orders_table: str
+    inventory_table: str
+
+    async def read(
+        self,
+        username: str,
+        *,
+        order_id: str | None = None,
+        asset_id: str | None = None,
+        funds_id: str | None = None,
+        with_user: bool = True,
+    ) -> Snapshot:
+        wanted: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        wanted[self.users_table].append(keys.lock_key(username))
+        if with_user:
+            wanted[self.users_table].append(keys.user_key(username))
+        if funds_id is not None:
+            wanted[self.users_table].append(keys.transaction_key(username, funds_id))
+        if order_id is not None:
+            wanted[self.orders_table].append(keys.order_key(order_id))
+        if asset_id is not None:
+            wanted[self.inventory_table].append(keys.asset_key(asset_id.strip().upper()))
+        items = await self._batch_get(wanted)
+        return _snapshot(username, items)
+
+    async def _batch_get(self, wanted: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """Every item, by "PK|SK"; unprocessed keys (throttling) asked for again."""
+        request = {t: {"Keys": k, "ConsistentRead": True} for t, k in wanted.items()}
+        found: dict[str, Any] = {}
+        for attempt in range(8):
+            response = await call(self.client, "batch_get_item", RequestItems=request)
+            for table_items in response.get("Responses", {}).values():
+                for raw in table_items:
+                    item = from_item(raw)
+                    found[f"{item['PK']}|{item['SK']}"] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+            await asyncio.sleep(0.05 * 2**attempt)
+        raise OrderProcessorError("the read was throttled too long")  # pragma: no cover
+
+    async def write(self, change: LedgerWrite) -> None:
+        parts = self._parts(change)
+        try:
+            await call(
+                self.client, "transact_write_items", TransactItems=[item for _, item in parts]
+            )
+        except ClientError as exc:
+            raise _refusal(exc, [name for name, _ in parts], change) from exc
+
+    def _parts(self, change: LedgerWrite) -> list[Part]:
+        parts: list[Part] = [("lock", {"Update": self._fence(change)})]
+        if change.order is not None:
+            parts.append(("order", {"Put": self._order_put(change.order, change.replaces)}))
+        balances = BalanceDAO(self.client, self.users_table)
+        if change.usd:
+            parts.append(("balance", {"Update": balances.balance_change(change.usd, change.at)}))
+            parts += [
+                ("transaction", {"Put": balances.transaction_put(r, change.at)}) for r in change.usd
+            ]
+        parts += self._asset_parts(change.assets, change.at)
+        if change.daily is not None:
+            count = balances.daily_total_change(change.daily.record, change.daily.limit, change.at)
+            parts.append(("limit", {"Update": count}))
+        return parts
+
+    def _fence(self, change: LedgerWrite) -> dict[str, Any]:
+        """The lock taken and released in the write itself: the token read is still there
+        (absent: never written), no lease holds the user, and the token moves on."""
+        same = "fencing_token = :fence" if change.fence else "attribute_not_exists(fencing_token)"
+        values: dict[str, Any] = {
+            ":next": change.fence + 1,
+            ":now": int(change.at.timestamp() * 1000),  # lease times are epoch milliseconds
+            ":ttl": int((change.at + IDLE_LOCK_TTL).timestamp()),
+        }
+        if change.fence:
+            values[":fence"] = change.fence
+        return {
+            "TableName": self.users_table,
+            "Key": keys.lock_key(change.username),
+            "UpdateExpression": "SET fencing_token = :next, #ttl = :ttl",
+            "ConditionExpression": f"{same} AND {UNLEASED}",
+            "ExpressionAttributeNames": {"#owner": "owner", "#ttl": "ttl"},
+            "ExpressionAttributeValues": {k: to_attribute(v) for k, v in values.items()},
+        }
+
+    def _order_put(self, order: Order, replaces: Order | None) -> dict[str, Any]:
+        if replaces is None:
+            return {
+                "TableName": self.orders_table,
+                "Item": order_item(order),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        return transition_put(self.orders_table, replaces, order, {replaces.status})
+
+    def _asset_parts(self, records: tuple[AssetTransaction, ...], at: datetime) -> list[Part]:
+        by_asset: dict[str, list[AssetTransaction]] = defaultdict(list)
+        for record in records:
+            by_asset[record.asset_id].append(record)
+        trades = AssetTransactionDAO(self.client, self.users_table)
+        parts: list[Part] = []
+        for asset_id, mine in by_asset.items():
+            available = exact_total(r.available_delta for r in mine)
+            held = exact_total(r.held_delta for r in mine)
+            change = asset_balance_change(
+                self.users_table, mine[0].username, asset_id, available, at, held_delta=held
+            )
+            parts.append(("asset_balance", {"Update": change}))
+            parts += [("asset_transaction", {"Put": trades.transaction_put(r)}) for r in mine]
+        return parts
+
+
+def _snapshot(username: str, items: dict[str, Any]) -> Snapshot:
+    lock = order = user = asset = funds = None
+    for key, item in items.items():
+        sk = str(item["SK"])
+        if sk == keys.LOCK:
+            lock = item
+        elif sk == keys.PROFILE:
+            user = User.model_validate(without_keys(item))
+        elif sk == "ORDER":
+            order = Order.model_validate(_order_fields(item))
+        elif sk.startswith(keys.TRANSACTION_PREFIX):
+            funds = BalanceTransaction.model_validate(without_keys(item))
+        elif key.startswith(keys.INVENTORY):
+            asset = Asset.model_validate(without_keys(item))
+    fence = int(lock.get("fencing_token", 0)) if lock else 0
+    return Snapshot(username, fence, order, user, asset, funds)
+
+
+def _refusal(exc: ClientError, names: list[str], change: LedgerWrite) -> Exception:
+    """The first item whose condition refused the write, as the domain's exception."""
+    unchanged: Exception = exc
+    codes = cancellation_codes(exc)
+    index = next((i for i, code in enumerate(codes) if code not in {"None", ""}), None)
+    if index is None:
+        return unchanged
+    part, stored = names[index], cancellation_item(exc, index)
+    user = change.username
+    refusals: dict[str, Callable[[], Exception]] = {
+        "lock": lambda: LockAcquisitionException(f"the books of {user} changed since read"),
+        "order": lambda: OrderChangedException("the order changed since it was read"),
+        "balance": lambda: (
+            InsufficientBalanceException(f"{user} has too little USD available")
+            if stored
+            else BalanceNotFoundException(f"user {user} has no balance")
+        ),
+        "asset_balance": lambda: InsufficientAssetBalanceException(
+            f"{user} holds too little of the asset", username=user
+        ),
+        "limit": lambda: LimitExceededException("the daily limit would be passed"),
+    }
+    make = refusals.get(part)
+    if make is None:  # a record that exists already
+        return EntityAlreadyExistsException(f"a {part} of this step exists already")
+    return make()
