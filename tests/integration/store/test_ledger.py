@@ -1,0 +1,217 @@
+"""DynamoLedger against the endpoint: one BatchGetItem reads what a command needs, one
+TransactWriteItems writes a step whole or not at all, and each refusal comes back as the
+domain's exception naming what refused it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from order_processor.bootstrap import (
+    AwsClients,
+    get_asset_balance_dao,
+    get_asset_dao,
+    get_balance_dao,
+    get_order_dao,
+)
+from order_processor.domain.assets import AssetCreate, AssetTransactionType
+from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.domain.ports import DailyCount, LedgerWrite
+from order_processor.exceptions import (
+    BalanceNotFoundException,
+    EntityAlreadyExistsException,
+    InsufficientAssetBalanceException,
+    InsufficientBalanceException,
+    LimitExceededException,
+    LockAcquisitionException,
+    OrderChangedException,
+    OrderNotFoundException,
+)
+from order_processor.saga.decision import moved
+from order_processor.saga.records import asset_record, usd_record
+from order_processor.store.ledger import DynamoLedger
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def ledger_of(aws: AwsClients) -> DynamoLedger:
+    r = aws.resources
+    return DynamoLedger(aws.dynamodb, r.users_table, r.orders_table, r.inventory_table)
+
+
+async def funded(aws: AwsClients, username: str, usd: str = "100") -> None:
+    balances = get_balance_dao(aws)
+    await balances.create_balance(username)
+    deposit = BalanceTransactionCreate(
+        username=username, transaction_type=TransactionType.DEPOSIT, amount=usd
+    )
+    await balances.update_balance(deposit)
+
+
+def bought(username: str, quantity: str = "1", total: str = "10.00") -> Order:
+    request = OrderCreate(order_type=OrderType.MARKET_BUY, asset_id="BTC", quantity=quantity)
+    order = Order.place(username, request).evolve(
+        sequence=3,
+        step="completed",
+        status=OrderStatus.COMPLETED,
+        price=Decimal("10"),
+        total_amount=Decimal(total),
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    return order
+
+
+def deposit_write(username: str, amount: str, fence: int) -> LedgerWrite:
+    record = BalanceTransactionCreate(
+        username=username, transaction_type=TransactionType.DEPOSIT, amount=amount
+    )
+    return LedgerWrite(
+        username=username,
+        fence=fence,
+        at=NOW,
+        step="funds",
+        usd=(record,),
+        daily=DailyCount(record, Decimal("50")),
+    )
+
+
+def buy_write(username: str, fence: int, order: Order) -> LedgerWrite:
+    assert order.total_amount is not None
+    return LedgerWrite(
+        username=username,
+        fence=fence,
+        at=NOW,
+        step="completed",
+        order=order,
+        usd=(usd_record(order, TransactionType.ORDER_PAYMENT, order.total_amount),),
+        assets=(asset_record(order, AssetTransactionType.BUY),),
+    )
+
+
+async def test_one_write_moves_money_records_and_the_order_and_the_fence(
+    aws: AwsClients, username: str
+) -> None:
+    await funded(aws, username)
+    ledger = ledger_of(aws)
+    order = bought(username)
+
+    await ledger.write(buy_write(username, 0, order))
+    snapshot = await ledger.read(username, order_id=order.order_id)
+
+    assert (snapshot.fence, snapshot.order) == (1, order)
+    assert (await get_balance_dao(aws).get_balance(username)).available == Decimal("90.00")
+    btc = await get_asset_balance_dao(aws).get_asset_balance(username, "BTC")
+    assert btc.available == Decimal("1")
+    lock = await aws.dynamodb.get_item(
+        TableName=aws.resources.users_table,
+        Key={"PK": {"S": f"USER#{username}"}, "SK": {"S": "LOCK"}},
+    )
+    assert "owner" not in lock["Item"]  # taken and released within the write
+
+
+async def test_the_read_brings_the_user_the_asset_and_the_funds_record_together(
+    aws: AwsClients, username: str
+) -> None:
+    await funded(aws, username)
+    asset_id = "R" + username[-5:].upper()
+    await get_asset_dao(aws).create_asset(AssetCreate(asset_id=asset_id, name="R", price="3"))
+    deposit_id = (await get_balance_dao(aws).get_user_transactions(username)).items[0]
+
+    snapshot = await ledger_of(aws).read(
+        username, asset_id=asset_id, funds_id=deposit_id.transaction_id
+    )
+
+    assert snapshot.user is None  # users are created by UserDAO; this one has only a balance
+    assert snapshot.asset is not None
+    assert snapshot.asset.price == Decimal("3.00000000")
+    assert snapshot.funds == deposit_id
+    assert (snapshot.fence, snapshot.order) == (0, None)
+
+
+async def test_a_write_from_a_stale_read_is_refused_and_changes_nothing(
+    aws: AwsClients, username: str
+) -> None:
+    await funded(aws, username)
+    ledger = ledger_of(aws)
+    await ledger.write(buy_write(username, 0, bought(username)))
+    late = bought(username)
+
+    with pytest.raises(LockAcquisitionException) as refused:
+        await ledger.write(buy_write(username, 0, late))  # read before the first write
+
+    assert refused.value.retryable
+    assert (await get_balance_dao(aws).get_balance(username)).available == Decimal("90.00")
+    with pytest.raises(OrderNotFoundException):
+        await get_order_dao(aws).get_order(late.order_id)
+
+
+async def test_a_user_held_by_a_lease_refuses_every_write(aws: AwsClients, username: str) -> None:
+    await funded(aws, username)
+    until = int((NOW + timedelta(minutes=5)).timestamp() * 1000)  # the writer's clock: NOW
+    await aws.dynamodb.put_item(
+        TableName=aws.resources.users_table,
+        Item={
+            "PK": {"S": f"USER#{username}"},
+            "SK": {"S": "LOCK"},
+            "owner": {"S": "operator-freeze"},
+            "fencing_token": {"N": "7"},
+            "lease_expires": {"N": str(until)},
+        },
+    )
+
+    with pytest.raises(LockAcquisitionException):
+        await ledger_of(aws).write(buy_write(username, 7, bought(username)))
+
+
+@pytest.mark.parametrize(
+    ("setup", "refusal"),
+    [
+        ("too little USD", InsufficientBalanceException),
+        ("no balance", BalanceNotFoundException),
+        ("too little asset", InsufficientAssetBalanceException),
+        ("order exists", OrderChangedException),
+        ("order moved on", OrderChangedException),
+        ("record exists", EntityAlreadyExistsException),
+        ("daily limit", LimitExceededException),
+    ],
+)
+async def test_each_refusal_names_what_refused_the_write(
+    aws: AwsClients, username: str, setup: str, refusal: type[Exception]
+) -> None:
+    ledger = ledger_of(aws)
+    if setup != "no balance":
+        await funded(aws, username, "5" if setup == "too little USD" else "100")
+    order = bought(username)
+    write = buy_write(username, 0, order)
+    if setup == "too little asset":
+        sell = moved(order, NOW, "sold", status=OrderStatus.COMPLETED)
+        write = LedgerWrite(
+            username=username,
+            fence=0,
+            at=NOW,
+            step="completed",
+            order=sell,
+            assets=(asset_record(sell, AssetTransactionType.SELL),),
+        )
+    elif setup in {"order exists", "record exists"}:
+        await ledger.write(write)
+        again = bought(username) if setup == "record exists" else order
+        if setup == "record exists":
+            again = again.model_copy(update={"order_id": order.order_id + "x"})
+        clash = buy_write(username, 1, again)
+        if setup == "record exists":  # same record ids as the first write
+            clash = LedgerWrite(**{**vars(clash), "usd": write.usd, "assets": ()})
+        write = clash
+    elif setup == "order moved on":
+        write = LedgerWrite(**{**vars(write), "replaces": order})  # expects it stored
+    elif setup == "daily limit":  # 30 counted today already; 30 more would pass 50
+        write = deposit_write(username, "30", fence=0)
+        await ledger.write(write)
+        write = deposit_write(username, "30", fence=1)
+
+    with pytest.raises(refusal):
+        await ledger.write(write)

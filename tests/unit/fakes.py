@@ -1,0 +1,179 @@
+"""In-memory fakes of the saga's ports, with the store's semantics: a write is checked
+whole (the fence, the order's condition, each balance's, each record's absence, the daily
+total) and applied whole or not at all, refusals raised as the store raises them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from order_processor.domain.assets import Asset, AssetTransaction
+from order_processor.domain.balances import BalanceTransaction
+from order_processor.domain.events import Event
+from order_processor.domain.money import exact_total
+from order_processor.domain.orders import Order
+from order_processor.domain.ports import LedgerWrite, Snapshot
+from order_processor.domain.users import User
+from order_processor.exceptions import (
+    BalanceNotFoundException,
+    EntityAlreadyExistsException,
+    InsufficientAssetBalanceException,
+    InsufficientBalanceException,
+    LimitExceededException,
+    LockAcquisitionException,
+    OrderChangedException,
+)
+
+Pair = tuple[Decimal, Decimal]  # (available, held)
+
+
+@dataclass
+class MemoryLedger:
+    fences: dict[str, int] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    assets: dict[str, Asset] = field(default_factory=dict)
+    usd: dict[str, Pair] = field(default_factory=dict)
+    holdings: dict[tuple[str, str], Pair] = field(default_factory=dict)
+    usd_records: dict[tuple[str, str], BalanceTransaction] = field(default_factory=dict)
+    asset_records: dict[tuple[str, str], AssetTransaction] = field(default_factory=dict)
+    daily: dict[tuple[str, str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    writes: list[LedgerWrite] = field(default_factory=list)
+    reads: int = 0
+    interfere: list[str] = field(default_factory=list)  # users another writer moves next read
+
+    async def read(
+        self,
+        username: str,
+        *,
+        order_id: str | None = None,
+        asset_id: str | None = None,
+        funds_id: str | None = None,
+        with_user: bool = True,
+    ) -> Snapshot:
+        self.reads += 1
+        snapshot = Snapshot(
+            username=username,
+            fence=self.fences.get(username, 0),
+            order=self.orders.get(order_id) if order_id else None,
+            user=self.users.get(username) if with_user else None,
+            asset=self.assets.get(asset_id.upper()) if asset_id else None,
+            funds=self.usd_records.get((username, funds_id)) if funds_id else None,
+        )
+        if username in self.interfere:  # another worker writes between our read and write
+            self.interfere.remove(username)
+            self.fences[username] = self.fences.get(username, 0) + 1
+        return snapshot
+
+    async def write(self, change: LedgerWrite) -> None:
+        user = change.username
+        if self.fences.get(user, 0) != change.fence:
+            raise LockAcquisitionException(f"the books of {user} changed since read")
+        self._check_order(change)
+        usd = self._usd_after(change)
+        holdings = self._holdings_after(change)
+        self._check_daily(change)
+        self.fences[user] = change.fence + 1
+        if change.order is not None:
+            self.orders[change.order.order_id] = change.order
+        if usd is not None:
+            self.usd[user] = usd
+        self.holdings |= holdings
+        for record in change.usd:
+            self.usd_records[(user, record.transaction_id)] = BalanceTransaction(
+                **record.model_dump(), created_at=change.at, updated_at=change.at
+            )
+        for trade in change.assets:
+            self.asset_records[(user, trade.transaction_id)] = trade
+        if change.daily is not None:
+            record = change.daily.record
+            self.daily[(user, record.transaction_type, change.at.date().isoformat())] += (
+                record.amount
+            )
+        self.writes.append(change)
+
+    def _check_order(self, change: LedgerWrite) -> None:
+        if change.order is None:
+            return
+        stored = self.orders.get(change.order.order_id)
+        if change.replaces is None and stored is not None:
+            raise OrderChangedException("the order exists already")
+        if change.replaces is not None and (
+            stored is None
+            or (stored.status, stored.sequence)
+            != (change.replaces.status, change.replaces.sequence)
+        ):
+            raise OrderChangedException("the order changed since it was read")
+
+    def _usd_after(self, change: LedgerWrite) -> Pair | None:
+        if not change.usd:
+            return None
+        user = change.username
+        if user not in self.usd:
+            raise BalanceNotFoundException(f"user {user} has no balance")
+        available, held = self.usd[user]
+        after = (
+            exact_total([available, *(r.available_delta for r in change.usd)]),
+            exact_total([held, *(r.held_delta for r in change.usd)]),
+        )
+        if min(after) < 0:
+            raise InsufficientBalanceException(f"{user} has too little USD available")
+        if any((user, r.transaction_id) in self.usd_records for r in change.usd):
+            raise EntityAlreadyExistsException("a transaction of this step exists already")
+        return after
+
+    def _holdings_after(self, change: LedgerWrite) -> dict[tuple[str, str], Pair]:
+        after: dict[tuple[str, str], Pair] = {}
+        for trade in change.assets:
+            key = (change.username, trade.asset_id)
+            available, held = after.get(key, self.holdings.get(key, (Decimal(0), Decimal(0))))
+            after[key] = (
+                exact_total([available, trade.available_delta]),
+                exact_total([held, trade.held_delta]),
+            )
+        if any(min(pair) < 0 for pair in after.values()):
+            raise InsufficientAssetBalanceException("too little of the asset")
+        if any((change.username, t.transaction_id) in self.asset_records for t in change.assets):
+            raise EntityAlreadyExistsException("an asset transaction of this step exists")
+        return after
+
+    def _check_daily(self, change: LedgerWrite) -> None:
+        if change.daily is None:
+            return
+        record = change.daily.record
+        key = (change.username, record.transaction_type, change.at.date().isoformat())
+        if self.daily[key] + record.amount > change.daily.limit:
+            raise LimitExceededException("the daily limit would be passed")
+
+    # what a user would see
+
+    def available(self, username: str) -> Pair:
+        return self.usd[username]
+
+    def holding(self, username: str, asset_id: str) -> Pair:
+        return self.holdings.get((username, asset_id), (Decimal(0), Decimal(0)))
+
+    def records_of(self, order_id: str) -> list[str]:
+        """The kinds of the records written for an order, sorted."""
+        usd = [
+            r.transaction_type.value
+            for r in self.usd_records.values()
+            if r.reference_id == order_id
+        ]
+        trades = [
+            t.transaction_type.value for t in self.asset_records.values() if t.order_id == order_id
+        ]
+        return sorted(usd + trades)
+
+
+@dataclass
+class MemoryEvents:
+    published: list[Event] = field(default_factory=list)
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        self.published += events
+
+    def of(self, order_id: str) -> list[tuple[str, int]]:
+        return [(e.event_type.value, e.sequence) for e in self.published if e.order_id == order_id]
