@@ -19,11 +19,13 @@ from order_processor.domain.users import User
 from order_processor.exceptions import (
     BalanceNotFoundException,
     EntityAlreadyExistsException,
+    InactiveUserException,
     InsufficientAssetBalanceException,
     InsufficientBalanceException,
     LimitExceededException,
     LockAcquisitionException,
     OrderChangedException,
+    UserNotFoundException,
 )
 
 Pair = tuple[Decimal, Decimal]  # (available, held)
@@ -69,13 +71,19 @@ class MemoryLedger:
 
     async def write(self, change: LedgerWrite) -> None:
         user = change.username
-        if self.fences.get(user, 0) != change.fence:
+        if change.fence is not None and self.fences.get(user, 0) != change.fence:
             raise LockAcquisitionException(f"the books of {user} changed since read")
+        if change.active_user:
+            profile = self.users.get(user)
+            if profile is None:
+                raise UserNotFoundException(f"user {user} does not exist")
+            if not profile.is_active:
+                raise InactiveUserException(f"user {user} is disabled")
         self._check_order(change)
         usd = self._usd_after(change)
         holdings = self._holdings_after(change)
         self._check_daily(change)
-        self.fences[user] = change.fence + 1
+        self.fences[user] = self.fences.get(user, 0) + 1
         if change.order is not None:
             self.orders[change.order.order_id] = change.order
         if usd is not None:

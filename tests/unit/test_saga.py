@@ -459,6 +459,10 @@ async def test_a_cancel_finding_its_order_pending_places_it_then_cancels_it() ->
 # Funds
 
 
+def last_id(commands: list[Any]) -> str:
+    return str(commands[-1].command_id)
+
+
 def funds(kind: type[Deposit] | type[Withdraw], amount: str, command_id: str = "f-1") -> Any:
     return kind(command_id=command_id, username=USER, auth="t", payload=FundsPayload(amount=amount))
 
@@ -471,6 +475,7 @@ async def test_a_deposit_credits_once_however_often_it_is_delivered() -> None:
 
     assert ledger.available(USER) == (Decimal("250.00"), Decimal("0.00"))
     assert len(ledger.writes) == 1
+    assert ledger.reads == 1  # none for the first delivery: its write needs no read
     assert [e.event_id for e in events.published] == [f"funds:{USER}:f-1"] * 2
     assert events.published[0] == events.published[1]
 
@@ -482,10 +487,16 @@ async def test_a_deposit_credits_once_however_often_it_is_delivered() -> None:
         ([funds(Withdraw, "5000.01")], "LIMIT_EXCEEDED"),
         ([funds(Deposit, "6000", "a"), funds(Deposit, "4000.01", "b")], "LIMIT_EXCEEDED"),
         ([funds(Deposit, "10", "a"), funds(Withdraw, "10", "a")], "CONFLICTING_DUPLICATE"),
+        ([funds(Deposit, "10", "stranger")], "UNKNOWN_USER"),
+        ([funds(Deposit, "10", "disabled")], "USER_INACTIVE"),
     ],
 )
 async def test_funds_the_rules_refuse_are_rejected(commands: list[Any], reason: str) -> None:
     saga, ledger, _ = world()
+    if last_id(commands) == "stranger":
+        del ledger.users[USER]
+    elif last_id(commands) == "disabled":
+        ledger.users[USER] = ledger.users[USER].model_copy(update={"is_active": False})
     *first, last = commands
     for command in first:
         await saga.handle(command)

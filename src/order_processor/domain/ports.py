@@ -54,12 +54,17 @@ class LedgerWrite:
     stored state it `replaces` (its status and sequence) or, when that is None, on the
     order's absence; the USD and asset records, each with its balance change (a debit
     conditioned on what is available or held); a daily-limit count. `step` names the
-    change (the order's step marker, or "funds") for logs, metrics and fault hooks."""
+    change (the order's step marker, or "funds") for logs, metrics and fault hooks.
+
+    `fence` is the token read; None for a write decided from nothing read (every
+    condition it depends on is in the write itself, `active_user` among them): it then
+    only moves the token, so that a writer who read before it fails."""
 
     username: str
-    fence: int
+    fence: int | None
     at: datetime
     step: str
+    active_user: bool = False  # the user must exist and be active
     order: Order | None = None
     replaces: Order | None = None
     usd: tuple[BalanceTransactionCreate, ...] = ()

@@ -82,10 +82,17 @@ class Saga:
                 await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311
 
     async def _carry_out(self, command: AnyCommand) -> None:
-        for _ in range(MAX_PASSES):
-            snapshot = await self._read(command)
-            self._note_live(command, snapshot)
-            decision = await self._commit(self._decide(command, snapshot))
+        for passes in range(MAX_PASSES):
+            if isinstance(command, Deposit | Withdraw):
+                # Decided from nothing read first: a look only when its id was used.
+                looked = await self._read(command) if passes else None
+                decision = await self._commit(
+                    move_funds(looked, command, self.clock(), self.limits)
+                )
+            else:
+                snapshot = await self._read(command)
+                self._note_live(command, snapshot)
+                decision = await self._commit(self._decide(command, snapshot))
             if decision.events:
                 await self.events.publish(decision.events)
             if not decision.then:
@@ -130,8 +137,6 @@ class Saga:
 
     def _decide(self, command: AnyCommand, snapshot: Snapshot) -> Decision:
         at, limits = self.clock(), self.limits
-        if isinstance(command, Deposit | Withdraw):
-            return move_funds(snapshot, command, at, limits)
         if isinstance(command, PlaceOrder):
             return orders.place_order(snapshot, command, at, limits)
         if isinstance(command, CancelOrder):
@@ -140,8 +145,9 @@ class Saga:
             return orders.execute_order(snapshot, command, at, limits)
         if isinstance(command, ExpireOrder):
             return orders.expire_order(snapshot, command, at, limits)
-        assert isinstance(command, ResumeOrder)
-        return orders.resume_order(snapshot, command, at, limits)
+        if isinstance(command, ResumeOrder):
+            return orders.resume_order(snapshot, command, at, limits)
+        raise AssertionError(f"{command.type} is decided without a read")
 
     async def _commit(self, decision: Decision) -> Decision:
         """Write the decision (with the fault hooks around it); if the write is refused

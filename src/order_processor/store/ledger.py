@@ -31,12 +31,14 @@ from order_processor.domain.users import User
 from order_processor.exceptions import (
     BalanceNotFoundException,
     EntityAlreadyExistsException,
+    InactiveUserException,
     InsufficientAssetBalanceException,
     InsufficientBalanceException,
     LimitExceededException,
     LockAcquisitionException,
     OrderChangedException,
     OrderProcessorError,
+    UserNotFoundException,
 )
 from order_processor.store import keys
 from order_processor.store.asset_balances import AssetTransactionDAO, asset_balance_change
@@ -56,6 +58,7 @@ IDLE_LOCK_TTL = timedelta(days=1)  # TTL tidies idle lock items; the fence never
 # No lease holds the user: none was ever taken (v2 takes none), or it has run out. An
 # operator can still freeze a user's books by setting `owner` with a long lease.
 UNLEASED = "(attribute_not_exists(#owner) OR lease_expires <= :now)"
+NEVER_WRITTEN = "attribute_not_exists(fencing_token)"
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class DynamoLedger:
 
     def _parts(self, change: LedgerWrite) -> list[Part]:
         parts: list[Part] = [("lock", {"Update": self._fence(change)})]
+        if change.active_user:
+            parts.append(("user", {"ConditionCheck": self._active(change.username)}))
         if change.order is not None:
             parts.append(("order", {"Put": self._order_put(change.order, change.replaces)}))
         balances = BalanceDAO(self.client, self.users_table)
@@ -130,22 +135,39 @@ class DynamoLedger:
 
     def _fence(self, change: LedgerWrite) -> dict[str, Any]:
         """The lock taken and released in the write itself: the token read is still there
-        (absent: never written), no lease holds the user, and the token moves on."""
-        same = "fencing_token = :fence" if change.fence else "attribute_not_exists(fencing_token)"
+        (absent: never written), no lease holds the user, and the token moves on. A
+        write decided from nothing read only moves it."""
         values: dict[str, Any] = {
-            ":next": change.fence + 1,
             ":now": int(change.at.timestamp() * 1000),  # lease times are epoch milliseconds
             ":ttl": int((change.at + IDLE_LOCK_TTL).timestamp()),
         }
-        if change.fence:
-            values[":fence"] = change.fence
+        if change.fence is None:
+            condition, update = UNLEASED, "ADD fencing_token :one SET #ttl = :ttl"
+            values[":one"] = 1
+        else:
+            same = (
+                "fencing_token = :fence" if change.fence else "attribute_not_exists(fencing_token)"
+            )
+            condition, update = f"{same} AND {UNLEASED}", "SET fencing_token = :next, #ttl = :ttl"
+            values[":next"] = change.fence + 1
+            if change.fence:
+                values[":fence"] = change.fence
         return {
             "TableName": self.users_table,
             "Key": keys.lock_key(change.username),
-            "UpdateExpression": "SET fencing_token = :next, #ttl = :ttl",
-            "ConditionExpression": f"{same} AND {UNLEASED}",
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#owner": "owner", "#ttl": "ttl"},
             "ExpressionAttributeValues": {k: to_attribute(v) for k, v in values.items()},
+        }
+
+    def _active(self, username: str) -> dict[str, Any]:
+        return {
+            "TableName": self.users_table,
+            "Key": keys.user_key(username),
+            "ConditionExpression": "is_active = :yes",
+            "ExpressionAttributeValues": {":yes": to_attribute(True)},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
 
     def _order_put(self, order: Order, replaces: Order | None) -> dict[str, Any]:
@@ -203,6 +225,11 @@ def _refusal(exc: ClientError, names: list[str], change: LedgerWrite) -> Excepti
     user = change.username
     refusals: dict[str, Callable[[], Exception]] = {
         "lock": lambda: LockAcquisitionException(f"the books of {user} changed since read"),
+        "user": lambda: (
+            InactiveUserException(f"user {user} is disabled")
+            if stored
+            else UserNotFoundException(f"user {user} does not exist")
+        ),
         "order": lambda: OrderChangedException("the order changed since it was read"),
         "balance": lambda: (
             InsufficientBalanceException(f"{user} has too little USD available")
