@@ -7,6 +7,8 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +16,8 @@ import aioboto3
 
 from bench.workload import bench_deployment, seed_users
 from order_processor.aws import client_kwargs
+from order_processor.bootstrap import get_asset_dao
+from order_processor.domain.base import utc_now
 from order_processor.store import keys
 from order_processor.store.dynamo import to_attribute, to_item
 
@@ -28,8 +32,27 @@ def _operation_calls(mix: dict[str, float], index: int) -> list[str]:
     return calls
 
 
+# Today's design (v1), as `make bench` counted it: per market buy 3 GetItem, 3
+# TransactWriteItems (accept 2 items, debit 4, credit 4), 2 lock UpdateItems, 3 Publish,
+# the SQS receive and delete batched. A fixed mix, so the comparison holds on any machine.
+V1_MIX = {
+    "dynamodb.GetItem": 3.0,
+    "dynamodb.TransactWriteItems": 3.0,
+    "dynamodb.UpdateItem": 2.0,
+    "sns.Publish": 3.0,
+    "sqs.ReceiveMessage": 0.14,
+    "sqs.DeleteMessageBatch": 0.16,
+}
+V1_TRANSACTION_SIZES = (2, 4, 4)
+V2_TRANSACTION_SIZES = (6,)  # fence, order, balance, payment, holding, BUY record
+
+
 async def ceiling(
-    endpoint: str, mix: dict[str, float], orders: int, concurrency: int = 64
+    endpoint: str,
+    mix: dict[str, float],
+    orders: int,
+    concurrency: int = 64,
+    transaction_sizes: tuple[int, ...] = V2_TRANSACTION_SIZES,
 ) -> dict[str, Any]:
     async with bench_deployment(endpoint) as bench:
         users = [f"ceil_user_{n:04d}" for n in range(1000)]
@@ -63,8 +86,9 @@ async def ceiling(
             async def one(index: int) -> None:
                 async with semaphore:
                     user = users[index % len(users)]
+                    sizes = iter(transaction_sizes * 4)
                     for call in _operation_calls(mix, index):
-                        await _call(clients, context, call, user)
+                        await _call(clients, context, call, user, sizes)
 
             started = time.monotonic()
             await asyncio.gather(*(one(n) for n in range(orders)))
@@ -76,10 +100,29 @@ async def ceiling(
     }
 
 
-async def _call(clients: dict[str, Any], context: dict[str, str], call: str, user: str) -> None:
+async def _call(
+    clients: dict[str, Any],
+    context: dict[str, str],
+    call: str,
+    user: str,
+    sizes: Iterator[int],
+) -> None:
     service, operation = call.split(".", 1)
     client = clients[service]
-    if operation == "GetItem":
+    if operation == "BatchGetItem":
+        keys_read = [keys.lock_key(user), keys.user_key(user), keys.balance_key(user)]
+        await client.batch_get_item(
+            RequestItems={context["users"]: {"Keys": keys_read, "ConsistentRead": True}}
+        )
+    elif operation == "PublishBatch":
+        await client.publish_batch(
+            TopicArn=context["topic"],
+            PublishBatchRequestEntries=[
+                {"Id": str(n), "Message": json.dumps({"event_type": kind, "id": uuid.uuid4().hex})}
+                for n, kind in enumerate(("order.accepted", "order.processing", "order.completed"))
+            ],
+        )
+    elif operation == "GetItem":
         await client.get_item(
             TableName=context["users"], Key=keys.balance_key(user), ConsistentRead=True
         )
@@ -99,7 +142,8 @@ async def _call(clients: dict[str, Any], context: dict[str, str], call: str, use
             Item=to_item({"PK": f"ORDER#{uuid.uuid4().hex}", "SK": "ORDER", "username": user}),
         )
     elif operation == "TransactWriteItems":
-        await client.transact_write_items(TransactItems=_transaction(context, user))
+        items = _transaction(context, user)[: next(sizes, 4)]
+        await client.transact_write_items(TransactItems=items)
     elif operation == "Query":
         await client.query(
             TableName=context["users"],
@@ -134,6 +178,8 @@ async def _call(clients: dict[str, Any], context: dict[str, str], call: str, use
 
 
 def _transaction(context: dict[str, str], user: str) -> list[dict[str, Any]]:
+    """Up to six items, as a fused step writes them: the fence, the order, the balance
+    and its record, the holding and its record."""
     order_id = uuid.uuid4().hex
     return [
         {
@@ -173,4 +219,114 @@ def _transaction(context: dict[str, str], user: str) -> list[dict[str, Any]]:
                 ),
             }
         },
+        {
+            "Update": {
+                "TableName": context["users"],
+                "Key": keys.asset_balance_key(user, "COIN"),
+                "UpdateExpression": "ADD available :q",
+                "ExpressionAttributeValues": {":q": to_attribute(Decimal("0.001"))},
+            }
+        },
+        {
+            "Put": {
+                "TableName": context["users"],
+                "Item": to_item(
+                    {"PK": keys.user_pk(user), "SK": f"ATX#{order_id}", "quantity": Decimal(1)}
+                ),
+            }
+        },
     ]
+
+
+async def replayed_ceiling(endpoint: str, orders: int, concurrency: int = 64) -> dict[str, Any]:
+    """The ceiling of our own calls: for each market buy, the very requests the worker
+    makes (its batched read, its transaction, its event batch, its share of the SQS
+    receive and delete), built beforehand by the store and the saga, then issued by plain
+    aioboto3 with no consumer, no admission, no decision, no logging. What the worker
+    could reach if everything but the calls cost nothing."""
+    from order_processor.domain.orders import Order, OrderCreate, OrderType
+    from order_processor.domain.ports import Snapshot
+    from order_processor.saga.decision import Limits
+    from order_processor.saga.market import fill
+    from order_processor.store.ledger import DynamoLedger
+
+    async with bench_deployment(endpoint, follow=False) as bench:
+        users = [f"ceil_user_{n:04d}" for n in range(1000)]
+        await seed_users(bench.clients, users, Decimal("100000000"))
+        resources = bench.settings.resources()
+        asset = await get_asset_dao(bench.clients).get_asset("COIN")
+        topic = await bench.clients.topic_arn(bench.commands_url)
+        ledger = DynamoLedger(
+            bench.clients.dynamodb,
+            resources.users_table,
+            resources.orders_table,
+            resources.inventory_table,
+        )
+        limits = Limits(Decimal(10000), Decimal(10000), Decimal(5000))
+        request = OrderCreate(order_type=OrderType.MARKET_BUY, asset_id="COIN", quantity="1")
+        prepared = []
+        for n in range(orders):
+            user = users[n % len(users)]
+            now = utc_now()
+            accepted = Order.place(user, request).evolve(
+                step="accepted", sequence=1, created_at=now, updated_at=now
+            )
+            decision = fill(Snapshot(user, 0, None, None, asset), accepted, [accepted], now, limits)
+            assert decision.write is not None
+            write = replace(decision.write, fence=None)  # no read to depend on
+            read = {
+                resources.users_table: {
+                    "Keys": [keys.lock_key(user), keys.user_key(user)],
+                    "ConsistentRead": True,
+                },
+                resources.orders_table: {
+                    "Keys": [keys.order_key(accepted.order_id)],
+                    "ConsistentRead": True,
+                },
+                resources.inventory_table: {
+                    "Keys": [keys.asset_key("COIN")],
+                    "ConsistentRead": True,
+                },
+            }
+            entries = [
+                {"Id": str(i), "Message": e.body(), "MessageAttributes": e.attributes()}
+                for i, e in enumerate(decision.events)
+            ]
+            prepared.append((read, [item for _, item in ledger._parts(write)], entries))
+        for start in range(0, orders, 10):  # the messages the receives will find
+            await bench.clients.sqs.send_message_batch(
+                QueueUrl=bench.commands_url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": "{}", "MessageGroupId": users[(start + i) % 1000]}
+                    for i in range(10)
+                ],
+            )
+        session = aioboto3.Session()
+        kwargs = client_kwargs(bench.settings)
+        async with (
+            session.client("dynamodb", **kwargs) as dynamodb,
+            session.client("sqs", **kwargs) as sqs,
+            session.client("sns", **kwargs) as sns,
+        ):
+            clients = {"dynamodb": dynamodb, "sqs": sqs, "sns": sns}
+            context = {"queue": bench.commands_url}
+            semaphore = asyncio.Semaphore(concurrency)
+            sqs_mix = {"sqs.ReceiveMessage": 0.14, "sqs.DeleteMessageBatch": 0.22}
+
+            async def one(index: int) -> None:
+                read, items, entries = prepared[index]
+                async with semaphore:
+                    await dynamodb.batch_get_item(RequestItems=read)
+                    await dynamodb.transact_write_items(TransactItems=items)
+                    await sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=entries)
+                    for call in _operation_calls(sqs_mix, index):
+                        await _call(clients, context, call, "", iter(()))
+
+            started = time.monotonic()
+            await asyncio.gather(*(one(n) for n in range(orders)))
+            elapsed = time.monotonic() - started
+    return {
+        "orders": orders,
+        "concurrency": concurrency,
+        "orders_per_second": round(orders / elapsed, 1),
+    }

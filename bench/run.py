@@ -18,11 +18,18 @@ from bench.baseline import baseline
 from bench.ceiling import ceiling
 from bench.machine import describe_machine
 from bench.report import chart, summary
-from bench.scenarios import calls_per_command, cpu_and_memory, growth, throughput_and_latency
+from bench.scenarios import (
+    at_latency,
+    calls_per_command,
+    cpu_and_memory,
+    growth,
+    throughput_and_latency,
+)
 from order_processor.emulator import running_emulator
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MEASUREMENTS = ("throughput", "calls", "ceiling", "baseline", "cpu", "growth")
+LATENCY_MS, JITTER_MS = 8.0, 2.0  # a round trip to DynamoDB, SQS or SNS in one region
+MEASUREMENTS = ("throughput", "calls", "ceiling", "baseline", "latency", "cpu", "growth")
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class Sizes:
     growth_orders: int
     stored: int
     waiting: int
+    latency: int
+    latency_baseline: int
 
 
 QUICK = Sizes(
@@ -48,6 +57,8 @@ QUICK = Sizes(
     growth_orders=300,
     stored=20_000,
     waiting=2_000,
+    latency=1000,
+    latency_baseline=100,
 )
 FULL = Sizes(
     backlog=1000,
@@ -59,6 +70,8 @@ FULL = Sizes(
     growth_orders=1000,
     stored=100_000,
     waiting=5_000,
+    latency=3000,
+    latency_baseline=300,
 )
 
 
@@ -91,6 +104,15 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
     if "baseline" in only:
         results["baseline"] = await baseline(endpoint, sizes.baseline)
         print(json.dumps(results["baseline"]), flush=True)
+    if "latency" in only:
+        results["latency"] = await at_latency(
+            endpoint,
+            delay_ms=LATENCY_MS,
+            jitter_ms=JITTER_MS,
+            orders=sizes.latency,
+            baseline_orders=sizes.latency_baseline,
+        )
+        print(json.dumps(results["latency"]), flush=True)
     if "cpu" in only:
         results["cpu_and_memory"] = await cpu_and_memory(endpoint, sizes.cpu)
         print(json.dumps(results["cpu_and_memory"]), flush=True)

@@ -217,3 +217,61 @@ async def _store_orders(bench: Bench, count: int) -> None:
         while pending:
             response = await bench.clients.dynamodb.batch_write_item(RequestItems=pending)
             pending = response.get("UnprocessedItems") or {}
+
+
+async def drain_rate(endpoint: str, *, workers: int, in_flight: int, orders: int) -> float:
+    """Orders per second of `workers` draining a backlog of market buys (1,000 users),
+    timed from the moment they are ready to the last one processed (counted by their
+    metrics): nothing else runs meanwhile, as for the ceiling."""
+    async with bench_deployment(endpoint, follow=False) as bench:
+        users = users_for("spread")
+        await seed_users(bench.clients, users, RICH)
+        await bench.send(list(bench.orders(users, orders)))
+        pool = await asyncio.to_thread(start_workers, bench.settings, workers, in_flight)
+        try:
+            await asyncio.to_thread(pool.wait_ready)
+            started = time.monotonic()
+            while processed(await asyncio.to_thread(pool.metrics)) < orders:
+                await asyncio.sleep(0.1)
+            elapsed = time.monotonic() - started
+        finally:
+            await asyncio.to_thread(pool.stop)
+    return orders / elapsed
+
+
+async def at_latency(
+    endpoint: str, *, delay_ms: float, jitter_ms: float, orders: int, baseline_orders: int
+) -> dict[str, Any]:
+    """Side by side through one latency proxy: our worker, the hand-written baseline, the
+    ceiling of our call mix and the ceiling of today's (v1) call mix."""
+    from bench.baseline import baseline
+    from bench.ceiling import V1_MIX, V1_TRANSACTION_SIZES, ceiling, replayed_ceiling
+    from bench.latency import latency_proxy
+
+    with latency_proxy(endpoint, delay_ms, jitter_ms) as proxied:
+        ours = {
+            f"{w} worker(s) x {f}": round(
+                await drain_rate(proxied, workers=w, in_flight=f, orders=orders), 1
+            )
+            for w, f in ((1, 64), (2, 64))
+        }
+        mix = (await calls_per_command(proxied, 50))["MARKET_BUY"]
+        same_mix = await replayed_ceiling(proxied, orders)
+        v1_mix = await ceiling(proxied, V1_MIX, orders, transaction_sizes=V1_TRANSACTION_SIZES)
+        hand_written = await baseline(proxied, baseline_orders)
+    best = max(ours.values())
+    return {
+        "delay_ms": delay_ms,
+        "jitter_ms": jitter_ms,
+        "orders": orders,
+        "ours_orders_per_second": ours,
+        "our_call_mix": mix,
+        "same_mix_ceiling": same_mix["orders_per_second"],
+        "v1_mix_ceiling": v1_mix["orders_per_second"],
+        "baseline": hand_written["orders_per_second"],
+        "ratios": {
+            "ours_vs_baseline": round(best / hand_written["orders_per_second"], 2),
+            "ours_vs_same_mix_ceiling": round(best / same_mix["orders_per_second"], 2),
+            "ours_vs_v1_mix_ceiling": round(best / v1_mix["orders_per_second"], 2),
+        },
+    }

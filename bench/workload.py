@@ -199,7 +199,9 @@ class Bench:
 
 
 @asynccontextmanager
-async def bench_deployment(endpoint: str) -> AsyncIterator[Bench]:
+async def bench_deployment(endpoint: str, *, follow: bool = True) -> AsyncIterator[Bench]:
+    """A fresh deployment; `follow`: a follower reads the events (for latencies), which
+    costs the emulator a receive and a delete per ten events."""
     settings = bench_settings(endpoint)
     provision(settings)
     async with open_clients(settings) as clients:
@@ -211,18 +213,32 @@ async def bench_deployment(endpoint: str) -> AsyncIterator[Bench]:
         # Tokens as long-lived as the workers accept: a backlog waits on the queue.
         tokens = TokenManager(SECRET, policy=TokenPolicy(customer_lifetime=timedelta(hours=1)))
         bench = Bench(settings, clients, urls[0], urls[1], tokens)
-        bench._task = asyncio.create_task(bench.follower.run(clients, urls[1], bench._stop))
+        if follow:
+            bench._task = asyncio.create_task(bench.follower.run(clients, urls[1], bench._stop))
         try:
             yield bench
         finally:
             bench._stop.set()
-            await bench._task
+            if bench._task is not None:
+                await bench._task
 
 
 @dataclass
 class Workers:
     processes: list[subprocess.Popen[bytes]]
     ports: list[int]
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        for port in self.ports:
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
 
     def metrics(self) -> list[str]:
         texts = []

@@ -28,6 +28,9 @@ def client_config(*, connect_timeout: float = 3, read_timeout: float = 30) -> Co
         read_timeout=read_timeout,
         retries={"max_attempts": 2, "mode": "standard"},
         max_pool_connections=64,
+        # Every request is built by the store from checked values, and the service
+        # validates it again: the client's own pass costs a tenth of each call's CPU.
+        parameter_validation=False,
     )
 
 
