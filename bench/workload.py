@@ -261,12 +261,7 @@ class Workers:
 def start_workers(settings: Settings, count: int, concurrency: int) -> Workers:
     assert settings.endpoint_url is not None
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_PROCESSOR_")}
-    environment.update(
-        AWS_ENDPOINT_URL=settings.endpoint_url,
-        ORDER_PROCESSOR_PREFIX=settings.prefix,
-        ORDER_PROCESSOR_JWT_SECRET=SECRET,
-        ORDER_PROCESSOR_LOCK_LEASE_SECONDS=str(settings.lock_lease_seconds),
-    )
+    environment.update(settings.to_env())
     ports = [free_port() for _ in range(count)]
     processes = [
         subprocess.Popen(

@@ -86,6 +86,23 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from exc
 
+    def to_env(self) -> dict[str, str]:
+        """The environment that gives these settings back through `from_env`: how they
+        are passed to child processes (workers, the demo's programs), every one of them."""
+        env: dict[str, str] = {}
+        for field, variable in ENVIRONMENT_VARIABLES.items():
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, Decimal):
+                value = format(value, "f")
+            elif isinstance(value, StrEnum):
+                value = value.value
+            env[variable] = str(value)
+        return env
+
     def with_endpoint(self, endpoint_url: str) -> Settings:
         return self.model_copy(update={"endpoint_url": endpoint_url.rstrip("/")})
 

@@ -173,19 +173,7 @@ class Harness:
         self, fault: str | None = None, env: dict[str, str] | None = None
     ) -> dict[str, str]:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_PROCESSOR_")}
-        s = self.settings
-        assert s.endpoint_url is not None
-        assert s.jwt_secret is not None
-        environment.update(
-            AWS_ENDPOINT_URL=s.endpoint_url,
-            ORDER_PROCESSOR_PREFIX=s.prefix,
-            ORDER_PROCESSOR_QUEUE_KIND=s.queue_kind.value,
-            ORDER_PROCESSOR_JWT_SECRET=s.jwt_secret.get_secret_value(),
-            ORDER_PROCESSOR_VISIBILITY_TIMEOUT=str(s.visibility_timeout),
-            ORDER_PROCESSOR_LOCK_LEASE_SECONDS=str(s.lock_lease_seconds),
-            ORDER_PROCESSOR_SHUTDOWN_GRACE_SECONDS=str(s.shutdown_grace_seconds),
-            ORDER_PROCESSOR_MAX_RECEIVE_COUNT=str(s.max_receive_count),
-        )
+        environment.update(self.settings.to_env())
         if fault:
             environment["ORDER_PROCESSOR_FAULT"] = fault
         environment.update(env or {})

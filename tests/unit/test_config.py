@@ -81,3 +81,16 @@ def test_every_problem_is_reported_at_once() -> None:
 
     assert "ORDER_PROCESSOR_CONCURRENCY" in str(raised.value)
     assert "ORDER_PROCESSOR_PREFIX" in str(raised.value)
+
+
+def test_settings_pass_to_a_child_process_whole() -> None:
+    settings = Settings(
+        endpoint_url="http://127.0.0.1:1234",
+        prefix="child-1",
+        queue_kind=QueueKind.STANDARD,
+        jwt_secret="s" * 40,
+        max_order_value=Decimal("12.34"),
+        recovery_age_seconds=7,
+    )
+
+    assert Settings.from_env(settings.to_env()) == settings

@@ -15,22 +15,14 @@ from order_processor.config import Settings
 from order_processor.demo.load import Demo, DemoPlan, percentile
 from order_processor.messaging.follower import StatusFollower, follow
 from order_processor.ops.ledger_audit import LedgerAuditor
+from order_processor.store.dynamo import all_items
 
 EXIT_INTERRUPTED = 130
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
-    assert settings.endpoint_url is not None
-    assert settings.jwt_secret is not None
-    environment = dict(os.environ)
-    environment.update(
-        AWS_ENDPOINT_URL=settings.endpoint_url,
-        ORDER_PROCESSOR_PREFIX=settings.prefix,
-        ORDER_PROCESSOR_QUEUE_KIND=settings.queue_kind.value,
-        ORDER_PROCESSOR_JWT_SECRET=settings.jwt_secret.get_secret_value(),
-        ORDER_PROCESSOR_LOCK_LEASE_SECONDS=str(settings.lock_lease_seconds),
-    )
-    return environment
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_PROCESSOR_")}
+    return environment | settings.to_env()
 
 
 def with_demo_secret(settings: Settings) -> Settings:
@@ -131,12 +123,8 @@ async def order_table(clients: AwsClients) -> str:
         "ProjectionExpression": "order_type, #status",
         "ExpressionAttributeNames": {"#status": "status"},
     }
-    while True:
-        page = await clients.dynamodb.scan(**arguments)
-        counts.update((i["order_type"]["S"], i["status"]["S"]) for i in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    async for item in all_items(clients.dynamodb, "scan", arguments):
+        counts[(str(item["order_type"]), str(item["status"]))] += 1
     statuses = sorted({s for _, s in counts})
     lines = [f"{'orders':<12}" + "".join(f"{s:>11}" for s in statuses) + f"{'total':>8}"]
     for kind in sorted({k for k, _ in counts}):

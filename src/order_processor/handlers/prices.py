@@ -110,15 +110,9 @@ class PriceMatcher:
         triggers is sent an ExecuteOrder again. Execution re-checks everything under the
         user's lock, so a repeat is harmless; ids derive from the order and the minute."""
         commands: list[ExecuteOrder] = []
-        cursor: str | None = None
-        while True:
-            page = await self.assets.get_assets(cursor=cursor, active_only=True)
-            for asset in page.assets:
-                triggered = await self.orders.triggered_orders(asset.asset_id, asset.price)
-                commands += self._executions(triggered, f"rematch:{now:%Y%m%dT%H%M}")
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
+        async for asset in self.assets.every_asset(active_only=True):
+            triggered = await self.orders.triggered_orders(asset.asset_id, asset.price)
+            commands += self._executions(triggered, f"rematch:{now:%Y%m%dT%H%M}")
         for command in commands:
             log.warning("rematch: order %s is triggered and still QUEUED", command.payload.order_id)
         await self.commands.send_batch(commands)

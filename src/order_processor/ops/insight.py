@@ -9,6 +9,7 @@ from typing import Any
 
 from order_processor.ops.dead_letters import DeadLetters
 from order_processor.store.assets import AssetDAO
+from order_processor.store.dynamo import all_items
 from order_processor.store.orders import OrderDAO
 
 
@@ -40,26 +41,19 @@ async def orders_by_status(client: Any, table: str) -> Counter[str]:
         "ProjectionExpression": "#status",
         "ExpressionAttributeNames": {"#status": "status"},
     }
-    while True:
-        page = await client.scan(**arguments)
-        counts.update(item["status"]["S"] for item in page.get("Items", []) if "status" in item)
-        if "LastEvaluatedKey" not in page:
-            return counts
-        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    async for item in all_items(client, "scan", arguments):
+        if "status" in item:
+            counts[str(item["status"])] += 1
+    return counts
 
 
 async def open_orders_by_asset(assets: AssetDAO, orders: OrderDAO) -> dict[str, tuple[int, int]]:
     book: dict[str, tuple[int, int]] = {}
-    cursor: str | None = None
-    while True:
-        page = await assets.get_assets(limit=100, cursor=cursor)
-        for asset in page.assets:
-            bids, asks = await orders.order_book(asset.asset_id)
-            if bids or asks:
-                book[asset.asset_id] = (len(bids), len(asks))
-        if page.next_cursor is None:
-            return book
-        cursor = page.next_cursor
+    async for asset in assets.every_asset():
+        bids, asks = await orders.order_book(asset.asset_id)
+        if bids or asks:
+            book[asset.asset_id] = (len(bids), len(asks))
+    return book
 
 
 async def gather_insight(

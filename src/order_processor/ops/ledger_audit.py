@@ -9,7 +9,7 @@ one user's items at most, however large the tables grow.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,7 +26,7 @@ from order_processor.domain.base import utc_now
 from order_processor.domain.money import buy_cost, exact_total, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.store import keys
-from order_processor.store.dynamo import from_item, to_attribute, without_keys
+from order_processor.store.dynamo import Page, all_items, all_pages, to_attribute, without_keys
 from order_processor.store.orders import OrderDAO
 
 # A QUEUED order this far past its expiry was missed by the sweeper (it runs every 30 s).
@@ -102,13 +102,8 @@ class LedgerAuditor:
             "ExpressionAttributeValues": {":balance": to_attribute(keys.USD_BALANCE)},
             "ProjectionExpression": "PK",
         }
-        while True:
-            page = await self.client.scan(**arguments)
-            for item in page.get("Items", []):
-                yield str(from_item(item)["PK"]).removeprefix("USER#")
-            if "LastEvaluatedKey" not in page:
-                return
-            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        async for item in all_items(self.client, "scan", arguments):
+            yield str(item["PK"]).removeprefix("USER#")
 
     async def audit_user(
         self, username: str, report: AuditReport, *, allow_in_flight: bool = False
@@ -120,17 +115,15 @@ class LedgerAuditor:
         found = report.mismatches
         found += _usd_mismatches(username, partition["BALANCE#USD"], usd)
         found += _asset_mismatches(username, partition["ASSET#"], trades)
-        cursor: str | None = None
-        while True:
-            page = await self.orders.get_orders_by_user(username, limit=100, cursor=cursor)
-            for order in page.items:
-                report.orders += 1
-                mine = [t for t in usd if t.reference_id == order.order_id]
-                own_trades = [t for t in trades if t.order_id == order.order_id]
-                found += order_mismatches(order, mine, own_trades, allow_in_flight, self.clock())
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+
+        def page(cursor: str | None) -> Awaitable[Page[Order]]:
+            return self.orders.get_orders_by_user(username, limit=100, cursor=cursor)
+
+        async for order in all_pages(page):
+            report.orders += 1
+            mine = [t for t in usd if t.reference_id == order.order_id]
+            own_trades = [t for t in trades if t.order_id == order.order_id]
+            found += order_mismatches(order, mine, own_trades, allow_in_flight, self.clock())
 
     async def _partition(self, username: str) -> dict[str, list[dict[str, Any]]]:
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -140,19 +133,14 @@ class LedgerAuditor:
             "ExpressionAttributeValues": {":pk": to_attribute(keys.user_pk(username))},
             "ConsistentRead": True,
         }
-        while True:
-            page = await self.client.query(**arguments)
-            for raw in page.get("Items", []):
-                item = from_item(raw)
-                sk = str(item["SK"])
-                prefix = next(
-                    (p for p in ("TX#", "ATX#", "ASSET#", "BALANCE#USD") if sk.startswith(p)),
-                    "other",
-                )
-                groups[prefix].append(item)
-            if "LastEvaluatedKey" not in page:
-                return groups
-            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        async for item in all_items(self.client, "query", arguments):
+            sk = str(item["SK"])
+            prefix = next(
+                (p for p in ("TX#", "ATX#", "ASSET#", "BALANCE#USD") if sk.startswith(p)),
+                "other",
+            )
+            groups[prefix].append(item)
+        return groups
 
 
 def _usd_mismatches(

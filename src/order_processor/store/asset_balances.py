@@ -30,6 +30,7 @@ from order_processor.store import keys
 from order_processor.store.dynamo import (
     CONDITION_FAILED,
     Page,
+    all_items,
     call,
     cancellation_codes,
     cancellation_item,
@@ -127,20 +128,11 @@ class AssetBalanceDAO:
         return AssetBalance.model_validate(without_keys(item))
 
     async def get_all_asset_balances(self, username: str) -> list[AssetBalance]:
-        balances: list[AssetBalance] = []
-        cursor: str | None = None
-        while True:
-            page = await query_page(
-                self.client,
-                _prefix_query(self.table, username, keys.ASSET_BALANCE_PREFIX, forward=True),
-                limit=100,
-                cursor=cursor,
-                key_attributes=("PK", "SK"),
-            )
-            balances += [AssetBalance.model_validate(without_keys(i)) for i in page.items]
-            if page.next_cursor is None:
-                return balances
-            cursor = page.next_cursor
+        request = _prefix_query(self.table, username, keys.ASSET_BALANCE_PREFIX, forward=True)
+        return [
+            AssetBalance.model_validate(without_keys(item))
+            async for item in all_items(self.client, "query", request)
+        ]
 
 
 @dataclass(frozen=True)

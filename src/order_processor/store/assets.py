@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +20,7 @@ from order_processor.exceptions import (
 )
 from order_processor.store import keys
 from order_processor.store.dynamo import (
+    all_items,
     call,
     entity_item,
     from_item,
@@ -81,6 +82,22 @@ class AssetDAO:
             assets=[Asset.model_validate(without_keys(i)) for i in page.items],
             next_cursor=page.next_cursor,
         )
+
+    async def every_asset(self, *, active_only: bool = False) -> AsyncIterator[Asset]:
+        """The whole inventory, page after page."""
+        async for item in all_items(self.client, "query", self._inventory_query(active_only)):
+            yield Asset.model_validate(without_keys(item))
+
+    def _inventory_query(self, active_only: bool) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": to_attribute(keys.INVENTORY)},
+        }
+        if active_only:
+            request["FilterExpression"] = "is_active = :yes"
+            request["ExpressionAttributeValues"][":yes"] = to_attribute(True)
+        return request
 
     async def update_asset(self, asset_id: str, update: AssetUpdate) -> Asset:
         return await self._set(asset_id, update.model_dump(exclude_none=True))

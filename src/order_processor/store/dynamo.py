@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -182,6 +182,33 @@ async def _query(
     except BotoCoreError as exc:
         raise ServiceUnavailableException(f"DynamoDB is unreachable: {exc}") from exc
     return response
+
+
+async def all_items(
+    client: Any, operation: str, request: Mapping[str, Any]
+) -> AsyncIterator[dict[str, Any]]:
+    """Every item of a Query or a Scan, page after page, deserialised: the one paging loop
+    (memory holds one page)."""
+    arguments = dict(request)
+    while True:
+        page = await call(client, operation, **arguments)
+        for raw in page.get("Items", []):
+            yield from_item(raw)
+        if "LastEvaluatedKey" not in page:
+            return
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+async def all_pages(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[T]:
+    """Every item of a listing that pages with cursors (`fetch(cursor)`), page after page."""
+    cursor: str | None = None
+    while True:
+        page = await fetch(cursor)
+        for item in page.items:
+            yield item
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
 
 
 async def call(client: Any, operation: str, **arguments: Any) -> dict[str, Any]:

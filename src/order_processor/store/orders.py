@@ -29,6 +29,7 @@ from order_processor.exceptions import (
 from order_processor.store import keys
 from order_processor.store.dynamo import (
     Page,
+    all_items,
     call,
     entity_item,
     from_item,
@@ -202,7 +203,7 @@ class OrderDAO:
             "ExpressionAttributeValues": values,
             "ScanIndexForward": forward,
         }
-        return await _index_orders(self.client, request, ("book_key", "limit_price"))
+        return await _index_orders(self.client, request)
 
     async def changed_since(self, moment: datetime) -> list[Order]:
         """Every order changed at or after `moment`: a Scan, for an operator's repair (the
@@ -215,13 +216,10 @@ class OrderDAO:
                 ":moment": to_attribute(moment.astimezone(UTC)),
             },
         }
-        found: list[Order] = []
-        while True:
-            page = await call(self.client, "scan", **arguments)
-            found += [_order(item) for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return found
-            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [
+            Order.model_validate(_order_fields(item))
+            async for item in all_items(self.client, "scan", arguments)
+        ]
 
     async def due_orders(self, now: datetime) -> list[Order]:
         """QUEUED orders whose expiry is at or before `now`, from the sparse ExpiryIndex."""
@@ -234,7 +232,7 @@ class OrderDAO:
                 ":now": to_attribute(now),
             },
         }
-        return await _index_orders(self.client, request, ("expiry_shard", "expires_at"))
+        return await _index_orders(self.client, request)
 
     async def stalled_orders(self, changed_before: datetime) -> list[Order]:
         """PENDING and PROCESSING orders unchanged since before `changed_before`, from the
@@ -250,7 +248,7 @@ class OrderDAO:
                     ":before": to_attribute(changed_before),
                 },
             }
-            found += await _index_orders(self.client, request, ("in_flight_shard", "updated_at"))
+            found += await _index_orders(self.client, request)
         return found
 
     async def get_orders_by_user(
@@ -307,19 +305,12 @@ class OrderRef:
     username: str
 
 
-async def _index_orders(
-    client: Any, request: dict[str, Any], index_keys: tuple[str, str]
-) -> list[Order]:
-    found: list[Order] = []
-    cursor: str | None = None
-    while True:
-        page = await query_page(
-            client, request, limit=500, cursor=cursor, key_attributes=("PK", "SK", *index_keys)
-        )
-        found += [Order.model_validate(_order_fields(i)) for i in page.items]
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
+async def _index_orders(client: Any, request: dict[str, Any]) -> list[Order]:
+    """Every order an index query finds."""
+    return [
+        Order.model_validate(_order_fields(item))
+        async for item in all_items(client, "query", request)
+    ]
 
 
 def _order_fields(item: dict[str, Any]) -> dict[str, Any]:
