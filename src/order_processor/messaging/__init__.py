@@ -1,1 +1,3 @@
-"""SQS/SNS adapters: command and event contracts, the consumer runtime, the producer."""
+"""SQS and SNS adapters: the consumer runtime, the producer, the event publisher, the
+status follower. The contracts themselves are domain types (`domain.commands`,
+`domain.events`)."""

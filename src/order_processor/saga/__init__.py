@@ -1,2 +1,3 @@
-"""The saga engine: each order's steps, committed one TransactWriteItems at a time under
-the user's fenced lock, resumed from the stored marker, compensated on permanent failure."""
+"""The saga: every command's steps decided from one read (`Snapshot`) and committed as one
+fenced write through the `Ledger` port, its events published after the write. Pure
+decisions (`market`, `limit`, `funds`, `orders`) and the engine that runs them."""
