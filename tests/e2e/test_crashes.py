@@ -143,3 +143,30 @@ async def test_a_limit_order_survives_a_crash_after_each_of_its_writes(harness: 
     for order in final.values():
         kind = EventType(f"order.{order.status.value.lower()}")
         assert await last_event(harness, order.order_id, kind) == (kind, order.sequence)
+
+
+async def test_a_v1_orders_refund_survives_a_crash_after_its_write(harness: Harness) -> None:
+    """An order a v1 worker left debited, whose credit fails for good: the refund's write
+    is the commit point; the redelivered ResumeOrder finds it FAILED and says so again."""
+    await harness.create_user("crash_ref", usd="1000")
+    await harness.add_asset("BTC", "100")
+    buy = harness.market("crash_ref", "buy", "BTC", "2")
+    await harness.strand(buy, OrderStatus.PROCESSING)
+    await harness.sweep(recovery_age=0)
+
+    crashed = await harness.run_worker(fault="fail-step=completed,crash-after=refunded")
+    assert crashed == -signal.SIGKILL, harness.worker_output()
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    order = await harness.order(buy.payload.order_id)
+    assert (order.status, order.step, order.failure_reason) == (
+        OrderStatus.FAILED,
+        "refunded",
+        "INJECTED_FAULT",
+    )
+    assert await harness.available("crash_ref") == Decimal("1000.00")
+    await assert_ledger(harness.clients, "crash_ref")
+    assert await last_event(harness, order.order_id, EventType.ORDER_FAILED) == (
+        EventType.ORDER_FAILED,
+        order.sequence,
+    )

@@ -86,6 +86,22 @@ class Ledger(Protocol):
     async def write(self, change: LedgerWrite) -> None: ...
 
 
+class MetricsSink(Protocol):
+    """Where the saga counts what it did (the worker's Prometheus metrics)."""
+
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None: ...
+
+    def observe(self, name: str, seconds: float, **labels: str) -> None: ...
+
+
+class NoMetrics:
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        pass
+
+    def observe(self, name: str, seconds: float, **labels: str) -> None:
+        pass
+
+
 class EventSink(Protocol):
     async def publish(self, events: Sequence[Event]) -> None:
         """Publish in order; an event published again keeps its id."""

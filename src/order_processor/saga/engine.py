@@ -35,7 +35,7 @@ from order_processor.domain.commands import (
     Withdraw,
 )
 from order_processor.domain.orders import Order, OrderStatus
-from order_processor.domain.ports import EventSink, Ledger, Snapshot
+from order_processor.domain.ports import EventSink, Ledger, MetricsSink, NoMetrics, Snapshot
 from order_processor.exceptions import (
     CommandRejected,
     LockAcquisitionException,
@@ -43,7 +43,6 @@ from order_processor.exceptions import (
     OrderProcessorError,
     Reason,
 )
-from order_processor.observability import Metrics
 from order_processor.saga import orders
 from order_processor.saga.decision import Decision, Limits, is_live
 from order_processor.saga.faults import Faults
@@ -61,7 +60,7 @@ class Saga:
     limits: Limits
     clock: Callable[[], datetime] = utc_now
     faults: Faults = field(default_factory=Faults)
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: MetricsSink = field(default_factory=NoMetrics)
 
     async def handle(self, command: AnyCommand) -> None:
         """Carry the command out, or raise CommandRejected (the handler answers it) or a
