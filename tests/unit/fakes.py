@@ -70,16 +70,19 @@ class MemoryLedger:
         return snapshot
 
     async def write(self, change: LedgerWrite) -> None:
+        """Refuses as DynamoLedger does: a moved fence or a changed order first, then a
+        record of the step that exists already, then the user's and the money's rules."""
         user = change.username
         if change.fence is not None and self.fences.get(user, 0) != change.fence:
             raise LockAcquisitionException(f"the books of {user} changed since read")
+        self._check_order(change)
+        self._check_records(change)
         if change.active_user:
             profile = self.users.get(user)
             if profile is None:
                 raise UserNotFoundException(f"user {user} does not exist")
             if not profile.is_active:
                 raise InactiveUserException(f"user {user} is disabled")
-        self._check_order(change)
         usd = self._usd_after(change)
         holdings = self._holdings_after(change)
         self._check_daily(change)
@@ -101,6 +104,13 @@ class MemoryLedger:
                 record.amount
             )
         self.writes.append(change)
+
+    def _check_records(self, change: LedgerWrite) -> None:
+        user = change.username
+        if any((user, r.transaction_id) in self.usd_records for r in change.usd):
+            raise EntityAlreadyExistsException("a transaction of this step exists already")
+        if any((user, t.transaction_id) in self.asset_records for t in change.assets):
+            raise EntityAlreadyExistsException("an asset transaction of this step exists")
 
     def _check_order(self, change: LedgerWrite) -> None:
         if change.order is None:
@@ -128,8 +138,6 @@ class MemoryLedger:
         )
         if min(after) < 0:
             raise InsufficientBalanceException(f"{user} has too little USD available")
-        if any((user, r.transaction_id) in self.usd_records for r in change.usd):
-            raise EntityAlreadyExistsException("a transaction of this step exists already")
         return after
 
     def _holdings_after(self, change: LedgerWrite) -> dict[tuple[str, str], Pair]:
@@ -143,8 +151,6 @@ class MemoryLedger:
             )
         if any(min(pair) < 0 for pair in after.values()):
             raise InsufficientAssetBalanceException("too little of the asset")
-        if any((change.username, t.transaction_id) in self.asset_records for t in change.assets):
-            raise EntityAlreadyExistsException("an asset transaction of this step exists")
         return after
 
     def _check_daily(self, change: LedgerWrite) -> None:

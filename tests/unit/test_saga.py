@@ -480,6 +480,22 @@ async def test_a_deposit_credits_once_however_often_it_is_delivered() -> None:
     assert events.published[0] == events.published[1]
 
 
+async def test_a_redelivered_withdrawal_is_answered_applied_after_the_balance_was_spent() -> None:
+    saga, ledger, events = world(usd="100")
+    await saga.handle(funds(Withdraw, "60", "w-1"))
+    await saga.handle(funds(Withdraw, "30", "w-2"))
+    ledger.users[USER] = ledger.users[USER].model_copy(update={"is_active": False})
+
+    await saga.handle(funds(Withdraw, "60", "w-1"))  # its first copy's delete was lost
+
+    assert ledger.available(USER) == (Decimal("10.00"), Decimal("0.00"))
+    assert [e.event_id for e in events.published] == [
+        f"funds:{USER}:w-1",
+        f"funds:{USER}:w-2",
+        f"funds:{USER}:w-1",
+    ]
+
+
 @pytest.mark.parametrize(
     ("commands", "reason"),
     [

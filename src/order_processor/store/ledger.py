@@ -214,13 +214,26 @@ def _snapshot(username: str, items: dict[str, Any]) -> Snapshot:
     return Snapshot(username, fence, order, user, asset, funds)
 
 
+_CONDITIONS = frozenset({"lock", "user", "order", "balance", "asset_balance", "limit"})
+"""The parts whose condition guards the write; every other part is a record put only where
+it is absent."""
+_REREAD = frozenset({"lock", "order"})
+
+
 def _refusal(exc: ClientError, names: list[str], change: LedgerWrite) -> Exception:
-    """The first item whose condition refused the write, as the domain's exception."""
+    """The item whose condition refused the write, as the domain's exception: the first
+    refusal in item order, except that a record of the step that exists already goes before
+    the user's and the money's conditions (the step was applied: a blind redelivery must be
+    answered from what is stored, not refused for a balance spent or a user disabled since).
+    A moved fence or a changed order still comes first: both are decided again from a
+    fresh read, which sees what is stored."""
     unchanged: Exception = exc
     codes = cancellation_codes(exc)
-    index = next((i for i, code in enumerate(codes) if code not in {"None", ""}), None)
-    if index is None:
+    refused = [i for i, code in enumerate(codes) if code not in {"None", ""}]
+    if not refused:
         return unchanged
+    existing = [i for i in refused if names[i] not in _CONDITIONS]
+    index = existing[0] if existing and names[refused[0]] not in _REREAD else refused[0]
     part, stored = names[index], cancellation_item(exc, index)
     user = change.username
     refusals: dict[str, Callable[[], Exception]] = {
@@ -242,6 +255,6 @@ def _refusal(exc: ClientError, names: list[str], change: LedgerWrite) -> Excepti
         "limit": lambda: LimitExceededException("the daily limit would be passed"),
     }
     make = refusals.get(part)
-    if make is None:  # a record that exists already
+    if make is None:  # a record of the step that exists already
         return EntityAlreadyExistsException(f"a {part} of this step exists already")
     return make()

@@ -215,3 +215,27 @@ async def test_each_refusal_names_what_refused_the_write(
 
     with pytest.raises(refusal):
         await ledger.write(write)
+
+
+async def test_a_withdrawal_written_before_is_found_applied_though_the_balance_moved_on(
+    aws: AwsClients, username: str
+) -> None:
+    """A redelivered withdrawal whose first copy was written (the worker died before the
+    delete) must come back as applied, not as refused for the balance spent since."""
+    ledger = ledger_of(aws)
+    await funded(aws, username, "100")
+    first = BalanceTransactionCreate(
+        username=username, transaction_type=TransactionType.WITHDRAW, amount="60"
+    )
+    spend = BalanceTransactionCreate(
+        username=username, transaction_type=TransactionType.WITHDRAW, amount="30"
+    )
+    for record in (first, spend):
+        await ledger.write(
+            LedgerWrite(username=username, fence=None, at=NOW, step="funds", usd=(record,))
+        )
+
+    again = LedgerWrite(username=username, fence=None, at=NOW, step="funds", usd=(first,))
+    with pytest.raises(EntityAlreadyExistsException):
+        await ledger.write(again)
+    assert (await get_balance_dao(aws).get_balance(username)).available == Decimal("10")
