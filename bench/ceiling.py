@@ -90,13 +90,15 @@ async def ceiling(
                     for call in _operation_calls(mix, index):
                         await _call(clients, context, call, user, sizes)
 
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.process_time()
             await asyncio.gather(*(one(n) for n in range(orders)))
-            elapsed = time.monotonic() - started
+            elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
     return {
         "orders": orders,
         "concurrency": concurrency,
         "orders_per_second": round(orders / elapsed, 1),
+        # The client's CPU: what a worker doing nothing but these calls would spend.
+        "client_cpu_ms_per_order": round(cpu * 1000 / orders, 2),
     }
 
 
@@ -322,11 +324,13 @@ async def replayed_ceiling(endpoint: str, orders: int, concurrency: int = 64) ->
                     for call in _operation_calls(sqs_mix, index):
                         await _call(clients, context, call, "", iter(()))
 
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.process_time()
             await asyncio.gather(*(one(n) for n in range(orders)))
-            elapsed = time.monotonic() - started
+            elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
     return {
         "orders": orders,
         "concurrency": concurrency,
         "orders_per_second": round(orders / elapsed, 1),
+        # The client's CPU: what a worker doing nothing but these calls would spend.
+        "client_cpu_ms_per_order": round(cpu * 1000 / orders, 2),
     }

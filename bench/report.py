@@ -32,7 +32,7 @@ def summary(record: dict[str, Any]) -> str:
     best = max((r["orders_per_second"] for r in results.get("throughput", [])), default=None)
     if "ceiling" in results and best:
         lines.append(
-            f"Ceiling (same call mix, plain aioboto3): {results['ceiling']['orders_per_second']} orders/s; achieved / ceiling = {best / results['ceiling']['orders_per_second']:.2f}"
+            f"Ceiling (our own requests replayed by plain aioboto3): {results['ceiling']['orders_per_second']} orders/s; achieved / ceiling = {best / results['ceiling']['orders_per_second']:.2f}"
         )
     if "baseline" in results and best:
         lines.append(
@@ -57,6 +57,8 @@ def summary(record: dict[str, Any]) -> str:
         lines.append(
             f"Growth (orders/s): stored orders {growth['stored']}; waiting messages {growth['waiting']}"
         )
+    if "latency" in results:
+        lines += ["", *_at_latency(results["latency"])]
     if "calls_per_command" in results:
         lines += ["", "AWS calls per command, by operation:", ""]
         for kind, calls in results["calls_per_command"].items():
@@ -65,6 +67,26 @@ def summary(record: dict[str, Any]) -> str:
                 f"- {kind} ({total:.2f}): " + ", ".join(f"{k} {v}" for k, v in calls.items())
             )
     return "\n".join(lines) + "\n"
+
+
+def _at_latency(latency: dict[str, Any]) -> list[str]:
+    lines = [
+        f"At {latency['delay_ms']} ms ± {latency['jitter_ms']} ms per request (latency proxy), "
+        f"{latency['orders']} market buys; ours and the same-mix ceiling are medians of "
+        f"rounds {latency.get('rounds', {})}:",
+        "",
+        f"- same-mix ceiling (our requests replayed): {latency['same_mix_ceiling']} orders/s "
+        f"({latency.get('same_mix_ceiling_client_cpu_ms_per_order')} ms of client CPU per order); "
+        f"v1-mix ceiling: {latency['v1_mix_ceiling']}; hand-written baseline: {latency['baseline']}",
+    ]
+    for run, rate in latency["ours_orders_per_second"].items():
+        ratios = latency["ratios"][run]
+        lines.append(
+            f"- ours, {run} in flight: {rate} orders/s = "
+            f"{ratios['ours_vs_baseline']}x baseline, {ratios['ours_vs_same_mix_ceiling']} "
+            f"of the same-mix ceiling, {ratios['ours_vs_v1_mix_ceiling']}x the v1-mix ceiling"
+        )
+    return lines
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:

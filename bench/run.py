@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline import baseline
-from bench.ceiling import ceiling
+from bench.ceiling import replayed_ceiling
 from bench.machine import describe_machine
 from bench.report import chart, summary
 from bench.scenarios import (
@@ -96,10 +96,7 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
         results["calls_per_command"] = await calls_per_command(endpoint, sizes.calls)
         print(json.dumps(results["calls_per_command"]), flush=True)
     if "ceiling" in only:
-        mix = _market_buy_mix(results) or await calls_per_command(endpoint, sizes.calls)
-        mix = mix.get("MARKET_BUY", mix) if "MARKET_BUY" in mix else mix
-        results["ceiling"] = await ceiling(endpoint, mix, sizes.ceiling)
-        results["ceiling"]["call_mix"] = mix
+        results["ceiling"] = await replayed_ceiling(endpoint, sizes.ceiling)
         print(json.dumps(results["ceiling"]), flush=True)
     if "baseline" in only:
         results["baseline"] = await baseline(endpoint, sizes.baseline)
@@ -122,11 +119,6 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
         )
         print(json.dumps(results["growth"]), flush=True)
     return results
-
-
-def _market_buy_mix(results: dict[str, Any]) -> dict[str, float] | None:
-    calls = results.get("calls_per_command", {})
-    return {"MARKET_BUY": calls["MARKET_BUY"]} if "MARKET_BUY" in calls else None
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import statistics
 import time
 from collections import Counter
 from decimal import Decimal
@@ -240,38 +241,57 @@ async def drain_rate(endpoint: str, *, workers: int, in_flight: int, orders: int
 
 
 async def at_latency(
-    endpoint: str, *, delay_ms: float, jitter_ms: float, orders: int, baseline_orders: int
+    endpoint: str,
+    *,
+    delay_ms: float,
+    jitter_ms: float,
+    orders: int,
+    baseline_orders: int,
+    rounds: int = 3,
 ) -> dict[str, Any]:
     """Side by side through one latency proxy: our worker, the hand-written baseline, the
-    ceiling of our call mix and the ceiling of today's (v1) call mix."""
+    ceiling of our call mix and the ceiling of today's (v1) call mix.
+
+    On a small machine the worker, the proxy and the emulator share the cores, so one
+    drain varies by ±10 %: ours and the same-mix ceiling are measured in alternating
+    rounds and compared by their medians (every round is kept in the record)."""
     from bench.baseline import baseline
     from bench.ceiling import V1_MIX, V1_TRANSACTION_SIZES, ceiling, replayed_ceiling
     from bench.latency import latency_proxy
 
+    runs = {f"{w} worker(s) x {f}": (w, f) for w, f in ((1, 64), (2, 64))}
+    measured: dict[str, list[float]] = {name: [] for name in [*runs, "same_mix_ceiling"]}
+    client_cpu: list[float] = []
     with latency_proxy(endpoint, delay_ms, jitter_ms) as proxied:
-        ours = {
-            f"{w} worker(s) x {f}": round(
-                await drain_rate(proxied, workers=w, in_flight=f, orders=orders), 1
-            )
-            for w, f in ((1, 64), (2, 64))
-        }
+        for _ in range(rounds):
+            for name, (w, f) in runs.items():
+                rate = await drain_rate(proxied, workers=w, in_flight=f, orders=orders)
+                measured[name].append(round(rate, 1))
+            same_mix = await replayed_ceiling(proxied, orders)
+            measured["same_mix_ceiling"].append(same_mix["orders_per_second"])
+            client_cpu.append(same_mix["client_cpu_ms_per_order"])
         mix = (await calls_per_command(proxied, 50))["MARKET_BUY"]
-        same_mix = await replayed_ceiling(proxied, orders)
         v1_mix = await ceiling(proxied, V1_MIX, orders, transaction_sizes=V1_TRANSACTION_SIZES)
         hand_written = await baseline(proxied, baseline_orders)
-    best = max(ours.values())
+    ours = {name: statistics.median(measured[name]) for name in runs}
+    against = {
+        "baseline": hand_written["orders_per_second"],
+        "same_mix_ceiling": statistics.median(measured["same_mix_ceiling"]),
+        "v1_mix_ceiling": v1_mix["orders_per_second"],
+    }
     return {
         "delay_ms": delay_ms,
         "jitter_ms": jitter_ms,
         "orders": orders,
+        "rounds": measured,
+        "same_mix_ceiling_client_cpu_ms_per_order": statistics.median(client_cpu),
         "ours_orders_per_second": ours,
         "our_call_mix": mix,
-        "same_mix_ceiling": same_mix["orders_per_second"],
-        "v1_mix_ceiling": v1_mix["orders_per_second"],
-        "baseline": hand_written["orders_per_second"],
+        **against,
+        # One worker process against the single-process ceilings and baseline; each row
+        # of ours against each of them.
         "ratios": {
-            "ours_vs_baseline": round(best / hand_written["orders_per_second"], 2),
-            "ours_vs_same_mix_ceiling": round(best / same_mix["orders_per_second"], 2),
-            "ours_vs_v1_mix_ceiling": round(best / v1_mix["orders_per_second"], 2),
+            run: {f"ours_vs_{name}": round(rate / other, 2) for name, other in against.items()}
+            for run, rate in ours.items()
         },
     }

@@ -41,7 +41,6 @@ def bench_settings(endpoint: str) -> Settings:
         prefix=f"b{uuid.uuid4().hex[:10]}",
         jwt_secret=SECRET,
         visibility_timeout=60,
-        lock_lease_seconds=10,
     )
 
 
