@@ -44,7 +44,6 @@ class Settings(BaseModel):
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
     visibility_timeout: Annotated[int, Field(ge=1, le=43_200)] = 60
     max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 5
-    lock_lease_seconds: Annotated[int, Field(ge=1, le=900)] = 30
     shutdown_grace_seconds: Annotated[int, Field(ge=0, le=3600)] = 20
     jwt_secret: SecretStr | None = None
     max_order_value: PositiveMoney = Decimal("10000.00")
@@ -131,7 +130,6 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "concurrency": "ORDER_PROCESSOR_CONCURRENCY",
     "visibility_timeout": "ORDER_PROCESSOR_VISIBILITY_TIMEOUT",
     "max_receive_count": "ORDER_PROCESSOR_MAX_RECEIVE_COUNT",
-    "lock_lease_seconds": "ORDER_PROCESSOR_LOCK_LEASE_SECONDS",
     "shutdown_grace_seconds": "ORDER_PROCESSOR_SHUTDOWN_GRACE_SECONDS",
     "jwt_secret": "ORDER_PROCESSOR_JWT_SECRET",
     "max_order_value": "ORDER_PROCESSOR_MAX_ORDER_VALUE",

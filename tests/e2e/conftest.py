@@ -25,7 +25,6 @@ def deployment_settings(
         queue_kind=kind,
         jwt_secret=SECRET,
         visibility_timeout=5,
-        lock_lease_seconds=3,
         shutdown_grace_seconds=15,
         **overrides,
     )
