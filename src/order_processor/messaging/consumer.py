@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,9 +91,20 @@ class Consumer:
     _deletes: list[tuple[Message, asyncio.Future[None]]] = field(default_factory=list, init=False)
     _flusher: asyncio.Task[None] | None = field(default=None, init=False)
     _tasks: dict[asyncio.Task[None], list[Message]] = field(default_factory=dict, init=False)
+    _stop_by: float | None = field(default=None, init=False)
 
     def stop(self) -> None:
+        """Stop receiving; what is in hand gets `grace_seconds` from now, all told."""
+        if self._stop_by is None:
+            self._stop_by = time.monotonic() + self.grace_seconds
         self._stopping.set()
+
+    def _grace_left(self) -> float:
+        return (
+            self.grace_seconds
+            if self._stop_by is None
+            else max(0.0, self._stop_by - time.monotonic())
+        )
 
     @property
     def in_flight(self) -> int:
@@ -131,11 +143,19 @@ class Consumer:
         await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if not receive.done():
-            # Stopping mid-poll: whatever this poll would still return stays invisible for
-            # one visibility timeout at most; nothing is lost.
-            receive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receive
+            # Stopping mid-poll. A poll cut off may already have taken messages on the
+            # server's side, which would then stay invisible for a whole visibility
+            # timeout: let it answer (within the grace period) and hand back what it
+            # brings at once. Only a poll that outlasts the grace period is cut off.
+            await asyncio.wait({receive}, timeout=self._grace_left())
+            if not receive.done():
+                receive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receive
+                return []
+            if receive.exception() is None:
+                brought = [_message(raw) for raw in receive.result().get("Messages", [])]
+                await self._change_visibility([(m, 0) for m in brought])
             return []
         if receive.exception() is not None:
             # Throttling, 5xx, a reset connection: the queue is still there; back off.
@@ -275,7 +295,7 @@ class Consumer:
         """Finish in-flight groups within the grace period; cancel (and hand back) the rest."""
         if not self._tasks:
             return
-        _, pending = await asyncio.wait(list(self._tasks), timeout=self.grace_seconds)
+        _, pending = await asyncio.wait(list(self._tasks), timeout=self._grace_left())
         for task in pending:
             task.cancel()
         if pending:

@@ -175,6 +175,49 @@ class FlakySqs:
         return await self.client.receive_message(**arguments)
 
 
+async def test_a_stop_during_a_poll_hands_back_what_the_poll_brings_at_once(
+    sqs: Any, queue: tuple[str, str]
+) -> None:
+    """The poll's answer is on its way when the stop comes (here: held 1 s on the way
+    back): cutting it off would leave its messages invisible for the whole timeout (on a
+    FIFO queue, their user's group with them)."""
+    url, _ = queue
+    handled: list[str] = []
+
+    async def handle(key: str, messages: list[Message]) -> dict[str, Outcome]:
+        handled.append(key)
+        return {m.message_id: Ack() for m in messages}
+
+    slow = SlowAnswerSqs(sqs)
+    runtime = consumer(slow, url, handle, burst=False, grace_seconds=10, visibility_timeout=300)
+    running = asyncio.create_task(runtime.run())
+    await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"user": "in-the-poll"}))
+    await asyncio.wait_for(slow.answered.wait(), 30)
+    runtime.stop()
+    await asyncio.wait_for(running, 30)
+
+    assert handled == []
+    assert await depth(sqs, url) == (1, 0)  # visible again, not held for 300 s
+
+
+class SlowAnswerSqs:
+    """The real client, whose receive answers reach the caller a second late."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.answered = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    async def receive_message(self, **arguments: Any) -> Any:
+        response = await self.client.receive_message(**arguments)
+        if response.get("Messages"):
+            self.answered.set()
+            await asyncio.sleep(1)
+        return response
+
+
 async def test_a_failed_receive_backs_off_instead_of_stopping_the_worker(
     sqs: Any, queue: tuple[str, str]
 ) -> None:
