@@ -70,10 +70,8 @@ class Harness:
             ),
             password_hash="not-used-here",
         )
-        balances = get_balance_dao(self.clients)
-        await balances.create_balance(username)
-        if usd:
-            await balances.update_balance(
+        if usd:  # the balance opened with the user
+            await get_balance_dao(self.clients).update_balance(
                 BalanceTransactionCreate(
                     username=username, transaction_type=TransactionType.DEPOSIT, amount=usd
                 )

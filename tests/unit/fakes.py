@@ -12,7 +12,7 @@ from decimal import Decimal
 from order_processor.domain.assets import Asset, AssetTransaction
 from order_processor.domain.balances import BalanceTransaction
 from order_processor.domain.events import Event
-from order_processor.domain.money import exact_total
+from order_processor.domain.money import deepest_dip, exact_total
 from order_processor.domain.orders import Order
 from order_processor.domain.ports import LedgerWrite, Snapshot
 from order_processor.domain.users import User
@@ -136,7 +136,10 @@ class MemoryLedger:
             exact_total([available, *(r.available_delta for r in change.usd)]),
             exact_total([held, *(r.held_delta for r in change.usd)]),
         )
-        if min(after) < 0:
+        # Each record in turn must find enough, as the store's condition says.
+        if deepest_dip(r.available_delta for r in change.usd) > available or (
+            deepest_dip(r.held_delta for r in change.usd) > held
+        ):
             raise InsufficientBalanceException(f"{user} has too little USD available")
         return after
 

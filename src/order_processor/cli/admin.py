@@ -15,7 +15,6 @@ from typing import Any
 from order_processor.bootstrap import (
     AwsClients,
     get_asset_dao,
-    get_balance_dao,
     get_order_dao,
     get_token_manager,
     get_user_dao,
@@ -107,8 +106,7 @@ def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
 
     async def action(clients: AwsClients) -> int:
         password_hash = await PasswordManager().hash_password(password)
-        user = await get_user_dao(clients).create_user(request, password_hash)
-        await get_balance_dao(clients).create_balance(user.username)
+        user = await get_user_dao(clients).create_user(request, password_hash)  # and its balance
         print_json(user.response())
         return 0
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from order_processor.bootstrap import (
     AwsClients,
     get_asset_dao,
-    get_balance_dao,
     get_order_dao,
     get_token_manager,
     get_user_dao,
@@ -139,7 +138,7 @@ class Demo:
                 )
             except EntityAlreadyExistsException:
                 self.prices[asset_id] = (await assets.get_asset(asset_id)).price
-        users, balances = get_user_dao(self.clients), get_balance_dao(self.clients)
+        users = get_user_dao(self.clients)
         for username in self.users:
             request = UserCreate(
                 username=username,
@@ -147,11 +146,8 @@ class Demo:
                 first_name="Demo",
                 last_name="User",
             )
-            try:
-                await users.create_user(request, password_hash=NO_LOGIN)
-                await balances.create_balance(username)
-            except EntityAlreadyExistsException:
-                pass
+            with contextlib.suppress(EntityAlreadyExistsException):
+                await users.create_user(request, password_hash=NO_LOGIN)  # and its balance
         await self.send([self.factory.deposit(u, "5000") for u in self.users])
         # Everyone starts with a little of every asset, so sells have something to sell.
         await self.send(

@@ -180,3 +180,13 @@ QuantityBalance = Annotated[
     _schema(MAX_QUANTITY_PLACES),
     _FIXED_POINT,
 ]
+
+
+def deepest_dip(deltas: Iterable[Decimal]) -> Decimal:
+    """How far below its start a balance goes as the deltas apply in order (0 if never):
+    what it must hold for every one of them to find enough."""
+    running, lowest = Decimal(0), Decimal(0)
+    for delta in deltas:
+        running = exact_total([running, delta])
+        lowest = min(lowest, running)
+    return lowest.copy_negate() if lowest < 0 else Decimal(0)

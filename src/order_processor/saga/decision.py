@@ -22,6 +22,7 @@ from order_processor.domain.events import Event, order_event
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import LedgerWrite, Snapshot
 from order_processor.exceptions import (
+    BalanceNotFoundException,
     InsufficientAssetBalanceException,
     InsufficientBalanceException,
     OrderProcessorError,
@@ -91,8 +92,8 @@ def failure_reason(refusal: OrderProcessorError) -> str | None:
     is not the order's fault (a bug, a conflict) and must not end it."""
     if isinstance(refusal, InsufficientAssetBalanceException):
         return Reason.INSUFFICIENT_ASSET_BALANCE
-    if isinstance(refusal, InsufficientBalanceException):
-        return Reason.INSUFFICIENT_BALANCE
+    if isinstance(refusal, InsufficientBalanceException | BalanceNotFoundException):
+        return Reason.INSUFFICIENT_BALANCE  # no USD balance item (data older than v2): none
     if refusal.code == "INJECTED_FAULT":  # the tests' permanent failure (saga/faults.py)
         return refusal.code
     return None

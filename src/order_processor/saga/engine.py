@@ -114,8 +114,12 @@ class Saga:
             command.username, order_id=command.payload.order_id, asset_id=asset_id
         )
         order = snapshot.order
-        if order is not None and snapshot.asset is None and _needs_price(command, order):
-            # The command did not say which asset (or said another): read again with it.
+        wrong_asset = (
+            snapshot.asset is None or snapshot.asset.asset_id != order.asset_id if order else False
+        )
+        if order is not None and wrong_asset and _needs_price(command, order):
+            # The command did not say which asset, or said another: the order's own asset
+            # prices it, whatever a command names. Read again with it.
             return await self.ledger.read(
                 command.username, order_id=order.order_id, asset_id=order.asset_id
             )

@@ -107,7 +107,9 @@ def execution(snapshot: Snapshot, queued: Order, at: datetime, limits: Limits) -
     if is_due(queued, at):
         return closing(queued, at, OrderStatus.EXPIRED)
     asset = snapshot.asset
-    if asset is None or not asset.is_active or not triggered(queued, asset.price):
+    if asset is None or asset.asset_id != queued.asset_id:
+        return None  # not this order's price: never settle at another asset's
+    if not asset.is_active or not triggered(queued, asset.price):
         return None
     refusal = _refusal(queued, asset, snapshot.user, limits)
     if refusal:

@@ -44,7 +44,7 @@ class StepFailure(OrderProcessorError):
 def priced(order: Order, asset: Asset | None, limits: Limits) -> tuple[Decimal, Decimal]:
     """The price (the inventory's) and the amount (rounded for the house), with the
     checks placing makes: tradable, the asset's precision, the value limit, a cent."""
-    if asset is None:
+    if asset is None or asset.asset_id != order.asset_id:  # never another asset's price
         raise StepFailure(Reason.ASSET_NOT_FOUND)
     if not asset.is_active:
         raise StepFailure(Reason.ASSET_NOT_TRADABLE)

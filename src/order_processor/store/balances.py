@@ -23,7 +23,7 @@ from order_processor.domain.balances import (
     TransactionStatus,
 )
 from order_processor.domain.base import utc_now
-from order_processor.domain.money import exact_total
+from order_processor.domain.money import deepest_dip, exact_total
 from order_processor.domain.users import normalise_username
 from order_processor.exceptions import (
     BalanceNotFoundException,
@@ -121,12 +121,17 @@ class BalanceDAO:
             ":held": to_attribute(held),
             ":now": to_attribute(now),
         }
-        if available < 0:
+        # Each record in turn must find enough, not only their sum: a hold taken and
+        # released in one write (a limit buy placed and executed at once) needs the whole
+        # hold available, as the history it leaves says, though it nets to the payment.
+        need_available = deepest_dip([r.available_delta for r in records])
+        need_held = deepest_dip([r.held_delta for r in records])
+        if need_available > 0:
             conditions.append("available >= :need_available")
-            values[":need_available"] = to_attribute(available.copy_negate())
-        if held < 0:
+            values[":need_available"] = to_attribute(need_available)
+        if need_held > 0:
             conditions.append("held >= :need_held")
-            values[":need_held"] = to_attribute(held.copy_negate())
+            values[":need_held"] = to_attribute(need_held)
         return {
             "TableName": self.table,
             "Key": keys.balance_key(records[0].username),

@@ -27,9 +27,8 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 # Cancellation reasons of TransactWriteItems that a retry can overcome.
-TRANSIENT_CANCELLATIONS = frozenset(
-    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-)
+CONFLICT = "TransactionConflict"  # another transaction on the item was in flight
+TRANSIENT_CANCELLATIONS = frozenset({CONFLICT, "ThrottlingError", "ProvisionedThroughputExceeded"})
 RETRYABLE_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",

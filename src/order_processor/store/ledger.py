@@ -17,7 +17,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -38,12 +38,14 @@ from order_processor.exceptions import (
     LockAcquisitionException,
     OrderChangedException,
     OrderProcessorError,
+    ServiceUnavailableException,
     UserNotFoundException,
 )
 from order_processor.store import keys
 from order_processor.store.asset_balances import AssetTransactionDAO, asset_balance_change
 from order_processor.store.balances import BalanceDAO
 from order_processor.store.dynamo import (
+    CONFLICT,
     call,
     cancellation_codes,
     cancellation_item,
@@ -51,10 +53,10 @@ from order_processor.store.dynamo import (
     to_attribute,
     without_keys,
 )
+from order_processor.store.fence import IDLE_LOCK_TTL
 from order_processor.store.orders import _order_fields, order_item, transition_put
 
 Part = tuple[str, dict[str, Any]]
-IDLE_LOCK_TTL = timedelta(days=1)  # TTL tidies idle lock items; the fence never relies on it
 # No lease holds the user: none was ever taken (v2 takes none), or it has run out. An
 # operator can still freeze a user's books by setting `owner` with a long lease.
 UNLEASED = "(attribute_not_exists(#owner) OR lease_expires <= :now)"
@@ -114,6 +116,16 @@ class DynamoLedger:
             )
         except ClientError as exc:
             raise _refusal(exc, [name for name, _ in parts], change) from exc
+        except ServiceUnavailableException as exc:
+            if isinstance(exc.__cause__, ClientError) and CONFLICT in cancellation_codes(
+                exc.__cause__
+            ):
+                # Another transaction of this user's books was in flight (AWS cancels
+                # rather than queues): the same as a moved fence, decided again from a
+                # fresh read in-process, not handed back to the queue.
+                user = change.username
+                raise LockAcquisitionException(f"another write of {user} was in flight") from exc
+            raise
 
     def _parts(self, change: LedgerWrite) -> list[Part]:
         parts: list[Part] = [("lock", {"Update": self._fence(change)})]

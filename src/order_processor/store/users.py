@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -29,6 +30,7 @@ from order_processor.store.dynamo import (
     to_item,
     without_keys,
 )
+from order_processor.store.fence import fence_moved
 
 
 class PasswordVerifier(Protocol):
@@ -44,7 +46,9 @@ class UserDAO:
     async def create_user(self, request: UserCreate, password_hash: str) -> User:
         """Never overwrites: the profile and an email guard item are written in one
         transaction, each conditional on its absence, so a username and an email are
-        each taken once even by concurrent creates."""
+        each taken once even by concurrent creates. The user's USD balance (zero) opens in
+        the same transaction: no user exists without one, whose orders no write could
+        settle and whose deposits none could credit. A balance already there is kept."""
         now = self.clock()
         user = User(
             **request.model_dump(), password_hash=password_hash, created_at=now, updated_at=now
@@ -55,7 +59,11 @@ class UserDAO:
             await call(
                 self.client,
                 "transact_write_items",
-                TransactItems=[self._put_new(profile), self._put_new(guard)],
+                TransactItems=[
+                    self._put_new(profile),
+                    self._put_new(guard),
+                    {"Update": self._open_balance(user.username, now)},
+                ],
             )
         except ClientError as exc:
             codes = cancellation_codes(exc)
@@ -67,6 +75,21 @@ class UserDAO:
                 ) from exc
             raise
         return user
+
+    def _open_balance(self, username: str, now: datetime) -> dict[str, Any]:
+        zero = to_attribute(Decimal("0.00"))
+        return {
+            "TableName": self.table,
+            "Key": keys.balance_key(username),
+            "UpdateExpression": "SET username = :username, "
+            "available = if_not_exists(available, :zero), held = if_not_exists(held, :zero), "
+            "updated_at = if_not_exists(updated_at, :now)",
+            "ExpressionAttributeValues": {
+                ":username": to_attribute(username),
+                ":zero": zero,
+                ":now": to_attribute(now),
+            },
+        }
 
     def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -107,23 +130,24 @@ class UserDAO:
             return current
         updated = current.model_copy(update={**changes, "updated_at": self.clock()})
         profile_update = self._profile_update(current, updated)
-        if updated.email == current.email:
+        items: list[dict[str, Any]] = [{"Update": profile_update}]
+        if updated.email != current.email:
+            new_guard = {**keys.email_key(updated.email), **to_item({"username": updated.username})}
+            old_guard = {"TableName": self.table, "Key": keys.email_key(current.email)}
+            items += [{"Delete": old_guard}, self._put_new(new_guard)]
+        if updated.is_active != current.is_active:
+            # Disabling (or enabling) moves the user's fence: a saga write decided from a
+            # read before this change is refused and decided again, seeing it.
+            items.append({"Update": fence_moved(self.table, current.username, updated.updated_at)})
+        if len(items) == 1:
             await call(self.client, "update_item", **profile_update)
             return updated
-        new_guard = {**keys.email_key(updated.email), **to_item({"username": updated.username})}
-        old_guard = {"TableName": self.table, "Key": keys.email_key(current.email)}
         try:
-            await call(
-                self.client,
-                "transact_write_items",
-                TransactItems=[
-                    {"Update": profile_update},
-                    {"Delete": old_guard},
-                    self._put_new(new_guard),
-                ],
-            )
+            await call(self.client, "transact_write_items", TransactItems=items)
         except ClientError as exc:
-            if cancellation_codes(exc)[2:3] == [CONDITION_FAILED]:
+            if updated.email != current.email and cancellation_codes(exc)[2:3] == [
+                CONDITION_FAILED
+            ]:
                 raise EntityAlreadyExistsException(
                     f"email {updated.email} is already registered"
                 ) from exc

@@ -15,11 +15,13 @@ from order_processor.bootstrap import (
     get_asset_dao,
     get_balance_dao,
     get_order_dao,
+    get_user_dao,
 )
 from order_processor.domain.assets import AssetCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.domain.ports import DailyCount, LedgerWrite
+from order_processor.domain.users import UserCreate, UserUpdate
 from order_processor.exceptions import (
     BalanceNotFoundException,
     EntityAlreadyExistsException,
@@ -239,3 +241,79 @@ async def test_a_withdrawal_written_before_is_found_applied_though_the_balance_m
     with pytest.raises(EntityAlreadyExistsException):
         await ledger.write(again)
     assert (await get_balance_dao(aws).get_balance(username)).available == Decimal("10")
+
+
+async def test_disabling_a_user_refuses_a_write_decided_before_it(
+    aws: AwsClients, username: str
+) -> None:
+    """UserDAO.update_user moves the user's fence with is_active: a fill decided from a
+    read of the active user cannot commit once the user is disabled."""
+    users = get_user_dao(aws)
+    await users.create_user(
+        UserCreate(
+            username=username, email=f"{username}@example.com", first_name="A", last_name="B"
+        ),
+        password_hash="x",
+    )
+    await get_balance_dao(aws).update_balance(
+        BalanceTransactionCreate(
+            username=username, transaction_type=TransactionType.DEPOSIT, amount="100"
+        )
+    )
+    ledger = ledger_of(aws)
+    read = await ledger.read(username)
+    assert read.user is not None
+    assert read.user.is_active
+
+    await users.update_user(username, UserUpdate(is_active=False))
+
+    with pytest.raises(LockAcquisitionException):
+        await ledger.write(buy_write(username, read.fence, bought(username)))
+    assert (await get_balance_dao(aws).get_balance(username)).available == Decimal("100.00")
+
+
+async def test_a_created_user_has_a_zero_balance_opened_with_it(
+    aws: AwsClients, username: str
+) -> None:
+    await get_user_dao(aws).create_user(
+        UserCreate(
+            username=username, email=f"{username}@example.com", first_name="A", last_name="B"
+        ),
+        password_hash="x",
+    )
+
+    balance = await get_balance_dao(aws).get_balance(username)
+    assert (balance.available, balance.held) == (Decimal("0.00"), Decimal("0.00"))
+
+
+async def test_a_hold_taken_and_released_in_one_write_needs_the_whole_hold_available(
+    aws: AwsClients, username: str
+) -> None:
+    """A limit buy of 10 at 100 placed and executed at 50 at once: the history says 1,000
+    USD were held, so 600 available must refuse it, though it nets to a payment of 500."""
+    await funded(aws, username, "600")
+    request = OrderCreate(
+        order_type=OrderType.LIMIT_BUY, asset_id="BTC", quantity="10", limit_price="100"
+    )
+    placed = Order.place(username, request).evolve(
+        sequence=1, step="held", status=OrderStatus.QUEUED, created_at=NOW, updated_at=NOW
+    )
+    done = moved(placed, NOW, "completed", status=OrderStatus.COMPLETED).evolve(
+        price=Decimal("50"), total_amount=Decimal("500.00")
+    )
+    write = LedgerWrite(
+        username=username,
+        fence=0,
+        at=NOW,
+        step="completed",
+        order=done,
+        usd=(
+            usd_record(placed, TransactionType.ORDER_HOLD, Decimal("1000.00")),
+            usd_record(done, TransactionType.ORDER_RELEASE, Decimal("1000.00")),
+            usd_record(done, TransactionType.ORDER_PAYMENT, Decimal("500.00")),
+        ),
+    )
+
+    with pytest.raises(InsufficientBalanceException):
+        await ledger_of(aws).write(write)
+    assert (await get_balance_dao(aws).get_balance(username)).available == Decimal("600.00")
