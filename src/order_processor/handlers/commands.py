@@ -56,8 +56,7 @@ class CommandHandler:
             try:
                 admitted.append((message, self.admission.admit(message.body)))
             except CommandRejected as rejection:
-                await self.reject(message, rejection)
-                outcomes[message.message_id] = Ack()
+                outcomes[message.message_id] = await self._answer(message, rejection)
         return outcomes | await self._run_in_order(admitted)
 
     async def _run_in_order(self, admitted: list[tuple[Message, Admitted]]) -> dict[str, Outcome]:
@@ -103,7 +102,7 @@ class CommandHandler:
             await self.saga.handle(entry.command)
         except CommandRejected as rejection:
             rejection.identity = rejection.identity or entry.sender
-            await self.reject(message, rejection)
+            return await self._answer(message, rejection)
         except OrderProcessorError as exc:
             if exc.retryable:
                 log.info("retrying %s: %s", message.message_id, exc)
@@ -116,6 +115,17 @@ class CommandHandler:
             # A bug or an unforeseen AWS answer: back off and retry; on its last delivery
             # it goes to the dead letters.
             log.exception("command %s failed unexpectedly", message.message_id)
+            return Retry()
+        return Ack()
+
+    async def _answer(self, message: Message, rejection: CommandRejected) -> Outcome:
+        """Publish the rejection, then remove the message. If the event cannot go out, only
+        this message comes back (a rejected command changed nothing, so the rest of its
+        group goes on); its next delivery is rejected again."""
+        try:
+            await self.reject(message, rejection)
+        except Exception:
+            log.exception("could not publish the rejection of %s", message.message_id)
             return Retry()
         return Ack()
 

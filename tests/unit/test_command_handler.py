@@ -1,0 +1,98 @@
+"""The command handler over in-memory ports: what each message of a group is answered with
+when the answer itself cannot go out."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from order_processor.domain.events import Event, EventType
+from order_processor.handlers.admission import Admission
+from order_processor.handlers.commands import CommandHandler
+from order_processor.messaging.consumer import Ack, Message, Release, Retry
+from order_processor.saga.decision import Limits
+from order_processor.saga.engine import Saga
+from order_processor.security.audit import AuditLogger
+from order_processor.security.tokens import TokenManager
+from tests.unit.fakes import MemoryEvents, MemoryLedger
+from tests.unit.test_saga import USER, world
+
+SECRET = "handler-secret-" + "q" * 32
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+TOKENS = TokenManager(SECRET, clock=lambda: NOW)
+
+
+class RejectionsFail(MemoryEvents):
+    """The topic refuses `command.rejected` events; every other event goes out."""
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        if any(event.event_type == EventType.COMMAND_REJECTED for event in events):
+            raise ConnectionError("topic unreachable")
+        await super().publish(events)
+
+
+def deposit(command_id: str, amount: str, *, auth: str | None = None) -> str:
+    return json.dumps(
+        {
+            "schema": "order-processor/command/v1",
+            "command_id": command_id,
+            "type": "Deposit",
+            "username": USER,
+            "issued_at": "2026-11-28T11:59:00Z",
+            "auth": auth
+            if auth is not None
+            else TOKENS.create_access_token("treasury", role="admin"),
+            "payload": {"amount": amount},
+        }
+    )
+
+
+def handler(saga: Saga, events: MemoryEvents) -> CommandHandler:
+    return CommandHandler(
+        saga=saga,
+        events=events,
+        admission=Admission(TOKENS, clock=lambda: NOW),
+        audit=AuditLogger(io.StringIO()),
+    )
+
+
+def message(number: int, body: str) -> Message:
+    return Message(f"m-{number}", f"r-{number}", body, receive_count=1)
+
+
+def rejecting_world() -> tuple[CommandHandler, MemoryLedger]:
+    _, ledger, _ = world(usd="100")
+    events = RejectionsFail()
+    saga = Saga(
+        ledger, events, Limits(Decimal(10000), Decimal(10000), Decimal(5000)), clock=lambda: NOW
+    )
+    return handler(saga, events), ledger
+
+
+async def test_a_forged_command_whose_rejection_cannot_be_published_comes_back_alone() -> None:
+    commands, ledger = rejecting_world()
+    group = [message(1, deposit("c-1", "10", auth="forged")), message(2, deposit("c-2", "25"))]
+
+    outcomes = await commands.handle_group(USER, group)
+
+    assert outcomes == {"m-1": Retry(), "m-2": Ack()}
+    assert ledger.available(USER)[0] == Decimal("125.00")
+
+
+async def test_a_refused_command_whose_rejection_cannot_be_published_keeps_its_place() -> None:
+    """The saga's refusals can depend on order (a withdrawal refused before a deposit), so
+    the rest of the group waits behind it; what ran before it stays done."""
+    commands, ledger = rejecting_world()
+    group = [
+        message(1, deposit("c-1", "25")),
+        message(2, deposit("c-2", "20000")),
+        message(3, deposit("c-3", "5")),
+    ]
+
+    outcomes = await commands.handle_group(USER, group)
+
+    assert outcomes == {"m-1": Ack(), "m-2": Retry(), "m-3": Release()}
+    assert ledger.available(USER)[0] == Decimal("125.00")
