@@ -4,10 +4,11 @@ emulator, as fast as plain aioboto3 can issue them; no framework, no logic."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -47,6 +48,35 @@ V1_TRANSACTION_SIZES = (2, 4, 4)
 V2_TRANSACTION_SIZES = (6,)  # fence, order, balance, payment, holding, BUY record
 
 
+async def _fill_queue(bench: Any, users: list[str], orders: int) -> None:
+    """The messages the ceiling's receives will find, ten to a batch, one group a user."""
+    for start in range(0, orders, 10):
+        await bench.clients.sqs.send_message_batch(
+            QueueUrl=bench.commands_url,
+            Entries=[
+                {
+                    "Id": str(i),
+                    "MessageBody": "{}",
+                    "MessageGroupId": users[(start + i) % len(users)],
+                }
+                for i in range(10)
+            ],
+        )
+
+
+@contextlib.asynccontextmanager
+async def _raw_clients(settings: Any) -> AsyncIterator[dict[str, Any]]:
+    """Plain aioboto3 clients, none of the worker's settings (the ceiling's own)."""
+    session = aioboto3.Session()
+    kwargs = client_kwargs(settings)
+    async with (
+        session.client("dynamodb", **kwargs) as dynamodb,
+        session.client("sqs", **kwargs) as sqs,
+        session.client("sns", **kwargs) as sns,
+    ):
+        yield {"dynamodb": dynamodb, "sqs": sqs, "sns": sns}
+
+
 async def ceiling(
     endpoint: str,
     mix: dict[str, float],
@@ -59,22 +89,8 @@ async def ceiling(
         await seed_users(bench.clients, users, Decimal("100000000"))
         resources = bench.settings.resources()
         topic = (await bench.clients.sns.create_topic(Name=resources.events_topic))["TopicArn"]
-        for start in range(0, orders, 10):  # the messages the receives will find
-            await bench.clients.sqs.send_message_batch(
-                QueueUrl=bench.commands_url,
-                Entries=[
-                    {"Id": str(i), "MessageBody": "{}", "MessageGroupId": users[(start + i) % 1000]}
-                    for i in range(10)
-                ],
-            )
-        session = aioboto3.Session()
-        kwargs = client_kwargs(bench.settings)
-        async with (
-            session.client("dynamodb", **kwargs) as dynamodb,
-            session.client("sqs", **kwargs) as sqs,
-            session.client("sns", **kwargs) as sns,
-        ):
-            clients = {"dynamodb": dynamodb, "sqs": sqs, "sns": sns}
+        await _fill_queue(bench, users, orders)
+        async with _raw_clients(bench.settings) as clients:
             context = {
                 "users": resources.users_table,
                 "orders": resources.orders_table,
@@ -295,22 +311,8 @@ async def replayed_ceiling(endpoint: str, orders: int, concurrency: int = 64) ->
                 for i, e in enumerate(decision.events)
             ]
             prepared.append((read, [item for _, item in ledger._parts(write)], entries))
-        for start in range(0, orders, 10):  # the messages the receives will find
-            await bench.clients.sqs.send_message_batch(
-                QueueUrl=bench.commands_url,
-                Entries=[
-                    {"Id": str(i), "MessageBody": "{}", "MessageGroupId": users[(start + i) % 1000]}
-                    for i in range(10)
-                ],
-            )
-        session = aioboto3.Session()
-        kwargs = client_kwargs(bench.settings)
-        async with (
-            session.client("dynamodb", **kwargs) as dynamodb,
-            session.client("sqs", **kwargs) as sqs,
-            session.client("sns", **kwargs) as sns,
-        ):
-            clients = {"dynamodb": dynamodb, "sqs": sqs, "sns": sns}
+        await _fill_queue(bench, users, orders)
+        async with _raw_clients(bench.settings) as clients:
             context = {"queue": bench.commands_url}
             semaphore = asyncio.Semaphore(concurrency)
             sqs_mix = {"sqs.ReceiveMessage": 0.14, "sqs.DeleteMessageBatch": 0.22}
@@ -318,9 +320,11 @@ async def replayed_ceiling(endpoint: str, orders: int, concurrency: int = 64) ->
             async def one(index: int) -> None:
                 read, items, entries = prepared[index]
                 async with semaphore:
-                    await dynamodb.batch_get_item(RequestItems=read)
-                    await dynamodb.transact_write_items(TransactItems=items)
-                    await sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=entries)
+                    await clients["dynamodb"].batch_get_item(RequestItems=read)
+                    await clients["dynamodb"].transact_write_items(TransactItems=items)
+                    await clients["sns"].publish_batch(
+                        TopicArn=topic, PublishBatchRequestEntries=entries
+                    )
                     for call in _operation_calls(sqs_mix, index):
                         await _call(clients, context, call, "", iter(()))
 
