@@ -125,7 +125,10 @@ class Consumer:
             await self._drain()
 
     async def _receive(self, count: int) -> list[Message]:
-        wait = 1 if self.burst else self.wait_seconds
+        # A long poll never outlasts the grace period (at least 1 s), so that a poll in
+        # progress at a stop can be let to answer.
+        wait = 1 if self.burst else max(1, min(self.wait_seconds, int(self.grace_seconds)))
+        started = time.monotonic()
         receive = asyncio.ensure_future(
             self.sqs.receive_message(
                 QueueUrl=self.queue_url,
@@ -143,11 +146,13 @@ class Consumer:
         await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if not receive.done():
-            # Stopping mid-poll. A poll cut off may already have taken messages on the
-            # server's side, which would then stay invisible for a whole visibility
-            # timeout: let it answer (within the grace period) and hand back what it
-            # brings at once. Only a poll that outlasts the grace period is cut off.
-            await asyncio.wait({receive}, timeout=self._grace_left())
+            # Stopping mid-poll. A poll cut off on our side goes on at the server: it may
+            # take messages (even those handed back at this stop) that would then stay
+            # invisible for a whole visibility timeout. So the poll answers first (it
+            # ends within its wait), and what it brings is handed back at once; only a
+            # poll the endpoint does not answer at all is cut off.
+            answer_by = max(self._grace_left(), wait + 2 - (time.monotonic() - started))
+            await asyncio.wait({receive}, timeout=answer_by)
             if not receive.done():
                 receive.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

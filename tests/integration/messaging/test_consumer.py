@@ -8,11 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aioboto3
 import pytest
 from botocore.exceptions import ClientError
 
-from order_processor.aws import client_kwargs
+from order_processor.aws import aio_session, client_kwargs
 from order_processor.config import Settings
 from order_processor.messaging.consumer import Ack, Backoff, Consumer, Message, Outcome, Retry
 
@@ -20,7 +19,7 @@ from order_processor.messaging.consumer import Ack, Backoff, Consumer, Message, 
 @pytest.fixture
 async def sqs(aws_endpoint: str) -> AsyncIterator[Any]:
     settings = Settings(endpoint_url=aws_endpoint)
-    async with aioboto3.Session().client("sqs", **client_kwargs(settings)) as client:
+    async with aio_session(settings).client("sqs", **client_kwargs(settings)) as client:
         yield client
 
 
@@ -234,3 +233,48 @@ async def test_a_failed_receive_backs_off_instead_of_stopping_the_worker(
 
     assert flaky.failures == 1
     assert seen == ["after-throttle"]
+
+
+async def test_a_stop_with_a_short_grace_never_leaves_a_poll_running_at_the_server(
+    sqs: Any, queue: tuple[str, str]
+) -> None:
+    """A poll cut off on the client's side goes on at the server, where it could take the
+    very message the stop hands back and hold it for a whole visibility timeout."""
+    url, _ = queue
+    await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"user": "held"}))
+    started = asyncio.Event()
+
+    async def handle(key: str, messages: list[Message]) -> dict[str, Outcome]:
+        started.set()
+        await asyncio.sleep(3600)
+        return {}
+
+    watched = CutPollsSqs(sqs)
+    runtime = consumer(watched, url, handle, burst=False, grace_seconds=0.2)
+    running = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(started.wait(), 30)
+    await asyncio.sleep(0.1)  # the next poll is waiting at the server
+    runtime.stop()
+    await asyncio.wait_for(running, 30)
+
+    assert watched.cut == 0
+    again = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)
+    assert json.loads(again["Messages"][0]["Body"]) == {"user": "held"}
+
+
+class CutPollsSqs:
+    """The real client, counting the receives its caller cancelled before they answered."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.cut = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    async def receive_message(self, **arguments: Any) -> Any:
+        try:
+            return await self.client.receive_message(**arguments)
+        except asyncio.CancelledError:
+            self.cut += 1
+            raise
