@@ -13,10 +13,8 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-import aioboto3
-
 from bench.workload import bench_deployment, seed_users
-from order_processor.aws import client_kwargs
+from order_processor.aws import aio_session, client_kwargs
 from order_processor.bootstrap import get_asset_dao
 from order_processor.domain.base import utc_now
 from order_processor.store import keys
@@ -67,8 +65,8 @@ async def _fill_queue(bench: Any, users: list[str], orders: int) -> None:
 @contextlib.asynccontextmanager
 async def _raw_clients(settings: Any) -> AsyncIterator[dict[str, Any]]:
     """Plain aioboto3 clients, none of the worker's settings (the ceiling's own)."""
-    session = aioboto3.Session()
-    kwargs = client_kwargs(settings)
+    session = aio_session(settings)
+    kwargs = client_kwargs(settings, long_running=True)  # a pool sized to the concurrency
     async with (
         session.client("dynamodb", **kwargs) as dynamodb,
         session.client("sqs", **kwargs) as sqs,
@@ -90,7 +88,9 @@ async def ceiling(
         resources = bench.settings.resources()
         topic = (await bench.clients.sns.create_topic(Name=resources.events_topic))["TopicArn"]
         await _fill_queue(bench, users, orders)
-        async with _raw_clients(bench.settings) as clients:
+        async with _raw_clients(
+            bench.settings.model_copy(update={"concurrency": concurrency})
+        ) as clients:
             context = {
                 "users": resources.users_table,
                 "orders": resources.orders_table,
@@ -312,7 +312,9 @@ async def replayed_ceiling(endpoint: str, orders: int, concurrency: int = 64) ->
             ]
             prepared.append((read, [item for _, item in ledger._parts(write)], entries))
         await _fill_queue(bench, users, orders)
-        async with _raw_clients(bench.settings) as clients:
+        async with _raw_clients(
+            bench.settings.model_copy(update={"concurrency": concurrency})
+        ) as clients:
             context = {"queue": bench.commands_url}
             semaphore = asyncio.Semaphore(concurrency)
             sqs_mix = {"sqs.ReceiveMessage": 0.14, "sqs.DeleteMessageBatch": 0.22}

@@ -1,59 +1,187 @@
-"""How every AWS client of the project is configured: endpoint, credentials, timeouts.
+"""How every AWS client of the project is configured: endpoint, credentials, retries, pool.
 
 Both the synchronous boto3 clients (provisioning, CLI) and the aioboto3 clients (workers)
-take their arguments from here, so an unreachable endpoint fails the same fast way in both.
+take their sessions and arguments from here, so they authenticate, retry and fail the
+same way.
+
+Credentials come from botocore's default chain (environment, profile, web identity / IRSA,
+ECS task role, instance role). Only when an endpoint is configured and that chain finds
+nothing are an emulator's `test`/`test` used. With `ORDER_PROCESSOR_ROLE_ARN` the chain's
+credentials only assume that role through STS, and the role's credentials are renewed
+before they expire (botocore's refreshable credentials, the windows scaled to the session
+duration). Retries: botocore's standard mode, `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE` when
+set (adaptive mode included); long-running programs try more times than the CLI.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
 
+import aioboto3
+import boto3
+import botocore.session
+from aiobotocore.credentials import (
+    AioAssumeRoleCredentialFetcher,
+    AioCredentials,
+    AioDeferredRefreshableCredentials,
+)
+from aiobotocore.session import AioSession
 from botocore.config import Config
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    Credentials,
+    DeferredRefreshableCredentials,
+)
 
 from order_processor.config import Settings
 from order_processor.provision import Change, Provisioner
 
-# An emulator accepts any credentials; LocalStack's convention is test/test. Used only when
-# an endpoint is configured and the environment carries no credentials of its own.
-EMULATOR_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+# An emulator accepts any credentials; LocalStack's convention is test/test.
+EMULATOR_KEYS = ("test", "test")
+CLI_ATTEMPTS = 3  # an unreachable endpoint fails in a few seconds
+PROGRAM_ATTEMPTS = 6  # a worker rides out throttling and brief outages
+CLI_POOL = 10
 
 
-def client_config(*, connect_timeout: float = 3, read_timeout: float = 30) -> Config:
-    # "standard" retry mode retries throttling and 5xx with backoff; two attempts keep an
-    # unreachable endpoint to a few seconds instead of the legacy mode's long retry storm.
+def client_config(
+    settings: Settings | None = None,
+    *,
+    long_running: bool = False,
+    environ: Mapping[str, str] | None = None,
+    connect_timeout: float = 3,
+    read_timeout: float = 30,
+) -> Config:
+    env = os.environ if environ is None else environ
+    retries: dict[str, Any] = {}
+    # Only what the environment leaves unsaid: botocore reads AWS_MAX_ATTEMPTS and
+    # AWS_RETRY_MODE itself for the keys missing here.
+    if not env.get("AWS_MAX_ATTEMPTS"):
+        retries["total_max_attempts"] = PROGRAM_ATTEMPTS if long_running else CLI_ATTEMPTS
+    if not env.get("AWS_RETRY_MODE"):
+        retries["mode"] = "standard"
+    pool = CLI_POOL
+    if long_running and settings is not None:
+        # Every message in flight may hold a connection, plus receives and heartbeats.
+        pool = max(CLI_POOL, settings.concurrency + 10)
     return Config(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        retries={"max_attempts": 2, "mode": "standard"},
-        max_pool_connections=64,
+        retries=retries,
+        max_pool_connections=pool,
         # Every request is built by the store from checked values, and the service
         # validates it again: the client's own pass costs a tenth of each call's CPU.
         parameter_validation=False,
     )
 
 
-def client_kwargs(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Keyword arguments for `session.client(service, **kwargs)` (boto3 or aioboto3)."""
-    env = os.environ if environ is None else environ
-    kwargs: dict[str, Any] = {"region_name": settings.region, "config": client_config()}
+def client_kwargs(settings: Settings, *, long_running: bool = False) -> dict[str, Any]:
+    """Keyword arguments for `session.client(service, **kwargs)` (boto3 or aioboto3), the
+    session being one of `aio_session` / `sync_session`."""
+    kwargs: dict[str, Any] = {
+        "region_name": settings.region,
+        "config": client_config(settings, long_running=long_running),
+    }
     if settings.endpoint_url is not None:
         kwargs["endpoint_url"] = settings.endpoint_url
-        if not env.get("AWS_ACCESS_KEY_ID") and not env.get("AWS_PROFILE"):
-            kwargs.update(EMULATOR_CREDENTIALS)
     return kwargs
+
+
+def refresh_windows(duration_seconds: int) -> tuple[int, int]:
+    """(advisory, mandatory) seconds before expiry at which assumed credentials are
+    renewed: botocore's 15 and 10 minutes for an hour's session, scaled down for shorter
+    ones (a 15-minute session would otherwise be renewed on every call)."""
+    return min(15 * 60, duration_seconds // 3), min(10 * 60, duration_seconds // 6)
+
+
+def _assume_role_args(settings: Settings) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "RoleSessionName": settings.role_session_name,
+        "DurationSeconds": settings.role_duration_seconds,
+    }
+    if settings.role_external_id:
+        args["ExternalId"] = settings.role_external_id
+    return args
+
+
+def _chain_has_credentials() -> bool:
+    return botocore.session.Session().get_credentials() is not None
+
+
+def aio_session(settings: Settings) -> aioboto3.Session:
+    core = AioSession()
+    source: Any = None
+    if settings.endpoint_url is not None and not _chain_has_credentials():
+        source = AioCredentials(*EMULATOR_KEYS)
+        core._credentials = source  # the session's own slot: what its clients sign with
+    if settings.role_arn is not None:
+        sts_creator = functools.partial(
+            core.create_client, **client_kwargs(settings, long_running=True)
+        )
+        advisory, mandatory = refresh_windows(settings.role_duration_seconds)
+        fetcher = AioAssumeRoleCredentialFetcher(
+            client_creator=sts_creator,
+            source_credentials=source or _AioChainCredentials(),
+            role_arn=settings.role_arn,
+            extra_args=_assume_role_args(settings),
+            expiry_window_seconds=advisory,
+        )
+        credentials = AioDeferredRefreshableCredentials(
+            refresh_using=fetcher.fetch_credentials, method="assume-role"
+        )
+        credentials._advisory_refresh_timeout = advisory
+        credentials._mandatory_refresh_timeout = mandatory
+        core._credentials = credentials
+    return aioboto3.Session(botocore_session=core, region_name=settings.region)
+
+
+class _AioChainCredentials:
+    """The default chain's credentials, resolved when the role is first assumed."""
+
+    def __init__(self) -> None:
+        self._core = AioSession()  # its own: the program's session signs with the role
+
+    async def get_frozen_credentials(self) -> Any:
+        found = await self._core.get_credentials()
+        if found is None:
+            raise RuntimeError("no AWS credentials to assume ORDER_PROCESSOR_ROLE_ARN with")
+        return await found.get_frozen_credentials()
+
+
+def sync_session(settings: Settings) -> boto3.session.Session:
+    core = botocore.session.Session()
+    source: Any = core.get_credentials()
+    if source is None and settings.endpoint_url is not None:
+        source = Credentials(*EMULATOR_KEYS)
+        core._credentials = source
+    if settings.role_arn is not None and source is not None:
+        advisory, mandatory = refresh_windows(settings.role_duration_seconds)
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator=functools.partial(core.create_client, **client_kwargs(settings)),
+            source_credentials=source,
+            role_arn=settings.role_arn,
+            extra_args=_assume_role_args(settings),
+            expiry_window_seconds=advisory,
+        )
+        credentials = DeferredRefreshableCredentials(
+            refresh_using=fetcher.fetch_credentials, method="assume-role"
+        )
+        credentials._advisory_refresh_timeout = advisory
+        credentials._mandatory_refresh_timeout = mandatory
+        core._credentials = credentials
+    return boto3.session.Session(botocore_session=core, region_name=settings.region)
 
 
 def provision_deployment(settings: Settings) -> list[Change]:
     """Create or repair every resource of the deployment (what `order-processor
     provision` and the demo both run)."""
-    clients = (sync_client(settings, s) for s in ("dynamodb", "sqs", "sns"))
+    session = sync_session(settings)
+    clients = (session.client(s, **client_kwargs(settings)) for s in ("dynamodb", "sqs", "sns"))
     return Provisioner(*clients).apply(settings.resources())
 
 
 def sync_client(settings: Settings, service: str) -> Any:
     """A boto3 client, for provisioning and the CLI (the workers use aioboto3)."""
-    import boto3
-
-    return boto3.session.Session().client(service, **client_kwargs(settings))
+    return sync_session(settings).client(service, **client_kwargs(settings))

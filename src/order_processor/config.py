@@ -53,6 +53,14 @@ class Settings(BaseModel):
     service_token_minutes: Annotated[int, Field(ge=1, le=60)] = 5
     clock_skew_seconds: Annotated[int, Field(ge=0, le=600)] = 30
     recovery_age_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 300
+    metrics_host: Annotated[str, Field(min_length=1, max_length=255)] = "0.0.0.0"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    # An IAM role to assume through STS (cross-account access); its credentials are
+    # renewed before they expire. AWS accepts 900 s to the role's maximum session.
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")] | None = None
+    role_external_id: Annotated[str, Field(min_length=2, max_length=1224)] | None = None
+    role_session_name: Annotated[str, Field(pattern=r"^[\w+=,.@-]{2,64}$")] = "order-processor"
+    role_duration_seconds: Annotated[int, Field(ge=900, le=43_200)] = 3600
 
     @field_validator("endpoint_url")
     @classmethod
@@ -139,6 +147,12 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "service_token_minutes": "ORDER_PROCESSOR_SERVICE_TOKEN_MINUTES",
     "clock_skew_seconds": "ORDER_PROCESSOR_CLOCK_SKEW_SECONDS",
     "recovery_age_seconds": "ORDER_PROCESSOR_RECOVERY_AGE_SECONDS",
+    "metrics_host": "ORDER_PROCESSOR_METRICS_HOST",
+    "metrics_port": "ORDER_PROCESSOR_METRICS_PORT",
+    "role_arn": "ORDER_PROCESSOR_ROLE_ARN",
+    "role_external_id": "ORDER_PROCESSOR_ROLE_EXTERNAL_ID",
+    "role_session_name": "ORDER_PROCESSOR_ROLE_SESSION_NAME",
+    "role_duration_seconds": "ORDER_PROCESSOR_ROLE_DURATION_SECONDS",
 }
 
 

@@ -73,6 +73,8 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
     assert re.search(r"throughput: [\d.]+ orders/s", out)
     assert re.search(r"market order latency, command sent to final event: p50 \d+ ms", out)
     assert "workers stopped" in out
+    # The load starts once every program answers ready, never during start-up.
+    assert out.index("all programs ready in") < out.index("sending 40 commands")
 
 
 def test_ctrl_c_stops_everything_and_loses_no_order(demo_deployment: Settings) -> None:

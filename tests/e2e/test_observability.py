@@ -4,11 +4,13 @@ the command's context bound; readiness follows the worker's life."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 
 from order_processor.domain.orders import OrderStatus
 from order_processor.emulator import free_port
@@ -41,7 +43,7 @@ async def test_metrics_count_what_the_worker_did(harness: Harness) -> None:
         deadline = time.monotonic() + 60
         while True:
             _status, body = get(base + "/metrics")
-            if 'commands_processed_total{type="PlaceOrder"} 2' in body:
+            if 'commands_processed_total{type="PlaceOrder"} 2.0' in body:
                 break
             assert time.monotonic() < deadline, (body, harness.worker_output())
             await asyncio.sleep(0.2)
@@ -54,17 +56,19 @@ async def test_metrics_count_what_the_worker_did(harness: Harness) -> None:
 
     assert (ready[0], alive[0], missing[0]) == (200, 200, 404)
     lines = set(body.splitlines())
-    assert 'order_processor_commands_processed_total{type="Deposit"} 1' in lines
-    assert 'order_processor_commands_rejected_total{reason="MALFORMED_JSON"} 1' in lines
-    assert 'order_processor_orders_failed_total{reason="INSUFFICIENT_BALANCE"} 1' in lines
-    assert 'order_processor_saga_step_seconds_count{step="completed"} 1' in lines
-    assert 'order_processor_saga_step_seconds_count{step="failed"} 1' in lines
-    assert 'order_processor_saga_step_seconds_count{step="funds"} 1' in lines
+    assert 'order_processor_commands_processed_total{type="Deposit"} 1.0' in lines
+    assert 'order_processor_commands_rejected_total{reason="MALFORMED_JSON"} 1.0' in lines
+    assert 'order_processor_orders_failed_total{reason="INSUFFICIENT_BALANCE"} 1.0' in lines
+    assert 'order_processor_saga_step_seconds_count{step="completed"} 1.0' in lines
+    assert 'order_processor_saga_step_seconds_count{step="failed"} 1.0' in lines
+    assert 'order_processor_saga_step_seconds_count{step="funds"} 1.0' in lines
     # One read (a deposit needs none), one write and one publish per command (the
     # refused buy: a second write).
-    assert 'order_processor_aws_calls_total{operation="BatchGetItem",service="dynamodb"} 2' in lines
     assert (
-        'order_processor_aws_calls_total{operation="TransactWriteItems",service="dynamodb"} 4'
+        'order_processor_aws_calls_total{operation="BatchGetItem",service="dynamodb"} 2.0' in lines
+    )
+    assert (
+        'order_processor_aws_calls_total{operation="TransactWriteItems",service="dynamodb"} 4.0'
         in lines
     )
     assert "# TYPE order_processor_messages_in_flight gauge" in lines
@@ -78,3 +82,88 @@ async def test_metrics_count_what_the_worker_did(harness: Harness) -> None:
     assert completed["command"] == "PlaceOrder"
     assert completed["step"] == "completed"
     assert completed["message_id"]
+
+
+def sample(body: str, name: str) -> float:
+    """The value of one exposed sample line (`name` with its labels), 0 when absent."""
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_all_three_programs_serve_their_own_metrics_and_readiness(harness: Harness) -> None:
+    await harness.create_user("scrape_u", usd="1000")
+    await harness.add_asset("BTC", "100")
+    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    waiting = harness.limit("scrape_u", "buy", "BTC", "1", "90")
+    expiring = harness.limit("scrape_u", "buy", "BTC", "1", "50", expires_at=soon)
+    await harness.send(waiting, expiring)
+    ports = {kind: free_port() for kind in ("orders", "limit-matcher", "expiry-sweeper")}
+    programs = {
+        kind: harness.start_worker(
+            burst=False,
+            kind=kind,
+            extra=("--interval", "1") if kind == "expiry-sweeper" else (),
+            env={"ORDER_PROCESSOR_METRICS_PORT": str(port)},
+        )
+        for kind, port in ports.items()
+    }
+    base = {kind: f"http://127.0.0.1:{port}" for kind, port in ports.items()}
+    try:
+        for kind in programs:
+            await until_answered(base[kind] + "/readyz", 200, harness)
+        await until_status(harness, waiting.payload.order_id, OrderStatus.QUEUED)
+        await harness.send_prices(("BTC", "85"))
+        await until_status(harness, waiting.payload.order_id, OrderStatus.COMPLETED)
+        await until_status(harness, expiring.payload.order_id, OrderStatus.EXPIRED)
+        scraped = {kind: get(base[kind] + "/metrics")[1] for kind in programs}
+        ready = {kind: get(base[kind] + "/readyz") for kind in programs}
+        alive = {kind: get(base[kind] + "/livez")[0] for kind in programs}
+    finally:
+        for process in programs.values():
+            process.send_signal(signal.SIGTERM)
+        codes = [await harness.wait(process, 60) for process in programs.values()]
+
+    assert codes == [0, 0, 0], harness.worker_output()
+    assert alive == {kind: 200 for kind in programs}
+    matcher, sweeper, worker = (
+        scraped["limit-matcher"],
+        scraped["expiry-sweeper"],
+        scraped["orders"],
+    )
+    assert sample(matcher, "order_processor_price_updates_total") == 1
+    assert sample(matcher, 'order_processor_orders_triggered_total{cause="update"}') == 1
+    assert sample(sweeper, "order_processor_orders_expired_total") >= 1
+    assert sample(sweeper, "order_processor_sweeps_total") >= 1
+    assert sample(worker, 'order_processor_commands_processed_total{type="ExpireOrder"}') >= 1
+    assert sample(worker, 'order_processor_commands_processed_total{type="ExecuteOrder"}') == 1
+    for body in scraped.values():
+        assert sample(body, "process_resident_memory_bytes") > 10 * 2**20
+        assert sample(body, "process_open_fds") > 0
+    assert "commands_processed_total" not in sweeper  # each program, its own metrics
+    resources = harness.settings.resources()
+    for kind, (status, body) in ready.items():
+        checks = json.loads(body)["checks"]
+        assert status == 200
+        assert all(check["ok"] for check in checks)
+        assert (f"table {resources.users_table}" in [c["name"] for c in checks]) is (
+            kind == "orders"
+        )
+
+
+async def until_answered(url: str, status: int, harness: Harness) -> None:
+    deadline = time.monotonic() + 60
+    while get(url)[0] != status:
+        assert time.monotonic() < deadline, harness.worker_output()
+        await asyncio.sleep(0.2)
+
+
+async def until_status(harness: Harness, order_id: str, status: OrderStatus) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(Exception):
+            if (await harness.order(order_id)).status is status:
+                return
+        assert time.monotonic() < deadline, harness.worker_output()
+        await asyncio.sleep(0.2)

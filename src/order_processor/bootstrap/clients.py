@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import aioboto3
-
-from order_processor.aws import client_kwargs
+from order_processor.aws import aio_session, client_kwargs
 from order_processor.config import ConfigError, Settings
 from order_processor.handlers.admission import Admission
 from order_processor.resources import Resources
@@ -49,9 +47,12 @@ class AwsClients:
 
 
 @contextlib.asynccontextmanager
-async def open_clients(settings: Settings) -> AsyncIterator[AwsClients]:
-    session = aioboto3.Session()
-    kwargs = client_kwargs(settings)
+async def open_clients(
+    settings: Settings, *, long_running: bool = False
+) -> AsyncIterator[AwsClients]:
+    """`long_running`: a worker's clients (more retries, a pool sized to the concurrency)."""
+    session = aio_session(settings)
+    kwargs = client_kwargs(settings, long_running=long_running)
     async with contextlib.AsyncExitStack() as stack:
         dynamodb, sqs, sns = [
             await stack.enter_async_context(session.client(service, **kwargs))

@@ -25,6 +25,7 @@ from order_processor.bootstrap.clients import (
     get_token_manager,
     open_clients,
 )
+from order_processor.bootstrap.readiness import checks_for
 from order_processor.config import ConfigError, QueueKind, Settings
 from order_processor.domain.base import utc_now
 from order_processor.handlers.commands import CommandHandler
@@ -34,11 +35,16 @@ from order_processor.messaging.consumer import Consumer
 from order_processor.messaging.producer import Producer
 from order_processor.messaging.publisher import EventPublisher
 from order_processor.observability import (
+    MATCHER,
+    SWEEPER,
+    WORKER,
     HealthServer,
     Metrics,
+    Readiness,
     configure_json_logs,
     count_aws_calls,
 )
+from order_processor.observability.metrics import Spec
 from order_processor.saga.decision import Limits
 from order_processor.saga.engine import Saga
 from order_processor.saga.faults import Faults
@@ -51,12 +57,15 @@ DEFAULT_REMATCH_SECONDS = 60.0
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--concurrency", type=int, help="messages in flight (default: setting)")
+    parser.add_argument(
+        "--concurrency", type=_concurrency, help="messages in flight (default: setting)"
+    )
     parser.add_argument("--burst", action="store_true", help="drain the queue, then exit")
     parser.add_argument(
         "--metrics-port",
         type=int,
-        help="orders, expiry-sweeper: serve /metrics, /livez, /readyz on this port",
+        help="serve /metrics, /livez, /readyz on this port (0: any free one; default: "
+        "ORDER_PROCESSOR_METRICS_PORT, unset: none)",
     )
     parser.add_argument(
         "--interval", type=float, default=30.0, help="sweeper: seconds between sweeps"
@@ -71,6 +80,13 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         help="limit-matcher: seconds between rematches of the book against current prices "
         "(default 60, 0: never; with --burst: one rematch after the drain)",
     )
+
+
+def _concurrency(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("must be from 1 to 1000")
+    return value
 
 
 def main(kind: str, argv: Sequence[str]) -> int:
@@ -89,6 +105,10 @@ def main(kind: str, argv: Sequence[str]) -> int:
 
 def run_worker(kind: str, args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings)
+    if args.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
+    if args.concurrency is not None:  # validated by its argument type
+        settings = settings.model_copy(update={"concurrency": args.concurrency})
     if kind == "limit-matcher":
         program = serve_limit_matcher(settings, burst=args.burst, rematch=args.rematch_interval)
     elif kind == "expiry-sweeper":
@@ -98,15 +118,9 @@ def run_worker(kind: str, args: argparse.Namespace, settings: Settings) -> int:
             interval=args.interval,
             once=args.once,
             clock=(lambda: now) if now is not None else utc_now,
-            metrics_port=args.metrics_port,
         )
     else:
-        program = serve_order_worker(
-            settings,
-            concurrency=args.concurrency,
-            burst=args.burst,
-            metrics_port=args.metrics_port,
-        )
+        program = serve_order_worker(settings, burst=args.burst)
     asyncio.run(program)
     return 0
 
@@ -129,14 +143,14 @@ def stop_signals() -> asyncio.Event:
 
 @contextlib.asynccontextmanager
 async def stopped_on(
-    stopping: asyncio.Event, stop: Callable[[], None], health: HealthServer | None = None
+    stopping: asyncio.Event, stop: Callable[[], None], readiness: Readiness
 ) -> AsyncIterator[None]:
-    """While the body runs, a stop signal (even one that came before) calls `stop`."""
+    """While the body runs, a stop signal (even one that came before) calls `stop`, and
+    the program stops answering ready."""
 
     async def forward() -> None:
         await stopping.wait()
-        if health is not None:
-            health.ready = False
+        readiness.stopping = True
         stop()
 
     forwarding = asyncio.create_task(forward())
@@ -188,53 +202,69 @@ def build_saga(
     )
 
 
-async def serve_order_worker(
-    settings: Settings,
-    *,
-    concurrency: int | None = None,
-    burst: bool = False,
-    metrics_port: int | None = None,
-) -> None:
+@dataclass
+class Operated:
+    """What every long-running program shares: its clients (calls counted), its metrics,
+    its readiness (served on the metrics port when one is configured)."""
+
+    clients: AwsClients
+    metrics: Metrics
+    readiness: Readiness
+
+
+@contextlib.asynccontextmanager
+async def operated(
+    program: str, settings: Settings, specs: dict[str, Spec]
+) -> AsyncIterator[Operated]:
+    metrics = Metrics(specs)
+    readiness = Readiness()
+    health = HealthServer(metrics, readiness)
+    if settings.metrics_port is not None:
+        port = await health.start(settings.metrics_port, settings.metrics_host)
+        log.info("metrics, liveness and readiness on %s:%d", settings.metrics_host, port)
+    try:
+        async with open_clients(settings, long_running=True) as clients:
+            for client in (clients.dynamodb, clients.sqs, clients.sns):
+                count_aws_calls(client, metrics)
+            readiness.checks = checks_for(program, clients)
+            yield Operated(clients, metrics, readiness)
+    finally:
+        await health.stop()
+
+
+async def serve_order_worker(settings: Settings, *, burst: bool = False) -> None:
     """Until SIGTERM/SIGINT (then finish within the grace period) or, in burst mode,
     until the commands queue is empty."""
     stopping = stop_signals()
-    metrics = Metrics()
-    health = HealthServer(metrics)
-    if metrics_port is not None:
-        log.info("metrics on port %d", await health.start(metrics_port))
-    try:
-        async with open_clients(settings) as clients:
-            for client in (clients.dynamodb, clients.sqs, clients.sns):
-                count_aws_calls(client, metrics)
-            queue = await clients.queue_url(clients.resources.commands_queue.name)
-            events = EventPublisher(clients.sns, await clients.topic_arn(queue))
-            redrive = await redrive_of(clients, queue)
-            handler = CommandHandler(
-                saga=build_saga(settings, clients, events, metrics),
-                events=events,
-                admission=get_admission(settings),
-                audit=AuditLogger(),
-                max_receive_count=redrive.max_receive_count or settings.max_receive_count,
-                metrics=metrics,
-            )
-            consumer = Consumer(
-                sqs=clients.sqs,
-                queue_url=queue,
-                handle_group=handler.handle_group,
-                group_of=handler.group_of,
-                concurrency=concurrency or settings.concurrency,
-                visibility_timeout=settings.visibility_timeout,
-                burst=burst,
-                grace_seconds=settings.shutdown_grace_seconds,
-                dead_letter_url=redrive.dead_letter_url,
-            )
-            metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
-            health.ready = True
-            log.info("order worker %s:%d serving %s", socket.gethostname(), os.getpid(), queue)
-            async with stopped_on(stopping, consumer.stop, health):
-                await consumer.run()
-    finally:
-        await health.stop()
+    async with operated("orders", settings, WORKER) as program:
+        clients, metrics = program.clients, program.metrics
+        queue = await clients.queue_url(clients.resources.commands_queue.name)
+        events = EventPublisher(clients.sns, await clients.topic_arn(queue))
+        redrive = await redrive_of(clients, queue)
+        handler = CommandHandler(
+            saga=build_saga(settings, clients, events, metrics),
+            events=events,
+            admission=get_admission(settings),
+            audit=AuditLogger(),
+            max_receive_count=redrive.max_receive_count or settings.max_receive_count,
+            metrics=metrics,
+        )
+        consumer = Consumer(
+            sqs=clients.sqs,
+            queue_url=queue,
+            handle_group=handler.handle_group,
+            group_of=handler.group_of,
+            concurrency=settings.concurrency,
+            visibility_timeout=settings.visibility_timeout,
+            burst=burst,
+            grace_seconds=settings.shutdown_grace_seconds,
+            dead_letter_url=redrive.dead_letter_url,
+        )
+        metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
+        program.readiness.started = True
+        log.info("order worker %s:%d serving %s", socket.gethostname(), os.getpid(), queue)
+        async with stopped_on(stopping, consumer.stop, program.readiness):
+            await consumer.run()
 
 
 async def serve_limit_matcher(
@@ -245,7 +275,8 @@ async def serve_limit_matcher(
     prices. In burst mode one rematch after the drain, only if asked."""
     stopping = stop_signals()
     resources = settings.resources()
-    async with open_clients(settings) as clients:
+    async with operated("limit-matcher", settings, MATCHER) as program:
+        clients = program.clients
         prices_url = await clients.queue_url(resources.price_updates_queue.name)
         commands_url = await clients.queue_url(resources.commands_queue.name)
         matcher = PriceMatcher(
@@ -258,6 +289,7 @@ async def serve_limit_matcher(
             publisher=EventPublisher(clients.sns, await clients.topic_arn(commands_url)),
             audit=AuditLogger(),
             faults=Faults.from_env(),
+            metrics=program.metrics,
         )
         consumer = Consumer(
             sqs=clients.sqs,
@@ -269,7 +301,9 @@ async def serve_limit_matcher(
             burst=burst,
             grace_seconds=settings.shutdown_grace_seconds,
         )
-        async with stopped_on(stopping, consumer.stop):
+        program.metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
+        program.readiness.started = True
+        async with stopped_on(stopping, consumer.stop, program.readiness):
             if burst:
                 await consumer.run()
                 if rematch:
@@ -298,36 +332,28 @@ async def serve_sweeper(
     interval: float,
     once: bool,
     clock: Callable[[], datetime],
-    metrics_port: int | None = None,
 ) -> None:
     """Expiry and recovery every `interval` seconds until SIGTERM/SIGINT, or once."""
     stopping = stop_signals()
-    metrics = Metrics()
-    health = HealthServer(metrics)
-    if metrics_port is not None:
-        log.info("metrics on port %d", await health.start(metrics_port))
-    try:
-        async with open_clients(settings) as clients:
-            url = await clients.queue_url(settings.resources().commands_queue.name)
-            sweeper = ExpirySweeper(
-                get_order_dao(clients),
-                Producer(clients.sqs, url, fifo=settings.queue_kind is QueueKind.FIFO),
-                get_token_manager(settings),
-                recovery_age=settings.recovery_age,
-                metrics=metrics,
-            )
-            health.ready = True
-            while True:
-                now = clock()
-                expired = await sweeper.sweep(now)
-                recovered = await sweeper.recover(now)
-                log.info("sweep: %d order(s) due, %d stalled", len(expired), len(recovered))
-                if once:
-                    return
-                try:
-                    await asyncio.wait_for(stopping.wait(), interval)
-                    return
-                except TimeoutError:
-                    continue
-    finally:
-        await health.stop()
+    async with operated("expiry-sweeper", settings, SWEEPER) as program:
+        clients = program.clients
+        url = await clients.queue_url(settings.resources().commands_queue.name)
+        sweeper = ExpirySweeper(
+            get_order_dao(clients),
+            Producer(clients.sqs, url, fifo=settings.queue_kind is QueueKind.FIFO),
+            get_token_manager(settings),
+            recovery_age=settings.recovery_age,
+            metrics=program.metrics,
+        )
+        program.readiness.started = True
+        while not stopping.is_set():
+            now = clock()
+            expired = await sweeper.sweep(now)
+            recovered = await sweeper.recover(now)
+            program.metrics.inc("sweeps_total")
+            log.info("sweep: %d order(s) due, %d stalled", len(expired), len(recovered))
+            if once:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval)
+        program.readiness.stopping = True

@@ -14,7 +14,7 @@ from botocore.exceptions import (
 )
 from pydantic import ValidationError
 
-from order_processor.cli import admin, ops, trading
+from order_processor.cli import admin, health, ops, trading
 from order_processor.config import ConfigError, Settings
 from order_processor.domain.commands import describe_errors
 from order_processor.emulator import EmulatorError
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Event-driven order processing on SQS, DynamoDB and SNS.",
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    for module in (ops, trading, admin):
+    for module in (ops, health, trading, admin):
         module.register(verbs)
     return parser
 

@@ -24,6 +24,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
+
 from order_processor.bootstrap import (
     AwsClients,
     get_asset_dao,
@@ -39,6 +41,7 @@ from order_processor.domain.commands import AnyCommand, PlaceOrder
 from order_processor.domain.events import Event, EventType
 from order_processor.domain.orders import OrderCreate, OrderType
 from order_processor.domain.users import UserCreate
+from order_processor.emulator import free_port
 from order_processor.exceptions import EntityAlreadyExistsException
 from order_processor.messaging.producer import CommandFactory, Producer
 
@@ -123,6 +126,7 @@ class Demo:
         self.prices = dict(ASSETS)
         self.stopping = asyncio.Event()
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.health_urls: dict[str, str] = {}
         self.commands: Producer | None = None
         self.logs = Path(tempfile.mkdtemp(prefix="order-processor-demo-"))
         self.users = [f"demo_user_{n:03d}" for n in range(plan.users)]
@@ -166,21 +170,46 @@ class Demo:
         )
 
     def start_workers(self, environment: dict[str, str]) -> None:
+        """Each program on its own loopback metrics port (see `wait_until_ready`)."""
         for name, arguments in WORKERS:
             log = (self.logs / f"{name.replace(' ', '-')}.log").open("wb")
+            port = free_port()
+            own = {"ORDER_PROCESSOR_METRICS_HOST": "127.0.0.1"}
+            own["ORDER_PROCESSOR_METRICS_PORT"] = str(port)
             self.processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", *arguments],
-                    env=environment,
+                    env=environment | own,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             )
+            self.health_urls[name] = f"http://127.0.0.1:{port}"
         pids = " ".join(str(p.pid) for p in self.processes)
         print(
             f"started {len(self.processes)} worker processes (pids {pids}); logs in {self.logs}",
             flush=True,
         )
+
+    async def wait_until_ready(self, limit: float = 60) -> None:
+        """Until every program answers /readyz with 200 (its tables, queues and topic
+        checked), so that the load measures the system and not its start-up."""
+        started = time.monotonic()
+        waiting = dict(zip(self.health_urls, self.processes, strict=True))
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            while waiting:
+                for name, process in list(waiting.items()):
+                    if process.poll() is not None:
+                        raise RuntimeError(f"{name} exited ({process.returncode}); see {self.logs}")
+                    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                        async with http.get(self.health_urls[name] + "/readyz") as answer:
+                            if answer.status == 200:
+                                del waiting[name]
+                if time.monotonic() - started > limit:
+                    raise RuntimeError(f"not ready after {limit:.0f} s: {', '.join(waiting)}")
+                if waiting:
+                    await asyncio.sleep(0.1)
+        print(f"all programs ready in {time.monotonic() - started:.1f} s", flush=True)
 
     def stop_workers(self, grace: float = 30) -> None:
         for process in self.processes:

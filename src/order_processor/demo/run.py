@@ -62,6 +62,7 @@ async def _drive(demo: Demo, clients: AwsClients, started: float) -> int:
     )
     await demo.seed()
     demo.start_workers(worker_environment(demo.settings))
+    await demo.wait_until_ready()
     background = [asyncio.create_task(demo.run_feed()), asyncio.create_task(demo.progress())]
     print(f"sending {demo.plan.orders} commands over {demo.plan.seconds:.0f} s ...", flush=True)
     await demo.run_load()

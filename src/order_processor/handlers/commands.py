@@ -17,7 +17,7 @@ import structlog
 
 from order_processor.domain.commands import AnyCommand, peek_identity
 from order_processor.domain.events import rejection_event
-from order_processor.domain.ports import EventSink
+from order_processor.domain.ports import EventSink, MetricsSink, NoMetrics
 from order_processor.exceptions import CommandRejected, Identity, OrderProcessorError, Reason
 from order_processor.handlers.admission import Admission, Admitted
 from order_processor.messaging.consumer import (
@@ -28,7 +28,6 @@ from order_processor.messaging.consumer import (
     Retry,
     ToDeadLetters,
 )
-from order_processor.observability import Metrics
 from order_processor.saga.engine import Saga
 from order_processor.security.audit import AuditLogger
 
@@ -43,7 +42,7 @@ class CommandHandler:
     admission: Admission
     audit: AuditLogger
     max_receive_count: int = 5
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: MetricsSink = field(default_factory=NoMetrics)
 
     def group_of(self, message: Message) -> str:
         username, _ = peek_identity(message.body)

@@ -24,6 +24,7 @@ from order_processor.domain.commands import (
     UpdatePrice,
 )
 from order_processor.domain.orders import Order
+from order_processor.domain.ports import MetricsSink, NoMetrics
 from order_processor.exceptions import CommandRejected, OrderProcessorError, StalePriceException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.commands import reject
@@ -54,6 +55,7 @@ class PriceMatcher:
     audit: AuditLogger
     faults: Faults = field(default_factory=Faults)
     clock: Callable[[], datetime] = utc_now
+    metrics: MetricsSink = field(default_factory=NoMetrics)
 
     def group_of(self, message: Message) -> str:
         return message.message_id  # updates are independent of each other
@@ -65,7 +67,7 @@ class PriceMatcher:
         try:
             admitted = self.admission.admit(message.body)
         except CommandRejected as rejection:
-            await reject(message, rejection, self.publisher, self.audit)
+            await self._reject(message, rejection)
             return Ack()
         command, sender = admitted.command, admitted.sender
         try:
@@ -76,13 +78,16 @@ class PriceMatcher:
             await self.apply(command)
         except CommandRejected as rejection:
             rejection.identity = rejection.identity or sender
-            await reject(message, rejection, self.publisher, self.audit)
+            await self._reject(message, rejection)
         except OrderProcessorError as exc:
             if exc.retryable:
                 return Retry()
-            refused = CommandRejected(exc.code, exc.message, identity=sender)
-            await reject(message, refused, self.publisher, self.audit)
+            await self._reject(message, CommandRejected(exc.code, exc.message, identity=sender))
         return Ack()
+
+    async def _reject(self, message: Message, rejection: CommandRejected) -> None:
+        self.metrics.inc("commands_rejected_total", reason=rejection.reason)
+        await reject(message, rejection, self.publisher, self.audit)
 
     async def apply(self, update: UpdatePrice) -> list[ExecuteOrder]:
         asset_id, price = update.payload.asset_id, update.payload.price
@@ -93,15 +98,18 @@ class PriceMatcher:
             await self.assets.update_price(asset_id, price, as_of=as_of)
         except StalePriceException:
             log.info("ignored a stale price of %s (%s)", asset_id, update.issued_at)
+            self.metrics.inc("price_updates_stale_total")
             return []
         except OrderProcessorError as exc:
             if exc.code == "ASSET_NOT_FOUND":
                 raise CommandRejected("UNKNOWN_ASSET", exc.message) from exc
             raise
+        self.metrics.inc("price_updates_total")
         triggered = await self.orders.triggered_orders(asset_id, price)
         commands = self._executions(triggered, update.command_id)
         self.faults.after_commit("matched")  # the crash test: after the query, before sending
         await self.commands.send_batch(commands)
+        self.metrics.inc("orders_triggered_total", len(commands), cause="update")
         return commands
 
     async def rematch(self, now: datetime) -> list[ExecuteOrder]:
@@ -116,6 +124,7 @@ class PriceMatcher:
         for command in commands:
             log.warning("rematch: order %s is triggered and still QUEUED", command.payload.order_id)
         await self.commands.send_batch(commands)
+        self.metrics.inc("orders_triggered_total", len(commands), cause="rematch")
         return commands
 
     def _executions(self, orders: list[Order], cause: str) -> list[ExecuteOrder]:

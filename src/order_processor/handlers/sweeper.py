@@ -27,9 +27,9 @@ from order_processor.domain.commands import (
     ResumeOrder,
     ServiceName,
 )
+from order_processor.domain.ports import MetricsSink, NoMetrics
 from order_processor.handlers.prices import derived_id
 from order_processor.messaging.producer import UNSIGNED, Producer, signed_by
-from order_processor.observability import Metrics
 from order_processor.security.tokens import TokenManager
 from order_processor.store.orders import OrderDAO
 
@@ -43,7 +43,7 @@ class ExpirySweeper:
     commands: Producer
     tokens: TokenManager
     recovery_age: timedelta = timedelta(minutes=5)
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: MetricsSink = field(default_factory=NoMetrics)
 
     async def sweep(self, now: datetime) -> list[ExpireOrder]:
         """ExpireOrder for every order due at `now` by the sweeper's clock."""
@@ -63,7 +63,7 @@ class ExpirySweeper:
             for order in due
         ]
         await self.commands.send_batch(commands)
-        self.metrics.inc("expiry_commands_sent_total", len(commands))
+        self.metrics.inc("orders_expired_total", len(commands))
         return commands
 
     async def recover(self, now: datetime) -> list[ResumeOrder]:
