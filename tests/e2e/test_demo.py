@@ -116,6 +116,7 @@ def test_ctrl_c_stops_everything_and_loses_no_order(demo_deployment: Settings) -
     for kind in ("orders", "limit-matcher", "orders"):
         drained = run_cli("worker", kind, "--burst", env=drain_env, timeout=180)
         assert drained.returncode == 0, drained.stderr[-2000:]
-    assert count_orders(demo_deployment) == placed
+    status = run_cli("status", env=drain_env).stdout  # where the rest is, if anywhere
+    assert count_orders(demo_deployment) == placed, out[-3000:] + status
     audit = run_cli("audit", env=drain_env, timeout=120)
     assert audit.returncode == 0, audit.stdout[-3000:]
