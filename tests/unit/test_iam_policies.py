@@ -5,8 +5,8 @@ a cell is clauses separated by ";", each "ACTIONS on `RESOURCES`" (no "on": ever
 resource of that service named with the prefix); "DeleteMessage(Batch)" or "Publish (which
 covers PublishBatch)" name a batch call that IAM authorises with the single action;
 "TransactWriteItems (Put, Update, ConditionCheck)" names the item actions IAM checks for a
-transaction; any other parenthesis is a remark; "the same" repeats the row above's first
-clause in that column.
+transaction; any other parenthesis is a remark; "the same on `QUEUE`" repeats the row above's
+cell in that column for another queue (and its DLQ).
 """
 
 from __future__ import annotations
@@ -93,11 +93,20 @@ def _clauses(cell: str, cell_above: str) -> Iterator[tuple[list[str], list[str]]
         clause = re.sub(r"\s*\([^)]*\)", "", clause)  # batch variants and remarks
         words, _, where = clause.partition(" on ")
         if words == "the same":
-            words = re.sub(r"\s*\([^)]*\)", "", cell_above.split(";")[0]).partition(" on ")[0]
+            yield from _clauses(_same_on(cell_above, where), "")
+            continue
         targets = re.findall(r"`([^`]+)`", where)
         if where == "the DLQ":
             targets = ["order-commands-dlq"]
         yield _actions(words), targets
+
+
+def _same_on(cell_above: str, where: str) -> str:
+    """"the same on `price-updates`": the cell above, its queue (and that queue's DLQ)
+    replaced by this one (and its DLQ)."""
+    [queue] = re.findall(r"`([^`]+)`", where)
+    base = re.findall(r"`([^`]+)`", cell_above)[0]
+    return cell_above.replace(f"`{base}-dlq`", f"`{queue}-dlq`").replace(f"`{base}`", f"`{queue}`")
 
 
 def _expand_transactions(clause: str) -> str:
