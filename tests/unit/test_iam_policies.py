@@ -102,7 +102,7 @@ def _clauses(cell: str, cell_above: str) -> Iterator[tuple[list[str], list[str]]
 
 
 def _same_on(cell_above: str, where: str) -> str:
-    """"the same on `price-updates`": the cell above, its queue (and that queue's DLQ)
+    """ "the same on `price-updates`": the cell above, its queue (and that queue's DLQ)
     replaced by this one (and its DLQ)."""
     [queue] = re.findall(r"`([^`]+)`", where)
     base = re.findall(r"`([^`]+)`", cell_above)[0]
