@@ -281,3 +281,11 @@ def test_one_metrics_service_selects_the_three_programs(applied: list[Manifest])
         labels = find(applied, "Deployment", program)["spec"]["template"]["metadata"]["labels"]
         assert selector.items() <= labels.items()
     assert service["spec"]["ports"][0]["port"] == 9100
+
+
+def test_a_reapply_leaves_the_order_workers_replica_count_to_keda(
+    applied: list[Manifest],
+) -> None:
+    assert "replicas" not in find(applied, "Deployment", "order-worker")["spec"]
+    assert find(applied, "Deployment", "limit-matcher")["spec"]["replicas"] == 1
+    assert find(applied, "Deployment", "expiry-sweeper")["spec"]["replicas"] == 1
