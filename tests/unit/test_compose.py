@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "localstack" / "init" / "ready.d" / "10-provision.sh"
+PROGRAMS = {
+    "worker": "orders",
+    "limit-matcher": "limit-matcher",
+    "expiry-sweeper": "expiry-sweeper",
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +72,147 @@ def test_dockerfile_installs_the_package_and_runs_the_cli() -> None:
     assert 'ENTRYPOINT ["order-processor"]' in dockerfile
 
 
-def test_the_matcher_and_the_sweeper_run_from_the_same_image(services: dict[str, Any]) -> None:
-    for name, kind in (("limit-matcher", "limit-matcher"), ("expiry-sweeper", "expiry-sweeper")):
+def test_one_image_is_built_once_and_run_by_the_three_programs(
+    services: dict[str, Any],
+) -> None:
+    image = services["worker"]["image"]
+
+    assert image
+    assert [name for name in PROGRAMS if "build" in services[name]] == ["worker"]
+    for name, kind in PROGRAMS.items():
         service = services[name]
-        assert service["build"] == "."
+        assert service["image"] == image
         assert service["command"][:2] == ["worker", kind]
         assert service["environment"] == services["worker"]["environment"]
         assert service["depends_on"]["localstack"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_every_program_runs_under_an_init_that_forwards_sigterm(
+    name: str, services: dict[str, Any]
+) -> None:
+    assert services[name]["init"] is True
+    assert services[name]["stop_signal"] == "SIGTERM"
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_docker_waits_longer_than_the_shutdown_grace_before_killing(
+    name: str, services: dict[str, Any]
+) -> None:
+    service = services[name]
+    grace = int(service["environment"]["ORDER_PROCESSOR_SHUTDOWN_GRACE_SECONDS"])
+
+    assert seconds(service["stop_grace_period"]) > grace
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_every_program_is_healthchecked_by_its_own_readiness_checks(
+    name: str, services: dict[str, Any]
+) -> None:
+    service = services[name]
+
+    assert service["healthcheck"]["test"] == [
+        "CMD",
+        "order-processor",
+        "health",
+        "--program",
+        PROGRAMS[name],
+    ]
+    assert service["environment"]["ORDER_PROCESSOR_METRICS_PORT"] == "9100"
+    assert "--metrics-port" not in service["command"]
+
+
+def seconds(duration: str) -> int:
+    """A compose duration: 30s, 1m30s, 2m."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert duration, duration
+    assert match, duration
+    hours, minutes, secs = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + secs
+
+
+SUCCESS = {
+    "completed": True,
+    "scripts": [{"stage": "READY", "name": "10-provision.sh", "state": "SUCCESSFUL"}],
+}
+FAILED = {
+    "completed": True,
+    "scripts": [{"stage": "READY", "name": "10-provision.sh", "state": "ERROR"}],
+}
+RUNNING = {
+    "completed": False,
+    "scripts": [{"stage": "READY", "name": "10-provision.sh", "state": "RUNNING"}],
+}
+ONE_OF_TWO_FAILED = {
+    "completed": True,
+    "scripts": [
+        {"stage": "READY", "name": "10-provision.sh", "state": "SUCCESSFUL"},
+        {"stage": "READY", "name": "20-seed.sh", "state": "ERROR"},
+    ],
+}
+NO_SCRIPTS = {"completed": True, "scripts": []}
+
+
+def run_localstack_healthcheck(
+    services: dict[str, Any], tmp_path: Path, response: str | None
+) -> tuple[int, list[str]]:
+    """Run the healthcheck with `sh`, curl replaced by a stub that answers `response`
+    (None: connection refused, as curl exits while LocalStack is not listening yet)."""
+    kind, command = services["localstack"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "curl-calls"
+    stub = bin_dir / "curl"
+    if response is None:
+        stub.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 7\n')
+    else:
+        (tmp_path / "response.json").write_text(response)
+        stub.write_text(f'#!/bin/sh\necho "$@" >> {calls}\ncat {tmp_path / "response.json"}\n')
+    stub.chmod(0o755)
+    environment = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    # Compose turns `$$` into `$` before the shell sees the command.
+    result = subprocess.run(
+        ["sh", "-c", command.replace("$$", "$")], env=environment, check=False, timeout=10
+    )
+    return result.returncode, calls.read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        json.dumps(SUCCESS),
+        json.dumps(SUCCESS, separators=(",", ":")),
+        json.dumps(SUCCESS, indent=2),
+    ],
+    ids=["localstack-spacing", "compact", "indented"],
+)
+def test_localstack_is_healthy_once_its_provisioning_succeeded(
+    services: dict[str, Any], tmp_path: Path, response: str
+) -> None:
+    status, calls = run_localstack_healthcheck(services, tmp_path, response)
+
+    assert status == 0
+    assert len(calls) == 1
+    assert "http://localhost:4566/_localstack/init/ready" in calls[0].split()
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        json.dumps(FAILED),
+        json.dumps(FAILED, separators=(",", ":")),
+        json.dumps(ONE_OF_TWO_FAILED),
+        json.dumps(RUNNING),
+        json.dumps(NO_SCRIPTS),
+        None,
+    ],
+    ids=["failed", "failed-compact", "one-of-two-failed", "not-completed", "no-script", "down"],
+)
+def test_localstack_is_unhealthy_while_provisioning_has_not_succeeded(
+    services: dict[str, Any], tmp_path: Path, response: str | None
+) -> None:
+    status, calls = run_localstack_healthcheck(services, tmp_path, response)
+
+    assert status != 0
+    assert len(calls) == 1
