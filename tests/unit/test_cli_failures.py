@@ -71,3 +71,16 @@ def test_the_resource_of_a_request_is_its_queue_topic_table_index_or_tables() ->
         == "topic op-order-events"
     )
     assert describe_resource({}) is None
+
+
+def test_a_missing_queue_from_a_client_the_cli_did_not_annotate_still_says_provision() -> None:
+    # The workers' clients come from bootstrap: their errors carry no resource.
+    error = client_error("AWS.SimpleQueueService.NonExistentQueue", "GetQueueUrl")
+
+    failure = explain(error)
+
+    assert failure.status is ExitStatus.NOT_PROVISIONED
+    assert failure.message == (
+        "not provisioned: GetQueueUrl (AWS.SimpleQueueService.NonExistentQueue): run "
+        "`order-processor provision` (or check ORDER_PROCESSOR_PREFIX and AWS_REGION)"
+    )

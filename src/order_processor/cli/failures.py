@@ -137,9 +137,9 @@ def _known(cause: BaseException) -> Failure | None:
 
 
 def _aws_cause(exc: BaseException) -> BaseException | None:
-    """The botocore error itself, or the one a project error was raised from (a store
-    turns throttling into ServiceUnavailableException, a refused condition into a domain
-    error: only the first keeps a status of AWS's)."""
+    """The botocore error itself, or the one a project error was raised from: a store
+    turns throttling into ServiceUnavailableException (which keeps AWS's status), and a
+    refused condition into a domain error (which `_known` does not claim: status 1)."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, aws.ClientError | aws.BotoCoreError):
@@ -179,7 +179,9 @@ def _client_error(exc: aws.ClientError) -> Failure | None:
         )
     if codes & MISSING_CODES:
         resource = target.get("resource")
-        missing = f"{resource} does not exist ({exc.operation_name})" if resource else call
+        missing = (
+            f"{resource} does not exist ({exc.operation_name})" if resource else f"{call} ({code})"
+        )
         return Failure(ExitStatus.NOT_PROVISIONED, f"not provisioned: {missing}: {PROVISION_HINT}")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     if codes & THROTTLING_CODES:
