@@ -6,9 +6,10 @@ import signal
 import subprocess
 import time
 import urllib.request
+from importlib.metadata import version
 
 from order_processor.config import Settings
-from order_processor.emulator import free_port, is_healthy
+from order_processor.emulator import is_healthy
 from tests.support import CLI, Clients, cli_env, destroy, run_cli
 
 
@@ -53,18 +54,79 @@ def test_provision_command_is_idempotent(settings: Settings) -> None:
     assert second.stdout.splitlines()[-1] == "nothing to change: all 12 resources are as specified"
 
 
-def test_unreachable_endpoint_gives_one_line_and_status_2() -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
+def test_provision_json_lists_what_it_created_and_then_that_nothing_changed(
+    settings: Settings,
+) -> None:
+    try:
+        first = run_cli("provision", "--output", "json", env=cli_env(settings))
+        second = run_cli("provision", "--output", "json", env=cli_env(settings))
+    finally:
+        destroy(settings)
 
-    # The timeout guards against a retry storm; a pass needs the CLI to give up quickly.
-    result = run_cli("status", env={"AWS_ENDPOINT_URL": closed}, timeout=20)
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
+    created = json.loads(first.stdout)
+    again = json.loads(second.stdout)
+    assert created["counts"] == {"created": 12, "updated": 0, "unchanged": 0}
+    assert {
+        "action": "created",
+        "kind": "table",
+        "name": f"{settings.prefix}-users",
+        "detail": "",
+    } in created["changes"]
+    assert again == {"changes": [], "counts": {"created": 0, "updated": 0, "unchanged": 12}}
 
-    assert result.returncode == 2
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("order-processor: cannot reach the AWS endpoint")
-    assert closed in lines[0]
+
+def test_status_json_gives_queue_depths_table_counts_and_the_topic(
+    provisioned: Settings, clients: Clients
+) -> None:
+    resources = provisioned.resources()
+    commands = clients.queue_url(resources.commands_queue.name)
+    clients.sqs.send_message(QueueUrl=commands, MessageBody="{}", MessageGroupId="alice")
+
+    result = run_cli("status", "--output", "json", env=cli_env(provisioned))
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    queues = {q["name"]: q for q in report["queues"]}
+    assert queues[resources.commands_queue.name] == {
+        "name": resources.commands_queue.name,
+        "visible": 1,
+        "in_flight": 0,
+        "dead_letters": 0,
+    }
+    assert queues[resources.order_status_queue.name]["dead_letters"] is None  # it has no DLQ
+    assert {t["name"]: t["items"] for t in report["tables"]}[resources.users_table] == 0
+    assert report["topics"] == [{"name": resources.events_topic, "exists": True}]
+    assert (report["missing"], report["orders_by_status"]) == ([], {})
+
+
+def test_status_json_of_a_deployment_not_provisioned_lists_every_resource_missing(
+    settings: Settings,
+) -> None:
+    result = run_cli("status", "--output", "json", env=cli_env(settings))
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    resources = settings.resources()
+    p = settings.prefix
+    assert report["missing"] == [  # the DLQs are counted with their queues
+        f"{p}-order-commands.fifo",
+        f"{p}-price-updates",
+        f"{p}-order-status",
+        f"{p}-users",
+        f"{p}-orders",
+        f"{p}-inventory",
+        resources.events_topic,
+    ]
+    assert {t["items"] for t in report["tables"]} == {None}
+    assert report["orders_by_status"] is None
+
+
+def test_version_is_the_installed_package_version() -> None:
+    result = run_cli("--version")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"order-processor {version('order-processor')}\n"
 
 
 def test_wrong_setting_names_the_variable() -> None:

@@ -5,22 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 
-from botocore.exceptions import (
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from order_processor.cli import admin, health, ops, trading
+from order_processor.cli.failures import ExitStatus, explain
 from order_processor.config import ConfigError, Settings
 from order_processor.domain.commands import describe_errors
 from order_processor.emulator import EmulatorError
 from order_processor.exceptions import OrderProcessorError
-
-EXIT_USAGE = 2
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -29,6 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="order-processor",
         description="Event-driven order processing on SQS, DynamoDB and SNS.",
+        epilog="exit status: 0 ok, 1 the command failed, 2 usage or configuration, "
+        "3 AWS endpoint unreachable, 4 not provisioned, 5 access denied or credentials, "
+        "6 throttled or unavailable, 7 other AWS error",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('order-processor')}"
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
     for module in (ops, health, trading, admin):
@@ -46,15 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc))
     except ValidationError as exc:
         return fail(describe_errors(exc))
-    except OrderProcessorError as exc:
-        return fail(f"{exc.code}: {exc.message}", status=1)
-    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
-        return fail(f"cannot reach the AWS endpoint: {exc}")
-    except NoCredentialsError:
-        return fail("no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")
+    except (OrderProcessorError, ClientError, BotoCoreError) as exc:
+        failure = explain(exc)
+        return fail(failure.message, failure.status)
 
 
-def fail(message: str, status: int = EXIT_USAGE) -> int:
+def fail(message: str, status: int = ExitStatus.USAGE) -> int:
     print(f"order-processor: {message}", file=sys.stderr)
     return status
 

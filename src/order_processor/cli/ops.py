@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from order_processor.aws import provision_deployment, sync_client
 from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao, get_token_manager
 from order_processor.bootstrap.programs import add_worker_arguments, run_worker
-from order_processor.cli.common import with_clients
+from order_processor.cli.common import add_output_argument, cli_client, print_json, with_clients
 from order_processor.config import Settings
 from order_processor.demo.load import DemoPlan
 from order_processor.demo.run import run_demo
@@ -25,19 +24,19 @@ from order_processor.ops.dead_letters import DeadLetters
 from order_processor.ops.insight import gather_insight
 from order_processor.ops.ledger_audit import LedgerAuditor
 from order_processor.ops.status import read_status
-from order_processor.provision import summarize
+from order_processor.provision import Action, Change, Provisioner, summarize
 
 
 def register(verbs: Any) -> None:
     verb = verbs.add_parser("emulator", help="run the embedded emulator in the foreground")
     verb.add_argument("--provision", action="store_true", help="also create every resource")
     verb.set_defaults(run=cmd_emulator)
-    verbs.add_parser(
-        "provision", help="create every table, queue and topic (idempotent)"
-    ).set_defaults(run=cmd_provision)
-    verbs.add_parser("status", help="queue depths and table item counts").set_defaults(
-        run=cmd_status
-    )
+    verb = verbs.add_parser("provision", help="create every table, queue and topic (idempotent)")
+    add_output_argument(verb)
+    verb.set_defaults(run=cmd_provision)
+    verb = verbs.add_parser("status", help="queue depths and table item counts")
+    add_output_argument(verb)
+    verb.set_defaults(run=cmd_status)
     demo = verbs.add_parser("demo", help="the main job on the embedded emulator (make run)")
     demo.add_argument("--users", type=int, default=DemoPlan.users)
     demo.add_argument("--orders", type=int, default=DemoPlan.orders, help="commands to send")
@@ -59,6 +58,7 @@ def register(verbs: Any) -> None:
     audit.add_argument(
         "--allow-in-flight", action="store_true", help="PENDING/PROCESSING orders are not errors"
     )
+    add_output_argument(audit)
     audit.set_defaults(run=cmd_audit)
     worker = verbs.add_parser("worker", help="run a worker process")
     worker.add_argument(
@@ -68,24 +68,54 @@ def register(verbs: Any) -> None:
     worker.set_defaults(run=cmd_worker)
 
 
-def provision(settings: Settings) -> int:
-    changes = provision_deployment(settings)
+def provision(settings: Settings, output: str = "text") -> int:
+    clients = (cli_client(settings, service) for service in ("dynamodb", "sqs", "sns"))
+    changes = Provisioner(*clients).apply(settings.resources())
+    if output == "json":
+        print_json(provision_report(changes))
+        return 0
     for change in changes:
         print(change)
     print(summarize(changes))
     return 0
 
 
-def cmd_provision(_: argparse.Namespace, settings: Settings) -> int:
-    return provision(settings)
+def provision_report(changes: list[Change]) -> dict[str, Any]:
+    """`provision --output json`: what was created or updated, and how many of each."""
+    return {
+        "changes": [
+            {"action": c.action.value, "kind": c.kind, "name": c.name, "detail": c.detail}
+            for c in changes
+            if c.action is not Action.UNCHANGED
+        ],
+        "counts": {a.value: sum(1 for c in changes if c.action is a) for a in Action},
+    }
 
 
-def cmd_status(_: argparse.Namespace, settings: Settings) -> int:
+def cmd_provision(args: argparse.Namespace, settings: Settings) -> int:
+    return provision(settings, args.output)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = read_status(
-        settings.resources(), sync_client(settings, "dynamodb"), sync_client(settings, "sqs")
+        settings.resources(),
+        cli_client(settings, "dynamodb"),
+        cli_client(settings, "sqs"),
+        cli_client(settings, "sns"),
     )
-    print(status.render())
+    report: dict[str, Any] = status.as_dict()
+    if args.output == "text":
+        print(status.render())
     if status.missing:
+        if args.output == "json":
+            print_json(
+                {
+                    **report,
+                    "orders_by_status": None,
+                    "open_limit_orders": None,
+                    "dead_letters_by_type": None,
+                }
+            )
         return 0
 
     async def action(clients: AwsClients) -> int:
@@ -96,8 +126,11 @@ def cmd_status(_: argparse.Namespace, settings: Settings) -> int:
             get_order_dao(clients),
             await dead_letters(settings, clients),
         )
-        print()
-        print(insight.render())
+        if args.output == "json":
+            print_json({**report, **insight.as_dict()})
+        else:
+            print()
+            print(insight.render())
         return 0
 
     return with_clients(settings, action)
@@ -167,6 +200,9 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
             clients.dynamodb, clients.resources.users_table, get_order_dao(clients)
         )
         report = await auditor.run(allow_in_flight=args.allow_in_flight)
+        if args.output == "json":
+            print_json(report.as_dict())
+            return 0 if report.passed else 1
         for mismatch in report.mismatches:
             print(mismatch)
         print(report.summary())

@@ -28,6 +28,17 @@ class Insight:
         lines.append("dead letters by type: " + _counts(self.dead_letters_by_type))
         return "\n".join(lines)
 
+    def as_dict(self) -> dict[str, Any]:
+        """For `status --output json`."""
+        return {
+            "orders_by_status": dict(sorted(self.orders_by_status.items())),
+            "open_limit_orders": {
+                asset: {"bids": bids, "asks": asks}
+                for asset, (bids, asks) in sorted(self.open_orders_by_asset.items())
+            },
+            "dead_letters_by_type": dict(sorted(self.dead_letters_by_type.items())),
+        }
+
 
 def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"

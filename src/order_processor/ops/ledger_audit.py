@@ -72,6 +72,19 @@ class AuditReport:
     def passed(self) -> bool:
         return not self.mismatches
 
+    def as_dict(self) -> dict[str, Any]:
+        """For `audit --output json`."""
+        return {
+            "passed": self.passed,
+            "users": self.users,
+            "orders": self.orders,
+            "transactions": self.transactions,
+            "mismatches": [
+                {"kind": m.kind, "username": m.username, "detail": m.detail, "ids": list(m.ids)}
+                for m in self.mismatches
+            ],
+        }
+
     def summary(self) -> str:
         verdict = "PASSED" if self.passed else f"FAILED: {len(self.mismatches)} mismatch(es)"
         return (

@@ -1,8 +1,9 @@
-"""`order-processor status`: queue depths and table item counts of one deployment."""
+"""`order-processor status`: queue depths, table item counts and the topic of one
+deployment."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -28,15 +29,33 @@ class TableCount:
 
 
 @dataclass(frozen=True)
+class TopicState:
+    name: str
+    exists: bool
+
+
+@dataclass(frozen=True)
 class DeploymentStatus:
     queues: list[QueueDepth]
     tables: list[TableCount]
+    topics: list[TopicState] = field(default_factory=list)
 
     @property
     def missing(self) -> list[str]:
-        return [q.name for q in self.queues if q.visible is None] + [
-            t.name for t in self.tables if t.items is None
-        ]
+        return (
+            [q.name for q in self.queues if q.visible is None]
+            + [t.name for t in self.tables if t.items is None]
+            + [t.name for t in self.topics if not t.exists]
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """For `status --output json`: null counts are missing resources."""
+        return {
+            "queues": [asdict(q) for q in self.queues],
+            "tables": [asdict(t) for t in self.tables],
+            "topics": [asdict(t) for t in self.topics],
+            "missing": self.missing,
+        }
 
     def render(self) -> str:
         lines = [f"{'queue':<44} {'visible':>8} {'in flight':>10} {'DLQ':>6}"]
@@ -51,13 +70,20 @@ class DeploymentStatus:
         for t in self.tables:
             items = "missing" if t.items is None else str(t.items)
             lines.append(f"{t.name:<44} {items:>8}")
+        for topic in self.topics:
+            if not topic.exists:
+                lines.append("")
+                lines.append(f"{'topic ' + topic.name:<44} {'missing':>8}")
         if self.missing:
             lines.append("")
             lines.append("missing resources: run `order-processor provision`")
         return "\n".join(lines)
 
 
-def read_status(resources: Resources, dynamodb: Any, sqs: Any) -> DeploymentStatus:
+def read_status(
+    resources: Resources, dynamodb: Any, sqs: Any, sns: Any | None = None
+) -> DeploymentStatus:
+    """Queue depths and table counts; with an SNS client, also whether each topic exists."""
     dead_letter_names = {q.dead_letter.name for q in resources.queues if q.dead_letter}
     queues = [
         _queue_depth(sqs, queue)
@@ -66,7 +92,11 @@ def read_status(resources: Resources, dynamodb: Any, sqs: Any) -> DeploymentStat
     ]
     # ItemCount: exact on the emulators; on AWS refreshed about every six hours.
     tables = [_table_count(dynamodb, table.name) for table in resources.tables]
-    return DeploymentStatus(queues, tables)
+    if sns is None:
+        return DeploymentStatus(queues, tables)
+    present = _topic_names(sns)
+    topics = [TopicState(name, name in present) for name in resources.topics]
+    return DeploymentStatus(queues, tables, topics)
 
 
 def _queue_depth(sqs: Any, queue: QueueSpec) -> QueueDepth:
@@ -97,3 +127,11 @@ def _table_count(dynamodb: Any, name: str) -> TableCount:
             return TableCount(name, None)
         raise
     return TableCount(name, int(table.get("ItemCount", 0)))
+
+
+def _topic_names(sns: Any) -> set[str]:
+    return {
+        topic["TopicArn"].rsplit(":", 1)[-1]
+        for page in sns.get_paginator("list_topics").paginate()
+        for topic in page["Topics"]
+    }
