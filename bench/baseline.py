@@ -13,14 +13,14 @@ from decimal import Decimal
 from typing import Any
 
 from bench.workload import bench_deployment, seed_users
-from order_processor.aws import sync_client
+from order_processor.aws import sync_clients
 from order_processor.domain.money import buy_cost
 from order_processor.store import keys
 from order_processor.store.dynamo import to_attribute, to_item
 
 
 def run_baseline(settings: Any, orders: int) -> float:
-    dynamodb, sqs, sns = (sync_client(settings, s) for s in ("dynamodb", "sqs", "sns"))
+    dynamodb, sqs, sns = sync_clients(settings, "dynamodb", "sqs", "sns")
     resources = settings.resources()
     queue = sqs.get_queue_url(QueueName=resources.commands_queue.name)["QueueUrl"]
     topic = sns.create_topic(Name=resources.events_topic)["TopicArn"]

@@ -65,7 +65,7 @@ async def _fill_queue(bench: Any, users: list[str], orders: int) -> None:
 @contextlib.asynccontextmanager
 async def _raw_clients(settings: Any) -> AsyncIterator[dict[str, Any]]:
     """Plain aioboto3 clients, none of the worker's settings (the ceiling's own)."""
-    session = aio_session(settings)
+    session = await aio_session(settings)
     kwargs = client_kwargs(settings, long_running=True)  # a pool sized to the concurrency
     async with (
         session.client("dynamodb", **kwargs) as dynamodb,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
-from order_processor.aws import sync_client
+from order_processor.aws import sync_clients
 from order_processor.bootstrap import AwsClients, get_asset_dao, open_clients
 from order_processor.config import Settings
 from order_processor.domain.assets import AssetCreate
@@ -45,7 +45,7 @@ def bench_settings(endpoint: str) -> Settings:
 
 
 def provision(settings: Settings) -> None:
-    clients = (sync_client(settings, s) for s in ("dynamodb", "sqs", "sns"))
+    clients = sync_clients(settings, "dynamodb", "sqs", "sns")
     Provisioner(*clients).apply(settings.resources())
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from order_processor.aws import sync_client
+from order_processor.aws import sync_clients
 from order_processor.config import Settings
 from order_processor.provision import Provisioner
 
@@ -20,9 +20,7 @@ CLI = str(Path(sys.executable).parent / "order-processor")
 
 class Clients:
     def __init__(self, settings: Settings) -> None:
-        self.dynamodb: Any = sync_client(settings, "dynamodb")
-        self.sqs: Any = sync_client(settings, "sqs")
-        self.sns: Any = sync_client(settings, "sns")
+        self.dynamodb, self.sqs, self.sns = sync_clients(settings, "dynamodb", "sqs", "sns")
 
     def provisioner(self) -> Provisioner:
         return Provisioner(self.dynamodb, self.sqs, self.sns)

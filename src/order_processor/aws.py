@@ -22,6 +22,7 @@ from typing import Any
 
 import aioboto3
 import boto3
+import botocore.exceptions
 import botocore.session
 from aiobotocore.credentials import (
     AioAssumeRoleCredentialFetcher,
@@ -35,6 +36,7 @@ from botocore.credentials import (
     Credentials,
     DeferredRefreshableCredentials,
 )
+from botocore.exceptions import NoCredentialsError
 
 from order_processor.config import Settings
 from order_processor.provision import Change, Provisioner
@@ -55,12 +57,13 @@ def client_config(
     read_timeout: float = 30,
 ) -> Config:
     env = os.environ if environ is None else environ
+    profile = _profile_config() if environ is None else {}
     retries: dict[str, Any] = {}
-    # Only what the environment leaves unsaid: botocore reads AWS_MAX_ATTEMPTS and
-    # AWS_RETRY_MODE itself for the keys missing here.
-    if not env.get("AWS_MAX_ATTEMPTS"):
+    # Only what the user left unsaid: botocore reads AWS_MAX_ATTEMPTS / AWS_RETRY_MODE
+    # (or the profile's max_attempts / retry_mode) itself for the keys missing here.
+    if not env.get("AWS_MAX_ATTEMPTS") and "max_attempts" not in profile:
         retries["total_max_attempts"] = PROGRAM_ATTEMPTS if long_running else CLI_ATTEMPTS
-    if not env.get("AWS_RETRY_MODE"):
+    if not env.get("AWS_RETRY_MODE") and "retry_mode" not in profile:
         retries["mode"] = "standard"
     pool = CLI_POOL
     if long_running and settings is not None:
@@ -89,6 +92,15 @@ def client_kwargs(settings: Settings, *, long_running: bool = False) -> dict[str
     return kwargs
 
 
+def _profile_config() -> dict[str, Any]:
+    """The AWS config file's section for the active profile (empty when there is none)."""
+    try:
+        scoped: dict[str, Any] = botocore.session.Session().get_scoped_config()
+    except botocore.exceptions.ProfileNotFound:
+        return {}
+    return scoped
+
+
 def refresh_windows(duration_seconds: int) -> tuple[int, int]:
     """(advisory, mandatory) seconds before expiry at which assumed credentials are
     renewed: botocore's 15 and 10 minutes for an hour's session, scaled down for shorter
@@ -106,24 +118,24 @@ def _assume_role_args(settings: Settings) -> dict[str, Any]:
     return args
 
 
-def _chain_has_credentials() -> bool:
-    return botocore.session.Session().get_credentials() is not None
-
-
-def aio_session(settings: Settings) -> aioboto3.Session:
+async def aio_session(settings: Settings) -> aioboto3.Session:
+    """A session whose clients sign with the default chain's credentials (resolved once,
+    without blocking the event loop), an emulator's when an endpoint is set and the chain
+    has none, or the assumed role's."""
     core = AioSession()
-    source: Any = None
-    if settings.endpoint_url is not None and not _chain_has_credentials():
+    source: Any = await core.get_credentials()
+    if source is None and settings.endpoint_url is not None:
         source = AioCredentials(*EMULATOR_KEYS)
         core._credentials = source  # the session's own slot: what its clients sign with
     if settings.role_arn is not None:
-        sts_creator = functools.partial(
-            core.create_client, **client_kwargs(settings, long_running=True)
-        )
+        if source is None:
+            raise NoCredentialsError()
         advisory, mandatory = refresh_windows(settings.role_duration_seconds)
         fetcher = AioAssumeRoleCredentialFetcher(
-            client_creator=sts_creator,
-            source_credentials=source or _AioChainCredentials(),
+            client_creator=functools.partial(
+                AioSession().create_client, **client_kwargs(settings, long_running=True)
+            ),
+            source_credentials=source,
             role_arn=settings.role_arn,
             extra_args=_assume_role_args(settings),
             expiry_window_seconds=advisory,
@@ -137,26 +149,15 @@ def aio_session(settings: Settings) -> aioboto3.Session:
     return aioboto3.Session(botocore_session=core, region_name=settings.region)
 
 
-class _AioChainCredentials:
-    """The default chain's credentials, resolved when the role is first assumed."""
-
-    def __init__(self) -> None:
-        self._core = AioSession()  # its own: the program's session signs with the role
-
-    async def get_frozen_credentials(self) -> Any:
-        found = await self._core.get_credentials()
-        if found is None:
-            raise RuntimeError("no AWS credentials to assume ORDER_PROCESSOR_ROLE_ARN with")
-        return await found.get_frozen_credentials()
-
-
 def sync_session(settings: Settings) -> boto3.session.Session:
     core = botocore.session.Session()
     source: Any = core.get_credentials()
     if source is None and settings.endpoint_url is not None:
         source = Credentials(*EMULATOR_KEYS)
         core._credentials = source
-    if settings.role_arn is not None and source is not None:
+    if settings.role_arn is not None:
+        if source is None:
+            raise NoCredentialsError()
         advisory, mandatory = refresh_windows(settings.role_duration_seconds)
         fetcher = AssumeRoleCredentialFetcher(
             client_creator=functools.partial(core.create_client, **client_kwargs(settings)),
@@ -177,11 +178,18 @@ def sync_session(settings: Settings) -> boto3.session.Session:
 def provision_deployment(settings: Settings) -> list[Change]:
     """Create or repair every resource of the deployment (what `order-processor
     provision` and the demo both run)."""
+    return Provisioner(*sync_clients(settings, "dynamodb", "sqs", "sns")).apply(
+        settings.resources()
+    )
+
+
+def sync_clients(settings: Settings, *services: str) -> list[Any]:
+    """boto3 clients of one session (the credential chain resolved once), for
+    provisioning and the CLI (the workers use aioboto3)."""
     session = sync_session(settings)
-    clients = (session.client(s, **client_kwargs(settings)) for s in ("dynamodb", "sqs", "sns"))
-    return Provisioner(*clients).apply(settings.resources())
+    return [session.client(service, **client_kwargs(settings)) for service in services]
 
 
 def sync_client(settings: Settings, service: str) -> Any:
-    """A boto3 client, for provisioning and the CLI (the workers use aioboto3)."""
-    return sync_session(settings).client(service, **client_kwargs(settings))
+    [client] = sync_clients(settings, service)
+    return client

@@ -3,7 +3,10 @@ work, and an emulator's credentials only when the default chain has none."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from botocore.exceptions import NoCredentialsError
 
 from order_processor.aws import (
     CLI_ATTEMPTS,
@@ -60,11 +63,11 @@ async def test_an_emulator_gets_test_credentials_only_when_the_chain_finds_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     empty_sync = sync_session(ENDPOINT).get_credentials()
-    empty_aio = await aio_session(ENDPOINT)._session.get_credentials()
+    empty_aio = await (await aio_session(ENDPOINT))._session.get_credentials()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFROMTHECHAIN")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     chained_sync = sync_session(ENDPOINT).get_credentials()
-    chained_aio = await aio_session(ENDPOINT)._session.get_credentials()
+    chained_aio = await (await aio_session(ENDPOINT))._session.get_credentials()
 
     assert (empty_sync.access_key, empty_aio.access_key) == ("test", "test")
     assert (chained_sync.access_key, chained_aio.access_key) == ("AKIAFROMTHECHAIN",) * 2
@@ -73,3 +76,26 @@ async def test_an_emulator_gets_test_credentials_only_when_the_chain_finds_none(
 @pytest.mark.usefixtures("no_credentials")
 def test_without_an_endpoint_no_credentials_are_made_up() -> None:
     assert sync_session(Settings()).get_credentials() is None
+
+
+@pytest.mark.usefixtures("no_credentials")
+def test_the_profiles_max_attempts_and_retry_mode_are_left_to_botocore(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nmax_attempts = 10\nretry_mode = adaptive\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    for name in ("AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
+        monkeypatch.delenv(name, raising=False)
+
+    assert client_config(ENDPOINT, long_running=True).retries == {}
+
+
+@pytest.mark.usefixtures("no_credentials")
+async def test_a_role_with_nothing_to_assume_it_with_says_no_credentials() -> None:
+    role = Settings(role_arn="arn:aws:iam::123456789012:role/op-order-worker")
+
+    with pytest.raises(NoCredentialsError):
+        sync_session(role)
+    with pytest.raises(NoCredentialsError):
+        await aio_session(role)

@@ -4,6 +4,7 @@ HEAD, limits on what a client may send or hold, readiness from real checks."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -91,10 +92,11 @@ async def raw(base: str, data: bytes, wait: float) -> tuple[bytes, bool]:
         writer.close()
 
 
-async def test_a_70_kb_request_line_is_refused_not_crashed_on(
-    served: tuple[str, Metrics, Readiness],
+async def test_a_70_kb_request_line_is_refused_not_crashed_on_nor_logged(
+    served: tuple[str, Metrics, Readiness], caplog: pytest.LogCaptureFixture
 ) -> None:
     base, _, _ = served
+    caplog.set_level(logging.DEBUG)
 
     answer, closed = await raw(base, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 10)
 
@@ -102,6 +104,7 @@ async def test_a_70_kb_request_line_is_refused_not_crashed_on(
     assert answer.startswith(b"HTTP/1.")
     assert b" 400 " in answer.split(b"\r\n")[0]
     assert (await fetch("GET", base + "/livez"))[0] == 200  # still serving
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_an_idle_or_slow_client_is_let_go(served: tuple[str, Metrics, Readiness]) -> None:

@@ -51,7 +51,7 @@ async def open_clients(
     settings: Settings, *, long_running: bool = False
 ) -> AsyncIterator[AwsClients]:
     """`long_running`: a worker's clients (more retries, a pool sized to the concurrency)."""
-    session = aio_session(settings)
+    session = await aio_session(settings)
     kwargs = client_kwargs(settings, long_running=long_running)
     async with contextlib.AsyncExitStack() as stack:
         dynamodb, sqs, sns = [

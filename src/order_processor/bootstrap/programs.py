@@ -7,15 +7,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from order_processor.bootstrap.clients import (
     AwsClients,
@@ -63,7 +65,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--burst", action="store_true", help="drain the queue, then exit")
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         help="serve /metrics, /livez, /readyz on this port (0: any free one; default: "
         "ORDER_PROCESSOR_METRICS_PORT, unset: none)",
     )
@@ -80,6 +82,13 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         help="limit-matcher: seconds between rematches of the book against current prices "
         "(default 60, 0: never; with --burst: one rematch after the drain)",
     )
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be from 0 to 65535")
+    return value
 
 
 def _concurrency(text: str) -> int:
@@ -109,19 +118,27 @@ def run_worker(kind: str, args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     if args.concurrency is not None:  # validated by its argument type
         settings = settings.model_copy(update={"concurrency": args.concurrency})
+    program: Callable[[Lifecycle], Coroutine[Any, Any, None]]
     if kind == "limit-matcher":
-        program = serve_limit_matcher(settings, burst=args.burst, rematch=args.rematch_interval)
+        program = functools.partial(
+            serve_limit_matcher, settings, burst=args.burst, rematch=args.rematch_interval
+        )
     elif kind == "expiry-sweeper":
         now: datetime | None = args.now
-        program = serve_sweeper(
+        program = functools.partial(
+            serve_sweeper,
             settings,
             interval=args.interval,
             once=args.once,
             clock=(lambda: now) if now is not None else utc_now,
         )
     else:
-        program = serve_order_worker(settings, burst=args.burst)
-    asyncio.run(program)
+        program = functools.partial(serve_order_worker, settings, burst=args.burst)
+    try:
+        asyncio.run(supervised(program))
+    except ConfigError as exc:
+        print(f"order-processor worker {kind}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -129,6 +146,32 @@ def configure_logging(settings: Settings) -> None:
     """JSON logs, redacted: tokens, passwords and the JWT secret never reach a line."""
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
     configure_json_logs(logging.INFO, secrets=[secret] if secret else [])
+
+
+@dataclass
+class Lifecycle:
+    """A program's two moments: `started` (serving, ready) and `stopping` (SIGTERM/SIGINT)."""
+
+    stopping: asyncio.Event
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def supervised(serve: Callable[[Lifecycle], Coroutine[Any, Any, None]]) -> None:
+    """Run a program; a stop signal before it has started (its AWS calls at start-up can
+    take long against a slow endpoint) cancels the start-up, cleanly. Once started, the
+    program handles the stop itself (finish within the grace period)."""
+    life = Lifecycle(stop_signals())
+    program = asyncio.create_task(serve(life))
+    stopped = asyncio.create_task(life.stopping.wait())
+    started = asyncio.create_task(life.started.wait())
+    await asyncio.wait({program, stopped, started}, return_when=asyncio.FIRST_COMPLETED)
+    if not program.done() and life.stopping.is_set() and not life.started.is_set():
+        log.info("stopped during start-up")
+        program.cancel()
+    stopped.cancel()
+    started.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await program
 
 
 def stop_signals() -> asyncio.Event:
@@ -210,33 +253,45 @@ class Operated:
     clients: AwsClients
     metrics: Metrics
     readiness: Readiness
+    life: Lifecycle
+
+    def ready(self) -> None:
+        """Start-up done: answer ready (while the dependencies answer)."""
+        self.readiness.started = True
+        self.life.started.set()
 
 
 @contextlib.asynccontextmanager
 async def operated(
-    program: str, settings: Settings, specs: dict[str, Spec]
+    program: str, settings: Settings, specs: dict[str, Spec], life: Lifecycle
 ) -> AsyncIterator[Operated]:
     metrics = Metrics(specs)
     readiness = Readiness()
     health = HealthServer(metrics, readiness)
-    if settings.metrics_port is not None:
-        port = await health.start(settings.metrics_port, settings.metrics_host)
-        log.info("metrics, liveness and readiness on %s:%d", settings.metrics_host, port)
     try:
+        if settings.metrics_port is not None:
+            host, port = settings.metrics_host, settings.metrics_port
+            try:
+                port = await health.start(port, host)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} "
+                    "(ORDER_PROCESSOR_METRICS_HOST, ORDER_PROCESSOR_METRICS_PORT)"
+                ) from None
+            log.info("metrics, liveness and readiness on %s:%d", host, port)
         async with open_clients(settings, long_running=True) as clients:
             for client in (clients.dynamodb, clients.sqs, clients.sns):
                 count_aws_calls(client, metrics)
             readiness.checks = checks_for(program, clients)
-            yield Operated(clients, metrics, readiness)
+            yield Operated(clients, metrics, readiness, life)
     finally:
         await health.stop()
 
 
-async def serve_order_worker(settings: Settings, *, burst: bool = False) -> None:
+async def serve_order_worker(settings: Settings, life: Lifecycle, *, burst: bool = False) -> None:
     """Until SIGTERM/SIGINT (then finish within the grace period) or, in burst mode,
     until the commands queue is empty."""
-    stopping = stop_signals()
-    async with operated("orders", settings, WORKER) as program:
+    async with operated("orders", settings, WORKER, life) as program:
         clients, metrics = program.clients, program.metrics
         queue = await clients.queue_url(clients.resources.commands_queue.name)
         events = EventPublisher(clients.sns, await clients.topic_arn(queue))
@@ -261,21 +316,20 @@ async def serve_order_worker(settings: Settings, *, burst: bool = False) -> None
             dead_letter_url=redrive.dead_letter_url,
         )
         metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
-        program.readiness.started = True
+        program.ready()
         log.info("order worker %s:%d serving %s", socket.gethostname(), os.getpid(), queue)
-        async with stopped_on(stopping, consumer.stop, program.readiness):
+        async with stopped_on(life.stopping, consumer.stop, program.readiness):
             await consumer.run()
 
 
 async def serve_limit_matcher(
-    settings: Settings, *, burst: bool = False, rematch: float | None = None
+    settings: Settings, life: Lifecycle, *, burst: bool = False, rematch: float | None = None
 ) -> None:
     """Price updates until SIGTERM/SIGINT (or, in burst mode, until the queue is empty),
     and every `rematch` seconds (default 60; 0: never) the book rematched against current
     prices. In burst mode one rematch after the drain, only if asked."""
-    stopping = stop_signals()
     resources = settings.resources()
-    async with operated("limit-matcher", settings, MATCHER) as program:
+    async with operated("limit-matcher", settings, MATCHER, life) as program:
         clients = program.clients
         prices_url = await clients.queue_url(resources.price_updates_queue.name)
         commands_url = await clients.queue_url(resources.commands_queue.name)
@@ -302,8 +356,8 @@ async def serve_limit_matcher(
             grace_seconds=settings.shutdown_grace_seconds,
         )
         program.metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
-        program.readiness.started = True
-        async with stopped_on(stopping, consumer.stop, program.readiness):
+        program.ready()
+        async with stopped_on(life.stopping, consumer.stop, program.readiness):
             if burst:
                 await consumer.run()
                 if rematch:
@@ -328,14 +382,14 @@ async def _rematch_every(matcher: PriceMatcher, interval: float) -> None:
 
 async def serve_sweeper(
     settings: Settings,
+    life: Lifecycle,
     *,
     interval: float,
     once: bool,
     clock: Callable[[], datetime],
 ) -> None:
     """Expiry and recovery every `interval` seconds until SIGTERM/SIGINT, or once."""
-    stopping = stop_signals()
-    async with operated("expiry-sweeper", settings, SWEEPER) as program:
+    async with operated("expiry-sweeper", settings, SWEEPER, life) as program:
         clients = program.clients
         url = await clients.queue_url(settings.resources().commands_queue.name)
         sweeper = ExpirySweeper(
@@ -345,15 +399,17 @@ async def serve_sweeper(
             recovery_age=settings.recovery_age,
             metrics=program.metrics,
         )
-        program.readiness.started = True
-        while not stopping.is_set():
-            now = clock()
-            expired = await sweeper.sweep(now)
-            recovered = await sweeper.recover(now)
-            program.metrics.inc("sweeps_total")
-            log.info("sweep: %d order(s) due, %d stalled", len(expired), len(recovered))
-            if once:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), interval)
-        program.readiness.stopping = True
+        program.ready()
+        async with stopped_on(life.stopping, lambda: None, program.readiness):
+            while not life.stopping.is_set():
+                now = clock()
+                expired = await sweeper.sweep(now)
+                if life.stopping.is_set():
+                    return
+                recovered = await sweeper.recover(now)
+                program.metrics.inc("sweeps_total")
+                log.info("sweep: %d order(s) due, %d stalled", len(expired), len(recovered))
+                if once:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(life.stopping.wait(), interval)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from order_processor.aws import sync_client
+from order_processor.aws import sync_clients
 from order_processor.bootstrap import AwsClients, open_clients
 from order_processor.cli.failures import annotate
 from order_processor.config import Settings
@@ -32,9 +32,9 @@ def print_json(value: BaseModel | dict[str, Any] | list[Any]) -> None:
         print(json.dumps(value, indent=2, default=str))
 
 
-def cli_client(settings: Settings, service: str) -> Any:
-    """A boto3 client whose errors name the resource of their request."""
-    return annotate(sync_client(settings, service))
+def cli_clients(settings: Settings, *services: str) -> list[Any]:
+    """boto3 clients of one session whose errors name the resource of their request."""
+    return [annotate(client) for client in sync_clients(settings, *services)]
 
 
 def add_output_argument(verb: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao, get_token_manager
 from order_processor.bootstrap.programs import add_worker_arguments, run_worker
-from order_processor.cli.common import add_output_argument, cli_client, print_json, with_clients
+from order_processor.cli.common import add_output_argument, cli_clients, print_json, with_clients
 from order_processor.config import Settings
 from order_processor.demo.load import DemoPlan
 from order_processor.demo.run import run_demo
@@ -69,7 +69,7 @@ def register(verbs: Any) -> None:
 
 
 def provision(settings: Settings, output: str = "text") -> int:
-    clients = (cli_client(settings, service) for service in ("dynamodb", "sqs", "sns"))
+    clients = cli_clients(settings, "dynamodb", "sqs", "sns")
     changes = Provisioner(*clients).apply(settings.resources())
     if output == "json":
         print_json(provision_report(changes))
@@ -99,9 +99,7 @@ def cmd_provision(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = read_status(
         settings.resources(),
-        cli_client(settings, "dynamodb"),
-        cli_client(settings, "sqs"),
-        cli_client(settings, "sns"),
+        *cli_clients(settings, "dynamodb", "sqs", "sns"),
     )
     report: dict[str, Any] = status.as_dict()
     if args.output == "text":

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
+HAND_BACK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,12 @@ class Consumer:
         try:
             while not self._stopping.is_set():
                 if self.in_flight >= self.concurrency:
-                    await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                    # Every slot busy: wait for one to free up, or for the stop.
+                    stopping = asyncio.ensure_future(self._stopping.wait())
+                    await asyncio.wait(
+                        [*self._tasks, stopping], return_when=asyncio.FIRST_COMPLETED
+                    )
+                    stopping.cancel()
                     continue
                 messages = await self._receive(min(10, self.concurrency - self.in_flight))
                 if messages:
@@ -304,7 +310,9 @@ class Consumer:
         for task in pending:
             task.cancel()
         if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+            # Each cancelled group hands its messages back; bounded, since a hand-back
+            # that fails only means the visibility timeout brings them back instead.
+            await asyncio.wait(pending, timeout=HAND_BACK_SECONDS)
 
 
 def _message(raw: dict[str, Any]) -> Message:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -106,12 +107,24 @@ class HealthServer:
         app.router.add_get("/metrics", make_aiohttp_handler(self.metrics.registry))
         app.router.add_get("/livez", self._live)
         app.router.add_get("/readyz", self._ready)
+        # A malformed request (a scanner, a 70 KB request line) is answered 400 by aiohttp's
+        # parser; its traceback would only fill the program's log.
+        protocol_errors = logging.getLogger(f"{__name__}.protocol")
+        protocol_errors.setLevel(logging.CRITICAL)
         self._runner = web.AppRunner(
-            app, access_log=None, keepalive_timeout=IDLE_CLIENT_SECONDS, shutdown_timeout=1
+            app,
+            access_log=None,
+            keepalive_timeout=IDLE_CLIENT_SECONDS,
+            shutdown_timeout=1,
+            logger=protocol_errors,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:
+            await self.stop()
+            raise
         bound: int = self._runner.addresses[0][1]
         return bound
 

@@ -19,7 +19,7 @@ from order_processor.messaging.consumer import Ack, Backoff, Consumer, Message, 
 @pytest.fixture
 async def sqs(aws_endpoint: str) -> AsyncIterator[Any]:
     settings = Settings(endpoint_url=aws_endpoint)
-    async with aio_session(settings).client("sqs", **client_kwargs(settings)) as client:
+    async with (await aio_session(settings)).client("sqs", **client_kwargs(settings)) as client:
         yield client
 
 
@@ -278,3 +278,25 @@ class CutPollsSqs:
         except asyncio.CancelledError:
             self.cut += 1
             raise
+
+
+async def test_a_stop_while_every_slot_is_busy_still_ends_within_the_grace(
+    sqs: Any, queue: tuple[str, str]
+) -> None:
+    url, _ = queue
+    await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"user": "stuck"}))
+    started = asyncio.Event()
+
+    async def handle(key: str, messages: list[Message]) -> dict[str, Outcome]:
+        started.set()
+        await asyncio.sleep(3600)  # an AWS call that never answers
+        return {}
+
+    runtime = consumer(sqs, url, handle, burst=False, grace_seconds=0.5, concurrency=1)
+    running = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(started.wait(), 30)
+    runtime.stop()
+    await asyncio.wait_for(running, 30)  # not after the handler, an hour from now
+
+    again = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)
+    assert json.loads(again["Messages"][0]["Body"]) == {"user": "stuck"}
