@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -134,11 +134,14 @@ class Conflicting:
 
     async def transact_write_items(self, **_: Any) -> dict[str, Any]:
         raise ClientError(
-            {
-                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-                "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
-                "ResponseMetadata": {"HTTPStatusCode": 400},
-            },
+            cast(
+                Any,
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                    "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+            ),
             "TransactWriteItems",
         )
 

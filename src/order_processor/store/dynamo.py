@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -109,7 +109,7 @@ def is_condition_failure(exc: ClientError) -> bool:
 
 def old_item(exc: ClientError) -> dict[str, Any] | None:
     """The stored item a failed condition saw (ReturnValuesOnConditionCheckFailure=ALL_OLD)."""
-    item = exc.response.get("Item")
+    item = cast("Mapping[str, Any] | None", exc.response.get("Item"))
     return from_item(item) if item else None
 
 
