@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from order_processor.bootstrap import (
     AwsClients,
@@ -40,6 +40,9 @@ from order_processor.saga.records import Records, debit, hold, joined, release
 from order_processor.security.tokens import TokenManager
 from order_processor.store.ledger import DynamoLedger
 from tests.support import CLI
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs.literals import QueueAttributeNameType
 
 
 @dataclass
@@ -157,7 +160,7 @@ class Harness:
         await Producer(self.clients.sqs, self.queue_url, fifo=fifo).send_batch(list(commands))
 
     async def send_raw(self, body: str, group: str = "raw", dedup: str | None = None) -> None:
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {}
         if self.settings.queue_kind is QueueKind.FIFO:
             extra = {
                 "MessageGroupId": group,
@@ -274,7 +277,10 @@ class Harness:
         dead_letter = self.settings.resources().commands_queue.dead_letter
         assert dead_letter is not None
         url = (await self.clients.sqs.get_queue_url(QueueName=dead_letter.name))["QueueUrl"]
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        names: list[QueueAttributeNameType] = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+        ]
         attributes = await self.clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)
         return sum(int(attributes["Attributes"][name]) for name in names)
 

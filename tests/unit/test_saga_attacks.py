@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -134,11 +134,14 @@ class Conflicting:
 
     async def transact_write_items(self, **_: Any) -> dict[str, Any]:
         raise ClientError(
-            {
-                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-                "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
-                "ResponseMetadata": {"HTTPStatusCode": 400},
-            },
+            cast(
+                Any,
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                    "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+            ),
             "TransactWriteItems",
         )
 
@@ -150,7 +153,7 @@ async def test_a_write_meeting_another_writer_on_the_fence_is_decided_again_not_
     handle); a TransactionConflict on the same fence item (what DynamoDB answers when the
     other writer's transaction is still in flight) must be the same refusal, not a
     ServiceUnavailableException that hands the message back and counts a receive."""
-    ledger = DynamoLedger(Conflicting(), "users", "orders", "inventory")
+    ledger = DynamoLedger(cast(Any, Conflicting()), "users", "orders", "inventory")
     write = LedgerWrite(username=USER, fence=3, at=NOW, step="completed")
 
     with pytest.raises(LockAcquisitionException):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from botocore.exceptions import ClientError
 
 from order_processor.exceptions import ServiceUnavailableException
@@ -10,11 +12,14 @@ from order_processor.store.dynamo import translate
 
 def cancelled(*codes: str) -> ClientError:
     return ClientError(
-        {
-            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-            "CancellationReasons": [{"Code": code} for code in codes],
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        },
+        cast(
+            Any,
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                "CancellationReasons": [{"Code": code} for code in codes],
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            },
+        ),
         "TransactWriteItems",
     )
 
@@ -34,11 +39,16 @@ def test_a_transaction_cancelled_by_a_condition_stays_for_the_dao() -> None:
 
 def test_throttling_and_server_errors_are_retryable() -> None:
     throttled = ClientError(
-        {"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+        cast(
+            Any,
+            {"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+        ),
         "GetItem",
     )
     broken = ClientError(
-        {"Error": {"Code": "InternalFailure"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+        cast(
+            Any, {"Error": {"Code": "InternalFailure"}, "ResponseMetadata": {"HTTPStatusCode": 500}}
+        ),
         "Query",
     )
 

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from order_processor.aws import aio_session, client_kwargs
 from order_processor.config import ConfigError, Settings
@@ -24,12 +24,17 @@ from order_processor.store.balances import BalanceDAO
 from order_processor.store.orders import OrderDAO
 from order_processor.store.users import UserDAO
 
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+    from types_aiobotocore_sns import SNSClient
+    from types_aiobotocore_sqs import SQSClient
+
 
 @dataclass(frozen=True)
 class AwsClients:
-    dynamodb: Any
-    sqs: Any
-    sns: Any
+    dynamodb: DynamoDBClient
+    sqs: SQSClient
+    sns: SNSClient
     resources: Resources
 
     async def queue_url(self, name: str) -> str:

@@ -19,7 +19,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+    from types_aiobotocore_sqs.literals import QueueAttributeNameType
+    from types_aiobotocore_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
+        MessageTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
 
 log = logging.getLogger(__name__)
 HAND_BACK_SECONDS = 5.0
@@ -76,7 +86,7 @@ class Backoff:
 
 @dataclass
 class Consumer:
-    sqs: Any
+    sqs: SQSClient
     queue_url: str
     handle_group: GroupHandler
     group_of: Callable[[Message], str]
@@ -245,7 +255,7 @@ class Consumer:
             await asyncio.sleep(after)
         while self._deletes:
             chunk, self._deletes = self._deletes[:10], self._deletes[10:]
-            entries = [
+            entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
                 {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, (m, _) in enumerate(chunk)
             ]
             try:
@@ -279,7 +289,7 @@ class Consumer:
     async def _change_visibility(self, changes: list[tuple[Message, int]]) -> None:
         for start in range(0, len(changes), 10):
             chunk = changes[start : start + 10]
-            entries = [
+            entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
                 {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
                 for i, (m, seconds) in enumerate(chunk)
             ]
@@ -289,7 +299,7 @@ class Consumer:
                 )
 
     async def _queue_is_empty(self) -> bool:
-        names = [
+        names: list[QueueAttributeNameType] = [
             "ApproximateNumberOfMessages",
             "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed",
@@ -315,7 +325,7 @@ class Consumer:
             await asyncio.wait(pending, timeout=HAND_BACK_SECONDS)
 
 
-def _message(raw: dict[str, Any]) -> Message:
+def _message(raw: MessageTypeDef) -> Message:
     attributes = raw.get("Attributes", {})
     sent = attributes.get("SentTimestamp")
     return Message(
@@ -323,13 +333,13 @@ def _message(raw: dict[str, Any]) -> Message:
         receipt_handle=raw["ReceiptHandle"],
         body=raw["Body"],
         receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
-        sent_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if str(sent).isdigit() else None,
+        sent_at=datetime.fromtimestamp(int(str(sent)) / 1000, UTC) if str(sent).isdigit() else None,
         group_id=attributes.get("MessageGroupId"),
     )
 
 
-def _dead_letter_entry(index: int, message: Message) -> dict[str, Any]:
-    entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.body}
+def _dead_letter_entry(index: int, message: Message) -> SendMessageBatchRequestEntryTypeDef:
+    entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": message.body}
     if message.group_id is not None:  # FIFO: keep the group; a dedup id of its own
         entry["MessageGroupId"] = message.group_id
         entry["MessageDeduplicationId"] = f"dead-{message.message_id}"

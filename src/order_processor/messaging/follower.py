@@ -12,11 +12,14 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from order_processor.domain.events import Event
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
 
 SEEN_IDS = 100_000  # ids of order-less events remembered, oldest forgotten first
 
@@ -47,7 +50,7 @@ class StatusFollower:
 
 
 async def follow(
-    sqs: Any,
+    sqs: SQSClient,
     queue_url: str,
     follower: StatusFollower,
     on_event: Callable[[Event, bool], None],

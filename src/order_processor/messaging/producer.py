@@ -11,10 +11,10 @@ a user's command by sending first under that id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from order_processor.domain.base import new_id
 from order_processor.domain.commands import (
@@ -37,6 +37,10 @@ from order_processor.domain.commands import (
 from order_processor.domain.orders import OrderCreate
 from order_processor.security.tokens import TokenManager
 
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+    from types_aiobotocore_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
 BATCH = 10
 
 
@@ -52,8 +56,8 @@ def reference_of(command: AnyCommand) -> str:
     return command.payload.order_id if isinstance(command, PlaceOrder) else command.command_id
 
 
-def sqs_entry(index: int, command: AnyCommand, fifo: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"Id": str(index), "MessageBody": command.body()}
+def sqs_entry(index: int, command: AnyCommand, fifo: bool) -> SendMessageBatchRequestEntryTypeDef:
+    entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": command.body()}
     if fifo:
         entry["MessageGroupId"] = command.username
     return entry
@@ -137,7 +141,7 @@ class CommandFactory:
 
 @dataclass(frozen=True)
 class Producer:
-    sqs: Any  # an aioboto3 SQS client
+    sqs: SQSClient  # an aioboto3 SQS client
     queue_url: str
     fifo: bool = True
 
@@ -176,7 +180,9 @@ class SyncProducer:
 
 
 def _raise_on_failures(
-    chunk: Sequence[AnyCommand], entries: list[dict[str, Any]], response: dict[str, Any]
+    chunk: Sequence[AnyCommand],
+    entries: Sequence[SendMessageBatchRequestEntryTypeDef],
+    response: Mapping[str, Any],
 ) -> None:
     failures = response.get("Failed", [])
     if failures:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from order_processor.domain.events import Event
 from order_processor.exceptions import ServiceUnavailableException
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sns import SNSClient
+    from types_aiobotocore_sns.type_defs import (
+        MessageAttributeValueTypeDef,
+        PublishBatchRequestEntryTypeDef,
+    )
 
 BATCH = 10  # SNS PublishBatch takes ten entries at most
 
@@ -20,17 +27,19 @@ class EventPublisher:
     failure raises ServiceUnavailableException: the message is handed back, and its
     redelivery publishes the stored state's event again (same id)."""
 
-    sns: Any
+    sns: SNSClient
     topic_arn: str
 
     async def publish(self, events: Sequence[Event]) -> None:
         for start in range(0, len(events), BATCH):
             chunk = events[start : start + BATCH]
-            entries = [
+            entries: list[PublishBatchRequestEntryTypeDef] = [
                 {
                     "Id": str(index),
                     "Message": event.body(),
-                    "MessageAttributes": event.attributes(),
+                    "MessageAttributes": cast(
+                        "dict[str, MessageAttributeValueTypeDef]", event.attributes()
+                    ),
                 }
                 for index, event in enumerate(chunk)
             ]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -43,6 +43,9 @@ from order_processor.store.dynamo import (
     to_attribute,
     without_keys,
 )
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
 
 
 def asset_balance_change(
@@ -93,7 +96,7 @@ def _shortfall(username: str, asset_id: str, delta: Decimal, existing: object) -
 
 @dataclass(frozen=True)
 class AssetBalanceDAO:
-    client: Any
+    client: DynamoDBClient
     table: str
     clock: Callable[[], datetime] = utc_now
 
@@ -137,7 +140,7 @@ class AssetBalanceDAO:
 
 @dataclass(frozen=True)
 class AssetTransactionDAO:
-    client: Any
+    client: DynamoDBClient
     table: str
     clock: Callable[[], datetime] = utc_now
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -32,10 +32,13 @@ from order_processor.store.dynamo import (
     without_keys,
 )
 
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
 
 @dataclass(frozen=True)
 class AssetDAO:
-    client: Any
+    client: DynamoDBClient
     table: str
     clock: Callable[[], datetime] = utc_now
 

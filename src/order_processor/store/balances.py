@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -48,12 +48,15 @@ from order_processor.store.dynamo import (
     without_keys,
 )
 
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
 ZERO = Decimal("0.00")
 
 
 @dataclass(frozen=True)
 class BalanceDAO:
-    client: Any
+    client: DynamoDBClient
     table: str
     clock: Callable[[], datetime] = utc_now
 

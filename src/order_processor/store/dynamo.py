@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from order_processor.exceptions import OrderProcessorError, ServiceUnavailableException
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
 
 T = TypeVar("T")
 
@@ -109,7 +112,7 @@ def is_condition_failure(exc: ClientError) -> bool:
 
 def old_item(exc: ClientError) -> dict[str, Any] | None:
     """The stored item a failed condition saw (ReturnValuesOnConditionCheckFailure=ALL_OLD)."""
-    item = exc.response.get("Item")
+    item = cast("Mapping[str, Any] | None", exc.response.get("Item"))
     return from_item(item) if item else None
 
 
@@ -139,7 +142,7 @@ def cancellation_item(exc: ClientError, index: int) -> dict[str, Any] | None:
 
 
 async def query_page(
-    client: Any,
+    client: DynamoDBClient,
     request: dict[str, Any],
     *,
     limit: int,
@@ -168,12 +171,12 @@ async def query_page(
 
 
 async def _query(
-    client: Any, arguments: dict[str, Any], start: dict[str, Any] | None
+    client: DynamoDBClient, arguments: dict[str, Any], start: dict[str, Any] | None
 ) -> dict[str, Any]:
     if start:
         arguments["ExclusiveStartKey"] = start
     try:
-        response: dict[str, Any] = await client.query(**arguments)
+        response = cast("dict[str, Any]", await client.query(**arguments))
     except ClientError as exc:
         if start and error_code(exc) == "ValidationException":
             raise InvalidCursorError("the page cursor does not fit this query") from exc
@@ -184,7 +187,7 @@ async def _query(
 
 
 async def all_items(
-    client: Any, operation: str, request: Mapping[str, Any]
+    client: DynamoDBClient, operation: str, request: Mapping[str, Any]
 ) -> AsyncIterator[dict[str, Any]]:
     """Every item of a Query or a Scan, page after page, deserialised: the one paging loop
     (memory holds one page)."""
@@ -210,7 +213,7 @@ async def all_pages(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncI
         cursor = page.next_cursor
 
 
-async def call(client: Any, operation: str, **arguments: Any) -> dict[str, Any]:
+async def call(client: DynamoDBClient, operation: str, **arguments: Any) -> dict[str, Any]:
     """One DynamoDB call; transient failures become ServiceUnavailableException, others
     (conditional check failures among them) stay ClientError for the DAO to interpret."""
     try:
@@ -225,7 +228,9 @@ async def call(client: Any, operation: str, **arguments: Any) -> dict[str, Any]:
     return response
 
 
-async def get_item(client: Any, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+async def get_item(
+    client: DynamoDBClient, table: str, key: dict[str, Any]
+) -> dict[str, Any] | None:
     """A strongly consistent read of one item, deserialised; None when it is absent."""
     response = await call(client, "get_item", TableName=table, Key=key, ConsistentRead=True)
     item = response.get("Item")

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -56,6 +56,9 @@ from order_processor.store.dynamo import (
 from order_processor.store.fence import IDLE_LOCK_TTL
 from order_processor.store.orders import _order_fields, order_item, transition_put
 
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
 Part = tuple[str, dict[str, Any]]
 # No lease holds the user: none was ever taken (v2 takes none), or it has run out. An
 # operator can still freeze a user's books by setting `owner` with a long lease.
@@ -65,7 +68,7 @@ NEVER_WRITTEN = "attribute_not_exists(fencing_token)"
 
 @dataclass(frozen=True)
 class DynamoLedger:
-    client: Any
+    client: DynamoDBClient
     users_table: str
     orders_table: str
     inventory_table: str

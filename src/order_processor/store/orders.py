@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -40,6 +40,9 @@ from order_processor.store.dynamo import (
     to_attribute,
     without_keys,
 )
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
 
 # Index attributes kept beside the order's own fields.
 INDEX_ATTRIBUTES = ("created_key", "book_key", "expiry_shard", "in_flight_shard")
@@ -92,7 +95,7 @@ def transition_put(
 
 @dataclass(frozen=True)
 class OrderDAO:
-    client: Any
+    client: DynamoDBClient
     table: str
     clock: Callable[[], datetime] = utc_now
 

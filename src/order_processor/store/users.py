@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -32,6 +32,9 @@ from order_processor.store.dynamo import (
 )
 from order_processor.store.fence import fence_moved
 
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
 
 class PasswordVerifier(Protocol):
     async def verify_password(self, password: str, password_hash: str | None) -> bool: ...
@@ -39,7 +42,7 @@ class PasswordVerifier(Protocol):
 
 @dataclass(frozen=True)
 class UserDAO:
-    client: Any
+    client: DynamoDBClient
     table: str
     clock: Callable[[], datetime] = utc_now
 
