@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import aioboto3
 import boto3
@@ -72,7 +72,7 @@ def client_config(
     return Config(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        retries=retries,
+        retries=cast(Any, retries),
         max_pool_connections=pool,
         # Every request is built by the store from checked values, and the service
         # validates it again: the client's own pass costs a tenth of each call's CPU.
@@ -108,6 +108,21 @@ def refresh_windows(duration_seconds: int) -> tuple[int, int]:
     return min(15 * 60, duration_seconds // 3), min(10 * 60, duration_seconds // 6)
 
 
+def _renewing(credentials: Any, advisory: int, mandatory: int) -> Any:
+    """botocore keeps the renewal windows as attributes of refreshable credentials (its
+    constructor takes them, the deferred variant's does not)."""
+    credentials._advisory_refresh_timeout = advisory
+    credentials._mandatory_refresh_timeout = mandatory
+    return credentials
+
+
+def _sign_with(core: Any, credentials: Any) -> None:
+    """The session's credentials slot, what every client it creates signs with: how
+    botocore itself holds credentials it did not resolve (`set_credentials` takes only
+    static keys)."""
+    core._credentials = credentials
+
+
 def _assume_role_args(settings: Settings) -> dict[str, Any]:
     args: dict[str, Any] = {
         "RoleSessionName": settings.role_session_name,
@@ -125,15 +140,18 @@ async def aio_session(settings: Settings) -> aioboto3.Session:
     core = AioSession()
     source: Any = await core.get_credentials()
     if source is None and settings.endpoint_url is not None:
+        core.set_credentials(*EMULATOR_KEYS)
         source = AioCredentials(*EMULATOR_KEYS)
-        core._credentials = source  # the session's own slot: what its clients sign with
     if settings.role_arn is not None:
         if source is None:
             raise NoCredentialsError()
         advisory, mandatory = refresh_windows(settings.role_duration_seconds)
         fetcher = AioAssumeRoleCredentialFetcher(
-            client_creator=functools.partial(
-                AioSession().create_client, **client_kwargs(settings, long_running=True)
+            client_creator=cast(
+                Any,
+                functools.partial(
+                    AioSession().create_client, **client_kwargs(settings, long_running=True)
+                ),
             ),
             source_credentials=source,
             role_arn=settings.role_arn,
@@ -143,9 +161,7 @@ async def aio_session(settings: Settings) -> aioboto3.Session:
         credentials = AioDeferredRefreshableCredentials(
             refresh_using=fetcher.fetch_credentials, method="assume-role"
         )
-        credentials._advisory_refresh_timeout = advisory
-        credentials._mandatory_refresh_timeout = mandatory
-        core._credentials = credentials
+        _sign_with(core, _renewing(credentials, advisory, mandatory))
     return aioboto3.Session(botocore_session=core, region_name=settings.region)
 
 
@@ -153,8 +169,8 @@ def sync_session(settings: Settings) -> boto3.session.Session:
     core = botocore.session.Session()
     source: Any = core.get_credentials()
     if source is None and settings.endpoint_url is not None:
+        core.set_credentials(*EMULATOR_KEYS)
         source = Credentials(*EMULATOR_KEYS)
-        core._credentials = source
     if settings.role_arn is not None:
         if source is None:
             raise NoCredentialsError()
@@ -169,9 +185,7 @@ def sync_session(settings: Settings) -> boto3.session.Session:
         credentials = DeferredRefreshableCredentials(
             refresh_using=fetcher.fetch_credentials, method="assume-role"
         )
-        credentials._advisory_refresh_timeout = advisory
-        credentials._mandatory_refresh_timeout = mandatory
-        core._credentials = credentials
+        _sign_with(core, _renewing(credentials, advisory, mandatory))
     return boto3.session.Session(botocore_session=core, region_name=settings.region)
 
 

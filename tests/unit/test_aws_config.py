@@ -4,6 +4,7 @@ work, and an emulator's credentials only when the default chain has none."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from botocore.exceptions import NoCredentialsError
@@ -25,8 +26,11 @@ def test_programs_retry_more_than_the_cli_in_standard_mode() -> None:
     cli = client_config(ENDPOINT, environ={})
     program = client_config(ENDPOINT, long_running=True, environ={})
 
-    assert cli.retries == {"total_max_attempts": CLI_ATTEMPTS, "mode": "standard"}
-    assert program.retries == {"total_max_attempts": PROGRAM_ATTEMPTS, "mode": "standard"}
+    assert cast(Any, cli).retries == {"total_max_attempts": CLI_ATTEMPTS, "mode": "standard"}
+    assert cast(Any, program).retries == {
+        "total_max_attempts": PROGRAM_ATTEMPTS,
+        "mode": "standard",
+    }
     assert PROGRAM_ATTEMPTS > CLI_ATTEMPTS
 
 
@@ -35,12 +39,14 @@ def test_aws_max_attempts_and_retry_mode_are_left_to_botocore_when_set() -> None
         ENDPOINT, long_running=True, environ={"AWS_MAX_ATTEMPTS": "9", "AWS_RETRY_MODE": "adaptive"}
     )
 
-    assert config.retries == {}
+    assert cast(Any, config).retries == {}
 
 
 def test_a_workers_pool_is_sized_from_its_concurrency() -> None:
-    assert client_config(ENDPOINT, long_running=True, environ={}).max_pool_connections == 74
-    assert client_config(ENDPOINT, environ={}).max_pool_connections == 10
+    assert (
+        cast(Any, client_config(ENDPOINT, long_running=True, environ={})).max_pool_connections == 74
+    )
+    assert cast(Any, client_config(ENDPOINT, environ={})).max_pool_connections == 10
 
 
 def test_assumed_credentials_are_renewed_well_before_they_expire() -> None:
@@ -88,7 +94,7 @@ def test_the_profiles_max_attempts_and_retry_mode_are_left_to_botocore(
     for name in ("AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
         monkeypatch.delenv(name, raising=False)
 
-    assert client_config(ENDPOINT, long_running=True).retries == {}
+    assert cast(Any, client_config(ENDPOINT, long_running=True)).retries == {}
 
 
 @pytest.mark.usefixtures("no_credentials")

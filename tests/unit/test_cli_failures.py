@@ -3,6 +3,8 @@ own failure even when an AWS condition check caused it; the resource a request n
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from botocore.exceptions import ClientError
 
 from order_processor.cli.failures import ExitStatus, describe_resource, explain
@@ -14,7 +16,7 @@ def client_error(code: str, operation: str, **extra: object) -> ClientError:
         "Error": {"Code": code, "Message": "m"},
         "ResponseMetadata": {"HTTPStatusCode": 400},
     }
-    return ClientError({**response, **extra}, operation)
+    return ClientError(cast(Any, {**response, **extra}), operation)
 
 
 def test_a_domain_error_raised_from_a_failed_condition_stays_the_commands_own_failure() -> None:

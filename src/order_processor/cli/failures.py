@@ -155,7 +155,7 @@ def _client_error(exc: aws.ClientError) -> Failure | None:
     error = exc.response.get("Error", {})
     codes = {str(error.get("Code", "")), str(error.get("QueryErrorCode", ""))} - {""}
     code = str(error.get("Code", ""))
-    target = exc.response.get(TARGET) or {}
+    target = _target(exc)
     call = _call(exc)
     if codes & ACCESS_DENIED_CODES:
         permission = _permission(target.get("service"), exc.operation_name)
@@ -200,8 +200,14 @@ def _permission(service: str | None, operation: str) -> str:
     return f"{service}:{IAM_ACTIONS.get((service, operation), operation)}"
 
 
+def _target(exc: aws.ClientError) -> dict[str, str]:
+    """What `annotate` recorded of the request: its service and resource."""
+    found: Any = exc.response.get(TARGET) or {}
+    return dict(found)
+
+
 def _call(exc: aws.ClientError) -> str:
-    resource = (exc.response.get(TARGET) or {}).get("resource")
+    resource = _target(exc).get("resource")
     return f"{exc.operation_name} on {resource}" if resource else exc.operation_name
 
 
