@@ -133,6 +133,26 @@ def _assume_role_args(settings: Settings) -> dict[str, Any]:
     return args
 
 
+def _assume_role(
+    core: Any, source: Any, settings: Settings, sts: Any, fetcher: Any, renewable: Any
+) -> None:
+    """Sign `core`'s clients with the role's credentials, fetched through STS (with the
+    `sts` client factory, as `source`) and renewed before they expire; botocore's classes
+    or aiobotocore's."""
+    if source is None:
+        raise NoCredentialsError()
+    advisory, mandatory = refresh_windows(settings.role_duration_seconds)
+    assume = fetcher(
+        client_creator=sts,
+        source_credentials=source,
+        role_arn=settings.role_arn,
+        extra_args=_assume_role_args(settings),
+        expiry_window_seconds=advisory,
+    )
+    credentials = renewable(refresh_using=assume.fetch_credentials, method="assume-role")
+    _sign_with(core, _renewing(credentials, advisory, mandatory))
+
+
 async def aio_session(settings: Settings) -> aioboto3.Session:
     """A session whose clients sign with the default chain's credentials (resolved once,
     without blocking the event loop), an emulator's when an endpoint is set and the chain
@@ -143,25 +163,17 @@ async def aio_session(settings: Settings) -> aioboto3.Session:
         core.set_credentials(*EMULATOR_KEYS)
         source = AioCredentials(*EMULATOR_KEYS)
     if settings.role_arn is not None:
-        if source is None:
-            raise NoCredentialsError()
-        advisory, mandatory = refresh_windows(settings.role_duration_seconds)
-        fetcher = AioAssumeRoleCredentialFetcher(
-            client_creator=cast(
-                Any,
-                functools.partial(
-                    AioSession().create_client, **client_kwargs(settings, long_running=True)
-                ),
-            ),
-            source_credentials=source,
-            role_arn=settings.role_arn,
-            extra_args=_assume_role_args(settings),
-            expiry_window_seconds=advisory,
+        sts = functools.partial(
+            AioSession().create_client, **client_kwargs(settings, long_running=True)
         )
-        credentials = AioDeferredRefreshableCredentials(
-            refresh_using=fetcher.fetch_credentials, method="assume-role"
+        _assume_role(
+            core,
+            source,
+            settings,
+            sts,
+            AioAssumeRoleCredentialFetcher,
+            AioDeferredRefreshableCredentials,
         )
-        _sign_with(core, _renewing(credentials, advisory, mandatory))
     return aioboto3.Session(botocore_session=core, region_name=settings.region)
 
 
@@ -172,20 +184,10 @@ def sync_session(settings: Settings) -> boto3.session.Session:
         core.set_credentials(*EMULATOR_KEYS)
         source = Credentials(*EMULATOR_KEYS)
     if settings.role_arn is not None:
-        if source is None:
-            raise NoCredentialsError()
-        advisory, mandatory = refresh_windows(settings.role_duration_seconds)
-        fetcher = AssumeRoleCredentialFetcher(
-            client_creator=functools.partial(core.create_client, **client_kwargs(settings)),
-            source_credentials=source,
-            role_arn=settings.role_arn,
-            extra_args=_assume_role_args(settings),
-            expiry_window_seconds=advisory,
+        sts = functools.partial(core.create_client, **client_kwargs(settings))
+        _assume_role(
+            core, source, settings, sts, AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
         )
-        credentials = DeferredRefreshableCredentials(
-            refresh_using=fetcher.fetch_credentials, method="assume-role"
-        )
-        _sign_with(core, _renewing(credentials, advisory, mandatory))
     return boto3.session.Session(botocore_session=core, region_name=settings.region)
 
 

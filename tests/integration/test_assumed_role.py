@@ -8,6 +8,7 @@ import re
 import time
 from typing import Any
 
+from order_processor.aws import sync_clients
 from order_processor.bootstrap import open_clients
 from order_processor.config import Settings
 
@@ -47,3 +48,22 @@ async def test_the_role_is_assumed_and_renewed_before_expiry_without_a_failed_re
     assert answered == len(keys)
     assert all(key.startswith("ASIA") for key in renewals)  # temporary, not test/test
     assert 3 <= len(renewals) <= 6  # renewed as it nears expiry, not on every call
+
+
+def test_the_cli_clients_renew_the_role_the_same_way(settings: Settings) -> None:
+    role = Settings.model_validate(settings.model_dump() | {"role_arn": ROLE})
+    short = role.model_copy(update={"role_duration_seconds": 6})
+    [sqs] = sync_clients(short, "sqs")
+    keys: list[str] = []
+    signing_keys(sqs, keys)
+    answered = 0
+    deadline = time.monotonic() + 14
+    while time.monotonic() < deadline:
+        sqs.list_queues()
+        answered += 1
+        time.sleep(0.2)
+
+    renewals = list(dict.fromkeys(keys))
+    assert answered == len(keys)
+    assert all(key.startswith("ASIA") for key in renewals)
+    assert 3 <= len(renewals) <= 6
