@@ -162,6 +162,12 @@ def _tables(prefix: str) -> tuple[TableSpec, ...]:
             Index("UserOrdersIndex", "username", "created_key"),
             # Sparse: only QUEUED limit orders carry book_key (asset#side) and limit_price.
             Index("OpenLimitOrders", "book_key", "limit_price", "N"),
+            # Sparse: only QUEUED conditional orders carry stop_key (asset#RISE when a
+            # rise to stop_price triggers them, asset#FALL when a fall does).
+            Index("OpenStopOrders", "stop_key", "stop_price", "N"),
+            # Sparse: only QUEUED trailing stops carry trail_key (asset#side), by their
+            # best price: the matcher's lookup of the stops a price moves.
+            Index("TrailingStops", "trail_key", "best_price", "N"),
             # Sparse: only orders that can expire carry expiry_shard and expires_at.
             Index("ExpiryIndex", "expiry_shard", "expires_at"),
             # Sparse: only PENDING and PROCESSING orders carry in_flight_shard (one of 16,

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, ValidationInfo, WithJsonSchema
+from pydantic import BeforeValidator, Field, PlainSerializer, ValidationInfo, WithJsonSchema
 
 USD_PLACES = 2
 PRICE_PLACES = 8
@@ -174,6 +174,8 @@ Quantity = Annotated[
     _schema(MAX_QUANTITY_PLACES),
     _FIXED_POINT,
 ]
+# A percentage of a price (a trailing stop's trail): more than 0, less than 100, 2 places.
+Percent = Annotated[Decimal, _field_validator(2, False), _schema(2), _FIXED_POINT, Field(lt=100)]
 QuantityBalance = Annotated[
     Decimal,
     _field_validator(MAX_QUANTITY_PLACES, True, pad=False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Self
 
@@ -9,7 +10,7 @@ from pydantic import Field, model_validator
 
 from order_processor.domain.assets import AssetId
 from order_processor.domain.base import Command, Entity, OrderId, UtcDatetime, new_id, utc_now
-from order_processor.domain.money import Price, Quantity, UsdBalance
+from order_processor.domain.money import Percent, Price, Quantity, UsdBalance
 from order_processor.domain.users import Username
 from order_processor.exceptions import InvalidTransitionException
 
@@ -19,6 +20,14 @@ class OrderType(StrEnum):
     MARKET_SELL = "MARKET_SELL"
     LIMIT_BUY = "LIMIT_BUY"
     LIMIT_SELL = "LIMIT_SELL"
+    # Conditional orders: held while they wait, a market order once the price triggers
+    # them (see `domain.triggers`).
+    STOP_SELL = "STOP_SELL"  # stop-loss: the price falls to or below the stop
+    STOP_BUY = "STOP_BUY"  # the price rises to or above the stop
+    TAKE_PROFIT_SELL = "TAKE_PROFIT_SELL"  # the price rises to or above the target
+    TAKE_PROFIT_BUY = "TAKE_PROFIT_BUY"  # the price falls to or below the target
+    TRAILING_STOP_SELL = "TRAILING_STOP_SELL"  # falls by the trail from the best since
+    TRAILING_STOP_BUY = "TRAILING_STOP_BUY"  # rises by the trail from the lowest since
 
     @property
     def is_limit(self) -> bool:
@@ -26,7 +35,31 @@ class OrderType(StrEnum):
 
     @property
     def is_buy(self) -> bool:
-        return self in {OrderType.MARKET_BUY, OrderType.LIMIT_BUY}
+        return self.value.endswith("_BUY")
+
+    @property
+    def is_trailing(self) -> bool:
+        return self in {OrderType.TRAILING_STOP_SELL, OrderType.TRAILING_STOP_BUY}
+
+    @property
+    def is_conditional(self) -> bool:
+        """Waits for a trigger, then executes at the market price."""
+        return self.value.startswith(("STOP_", "TAKE_PROFIT_", "TRAILING_STOP_"))
+
+    @property
+    def rests(self) -> bool:
+        """Waits QUEUED (holding what it may spend) until executed, cancelled or expired."""
+        return self.is_limit or self.is_conditional
+
+    @property
+    def triggers_on_rise(self) -> bool:
+        """A conditional order triggered when the price rises to its trigger (otherwise
+        when it falls to it)."""
+        return self in {
+            OrderType.STOP_BUY,
+            OrderType.TAKE_PROFIT_SELL,
+            OrderType.TRAILING_STOP_BUY,
+        }
 
 
 class OrderStatus(StrEnum):
@@ -77,16 +110,28 @@ class OrderCreate(Command):
     asset_id: AssetId
     quantity: Quantity
     limit_price: Price | None = None
+    stop_price: Price | None = None  # a stop's or a take-profit's trigger price
+    trail_amount: Price | None = None  # a trailing stop's distance, in USD ...
+    trail_percent: Percent | None = None  # ... or in percent of the best price
     expires_at: UtcDatetime | None = None
 
     @model_validator(mode="after")
-    def _limit_fields_match_the_type(self) -> Self:
-        if self.order_type.is_limit and self.limit_price is None:
-            raise ValueError(f"limit_price: required for {self.order_type}")
-        if not self.order_type.is_limit and self.limit_price is not None:
-            raise ValueError(f"limit_price: not allowed for {self.order_type}")
-        if not self.order_type.is_limit and self.expires_at is not None:
-            raise ValueError(f"expires_at: not allowed for {self.order_type}")
+    def _fields_match_the_type(self) -> Self:
+        kind = self.order_type
+        if kind.is_limit != (self.limit_price is not None):
+            raise ValueError(
+                f"limit_price: {'required' if kind.is_limit else 'not allowed'} for {kind}"
+            )
+        fixed = kind.is_conditional and not kind.is_trailing
+        if fixed != (self.stop_price is not None):
+            raise ValueError(f"stop_price: {'required' if fixed else 'not allowed'} for {kind}")
+        trails = (self.trail_amount is not None) + (self.trail_percent is not None)
+        if kind.is_trailing and trails != 1:
+            raise ValueError(f"trail_amount or trail_percent: exactly one is required for {kind}")
+        if not kind.is_trailing and trails:
+            raise ValueError(f"trail_amount, trail_percent: not allowed for {kind}")
+        if not kind.rests and self.expires_at is not None:
+            raise ValueError(f"expires_at: not allowed for {kind}")
         return self
 
 
@@ -104,6 +149,11 @@ class Order(Entity):
     asset_id: AssetId
     quantity: Quantity
     limit_price: Price | None = None
+    stop_price: Price | None = None  # a conditional order's trigger (a trailing stop's moves)
+    trail_amount: Price | None = None
+    trail_percent: Percent | None = None
+    best_price: Price | None = None  # a trailing stop's best price since placement
+    hold_price: Price | None = None  # a buy's hold is quantity x this, rounded up
     price: Price | None = None  # the execution price, once known
     total_amount: UsdBalance | None = None
     status: OrderStatus = OrderStatus.PENDING
@@ -134,6 +184,11 @@ class OrderResponse(Entity):
     asset_id: AssetId
     quantity: Quantity
     limit_price: Price | None
+    stop_price: Price | None = None
+    trail_amount: Price | None = None
+    trail_percent: Decimal | None = None
+    best_price: Price | None = None
+    hold_price: Price | None = None
     price: Price | None
     total_amount: UsdBalance | None
     status: OrderStatus

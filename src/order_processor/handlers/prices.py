@@ -1,5 +1,8 @@
-"""The limit matcher: a price update moves the inventory price and sends one ExecuteOrder
-per QUEUED limit order that price triggers, found through the sparse OpenLimitOrders index.
+"""The limit matcher: a price update moves the inventory price, moves the trailing stops
+it improves on (their best price and stop, through the sparse TrailingStops index), and
+sends one ExecuteOrder per QUEUED order that price triggers: limit orders through the
+sparse OpenLimitOrders index, conditional ones (stop, take-profit, trailing stop) through
+OpenStopOrders.
 
 It decides nothing about money: execution re-checks the order and the price under the
 user's lock, so a repeated, late or out-of-order update can never execute an order twice.
@@ -105,6 +108,9 @@ class PriceMatcher:
                 raise CommandRejected("UNKNOWN_ASSET", exc.message) from exc
             raise
         self.metrics.inc("price_updates_total")
+        trailed = await self.orders.move_trails(asset_id, price)
+        if trailed:
+            self.metrics.inc("trailing_stops_moved_total", len(trailed))
         triggered = await self.orders.triggered_orders(asset_id, price)
         commands = self._executions(triggered, update.command_id)
         self.faults.after_commit("matched")  # the crash test: after the query, before sending

@@ -72,6 +72,9 @@ MATCHER = COMMON | {
     "price_updates_stale_total": Spec(
         "counter", "Price updates ignored: older than the stored price."
     ),
+    "trailing_stops_moved_total": Spec(
+        "counter", "Trailing stops whose best price and stop a price update moved."
+    ),
     "orders_triggered_total": Spec(
         "counter", "ExecuteOrder commands sent for orders a price triggers, by cause.", ("cause",)
     ),

@@ -242,7 +242,7 @@ def order_mismatches(
         detail = f"QUEUED past its expiry {order.expires_at}"
         return [Mismatch("order_overdue", order.username, detail, ids)]
     ending = _ending(order)
-    buy, limit = order.order_type.is_buy, order.order_type.is_limit
+    buy, limit = order.order_type.is_buy, order.order_type.rests
     expected = [] if ending is None else EXPECTED_RECORDS.get((buy, limit, ending), [])
     if kinds != expected:
         detail = f"{order.status}/{order.step} has records {kinds}, expected {expected}"
@@ -283,8 +283,9 @@ def _amount_mismatches(
     wrong = _pricing_mistakes(order)
     for record in usd:
         if record.transaction_type in holds:
-            assert order.limit_price is not None
-            expected = buy_cost(order.quantity, order.limit_price)
+            held_at = order.hold_price or order.limit_price
+            assert held_at is not None
+            expected = buy_cost(order.quantity, held_at)
         else:
             expected = order.total_amount or Decimal(0)
         if record.amount != expected:

@@ -36,6 +36,7 @@ class Limits:
     max_order_value: Decimal
     daily_deposit: Decimal
     daily_withdraw: Decimal
+    stop_slippage_percent: Decimal = Decimal(5)  # a stop buy holds its stop plus this
 
 
 @dataclass(frozen=True)

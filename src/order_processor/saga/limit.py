@@ -1,4 +1,6 @@
-"""The limit order saga.
+"""The resting orders' saga: limit orders, and the conditional ones (stop, take-profit,
+trailing stop), which rest the same way and execute at the market price once triggered
+(`domain.triggers`).
 
     (new) ──accept, hold──▶ QUEUED ──execute──▶ COMPLETED
       │          └─(marketable at once: the same write)─▶ COMPLETED
@@ -18,14 +20,15 @@ the difference available) and credits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from order_processor.domain.assets import Asset
 from order_processor.domain.money import buy_cost, order_value, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import Snapshot
+from order_processor.domain.triggers import trigger_price, triggered
 from order_processor.domain.users import User
 from order_processor.exceptions import OrderProcessorError, Reason
 from order_processor.saga.decision import (
@@ -39,6 +42,8 @@ from order_processor.saga.decision import (
 from order_processor.saga.market import MINIMUM_NOTIONAL
 from order_processor.saga.records import Records, credit, debit, hold, joined, release
 
+Refused = Callable[[OrderProcessorError], Decision]
+
 
 @dataclass(frozen=True)
 class Moves:
@@ -46,11 +51,6 @@ class Moves:
 
     states: list[Order]
     records: Records
-
-
-def triggered(order: Order, price: Decimal) -> bool:
-    assert order.limit_price is not None
-    return price <= order.limit_price if order.order_type.is_buy else price >= order.limit_price
 
 
 def is_due(order: Order, now: datetime) -> bool:
@@ -67,10 +67,11 @@ def place(
         failed = moved(pending, at, "failed", status=OrderStatus.FAILED, failure_reason=reason)
         return order_write(snapshot, [*before, failed], replaces=snapshot.order)
 
-    assert pending.limit_price is not None
-    if order_value(pending.quantity, pending.limit_price) > limits.max_order_value:
+    reference = pending.hold_price or trigger_price(pending)
+    assert reference is not None
+    if order_value(pending.quantity, reference) > limits.max_order_value:
         return fail(Reason.ORDER_VALUE_LIMIT)
-    if sell_proceeds(pending.quantity, pending.limit_price) < MINIMUM_NOTIONAL:
+    if sell_proceeds(pending.quantity, reference) < MINIMUM_NOTIONAL:
         return fail(Reason.ORDER_TOO_SMALL)
     queued = moved(pending, at, "held", status=OrderStatus.QUEUED)
     then = execution(snapshot, queued, at, limits) or Moves([], ((), ()))
@@ -92,7 +93,21 @@ def execute(snapshot: Snapshot, queued: Order, at: datetime, limits: Limits) -> 
     then = execution(snapshot, queued, at, limits)
     if then is None:
         return NOTHING
-    return order_write(snapshot, then.states, then.records, replaces=queued)
+    return order_write(snapshot, then.states, then.records, queued, failing(snapshot, queued, at))
+
+
+def failing(snapshot: Snapshot, queued: Order, at: datetime) -> Refused:
+    """An execution refused for the order's own reason (a stop buy whose price ran past its
+    hold and what is available): FAILED, its hold released."""
+
+    def refused(refusal: OrderProcessorError) -> Decision:
+        reason = failure_reason(refusal)
+        if reason is None:
+            raise refusal
+        then = closing(queued, at, OrderStatus.FAILED, reason)
+        return order_write(snapshot, then.states, then.records, replaces=queued)
+
+    return refused
 
 
 def close(snapshot: Snapshot, queued: Order, at: datetime, status: OrderStatus) -> Decision:

@@ -11,6 +11,7 @@ on first, by the same steps, before the command does its own job (`then`).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from order_processor.domain.commands import (
     CancelOrder,
@@ -22,6 +23,7 @@ from order_processor.domain.commands import (
 from order_processor.domain.money import check_places
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import Snapshot
+from order_processor.domain.triggers import hold_price, trailed
 from order_processor.exceptions import CommandRejected, Reason
 from order_processor.saga import limit, market
 from order_processor.saga.decision import (
@@ -34,7 +36,14 @@ from order_processor.saga.decision import (
     order_write,
 )
 
-REQUEST_FIELDS = ("order_type", "asset_id", "quantity", "limit_price")
+REQUEST_FIELDS = (
+    "order_type",
+    "asset_id",
+    "quantity",
+    "limit_price",
+    "trail_amount",
+    "trail_percent",
+)
 DEFAULT_EXPIRY = timedelta(days=30)
 
 
@@ -44,8 +53,9 @@ def place_order(snapshot: Snapshot, command: PlaceOrder, at: datetime, limits: L
         _same_request(stored, command)
         return carry_on(snapshot, stored, at, limits, announce=True)
     _validate(snapshot, command, at)
-    accepted = _accept(command, at)
-    go = limit.place if accepted.order_type.is_limit else market.fill
+    assert snapshot.asset is not None  # _validate
+    accepted = _accept(command, at, snapshot.asset.price, limits)
+    go = limit.place if accepted.order_type.rests else market.fill
     return go(snapshot, accepted, [accepted], at, limits)
 
 
@@ -119,7 +129,8 @@ def carry_on(
         moves = limit.execution(snapshot, order, at, limits)
         if moves is None:
             return again(order) if announce else NOTHING
-        return order_write(snapshot, [order, *moves.states], moves.records, order)
+        refused = limit.failing(snapshot, order, at)
+        return order_write(snapshot, [order, *moves.states], moves.records, order, refused)
     decision = _resumed(snapshot, order, at, limits)
     return Decision(decision.write, decision.events, decision.refused, then=then)
 
@@ -135,7 +146,7 @@ def _resumed(snapshot: Snapshot, order: Order, at: datetime, limits: Limits) -> 
             order, at, "failed", status=OrderStatus.FAILED, failure_reason=Reason.USER_INACTIVE
         )
         return order_write(snapshot, [order, failed], replaces=order)
-    go = limit.place if order.order_type.is_limit else market.fill
+    go = limit.place if order.order_type.rests else market.fill
     return go(snapshot, order, [order], at, limits)
 
 
@@ -148,13 +159,16 @@ def _owned(snapshot: Snapshot, username: str) -> Order:
 
 
 def _same_request(order: Order, command: PlaceOrder) -> None:
-    requested = command.payload.model_dump(include=set(REQUEST_FIELDS))
+    fields = set(REQUEST_FIELDS)
+    if not order.order_type.is_trailing:
+        fields.add("stop_price")  # a trailing stop's is its own, moving
+    requested = command.payload.model_dump(include=fields)
     # An order without an expiry of its own was given the default one: compare only a
     # requested expiry.
     expiry = command.payload.expires_at
     if (
         order.username != command.username
-        or order.model_dump(include=set(REQUEST_FIELDS)) != requested
+        or order.model_dump(include=fields) != requested
         or (expiry is not None and expiry != order.expires_at)
     ):
         raise CommandRejected(
@@ -164,11 +178,19 @@ def _same_request(order: Order, command: PlaceOrder) -> None:
         )
 
 
-def _accept(command: PlaceOrder, at: datetime) -> Order:
+def _accept(command: PlaceOrder, at: datetime, price: Decimal, limits: Limits) -> Order:
+    """The order as accepted: a resting one with its expiry (30 days unless asked), a
+    trailing stop with its first best price (the market's now) and stop, a buy with the
+    price its hold is sized at."""
     order = Order.place(command.username, command.payload, order_id=command.payload.order_id)
+    kind = order.order_type
     expiry = order.expires_at
-    if order.order_type.is_limit and expiry is None:
+    if kind.rests and expiry is None:
         expiry = at + DEFAULT_EXPIRY
+    if kind.is_trailing:
+        best, stop = trailed(order, price) or (price, price)
+        order = order.evolve(best_price=best, stop_price=stop)
+    order = order.evolve(hold_price=hold_price(order, limits.stop_slippage_percent))
     return order.evolve(
         step="accepted", sequence=1, created_at=at, updated_at=at, expires_at=expiry
     )

@@ -34,7 +34,7 @@ def usd_record(order: Order, kind: TransactionType, amount: Decimal) -> BalanceT
 
 
 def asset_record(order: Order, kind: AssetTransactionType) -> AssetTransaction:
-    price = order.price or order.limit_price
+    price = order.price or order.limit_price or order.stop_price
     assert price is not None
     return AssetTransaction(
         transaction_id=record_id(order.order_id, kind.value.lower()),
@@ -50,16 +50,19 @@ def asset_record(order: Order, kind: AssetTransactionType) -> AssetTransaction:
 
 
 def hold_amount(order: Order) -> Decimal:
-    """What a limit buy sets aside: the most it can cost, rounded up to the cent."""
-    assert order.limit_price is not None
-    return buy_cost(order.quantity, order.limit_price)
+    """What a resting buy sets aside, rounded up to the cent: a limit buy the most it can
+    cost; a conditional buy its hold price (see `domain.triggers`)."""
+    price = order.hold_price or order.limit_price
+    assert price is not None
+    return buy_cost(order.quantity, price)
 
 
 Records = tuple[tuple[BalanceTransactionCreate, ...], tuple[AssetTransaction, ...]]
 
 
 def hold(order: Order) -> Records:
-    """A limit order sets aside what it may spend: USD for a buy, the quantity for a sell."""
+    """A resting order sets aside what it may spend: USD for a buy, the quantity for a
+    sell."""
     if order.order_type.is_buy:
         return (usd_record(order, TransactionType.ORDER_HOLD, hold_amount(order)),), ()
     return (), (asset_record(order, AssetTransactionType.HOLD),)

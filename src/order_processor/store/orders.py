@@ -20,6 +20,7 @@ from order_processor.domain.orders import (
     check_transition,
     sources_of,
 )
+from order_processor.domain.triggers import trailed
 from order_processor.domain.users import normalise_username
 from order_processor.exceptions import (
     EntityAlreadyExistsException,
@@ -45,7 +46,14 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 # Index attributes kept beside the order's own fields.
-INDEX_ATTRIBUTES = ("created_key", "book_key", "expiry_shard", "in_flight_shard")
+INDEX_ATTRIBUTES = (
+    "created_key",
+    "book_key",
+    "stop_key",
+    "trail_key",
+    "expiry_shard",
+    "in_flight_shard",
+)
 EXPIRY_SHARD = "EXPIRING"
 IN_FLIGHT_SHARDS = 16
 IN_FLIGHT = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING})
@@ -62,12 +70,26 @@ def index_attributes(order: Order) -> dict[str, Any]:
     attributes: dict[str, Any] = {"created_key": f"{order.created_at.isoformat()}#{order.order_id}"}
     if order.status in IN_FLIGHT:
         attributes["in_flight_shard"] = in_flight_shard(order.order_id)
-    if order.status is OrderStatus.QUEUED and order.limit_price is not None:
-        side = "BUY" if order.order_type.is_buy else "SELL"
-        attributes["book_key"] = f"{order.asset_id}#{side}"
-        if order.expires_at is not None:
-            attributes["expiry_shard"] = EXPIRY_SHARD
+    if order.status is not OrderStatus.QUEUED:
+        return attributes
+    kind = order.order_type
+    if kind.is_limit:
+        attributes["book_key"] = f"{order.asset_id}#{_side(order)}"
+    if kind.is_conditional:
+        attributes["stop_key"] = stop_key(order.asset_id, rise=kind.triggers_on_rise)
+    if kind.is_trailing:
+        attributes["trail_key"] = f"{order.asset_id}#{_side(order)}"
+    if order.expires_at is not None:
+        attributes["expiry_shard"] = EXPIRY_SHARD
     return attributes
+
+
+def _side(order: Order) -> str:
+    return "BUY" if order.order_type.is_buy else "SELL"
+
+
+def stop_key(asset_id: str, *, rise: bool) -> str:
+    return f"{asset_id.strip().upper()}#{'RISE' if rise else 'FALL'}"
 
 
 def order_item(order: Order) -> dict[str, Any]:
@@ -174,12 +196,93 @@ class OrderDAO:
         return updated
 
     async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
-        """The QUEUED limit orders a price triggers, read from the sparse OpenLimitOrders
-        index, never by a scan: buys whose limit is at or above it, sells at or below."""
+        """The QUEUED orders a price triggers, from sparse indexes, never by a scan: limit
+        buys whose limit is at or above it, limit sells at or below (OpenLimitOrders);
+        conditional orders whose stop a rise reached (stop at or below it) or a fall
+        reached (stop at or above it) (OpenStopOrders)."""
         found: list[Order] = []
         for side, comparison in (("BUY", ">="), ("SELL", "<=")):
             found += await self._book(asset_id, side, f"limit_price {comparison} :price", price)
+        return found + await self.triggered_stops(asset_id, price)
+
+    async def triggered_stops(self, asset_id: str, price: Decimal) -> list[Order]:
+        found: list[Order] = []
+        for rise, comparison in ((True, "<="), (False, ">=")):
+            request = {
+                "TableName": self.table,
+                "IndexName": "OpenStopOrders",
+                "KeyConditionExpression": f"stop_key = :key AND stop_price {comparison} :price",
+                "ExpressionAttributeValues": {
+                    ":key": to_attribute(stop_key(asset_id, rise=rise)),
+                    ":price": to_attribute(price),
+                },
+            }
+            found += await _index_orders(self.client, request)
         return found
+
+    async def waiting_stops(self, asset_id: str) -> list[Order]:
+        """Every QUEUED conditional order of an asset: the ones a fall triggers, highest
+        stop first, then the ones a rise triggers, lowest first."""
+        found: list[Order] = []
+        for rise in (False, True):
+            request = {
+                "TableName": self.table,
+                "IndexName": "OpenStopOrders",
+                "KeyConditionExpression": "stop_key = :key",
+                "ExpressionAttributeValues": {":key": to_attribute(stop_key(asset_id, rise=rise))},
+                "ScanIndexForward": rise,
+            }
+            found += await _index_orders(self.client, request)
+        return found
+
+    async def move_trails(self, asset_id: str, price: Decimal) -> list[Order]:
+        """Every QUEUED trailing stop this price improves on (a sell's best below it, a
+        buy's above it) gets it as its best price and its stop moved after it. Each move
+        is conditioned on the stored best still being worse than the price and the order
+        still QUEUED: a repeated or late price, or a racing matcher, never moves a stop
+        back. Returns the orders as moved."""
+        moved: list[Order] = []
+        asset = asset_id.strip().upper()
+        for side, comparison in (("SELL", "<"), ("BUY", ">")):
+            request = {
+                "TableName": self.table,
+                "IndexName": "TrailingStops",
+                "KeyConditionExpression": f"trail_key = :key AND best_price {comparison} :price",
+                "ExpressionAttributeValues": {
+                    ":key": to_attribute(f"{asset}#{side}"),
+                    ":price": to_attribute(price),
+                },
+            }
+            for order in await _index_orders(self.client, request):
+                if (changed := await self._trail(order, price, comparison)) is not None:
+                    moved.append(changed)
+        return moved
+
+    async def _trail(self, order: Order, price: Decimal, comparison: str) -> Order | None:
+        improved = trailed(order, price)
+        if improved is None:
+            return None
+        best, stop = improved
+        try:
+            await call(
+                self.client,
+                "update_item",
+                TableName=self.table,
+                Key=keys.order_key(order.order_id),
+                UpdateExpression="SET best_price = :best, stop_price = :stop",
+                ConditionExpression=f"#status = :queued AND best_price {comparison} :best",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":best": to_attribute(best),
+                    ":stop": to_attribute(stop),
+                    ":queued": to_attribute(OrderStatus.QUEUED),
+                },
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return None  # executed, cancelled or moved further meanwhile
+            raise
+        return order.evolve(best_price=best, stop_price=stop)
 
     async def order_book(self, asset_id: str) -> tuple[list[Order], list[Order]]:
         """Open limit orders: bids best (highest) first, asks best (lowest) first."""
