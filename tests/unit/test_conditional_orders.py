@@ -57,12 +57,12 @@ def test_a_trailing_sell_keeps_the_highest_price_seen_whatever_the_order_gaps_or
     trailing = order(T.TRAILING_STOP_SELL, trail_amount=trail).evolve(
         best_price=start, stop_price=trail_stop(T.TRAILING_STOP_SELL, start, Decimal(trail), None)
     )
-    stops = [trailing.stop_price]
+    stops: list[Decimal] = [Decimal(str(trailing.stop_price))]
     for price in [*seen, *reversed(seen), *seen]:  # repeats, and the same prices late
         moved = trailed(trailing, price)
         if moved is not None:
             trailing = trailing.evolve(best_price=moved[0], stop_price=moved[1])
-        stops.append(trailing.stop_price)
+        stops.append(Decimal(str(trailing.stop_price)))
 
     best = max([start, *seen])
     assert trailing.best_price == best
@@ -79,12 +79,12 @@ def test_a_trailing_buy_keeps_the_lowest_price_seen_and_its_stop_only_falls(
     trailing = order(kind, trail_percent=percent).evolve(
         best_price=start, stop_price=trail_stop(kind, start, None, Decimal(percent))
     )
-    stops = [trailing.stop_price]
+    stops: list[Decimal] = [Decimal(str(trailing.stop_price))]
     for price in [*seen, *seen]:
         moved = trailed(trailing, price)
         if moved is not None:
             trailing = trailing.evolve(best_price=moved[0], stop_price=moved[1])
-        stops.append(trailing.stop_price)
+        stops.append(Decimal(str(trailing.stop_price)))
 
     lowest = min([start, *seen])
     assert trailing.best_price == lowest
