@@ -33,11 +33,22 @@ def register(verbs: Any) -> None:
         verb.add_argument("asset_id")
         verb.add_argument("quantity")
         verb.add_argument("--order-id", help="idempotency key (default: a new id)")
-        verb.add_argument("--limit", help="a limit order at this price (default: market)")
+        kinds = verb.add_mutually_exclusive_group()
+        kinds.add_argument("--limit", help="a limit order at this price (default: market)")
+        kinds.add_argument(
+            "--stop", help=f"a stop order: {'rises' if side == 'buy' else 'falls'} to this price"
+        )
+        kinds.add_argument(
+            "--take-profit",
+            help=f"a take-profit order: {'falls' if side == 'buy' else 'rises'} to this price",
+        )
+        kinds.add_argument(
+            "--trail", help="a trailing stop, by an amount (250) or a percentage (5%%)"
+        )
         verb.add_argument(
             "--expires-in",
             type=parse_duration,
-            help="limit orders: 90s, 30m, 12h, 7d (default 30d)",
+            help="limit, stop, take-profit and trailing orders: 90s, 30m, 12h, 7d (default 30d)",
         )
         verb.add_argument("--wait", action="store_true", help="wait until the order is final")
         verb.add_argument("--timeout", type=float, default=30.0)
@@ -47,7 +58,7 @@ def register(verbs: Any) -> None:
         verb.add_argument("username")
         verb.add_argument("amount")
         verb.set_defaults(run=cmd_funds, kind=kind)
-    cancel = verbs.add_parser("cancel", help="cancel a QUEUED limit order")
+    cancel = verbs.add_parser("cancel", help="cancel a QUEUED limit, stop or trailing order")
     cancel.add_argument("order_id")
     cancel.set_defaults(run=cmd_cancel)
     orders = verbs.add_parser("orders", help="list or show orders")
@@ -59,7 +70,9 @@ def register(verbs: Any) -> None:
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--cursor")
     listing.set_defaults(run=cmd_orders_list)
-    book = which.add_parser("book", help="open limit orders of an asset, best price first")
+    book = which.add_parser(
+        "book", help="open limit orders of an asset, best price first, and its waiting stops"
+    )
     book.add_argument("asset_id")
     book.set_defaults(run=cmd_orders_book)
     show = which.add_parser("show", help="one order")
@@ -84,19 +97,32 @@ def parse_duration(text: str) -> timedelta:
 
 
 def order_request(args: argparse.Namespace) -> OrderCreate:
-    buy = args.side == "buy"
-    if args.limit is None:
+    side = "BUY" if args.side == "buy" else "SELL"
+    fields: dict[str, Any] = {}
+    if args.limit is not None:
+        kind, fields["limit_price"] = f"LIMIT_{side}", args.limit
+    elif args.stop is not None:
+        kind, fields["stop_price"] = f"STOP_{side}", args.stop
+    elif args.take_profit is not None:
+        kind, fields["stop_price"] = f"TAKE_PROFIT_{side}", args.take_profit
+    elif args.trail is not None:
+        kind = f"TRAILING_STOP_{side}"
+        trail = str(args.trail).strip()
+        if trail.endswith("%"):
+            fields["trail_percent"] = trail[:-1]
+        else:
+            fields["trail_amount"] = trail
+    else:
         if args.expires_in is not None:
-            raise argparse.ArgumentTypeError("--expires-in needs --limit")
-        kind = OrderType.MARKET_BUY if buy else OrderType.MARKET_SELL
-        return OrderCreate(order_type=kind, asset_id=args.asset_id, quantity=args.quantity)
-    expires_at = utc_now() + args.expires_in if args.expires_in else None
-    return OrderCreate(
-        order_type=OrderType.LIMIT_BUY if buy else OrderType.LIMIT_SELL,
-        asset_id=args.asset_id,
-        quantity=args.quantity,
-        limit_price=args.limit,
-        expires_at=expires_at,
+            raise argparse.ArgumentTypeError(
+                "--expires-in needs --limit, --stop, --take-profit or --trail"
+            )
+        kind = f"MARKET_{side}"
+    if args.expires_in:
+        fields["expires_at"] = utc_now() + args.expires_in
+    return OrderCreate.model_validate(
+        {"order_type": OrderType(kind), "asset_id": args.asset_id, "quantity": args.quantity}
+        | fields
     )
 
 
@@ -112,7 +138,10 @@ def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
         if not args.wait:
             return 0
         order = await wait_for_order(
-            clients, command.payload.order_id, args.timeout, settle_on_queued=args.limit is not None
+            clients,
+            command.payload.order_id,
+            args.timeout,
+            settle_on_queued=request.order_type.rests,
         )
         print_json(order.response())
         return 0 if order.status in {OrderStatus.COMPLETED, OrderStatus.QUEUED} else 1
@@ -196,7 +225,9 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_orders_book(args: argparse.Namespace, settings: Settings) -> int:
     async def action(clients: AwsClients) -> int:
-        bids, asks = await get_order_dao(clients).order_book(args.asset_id)
+        orders = get_order_dao(clients)
+        bids, asks = await orders.order_book(args.asset_id)
+        stops = await orders.waiting_stops(args.asset_id)
 
         def rows(orders: list[Order]) -> list[dict[str, str]]:
             return [
@@ -209,7 +240,25 @@ def cmd_orders_book(args: argparse.Namespace, settings: Settings) -> int:
                 for o in orders
             ]
 
-        print_json({"asset_id": args.asset_id.upper(), "bids": rows(bids), "asks": rows(asks)})
+        waiting = [
+            {
+                "order_id": o.order_id,
+                "username": o.username,
+                "order_type": o.order_type.value,
+                "stop_price": format(o.stop_price or 0, "f"),
+                "quantity": format(o.quantity, "f"),
+                **({"best_price": format(o.best_price, "f")} if o.best_price else {}),
+            }
+            for o in stops
+        ]
+        print_json(
+            {
+                "asset_id": args.asset_id.upper(),
+                "bids": rows(bids),
+                "asks": rows(asks),
+                "stops": waiting,
+            }
+        )
         return 0
 
     return with_clients(settings, action)

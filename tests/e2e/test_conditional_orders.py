@@ -1,0 +1,86 @@
+"""Stop, take-profit and trailing stop orders through real processes: placed and held,
+triggered by the matcher through its index queries, executed once at the market price,
+listed in the book while they wait."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from order_processor.bootstrap import get_asset_balance_dao, get_balance_dao
+from order_processor.domain.commands import PlaceOrder
+from order_processor.domain.orders import OrderCreate, OrderStatus
+from tests.e2e.harness import Harness
+from tests.ledger import assert_ledger
+from tests.support import cli_env, run_cli
+
+
+def conditional(harness: Harness, username: str, kind: str, **fields: Any) -> PlaceOrder:
+    request = OrderCreate.model_validate(
+        {"order_type": kind, "asset_id": "BTC", "quantity": "1", **fields}
+    )
+    return harness.factory.place_order(username, request)
+
+
+async def price_move(harness: Harness, price: str) -> None:
+    await harness.send_prices(("BTC", price))
+    await harness.settle()
+
+
+async def test_each_conditional_order_fires_once_at_the_market_when_the_path_crosses_it(
+    harness: Harness,
+) -> None:
+    user = "stops_user"
+    await harness.create_user(user, usd="10000")
+    await harness.add_asset("BTC", "100")
+    await harness.give_asset(user, "BTC", "10")
+    orders = {
+        "stop sell": conditional(harness, user, "STOP_SELL", stop_price="90"),
+        "take-profit sell": conditional(harness, user, "TAKE_PROFIT_SELL", stop_price="120"),
+        "stop buy": conditional(harness, user, "STOP_BUY", stop_price="110"),
+        "take-profit buy": conditional(harness, user, "TAKE_PROFIT_BUY", stop_price="80"),
+        "trailing sell": conditional(harness, user, "TRAILING_STOP_SELL", trail_amount="10"),
+        "trailing buy": conditional(harness, user, "TRAILING_STOP_BUY", trail_amount="35"),
+    }
+    ids = {name: command.payload.order_id for name, command in orders.items()}
+    await harness.send(*orders.values())
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    book = run_cli("orders", "book", "BTC", env=cli_env(harness.settings) | harness_secret(harness))
+    assert book.returncode == 0, book.stderr
+    waiting = {row["order_id"]: row for row in json.loads(book.stdout)["stops"]}
+    assert set(waiting) == set(ids.values())
+    assert waiting[ids["trailing sell"]]["stop_price"] == "90.00000000"
+    assert waiting[ids["trailing buy"]]["stop_price"] == "135.00000000"
+    balance = await get_balance_dao(harness.clients).get_balance(user)
+    # Held: the stop buy 110 + 5 % = 115.50, the take-profit buy 80.00, the trailing buy
+    # (135 + 5 %) 141.75.
+    assert balance.held == Decimal("337.25")
+
+    await price_move(harness, "130")  # up: take-profit sell, stop buy; the trail rises
+    await price_move(harness, "119")  # 10 below the best (130): the trailing sell
+    await price_move(harness, "85")  # down: the stop sell; the trailing buy's best falls
+    await price_move(harness, "79")  # the take-profit buy
+    await price_move(harness, "95")  # nothing: the trailing buy's stop is 79 + 35
+    await price_move(harness, "115")  # 114 reached: the trailing buy
+
+    filled = {name: await harness.order(order_id) for name, order_id in ids.items()}
+    assert {name: (o.status, o.price) for name, o in filled.items()} == {
+        "take-profit sell": (OrderStatus.COMPLETED, Decimal("130")),
+        "stop buy": (OrderStatus.COMPLETED, Decimal("130")),
+        "trailing sell": (OrderStatus.COMPLETED, Decimal("119")),
+        "stop sell": (OrderStatus.COMPLETED, Decimal("85")),
+        "take-profit buy": (OrderStatus.COMPLETED, Decimal("79")),
+        "trailing buy": (OrderStatus.COMPLETED, Decimal("115")),
+    }
+    balance = await get_balance_dao(harness.clients).get_balance(user)
+    btc = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "BTC")
+    # Sold 130 + 119 + 85, bought 130 + 79 + 115: 10000 + 334 - 324.
+    assert (balance.available, balance.held) == (Decimal("10010.00"), Decimal("0.00"))
+    assert (btc.available, btc.held) == (Decimal("10"), Decimal("0"))
+    await assert_ledger(harness.clients, user)
+
+
+def harness_secret(harness: Harness) -> dict[str, str]:
+    return {"ORDER_PROCESSOR_JWT_SECRET": harness.settings.to_env()["ORDER_PROCESSOR_JWT_SECRET"]}
