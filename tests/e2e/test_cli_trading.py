@@ -132,6 +132,7 @@ async def test_limit_orders_through_the_cli(harness: Harness) -> None:
             }
         ],
         "asks": [],
+        "stops": [],
     }
     assert "open limit orders: XRP 1 bids/0 asks" in status
     assert "orders by status: QUEUED 1" in status

@@ -5,6 +5,7 @@ listed in the book while they wait."""
 from __future__ import annotations
 
 import json
+import signal
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +54,8 @@ async def test_each_conditional_order_fires_once_at_the_market_when_the_path_cro
     assert set(waiting) == set(ids.values())
     assert waiting[ids["trailing sell"]]["stop_price"] == "90.00000000"
     assert waiting[ids["trailing buy"]]["stop_price"] == "135.00000000"
+    status = run_cli("status", env=cli_env(harness.settings))
+    assert "waiting stop orders: BTC 6" in status.stdout, status.stdout + status.stderr
     balance = await get_balance_dao(harness.clients).get_balance(user)
     # Held: the stop buy 110 + 5 % = 115.50, the take-profit buy 80.00, the trailing buy
     # (135 + 5 %) 141.75.
@@ -84,3 +87,40 @@ async def test_each_conditional_order_fires_once_at_the_market_when_the_path_cro
 
 def harness_secret(harness: Harness) -> dict[str, str]:
     return {"ORDER_PROCESSOR_JWT_SECRET": harness.settings.to_env()["ORDER_PROCESSOR_JWT_SECRET"]}
+
+
+async def test_a_matcher_killed_after_moving_a_trail_moves_it_once_and_fires_it_once(
+    harness: Harness,
+) -> None:
+    user = "trail_crash"
+    await harness.create_user(user, usd="100")
+    await harness.add_asset("BTC", "100")
+    await harness.give_asset(user, "BTC", "1")
+    trailing = conditional(harness, user, "TRAILING_STOP_SELL", trail_amount="5")
+    await harness.send(trailing)
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    await harness.send_prices(("BTC", "110"))
+    killed = await harness.run_worker(kind="limit-matcher", fault="crash-after=trailed")
+    assert killed == -signal.SIGKILL  # after the move, before the update was deleted
+    await harness.settle()  # the update again: the same move, nothing to send
+    moved = await harness.order(trailing.payload.order_id)
+    assert (moved.status, moved.best_price, moved.stop_price) == (
+        OrderStatus.QUEUED,
+        Decimal("110"),
+        Decimal("105"),
+    )
+
+    await harness.send_prices(("BTC", "104"))
+    killed = await harness.run_worker(kind="limit-matcher", fault="crash-after=trailed")
+    assert killed == -signal.SIGKILL
+    await harness.settle()
+
+    sold = await harness.order(trailing.payload.order_id)
+    assert (sold.status, sold.price, sold.total_amount) == (
+        OrderStatus.COMPLETED,
+        Decimal("104"),
+        Decimal("104.00"),
+    )
+    assert await harness.available(user) == Decimal("204.00")
+    await assert_ledger(harness.clients, user)

@@ -3,6 +3,7 @@ how a trailing stop follows the market, what each holds and what execution settl
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,8 +16,9 @@ from order_processor.domain.orders import Order, OrderCreate, OrderStatus, Order
 from order_processor.domain.triggers import trail_stop, trailed, triggered
 from order_processor.exceptions import CommandRejected
 from order_processor.saga.engine import Saga
+from order_processor.store.orders import index_attributes
 from tests.unit.fakes import MemoryEvents, MemoryLedger
-from tests.unit.test_saga import USER, place, reference, world
+from tests.unit.test_saga import LIMITS, NOW, USER, place, reference, world
 
 T = OrderType
 
@@ -231,3 +233,67 @@ async def test_a_redelivered_stop_with_another_trigger_is_a_conflicting_duplicat
     with pytest.raises(CommandRejected, match="different request"):
         await saga.handle(place(T.STOP_SELL, "2", stop_price="80"))
     assert ledger.orders["o-1"].stop_price == Decimal("90")
+
+
+async def test_two_executions_of_one_triggered_stop_fill_it_once() -> None:
+    saga, ledger, _events = await placed(T.STOP_SELL, btc="2", stop_price="90")
+    with_price(ledger, "80")
+
+    await saga.handle(reference(ExecuteOrder, asset_id="BTC"))
+    await saga.handle(reference(ExecuteOrder, asset_id="BTC", order_id="o-1"))  # a rematch's
+
+    assert ledger.records_of("o-1") == ["HOLD", "ORDER_SALE", "RELEASE", "SELL"]
+    assert ledger.available(USER)[0] == Decimal("1160.00")
+
+
+async def test_a_cancel_after_the_trigger_is_refused_and_an_execution_after_it_fills_nothing() -> (
+    None
+):
+    saga, ledger, _ = await placed(T.STOP_BUY, stop_price="110", order_id="o-1")
+    with_price(ledger, "111")
+    await saga.handle(reference(ExecuteOrder, asset_id="BTC"))
+    with pytest.raises(CommandRejected, match="only a QUEUED order"):
+        await saga.handle(reference(CancelOrder))
+
+    await saga.handle(place(T.STOP_BUY, "2", stop_price="120", order_id="o-2"))
+    await saga.handle(reference(CancelOrder, order_id="o-2"))
+    with_price(ledger, "125")
+    await saga.handle(reference(ExecuteOrder, order_id="o-2", asset_id="BTC"))
+
+    assert ledger.orders["o-1"].status is OrderStatus.COMPLETED
+    assert ledger.orders["o-2"].status is OrderStatus.CANCELLED
+    assert ledger.records_of("o-2") == ["ORDER_HOLD", "ORDER_RELEASE"]
+
+
+async def test_a_stop_past_its_expiry_expires_instead_of_firing() -> None:
+    _saga, ledger, _ = await placed(
+        T.STOP_SELL, btc="2", stop_price="90", expires_at=NOW + timedelta(minutes=5)
+    )
+    with_price(ledger, "80")
+    later = Saga(ledger, MemoryEvents(), LIMITS, clock=lambda: NOW + timedelta(minutes=6))
+
+    await later.handle(reference(ExecuteOrder, asset_id="BTC"))
+
+    assert ledger.orders["o-1"].status is OrderStatus.EXPIRED
+    assert ledger.holding(USER, "BTC") == (Decimal("2"), Decimal("0"))
+
+
+def test_only_a_waiting_order_is_in_the_stop_indexes_and_the_expiry_index() -> None:
+    waiting = order(T.TRAILING_STOP_SELL, trail_amount="5", expires_at=NOW).evolve(
+        status=OrderStatus.QUEUED, stop_price=Decimal("95"), best_price=Decimal("100")
+    )
+    done = waiting.evolve(status=OrderStatus.COMPLETED)
+
+    assert index_attributes(waiting) | {"created_key": ""} == {
+        "created_key": "",
+        "stop_key": "BTC#FALL",
+        "trail_key": "BTC#SELL",
+        "expiry_shard": "EXPIRING",
+    }
+    assert set(index_attributes(done)) == {"created_key"}
+    assert (
+        index_attributes(order(T.STOP_BUY, stop_price="1").evolve(status=OrderStatus.QUEUED))[
+            "stop_key"
+        ]
+        == "BTC#RISE"
+    )

@@ -111,6 +111,7 @@ class PriceMatcher:
         trailed = await self.orders.move_trails(asset_id, price)
         if trailed:
             self.metrics.inc("trailing_stops_moved_total", len(trailed))
+        self.faults.after_commit("trailed")  # the crash test: trails moved, nothing sent
         triggered = await self.orders.triggered_orders(asset_id, price)
         commands = self._executions(triggered, update.command_id)
         self.faults.after_commit("matched")  # the crash test: after the query, before sending

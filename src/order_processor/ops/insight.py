@@ -4,7 +4,7 @@ order book by asset, what sits in the dead-letter queue."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from order_processor.ops.dead_letters import DeadLetters
@@ -18,6 +18,7 @@ class Insight:
     orders_by_status: Counter[str]
     open_orders_by_asset: dict[str, tuple[int, int]]  # asset -> (bids, asks)
     dead_letters_by_type: Counter[str]
+    waiting_stops_by_asset: dict[str, int] = field(default_factory=dict)
 
     def render(self) -> str:
         lines = ["orders by status: " + _counts(self.orders_by_status)]
@@ -25,6 +26,8 @@ class Insight:
             f"{a} {b} bids/{s} asks" for a, (b, s) in sorted(self.open_orders_by_asset.items())
         )
         lines.append("open limit orders: " + (book or "none"))
+        stops = ", ".join(f"{a} {n}" for a, n in sorted(self.waiting_stops_by_asset.items()))
+        lines.append("waiting stop orders: " + (stops or "none"))
         lines.append("dead letters by type: " + _counts(self.dead_letters_by_type))
         return "\n".join(lines)
 
@@ -36,6 +39,7 @@ class Insight:
                 asset: {"bids": bids, "asks": asks}
                 for asset, (bids, asks) in sorted(self.open_orders_by_asset.items())
             },
+            "waiting_stop_orders": dict(sorted(self.waiting_stops_by_asset.items())),
             "dead_letters_by_type": dict(sorted(self.dead_letters_by_type.items())),
         }
 
@@ -58,20 +62,23 @@ async def orders_by_status(client: Any, table: str) -> Counter[str]:
     return counts
 
 
-async def open_orders_by_asset(assets: AssetDAO, orders: OrderDAO) -> dict[str, tuple[int, int]]:
+async def open_orders_by_asset(
+    assets: AssetDAO, orders: OrderDAO
+) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+    """Per asset: (bids, asks) of the limit book, and the conditional orders waiting."""
     book: dict[str, tuple[int, int]] = {}
+    stops: dict[str, int] = {}
     async for asset in assets.every_asset():
         bids, asks = await orders.order_book(asset.asset_id)
         if bids or asks:
             book[asset.asset_id] = (len(bids), len(asks))
-    return book
+        if waiting := await orders.waiting_stops(asset.asset_id):
+            stops[asset.asset_id] = len(waiting)
+    return book, stops
 
 
 async def gather_insight(
     client: Any, orders_table: str, assets: AssetDAO, orders: OrderDAO, dead: DeadLetters
 ) -> Insight:
-    return Insight(
-        await orders_by_status(client, orders_table),
-        await open_orders_by_asset(assets, orders),
-        await dead.summary(),
-    )
+    book, stops = await open_orders_by_asset(assets, orders)
+    return Insight(await orders_by_status(client, orders_table), book, await dead.summary(), stops)
