@@ -94,7 +94,7 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
     table_total = sum(
         int(line.split()[-1])
         for line in out.splitlines()
-        if re.match(r"^(MARKET|LIMIT)_(BUY|SELL) ", line)
+        if re.match(r"^(MARKET|LIMIT|STOP|TAKE_PROFIT|TRAILING_STOP)_(BUY|SELL) ", line)
     )
     assert placed == table_total == count_orders(demo_deployment)
     assert "QUEUED" not in out.split("orders ", 1)[1].splitlines()[0]  # every order final

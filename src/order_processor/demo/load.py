@@ -1,9 +1,9 @@
 """`make run`: the whole system on one machine, under a mixed load, then its audit.
 
 Seeds assets and users, starts two order workers, the limit matcher and the expiry
-sweeper as separate processes, sends deposits, withdrawals, market and limit orders and
-cancels at a steady pace while a random-walk feed moves prices, follows every status
-event, closes the book (cancels what is still QUEUED), waits until every order is final,
+sweeper as separate processes, sends deposits, withdrawals, market, limit, stop,
+take-profit and trailing stop orders and cancels at a steady pace while a random-walk
+feed moves prices, follows every status event, closes the book (cancels what is still QUEUED), waits until every order is final,
 then prints a summary and the ledger audit. Ctrl-C (SIGINT) or SIGTERM stop it cleanly.
 """
 
@@ -53,6 +53,7 @@ ASSETS = {
 }
 NO_LOGIN = "!"
 TERMINAL = {"order.completed", "order.failed", "order.cancelled", "order.expired"}
+CONDITIONAL_TYPES = [kind for kind in OrderType if kind.is_conditional]
 WORKERS = [
     ("order worker 1", ["workers.order_worker"]),
     ("order worker 2", ["workers.order_worker"]),
@@ -237,7 +238,7 @@ class Demo:
             self.tally.commands[command.type.value] += 1
             if isinstance(command, PlaceOrder):
                 self.tally.sent_at[command.payload.order_id] = now
-                if not command.payload.order_type.is_limit:
+                if not command.payload.order_type.rests:
                     self.tally.market.add(command.payload.order_id)
         await self.commands.send_batch(commands)
 
@@ -254,9 +255,11 @@ class Demo:
             return self.factory.cancel(user, self.random.choice(placed[user]))
         quantity = self._quantity(asset, Decimal(self.random.randint(20, 400)))
         side = self.random.choice(["buy", "buy", "sell"])
-        if roll < 0.55:
+        if roll < 0.45:
             kind = OrderType.MARKET_BUY if side == "buy" else OrderType.MARKET_SELL
             request = OrderCreate(order_type=kind, asset_id=asset, quantity=quantity)
+        elif roll < 0.75:
+            request = self._conditional(asset, price, quantity)
         else:
             move = Decimal(self.random.randint(-300, 100)) / 10000
             limit = (price * (1 + move if side == "buy" else 1 - move)).quantize(
@@ -271,9 +274,26 @@ class Demo:
                 expires_at=None if expires is None else _in_seconds(expires),
             )
         command = self.factory.place_order(user, request)
-        if request.order_type.is_limit:
+        if request.order_type.rests:
             placed[user].append(command.payload.order_id)
         return command
+
+    def _conditional(self, asset: str, price: Decimal, quantity: Decimal) -> OrderCreate:
+        """A stop, take-profit or trailing stop of either side, its trigger 0.2 to 2 %
+        from the price, so that the random walk fires some and leaves others waiting."""
+        kind = self.random.choice(CONDITIONAL_TYPES)
+        away = Decimal(self.random.randint(20, 200)) / 10000
+        fields: dict[str, object] = {}
+        if kind.is_trailing:
+            fields["trail_percent"] = (away * 100).quantize(Decimal("0.01"))
+        else:
+            up = kind.triggers_on_rise
+            fields["stop_price"] = (price * (1 + away if up else 1 - away)).quantize(
+                Decimal("0.00000001")
+            )
+        return OrderCreate.model_validate(
+            {"order_type": kind, "asset_id": asset, "quantity": quantity} | fields
+        )
 
     def _quantity(self, asset: str, usd: Decimal) -> Decimal:
         return (usd / self.prices[asset]).quantize(Decimal("0.0001"))

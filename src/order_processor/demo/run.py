@@ -127,10 +127,10 @@ async def order_table(clients: AwsClients) -> str:
     async for item in all_items(clients.dynamodb, "scan", arguments):
         counts[(str(item["order_type"]), str(item["status"]))] += 1
     statuses = sorted({s for _, s in counts})
-    lines = [f"{'orders':<12}" + "".join(f"{s:>11}" for s in statuses) + f"{'total':>8}"]
+    lines = [f"{'orders':<19}" + "".join(f"{s:>11}" for s in statuses) + f"{'total':>8}"]
     for kind in sorted({k for k, _ in counts}):
         row = [counts[(kind, s)] for s in statuses]
-        lines.append(f"{kind:<12}" + "".join(f"{n:>11}" for n in row) + f"{sum(row):>8}")
+        lines.append(f"{kind:<19}" + "".join(f"{n:>11}" for n in row) + f"{sum(row):>8}")
     return "\n".join(lines)
 
 
