@@ -53,6 +53,9 @@ class Settings(BaseModel):
     service_token_minutes: Annotated[int, Field(ge=1, le=60)] = 5
     clock_skew_seconds: Annotated[int, Field(ge=0, le=600)] = 30
     recovery_age_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 300
+    stop_slippage_percent: Annotated[
+        Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2, allow_inf_nan=False)
+    ] = Decimal("5")
     metrics_host: Annotated[str, Field(min_length=1, max_length=255)] = "0.0.0.0"
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     # An IAM role to assume through STS (cross-account access); its credentials are
@@ -147,6 +150,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "service_token_minutes": "ORDER_PROCESSOR_SERVICE_TOKEN_MINUTES",
     "clock_skew_seconds": "ORDER_PROCESSOR_CLOCK_SKEW_SECONDS",
     "recovery_age_seconds": "ORDER_PROCESSOR_RECOVERY_AGE_SECONDS",
+    "stop_slippage_percent": "ORDER_PROCESSOR_STOP_SLIPPAGE_PERCENT",
     "metrics_host": "ORDER_PROCESSOR_METRICS_HOST",
     "metrics_port": "ORDER_PROCESSOR_METRICS_PORT",
     "role_arn": "ORDER_PROCESSOR_ROLE_ARN",

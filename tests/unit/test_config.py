@@ -94,3 +94,12 @@ def test_settings_pass_to_a_child_process_whole() -> None:
     )
 
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_the_stop_slippage_allowance_is_a_setting_from_0_to_100_percent() -> None:
+    assert Settings.from_env({}).stop_slippage_percent == Decimal("5")
+    assert Settings.from_env(
+        {"ORDER_PROCESSOR_STOP_SLIPPAGE_PERCENT": "2.5"}
+    ).stop_slippage_percent == Decimal("2.5")
+    with pytest.raises(ConfigError, match="ORDER_PROCESSOR_STOP_SLIPPAGE_PERCENT"):
+        Settings.from_env({"ORDER_PROCESSOR_STOP_SLIPPAGE_PERCENT": "150"})

@@ -239,6 +239,7 @@ def build_saga(
             max_order_value=settings.max_order_value,
             daily_deposit=settings.daily_deposit_limit,
             daily_withdraw=settings.daily_withdraw_limit,
+            stop_slippage_percent=settings.stop_slippage_percent,
         ),
         faults=Faults.from_env(),
         metrics=metrics,
