@@ -4,7 +4,8 @@ Seeds assets and users, starts two order workers, the limit matcher and the expi
 sweeper as separate processes, sends deposits, withdrawals, market, limit, stop,
 take-profit and trailing stop orders and cancels at a steady pace while a random-walk
 feed moves prices, follows every status event, closes the book (cancels what is still
-QUEUED), waits until every order is final, then prints a summary and the ledger audit. Ctrl-C (SIGINT) or SIGTERM stop it cleanly.
+QUEUED), waits until every order is final, then prints a summary and the ledger audit.
+Ctrl-C (SIGINT) or SIGTERM stop it cleanly.
 """
 
 from __future__ import annotations
