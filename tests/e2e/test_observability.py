@@ -95,10 +95,8 @@ def sample(body: str, name: str) -> float:
 async def test_all_three_programs_serve_their_own_metrics_and_readiness(harness: Harness) -> None:
     await harness.create_user("scrape_u", usd="1000")
     await harness.add_asset("BTC", "100")
-    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
     waiting = harness.limit("scrape_u", "buy", "BTC", "1", "90")
-    expiring = harness.limit("scrape_u", "buy", "BTC", "1", "50", expires_at=soon)
-    await harness.send(waiting, expiring)
+    await harness.send(waiting)
     ports = {kind: free_port() for kind in ("orders", "limit-matcher", "expiry-sweeper")}
     programs = {
         kind: harness.start_worker(
@@ -113,7 +111,12 @@ async def test_all_three_programs_serve_their_own_metrics_and_readiness(harness:
     try:
         for kind in programs:
             await until_answered(base[kind] + "/readyz", 200, harness)
+        # Sent once the worker is ready, so that it is placed well before its expiry.
+        soon = (datetime.now(UTC) + timedelta(seconds=8)).isoformat()
+        expiring = harness.limit("scrape_u", "buy", "BTC", "1", "50", expires_at=soon)
+        await harness.send(expiring)
         await until_status(harness, waiting.payload.order_id, OrderStatus.QUEUED)
+        await until_status(harness, expiring.payload.order_id, OrderStatus.QUEUED)
         await harness.send_prices(("BTC", "85"))
         await until_status(harness, waiting.payload.order_id, OrderStatus.COMPLETED)
         await until_status(harness, expiring.payload.order_id, OrderStatus.EXPIRED)
