@@ -408,3 +408,26 @@ def test_the_audit_accepts_each_conditional_type_filled_as_the_saga_fills_it() -
     ]:
         order, usd, trades = _completed(kind, price, **fields)
         assert order_mismatches(order, usd, trades, now=NOW) == [], kind
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a trail move changes best_price/stop_price but not `sequence`, and event ids are "
+    "order_id:sequence: a redelivered PlaceOrder re-announces the moved trail under the id of "
+    "the first QUEUED event, so a follower that drops duplicate ids never sees it (and the "
+    "matcher publishes no event of the move at all)",
+)
+async def test_a_moved_trail_is_announced_under_the_id_of_the_event_before_the_move() -> None:
+    saga, ledger, events = world(btc="2", price="100")
+    await saga.handle(place(T.TRAILING_STOP_SELL, "1", trail_amount="10"))
+    stored = ledger.orders["o-1"]
+    ledger.orders["o-1"] = stored.evolve(best_price=Decimal("150"), stop_price=Decimal("140"))
+    with_price(ledger, "145")  # the matcher saw 150, now 145: still waiting
+
+    await saga.handle(place(T.TRAILING_STOP_SELL, "1", trail_amount="10"))  # redelivered
+
+    assert ledger.orders["o-1"].status is OrderStatus.QUEUED
+    stops: dict[str, set[str]] = {}
+    for event in events.published:
+        stops.setdefault(event.event_id, set()).add(str((event.data or {}).get("stop_price")))
+    assert all(len(seen) == 1 for seen in stops.values()), stops
