@@ -431,3 +431,40 @@ async def test_a_moved_trail_is_announced_under_the_id_of_the_event_before_the_m
     for event in events.published:
         stops.setdefault(event.event_id, set()).add(str((event.data or {}).get("stop_price")))
     assert all(len(seen) == 1 for seen in stops.values()), stops
+
+
+def customer_cancel(order_id: str) -> str:
+    return json.dumps(
+        {
+            "schema": "order-processor/command/v1",
+            "command_id": f"cancel-{order_id}",
+            "type": "CancelOrder",
+            "username": USER,
+            "issued_at": "2026-11-28T11:59:00Z",
+            "auth": TOKENS.create_access_token(USER, role="customer"),
+            "payload": {"order_id": order_id},
+        }
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="when the poisoned ExecuteOrder reaches its last delivery, _run_in_order sends the "
+    "later commands about the same order to the dead letters with it: the owner's CancelOrder, "
+    "the only way out of the loop before the 30-day expiry, is dead-lettered unexecuted",
+)
+async def test_the_owners_cancel_behind_a_poisoned_execute_order_is_dead_lettered_with_it() -> None:
+    saga, ledger, _ = world(btc="1", price="101")
+    await saga.handle(place(T.STOP_SELL, "0.0002", stop_price="100"))
+    with_price(ledger, "40")
+
+    outcomes = await handler(saga).handle_group(
+        USER,
+        [
+            message(1, matcher_execute("o-1", "update-1"), receive_count=5),
+            message(2, customer_cancel("o-1")),
+        ],
+    )
+
+    assert outcomes["m-2"] == Ack()
+    assert ledger.orders["o-1"].status is OrderStatus.CANCELLED
