@@ -26,13 +26,7 @@ async def strict_harness(aws_endpoint: str) -> AsyncIterator[Harness]:
         destroy(settings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="limit.execution does not re-check the minimum notional: the 0.00 ORDER_SALE "
-    "record raises, the worker retries it as a bug, and every ExecuteOrder the matcher sends "
-    "for the still-QUEUED order ends in the dead letters",
-)
-async def test_a_tiny_stop_loss_sell_filled_below_its_stop_feeds_the_dead_letters_forever(
+async def test_a_tiny_stop_loss_sell_filled_below_its_stop_fails_once_and_leaves_no_dead_letters(
     strict_harness: Harness,
 ) -> None:
     harness, user = strict_harness, "tiny_stop"

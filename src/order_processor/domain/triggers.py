@@ -36,6 +36,19 @@ def triggered(order: Order, price: Decimal) -> bool:
     return price >= at if kind.triggers_on_rise else price <= at
 
 
+def trail_leaves_room(
+    kind: OrderType, best: Decimal, amount: Decimal | None, percent: Decimal | None
+) -> bool:
+    """A trailing sell's first stop must be a price (at least the smallest one) below the
+    market: a trail as large as the price would sell at once, without any retracement."""
+    if kind is not OrderType.TRAILING_STOP_SELL:
+        return True
+    with localcontext() as context:
+        context.prec = 60
+        distance = amount if amount is not None else best * (percent or Decimal(0)) / 100
+        return (best - distance).quantize(TICK, rounding=ROUND_FLOOR) >= TICK
+
+
 def trail_stop(
     kind: OrderType, best: Decimal, amount: Decimal | None, percent: Decimal | None
 ) -> Decimal:

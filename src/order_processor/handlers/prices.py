@@ -26,6 +26,7 @@ from order_processor.domain.commands import (
     ServiceName,
     UpdatePrice,
 )
+from order_processor.domain.events import order_event
 from order_processor.domain.orders import Order
 from order_processor.domain.ports import MetricsSink, NoMetrics
 from order_processor.exceptions import CommandRejected, OrderProcessorError, StalePriceException
@@ -111,6 +112,9 @@ class PriceMatcher:
         trailed = await self.orders.move_trails(asset_id, price)
         if trailed:
             self.metrics.inc("trailing_stops_moved_total", len(trailed))
+            # Each move is a state of its own (QUEUED, its sequence up by one): announced.
+            # A crash before this publish skips these intermediate events for good.
+            await self.publisher.publish([order_event(order) for order in trailed])
         self.faults.after_commit("trailed")  # the crash test: trails moved, nothing sent
         triggered = await self.orders.triggered_orders(asset_id, price)
         commands = self._executions(triggered, update.command_id)

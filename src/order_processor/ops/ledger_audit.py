@@ -25,6 +25,7 @@ from order_processor.domain.balances import (
 from order_processor.domain.base import utc_now
 from order_processor.domain.money import buy_cost, exact_total, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
+from order_processor.domain.triggers import triggered
 from order_processor.store import keys
 from order_processor.store.dynamo import Page, all_items, all_pages, to_attribute, without_keys
 from order_processor.store.orders import OrderDAO
@@ -270,6 +271,8 @@ def _pricing_mistakes(order: Order) -> list[str]:
     limit = order.limit_price
     if limit is not None and (order.price > limit if buy else order.price < limit):
         wrong.append(f"executed at {order.price}, worse than its limit {limit}")
+    if order.order_type.is_conditional and not triggered(order, order.price):
+        wrong.append(f"executed at {order.price}, which its stop {order.stop_price} never triggers")
     return wrong
 
 

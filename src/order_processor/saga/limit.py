@@ -127,6 +127,9 @@ def execution(snapshot: Snapshot, queued: Order, at: datetime, limits: Limits) -
     if not asset.is_active or not triggered(queued, asset.price):
         return None
     refusal = _refusal(queued, asset, snapshot.user, limits)
+    if refusal is None and sell_proceeds(queued.quantity, asset.price) < MINIMUM_NOTIONAL:
+        # A stop sell filled far below its stop: less than a cent is no trade.
+        refusal = Reason.ORDER_TOO_SMALL
     if refusal:
         return closing(queued, at, OrderStatus.FAILED, refusal)
     rounding = buy_cost if queued.order_type.is_buy else sell_proceeds

@@ -23,7 +23,7 @@ from order_processor.domain.commands import (
 from order_processor.domain.money import check_places
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import Snapshot
-from order_processor.domain.triggers import hold_price, trailed
+from order_processor.domain.triggers import hold_price, trail_leaves_room, trailed
 from order_processor.exceptions import CommandRejected, Reason
 from order_processor.saga import limit, market
 from order_processor.saga.decision import (
@@ -187,10 +187,19 @@ def _accept(command: PlaceOrder, at: datetime, price: Decimal, limits: Limits) -
     expiry = order.expires_at
     if kind.rests and expiry is None:
         expiry = at + DEFAULT_EXPIRY
-    if kind.is_trailing:
-        best, stop = trailed(order, price) or (price, price)
-        order = order.evolve(best_price=best, stop_price=stop)
-    order = order.evolve(hold_price=hold_price(order, limits.stop_slippage_percent))
+    if not trail_leaves_room(kind, price, order.trail_amount, order.trail_percent):
+        raise CommandRejected(
+            Reason.INVALID_COMMAND, f"the trail leaves no stop below the market price {price}"
+        )
+    try:
+        if kind.is_trailing:
+            best, stop = trailed(order, price) or (price, price)
+            order = order.evolve(best_price=best, stop_price=stop)
+        order = order.evolve(hold_price=hold_price(order, limits.stop_slippage_percent))
+    except ValueError as exc:  # a stop or hold past what a price can be
+        raise CommandRejected(
+            Reason.ORDER_VALUE_LIMIT, "the order's stop or hold price is out of range"
+        ) from exc
     return order.evolve(
         step="accepted", sequence=1, created_at=at, updated_at=at, expires_at=expiry
     )

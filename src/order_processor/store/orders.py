@@ -259,30 +259,39 @@ class OrderDAO:
         return moved
 
     async def _trail(self, order: Order, price: Decimal, comparison: str) -> Order | None:
+        """One move: its own state of the order (sequence up by one, like any change), so
+        that a worker's write decided before it is refused and decided again, and its
+        event has an id of its own."""
         improved = trailed(order, price)
         if improved is None:
             return None
         best, stop = improved
         try:
-            await call(
+            response = await call(
                 self.client,
                 "update_item",
                 TableName=self.table,
                 Key=keys.order_key(order.order_id),
-                UpdateExpression="SET best_price = :best, stop_price = :stop",
+                UpdateExpression=(
+                    "SET best_price = :best, stop_price = :stop, updated_at = :now "
+                    "ADD #sequence :one"
+                ),
                 ConditionExpression=f"#status = :queued AND best_price {comparison} :best",
-                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeNames={"#status": "status", "#sequence": "sequence"},
                 ExpressionAttributeValues={
                     ":best": to_attribute(best),
                     ":stop": to_attribute(stop),
+                    ":now": to_attribute(self.clock()),
+                    ":one": to_attribute(1),
                     ":queued": to_attribute(OrderStatus.QUEUED),
                 },
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if is_condition_failure(exc):
                 return None  # executed, cancelled or moved further meanwhile
             raise
-        return order.evolve(best_price=best, stop_price=stop)
+        return _order(response["Attributes"])
 
     async def order_book(self, asset_id: str) -> tuple[list[Order], list[Order]]:
         """Open limit orders: bids best (highest) first, asks best (lowest) first."""
