@@ -46,6 +46,8 @@ def test_provisioning_creates_everything_once_and_then_changes_nothing(
     assert {i["IndexName"] for i in orders["GlobalSecondaryIndexes"]} == {
         "UserOrdersIndex",
         "OpenLimitOrders",
+        "OpenStopOrders",
+        "TrailingStops",
         "ExpiryIndex",
         "InFlightIndex",
     }
