@@ -4,12 +4,14 @@ listed in the book while they wait."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+import time
 from decimal import Decimal
 from typing import Any
 
-from order_processor.bootstrap import get_asset_balance_dao, get_balance_dao
+from order_processor.bootstrap import get_asset_balance_dao, get_asset_dao, get_balance_dao
 from order_processor.domain.commands import PlaceOrder
 from order_processor.domain.orders import OrderCreate, OrderStatus
 from tests.e2e.harness import Harness
@@ -24,9 +26,18 @@ def conditional(harness: Harness, username: str, kind: str, **fields: Any) -> Pl
     return harness.factory.place_order(username, request)
 
 
-async def price_move(harness: Harness, price: str) -> None:
-    await harness.send_prices(("BTC", price))
-    await harness.settle()
+async def until_done(harness: Harness, order_ids: list[str], price: str) -> None:
+    """Until the inventory shows `price` (the matcher applied it) and every order in
+    `order_ids` is final."""
+    deadline = time.monotonic() + 60
+    assets = get_asset_dao(harness.clients)
+    while True:
+        applied = (await assets.get_asset("BTC")).price == Decimal(price)
+        orders = [await harness.order(order_id) for order_id in order_ids]
+        if applied and all(o.status.is_terminal for o in orders):
+            return
+        assert time.monotonic() < deadline, harness.worker_output()
+        await asyncio.sleep(0.1)
 
 
 async def test_each_conditional_order_fires_once_at_the_market_when_the_path_crosses_it(
@@ -61,12 +72,27 @@ async def test_each_conditional_order_fires_once_at_the_market_when_the_path_cro
     # (135 + 5 %) 141.75.
     assert balance.held == Decimal("337.25")
 
-    await price_move(harness, "130")  # up: take-profit sell, stop buy; the trail rises
-    await price_move(harness, "119")  # 10 below the best (130): the trailing sell
-    await price_move(harness, "85")  # down: the stop sell; the trailing buy's best falls
-    await price_move(harness, "79")  # the take-profit buy
-    await price_move(harness, "95")  # nothing: the trailing buy's stop is 79 + 35
-    await price_move(harness, "115")  # 114 reached: the trailing buy
+    # The matcher and the worker run throughout; each move waits for what it fires.
+    running = [
+        harness.start_worker(burst=False, kind="limit-matcher"),
+        harness.start_worker(burst=False),
+    ]
+    try:
+        path = [
+            ("130", ["take-profit sell", "stop buy"]),  # up; the trailing sell's best rises
+            ("119", ["trailing sell"]),  # 11 below its best (130), its stop 120
+            ("85", ["stop sell"]),  # down; the trailing buy's best falls
+            ("79", ["take-profit buy"]),
+            ("95", []),  # nothing: the trailing buy's stop is 79 + 35 = 114
+            ("115", ["trailing buy"]),
+        ]
+        for price, fired in path:
+            await harness.send_prices(("BTC", price))
+            await until_done(harness, [ids[name] for name in fired], price)
+    finally:
+        for program in running:
+            program.send_signal(signal.SIGTERM)
+        assert [await harness.wait(p, 60) for p in running] == [0, 0], harness.worker_output()
 
     filled = {name: await harness.order(order_id) for name, order_id in ids.items()}
     assert {name: (o.status, o.price) for name, o in filled.items()} == {
