@@ -59,6 +59,8 @@ def summary(record: dict[str, Any]) -> str:
         )
     if "latency" in results:
         lines += ["", *_at_latency(results["latency"])]
+    if "stop_triggers" in results:
+        lines += ["", *_stop_triggers(results["stop_triggers"])]
     if "calls_per_command" in results:
         lines += ["", "AWS calls per command, by operation:", ""]
         for kind, calls in results["calls_per_command"].items():
@@ -85,6 +87,26 @@ def _at_latency(latency: dict[str, Any]) -> list[str]:
             f"- ours, {run} in flight: {rate} orders/s = "
             f"{ratios['ours_vs_baseline']}x baseline, {ratios['ours_vs_same_mix_ceiling']} "
             f"of the same-mix ceiling, {ratios['ours_vs_v1_mix_ceiling']}x the v1-mix ceiling"
+        )
+    return lines
+
+
+def _stop_triggers(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "The matcher on one price move (`PriceMatcher.apply`, in process), N waiting orders "
+        "of one asset:",
+        "",
+        "| case | N | move | latency ms | seconds | ExecuteOrders | trails moved | AWS calls "
+        "| orders/s | matcher CPU s | seconds by phase |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        phases = ", ".join(f"{k} {v}" for k, v in row["phase_seconds"].items())
+        lines.append(
+            f"| {row['case']} | {row['orders']} | {row['price_move']} "
+            f"| {row.get('latency_ms', 0)} | {row['seconds']} | {row['execute_orders_sent']} "
+            f"| {row['trails_moved']} | {row['aws_calls']} | {row['orders_per_second']} "
+            f"| {row['matcher_cpu_seconds']} | {phases} |"
         )
     return lines
 

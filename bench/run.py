@@ -25,11 +25,13 @@ from bench.scenarios import (
     growth,
     throughput_and_latency,
 )
+from bench.stops import CASES as STOP_CASES
+from bench.stops import one_move
 from order_processor.emulator import running_emulator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LATENCY_MS, JITTER_MS = 8.0, 2.0  # a round trip to DynamoDB, SQS or SNS in one region
-MEASUREMENTS = ("throughput", "calls", "ceiling", "baseline", "latency", "cpu", "growth")
+MEASUREMENTS = ("throughput", "calls", "ceiling", "baseline", "latency", "cpu", "growth", "stops")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Sizes:
     waiting: int
     latency: int
     latency_baseline: int
+    stops: tuple[int, ...]
+    stops_at_latency: tuple[int, ...]
 
 
 QUICK = Sizes(
@@ -59,6 +63,8 @@ QUICK = Sizes(
     waiting=2_000,
     latency=1000,
     latency_baseline=100,
+    stops=(1000, 10_000),
+    stops_at_latency=(1000,),
 )
 FULL = Sizes(
     backlog=1000,
@@ -72,6 +78,8 @@ FULL = Sizes(
     waiting=5_000,
     latency=3000,
     latency_baseline=300,
+    stops=(1000, 10_000),
+    stops_at_latency=(1000,),
 )
 
 
@@ -118,6 +126,28 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
             endpoint, orders=sizes.growth_orders, stored=sizes.stored, waiting=sizes.waiting
         )
         print(json.dumps(results["growth"]), flush=True)
+    if "stops" in only:
+        results["stop_triggers"] = []
+        for count in sizes.stops:
+            for case in STOP_CASES:
+                row = await one_move(endpoint, case, count)
+                print(json.dumps(row), flush=True)
+                results["stop_triggers"].append(row)
+        if sizes.stops_at_latency:
+            from bench.latency import latency_proxy
+
+            with latency_proxy(endpoint, LATENCY_MS, JITTER_MS) as proxied:
+                for count in sizes.stops_at_latency:
+                    for case in STOP_CASES:
+                        row = await one_move(
+                            endpoint,
+                            case,
+                            count,
+                            matcher_endpoint=proxied,
+                            latency_ms=LATENCY_MS,
+                        )
+                        print(json.dumps(row), flush=True)
+                        results["stop_triggers"].append(row)
     return results
 
 
@@ -130,10 +160,23 @@ def main() -> int:
     )
     parser.add_argument("--only", nargs="*", choices=MEASUREMENTS, default=list(MEASUREMENTS))
     parser.add_argument("--cpu-orders", type=int, help="orders of the CPU and memory run")
+    parser.add_argument(
+        "--stops", type=int, nargs="+", help="waiting stops per price move (default 1000 10000)"
+    )
+    parser.add_argument(
+        "--stops-at-latency",
+        type=int,
+        nargs="*",
+        help="the same through the latency proxy (default 1000; none: skip)",
+    )
     args = parser.parse_args()
     sizes = FULL if args.full else QUICK
     if args.cpu_orders:
         sizes = Sizes(**{**sizes.__dict__, "cpu": args.cpu_orders})
+    if args.stops:
+        sizes = Sizes(**{**sizes.__dict__, "stops": tuple(args.stops)})
+    if args.stops_at_latency is not None:
+        sizes = Sizes(**{**sizes.__dict__, "stops_at_latency": tuple(args.stops_at_latency)})
     started = time.time()
     with running_emulator() as emulator:
         results = asyncio.run(measure(emulator.endpoint, sizes, set(args.only)))

@@ -11,6 +11,7 @@ a user's command by sending first under that id.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -50,6 +51,7 @@ class SendFailed(RuntimeError):
     def __init__(self, failed: list[str], reasons: list[str]) -> None:
         super().__init__(f"SQS refused {len(failed)} command(s): {'; '.join(reasons)}")
         self.failed = failed
+        self.reasons = reasons
 
 
 def reference_of(command: AnyCommand) -> str:
@@ -150,13 +152,40 @@ class Producer:
         await self.send_batch([command])
         return reference_of(command)
 
-    async def send_batch(self, commands: Sequence[AnyCommand]) -> list[str]:
-        for start in range(0, len(commands), BATCH):
-            chunk = commands[start : start + BATCH]
-            entries = [sqs_entry(i, c, self.fifo) for i, c in enumerate(chunk)]
-            response = await self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            _raise_on_failures(chunk, entries, response)
+    async def send_batch(self, commands: Sequence[AnyCommand], *, in_flight: int = 1) -> list[str]:
+        """In batches of 10, one batch after another: a user's commands reach the queue
+        in the order given. `in_flight` > 1 sends that many batches at once, for commands
+        whose order does not matter (the matcher's ExecuteOrders: each is re-checked on
+        its own under the user's lock); every batch is tried, then SendFailed lists the
+        commands of every refused batch."""
+        chunks = [commands[s : s + BATCH] for s in range(0, len(commands), BATCH)]
+        if in_flight <= 1:
+            for chunk in chunks:
+                await self._send_chunk(chunk)
+            return [c.command_id for c in commands]
+        limit = asyncio.Semaphore(in_flight)
+
+        async def send(chunk: Sequence[AnyCommand]) -> None:
+            async with limit:
+                await self._send_chunk(chunk)
+
+        outcomes = await asyncio.gather(*(send(c) for c in chunks), return_exceptions=True)
+        refused = [o for o in outcomes if isinstance(o, SendFailed)]
+        other = [
+            o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, SendFailed)
+        ]
+        if other:
+            raise other[0]
+        if refused:
+            raise SendFailed(
+                [i for o in refused for i in o.failed], [r for o in refused for r in o.reasons]
+            )
         return [c.command_id for c in commands]
+
+    async def _send_chunk(self, chunk: Sequence[AnyCommand]) -> None:
+        entries = [sqs_entry(i, c, self.fifo) for i, c in enumerate(chunk)]
+        response = await self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        _raise_on_failures(chunk, entries, response)
 
 
 @dataclass(frozen=True)

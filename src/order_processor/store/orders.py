@@ -3,6 +3,7 @@ by a condition built from the transition table."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,9 @@ INDEX_ATTRIBUTES = (
 EXPIRY_SHARD = "EXPIRING"
 IN_FLIGHT_SHARDS = 16
 IN_FLIGHT = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING})
+# A price update's trailing-stop moves in flight at once (one UpdateItem each): at
+# DynamoDB's latency 10,000 moves one after another take over a minute.
+TRAIL_MOVES_IN_FLIGHT = 16
 
 
 def in_flight_shard(order_id: str) -> str:
@@ -240,8 +244,10 @@ class OrderDAO:
         buy's above it) gets it as its best price and its stop moved after it. Each move
         is conditioned on the stored best still being worse than the price and the order
         still QUEUED: a repeated or late price, or a racing matcher, never moves a stop
-        back. Returns the orders as moved."""
-        moved: list[Order] = []
+        back. The moves (one UpdateItem each) run `TRAIL_MOVES_IN_FLIGHT` at a time; all
+        are tried before the first error is raised (a redelivered update redoes the rest;
+        the moves already made no longer match its query). Returns the orders as moved."""
+        found: list[tuple[Order, str]] = []
         asset = asset_id.strip().upper()
         for side, comparison in (("SELL", "<"), ("BUY", ">")):
             request = {
@@ -253,10 +259,18 @@ class OrderDAO:
                     ":price": to_attribute(price),
                 },
             }
-            for order in await _index_orders(self.client, request):
-                if (changed := await self._trail(order, price, comparison)) is not None:
-                    moved.append(changed)
-        return moved
+            found += [(order, comparison) for order in await _index_orders(self.client, request)]
+        limit = asyncio.Semaphore(TRAIL_MOVES_IN_FLIGHT)
+
+        async def move(order: Order, comparison: str) -> Order | None:
+            async with limit:
+                return await self._trail(order, price, comparison)
+
+        outcomes = await asyncio.gather(*(move(o, c) for o, c in found), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [o for o in outcomes if isinstance(o, Order)]
 
     async def _trail(self, order: Order, price: Decimal, comparison: str) -> Order | None:
         """One move: its own state of the order (sequence up by one, like any change), so
