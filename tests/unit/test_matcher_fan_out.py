@@ -135,7 +135,13 @@ class FakeDynamo:
             raise client_error("ConditionalCheckFailedException")
         if order_id in self.broken:
             raise client_error("InternalServerError")
-        return {}
+        values = request["ExpressionAttributeValues"]
+        item = dict(self.items[order_id])
+        item |= {"best_price": values[":best"], "stop_price": values[":stop"]}
+        item |= {"updated_at": values[":now"]}
+        item["sequence"] = {"N": str(int(item["sequence"]["N"]) + 1)}  # ADD #sequence :one
+        self.items[order_id] = item
+        return {"Attributes": item}
 
 
 async def test_every_trail_a_price_improves_on_is_moved_once_several_at_a_time() -> None:
@@ -148,6 +154,7 @@ async def test_every_trail_a_price_improves_on_is_moved_once_several_at_a_time()
     assert sorted(dynamo.updates) == sorted(o.order_id for o in orders)
     assert [o.order_id for o in moved] == [o.order_id for o in orders if o.order_id not in skipped]
     assert {(o.best_price, o.stop_price) for o in moved} == {(Decimal("10"), Decimal("9"))}
+    assert {o.sequence for o in moved} == {orders[0].sequence + 1}
     assert 1 < dynamo.gauge.most <= TRAIL_MOVES_IN_FLIGHT
 
 
