@@ -203,6 +203,7 @@ class ChaosRun:
         report.findings = self._findings(books, letters) + _process_findings(supervisor, codes)
         report.findings += checks.event_findings(books, self.events)
         report.notes = checks.both_ways_notes(self.journal, books, self.events)
+        report.notes += checks.placed_by_repeat_notes(self.journal, books, self.events)
         report.notes += checks.marketable_notes(books)
         if not quiet:
             report.notes.append("the order-status queue did not go quiet within 30 s")
@@ -222,6 +223,7 @@ class ChaosRun:
             *implied_findings(books, self.plan, funds, order_ids),
             *checks.duplicate_findings(journal, books, events),
             *checks.dead_letter_findings(letters, journal),
+            *checks.conditional_findings(journal, books, self.plan),
         ]
 
     def _facts(
