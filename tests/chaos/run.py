@@ -112,7 +112,7 @@ class ChaosRun:
         self.plan = make_plan(c.seed, c.users, c.orders, c.seconds)
         self.log_dir = c.log_dir or Path(tempfile.mkdtemp(prefix=f"chaos-{c.seed}-"))
         self.events = StatusEvents(self.harness.clients.sqs, self.harness.status_url)
-        self.stopped = utc_now()  # set again when the processes have been stopped
+        self.stopped = utc_now()  # set again when the processes are told to stop
         self.drain_took = 0.0
 
     async def run(self) -> Report:
@@ -155,8 +155,10 @@ class ChaosRun:
         finally:
             stop_watching.set()
             await watcher
-            codes = await supervisor.stop()
+            # The sweeper stops expiring when it is told to stop, not when the last process
+            # has exited (which can take seconds more).
             self.stopped = utc_now()
+            codes = await supervisor.stop()
         return drained, codes
 
     async def _drain(self) -> bool:
