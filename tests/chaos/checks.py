@@ -294,6 +294,7 @@ def conditional_findings(journal: Journal, books: Books, plan: Plan) -> list[Fin
         if not order.is_conditional or intent is None:
             continue
         problems = _request_problems(order, intent) + _hold_problems(order, plan)
+        problems += _failure_problems(order, books)
         if order.is_trailing:
             problems += _trail_problems(order, plan, published)
         if order.status == "COMPLETED" and order.price is not None:
@@ -344,6 +345,17 @@ def _request_problems(order: StoredOrder, intent: PlaceIntent) -> list[Problem]:
     if stored == sent:
         return []
     return [("not_as_requested", f"stored {stored}, requested {sent}")]
+
+
+def _failure_problems(order: StoredOrder, books: Books) -> list[Problem]:
+    """Failing after it was held (its hold released) is only a stop buy's, short of USD
+    when the market ran past its hold."""
+    if order.status != "FAILED" or not books.records_of(order.order_id):
+        return []
+    if (order.failure_reason, order.step) == ("INSUFFICIENT_BALANCE", "released"):
+        return []
+    detail = f"FAILED {order.failure_reason} at step {order.step} after it was held"
+    return [("unexpected_failure", detail)]
 
 
 def _hold_problems(order: StoredOrder, plan: Plan) -> list[Problem]:

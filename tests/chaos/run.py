@@ -235,11 +235,13 @@ class ChaosRun:
             s.command.type.value + (f"({s.repeat})" if s.repeat else "") for s in self.journal.sent
         )
         statuses = Counter(f"{o.order_type}/{o.status}" for o in books.orders.values())
+        conditional = Counter(o.status for o in books.orders.values() if o.is_conditional)
         kills = sum(d.how == "SIGKILL" for d in supervisor.deaths)
         return {
             "plan": f"{self.config}",
             "sent": f"{sum(sent.values())} {dict(sorted(sent.items()))}",
             "orders": f"{len(books.orders)} {dict(sorted(statuses.items()))}",
+            "conditional": f"{sum(conditional.values())} {dict(sorted(conditional.items()))}",
             "deaths": f"{kills} SIGKILLs, {len(supervisor.deaths) - kills} crashes",
             "drain": f"{'every command answered' if drained else 'gave up waiting'} "
             f"after {self.drain_took:.1f} s",

@@ -259,3 +259,27 @@ def test_a_waiting_order_the_final_price_triggers_or_would_trail_is_noted() -> N
     assert marketable_notes(books_of(trailing, price="99")) == []
     assert len(marketable_notes(books_of(trailing, price="94"))) == 1
     assert "worse than the final" in marketable_notes(books_of(trailing, price="101"))[0]
+
+
+def test_only_a_stop_buy_short_of_usd_may_fail_after_it_was_held() -> None:
+    plan, journal = plan_and_journal("120")
+    stop_buy = order(
+        "STOP_BUY",
+        "FAILED",
+        stop_price=Decimal(100),
+        hold_price=Decimal(105),
+        failure_reason="INSUFFICIENT_BALANCE",
+        step="released",
+    )
+    sent_as(journal, stop_buy, stop_price=Decimal(100))
+    held = [
+        Record("usd", "trader_00", f"o-1#{k.lower()}", "USD", k, Decimal(105), "COMPLETED", "o-1")
+        for k in ("ORDER_HOLD", "ORDER_RELEASE")
+    ]
+    books = replace(books_of(stop_buy), records=held)
+    assert conditional_findings(journal, books, plan) == []
+    assert not effect_findings(books, plan)
+
+    other = replace(stop_buy, failure_reason="ORDER_VALUE_LIMIT")
+    books = replace(books_of(other), records=held)
+    assert [f.kind for f in conditional_findings(journal, books, plan)] == ["unexpected_failure"]
