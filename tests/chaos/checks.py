@@ -183,7 +183,8 @@ def _rejection_findings(journal: Journal, events: StatusEvents, stored: set[str]
     for sent in journal.sent:
         by_id.setdefault(sent.command_id, sent)
     found = []
-    for command_id, reasons in events.rejections().items():
+    rejections = events.rejections()
+    for command_id, reasons in rejections.items():
         if command_id not in by_id:
             found.append(
                 finding("commands", "system_command_rejected", command_id, f"{sorted(reasons)}")
@@ -195,13 +196,22 @@ def _rejection_findings(journal: Journal, events: StatusEvents, stored: set[str]
             allowed = allowed | {"ALREADY_EXPIRED"}  # a short expiry passed before a worker came
         if isinstance(sent.intent, CancelIntent) and (
             sent.intent.order_id not in stored
-            or _first_rejected(journal, sent.intent.order_id, events.rejections())
+            or _first_rejected(journal, sent.intent.order_id, rejections)
         ):
             # Its order was rejected ALREADY_EXPIRED (and perhaps placed by a conflicting
             # repeat since: see `duplicate_findings`).
             allowed = allowed | {"ORDER_NOT_FOUND"}
         if sent.repeat == "conflicting":
             allowed = frozenset({"CONFLICTING_DUPLICATE"})
+            original = journal.by_key.get(_key(sent))
+            if (
+                original is not None
+                and original.command_id in rejections
+                and isinstance(original.intent, PlaceIntent)
+                and original.intent.expires_in is not None
+            ):
+                # Nothing was stored: the repeat is a new request, its expiry as short.
+                allowed = allowed | {"ALREADY_EXPIRED"}
         if not reasons <= allowed:
             detail = (
                 f"{sent.command.type.value} rejected {sorted(reasons - allowed)}: {sent.intent}"

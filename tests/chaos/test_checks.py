@@ -8,8 +8,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from order_processor.domain.base import new_id
-from order_processor.domain.commands import PricePayload, UpdatePrice
-from order_processor.domain.orders import OrderType
+from order_processor.domain.commands import (
+    CancelOrder,
+    OrderReference,
+    PlaceOrder,
+    PlaceOrderPayload,
+    PricePayload,
+    UpdatePrice,
+)
+from order_processor.domain.orders import OrderCreate, OrderType
 from tests.chaos.books import (
     Books,
     Record,
@@ -18,7 +25,13 @@ from tests.chaos.books import (
     trail_stop,
     with_slippage,
 )
-from tests.chaos.checks import conditional_findings, marketable_notes
+from tests.chaos.checks import (
+    command_findings,
+    conditional_findings,
+    duplicate_findings,
+    marketable_notes,
+    placed_by_repeat_notes,
+)
 from tests.chaos.load import (
     CONDITIONAL_TYPES,
     CancelIntent,
@@ -27,9 +40,11 @@ from tests.chaos.load import (
     PlaceIntent,
     Plan,
     PriceIntent,
+    RepeatIntent,
     Sent,
     make_plan,
 )
+from tests.chaos.observe import StatusEvents
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -283,3 +298,66 @@ def test_only_a_stop_buy_short_of_usd_may_fail_after_it_was_held() -> None:
     other = replace(stop_buy, failure_reason="ORDER_VALUE_LIMIT")
     books = replace(books_of(other), records=held)
     assert [f.kind for f in conditional_findings(journal, books, plan)] == ["unexpected_failure"]
+
+
+# --- an order whose first request was rejected ALREADY_EXPIRED ------------------------------
+
+
+def rejected_then_repeated(repeat_rejected: bool) -> tuple[Journal, StatusEvents]:
+    """order-1 (expiring 3 s after sending) rejected ALREADY_EXPIRED, then cancelled, then
+    sent again with twice the quantity: itself rejected ALREADY_EXPIRED or placed."""
+    intent = PlaceIntent(
+        1.0,
+        "trader_00",
+        "order-1",
+        OrderType.LIMIT_BUY,
+        "BTC",
+        Decimal(1),
+        limit_price=Decimal(90),
+        expires_in=3,
+    )
+    cancel = CancelIntent(2.0, "trader_00", "order-1")
+    repeat = RepeatIntent(3.0, "trader_00", "order-1", conflicting_quantity=Decimal(2))
+    journal = Journal()
+    first = command(intent.order_id, intent.request())
+    journal.record(Sent(1.0, first, intent))
+    cancelling = CancelOrder(
+        command_id=new_id(),
+        username="trader_00",
+        auth="t",
+        payload=OrderReference(order_id="order-1"),
+    )
+    journal.record(Sent(2.0, cancelling, cancel))
+    again = command(intent.order_id, intent.request(quantity=Decimal(2)))
+    journal.record(Sent(3.0, again, repeat, "conflicting"))
+    rejected = [(first, "ALREADY_EXPIRED"), (cancelling, "ORDER_NOT_FOUND")]
+    if repeat_rejected:
+        rejected.append((again, "ALREADY_EXPIRED"))
+    events = StatusEvents(None, "")
+    events.bodies = [
+        {"event_type": "command.rejected", "data": {"command_id": c.command_id, "reason": r}}
+        for c, r in rejected
+    ]
+    return journal, events
+
+
+def command(order_id: str, request: OrderCreate) -> PlaceOrder:
+    payload = PlaceOrderPayload(order_id=order_id, **request.model_dump(exclude_none=True))
+    return PlaceOrder(command_id=new_id(), username="trader_00", auth="t", payload=payload)
+
+
+def test_a_repeat_of_a_request_rejected_already_expired_is_a_new_request() -> None:
+    journal, events = rejected_then_repeated(repeat_rejected=True)
+    books = books_of()
+    assert command_findings(journal, books, events) == []
+    assert duplicate_findings(journal, books, events) == []
+
+    journal, events = rejected_then_repeated(repeat_rejected=False)
+    placed = order("LIMIT_BUY", "QUEUED", order_id="order-1", quantity=Decimal(2))
+    books = books_of(replace(placed, limit_price=Decimal(90)))
+    assert command_findings(journal, books, events) == []
+    assert duplicate_findings(journal, books, events) == []
+    assert "a conflicting repeat placed it" in placed_by_repeat_notes(journal, books, events)[0]
+
+    books = books_of(replace(placed, limit_price=Decimal(90), quantity=Decimal(1)))
+    assert [f.kind for f in duplicate_findings(journal, books, events)] == ["request_replaced"]
