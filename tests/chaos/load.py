@@ -25,6 +25,7 @@ CENT = Decimal("0.01")
 PRICE_STEP = Decimal("0.0001")
 LISTINGS = (("BTC", "50000", 8), ("ETH", "3000", 6), ("SOL", "150", 4), ("DOGE", "0.25", 2))
 PRICE_TICK_SECONDS = 1.0
+GAP_CHANCE = 0.04  # of a tick being a gap
 DAILY_DEPOSIT_LIMIT = Decimal("10000.00")
 DAILY_WITHDRAW_LIMIT = Decimal("5000.00")
 
@@ -190,13 +191,18 @@ def _quantity(value: Decimal, listing: Listing, price: Decimal | None = None) ->
 
 
 def _price_path(rng: random.Random, listings: tuple[Listing, ...], seconds: float) -> PricePath:
-    """A random walk per asset, one move per tick over the whole load."""
+    """A random walk per asset, one move per tick over the whole load; now and then a gap
+    of 6 to 10 % (a stop buy then pays more than it held, topping its hold up)."""
     moves: dict[str, list[PriceIntent]] = {}
     ticks = int(seconds / PRICE_TICK_SECONDS)
     for listing in listings:
         price, walk = listing.price, []
         for tick in range(1, ticks + 1):
-            price = max(_quantise(price * _factor(rng, 0.025), PRICE_STEP), PRICE_STEP)
+            factor = _factor(rng, 0.025)
+            if rng.random() < GAP_CHANCE:
+                gap = Decimal(str(round(rng.uniform(0.06, 0.10), 4)))
+                factor = 1 + gap if rng.random() < 0.5 else 1 - gap
+            price = max(_quantise(price * factor, PRICE_STEP), PRICE_STEP)
             walk.append(PriceIntent(tick * PRICE_TICK_SECONDS, listing.asset_id, price))
         moves[listing.asset_id] = walk
     return PricePath({x.asset_id: x for x in listings}, moves)

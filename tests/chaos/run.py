@@ -236,12 +236,18 @@ class ChaosRun:
         )
         statuses = Counter(f"{o.order_type}/{o.status}" for o in books.orders.values())
         conditional = Counter(o.status for o in books.orders.values() if o.is_conditional)
+        topped_up = sum(
+            1
+            for o in books.orders.values()
+            if o.status == "COMPLETED" and o.hold_price and o.price and o.price > o.hold_price
+        )
         kills = sum(d.how == "SIGKILL" for d in supervisor.deaths)
         return {
             "plan": f"{self.config}",
             "sent": f"{sum(sent.values())} {dict(sorted(sent.items()))}",
             "orders": f"{len(books.orders)} {dict(sorted(statuses.items()))}",
-            "conditional": f"{sum(conditional.values())} {dict(sorted(conditional.items()))}",
+            "conditional": f"{sum(conditional.values())} {dict(sorted(conditional.items()))}, "
+            f"{topped_up} bought above their hold",
             "deaths": f"{kills} SIGKILLs, {len(supervisor.deaths) - kills} crashes",
             "drain": f"{'every command answered' if drained else 'gave up waiting'} "
             f"after {self.drain_took:.1f} s",
