@@ -250,9 +250,9 @@ def placed_by_repeat_notes(journal: Journal, books: Books, events: StatusEvents)
 def marketable_notes(books: Books) -> list[str]:
     """Open orders the final price triggers, and trailing stops whose best price is worse
     than the final price. Legitimate only in a narrow race (the order was queued just after
-    the matcher's queries for the last price update: the limit book's rematch catches up
-    with it, nothing moves a trail until the next update); more often a sign of a lost
-    ExecuteOrder or a missed trail move."""
+    the matcher's queries for the last price update: the rematch, every 60 s, catches up
+    with a triggered one; nothing moves a trail until the next update); more often a sign
+    of a lost ExecuteOrder or a missed trail move."""
     notes = []
     for o in books.orders.values():
         price = books.prices.get(o.asset_id)
