@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from functools import cached_property
 from typing import Any
 
@@ -42,6 +42,12 @@ ASSET_EFFECTS = {
     "RELEASE": (1, -1),
 }
 FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "EXPIRED"})
+# Conditional orders (written out again, not imported from the domain): those a rise
+# triggers; the others a fall.
+RISING = frozenset({"STOP_BUY", "TAKE_PROFIT_SELL", "TRAILING_STOP_BUY"})
+FALLING = frozenset({"STOP_SELL", "TAKE_PROFIT_BUY", "TRAILING_STOP_SELL"})
+CONDITIONAL = RISING | FALLING
+INDEX_KEYS = ("book_key", "stop_key", "trail_key", "expiry_shard", "in_flight_shard")
 IN_FLIGHT = frozenset({"PENDING", "PROCESSING"})
 
 _decode = TypeDeserializer().deserialize
@@ -106,6 +112,13 @@ class StoredOrder:
     step: str | None
     failure_reason: str | None
     expires_at: datetime | None
+    stop_price: Decimal | None = None
+    trail_amount: Decimal | None = None
+    trail_percent: Decimal | None = None
+    best_price: Decimal | None = None
+    hold_price: Decimal | None = None
+    updated_at: datetime | None = None
+    index_keys: tuple[tuple[str, str], ...] = ()  # the sparse indexes' keys it carries
 
     @property
     def is_buy(self) -> bool:
@@ -115,10 +128,32 @@ class StoredOrder:
     def is_limit(self) -> bool:
         return self.order_type.startswith("LIMIT")
 
+    @property
+    def is_conditional(self) -> bool:
+        return self.order_type in CONDITIONAL
+
+    @property
+    def is_trailing(self) -> bool:
+        return self.order_type.startswith("TRAILING_STOP")
+
+    @property
+    def rests(self) -> bool:
+        """Waits QUEUED, holding, until executed, cancelled or expired."""
+        return self.is_limit or self.is_conditional
+
+    @property
+    def triggers_on_rise(self) -> bool:
+        return self.order_type in RISING
+
     def hold(self) -> Decimal:
-        """What the order sets aside while QUEUED: USD for a buy, the quantity for a sell."""
-        assert self.limit_price is not None
-        return buyer_pays(self.quantity, self.limit_price) if self.is_buy else self.quantity
+        """What the order sets aside while QUEUED: USD for a buy (quantity x its hold
+        price: the limit, or a conditional buy's `hold_price`), the quantity for a sell."""
+        if not self.is_buy:
+            return self.quantity
+        price = self.limit_price if self.is_limit else self.hold_price
+        if price is None:
+            return ZERO  # a conditional buy without its hold price: a finding of its own
+        return buyer_pays(self.quantity, price)
 
 
 @dataclass(frozen=True)
@@ -238,6 +273,13 @@ def _order(item: dict[str, Any]) -> StoredOrder:
         step=item.get("step"),
         failure_reason=item.get("failure_reason"),
         expires_at=datetime.fromisoformat(expires) if expires else None,
+        stop_price=item.get("stop_price"),
+        trail_amount=item.get("trail_amount"),
+        trail_percent=item.get("trail_percent"),
+        best_price=item.get("best_price"),
+        hold_price=item.get("hold_price"),
+        updated_at=datetime.fromisoformat(item["updated_at"]) if "updated_at" in item else None,
+        index_keys=tuple((k, str(item[k])) for k in INDEX_KEYS if k in item),
     )
 
 
@@ -269,7 +311,23 @@ def _expected() -> dict[tuple[str, str], tuple[frozenset[str], ...]]:
     for kind, held in (("LIMIT_BUY", (hold, release)), ("LIMIT_SELL", (a_hold, a_release))):
         for status in ("CANCELLED", "EXPIRED"):
             table[(kind, status)] = (_labels(*held),)
+    # Conditional orders rest like limit orders. One more ending: a stop buy (fixed or
+    # trailing) whose market price ran past its hold and what is available fails at
+    # execution, its hold released. Nothing else can refuse an execution in this load.
+    for kind in sorted(CONDITIONAL):
+        buy = kind.endswith("BUY")
+        held = (hold, release) if buy else (a_hold, a_release)
+        paid = (pay, "asset:BUY") if buy else ("asset:SELL", sale)
+        table[(kind, "QUEUED")] = (_labels(held[0]),)
+        table[(kind, "COMPLETED")] = (_labels(*held, *paid),)
+        table[(kind, "FAILED")] = (NONE, _labels(*held)) if kind in TOPPED_UP else (NONE,)
+        for status in ("CANCELLED", "EXPIRED"):
+            table[(kind, status)] = (_labels(*held),)
     return table
+
+
+# The buys that pay the market price above what they hold, topping the hold up (or failing).
+TOPPED_UP = frozenset({"STOP_BUY", "TRAILING_STOP_BUY"})
 
 
 EXPECTED_EFFECTS = _expected()
@@ -333,7 +391,7 @@ def _expected_amount(order: StoredOrder, record: Record) -> Decimal | None:
     if record.ledger == "asset":
         return order.quantity
     if record.kind in {"ORDER_HOLD", "ORDER_RELEASE"}:
-        return order.hold() if order.limit_price is not None else None
+        return order.hold() if order.rests else None
     return order.total_amount
 
 
@@ -370,7 +428,61 @@ def _execution_findings(order: StoredOrder, plan: Plan) -> list[Finding]:
         price > order.limit_price if order.is_buy else price < order.limit_price
     ):
         problems.append(f"price {price} is worse than the limit {order.limit_price}")
+    if order.is_conditional:
+        problems += _trigger_problems(order, price)
     return [finding("effects", "wrong_execution", order.order_id, p) for p in problems]
+
+
+def _trigger_problems(order: StoredOrder, price: Decimal) -> list[str]:
+    """A conditional order executes only at a price that reaches its stop: a stop or a
+    take-profit its own; a trailing stop the one at its trail from its best price (that
+    the best price is one the path published is checked with the other trail rules)."""
+    stop = order.stop_price
+    if stop is None:
+        return ["executed without a stop price"]
+    problems = []
+    if order.is_trailing:
+        if order.best_price is None:
+            return ["a trailing stop executed without a best price"]
+        at_trail = trail_stop(order, order.best_price)
+        if stop != at_trail:
+            problems.append(f"stop {stop} is not at the trail from its best, {at_trail}")
+    if not reaches(order, price, stop):
+        side = "below" if order.triggers_on_rise else "above"
+        problems.append(f"executed at {price}, {side} its stop {stop}: never triggered")
+    return problems
+
+
+def reaches(order: StoredOrder, price: Decimal, stop: Decimal) -> bool:
+    """Whether `price` triggers a conditional order whose stop is `stop`."""
+    return price >= stop if order.triggers_on_rise else price <= stop
+
+
+PRICE_TICK = Decimal("1e-8")  # the smallest price
+SLIPPAGE = Decimal(5)  # a stop buy holds its stop plus 5 %
+
+
+def trail_stop(order: StoredOrder, best: Decimal) -> Decimal:
+    """The stop at the trail's distance from `best`: a sell's below, rounded down; a buy's
+    above, rounded up; never below the smallest price."""
+    with localcontext() as context:
+        context.prec = 60
+        if order.trail_amount is not None:
+            distance = order.trail_amount
+        else:
+            assert order.trail_percent is not None
+            distance = best * order.trail_percent / 100
+        if order.is_buy:
+            stop = (best + distance).quantize(PRICE_TICK, rounding=ROUND_CEILING)
+        else:
+            stop = (best - distance).quantize(PRICE_TICK, rounding=ROUND_FLOOR)
+    return max(stop, PRICE_TICK)
+
+
+def with_slippage(stop: Decimal) -> Decimal:
+    with localcontext() as context:
+        context.prec = 60
+        return (stop * (100 + SLIPPAGE) / 100).quantize(PRICE_TICK, rounding=ROUND_CEILING)
 
 
 # --- check 3: balances equal their records, and what the plan implies --------------------
@@ -453,7 +565,7 @@ def _apply_order(implied: dict[tuple[str, str], list[Decimal]], order: StoredOrd
         sign = -1 if order.is_buy else 1
         usd[0] += sign * order.total_amount
         asset[0] -= sign * order.quantity
-    if order.status == "QUEUED" and order.limit_price is not None:
+    if order.status == "QUEUED" and order.rests:
         side = usd if order.is_buy else asset
         side[0] -= order.hold()
         side[1] += order.hold()

@@ -1,18 +1,37 @@
 """The checks after the drain that compare the journal of what was sent with the books
 (raw items) and with the events heard: every command answered, every order final (or an
-open limit order), every order's last event its stored state, duplicates executed once,
-nothing in the dead-letter queue."""
+open resting order), every order's last event its stored state, duplicates executed once,
+nothing in the dead-letter queue, conditional orders as requested and held, their trails
+and executions on prices the path published, every resting order in its indexes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tests.chaos.books import FINAL, IN_FLIGHT, ZERO, Books, StoredOrder
+from tests.chaos.books import (
+    FINAL,
+    IN_FLIGHT,
+    ZERO,
+    Books,
+    StoredOrder,
+    reaches,
+    trail_stop,
+    with_slippage,
+)
 from tests.chaos.findings import Finding, finding
-from tests.chaos.load import CancelIntent, FundsIntent, Journal, PlaceIntent, Sent
+from tests.chaos.load import (
+    CancelIntent,
+    FundsIntent,
+    Journal,
+    PlaceIntent,
+    Plan,
+    PriceIntent,
+    RepeatIntent,
+    Sent,
+)
 from tests.chaos.observe import StatusEvents
 
 # The rejections a command of the load may meet; anything else is a finding.
@@ -98,8 +117,7 @@ def command_findings(journal: Journal, books: Books, events: StatusEvents) -> li
     found += [
         finding("commands", "wrong_status", o.order_id, f"{o.order_type} is {o.status}")
         for o in books.orders.values()
-        if o.status not in FINAL | IN_FLIGHT | {"QUEUED"}
-        or (o.status == "QUEUED" and not o.is_limit)
+        if o.status not in FINAL | IN_FLIGHT | {"QUEUED"} or (o.status == "QUEUED" and not o.rests)
     ]
     found += _cancel_findings(journal, books)
     found += _funds_findings(journal, books, events)
@@ -154,12 +172,19 @@ def _is_seed(record_id: str) -> bool:
     return record_id.startswith(SEED_PREFIX)
 
 
+def _first_rejected(journal: Journal, order_id: str, rejected: dict[str, set[str]]) -> bool:
+    """Whether the first PlaceOrder of the order was rejected (nothing stored)."""
+    first = journal.by_key.get(order_id)
+    return first is not None and first.command_id in rejected
+
+
 def _rejection_findings(journal: Journal, events: StatusEvents, stored: set[str]) -> list[Finding]:
     by_id: dict[str, Sent] = {}
     for sent in journal.sent:
         by_id.setdefault(sent.command_id, sent)
     found = []
-    for command_id, reasons in events.rejections().items():
+    rejections = events.rejections()
+    for command_id, reasons in rejections.items():
         if command_id not in by_id:
             found.append(
                 finding("commands", "system_command_rejected", command_id, f"{sorted(reasons)}")
@@ -169,10 +194,24 @@ def _rejection_findings(journal: Journal, events: StatusEvents, stored: set[str]
         allowed = EXPECTED_REJECTIONS.get(sent.command.type.value, frozenset())
         if isinstance(sent.intent, PlaceIntent) and sent.intent.expires_in is not None:
             allowed = allowed | {"ALREADY_EXPIRED"}  # a short expiry passed before a worker came
-        if isinstance(sent.intent, CancelIntent) and sent.intent.order_id not in stored:
-            allowed = allowed | {"ORDER_NOT_FOUND"}  # its order rejected ALREADY_EXPIRED
+        if isinstance(sent.intent, CancelIntent) and (
+            sent.intent.order_id not in stored
+            or _first_rejected(journal, sent.intent.order_id, rejections)
+        ):
+            # Its order was rejected ALREADY_EXPIRED (and perhaps placed by a conflicting
+            # repeat since: see `duplicate_findings`).
+            allowed = allowed | {"ORDER_NOT_FOUND"}
         if sent.repeat == "conflicting":
             allowed = frozenset({"CONFLICTING_DUPLICATE"})
+            original = journal.by_key.get(_key(sent))
+            if (
+                original is not None
+                and original.command_id in rejections
+                and isinstance(original.intent, PlaceIntent)
+                and original.intent.expires_in is not None
+            ):
+                # Nothing was stored: the repeat is a new request, its expiry as short.
+                allowed = allowed | {"ALREADY_EXPIRED"}
         if not reasons <= allowed:
             detail = (
                 f"{sent.command.type.value} rejected {sorted(reasons - allowed)}: {sent.intent}"
@@ -193,23 +232,198 @@ def both_ways_notes(journal: Journal, books: Books, events: StatusEvents) -> lis
     ]
 
 
-def marketable_notes(books: Books) -> list[str]:
-    """Open limit orders the final price triggers. Legitimate only in a narrow race (the
-    order was queued just after the matcher's query for the last price update); more
-    often a sign of a lost ExecuteOrder."""
+def placed_by_repeat_notes(journal: Journal, books: Books, events: StatusEvents) -> list[str]:
+    """Orders whose first PlaceOrder was rejected and a conflicting repeat placed."""
+    rejected = events.rejections()
     return [
-        f"{o.order_id} {o.order_type} limit {o.limit_price} is still QUEUED although the final "
-        f"{o.asset_id} price {books.prices[o.asset_id]} triggers it"
-        for o in books.orders.values()
-        if o.status == "QUEUED" and o.limit_price is not None and _triggers(o, books)
+        f"{sent.intent.key}: its first PlaceOrder was rejected "
+        f"{sorted(rejected.get(journal.by_key[sent.intent.key].command_id, set()))}; "
+        "a conflicting repeat placed it"
+        for sent in journal.repeats("conflicting")
+        if isinstance(sent.intent, RepeatIntent)
+        and sent.intent.key in books.orders
+        and sent.command_id not in rejected
+        and _first_rejected(journal, sent.intent.key, rejected)
     ]
 
 
-def _triggers(order: StoredOrder, books: Books) -> bool:
-    price, limit = books.prices.get(order.asset_id), order.limit_price
-    if price is None or limit is None:
+def marketable_notes(books: Books) -> list[str]:
+    """Open orders the final price triggers, and trailing stops whose best price is worse
+    than the final price. Legitimate only in a narrow race (the order was queued just after
+    the matcher's queries for the last price update: the rematch, every 60 s, catches up
+    with a triggered one; nothing moves a trail until the next update); more often a sign
+    of a lost ExecuteOrder or a missed trail move."""
+    notes = []
+    for o in books.orders.values():
+        price = books.prices.get(o.asset_id)
+        if o.status != "QUEUED" or price is None:
+            continue
+        if _triggers(o, price):
+            at = f"limit {o.limit_price}" if o.is_limit else f"stop {o.stop_price}"
+            notes.append(
+                f"{o.order_id} {o.order_type} {at} is still QUEUED although the final "
+                f"{o.asset_id} price {price} triggers it"
+            )
+        if o.is_trailing and o.best_price is not None and _improves(o, o.best_price, price):
+            notes.append(
+                f"{o.order_id} {o.order_type} best price {o.best_price} is worse than the "
+                f"final {o.asset_id} price {price}, which came after it"
+            )
+    return notes
+
+
+def _triggers(order: StoredOrder, price: Decimal) -> bool:
+    if order.is_conditional:
+        return order.stop_price is not None and reaches(order, price, order.stop_price)
+    limit = order.limit_price
+    if limit is None:
         return False
     return price <= limit if order.is_buy else price >= limit
+
+
+def _improves(order: StoredOrder, best: Decimal, price: Decimal) -> bool:
+    """Whether `price` is better than `best` for a trailing stop (a sell: higher)."""
+    return price < best if order.is_buy else price > best
+
+
+# --- check 7: conditional orders ------------------------------------------------------------
+
+
+def conditional_findings(journal: Journal, books: Books, plan: Plan) -> list[Finding]:
+    """Each stored conditional order as requested, its hold priced by the rules, a
+    trailing stop's best a price the path published (before its execution) and its stop
+    at the trail from it; an executed one's price published before its execution; and
+    every resting order in exactly the sparse indexes its state puts it in."""
+    requests = {intent.order_id: intent for _, intent in journal.places()}
+    published = _publications(journal, plan)
+    found: list[Finding] = []
+    for order in books.orders.values():
+        if order.status not in IN_FLIGHT:
+            found += _index_findings(order)
+        intent = requests.get(order.order_id)
+        if not order.is_conditional or intent is None:
+            continue
+        problems = _request_problems(order, intent) + _hold_problems(order, plan)
+        problems += _failure_problems(order, books)
+        if order.is_trailing:
+            problems += _trail_problems(order, plan, published)
+        if order.status == "COMPLETED" and order.price is not None:
+            problems += _published_problems(order, order.price, "execution price", published)
+        found += [finding("conditional", kind, order.order_id, p) for kind, p in problems]
+    return found
+
+
+Problem = tuple[str, str]
+
+
+def _publications(journal: Journal, plan: Plan) -> dict[tuple[str, Decimal], datetime]:
+    """When each (asset, price) was first published: a listing price before anything, an
+    update when the load issued it."""
+    first: dict[tuple[str, Decimal], datetime] = {
+        (x.asset_id, x.price): datetime.min.replace(tzinfo=UTC) for x in plan.listings
+    }
+    for sent in journal.sent:
+        if isinstance(sent.intent, PriceIntent):
+            key = (sent.intent.asset_id, sent.intent.price)
+            first.setdefault(key, sent.command.issued_at)
+    return first
+
+
+def _published_problems(
+    order: StoredOrder,
+    price: Decimal,
+    what: str,
+    published: dict[tuple[str, Decimal], datetime],
+) -> list[Problem]:
+    when = published.get((order.asset_id, price))
+    if when is None:
+        return [("unpublished_price", f"{what} {price} was never published for {order.asset_id}")]
+    if order.status == "COMPLETED" and order.updated_at and when > order.updated_at:
+        detail = (
+            f"{what} {price} was first published at {when.isoformat()}, after the execution "
+            f"at {order.updated_at.isoformat()}"
+        )
+        return [("price_from_the_future", detail)]
+    return []
+
+
+def _request_problems(order: StoredOrder, intent: PlaceIntent) -> list[Problem]:
+    # A trailing stop's stop is its own, moving: compared with its trail elsewhere.
+    stop = None if order.is_trailing else order.stop_price
+    stored = (order.order_type, stop, order.trail_amount, order.trail_percent)
+    sent = (intent.order_type.value, intent.stop_price, intent.trail_amount, intent.trail_percent)
+    if stored == sent:
+        return []
+    return [("not_as_requested", f"stored {stored}, requested {sent}")]
+
+
+def _failure_problems(order: StoredOrder, books: Books) -> list[Problem]:
+    """Failing after it was held (its hold released) is only a stop buy's, short of USD
+    when the market ran past its hold."""
+    if order.status != "FAILED" or not books.records_of(order.order_id):
+        return []
+    if (order.failure_reason, order.step) == ("INSUFFICIENT_BALANCE", "released"):
+        return []
+    detail = f"FAILED {order.failure_reason} at step {order.step} after it was held"
+    return [("unexpected_failure", detail)]
+
+
+def _hold_problems(order: StoredOrder, plan: Plan) -> list[Problem]:
+    """A sell holds its quantity (no hold price); a take-profit buy holds at its target, a
+    stop buy at its stop plus the slippage, a trailing buy at its first stop (the trail
+    from the price at placement, a price of the path) plus the slippage."""
+    held_at, stop = order.hold_price, order.stop_price
+    if not order.is_buy:
+        return [] if held_at is None else [("wrong_hold_price", f"a sell with {held_at}")]
+    if held_at is None or stop is None:
+        return [("wrong_hold_price", f"hold price {held_at}, stop {stop}")]
+    if order.order_type == "TAKE_PROFIT_BUY":
+        wanted = {stop}
+    elif order.order_type == "STOP_BUY":
+        wanted = {with_slippage(stop)}
+    else:
+        wanted = {with_slippage(trail_stop(order, p)) for p in plan.prices_of(order.asset_id)}
+        if held_at < with_slippage(stop):
+            return [("wrong_hold_price", f"{held_at} is below the stop {stop} plus slippage")]
+    if held_at in wanted:
+        return []
+    detail = f"hold price {held_at}" + (f", expected {min(wanted)}" if len(wanted) == 1 else "")
+    return [("wrong_hold_price", detail + f" (stop {stop})")]
+
+
+def _trail_problems(
+    order: StoredOrder, plan: Plan, published: dict[tuple[str, Decimal], datetime]
+) -> list[Problem]:
+    best, stop = order.best_price, order.stop_price
+    if best is None or stop is None:
+        return [("trail_lost", f"best price {best}, stop {stop}")]
+    problems = _published_problems(order, best, "best price", published)
+    if stop != trail_stop(order, best):
+        detail = f"stop {stop} is not at the trail from its best {best}: {trail_stop(order, best)}"
+        problems.append(("stop_off_the_trail", detail))
+    return problems
+
+
+def _index_findings(order: StoredOrder) -> list[Finding]:
+    """A QUEUED order is in its book (limit) or the stop index (conditional; a trailing
+    stop also in the trails index), and in the expiry index; a final one in none."""
+    wanted: dict[str, str] = {}
+    side = "BUY" if order.is_buy else "SELL"
+    if order.status == "QUEUED" and order.rests:
+        if order.is_limit:
+            wanted["book_key"] = f"{order.asset_id}#{side}"
+        else:
+            rise = "RISE" if order.triggers_on_rise else "FALL"
+            wanted["stop_key"] = f"{order.asset_id}#{rise}"
+        if order.is_trailing:
+            wanted["trail_key"] = f"{order.asset_id}#{side}"
+        if order.expires_at is not None:
+            wanted["expiry_shard"] = "EXPIRING"
+    stored = dict(order.index_keys)
+    if stored == wanted:
+        return []
+    detail = f"{order.order_type} {order.status} carries {stored}, expected {wanted}"
+    return [finding("conditional", "wrong_index_keys", order.order_id, detail)]
 
 
 # --- check 4: every order's last event is its stored state -------------------------------
@@ -297,10 +511,26 @@ def duplicate_findings(journal: Journal, books: Books, events: StatusEvents) -> 
         if original is None or not isinstance(original.intent, PlaceIntent):
             continue  # a repeated funds command: its balance effect is checked once
         order = books.orders.get(original.intent.order_id)
+        conflicting = "CONFLICTING_DUPLICATE" in rejected.get(sent.command_id, set())
+        repeat = sent.intent
+        if (
+            original.command_id in rejected
+            and isinstance(repeat, RepeatIntent)
+            and repeat.conflicting_quantity is not None
+            and not conflicting
+        ):
+            # The first request was rejected (ALREADY_EXPIRED), which is not remembered:
+            # the conflicting repeat is a new order, stored as it asked.
+            if order is not None and order.quantity != repeat.conflicting_quantity:
+                detail = (
+                    f"stored quantity {order.quantity}, placed by a repeat with "
+                    f"{repeat.conflicting_quantity}"
+                )
+                found.append(finding("duplicates", "request_replaced", order.order_id, detail))
+            continue
         if order is not None and order.quantity != original.intent.quantity:
             detail = f"stored quantity {order.quantity}, first request {original.intent.quantity}"
             found.append(finding("duplicates", "request_replaced", order.order_id, detail))
-        conflicting = "CONFLICTING_DUPLICATE" in rejected.get(sent.command_id, set())
         if sent.repeat == "conflicting" and not conflicting:
             detail = "a conflicting request was not rejected CONFLICTING_DUPLICATE"
             found.append(finding("duplicates", "conflict_accepted", sent.command_id, detail))

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # commands | effects | balances | events | duplicates | dlq | processes
+    # commands | effects | balances | events | duplicates | dlq | processes | conditional
+    check: str
     kind: str
     ids: tuple[str, ...]
     detail: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from functools import cached_property
@@ -25,6 +25,7 @@ CENT = Decimal("0.01")
 PRICE_STEP = Decimal("0.0001")
 LISTINGS = (("BTC", "50000", 8), ("ETH", "3000", 6), ("SOL", "150", 4), ("DOGE", "0.25", 2))
 PRICE_TICK_SECONDS = 1.0
+GAP_CHANCE = 0.04  # of a tick being a gap
 DAILY_DEPOSIT_LIMIT = Decimal("10000.00")
 DAILY_WITHDRAW_LIMIT = Decimal("5000.00")
 
@@ -53,6 +54,9 @@ class PlaceIntent:
     quantity: Decimal
     limit_price: Decimal | None = None
     expires_in: float | None = None  # seconds after sending; None: the default 30 days
+    stop_price: Decimal | None = None  # a stop's or a take-profit's trigger
+    trail_amount: Decimal | None = None  # a trailing stop's trail: an amount ...
+    trail_percent: Decimal | None = None  # ... or a percentage
 
     def request(self, quantity: Decimal | None = None) -> OrderCreate:
         expires = None
@@ -63,6 +67,9 @@ class PlaceIntent:
             asset_id=self.asset_id,
             quantity=quantity or self.quantity,
             limit_price=self.limit_price,
+            stop_price=self.stop_price,
+            trail_amount=self.trail_amount,
+            trail_percent=self.trail_percent,
             expires_at=expires,
         )
 
@@ -184,13 +191,18 @@ def _quantity(value: Decimal, listing: Listing, price: Decimal | None = None) ->
 
 
 def _price_path(rng: random.Random, listings: tuple[Listing, ...], seconds: float) -> PricePath:
-    """A random walk per asset, one move per tick over the whole load."""
+    """A random walk per asset, one move per tick over the whole load; now and then a gap
+    of 6 to 10 % (a stop buy then pays more than it held, topping its hold up)."""
     moves: dict[str, list[PriceIntent]] = {}
     ticks = int(seconds / PRICE_TICK_SECONDS)
     for listing in listings:
         price, walk = listing.price, []
         for tick in range(1, ticks + 1):
-            price = max(_quantise(price * _factor(rng, 0.025), PRICE_STEP), PRICE_STEP)
+            factor = _factor(rng, 0.025)
+            if rng.random() < GAP_CHANCE:
+                gap = Decimal(str(round(rng.uniform(0.06, 0.10), 4)))
+                factor = 1 + gap if rng.random() < 0.5 else 1 - gap
+            price = max(_quantise(price * factor, PRICE_STEP), PRICE_STEP)
             walk.append(PriceIntent(tick * PRICE_TICK_SECONDS, listing.asset_id, price))
         moves[listing.asset_id] = walk
     return PricePath({x.asset_id: x for x in listings}, moves)
@@ -228,13 +240,20 @@ def _withdraw_amount(rng: random.Random) -> Decimal:
     return _money(rng, 20, 800)
 
 
+CONDITIONAL_TYPES = tuple(k for k in OrderType if k.is_conditional)
 ORDER_TYPES = (
     OrderType.MARKET_BUY,
     OrderType.MARKET_SELL,
     OrderType.LIMIT_BUY,
     OrderType.LIMIT_SELL,
+    *CONDITIONAL_TYPES,
 )
-ORDER_WEIGHTS = (0.30, 0.20, 0.28, 0.22)
+# A quarter of the orders are conditional, the six types alike.
+CONDITIONAL_SHARE = 0.25
+ORDER_WEIGHTS = (
+    *(w * (1 - CONDITIONAL_SHARE) for w in (0.30, 0.20, 0.28, 0.22)),
+    *(CONDITIONAL_SHARE / len(CONDITIONAL_TYPES) for _ in CONDITIONAL_TYPES),
+)
 
 
 def _order(rng: random.Random, n: int, at: float, username: str, path: PricePath) -> PlaceIntent:
@@ -242,23 +261,40 @@ def _order(rng: random.Random, n: int, at: float, username: str, path: PricePath
     listing = path.listings[rng.choice(sorted(path.listings))]
     price = path.price_at(listing.asset_id, at)
     quantity = _quantity(_money(rng, 20, 1200), listing, price)
-    order_id = f"order-{n:05d}"
-    if not kind.is_limit:
-        return PlaceIntent(at, username, order_id, kind, listing.asset_id, quantity)
-    # Around the current price: most rest on the book, some are marketable at once.
-    away = rng.uniform(-0.02, 0.05)
-    limit = price * Decimal(str(round(1 - away if kind.is_buy else 1 + away, 4)))
+    order = PlaceIntent(at, username, f"order-{n:05d}", kind, listing.asset_id, quantity)
+    if not kind.rests:
+        return order
     expires = rng.uniform(3, 12) if rng.random() < 0.25 else None
-    limit = max(_quantise(limit, PRICE_STEP), PRICE_STEP)
-    return PlaceIntent(at, username, order_id, kind, listing.asset_id, quantity, limit, expires)
+    order = replace(order, expires_in=expires)
+    if kind.is_trailing:
+        return _trailing(rng, order, price)
+    # Around the current price: most wait, some are marketable (or triggered) at once.
+    away = rng.uniform(-0.02, 0.05) if kind.is_limit else rng.uniform(-0.01, 0.05)
+    below = kind.is_buy if kind.is_limit else not kind.triggers_on_rise
+    at_price = price * Decimal(str(round(1 - away if below else 1 + away, 4)))
+    at_price = max(_quantise(at_price, PRICE_STEP), PRICE_STEP)
+    if kind.is_limit:
+        return replace(order, limit_price=at_price)
+    return replace(order, stop_price=at_price)
+
+
+def _trailing(rng: random.Random, order: PlaceIntent, price: Decimal) -> PlaceIntent:
+    """A trail of 0.5 to 4 % of the current price, as a percentage or as an amount: the
+    walk (up to 2.5 % a tick) both fires and outruns such trails."""
+    percent = Decimal(str(round(rng.uniform(0.5, 4.0), 2)))
+    if rng.random() < 0.5:
+        return replace(order, trail_percent=percent)
+    amount = max(_quantise(price * percent / 100, PRICE_STEP), PRICE_STEP)
+    return replace(order, trail_amount=amount)
 
 
 def _derived(rng: random.Random, intent: PlaceIntent | FundsIntent) -> list[Intent]:
-    """Cancels of some limit orders; exact and conflicting repeats of some commands."""
+    """Cancels of some resting (limit and conditional) orders; exact and conflicting
+    repeats of some commands."""
     if isinstance(intent, FundsIntent):
         return [_copy(rng, intent, intent.key)] if rng.random() < 0.1 else []
     derived: list[Intent] = []
-    if intent.order_type.is_limit and rng.random() < 0.4:
+    if intent.order_type.rests and rng.random() < 0.4:
         late = intent.at + rng.uniform(0.5, 6)
         derived.append(CancelIntent(late, intent.username, intent.order_id))
     if rng.random() < 0.1:

@@ -112,7 +112,7 @@ class ChaosRun:
         self.plan = make_plan(c.seed, c.users, c.orders, c.seconds)
         self.log_dir = c.log_dir or Path(tempfile.mkdtemp(prefix=f"chaos-{c.seed}-"))
         self.events = StatusEvents(self.harness.clients.sqs, self.harness.status_url)
-        self.stopped = utc_now()  # set again when the processes have been stopped
+        self.stopped = utc_now()  # set again when the processes are told to stop
         self.drain_took = 0.0
 
     async def run(self) -> Report:
@@ -155,8 +155,10 @@ class ChaosRun:
         finally:
             stop_watching.set()
             await watcher
-            codes = await supervisor.stop()
+            # The sweeper stops expiring when it is told to stop, not when the last process
+            # has exited (which can take seconds more).
             self.stopped = utc_now()
+            codes = await supervisor.stop()
         return drained, codes
 
     async def _drain(self) -> bool:
@@ -203,6 +205,7 @@ class ChaosRun:
         report.findings = self._findings(books, letters) + _process_findings(supervisor, codes)
         report.findings += checks.event_findings(books, self.events)
         report.notes = checks.both_ways_notes(self.journal, books, self.events)
+        report.notes += checks.placed_by_repeat_notes(self.journal, books, self.events)
         report.notes += checks.marketable_notes(books)
         if not quiet:
             report.notes.append("the order-status queue did not go quiet within 30 s")
@@ -222,6 +225,7 @@ class ChaosRun:
             *implied_findings(books, self.plan, funds, order_ids),
             *checks.duplicate_findings(journal, books, events),
             *checks.dead_letter_findings(letters, journal),
+            *checks.conditional_findings(journal, books, self.plan),
         ]
 
     def _facts(
@@ -231,11 +235,19 @@ class ChaosRun:
             s.command.type.value + (f"({s.repeat})" if s.repeat else "") for s in self.journal.sent
         )
         statuses = Counter(f"{o.order_type}/{o.status}" for o in books.orders.values())
+        conditional = Counter(o.status for o in books.orders.values() if o.is_conditional)
+        topped_up = sum(
+            1
+            for o in books.orders.values()
+            if o.status == "COMPLETED" and o.hold_price and o.price and o.price > o.hold_price
+        )
         kills = sum(d.how == "SIGKILL" for d in supervisor.deaths)
         return {
             "plan": f"{self.config}",
             "sent": f"{sum(sent.values())} {dict(sorted(sent.items()))}",
             "orders": f"{len(books.orders)} {dict(sorted(statuses.items()))}",
+            "conditional": f"{sum(conditional.values())} {dict(sorted(conditional.items()))}, "
+            f"{topped_up} bought above their hold",
             "deaths": f"{kills} SIGKILLs, {len(supervisor.deaths) - kills} crashes",
             "drain": f"{'every command answered' if drained else 'gave up waiting'} "
             f"after {self.drain_took:.1f} s",

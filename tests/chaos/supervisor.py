@@ -72,7 +72,9 @@ class Program:
     def armable_steps(self) -> tuple[tuple[str, int], ...]:
         if self.kind == "orders":
             return WORKER_STEPS
-        return (("matched", 1),) if self.kind == "limit-matcher" else ()
+        if self.kind == "limit-matcher":
+            return (("trailed", 1), ("matched", 1))
+        return ()
 
 
 def _cause(program: Program, code: int) -> str:

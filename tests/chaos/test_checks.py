@@ -1,0 +1,363 @@
+"""The chaos test's conditional-order plan and checks, over hand-made books: no emulator,
+no processes. A check that never fires in a passing run is tested here to fire."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from order_processor.domain.base import new_id
+from order_processor.domain.commands import (
+    CancelOrder,
+    OrderReference,
+    PlaceOrder,
+    PlaceOrderPayload,
+    PricePayload,
+    UpdatePrice,
+)
+from order_processor.domain.orders import OrderCreate, OrderType
+from tests.chaos.books import (
+    Books,
+    Record,
+    StoredOrder,
+    effect_findings,
+    trail_stop,
+    with_slippage,
+)
+from tests.chaos.checks import (
+    command_findings,
+    conditional_findings,
+    duplicate_findings,
+    marketable_notes,
+    placed_by_repeat_notes,
+)
+from tests.chaos.load import (
+    CONDITIONAL_TYPES,
+    CancelIntent,
+    Journal,
+    Listing,
+    PlaceIntent,
+    Plan,
+    PriceIntent,
+    RepeatIntent,
+    Sent,
+    make_plan,
+)
+from tests.chaos.observe import StatusEvents
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_a_quarter_of_the_orders_are_conditional_of_every_type_some_cancelled_some_expiring() -> (
+    None
+):
+    plan = make_plan(seed=5, users=10, commands=600, seconds=60)
+    places = [i for i in plan.intents if isinstance(i, PlaceIntent)]
+    conditional = [i for i in places if i.order_type.is_conditional]
+    cancelled = {i.order_id for i in plan.intents if isinstance(i, CancelIntent)}
+
+    assert 0.18 < len(conditional) / len(places) < 0.32
+    assert {i.order_type for i in conditional} == set(CONDITIONAL_TYPES)
+    assert any(i.order_id in cancelled for i in conditional)
+    assert any(i.expires_in is not None for i in conditional)
+    trailing = [i for i in conditional if i.order_type.is_trailing]
+    assert any(i.trail_amount for i in trailing)
+    assert any(i.trail_percent for i in trailing)
+    assert all((i.trail_amount is None) != (i.trail_percent is None) for i in trailing)
+    fixed = [i for i in conditional if not i.order_type.is_trailing]
+    assert all(i.stop_price is not None and i.limit_price is None for i in fixed)
+    for intent in places:
+        intent.request()  # every request is valid
+
+
+# --- hand-made books -----------------------------------------------------------------------
+
+
+def plan_and_journal(*prices: str) -> tuple[Plan, Journal]:
+    """BTC listed at 100, then each price published a second apart from START."""
+    moves = [PriceIntent(n + 1.0, "BTC", Decimal(p)) for n, p in enumerate(prices)]
+    plan = Plan(0, 10, (Listing("BTC", Decimal(100), 8),), (), tuple(moves))
+    journal = Journal()
+    for n, move in enumerate(moves):
+        update = UpdatePrice(
+            command_id=new_id(),
+            username="price_feed",
+            auth="unsigned",
+            issued_at=START + timedelta(seconds=n + 1),
+            payload=PricePayload(asset_id="BTC", price=move.price),
+        )
+        journal.record(Sent(move.at, update, move))
+    return plan, journal
+
+
+def order(kind: str, status: str = "COMPLETED", **fields: object) -> StoredOrder:
+    defaults: dict[str, object] = {
+        "order_id": "o-1",
+        "username": "trader_00",
+        "order_type": kind,
+        "asset_id": "BTC",
+        "quantity": Decimal(1),
+        "limit_price": None,
+        "price": None,
+        "total_amount": None,
+        "status": status,
+        "sequence": 3,
+        "step": status.lower(),
+        "failure_reason": None,
+        "expires_at": None,
+        "updated_at": START + timedelta(seconds=30),
+    }
+    return StoredOrder(**{**defaults, **fields})  # type: ignore[arg-type]
+
+
+def sent_as(journal: Journal, stored: StoredOrder, **request: object) -> None:
+    intent = PlaceIntent(
+        0.5, stored.username, stored.order_id, OrderType(stored.order_type), "BTC", Decimal(1)
+    )
+    journal.record(Sent(0.5, None, replace(intent, **request)))  # type: ignore[arg-type]
+
+
+def books_of(*orders: StoredOrder, price: str = "100") -> Books:
+    records = [r for o in orders for r in records_of(o)]
+    return Books({}, records, {o.order_id: o for o in orders}, {"BTC": Decimal(price)})
+
+
+def records_of(stored: StoredOrder) -> list[Record]:
+    """A completed order's records: its hold, released, and the trade."""
+    if stored.status != "COMPLETED" or stored.total_amount is None:
+        return []
+    if stored.is_buy:
+        kinds = [("usd", "ORDER_HOLD"), ("usd", "ORDER_RELEASE")]
+        kinds += [("usd", "ORDER_PAYMENT"), ("asset", "BUY")]
+    else:
+        kinds = [("asset", "HOLD"), ("asset", "RELEASE"), ("asset", "SELL"), ("usd", "ORDER_SALE")]
+    amounts = {"ORDER_HOLD": stored.hold(), "ORDER_RELEASE": stored.hold()}
+    return [
+        Record(
+            ledger,
+            stored.username,
+            f"{stored.order_id}#{kind.lower()}",
+            "USD" if ledger == "usd" else stored.asset_id,
+            kind,
+            stored.quantity if ledger == "asset" else amounts.get(kind, stored.total_amount),
+            "COMPLETED",
+            stored.order_id,
+        )
+        for ledger, kind in kinds
+    ]
+
+
+def kinds(orders: StoredOrder, plan: Plan, journal: Journal) -> list[str]:
+    return [f.kind for f in conditional_findings(journal, books_of(orders), plan)]
+
+
+def executed(stored: StoredOrder, price: str) -> StoredOrder:
+    cost = Decimal(price)
+    return replace(stored, price=cost, total_amount=cost.quantize(Decimal("0.01")))
+
+
+def test_a_trailing_sell_executes_only_at_its_trail_from_a_best_price_the_path_published() -> None:
+    plan, journal = plan_and_journal("110", "104", "111")
+    trailing = order(
+        "TRAILING_STOP_SELL",
+        trail_amount=Decimal(5),
+        best_price=Decimal(110),
+        stop_price=Decimal(105),
+    )
+    sent_as(journal, trailing, trail_amount=Decimal(5))
+    good = executed(trailing, "104")
+    assert kinds(good, plan, journal) == []
+    assert not effect_findings(books_of(good), plan)
+
+    above_its_stop = executed(trailing, "110")
+    assert [f.kind for f in effect_findings(books_of(above_its_stop), plan)] == ["wrong_execution"]
+    off_the_trail = executed(replace(trailing, stop_price=Decimal(106)), "104")
+    assert "stop_off_the_trail" in kinds(off_the_trail, plan, journal)
+    never_published = executed(
+        replace(trailing, best_price=Decimal(109), stop_price=Decimal(104)), "104"
+    )
+    assert kinds(never_published, plan, journal) == ["unpublished_price"]
+    # 111 came at START + 3 s: an execution at START + 2 s cannot have trailed it.
+    too_early = executed(
+        replace(
+            trailing,
+            best_price=Decimal(111),
+            stop_price=Decimal(106),
+            updated_at=START + timedelta(seconds=2),
+        ),
+        "104",
+    )
+    assert kinds(too_early, plan, journal) == ["price_from_the_future"]
+    moved = replace(trailing, trail_amount=Decimal(4), stop_price=Decimal(106))
+    assert kinds(executed(moved, "104"), plan, journal) == ["not_as_requested"]
+
+
+def test_fixed_stops_trigger_on_their_side_of_the_stop() -> None:
+    plan, journal = plan_and_journal("90", "120")
+    for kind, fires, waits in (
+        ("STOP_SELL", "90", "120"),
+        ("TAKE_PROFIT_BUY", "90", "120"),
+        ("STOP_BUY", "120", "90"),
+        ("TAKE_PROFIT_SELL", "120", "90"),
+    ):
+        stop = order(kind, stop_price=Decimal(100), hold_price=None)
+        if kind.endswith("BUY"):
+            hold = with_slippage(Decimal(100)) if kind == "STOP_BUY" else Decimal(100)
+            stop = replace(stop, hold_price=hold)
+        sent_as(journal, stop, stop_price=Decimal(100))
+        assert kinds(executed(stop, fires), plan, journal) == [], kind
+        assert not effect_findings(books_of(executed(stop, fires)), plan), kind
+        findings = effect_findings(books_of(executed(stop, waits)), plan)
+        assert [f.kind for f in findings] == ["wrong_execution"], kind
+
+
+def test_buys_hold_at_their_target_their_stop_plus_slippage_or_their_first_trail() -> None:
+    plan, journal = plan_and_journal("95")
+    stop_buy = order("STOP_BUY", "QUEUED", stop_price=Decimal(100), hold_price=Decimal(105))
+    sent_as(journal, stop_buy, stop_price=Decimal(100))
+    queued = {"stop_key": "BTC#RISE"}
+    assert kinds(replace(stop_buy, index_keys=tuple(queued.items())), plan, journal) == []
+    wrong = replace(stop_buy, hold_price=Decimal(100), index_keys=tuple(queued.items()))
+    assert kinds(wrong, plan, journal) == ["wrong_hold_price"]
+
+    # Placed at 100 with a 2 % trail: first stop 102, held at 107.10; the stop fell since.
+    trailing = order(
+        "TRAILING_STOP_BUY",
+        "CANCELLED",
+        trail_percent=Decimal(2),
+        best_price=Decimal(95),
+        stop_price=trail_stop(order("TRAILING_STOP_BUY", trail_percent=Decimal(2)), Decimal(95)),
+        hold_price=Decimal("107.1"),
+    )
+    sent_as(journal, trailing, trail_percent=Decimal(2))
+    assert kinds(trailing, plan, journal) == []
+    assert kinds(replace(trailing, hold_price=Decimal("107.2")), plan, journal) == [
+        "wrong_hold_price"
+    ]
+    sell = order("STOP_SELL", "CANCELLED", stop_price=Decimal(90), hold_price=Decimal(90))
+    sent_as(journal, sell, stop_price=Decimal(90))
+    assert kinds(sell, plan, journal) == ["wrong_hold_price"]
+
+
+def test_resting_orders_are_in_exactly_the_indexes_their_state_puts_them_in() -> None:
+    plan, journal = plan_and_journal()
+    trailing = order(
+        "TRAILING_STOP_SELL",
+        "QUEUED",
+        trail_amount=Decimal(5),
+        best_price=Decimal(100),
+        stop_price=Decimal(95),
+        expires_at=START + timedelta(days=30),
+    )
+    sent_as(journal, trailing, trail_amount=Decimal(5))
+    keys = (("stop_key", "BTC#FALL"), ("trail_key", "BTC#SELL"), ("expiry_shard", "EXPIRING"))
+    assert kinds(replace(trailing, index_keys=keys), plan, journal) == []
+    assert kinds(replace(trailing, index_keys=keys[:1] + keys[2:]), plan, journal) == [
+        "wrong_index_keys"
+    ]
+    assert kinds(replace(trailing, status="EXPIRED", index_keys=keys), plan, journal) == [
+        "wrong_index_keys"
+    ]
+    limit = order("LIMIT_BUY", "QUEUED", limit_price=Decimal(90), index_keys=keys[:1])
+    assert kinds(limit, plan, journal) == ["wrong_index_keys"]
+
+
+def test_a_waiting_order_the_final_price_triggers_or_would_trail_is_noted() -> None:
+    trailing = order(
+        "TRAILING_STOP_SELL",
+        "QUEUED",
+        trail_amount=Decimal(5),
+        best_price=Decimal(100),
+        stop_price=Decimal(95),
+    )
+    assert marketable_notes(books_of(trailing, price="99")) == []
+    assert len(marketable_notes(books_of(trailing, price="94"))) == 1
+    assert "worse than the final" in marketable_notes(books_of(trailing, price="101"))[0]
+
+
+def test_only_a_stop_buy_short_of_usd_may_fail_after_it_was_held() -> None:
+    plan, journal = plan_and_journal("120")
+    stop_buy = order(
+        "STOP_BUY",
+        "FAILED",
+        stop_price=Decimal(100),
+        hold_price=Decimal(105),
+        failure_reason="INSUFFICIENT_BALANCE",
+        step="released",
+    )
+    sent_as(journal, stop_buy, stop_price=Decimal(100))
+    held = [
+        Record("usd", "trader_00", f"o-1#{k.lower()}", "USD", k, Decimal(105), "COMPLETED", "o-1")
+        for k in ("ORDER_HOLD", "ORDER_RELEASE")
+    ]
+    books = replace(books_of(stop_buy), records=held)
+    assert conditional_findings(journal, books, plan) == []
+    assert not effect_findings(books, plan)
+
+    other = replace(stop_buy, failure_reason="ORDER_VALUE_LIMIT")
+    books = replace(books_of(other), records=held)
+    assert [f.kind for f in conditional_findings(journal, books, plan)] == ["unexpected_failure"]
+
+
+# --- an order whose first request was rejected ALREADY_EXPIRED ------------------------------
+
+
+def rejected_then_repeated(repeat_rejected: bool) -> tuple[Journal, StatusEvents]:
+    """order-1 (expiring 3 s after sending) rejected ALREADY_EXPIRED, then cancelled, then
+    sent again with twice the quantity: itself rejected ALREADY_EXPIRED or placed."""
+    intent = PlaceIntent(
+        1.0,
+        "trader_00",
+        "order-1",
+        OrderType.LIMIT_BUY,
+        "BTC",
+        Decimal(1),
+        limit_price=Decimal(90),
+        expires_in=3,
+    )
+    cancel = CancelIntent(2.0, "trader_00", "order-1")
+    repeat = RepeatIntent(3.0, "trader_00", "order-1", conflicting_quantity=Decimal(2))
+    journal = Journal()
+    first = command(intent.order_id, intent.request())
+    journal.record(Sent(1.0, first, intent))
+    cancelling = CancelOrder(
+        command_id=new_id(),
+        username="trader_00",
+        auth="t",
+        payload=OrderReference(order_id="order-1"),
+    )
+    journal.record(Sent(2.0, cancelling, cancel))
+    again = command(intent.order_id, intent.request(quantity=Decimal(2)))
+    journal.record(Sent(3.0, again, repeat, "conflicting"))
+    rejected = [(first, "ALREADY_EXPIRED"), (cancelling, "ORDER_NOT_FOUND")]
+    if repeat_rejected:
+        rejected.append((again, "ALREADY_EXPIRED"))
+    events = StatusEvents(None, "")
+    events.bodies = [
+        {"event_type": "command.rejected", "data": {"command_id": c.command_id, "reason": r}}
+        for c, r in rejected
+    ]
+    return journal, events
+
+
+def command(order_id: str, request: OrderCreate) -> PlaceOrder:
+    payload = PlaceOrderPayload(order_id=order_id, **request.model_dump(exclude_none=True))
+    return PlaceOrder(command_id=new_id(), username="trader_00", auth="t", payload=payload)
+
+
+def test_a_repeat_of_a_request_rejected_already_expired_is_a_new_request() -> None:
+    journal, events = rejected_then_repeated(repeat_rejected=True)
+    books = books_of()
+    assert command_findings(journal, books, events) == []
+    assert duplicate_findings(journal, books, events) == []
+
+    journal, events = rejected_then_repeated(repeat_rejected=False)
+    placed = order("LIMIT_BUY", "QUEUED", order_id="order-1", quantity=Decimal(2))
+    books = books_of(replace(placed, limit_price=Decimal(90)))
+    assert command_findings(journal, books, events) == []
+    assert duplicate_findings(journal, books, events) == []
+    assert "a conflicting repeat placed it" in placed_by_repeat_notes(journal, books, events)[0]
+
+    books = books_of(replace(placed, limit_price=Decimal(90), quantity=Decimal(1)))
+    assert [f.kind for f in duplicate_findings(journal, books, events)] == ["request_replaced"]
