@@ -14,8 +14,9 @@ import pytest
 
 from order_processor.bootstrap import get_asset_balance_dao, get_user_dao
 from order_processor.domain.base import utc_now
+from order_processor.domain.commands import PlaceOrder
 from order_processor.domain.events import EventType
-from order_processor.domain.orders import OrderStatus
+from order_processor.domain.orders import OrderCreate, OrderStatus
 from order_processor.domain.users import UserUpdate
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
@@ -170,3 +171,60 @@ async def test_a_v1_orders_refund_survives_a_crash_after_its_write(harness: Harn
         EventType.ORDER_FAILED,
         order.sequence,
     )
+
+
+async def test_conditional_orders_survive_a_crash_after_each_of_their_writes(
+    harness: Harness,
+) -> None:
+    """held (placed), completed (a stop sell fired), cancelled (a trailing stop), expired (a
+    take-profit buy), released (a stop buy that gapped past its hold and what is left)."""
+    user = "crash_cond"
+    await harness.create_user(user, usd="300")
+    await harness.add_asset("SOL", "100")
+    await harness.give_asset(user, "SOL", "5")
+    expiry = utc_now() + timedelta(seconds=12)  # after the crash and its visibility timeout
+
+    def conditional(kind: str, **fields: str) -> PlaceOrder:
+        request = OrderCreate.model_validate(
+            {"order_type": kind, "asset_id": "SOL", "quantity": "1", **fields}
+        )
+        return harness.factory.place_order(user, request)
+
+    executed = conditional("STOP_SELL", stop_price="95")
+    cancelled = conditional("TRAILING_STOP_SELL", trail_amount="10")
+    expired = conditional("TAKE_PROFIT_BUY", stop_price="50", expires_at=expiry.isoformat())
+    refused = conditional("STOP_BUY", stop_price="110", quantity="2")  # holds 231.00
+    orders = (executed, cancelled, expired, refused)
+    await harness.send(*orders)
+    await crash_then_finish(harness, "held")
+    assert {(await harness.order(o.payload.order_id)).status for o in orders} == {
+        OrderStatus.QUEUED
+    }
+
+    await harness.send_prices(("SOL", "94"))
+    assert await harness.run_worker(kind="limit-matcher") == 0
+    await crash_then_finish(harness, "completed")
+    await harness.send(harness.factory.cancel(user, cancelled.payload.order_id))
+    await crash_then_finish(harness, "cancelled")
+    await harness.until(expiry)
+    await harness.sweep()
+    await crash_then_finish(harness, "expired")
+    await harness.send_prices(("SOL", "200"))  # 400.00 for the stop buy: 394.00 in all
+    assert await harness.run_worker(kind="limit-matcher") == 0
+    await crash_then_finish(harness, "released")
+
+    final = {o.payload.order_id: await harness.order(o.payload.order_id) for o in orders}
+    assert [final[o.payload.order_id].status for o in orders] == [
+        OrderStatus.COMPLETED,
+        OrderStatus.CANCELLED,
+        OrderStatus.EXPIRED,
+        OrderStatus.FAILED,
+    ]
+    assert final[refused.payload.order_id].failure_reason == "INSUFFICIENT_BALANCE"
+    assert await harness.available(user) == Decimal("394.00")  # 300 + 94
+    sol = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "SOL")
+    assert (sol.available, sol.held) == (Decimal("4"), Decimal("0"))
+    await assert_ledger(harness.clients, user)
+    for order in final.values():
+        kind = EventType(f"order.{order.status.value.lower()}")
+        assert await last_event(harness, order.order_id, kind) == (kind, order.sequence)
