@@ -1,0 +1,112 @@
+"""Analytics views from order events: each final event counted once, whatever copies and
+order the stream delivers, and average-cost P&L in the order the fills happened."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from order_processor.analytics.views import Views
+from order_processor.domain.events import order_event
+from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def final(
+    n: int,
+    kind: OrderType,
+    quantity: str,
+    price: str,
+    status: OrderStatus = OrderStatus.COMPLETED,
+    user: str = "alice_01",
+    minutes: int = 0,
+) -> Order:
+    request = OrderCreate(order_type=kind, asset_id="BTC", quantity=quantity)
+    placed = Order.place(user, request, order_id=f"o-{n}")
+    at = T0 + timedelta(minutes=minutes)
+    fields: dict[str, object] = {"status": status, "sequence": 3, "updated_at": at}
+    if status is OrderStatus.COMPLETED:
+        total = (Decimal(quantity) * Decimal(price)).quantize(Decimal("0.01"))
+        fields |= {"price": Decimal(price), "total_amount": total}
+    if status is OrderStatus.FAILED:
+        fields["failure_reason"] = "INSUFFICIENT_BALANCE"
+    return placed.evolve(**fields)
+
+
+def test_average_cost_pnl_of_buys_and_a_partial_sell() -> None:
+    views = Views()
+    for order in (
+        final(1, OrderType.MARKET_BUY, "1", "100", minutes=0),
+        final(2, OrderType.MARKET_BUY, "1", "200", minutes=1),
+        final(3, OrderType.MARKET_SELL, "1.5", "300", minutes=2),
+    ):
+        views.apply(order_event(order))
+
+    position = views.position("alice_01", "BTC")
+    # Average cost 150: 1.5 sold for 450 against 225 -> 225 realised; 0.5 left costing 75.
+    assert (position.quantity, position.cost, position.realised) == (
+        Decimal("0.5"),
+        Decimal("75"),
+        Decimal("225"),
+    )
+
+
+def test_status_counts_failure_reasons_fill_ratio_and_volume_by_bucket() -> None:
+    views = Views()
+    for order in (
+        final(1, OrderType.MARKET_BUY, "2", "100", minutes=0),
+        final(2, OrderType.MARKET_BUY, "1", "100", OrderStatus.FAILED, minutes=0),
+        final(3, OrderType.MARKET_SELL, "1", "0", OrderStatus.CANCELLED, minutes=61),
+        final(4, OrderType.MARKET_SELL, "1", "110", minutes=61),
+    ):
+        views.apply(order_event(order))
+
+    assert dict(views.statuses) == {"completed": 2, "failed": 1, "cancelled": 1}
+    assert dict(views.failures) == {"INSUFFICIENT_BALANCE": 1}
+    assert views.fill_ratio == Decimal("0.5")
+    assert views.volume[("BTC", "hour", "2026-11-28T12")].usd == Decimal("200.00")
+    assert views.volume[("BTC", "hour", "2026-11-28T13")].usd == Decimal("110.00")
+    assert views.volume[("BTC", "day", "2026-11-28")].orders == 2
+
+
+fills = st.lists(
+    st.tuples(
+        st.sampled_from([OrderType.MARKET_BUY, OrderType.MARKET_SELL]),
+        st.sampled_from(["0.5", "1", "2"]),
+        st.sampled_from(["90", "100", "123.45"]),
+        st.sampled_from(list(OrderStatus)[4:]),  # the final statuses
+        st.sampled_from(["alice_01", "bob_01"]),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(orders=fills, seed=st.integers(0, 2**32))
+def test_copies_and_any_arrival_order_give_the_views_of_one_punctual_delivery(
+    orders: list[tuple[OrderType, str, str, OrderStatus, str]], seed: int
+) -> None:
+    finals = [
+        final(n, kind, quantity, price, status, user, minutes=n)
+        for n, (kind, quantity, price, status, user) in enumerate(orders)
+    ]
+    punctual, stream = Views(), Views()
+    for order in finals:
+        punctual.apply(order_event(order))
+    # Each event up to three times, a few earlier states too, all shuffled.
+    delivered = [order_event(o) for o in finals for _ in range(random.Random(seed).randint(1, 3))]
+    delivered += [order_event(o.evolve(status=OrderStatus.PROCESSING, sequence=2)) for o in finals]
+    random.Random(seed).shuffle(delivered)
+    for event in delivered:
+        stream.apply(event)
+
+    assert stream.statuses == punctual.statuses
+    assert stream.failures == punctual.failures
+    assert dict(stream.volume) == dict(punctual.volume)
+    for user in ("alice_01", "bob_01"):
+        assert stream.position(user, "BTC") == punctual.position(user, "BTC")
