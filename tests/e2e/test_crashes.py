@@ -16,7 +16,7 @@ from order_processor.bootstrap import get_asset_balance_dao, get_user_dao
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import PlaceOrder
 from order_processor.domain.events import EventType
-from order_processor.domain.orders import OrderCreate, OrderStatus
+from order_processor.domain.orders import Order, OrderCreate, OrderStatus
 from order_processor.domain.users import UserUpdate
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
@@ -26,6 +26,13 @@ async def crash_then_finish(harness: Harness, step: str) -> None:
     crashed = await harness.run_worker(fault=f"crash-after={step}")
     assert crashed == -signal.SIGKILL, harness.worker_output()
     assert await harness.run_worker() == 0, harness.worker_output()
+
+
+async def assert_final_events(harness: Harness, orders: list[Order]) -> None:
+    """Each order's last event is its final state's, at its stored sequence."""
+    for order in orders:
+        kind = EventType(f"order.{order.status.value.lower()}")
+        assert await last_event(harness, order.order_id, kind) == (kind, order.sequence)
 
 
 async def last_event(harness: Harness, order_id: str, kind: EventType) -> tuple[EventType, int]:
@@ -141,9 +148,7 @@ async def test_a_limit_order_survives_a_crash_after_each_of_its_writes(harness: 
     assert final[refused.payload.order_id].failure_reason == "USER_INACTIVE"
     assert await harness.available("crash_lim") == Decimal("911.00")  # 1000 - 89
     await assert_ledger(harness.clients, "crash_lim")
-    for order in final.values():
-        kind = EventType(f"order.{order.status.value.lower()}")
-        assert await last_event(harness, order.order_id, kind) == (kind, order.sequence)
+    await assert_final_events(harness, list(final.values()))
 
 
 async def test_a_v1_orders_refund_survives_a_crash_after_its_write(harness: Harness) -> None:
@@ -225,6 +230,4 @@ async def test_conditional_orders_survive_a_crash_after_each_of_their_writes(
     sol = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "SOL")
     assert (sol.available, sol.held) == (Decimal("4"), Decimal("0"))
     await assert_ledger(harness.clients, user)
-    for order in final.values():
-        kind = EventType(f"order.{order.status.value.lower()}")
-        assert await last_event(harness, order.order_id, kind) == (kind, order.sequence)
+    await assert_final_events(harness, list(final.values()))

@@ -256,6 +256,30 @@ class Operated:
     readiness: Readiness
     life: Lifecycle
 
+    def consumer(
+        self,
+        settings: Settings,
+        queue_url: str,
+        handler: CommandHandler | PriceMatcher,
+        *,
+        burst: bool,
+        dead_letter_url: str | None = None,
+    ) -> Consumer:
+        """The program's consumer of `queue_url`, its messages in flight a gauge."""
+        consumer = Consumer(
+            sqs=self.clients.sqs,
+            queue_url=queue_url,
+            handle_group=handler.handle_group,
+            group_of=handler.group_of,
+            concurrency=settings.concurrency,
+            visibility_timeout=settings.visibility_timeout,
+            burst=burst,
+            grace_seconds=settings.shutdown_grace_seconds,
+            dead_letter_url=dead_letter_url,
+        )
+        self.metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
+        return consumer
+
     def ready(self) -> None:
         """Start-up done: answer ready (while the dependencies answer)."""
         self.readiness.started = True
@@ -305,18 +329,9 @@ async def serve_order_worker(settings: Settings, life: Lifecycle, *, burst: bool
             max_receive_count=redrive.max_receive_count or settings.max_receive_count,
             metrics=metrics,
         )
-        consumer = Consumer(
-            sqs=clients.sqs,
-            queue_url=queue,
-            handle_group=handler.handle_group,
-            group_of=handler.group_of,
-            concurrency=settings.concurrency,
-            visibility_timeout=settings.visibility_timeout,
-            burst=burst,
-            grace_seconds=settings.shutdown_grace_seconds,
-            dead_letter_url=redrive.dead_letter_url,
+        consumer = program.consumer(
+            settings, queue, handler, burst=burst, dead_letter_url=redrive.dead_letter_url
         )
-        metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
         program.ready()
         log.info("order worker %s:%d serving %s", socket.gethostname(), os.getpid(), queue)
         async with stopped_on(life.stopping, consumer.stop, program.readiness):
@@ -346,17 +361,7 @@ async def serve_limit_matcher(
             faults=Faults.from_env(),
             metrics=program.metrics,
         )
-        consumer = Consumer(
-            sqs=clients.sqs,
-            queue_url=prices_url,
-            handle_group=matcher.handle_group,
-            group_of=matcher.group_of,
-            concurrency=settings.concurrency,
-            visibility_timeout=settings.visibility_timeout,
-            burst=burst,
-            grace_seconds=settings.shutdown_grace_seconds,
-        )
-        program.metrics.gauge("messages_in_flight", lambda: consumer.in_flight)
+        consumer = program.consumer(settings, prices_url, matcher, burst=burst)
         program.ready()
         async with stopped_on(life.stopping, consumer.stop, program.readiness):
             if burst:
