@@ -114,11 +114,23 @@ class Resources:
             max_receive_count=self.max_receive_count,
         )
         status = QueueSpec(f"{p}-order-status")
+        analytics_dlq = QueueSpec(f"{p}-order-analytics-dlq", retention_seconds=14 * 24 * 3600)
+        analytics = QueueSpec(
+            f"{p}-order-analytics",
+            visibility_timeout=self.visibility_timeout,
+            dead_letter=analytics_dlq,
+            max_receive_count=self.max_receive_count,
+        )
         events = f"{p}-order-events"
+        queues = (commands_dlq, commands, prices_dlq, prices, status, analytics_dlq, analytics)
         object.__setattr__(self, "tables", _tables(p))
-        object.__setattr__(self, "queues", (commands_dlq, commands, prices_dlq, prices, status))
+        object.__setattr__(self, "queues", queues)
         object.__setattr__(self, "topics", (events,))
-        object.__setattr__(self, "subscriptions", (Subscription(events, status),))
+        object.__setattr__(
+            self,
+            "subscriptions",
+            (Subscription(events, status), Subscription(events, analytics)),
+        )
 
     @property
     def users_table(self) -> str:
@@ -133,6 +145,10 @@ class Resources:
         return self.tables[2].name
 
     @property
+    def analytics_table(self) -> str:
+        return self.tables[3].name
+
+    @property
     def commands_queue(self) -> QueueSpec:
         return self.queues[1]
 
@@ -143,6 +159,10 @@ class Resources:
     @property
     def order_status_queue(self) -> QueueSpec:
         return self.queues[4]
+
+    @property
+    def analytics_queue(self) -> QueueSpec:
+        return self.queues[6]
 
     @property
     def events_topic(self) -> str:
@@ -177,7 +197,9 @@ def _tables(prefix: str) -> tuple[TableSpec, ...]:
         ),
     )
     inventory = TableSpec(f"{prefix}-inventory")
-    return (users, orders, inventory)
+    # The analytics worker's views (see analytics.store): counters and positions.
+    analytics = TableSpec(f"{prefix}-analytics")
+    return (users, orders, inventory, analytics)
 
 
 def queue_policy(queue_arn: str, topic_arn: str) -> str:

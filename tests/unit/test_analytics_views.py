@@ -4,7 +4,6 @@ order the stream delivers, and average-cost P&L in the order the fills happened.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -12,30 +11,8 @@ from hypothesis import strategies as st
 
 from order_processor.analytics.views import Views
 from order_processor.domain.events import order_event
-from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
-
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-def final(
-    n: int,
-    kind: OrderType,
-    quantity: str,
-    price: str,
-    status: OrderStatus = OrderStatus.COMPLETED,
-    user: str = "alice_01",
-    minutes: int = 0,
-) -> Order:
-    request = OrderCreate(order_type=kind, asset_id="BTC", quantity=quantity)
-    placed = Order.place(user, request, order_id=f"o-{n}")
-    at = T0 + timedelta(minutes=minutes)
-    fields: dict[str, object] = {"status": status, "sequence": 3, "updated_at": at}
-    if status is OrderStatus.COMPLETED:
-        total = (Decimal(quantity) * Decimal(price)).quantize(Decimal("0.01"))
-        fields |= {"price": Decimal(price), "total_amount": total}
-    if status is OrderStatus.FAILED:
-        fields["failure_reason"] = "INSUFFICIENT_BALANCE"
-    return placed.evolve(**fields)
+from order_processor.domain.orders import OrderStatus, OrderType
+from tests.analytics import final
 
 
 def test_average_cost_pnl_of_buys_and_a_partial_sell() -> None:
@@ -66,12 +43,12 @@ def test_status_counts_failure_reasons_fill_ratio_and_volume_by_bucket() -> None
     ):
         views.apply(order_event(order))
 
-    assert dict(views.statuses) == {"completed": 2, "failed": 1, "cancelled": 1}
-    assert dict(views.failures) == {"INSUFFICIENT_BALANCE": 1}
-    assert views.fill_ratio == Decimal("0.5")
-    assert views.volume[("BTC", "hour", "2026-11-28T12")].usd == Decimal("200.00")
-    assert views.volume[("BTC", "hour", "2026-11-28T13")].usd == Decimal("110.00")
-    assert views.volume[("BTC", "day", "2026-11-28")].orders == 2
+    assert dict(views.counters.statuses) == {"completed": 2, "failed": 1, "cancelled": 1}
+    assert dict(views.counters.failures) == {"INSUFFICIENT_BALANCE": 1}
+    assert views.counters.fill_ratio == Decimal("0.5")
+    assert views.counters.volume[("BTC", "hour", "2026-11-28T12")].usd == Decimal("200.00")
+    assert views.counters.volume[("BTC", "hour", "2026-11-28T13")].usd == Decimal("110.00")
+    assert views.counters.volume[("BTC", "day", "2026-11-28")].orders == 2
 
 
 fills = st.lists(
@@ -105,8 +82,9 @@ def test_copies_and_any_arrival_order_give_the_views_of_one_punctual_delivery(
     for event in delivered:
         stream.apply(event)
 
-    assert stream.statuses == punctual.statuses
-    assert stream.failures == punctual.failures
-    assert dict(stream.volume) == dict(punctual.volume)
+    assert stream.report().differences(punctual.report()) == []
+    assert stream.counters.statuses == punctual.counters.statuses
+    assert stream.counters.failures == punctual.counters.failures
+    assert dict(stream.counters.volume) == dict(punctual.counters.volume)
     for user in ("alice_01", "bob_01"):
         assert stream.position(user, "BTC") == punctual.position(user, "BTC")

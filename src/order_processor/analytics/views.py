@@ -1,12 +1,17 @@
 """Trading analytics kept from the order events, applied once each whatever the delivery.
 
 Only an order's final event counts (completed, failed, cancelled, expired): an order has
-exactly one, so at-least-once delivery, copies and reordering cannot count it twice. An
-event is applied once by its `event_id`, and a final event is applied once per order
-(a copy under another id, or a later state's event after it, changes nothing).
+exactly one, and it is the order's last sequence, so at-least-once delivery, copies,
+earlier states arriving late and reordering cannot count an order twice. `contribution`
+says, purely, what one final event adds; `Views` folds contributions in memory (the
+rebuild from the orders table, and the tests), `analytics.store` folds them in DynamoDB
+(the analytics worker). Both end in the same `Report`, compared field by field.
 
 - volume and orders per asset per minute, hour and day (UTC buckets of the final event);
 - orders by final status and failure reason; the fill ratio (completed of all final);
+- final orders per minute by order type and status;
+- end-to-end latency from the command's `issued_at` to the final event, as a histogram
+  (market orders apart from resting ones, whose time includes the wait for their price);
 - per user and asset, by the average-cost method: a buy adds its quantity and its cost
   (what was paid) to the position; a sell realises proceeds minus the average cost of the
   quantity sold, and takes that cost out of the position. The position (exposure) is the
@@ -17,10 +22,12 @@ event is applied once by its `event_id`, and a final event is applied once per o
 
 from __future__ import annotations
 
+import copy
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
 
 from order_processor.domain.events import Event, EventType
 
@@ -31,28 +38,58 @@ FINAL = {
     EventType.ORDER_EXPIRED,
 }
 BUCKETS = {"minute": "%Y-%m-%dT%H:%M", "hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
+# Latency histogram bounds in milliseconds (1-2-5 steps up to an hour; then "longer").
+LATENCY_BOUNDS_MS: tuple[int, ...] = (
+    *(step * 10**power for power in range(6) for step in (1, 2, 5)),
+    1_000_000,
+    2_000_000,
+    3_600_000,
+)
+LONGER = "longer"
+COST_PLACES = Decimal("1E-10")  # cost and P&L kept to 10 decimal places (DynamoDB: 38 digits)
 
 
 @dataclass
 class Position:
+    """One user's position in one asset, through the fills seen, in fill order."""
+
     quantity: Decimal = Decimal(0)
-    cost: Decimal = Decimal(0)  # what the quantity held cost, exactly
+    cost: Decimal = Decimal(0)  # what the quantity held cost
     realised: Decimal = Decimal(0)
+    bought: Decimal = Decimal(0)  # USD paid for buys
+    sold: Decimal = Decimal(0)  # USD received for sells
+    fills: int = 0
+    last: str = ""  # the sort key of the last fill applied
 
-    def buy(self, quantity: Decimal, paid: Decimal) -> None:
-        self.quantity += quantity
-        self.cost += paid
+    def add(self, fill: Fill) -> None:
+        if fill.buy:
+            self.quantity += fill.quantity
+            self.cost += fill.usd
+            self.bought += fill.usd
+        else:
+            self._sell(fill.quantity, fill.usd)
+            self.sold += fill.usd
+        self.fills += 1
+        self.last = max(self.last, fill.key)
 
-    def sell(self, quantity: Decimal, proceeds: Decimal) -> None:
+    def _sell(self, quantity: Decimal, proceeds: Decimal) -> None:
         """Average cost of what is sold; a sale beyond the position seen (assets given
         outside orders) realises against no cost for the excess."""
         with localcontext() as context:
             context.prec = 60
             covered = min(quantity, self.quantity)
             basis = self.cost * covered / self.quantity if self.quantity else Decimal(0)
-            self.realised += proceeds - basis
-            self.cost -= basis
-            self.quantity -= covered
+        basis = basis.quantize(COST_PLACES, ROUND_HALF_EVEN)
+        self.realised += proceeds - basis
+        self.cost -= basis
+        self.quantity -= covered
+
+    @classmethod
+    def of(cls, fills: list[Fill]) -> Position:
+        position = cls()
+        for fill in sorted(fills):
+            position.add(fill)
+        return position
 
 
 @dataclass(frozen=True, order=True)
@@ -63,6 +100,11 @@ class Fill:
     quantity: Decimal
     usd: Decimal
 
+    @property
+    def key(self) -> str:
+        """Sorts as the fills happened: (UTC time, order id), as text."""
+        return f"{self.at.strftime('%Y-%m-%dT%H:%M:%S.%f')}#{self.order_id}"
+
 
 @dataclass
 class Volume:
@@ -71,15 +113,155 @@ class Volume:
     usd: Decimal = Decimal(0)
 
 
+@dataclass(frozen=True)
+class Contribution:
+    """What one order's final event adds to the views."""
+
+    event_id: str
+    order_id: str
+    username: str
+    asset_id: str
+    order_type: str
+    status: str  # completed, failed, cancelled, expired
+    at: datetime
+    failure_reason: str | None = None
+    latency: tuple[str, str] | None = None  # (market|resting, histogram bucket)
+    fill: Fill | None = None
+
+    def buckets(self) -> list[tuple[str, str]]:
+        return [(kind, self.at.strftime(pattern)) for kind, pattern in BUCKETS.items()]
+
+    @property
+    def minute(self) -> str:
+        return self.at.strftime(BUCKETS["minute"])
+
+
+class MalformedEvent(ValueError):
+    """A final order event without the fields the views need."""
+
+
+def contribution(event: Event) -> Contribution | None:
+    """What a final order event contributes; None for any other event."""
+    if event.event_type not in FINAL or event.order_id is None or event.username is None:
+        return None
+    data = event.data
+    try:
+        order_type = str(data["order_type"])
+        status = event.event_type.value.removeprefix("order.")
+        fill = None
+        if event.event_type is EventType.ORDER_COMPLETED:
+            fill = Fill(
+                event.occurred_at,
+                event.order_id,
+                order_type.endswith("_BUY"),
+                Decimal(str(data["quantity"])),
+                Decimal(str(data["total_amount"])),
+            )
+        reason = data.get("failure_reason")
+        return Contribution(
+            event_id=event.event_id,
+            order_id=event.order_id,
+            username=event.username,
+            asset_id=str(data["asset_id"]),
+            order_type=order_type,
+            status=status,
+            at=event.occurred_at,
+            failure_reason=(str(reason) if reason else "UNKNOWN")
+            if event.event_type is EventType.ORDER_FAILED
+            else None,
+            latency=_latency(order_type, data.get("issued_at"), event.occurred_at),
+            fill=fill,
+        )
+    except (KeyError, ArithmeticError, ValueError, TypeError) as exc:
+        raise MalformedEvent(f"event {event.event_id}: {exc!r}") from exc
+
+
+def _latency(order_type: str, issued_at: Any, at: datetime) -> tuple[str, str] | None:
+    if not issued_at:
+        return None  # an order placed before issued_at was recorded
+    issued = datetime.fromisoformat(str(issued_at))
+    milliseconds = max((at - issued).total_seconds() * 1000, 0)
+    kind = "market" if order_type.startswith("MARKET_") else "resting"
+    return kind, latency_bucket(milliseconds)
+
+
+def latency_bucket(milliseconds: float) -> str:
+    for bound in LATENCY_BOUNDS_MS:
+        if milliseconds <= bound:
+            return str(bound)
+    return LONGER
+
+
+def percentile(histogram: Counter[str], fraction: float) -> int | None:
+    """The bound in ms under which `fraction` of the samples fall (None: no sample;
+    -1: beyond the last bound)."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    seen = 0
+    for bound in LATENCY_BOUNDS_MS:
+        seen += histogram[str(bound)]
+        if seen >= fraction * total:
+            return bound
+    return -1
+
+
 @dataclass
-class Views:
-    applied: set[str] = field(default_factory=set)  # event ids
-    finished: set[str] = field(default_factory=set)  # order ids with their final event
+class Report:
+    """The views, as the CLI and the dashboard read them (and the rebuild compares)."""
+
     statuses: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
+    latency: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    rate: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # minute, type, status
     volume: dict[tuple[str, str, str], Volume] = field(
         default_factory=lambda: defaultdict(Volume)
     )  # (asset, bucket kind, bucket) -> volume
+    positions: dict[tuple[str, str], Position] = field(default_factory=dict)  # (user, asset)
+
+    @property
+    def fill_ratio(self) -> Decimal:
+        total = sum(self.statuses.values())
+        return Decimal(self.statuses["completed"]) / total if total else Decimal(0)
+
+    def differences(self, other: Report) -> list[str]:
+        """What differs from `other`, one line each (empty: the same views)."""
+        lines: list[str] = []
+        for name in ("statuses", "failures", "rate"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            for key in sorted(set(mine) | set(theirs), key=str):
+                if mine[key] != theirs[key]:
+                    lines.append(f"{name} {key}: {mine[key]} != {theirs[key]}")
+        for kind in sorted(set(self.latency) | set(other.latency)):
+            if +self.latency.get(kind, Counter()) != +other.latency.get(kind, Counter()):
+                lines.append(
+                    f"latency {kind}: {dict(self.latency.get(kind, {}))} != "
+                    f"{dict(other.latency.get(kind, {}))}"
+                )
+        for name in ("volume", "positions"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            for key in sorted(set(mine) | set(theirs)):
+                if _figures(mine.get(key)) != _figures(theirs.get(key)):
+                    lines.append(f"{name} {key}: {mine.get(key)} != {theirs.get(key)}")
+        return lines
+
+
+def _figures(value: Volume | Position | None) -> tuple[Any, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, Volume):
+        return (value.orders, value.quantity, value.usd)
+    return (value.quantity, value.cost, value.realised, value.bought, value.sold, value.fills)
+
+
+@dataclass
+class Views:
+    """The views folded in memory: the rebuild from the orders table, and the reference
+    the stored views are compared with."""
+
+    applied: set[str] = field(default_factory=set)  # event ids
+    finished: set[str] = field(default_factory=set)  # order ids with their final event
+    counters: Report = field(default_factory=Report)  # all but the positions
     fills: dict[tuple[str, str], list[Fill]] = field(
         default_factory=lambda: defaultdict(list)
     )  # (user, asset) -> fills, as they arrived
@@ -90,46 +272,37 @@ class Views:
         if event.event_id in self.applied:
             return False
         self.applied.add(event.event_id)
-        if event.event_type not in FINAL or event.order_id is None:
+        part = contribution(event)
+        if part is None or part.order_id in self.finished:
             return False
-        if event.order_id in self.finished:
-            return False
-        self.finished.add(event.order_id)
-        self.statuses[event.event_type.value.removeprefix("order.")] += 1
-        data = event.data
-        if event.event_type is EventType.ORDER_FAILED:
-            self.failures[str(data.get("failure_reason") or "UNKNOWN")] += 1
-        if event.event_type is EventType.ORDER_COMPLETED:
-            self._fill(event, data)
+        self.finished.add(part.order_id)
+        add(self.counters, part)
+        if part.fill is not None:
+            self.fills[(part.username, part.asset_id)].append(part.fill)
         return True
 
-    def _fill(self, event: Event, data: dict[str, object]) -> None:
-        asset, user = str(data["asset_id"]), str(event.username)
-        quantity = Decimal(str(data["quantity"]))
-        usd = Decimal(str(data["total_amount"]))
-        for kind, pattern in BUCKETS.items():
-            bucket = self.volume[(asset, kind, _bucket(event.occurred_at, pattern))]
-            bucket.orders += 1
-            bucket.quantity += quantity
-            bucket.usd += usd
-        buy = str(data["order_type"]).endswith("_BUY")
-        fill = Fill(event.occurred_at, str(event.order_id), buy, quantity, usd)
-        self.fills[(user, asset)].append(fill)
+    def report(self) -> Report:
+        """The views; positions from the fills in the order they happened."""
+        report = copy.deepcopy(self.counters)
+        report.positions = {key: Position.of(fills) for key, fills in self.fills.items()}
+        return report
 
     def position(self, user: str, asset: str) -> Position:
-        position = Position()
-        for fill in sorted(self.fills.get((user, asset), [])):
-            if fill.buy:
-                position.buy(fill.quantity, fill.usd)
-            else:
-                position.sell(fill.quantity, fill.usd)
-        return position
-
-    @property
-    def fill_ratio(self) -> Decimal:
-        total = sum(self.statuses.values())
-        return Decimal(self.statuses["completed"]) / total if total else Decimal(0)
+        return Position.of(self.fills.get((user, asset), []))
 
 
-def _bucket(moment: datetime, pattern: str) -> str:
-    return moment.strftime(pattern)
+def add(report: Report, part: Contribution) -> None:
+    """A contribution's counters (not its position, which depends on the fill order)."""
+    report.statuses[part.status] += 1
+    if part.failure_reason:
+        report.failures[part.failure_reason] += 1
+    if part.latency:
+        kind, bucket = part.latency
+        report.latency[kind][bucket] += 1
+    report.rate[(part.minute, part.order_type, part.status)] += 1
+    if part.fill is not None:
+        for kind, bucket in part.buckets():
+            volume = report.volume[(part.asset_id, kind, bucket)]
+            volume.orders += 1
+            volume.quantity += part.fill.quantity
+            volume.usd += part.fill.usd

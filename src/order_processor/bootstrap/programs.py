@@ -1,6 +1,7 @@
 """The long-running programs, assembled from the settings: the order worker, the limit
-matcher and the expiry sweeper. `order-processor worker KIND` and `python -m workers.KIND`
-both come here (`main`), so their options and wiring are written once."""
+matcher, the expiry sweeper and the analytics worker. `order-processor worker KIND` and
+`python -m workers.KIND` both come here (`main`), so their options and wiring are
+written once."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from order_processor.analytics.store import AnalyticsStore
 from order_processor.bootstrap.clients import (
     AwsClients,
     get_admission,
@@ -30,6 +32,7 @@ from order_processor.bootstrap.clients import (
 from order_processor.bootstrap.readiness import checks_for
 from order_processor.config import ConfigError, QueueKind, Settings
 from order_processor.domain.base import utc_now
+from order_processor.handlers.analytics import AnalyticsHandler
 from order_processor.handlers.commands import CommandHandler
 from order_processor.handlers.prices import PriceMatcher
 from order_processor.handlers.sweeper import ExpirySweeper
@@ -37,6 +40,7 @@ from order_processor.messaging.consumer import Consumer
 from order_processor.messaging.producer import Producer
 from order_processor.messaging.publisher import EventPublisher
 from order_processor.observability import (
+    ANALYTICS,
     MATCHER,
     SWEEPER,
     WORKER,
@@ -54,7 +58,7 @@ from order_processor.security.audit import AuditLogger
 from order_processor.store.ledger import DynamoLedger
 
 log = logging.getLogger(__name__)
-KINDS = ("orders", "limit-matcher", "expiry-sweeper")
+KINDS = ("orders", "limit-matcher", "expiry-sweeper", "analytics")
 DEFAULT_REMATCH_SECONDS = 60.0
 
 
@@ -132,6 +136,8 @@ def run_worker(kind: str, args: argparse.Namespace, settings: Settings) -> int:
             once=args.once,
             clock=(lambda: now) if now is not None else utc_now,
         )
+    elif kind == "analytics":
+        program = functools.partial(serve_analytics, settings, burst=args.burst)
     else:
         program = functools.partial(serve_order_worker, settings, burst=args.burst)
     try:
@@ -260,7 +266,7 @@ class Operated:
         self,
         settings: Settings,
         queue_url: str,
-        handler: CommandHandler | PriceMatcher,
+        handler: CommandHandler | PriceMatcher | AnalyticsHandler,
         *,
         burst: bool,
         dead_letter_url: str | None = None,
@@ -419,3 +425,23 @@ async def serve_sweeper(
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(life.stopping.wait(), interval)
+
+
+async def serve_analytics(settings: Settings, life: Lifecycle, *, burst: bool = False) -> None:
+    """Order events into the analytics views until SIGTERM/SIGINT (or, in burst mode,
+    until its queue is empty)."""
+    async with operated("analytics", settings, ANALYTICS, life) as program:
+        clients = program.clients
+        queue = await clients.queue_url(clients.resources.analytics_queue.name)
+        redrive = await redrive_of(clients, queue)
+        handler = AnalyticsHandler(
+            AnalyticsStore(clients.dynamodb, clients.resources.analytics_table),
+            metrics=program.metrics,
+        )
+        consumer = program.consumer(
+            settings, queue, handler, burst=burst, dead_letter_url=redrive.dead_letter_url
+        )
+        program.ready()
+        log.info("analytics worker %s:%d serving %s", socket.gethostname(), os.getpid(), queue)
+        async with stopped_on(life.stopping, consumer.stop, program.readiness):
+            await consumer.run()

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from order_processor.bootstrap.clients import AwsClients
 from order_processor.observability import Check
 
-PROGRAMS = ("orders", "limit-matcher", "expiry-sweeper")
+PROGRAMS = ("orders", "limit-matcher", "expiry-sweeper", "analytics")
 _Probe = Callable[[], Awaitable[None]]
 
 
@@ -27,6 +27,8 @@ def checks_for(program: str, clients: AwsClients) -> list[Check]:
         topic = True
     elif program == "expiry-sweeper":
         tables, queues, topic = [resources.orders_table], [commands], False
+    elif program == "analytics":
+        tables, queues, topic = [resources.analytics_table], [resources.analytics_queue.name], False
     else:
         raise ValueError(f"unknown program {program!r}: one of {', '.join(PROGRAMS)}")
     checks = [Check(f"table {name}", _table(clients, name)) for name in tables]

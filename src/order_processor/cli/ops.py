@@ -14,7 +14,7 @@ from types import FrameType
 from typing import Any
 
 from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao, get_token_manager
-from order_processor.bootstrap.programs import add_worker_arguments, run_worker
+from order_processor.bootstrap.programs import KINDS, add_worker_arguments, run_worker
 from order_processor.cli.common import add_output_argument, cli_clients, print_json, with_clients
 from order_processor.config import Settings
 from order_processor.demo.load import DemoPlan
@@ -61,9 +61,7 @@ def register(verbs: Any) -> None:
     add_output_argument(audit)
     audit.set_defaults(run=cmd_audit)
     worker = verbs.add_parser("worker", help="run a worker process")
-    worker.add_argument(
-        "kind", choices=["orders", "limit-matcher", "expiry-sweeper"], help="which worker"
-    )
+    worker.add_argument("kind", choices=KINDS, help="which worker")
     add_worker_arguments(worker)
     worker.set_defaults(run=cmd_worker)
 

@@ -1,10 +1,11 @@
 """`make run`: the whole system on one machine, under a mixed load, then its audit.
 
-Seeds assets and users, starts two order workers, the limit matcher and the expiry
-sweeper as separate processes, sends deposits, withdrawals, market, limit, stop,
+Seeds assets and users, starts two order workers, the limit matcher, the expiry sweeper
+and the analytics worker as separate processes, sends deposits, withdrawals, market, limit, stop,
 take-profit and trailing stop orders and cancels at a steady pace while a random-walk
 feed moves prices, follows every status event, closes the book (cancels what is still
-QUEUED), waits until every order is final, then prints a summary and the ledger audit.
+QUEUED), waits until every order is final, then prints a summary, the ledger audit, and
+the analytics views checked against their rebuild from the orders table.
 Ctrl-C (SIGINT) or SIGTERM stop it cleanly.
 """
 
@@ -60,6 +61,7 @@ WORKERS = [
     ("order worker 2", ["workers.order_worker"]),
     ("limit matcher", ["workers.limit_matcher"]),
     ("expiry sweeper", ["workers.expiry_sweeper", "--interval", "5"]),
+    ("analytics worker", ["workers.analytics"]),
 ]
 
 

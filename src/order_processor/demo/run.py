@@ -9,6 +9,9 @@ import signal
 import time
 from collections import Counter
 
+from order_processor.analytics.rebuild import rebuild
+from order_processor.analytics.store import AnalyticsStore
+from order_processor.analytics.summary import summary
 from order_processor.aws import provision_deployment
 from order_processor.bootstrap import AwsClients, get_order_dao, open_clients
 from order_processor.config import Settings
@@ -114,7 +117,41 @@ async def _report(demo: Demo, clients: AwsClients, elapsed: float, final: bool) 
     for mismatch in report.mismatches[:20]:
         print(f"  {mismatch}")
     print(report.summary())
-    return 0 if report.passed and final else 1
+    analytics_agree = await print_analytics(clients, len(tally.final_at))
+    return 0 if report.passed and final and analytics_agree else 1
+
+
+async def print_analytics(clients: AwsClients, finals: int, limit: float = 30) -> bool:
+    """The analytics worker's views once it has caught up with the final events seen,
+    and whether they equal the rebuild from the orders table."""
+    store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
+    deadline = time.monotonic() + limit
+    views = await store.report()
+    while sum(views.statuses.values()) < finals and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        views = await store.report()
+    shown = summary(views)
+    orders, market = shown["orders"], shown["latency_ms"]["market"]
+    print(
+        f"analytics: {orders['final']} final orders, fill ratio {orders['fill_ratio']}, "
+        f"market order latency (issued to final) p50 <= {market['p50']} ms, "
+        f"p99 <= {market['p99']} ms"
+    )
+    for user in shown["users"][:3]:
+        print(
+            f"  {user['username']}: traded {user['volume_usd']} USD, "
+            f"realised P&L {user['realised_pnl']} USD"
+        )
+    rebuilt, _ = await rebuild(get_order_dao(clients))
+    differences = views.differences(rebuilt)
+    for line in differences[:20]:
+        print(f"  {line}")
+    print(
+        "analytics: the views equal their rebuild from the orders table"
+        if not differences
+        else f"analytics: {len(differences)} difference(s) from the rebuild"
+    )
+    return not differences
 
 
 async def order_table(clients: AwsClients) -> str:

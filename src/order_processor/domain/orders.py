@@ -161,6 +161,8 @@ class Order(Entity):
     step: str | None = None  # the saga's marker: the last step committed
     sequence: int = Field(default=0, ge=0)  # rises with every change (event ordering)
     expires_at: UtcDatetime | None = None
+    # The command's time (not before the token vouching for it): end-to-end latency's start.
+    issued_at: UtcDatetime | None = None
     created_at: UtcDatetime = Field(default_factory=utc_now)
     updated_at: UtcDatetime = Field(default_factory=utc_now)
 
@@ -195,5 +197,6 @@ class OrderResponse(Entity):
     failure_reason: str | None
     sequence: int
     expires_at: UtcDatetime | None
+    issued_at: UtcDatetime | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime

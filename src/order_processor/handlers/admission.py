@@ -85,6 +85,10 @@ class Admission:
             raise CommandRejected(
                 "UNAUTHORIZED", "the token was minted for another command", identity=sender
             )
+        if command.issued_at < claims.issued_at:
+            # The command cannot predate the token vouching for it: its end-to-end latency
+            # (analytics) starts at the token at the earliest.
+            command = command.model_copy(update={"issued_at": claims.issued_at})
         return Admitted(command, sender)
 
     def _authenticate(self, token: object) -> TokenClaims:

@@ -4,6 +4,7 @@ and readiness over HTTP (`health`), JSON log lines (`logs`)."""
 from order_processor.observability.health import Check, CheckResult, HealthServer, Readiness
 from order_processor.observability.logs import configure_json_logs
 from order_processor.observability.metrics import (
+    ANALYTICS,
     COMMON,
     MATCHER,
     SWEEPER,
@@ -13,6 +14,7 @@ from order_processor.observability.metrics import (
 )
 
 __all__ = [
+    "ANALYTICS",
     "COMMON",
     "MATCHER",
     "SWEEPER",

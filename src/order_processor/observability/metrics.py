@@ -1,10 +1,10 @@
 """Each program's Prometheus metrics, with prometheus_client.
 
-A program declares what it counts up front (`WORKER`, `MATCHER`, `SWEEPER`, each with the
-`COMMON` ones) in its own registry, together with the process collector (CPU seconds,
-resident memory, open file descriptors). Counting a metric that was not declared, or with
-other labels, raises at once: nothing is silently dropped. `Metrics` is the saga's and the
-handlers' `MetricsSink`.
+A program declares what it counts up front (`WORKER`, `MATCHER`, `SWEEPER`, `ANALYTICS`,
+each with the `COMMON` ones) in its own registry, together with the process collector
+(CPU seconds, resident memory, open file descriptors). Counting a metric that was not
+declared, or with other labels, raises at once: nothing is silently dropped. `Metrics` is
+the saga's and the handlers' `MetricsSink`.
 """
 
 from __future__ import annotations
@@ -85,6 +85,13 @@ SWEEPER = COMMON | {
         "counter", "ResumeOrder commands sent for stalled orders, by status.", ("status",)
     ),
     "sweeps_total": Spec("counter", "Sweeps finished (expiry and recovery)."),
+}
+ANALYTICS = COMMON | {
+    "analytics_events_total": Spec(
+        "counter",
+        "Events read by the analytics worker, by outcome (applied, copy, ignored, malformed).",
+        ("outcome",),
+    ),
 }
 
 

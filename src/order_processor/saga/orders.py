@@ -183,6 +183,7 @@ def _accept(command: PlaceOrder, at: datetime, price: Decimal, limits: Limits) -
     trailing stop with its first best price (the market's now) and stop, a buy with the
     price its hold is sized at."""
     order = Order.place(command.username, command.payload, order_id=command.payload.order_id)
+    order = order.evolve(issued_at=min(command.issued_at, at))
     kind = order.order_type
     expiry = order.expires_at
     if kind.rests and expiry is None:

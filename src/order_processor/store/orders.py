@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -349,6 +349,20 @@ class OrderDAO:
             Order.model_validate(_order_fields(item))
             async for item in all_items(self.client, "scan", arguments)
         ]
+
+    async def final_orders(self) -> AsyncIterator[Order]:
+        """Every order in a final status, page by page: a Scan, for the analytics rebuild
+        (an operator's command), never for the workers."""
+        finals = sorted(s.value for s in OrderStatus if s.is_terminal)
+        names = {f":final{i}": to_attribute(s) for i, s in enumerate(finals)}
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": f"SK = :order AND #status IN ({', '.join(names)})",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":order": to_attribute("ORDER"), **names},
+        }
+        async for item in all_items(self.client, "scan", arguments):
+            yield Order.model_validate(_order_fields(item))
 
     async def due_orders(self, now: datetime) -> list[Order]:
         """QUEUED orders whose expiry is at or before `now`, from the sparse ExpiryIndex."""

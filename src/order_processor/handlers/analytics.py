@@ -1,0 +1,60 @@
+"""The analytics worker's handler: order events from its queue (subscribed to the events
+topic, raw delivery) into the views.
+
+Each message stands alone (its own group: the views do not depend on the arrival order).
+Events that count nothing (not final, or not an order's) are acknowledged without a call.
+A final event is applied once (see `analytics.store`); a copy is acknowledged. A message
+that is not an event, or a final event without the fields the views need, cannot become
+one by waiting: it goes to the analytics dead letters, for an operator to look at.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from order_processor.analytics.store import AnalyticsStore
+from order_processor.analytics.views import MalformedEvent, contribution
+from order_processor.domain.events import Event
+from order_processor.domain.ports import MetricsSink, NoMetrics
+from order_processor.exceptions import OrderProcessorError
+from order_processor.messaging.consumer import Ack, Message, Outcome, Retry, ToDeadLetters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnalyticsHandler:
+    store: AnalyticsStore
+    metrics: MetricsSink = field(default_factory=NoMetrics)
+
+    def group_of(self, message: Message) -> str:
+        return message.message_id
+
+    async def handle_group(self, key: str, messages: list[Message]) -> dict[str, Outcome]:
+        return {message.message_id: await self.handle(message) for message in messages}
+
+    async def handle(self, message: Message) -> Outcome:
+        try:
+            part = contribution(Event.model_validate_json(message.body))
+        except (ValidationError, MalformedEvent) as exc:
+            log.warning(
+                "analytics: message %s is not an event it can count: %s", message.message_id, exc
+            )
+            self.metrics.inc("analytics_events_total", outcome="malformed")
+            return ToDeadLetters()
+        if part is None:
+            self.metrics.inc("analytics_events_total", outcome="ignored")
+            return Ack()
+        try:
+            applied = await self.store.apply(part)
+        except OrderProcessorError as exc:
+            log.info("analytics: event %s retried: %s", part.event_id, exc)
+            return Retry()
+        except Exception:
+            log.exception("analytics: event %s failed unexpectedly", part.event_id)
+            return Retry()
+        self.metrics.inc("analytics_events_total", outcome="applied" if applied else "copy")
+        return Ack()

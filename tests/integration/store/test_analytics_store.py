@@ -1,0 +1,115 @@
+"""The analytics views in DynamoDB: each final event applied once, atomically, whatever
+the copies, the arrival order and the concurrency; equal to the views folded in memory
+and to the rebuild from the orders table."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from decimal import Decimal
+from collections.abc import AsyncIterator
+
+import pytest
+
+from order_processor.analytics.rebuild import rebuild
+from order_processor.analytics.store import AnalyticsStore
+from order_processor.analytics.views import Views, contribution
+from order_processor.bootstrap import AwsClients, get_order_dao, open_clients
+from order_processor.config import Settings
+from order_processor.domain.events import order_event
+from order_processor.domain.orders import OrderStatus, OrderType
+from tests.analytics import final, mixed_finals
+from tests.support import Clients, destroy
+
+
+@pytest.fixture
+async def aws(aws_endpoint: str) -> AsyncIterator[AwsClients]:
+    """A deployment of its own: the views are global to one."""
+    settings = Settings(endpoint_url=aws_endpoint, prefix=f"a{uuid.uuid4().hex[:12]}")
+    Clients(settings).provisioner().apply(settings.resources())
+    try:
+        async with open_clients(settings) as clients:
+            yield clients
+    finally:
+        destroy(settings)
+
+
+async def test_copies_shuffled_and_concurrent_give_the_views_of_one_punctual_delivery(
+    aws: AwsClients, username: str
+) -> None:
+    store = AnalyticsStore(aws.dynamodb, aws.resources.analytics_table)
+    finals = mixed_finals(seed=7, count=40, prefix=f"{username}_")
+    expected = Views()
+    for order in finals:
+        expected.apply(order_event(order))
+    # Every event two or three times, earlier states too, shuffled, ten at a time: the
+    # same user's fills race for the position, and late fills recompute it.
+    rng = random.Random(7)
+    stream = [order_event(o) for o in finals for _ in range(rng.randint(2, 3))]
+    stream += [order_event(o.evolve(status=OrderStatus.PROCESSING, sequence=2)) for o in finals]
+    rng.shuffle(stream)
+    applied = []
+    for start in range(0, len(stream), 10):
+        parts = [contribution(event) for event in stream[start : start + 10]]
+        applied += await asyncio.gather(*(store.apply(p) for p in parts if p is not None))
+
+    assert sum(applied) == len(finals)  # each order once; every copy answered False
+    stored = await store.report()
+    want = expected.report()
+    assert len(want.positions) == 4  # two users, two assets
+    assert stored.positions == want.positions
+    assert stored.differences(want) == []
+
+
+async def test_a_rebuild_from_the_orders_table_equals_the_views_and_can_replace_them(
+    aws: AwsClients, username: str
+) -> None:
+    orders = get_order_dao(aws)
+    store = AnalyticsStore(aws.dynamodb, aws.resources.analytics_table)
+    finals = mixed_finals(seed=11, count=20, prefix=f"{username}_")
+    for order in finals:
+        await orders.create_order(order)
+        part = contribution(order_event(order))
+        assert part is not None
+        await store.apply(part)
+    # A QUEUED order counts nowhere.
+    await orders.create_order(
+        final(f"{username}-open", OrderType.LIMIT_BUY, "1", "1", user=username).evolve(
+            status=OrderStatus.QUEUED
+        )
+    )
+
+    rebuilt, markers = await rebuild(orders)
+
+    assert {o.order_id for o in finals} <= set(markers)
+    assert (await store.report()).differences(rebuilt) == []
+    # Replaced: the same views, and the markers keep a redelivered final event out.
+    await store.replace(rebuilt, markers)
+    assert (await store.report()).differences(rebuilt) == []
+    again = contribution(order_event(finals[0]))
+    assert again is not None
+    assert await store.apply(again) is False
+    assert (await store.report()).differences(rebuilt) == []
+
+
+async def test_racing_fills_of_one_position_are_all_in_it(aws: AwsClients) -> None:
+    """Fills in time order, ten at a time: each adds to the position it read, so of two
+    racing writes one must be refused and decided again (a lost fill stays lost: only a
+    late fill recomputes the position from the stored fills)."""
+    store = AnalyticsStore(aws.dynamodb, aws.resources.analytics_table)
+    kinds = [OrderType.MARKET_BUY, OrderType.MARKET_BUY, OrderType.MARKET_SELL]
+    finals = [
+        final(f"race-{n}", kinds[n % 3], "1", str(100 + n), user="carol_01", minutes=n)
+        for n in range(30)
+    ]
+    for start in range(0, len(finals), 10):
+        parts = [contribution(order_event(o)) for o in finals[start : start + 10]]
+        assert all(await asyncio.gather(*(store.apply(p) for p in parts if p is not None)))
+
+    expected = Views()
+    for order in finals:
+        expected.apply(order_event(order))
+    stored = (await store.report(user="carol_01")).positions[("carol_01", "BTC")]
+    assert stored == expected.position("carol_01", "BTC")
+    assert (stored.fills, stored.quantity) == (30, Decimal(10))
