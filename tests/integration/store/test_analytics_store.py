@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from decimal import Decimal
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 
