@@ -437,6 +437,7 @@ async def serve_analytics(settings: Settings, life: Lifecycle, *, burst: bool = 
         handler = AnalyticsHandler(
             AnalyticsStore(clients.dynamodb, clients.resources.analytics_table),
             metrics=program.metrics,
+            faults=Faults.from_env(),
         )
         consumer = program.consumer(
             settings, queue, handler, burst=burst, dead_letter_url=redrive.dead_letter_url

@@ -21,6 +21,7 @@ from order_processor.domain.events import Event
 from order_processor.domain.ports import MetricsSink, NoMetrics
 from order_processor.exceptions import OrderProcessorError
 from order_processor.messaging.consumer import Ack, Message, Outcome, Retry, ToDeadLetters
+from order_processor.saga.faults import Faults
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 class AnalyticsHandler:
     store: AnalyticsStore
     metrics: MetricsSink = field(default_factory=NoMetrics)
+    faults: Faults = field(default_factory=Faults)  # crash-after=analytics: the tests' SIGKILL
 
     def group_of(self, message: Message) -> str:
         return message.message_id
@@ -56,5 +58,7 @@ class AnalyticsHandler:
         except Exception:
             log.exception("analytics: event %s failed unexpectedly", part.event_id)
             return Retry()
+        if applied:
+            self.faults.after_commit("analytics")  # applied, its message not yet deleted
         self.metrics.inc("analytics_events_total", outcome="applied" if applied else "copy")
         return Ack()
