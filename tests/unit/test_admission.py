@@ -184,6 +184,15 @@ def test_a_command_dated_beyond_the_skew_is_refused_and_within_it_accepted() -> 
     )
 
 
+def test_a_command_dated_before_its_token_is_taken_as_issued_with_the_token() -> None:
+    """issued_at starts the order's end-to-end latency: a sender cannot stretch it back
+    past the token vouching for the command (minted at NOW)."""
+    backdated = admit(envelope(issued_at="2001-01-01T00:00:00Z"))
+    assert backdated.issued_at == NOW
+    later = NOW + timedelta(seconds=5)
+    assert admit(envelope(issued_at=later.isoformat())).issued_at == later
+
+
 # Who may send what.
 
 

@@ -94,6 +94,25 @@ async def test_a_market_buy_is_accepted_debited_and_credited_in_one_write() -> N
     ]
 
 
+async def test_an_order_carries_its_command_issued_at_into_its_final_event() -> None:
+    """The analytics' end-to-end latency runs from it; a clock ahead of the worker's (the
+    admission allows some skew) is taken as the worker's."""
+    saga, ledger, events = world()
+    issued = NOW - timedelta(milliseconds=250)
+    command = place(OrderType.MARKET_BUY, "1").model_copy(update={"issued_at": issued})
+    ahead = place(OrderType.MARKET_BUY, "1", order_id="o-2").model_copy(
+        update={"issued_at": NOW + timedelta(seconds=20)}
+    )
+
+    await saga.handle(command)
+    await saga.handle(ahead)
+
+    assert ledger.orders["o-1"].issued_at == issued
+    assert ledger.orders["o-2"].issued_at == NOW
+    completed = [e for e in events.published if e.event_type.value == "order.completed"]
+    assert [datetime.fromisoformat(e.data["issued_at"]) for e in completed] == [issued, NOW]
+
+
 async def test_a_market_sell_gives_the_asset_and_receives_the_proceeds_rounded_down() -> None:
     saga, ledger, _ = world(btc="1", price="33.333")
 

@@ -23,13 +23,18 @@ rebuild from the orders table, and the tests), `analytics.store` folds them in D
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
-from order_processor.domain.events import Event, EventType
+from pydantic import ValidationError
+
+from order_processor.domain.commands import describe_errors
+from order_processor.domain.events import STATUS_EVENTS, Event, EventType
+from order_processor.domain.orders import OrderResponse
 
 FINAL = {
     EventType.ORDER_COMPLETED,
@@ -46,6 +51,7 @@ LATENCY_BOUNDS_MS: tuple[int, ...] = (
     3_600_000,
 )
 LONGER = "longer"
+REASON = re.compile(r"[A-Z][A-Z_]{0,63}")  # failure reasons are the saga's codes
 COST_PLACES = Decimal("1E-10")  # cost and P&L kept to 10 decimal places (DynamoDB: 38 digits)
 
 
@@ -141,48 +147,52 @@ class MalformedEvent(ValueError):
 
 
 def contribution(event: Event) -> Contribution | None:
-    """What a final order event contributes; None for any other event."""
-    if event.event_type not in FINAL or event.order_id is None or event.username is None:
+    """What a final order event contributes; None for any other event. Its data must be
+    the order it names, in the status its type says (an event is untrusted input until
+    then: the analytics queue is an SQS queue like any other)."""
+    if event.event_type not in FINAL:
         return None
-    data = event.data
     try:
-        order_type = str(data["order_type"])
-        status = event.event_type.value.removeprefix("order.")
-        fill = None
-        if event.event_type is EventType.ORDER_COMPLETED:
-            fill = Fill(
-                event.occurred_at,
-                event.order_id,
-                order_type.endswith("_BUY"),
-                Decimal(str(data["quantity"])),
-                Decimal(str(data["total_amount"])),
-            )
-        reason = data.get("failure_reason")
-        return Contribution(
-            event_id=event.event_id,
-            order_id=event.order_id,
-            username=event.username,
-            asset_id=str(data["asset_id"]),
-            order_type=order_type,
-            status=status,
-            at=event.occurred_at,
-            failure_reason=(str(reason) if reason else "UNKNOWN")
-            if event.event_type is EventType.ORDER_FAILED
-            else None,
-            latency=_latency(order_type, data.get("issued_at"), event.occurred_at),
-            fill=fill,
+        order = OrderResponse.model_validate(event.data)
+    except ValidationError as exc:
+        raise MalformedEvent(f"event {event.event_id}: {describe_errors(exc)}") from exc
+    if (
+        order.order_id != event.order_id
+        or order.username != event.username
+        or STATUS_EVENTS.get(order.status) is not event.event_type
+    ):
+        raise MalformedEvent(f"event {event.event_id}: its data is another order or status")
+    fill = None
+    if event.event_type is EventType.ORDER_COMPLETED:
+        if order.total_amount is None:
+            raise MalformedEvent(f"event {event.event_id}: a completed order without its total")
+        fill = Fill(
+            event.occurred_at,
+            order.order_id,
+            order.order_type.value.endswith("_BUY"),
+            order.quantity,
+            order.total_amount,
         )
-    except (KeyError, ArithmeticError, ValueError, TypeError) as exc:
-        raise MalformedEvent(f"event {event.event_id}: {exc!r}") from exc
-
-
-def _latency(order_type: str, issued_at: Any, at: datetime) -> tuple[str, str] | None:
-    if not issued_at:
-        return None  # an order placed before issued_at was recorded
-    issued = datetime.fromisoformat(str(issued_at))
-    milliseconds = max((at - issued).total_seconds() * 1000, 0)
-    kind = "market" if order_type.startswith("MARKET_") else "resting"
-    return kind, latency_bucket(milliseconds)
+    reason = None
+    if event.event_type is EventType.ORDER_FAILED:
+        reason = order.failure_reason if REASON.fullmatch(order.failure_reason or "") else "OTHER"
+    latency = None
+    if order.issued_at is not None:  # orders placed before it was recorded have none
+        milliseconds = max((event.occurred_at - order.issued_at).total_seconds() * 1000, 0)
+        kind = "market" if order.order_type.value.startswith("MARKET_") else "resting"
+        latency = (kind, latency_bucket(milliseconds))
+    return Contribution(
+        event_id=event.event_id,
+        order_id=order.order_id,
+        username=order.username,
+        asset_id=order.asset_id,
+        order_type=order.order_type.value,
+        status=event.event_type.value.removeprefix("order."),
+        at=event.occurred_at,
+        failure_reason=reason,
+        latency=latency,
+        fill=fill,
+    )
 
 
 def latency_bucket(milliseconds: float) -> str:

@@ -180,7 +180,7 @@ class Order(Entity):
 
 
 class OrderResponse(Entity):
-    order_id: str
+    order_id: OrderId
     username: Username
     order_type: OrderType
     asset_id: AssetId

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pydantic import ValidationError
 
-from order_processor.analytics.store import AnalyticsStore
-from order_processor.analytics.views import MalformedEvent, contribution
+from order_processor.analytics.views import Contribution, MalformedEvent, contribution
 from order_processor.domain.events import Event
 from order_processor.domain.ports import MetricsSink, NoMetrics
 from order_processor.exceptions import OrderProcessorError
@@ -26,9 +26,15 @@ from order_processor.saga.faults import Faults
 log = logging.getLogger(__name__)
 
 
+class ViewsStore(Protocol):
+    """Where the views are kept (`analytics.store.AnalyticsStore`)."""
+
+    async def apply(self, part: Contribution) -> bool: ...
+
+
 @dataclass(frozen=True)
 class AnalyticsHandler:
-    store: AnalyticsStore
+    store: ViewsStore
     metrics: MetricsSink = field(default_factory=NoMetrics)
     faults: Faults = field(default_factory=Faults)  # crash-after=analytics: the tests' SIGKILL
 
