@@ -32,11 +32,11 @@ def summary(report: Report) -> dict[str, Any]:
             {
                 "username": user,
                 "asset_id": asset,
-                "quantity": str(p.quantity),
-                "cost": str(p.cost),
-                "realised_pnl": str(p.realised),
-                "bought_usd": str(p.bought),
-                "sold_usd": str(p.sold),
+                "quantity": _number(p.quantity),
+                "cost": _number(p.cost),
+                "realised_pnl": _number(p.realised),
+                "bought_usd": _number(p.bought),
+                "sold_usd": _number(p.sold),
                 "fills": p.fills,
             }
             for (user, asset), p in sorted(report.positions.items())
@@ -59,7 +59,12 @@ def _volume(report: Report) -> dict[str, Any]:
     )
     for (asset, kind, bucket), v in sorted(report.volume.items()):
         volume[asset][kind].append(
-            {"bucket": bucket, "orders": v.orders, "quantity": str(v.quantity), "usd": str(v.usd)}
+            {
+                "bucket": bucket,
+                "orders": v.orders,
+                "quantity": _number(v.quantity),
+                "usd": _number(v.usd),
+            }
         )
     return dict(volume)
 
@@ -73,5 +78,12 @@ def _users(report: Report) -> list[dict[str, Any]]:
         pnl[user] += p.realised
     ranked = sorted(volume, key=lambda u: (-volume[u], u))
     return [
-        {"username": u, "volume_usd": str(volume[u]), "realised_pnl": str(pnl[u])} for u in ranked
+        {"username": u, "volume_usd": _number(volume[u]), "realised_pnl": _number(pnl[u])}
+        for u in ranked
     ]
+
+
+def _number(value: Decimal) -> str:
+    """Plain digits, no trailing zeros: the same text for 1500, 1500.00 (as a sum) and
+    what DynamoDB hands back (it keeps no trailing zeros)."""
+    return format(value.normalize(), "f")

@@ -1,0 +1,93 @@
+"""The analytics worker, a real process on its own queue: each order counted once through
+a SIGKILL after an applied event, copies of every event, earlier states and any arrival
+order; its views equal their rebuild from the orders table and what a user would work out
+by hand."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+from decimal import Decimal
+
+from order_processor.analytics.summary import summary
+from order_processor.analytics.views import Views
+from order_processor.domain.events import EventType
+from order_processor.domain.orders import OrderStatus
+from tests.e2e.harness import Harness
+from tests.support import cli_env, run_cli
+
+FINAL = {
+    EventType.ORDER_COMPLETED,
+    EventType.ORDER_FAILED,
+    EventType.ORDER_CANCELLED,
+    EventType.ORDER_EXPIRED,
+}
+
+
+async def test_each_order_counts_once_through_a_crash_copies_and_reordering(
+    harness: Harness,
+) -> None:
+    await harness.add_asset("BTC", "50000")
+    await harness.create_user("ana_trader", usd="3000")
+    await harness.create_user("ben_trader", usd="100")
+    await harness.give_asset("ben_trader", "BTC", "0.1")
+    orders = [
+        harness.market("ana_trader", "buy", "BTC", "0.02"),  # 1000.00
+        harness.market("ana_trader", "buy", "BTC", "0.01"),  # 500.00
+        harness.market("ben_trader", "sell", "BTC", "0.05"),  # 2500.00
+        harness.market("ben_trader", "buy", "BTC", "0.06"),  # 3000 > 2600: FAILED
+        harness.limit("ana_trader", "buy", "BTC", "0.01", "100"),  # rests, then cancelled
+    ]
+    resting = orders[-1].payload.order_id
+    await harness.send(*orders)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await harness.send(harness.factory.cancel("ana_trader", resting))
+    assert await harness.run_worker() == 0, harness.worker_output()
+    events = await harness.collect_events(
+        lambda seen: len({e.order_id for e in seen if e.event_type in FINAL}) == len(orders)
+    )
+
+    # Every event again, one to three times, shuffled, onto the analytics queue: with
+    # what SNS delivered, each final event arrives two to four times, some after states
+    # that came before it.
+    copies = [e for e in events for _ in range(random.Random(5).randint(1, 3))]
+    random.Random(5).shuffle(copies)
+    url = await harness.clients.queue_url(harness.settings.resources().analytics_queue.name)
+    for start in range(0, len(copies), 10):
+        await harness.clients.sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(n), "MessageBody": e.body()}
+                for n, e in enumerate(copies[start : start + 10])
+            ],
+        )
+
+    crashed = await harness.run_worker(kind="analytics", fault="crash-after=analytics")
+    assert crashed == -signal.SIGKILL, harness.worker_output()
+    assert await harness.run_worker(kind="analytics") == 0, harness.worker_output()
+
+    env = cli_env(harness.settings)
+    check = run_cli("analytics", "--check", env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    shown = json.loads(run_cli("analytics", "--output", "json", env=env).stdout)
+    expected = Views()
+    for event in events:
+        expected.apply(event)
+    assert shown == json.loads(json.dumps(summary(expected.report()), default=str))
+    assert shown["orders"]["by_status"] == {"cancelled": 1, "completed": 3, "failed": 1}
+    assert shown["orders"]["failures"] == {"INSUFFICIENT_BALANCE": 1}
+    assert shown["orders"]["fill_ratio"] == "0.6000"
+    assert shown["latency_ms"]["market"]["samples"] == 4
+    ana, ben = (
+        {p["asset_id"]: p for p in shown["positions"] if p["username"] == user}["BTC"]
+        for user in ("ana_trader", "ben_trader")
+    )
+    assert (Decimal(ana["quantity"]), Decimal(ana["cost"])) == (Decimal("0.03"), Decimal(1500))
+    # 0.05 sold from 0.1 given outside any order: no cost to set against the proceeds.
+    assert Decimal(ben["realised_pnl"]) == Decimal(2500)
+    assert [u["username"] for u in shown["users"]] == ["ben_trader", "ana_trader"]
+    (day,) = shown["volume"]["BTC"]["day"]
+    assert (day["orders"], Decimal(day["usd"])) == (3, Decimal(4000))
+    stored = {o.payload.order_id: await harness.order(o.payload.order_id) for o in orders}
+    assert stored[resting].status is OrderStatus.CANCELLED
