@@ -18,6 +18,7 @@ PROGRAMS = {
     "worker": "orders",
     "limit-matcher": "limit-matcher",
     "expiry-sweeper": "expiry-sweeper",
+    "analytics": "analytics",
 }
 
 
@@ -72,7 +73,7 @@ def test_dockerfile_installs_the_package_and_runs_the_cli() -> None:
     assert 'ENTRYPOINT ["order-processor"]' in dockerfile
 
 
-def test_one_image_is_built_once_and_run_by_the_three_programs(
+def test_one_image_is_built_once_and_run_by_every_program(
     services: dict[str, Any],
 ) -> None:
     image = services["worker"]["image"]

@@ -29,6 +29,7 @@ PROGRAMS = {
     "order-worker": ["worker", "orders"],
     "limit-matcher": ["worker", "limit-matcher"],
     "expiry-sweeper": ["worker", "expiry-sweeper"],
+    "analytics-worker": ["worker", "analytics"],
 }
 MIB = 2**20
 # The benchmark's figures for one order worker (README, "Benchmark").
@@ -134,7 +135,7 @@ def test_a_misspelt_or_mistyped_field_is_refused(
         validate(broken)
 
 
-def test_the_three_programs_run_from_one_image(applied: list[Manifest]) -> None:
+def test_the_programs_run_from_one_image(applied: list[Manifest]) -> None:
     deployments = {m["metadata"]["name"]: m for m in applied if m["kind"] == "Deployment"}
 
     assert set(deployments) == set(PROGRAMS)
@@ -273,7 +274,7 @@ def test_keda_adds_a_replica_per_concurrency_worth_of_messages(applied: list[Man
     assert trigger["metadata"]["scaleOnInFlight"] == "true"
 
 
-def test_one_metrics_service_selects_the_three_programs(applied: list[Manifest]) -> None:
+def test_one_metrics_service_selects_every_program(applied: list[Manifest]) -> None:
     service = find(applied, "Service", "order-processor-metrics")
     selector = service["spec"]["selector"]
 
