@@ -12,8 +12,9 @@ from decimal import Decimal
 
 from order_processor.analytics.summary import summary
 from order_processor.analytics.views import Views
-from order_processor.domain.events import EventType
-from order_processor.domain.orders import OrderStatus
+from order_processor.domain.events import Event, EventType, order_event
+from order_processor.domain.orders import OrderStatus, OrderType
+from tests.analytics import final
 from tests.e2e.harness import Harness
 from tests.support import cli_env, run_cli
 
@@ -91,3 +92,34 @@ async def test_each_order_counts_once_through_a_crash_copies_and_reordering(
     assert (day["orders"], Decimal(day["usd"])) == (3, Decimal(4000))
     stored = {o.payload.order_id: await harness.order(o.payload.order_id) for o in orders}
     assert stored[resting].status is OrderStatus.CANCELLED
+
+
+async def test_an_event_it_cannot_count_waits_in_its_dead_letters_for_an_operator(
+    harness: Harness,
+) -> None:
+    """A final event whose data is not the order it names (no total: the views cannot
+    count it) goes to the analytics DLQ at once; the events around it are counted."""
+    good = final_event("o-good", "0.5")
+    bad = json.loads(final_event("o-bad", "1").body())
+    del bad["data"]["total_amount"]
+    url = await harness.clients.queue_url(harness.settings.resources().analytics_queue.name)
+    for body in (good.body(), json.dumps(bad)):
+        await harness.clients.sqs.send_message(QueueUrl=url, MessageBody=body)
+
+    assert await harness.run_worker(kind="analytics") == 0, harness.worker_output()
+
+    env = cli_env(harness.settings)
+    shown = json.loads(run_cli("analytics", "--output", "json", env=env).stdout)
+    assert shown["orders"]["by_status"] == {"completed": 1}
+    listed = run_cli("dlq", "list", "--queue", "analytics", env=env)
+    (letter,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert letter["type"] == "order.completed"
+    assert run_cli("dlq", "list", env=env).stdout == ""  # the commands' DLQ is another
+    assert run_cli("dlq", "purge", "--yes", "--queue", "analytics", env=env).stdout == (
+        "purged: 1\n"
+    )
+
+
+def final_event(order_id: str, quantity: str) -> Event:
+    order = final(order_id, OrderType.MARKET_BUY, quantity, "100", user="dana_trader")
+    return order_event(order.evolve(order_id=order_id))

@@ -43,17 +43,22 @@ def register(verbs: Any) -> None:
     demo.add_argument("--seconds", type=float, default=DemoPlan.seconds, help="spread over")
     demo.add_argument("--seed", type=int, default=DemoPlan.seed)
     demo.set_defaults(run=cmd_demo)
-    dlq = verbs.add_parser("dlq", help="the commands' dead-letter queue")
+    dlq = verbs.add_parser("dlq", help="the commands' (or the analytics') dead-letter queue")
     which = dlq.add_subparsers(dest="which", required=True)
     listing = which.add_parser("list", help="summaries of dead letters (they stay in the DLQ)")
     listing.add_argument("--limit", type=int, default=100)
-    listing.set_defaults(run=cmd_dlq)
-    redrive = which.add_parser("redrive", help="send dead letters back to the commands queue")
+    redrive = which.add_parser("redrive", help="send dead letters back to their queue")
     redrive.add_argument("--limit", type=int)
-    redrive.set_defaults(run=cmd_dlq)
     purge = which.add_parser("purge", help="delete every dead letter")
     purge.add_argument("--yes", action="store_true", help="yes, delete them")
-    purge.set_defaults(run=cmd_dlq)
+    for verb in (listing, redrive, purge):
+        verb.add_argument(
+            "--queue",
+            choices=["commands", "analytics"],
+            default="commands",
+            help="whose dead letters (default: the commands')",
+        )
+        verb.set_defaults(run=cmd_dlq)
     audit = verbs.add_parser("audit", help="reconcile balances, transactions and orders")
     audit.add_argument(
         "--allow-in-flight", action="store_true", help="PENDING/PROCESSING orders are not errors"
@@ -170,7 +175,7 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def action(clients: AwsClients) -> int:
-        letters = await dead_letters(settings, clients)
+        letters = await dead_letters(settings, clients, args.queue)
         if args.which == "list":
             for letter in await letters.list(args.limit):
                 print(json.dumps(letter.summary()))
@@ -183,11 +188,14 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
     return with_clients(settings, action)
 
 
-async def dead_letters(settings: Settings, clients: AwsClients) -> DeadLetters:
-    commands = settings.resources().commands_queue
-    assert commands.dead_letter is not None
-    urls = [await clients.queue_url(name) for name in (commands.dead_letter.name, commands.name)]
-    return DeadLetters(clients.sqs, urls[0], urls[1], fifo=commands.fifo)
+async def dead_letters(
+    settings: Settings, clients: AwsClients, queue: str = "commands"
+) -> DeadLetters:
+    resources = settings.resources()
+    spec = resources.analytics_queue if queue == "analytics" else resources.commands_queue
+    assert spec.dead_letter is not None
+    urls = [await clients.queue_url(name) for name in (spec.dead_letter.name, spec.name)]
+    return DeadLetters(clients.sqs, urls[0], urls[1], fifo=spec.fifo)
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,5 @@
-"""Dead letters: list them, send them back to the commands queue, purge them.
+"""Dead letters: list them, send them back to their queue (commands, or the analytics
+worker's events), purge them.
 
 A redriven message is sent before it is deleted from the DLQ; if the process dies in
 between, the next redrive sends it again with the same deduplication id (derived from the
@@ -32,7 +33,9 @@ class DeadLetter:
             document = json.loads(self.body)
         except (ValueError, RecursionError):
             return "unreadable"
-        kind = document.get("type") if isinstance(document, dict) else None
+        if not isinstance(document, dict):
+            return "unknown"
+        kind = document.get("type") or document.get("event_type")  # a command or an event
         return str(kind) if kind else "unknown"
 
     def summary(self) -> dict[str, Any]:
