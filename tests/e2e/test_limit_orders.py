@@ -173,7 +173,7 @@ async def test_a_triggered_order_past_its_expiry_expires_instead_of_filling(
 ) -> None:
     await harness.create_user("late_user", usd="100")
     await harness.add_asset("DOT", "10")
-    expiry = utc_now() + timedelta(seconds=3)
+    expiry = utc_now() + timedelta(seconds=6)  # placed before it, on a loaded machine too
     buy = harness.limit("late_user", "buy", "DOT", "2", "9", expires_at=expiry)
     await harness.send(buy)
     assert await harness.run_worker() == 0, harness.worker_output()
