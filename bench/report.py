@@ -61,6 +61,16 @@ def summary(record: dict[str, Any]) -> str:
         lines += ["", *_at_latency(results["latency"])]
     if "stop_triggers" in results:
         lines += ["", *_stop_triggers(results["stop_triggers"])]
+    if "analytics" in results:
+        a = results["analytics"]
+        lines += [
+            "",
+            f"Analytics worker: {a['final_events']} final events and as many earlier states "
+            f"drained in {a['seconds']} s ({a['final_events_per_second']} final events/s, "
+            f"{a['in_flight']} in flight); {a['dynamodb_calls_per_final_event']} DynamoDB "
+            f"calls per final event, {a['sqs_calls_per_event']} SQS calls per event, "
+            f"{a['cpu_ms_per_event']} ms CPU per event",
+        ]
     if "calls_per_command" in results:
         lines += ["", "AWS calls per command, by operation:", ""]
         for kind, calls in results["calls_per_command"].items():

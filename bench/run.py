@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.analytics import drain
 from bench.baseline import baseline
 from bench.ceiling import replayed_ceiling
 from bench.machine import describe_machine
@@ -31,7 +32,17 @@ from order_processor.emulator import running_emulator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LATENCY_MS, JITTER_MS = 8.0, 2.0  # a round trip to DynamoDB, SQS or SNS in one region
-MEASUREMENTS = ("throughput", "calls", "ceiling", "baseline", "latency", "cpu", "growth", "stops")
+MEASUREMENTS = (
+    "throughput",
+    "calls",
+    "ceiling",
+    "baseline",
+    "latency",
+    "cpu",
+    "growth",
+    "stops",
+    "analytics",
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class Sizes:
     latency_baseline: int
     stops: tuple[int, ...]
     stops_at_latency: tuple[int, ...]
+    analytics: int
 
 
 QUICK = Sizes(
@@ -65,6 +77,7 @@ QUICK = Sizes(
     latency_baseline=100,
     stops=(1000, 10_000),
     stops_at_latency=(1000,),
+    analytics=2000,
 )
 FULL = Sizes(
     backlog=1000,
@@ -80,6 +93,7 @@ FULL = Sizes(
     latency_baseline=300,
     stops=(1000, 10_000),
     stops_at_latency=(1000,),
+    analytics=10_000,
 )
 
 
@@ -148,6 +162,9 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
                         )
                         print(json.dumps(row), flush=True)
                         results["stop_triggers"].append(row)
+    if "analytics" in only:
+        results["analytics"] = await drain(endpoint, sizes.analytics)
+        print(json.dumps(results["analytics"]), flush=True)
     return results
 
 
