@@ -9,6 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from order_processor.analytics.summary import summary
 from order_processor.analytics.views import Views
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import OrderStatus, OrderType
@@ -88,3 +89,38 @@ def test_copies_and_any_arrival_order_give_the_views_of_one_punctual_delivery(
     assert dict(stream.counters.volume) == dict(punctual.counters.volume)
     for user in ("alice_01", "bob_01"):
         assert stream.position(user, "BTC") == punctual.position(user, "BTC")
+
+
+def test_volume_and_positions_keep_every_digit_of_an_18_place_quantity() -> None:
+    """A quantity may carry 15 integer digits and 18 places (33 digits): the default
+    decimal context (28 digits) must not round the sums. Ten billion units of a cheap
+    18-place token are a few hundred USD."""
+    quantity = "10000000000.000000000000000005"  # 29 significant digits
+    views = Views()
+    for n, kind in enumerate([OrderType.MARKET_BUY, OrderType.MARKET_BUY]):
+        views.apply(order_event(final(n, kind, quantity, "0.00000001", minutes=n, asset="SHIB")))
+    exact = Decimal("20000000000.000000000000000010")
+
+    report = views.report()
+    assert report.volume[("SHIB", "day", "2026-11-28")].quantity == exact
+    assert report.positions[("alice_01", "SHIB")].quantity == exact
+    shown = summary(report)
+    assert shown["volume"]["SHIB"]["day"][0]["quantity"] == "20000000000.00000000000000001"
+    assert shown["positions"][0]["quantity"] == "20000000000.00000000000000001"
+
+    # Selling what was bought leaves nothing held and nothing realised against no cost.
+    views.apply(
+        order_event(
+            final(
+                3,
+                OrderType.MARKET_SELL,
+                "20000000000.00000000000000001",
+                "0.00000001",
+                minutes=3,
+                asset="SHIB",
+            )
+        )
+    )
+    position = views.position("alice_01", "SHIB")
+    assert position.quantity == 0
+    assert position.cost == 0

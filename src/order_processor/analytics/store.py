@@ -22,13 +22,14 @@ import random
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from order_processor.analytics.views import (
     BUCKETS,
+    EXACT,
     Contribution,
     Fill,
     Position,
@@ -231,8 +232,9 @@ class AnalyticsStore:
                 kind, bucket = str(item["SK"]).split("#", 1)
                 volume = report.volume[(asset_id, kind, bucket)]
                 volume.orders += int(item["orders"])
-                volume.quantity += item["quantity"]
-                volume.usd += item["usd"]
+                with localcontext(EXACT):  # the shards' sums, without rounding
+                    volume.quantity += item["quantity"]
+                    volume.usd += item["usd"]
 
     async def _read_positions(self, report: Report, user: str | None, asset: str | None) -> None:
         for s in range(SHARDS) if user is None else [shard(user)]:
