@@ -170,22 +170,7 @@ class AnalyticsStore:
             else {"ConditionExpression": "attribute_not_exists(PK)"}
         )
         return [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(
-                        {
-                            "PK": f"FILLS#{part.username}#{part.asset_id}",
-                            "SK": fill.key,
-                            "buy": fill.buy,
-                            "quantity": fill.quantity,
-                            "usd": fill.usd,
-                            "at": fill.at,
-                            "order_id": fill.order_id,
-                        }
-                    ),
-                }
-            },
+            {"Put": {"TableName": self.table, "Item": _fill_item(part, fill)}},
             {
                 "Put": {
                     "TableName": self.table,
@@ -256,8 +241,8 @@ class AnalyticsStore:
         return all_items(self.client, "query", request)
 
     async def replace(self, report: Report, finals: dict[str, Contribution]) -> None:
-        """Write a rebuilt report as the views (shard 0), with the final markers of the
-        orders it counts, after deleting what was stored. For an operator, with the
+        """Write a rebuilt report as the views (shard 0), with the final markers and the
+        fills of the orders it counts, after deleting what was stored. For an operator, with the
         analytics worker stopped (`order-processor analytics --rebuild --write`)."""
         keys = [
             {"PK": item["PK"], "SK": item["SK"]}
@@ -283,6 +268,14 @@ class AnalyticsStore:
                     }
                 }
                 for part in finals.values()
+            ]
+        )
+        # The fills too: a late fill recomputes its position from them.
+        await self._batch(
+            [
+                {"PutRequest": {"Item": _fill_item(part, part.fill)}}
+                for part in finals.values()
+                if part.fill is not None
             ]
         )
 
@@ -342,6 +335,20 @@ def _report_items(report: Report) -> list[dict[str, Any]]:
         for (user, asset), p in report.positions.items()
     ]
     return [to_item(item) for item in items]
+
+
+def _fill_item(part: Contribution, fill: Fill) -> dict[str, Any]:
+    return to_item(
+        {
+            "PK": f"FILLS#{part.username}#{part.asset_id}",
+            "SK": fill.key,
+            "buy": fill.buy,
+            "quantity": fill.quantity,
+            "usd": fill.usd,
+            "at": fill.at,
+            "order_id": fill.order_id,
+        }
+    )
 
 
 def _position_item(position: Position) -> dict[str, Any]:
