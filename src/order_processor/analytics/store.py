@@ -10,7 +10,8 @@ One TransactWriteItems per final event writes, all or nothing:
   user's position in the asset (`POSITIONS#<s>` / `<user>#<asset>`), written on condition
   that its fill count is still the one read. A fill later than the position's last is
   added to it; an earlier one (reordered delivery) recomputes it from the stored fills,
-  so the position is always its fills in the order they happened.
+  so the position is always its fills in the order they happened. Within one worker the
+  fills of a position take turns (across replicas, the condition decides).
 
 Readers sum the shards. Nothing here ever decrements, and nothing is deleted.
 """
@@ -18,9 +19,11 @@ Readers sum the shards. Nothing here ever decrements, and nothing is deleted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import zlib
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
@@ -92,11 +95,37 @@ def _total_amounts(part: Contribution) -> dict[str, Any]:
 class AnalyticsStore:
     client: DynamoDBClient
     table: str
+    # Fills of one position take turns within a process: a backlog of one busy user's
+    # fills, drained `concurrency` at a time, would otherwise race for the position item
+    # and some would lose every attempt, again at each delivery, into the dead letters.
+    _turns: dict[tuple[str, str], tuple[asyncio.Lock, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     async def apply(self, part: Contribution) -> bool:
         """Apply a final event's contribution once; False when its order's final event
         was applied before. Contention (another event on the same counters or position)
         is retried here a few times, then raised as retryable."""
+        if part.fill is None:
+            return await self._apply(part)
+        async with self._turn((part.username, part.asset_id)):
+            return await self._apply(part)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._turns.get(key, (asyncio.Lock(), 0))
+        self._turns[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[key]
+            if users == 1:
+                del self._turns[key]
+            else:
+                self._turns[key] = (lock, users - 1)
+
+    async def _apply(self, part: Contribution) -> bool:
         for attempt in range(ATTEMPTS):
             writes = self._counter_writes(part)
             if part.fill is not None:

@@ -96,8 +96,10 @@ async def test_a_rebuild_from_the_orders_table_equals_the_views_and_can_replace_
 async def test_racing_fills_of_one_position_are_all_in_it(aws: AwsClients) -> None:
     """Fills in time order, ten at a time: each adds to the position it read, so of two
     racing writes one must be refused and decided again (a lost fill stays lost: only a
-    late fill recomputes the position from the stored fills)."""
+    late fill recomputes the position from the stored fills). A store each, as replicas:
+    within one process the fills of a position take turns."""
     store = AnalyticsStore(aws.dynamodb, aws.resources.analytics_table)
+    replicas = [AnalyticsStore(aws.dynamodb, aws.resources.analytics_table) for _ in range(10)]
     kinds = [OrderType.MARKET_BUY, OrderType.MARKET_BUY, OrderType.MARKET_SELL]
     finals = [
         final(f"race-{n}", kinds[n % 3], "1", str(100 + n), user="carol_01", minutes=n)
@@ -105,7 +107,11 @@ async def test_racing_fills_of_one_position_are_all_in_it(aws: AwsClients) -> No
     ]
     for start in range(0, len(finals), 10):
         parts = [contribution(order_event(o)) for o in finals[start : start + 10]]
-        assert all(await asyncio.gather(*(store.apply(p) for p in parts if p is not None)))
+        assert all(
+            await asyncio.gather(
+                *(replica.apply(p) for replica, p in zip(replicas, parts, strict=True) if p)
+            )
+        )
 
     expected = Views()
     for order in finals:
@@ -145,3 +151,22 @@ async def test_a_late_fill_after_a_rebuild_written_keeps_the_fills_before_it(
     stored = await store.report()
     assert stored.positions[("dave_01", "BTC")] == expected.position("dave_01", "BTC")
     assert stored.differences(expected.report()) == []
+
+
+async def test_a_backlog_of_one_users_fills_at_the_workers_concurrency_all_apply(
+    aws: AwsClients,
+) -> None:
+    """A backlog drained 32 at a time (the worker's default concurrency), every message a
+    fill of one busy user's position: each must get in without being handed back (five
+    hand-backs and SQS moves it to the dead letters, uncounted)."""
+    store = AnalyticsStore(aws.dynamodb, aws.resources.analytics_table)
+    finals = [
+        final(f"busy-{n}", OrderType.MARKET_BUY, "1", "100", user="erin_01", minutes=n / 100)
+        for n in range(32)
+    ]
+    parts = [contribution(order_event(o)) for o in finals]
+    outcomes = await asyncio.gather(
+        *(store.apply(p) for p in parts if p is not None), return_exceptions=True
+    )
+    failed = [o for o in outcomes if o is not True]
+    assert failed == []
