@@ -4,13 +4,14 @@ order the stream delivers, and average-cost P&L in the order the fills happened.
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from order_processor.analytics.summary import summary
-from order_processor.analytics.views import Views
+from order_processor.analytics.views import Fill, Views
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import OrderStatus, OrderType
 from tests.analytics import final
@@ -124,3 +125,26 @@ def test_volume_and_positions_keep_every_digit_of_an_18_place_quantity() -> None
     position = views.position("alice_01", "SHIB")
     assert position.quantity == 0
     assert position.cost == 0
+
+
+fill_times = st.datetimes(
+    min_value=datetime(1, 1, 2),
+    max_value=datetime(9999, 12, 30),
+).map(lambda at: at.replace(tzinfo=UTC))
+order_ids = st.from_regex(r"[A-Za-z0-9_.:-]{1,20}", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(times=st.tuples(fill_times, fill_times), ids=st.tuples(order_ids, order_ids))
+def test_a_fills_key_sorts_as_the_fill_itself(
+    times: tuple[datetime, datetime], ids: tuple[str, str]
+) -> None:
+    """The store decides "later than the position's last fill" on the keys as text, the
+    rebuild sorts the fills themselves: the two orders must agree for any time an event
+    may carry (a year before 1000 printed without its leading zeros sorted after 2026)."""
+    a, b = (
+        Fill(at, order_id, True, Decimal(1), Decimal(1))
+        for at, order_id in zip(times, ids, strict=True)
+    )
+    assert (a < b) == (a.key < b.key)
+    assert (a == b) == (a.key == b.key)

@@ -111,8 +111,10 @@ class Fill:
 
     @property
     def key(self) -> str:
-        """Sorts as the fills happened: (UTC time, order id), as text."""
-        return f"{self.at.strftime('%Y-%m-%dT%H:%M:%S.%f')}#{self.order_id}"
+        """Sorts as the fills happened: (UTC time, order id), as text. The year has its
+        four digits whatever it is (strftime's %Y drops the leading zeros of a year
+        before 1000, which would sort after every later year)."""
+        return f"{self.at.year:04d}-{self.at.strftime('%m-%dT%H:%M:%S.%f')}#{self.order_id}"
 
 
 @dataclass
