@@ -5,6 +5,7 @@ and to the rebuild from the orders table."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from order_processor.config import Settings
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import OrderStatus, OrderType
 from tests.analytics import final, mixed_finals
-from tests.support import Clients, destroy
+from tests.support import Clients, cli_env, destroy, run_cli
 
 
 @pytest.fixture
@@ -170,3 +171,32 @@ async def test_a_backlog_of_one_users_fills_at_the_workers_concurrency_all_apply
     )
     failed = [o for o in outcomes if o is not True]
     assert failed == []
+
+
+async def test_the_cli_narrows_to_a_user_and_an_asset_however_they_are_cased(
+    settings: Settings,
+) -> None:
+    """Usernames are stored lower-case and asset ids upper-case (as the orders do); the
+    CLI takes them as an operator types them, as `buy` does an asset id."""
+    Clients(settings).provisioner().apply(settings.resources())
+    try:
+        async with open_clients(settings) as clients:
+            store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
+            part = contribution(
+                order_event(final("case-1", OrderType.MARKET_BUY, "1", "100", user="carol_01"))
+            )
+            assert part is not None
+            assert await store.apply(part) is True
+
+        shown = run_cli(
+            "analytics", "Carol_01", "--asset", "btc", "--output", "json", env=cli_env(settings)
+        )
+
+        assert shown.returncode == 0, shown.stderr
+        document = json.loads(shown.stdout)
+        assert [(p["username"], p["asset_id"]) for p in document["positions"]] == [
+            ("carol_01", "BTC")
+        ]
+        assert document["volume"]["BTC"]["day"][0]["orders"] == 1
+    finally:
+        destroy(settings)
