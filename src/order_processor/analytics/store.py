@@ -10,7 +10,8 @@ One TransactWriteItems per final event writes, all or nothing:
   user's position in the asset (`POSITIONS#<s>` / `<user>#<asset>`), written on condition
   that its fill count is still the one read. A fill later than the position's last is
   added to it; an earlier one (reordered delivery) recomputes it from the stored fills,
-  so the position is always its fills in the order they happened.
+  so the position is always its fills in the order they happened. Within one worker the
+  fills of a position take turns (across replicas, the condition decides).
 
 Readers sum the shards. Nothing here ever decrements, and nothing is deleted.
 """
@@ -18,17 +19,20 @@ Readers sum the shards. Nothing here ever decrements, and nothing is deleted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import zlib
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from order_processor.analytics.views import (
     BUCKETS,
+    EXACT,
     Contribution,
     Fill,
     Position,
@@ -91,11 +95,37 @@ def _total_amounts(part: Contribution) -> dict[str, Any]:
 class AnalyticsStore:
     client: DynamoDBClient
     table: str
+    # Fills of one position take turns within a process: a backlog of one busy user's
+    # fills, drained `concurrency` at a time, would otherwise race for the position item
+    # and some would lose every attempt, again at each delivery, into the dead letters.
+    _turns: dict[tuple[str, str], tuple[asyncio.Lock, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     async def apply(self, part: Contribution) -> bool:
         """Apply a final event's contribution once; False when its order's final event
         was applied before. Contention (another event on the same counters or position)
         is retried here a few times, then raised as retryable."""
+        if part.fill is None:
+            return await self._apply(part)
+        async with self._turn((part.username, part.asset_id)):
+            return await self._apply(part)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._turns.get(key, (asyncio.Lock(), 0))
+        self._turns[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[key]
+            if users == 1:
+                del self._turns[key]
+            else:
+                self._turns[key] = (lock, users - 1)
+
+    async def _apply(self, part: Contribution) -> bool:
         for attempt in range(ATTEMPTS):
             writes = self._counter_writes(part)
             if part.fill is not None:
@@ -169,22 +199,7 @@ class AnalyticsStore:
             else {"ConditionExpression": "attribute_not_exists(PK)"}
         )
         return [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(
-                        {
-                            "PK": f"FILLS#{part.username}#{part.asset_id}",
-                            "SK": fill.key,
-                            "buy": fill.buy,
-                            "quantity": fill.quantity,
-                            "usd": fill.usd,
-                            "at": fill.at,
-                            "order_id": fill.order_id,
-                        }
-                    ),
-                }
-            },
+            {"Put": {"TableName": self.table, "Item": _fill_item(part, fill)}},
             {
                 "Put": {
                     "TableName": self.table,
@@ -231,8 +246,9 @@ class AnalyticsStore:
                 kind, bucket = str(item["SK"]).split("#", 1)
                 volume = report.volume[(asset_id, kind, bucket)]
                 volume.orders += int(item["orders"])
-                volume.quantity += item["quantity"]
-                volume.usd += item["usd"]
+                with localcontext(EXACT):  # the shards' sums, without rounding
+                    volume.quantity += item["quantity"]
+                    volume.usd += item["usd"]
 
     async def _read_positions(self, report: Report, user: str | None, asset: str | None) -> None:
         for s in range(SHARDS) if user is None else [shard(user)]:
@@ -254,8 +270,8 @@ class AnalyticsStore:
         return all_items(self.client, "query", request)
 
     async def replace(self, report: Report, finals: dict[str, Contribution]) -> None:
-        """Write a rebuilt report as the views (shard 0), with the final markers of the
-        orders it counts, after deleting what was stored. For an operator, with the
+        """Write a rebuilt report as the views (shard 0), with the final markers and the
+        fills of the orders it counts, after deleting what was stored. For an operator, with the
         analytics worker stopped (`order-processor analytics --rebuild --write`)."""
         keys = [
             {"PK": item["PK"], "SK": item["SK"]}
@@ -281,6 +297,14 @@ class AnalyticsStore:
                     }
                 }
                 for part in finals.values()
+            ]
+        )
+        # The fills too: a late fill recomputes its position from them.
+        await self._batch(
+            [
+                {"PutRequest": {"Item": _fill_item(part, part.fill)}}
+                for part in finals.values()
+                if part.fill is not None
             ]
         )
 
@@ -340,6 +364,20 @@ def _report_items(report: Report) -> list[dict[str, Any]]:
         for (user, asset), p in report.positions.items()
     ]
     return [to_item(item) for item in items]
+
+
+def _fill_item(part: Contribution, fill: Fill) -> dict[str, Any]:
+    return to_item(
+        {
+            "PK": f"FILLS#{part.username}#{part.asset_id}",
+            "SK": fill.key,
+            "buy": fill.buy,
+            "quantity": fill.quantity,
+            "usd": fill.usd,
+            "at": fill.at,
+            "order_id": fill.order_id,
+        }
+    )
 
 
 def _position_item(position: Position) -> dict[str, Any]:

@@ -5,10 +5,16 @@ in milliseconds, under which that share of the orders finished)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
-from order_processor.analytics.views import LATENCY_BOUNDS_MS, LONGER, Report, percentile
+from order_processor.analytics.views import (
+    EXACT,
+    LATENCY_BOUNDS_MS,
+    LONGER,
+    Report,
+    percentile,
+)
 
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
@@ -73,9 +79,10 @@ def _users(report: Report) -> list[dict[str, Any]]:
     """Users by traded volume (bought and sold, USD), with their realised P&L."""
     volume: dict[str, Decimal] = defaultdict(Decimal)
     pnl: dict[str, Decimal] = defaultdict(Decimal)
-    for (user, _), p in report.positions.items():
-        volume[user] += p.bought + p.sold
-        pnl[user] += p.realised
+    with localcontext(EXACT):
+        for (user, _), p in report.positions.items():
+            volume[user] += p.bought + p.sold
+            pnl[user] += p.realised
     ranked = sorted(volume, key=lambda u: (-volume[u], u))
     return [
         {"username": u, "volume_usd": _number(volume[u]), "realised_pnl": _number(pnl[u])}
@@ -86,4 +93,5 @@ def _users(report: Report) -> list[dict[str, Any]]:
 def _number(value: Decimal) -> str:
     """Plain digits, no trailing zeros: the same text for 1500, 1500.00 (as a sum) and
     what DynamoDB hands back (it keeps no trailing zeros)."""
-    return format(value.normalize(), "f")
+    with localcontext(EXACT):  # normalize() rounds to the context's precision
+        return format(value.normalize(), "f")

@@ -27,7 +27,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
 from pydantic import ValidationError
@@ -53,6 +53,9 @@ LATENCY_BOUNDS_MS: tuple[int, ...] = (
 LONGER = "longer"
 REASON = re.compile(r"[A-Z][A-Z_]{0,63}")  # failure reasons are the saga's codes
 COST_PLACES = Decimal("1E-10")  # cost and P&L kept to 10 decimal places (DynamoDB: 38 digits)
+# Every sum of the views in this context: a quantity carries up to 33 digits (15 integer
+# digits, 18 places), more than the default context's 28, which would round them silently.
+EXACT = Context(prec=60)
 
 
 @dataclass
@@ -68,27 +71,27 @@ class Position:
     last: str = ""  # the sort key of the last fill applied
 
     def add(self, fill: Fill) -> None:
-        if fill.buy:
-            self.quantity += fill.quantity
-            self.cost += fill.usd
-            self.bought += fill.usd
-        else:
-            self._sell(fill.quantity, fill.usd)
-            self.sold += fill.usd
+        with localcontext(EXACT):
+            if fill.buy:
+                self.quantity += fill.quantity
+                self.cost += fill.usd
+                self.bought += fill.usd
+            else:
+                self._sell(fill.quantity, fill.usd)
+                self.sold += fill.usd
         self.fills += 1
         self.last = max(self.last, fill.key)
 
     def _sell(self, quantity: Decimal, proceeds: Decimal) -> None:
         """Average cost of what is sold; a sale beyond the position seen (assets given
         outside orders) realises against no cost for the excess."""
-        with localcontext() as context:
-            context.prec = 60
+        with localcontext(EXACT):
             covered = min(quantity, self.quantity)
             basis = self.cost * covered / self.quantity if self.quantity else Decimal(0)
-        basis = basis.quantize(COST_PLACES, ROUND_HALF_EVEN)
-        self.realised += proceeds - basis
-        self.cost -= basis
-        self.quantity -= covered
+            basis = basis.quantize(COST_PLACES, ROUND_HALF_EVEN)
+            self.realised += proceeds - basis
+            self.cost -= basis
+            self.quantity -= covered
 
     @classmethod
     def of(cls, fills: list[Fill]) -> Position:
@@ -108,8 +111,10 @@ class Fill:
 
     @property
     def key(self) -> str:
-        """Sorts as the fills happened: (UTC time, order id), as text."""
-        return f"{self.at.strftime('%Y-%m-%dT%H:%M:%S.%f')}#{self.order_id}"
+        """Sorts as the fills happened: (UTC time, order id), as text. The year has its
+        four digits whatever it is (strftime's %Y drops the leading zeros of a year
+        before 1000, which would sort after every later year)."""
+        return f"{self.at.year:04d}-{self.at.strftime('%m-%dT%H:%M:%S.%f')}#{self.order_id}"
 
 
 @dataclass
@@ -314,5 +319,6 @@ def add(report: Report, part: Contribution) -> None:
         for kind, bucket in part.buckets():
             volume = report.volume[(part.asset_id, kind, bucket)]
             volume.orders += 1
-            volume.quantity += part.fill.quantity
-            volume.usd += part.fill.usd
+            with localcontext(EXACT):
+                volume.quantity += part.fill.quantity
+                volume.usd += part.fill.usd

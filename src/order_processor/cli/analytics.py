@@ -13,6 +13,7 @@ from order_processor.analytics.views import Report
 from order_processor.bootstrap import AwsClients, get_order_dao
 from order_processor.cli.common import add_output_argument, print_json, with_clients
 from order_processor.config import Settings
+from order_processor.domain.users import normalise_username
 
 
 def register(verbs: Any) -> None:
@@ -43,6 +44,10 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     if args.write and not args.rebuild:
         raise argparse.ArgumentTypeError("--write goes with --rebuild")
 
+    # As stored: usernames lower-case, asset ids upper-case (as `buy` takes an asset id).
+    user = normalise_username(args.username) if args.username else None
+    asset = args.asset.strip().upper() if args.asset else None
+
     async def action(clients: AwsClients) -> int:
         store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
         if args.check:
@@ -57,9 +62,9 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
             report, finals = await rebuild(get_order_dao(clients))
             if args.write:
                 await store.replace(report, finals)
-            report = narrowed(report, args.username, args.asset)
+            report = narrowed(report, user, asset)
         else:
-            report = await store.report(user=args.username, asset=args.asset)
+            report = await store.report(user=user, asset=asset)
         shown = summary(report)
         if args.output == "json":
             print_json(shown)

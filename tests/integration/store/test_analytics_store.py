@@ -5,6 +5,7 @@ and to the rebuild from the orders table."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from order_processor.config import Settings
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import OrderStatus, OrderType
 from tests.analytics import final, mixed_finals
-from tests.support import Clients, destroy
+from tests.support import Clients, cli_env, destroy, run_cli
 
 
 @pytest.fixture
@@ -96,8 +97,10 @@ async def test_a_rebuild_from_the_orders_table_equals_the_views_and_can_replace_
 async def test_racing_fills_of_one_position_are_all_in_it(aws: AwsClients) -> None:
     """Fills in time order, ten at a time: each adds to the position it read, so of two
     racing writes one must be refused and decided again (a lost fill stays lost: only a
-    late fill recomputes the position from the stored fills)."""
+    late fill recomputes the position from the stored fills). A store each, as replicas:
+    within one process the fills of a position take turns."""
     store = AnalyticsStore(aws.dynamodb, aws.resources.analytics_table)
+    replicas = [AnalyticsStore(aws.dynamodb, aws.resources.analytics_table) for _ in range(10)]
     kinds = [OrderType.MARKET_BUY, OrderType.MARKET_BUY, OrderType.MARKET_SELL]
     finals = [
         final(f"race-{n}", kinds[n % 3], "1", str(100 + n), user="carol_01", minutes=n)
@@ -105,7 +108,11 @@ async def test_racing_fills_of_one_position_are_all_in_it(aws: AwsClients) -> No
     ]
     for start in range(0, len(finals), 10):
         parts = [contribution(order_event(o)) for o in finals[start : start + 10]]
-        assert all(await asyncio.gather(*(store.apply(p) for p in parts if p is not None)))
+        assert all(
+            await asyncio.gather(
+                *(replica.apply(p) for replica, p in zip(replicas, parts, strict=True) if p)
+            )
+        )
 
     expected = Views()
     for order in finals:
@@ -113,3 +120,83 @@ async def test_racing_fills_of_one_position_are_all_in_it(aws: AwsClients) -> No
     stored = (await store.report(user="carol_01")).positions[("carol_01", "BTC")]
     assert stored == expected.position("carol_01", "BTC")
     assert (stored.fills, stored.quantity) == (30, Decimal(10))
+
+
+async def test_a_late_fill_after_a_rebuild_written_keeps_the_fills_before_it(
+    aws: AwsClients,
+) -> None:
+    """`--rebuild --write` on a live deployment: an order final in the orders table after
+    the scan passed it, but earlier than a fill the rebuild counted, arrives late and
+    recomputes the position from the stored fills, which the replace must have kept."""
+    store = AnalyticsStore(aws.dynamodb, aws.resources.analytics_table)
+    first = final("rw-1", OrderType.MARKET_BUY, "2", "100", user="dave_01", minutes=0)
+    last = final("rw-3", OrderType.MARKET_SELL, "1", "150", user="dave_01", minutes=10)
+    late = final("rw-2", OrderType.MARKET_BUY, "2", "200", user="dave_01", minutes=5)
+    rebuilt = Views()
+    for order in (first, last):
+        rebuilt.apply(order_event(order))
+    finals = {}
+    for order in (first, last):
+        part = contribution(order_event(order))
+        assert part is not None
+        finals[part.order_id] = part
+    await store.replace(rebuilt.report(), finals)
+
+    part = contribution(order_event(late))
+    assert part is not None
+    assert await store.apply(part) is True
+
+    expected = Views()
+    for order in (first, late, last):
+        expected.apply(order_event(order))
+    stored = await store.report()
+    assert stored.positions[("dave_01", "BTC")] == expected.position("dave_01", "BTC")
+    assert stored.differences(expected.report()) == []
+
+
+async def test_a_backlog_of_one_users_fills_at_the_workers_concurrency_all_apply(
+    aws: AwsClients,
+) -> None:
+    """A backlog drained 32 at a time (the worker's default concurrency), every message a
+    fill of one busy user's position: each must get in without being handed back (five
+    hand-backs and SQS moves it to the dead letters, uncounted)."""
+    store = AnalyticsStore(aws.dynamodb, aws.resources.analytics_table)
+    finals = [
+        final(f"busy-{n}", OrderType.MARKET_BUY, "1", "100", user="erin_01", minutes=n / 100)
+        for n in range(32)
+    ]
+    parts = [contribution(order_event(o)) for o in finals]
+    outcomes = await asyncio.gather(
+        *(store.apply(p) for p in parts if p is not None), return_exceptions=True
+    )
+    failed = [o for o in outcomes if o is not True]
+    assert failed == []
+
+
+async def test_the_cli_narrows_to_a_user_and_an_asset_however_they_are_cased(
+    settings: Settings,
+) -> None:
+    """Usernames are stored lower-case and asset ids upper-case (as the orders do); the
+    CLI takes them as an operator types them, as `buy` does an asset id."""
+    Clients(settings).provisioner().apply(settings.resources())
+    try:
+        async with open_clients(settings) as clients:
+            store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
+            part = contribution(
+                order_event(final("case-1", OrderType.MARKET_BUY, "1", "100", user="carol_01"))
+            )
+            assert part is not None
+            assert await store.apply(part) is True
+
+        shown = run_cli(
+            "analytics", "Carol_01", "--asset", "btc", "--output", "json", env=cli_env(settings)
+        )
+
+        assert shown.returncode == 0, shown.stderr
+        document = json.loads(shown.stdout)
+        assert [(p["username"], p["asset_id"]) for p in document["positions"]] == [
+            ("carol_01", "BTC")
+        ]
+        assert document["volume"]["BTC"]["day"][0]["orders"] == 1
+    finally:
+        destroy(settings)
