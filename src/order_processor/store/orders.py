@@ -360,6 +360,7 @@ class OrderDAO:
             "FilterExpression": f"SK = :order AND #status IN ({', '.join(names)})",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {":order": to_attribute("ORDER"), **names},
+            "ConsistentRead": True,  # an order that just ended is in the rebuild
         }
         async for item in all_items(self.client, "scan", arguments):
             yield Order.model_validate(_order_fields(item))
