@@ -16,6 +16,7 @@ LAYERS = {
     "domain": 0,
     "security": 0,
     "resources": 0,
+    "iam": 0,
     "config": 0,
     "saga": 1,
     "store": 2,
