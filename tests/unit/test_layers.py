@@ -24,6 +24,7 @@ LAYERS = {
     "observability": 2,
     "aws": 2,
     "provision": 2,
+    "template": 2,
     "emulator": 2,
     "handlers": 3,
     "ops": 4,
