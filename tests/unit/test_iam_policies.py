@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from order_processor import iam
 from order_processor.iam import Arns, Grant, readme_grants
 from order_processor.resources import Resources
 
@@ -98,3 +99,18 @@ def test_the_parser_notices_a_grant_the_readme_does_not_list(
     )
 
     assert policy_grants(document) != from_readme["expiry-sweeper"]
+
+
+def test_installed_without_a_checkout_the_table_comes_from_the_packages_readme(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(iam, "CHECKOUT_README", ROOT / "no-such-README.md")
+
+    text = iam.readme_text()
+
+    # The README the package was installed with (its long description): not compared with
+    # this checkout's, which may have changed since `pip install -e .`.
+    grants = readme_grants(text, Arns(Resources(PREFIX), REGION, ACCOUNT))
+    assert ("sqs:ReceiveMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:op-order-commands.fifo") in (
+        grants["order-worker"]
+    )
