@@ -47,9 +47,12 @@ PARAMETERS: dict[str, Any] = {
     "KmsKeyArn": {
         "Type": "String",
         "Default": "",
-        "AllowedPattern": "^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-f0-9-]+$",
-        "Description": "A customer-managed KMS key for the tables, queues and topic; empty: "
-        "AWS owned (DynamoDB), SQS-managed (SQS) and AWS managed (SNS) keys",
+        # A key ARN (multi-Region keys too: key/mrk-...), not an alias: the roles' grants on
+        # the key need its ARN.
+        "AllowedPattern": "^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
+        "Description": "The ARN of a customer-managed KMS key (not an alias) for the tables, "
+        "queues and topic; empty: AWS owned (DynamoDB), SQS-managed (SQS) and AWS managed "
+        "(SNS) keys",
     },
     "BillingMode": {
         "Type": "String",
