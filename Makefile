@@ -11,7 +11,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # The locks target what the image and CI run: CPython 3.11 on x86_64 Linux.
 LOCK_FLAGS := --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
 
-.PHONY: run test lint format bench chaos clean venv emulator-venv lock
+.PHONY: run test lint format bench chaos clean venv emulator-venv lock template
 
 venv: $(VENV)/.installed
 emulator-venv: $(EMU_VENV)/.installed
@@ -65,6 +65,11 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# deploy/aws/order-processor.json, after a change to resources.py, the README's IAM table or
+# the generator (src/order_processor/template/); tests/unit/test_template.py fails until then.
+template: venv
+	$(VENV)/bin/order-processor template > deploy/aws/order-processor.json
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -64,6 +64,11 @@ class QueueSpec:
             # the project's producer still sets it to the command id.
             attributes["FifoQueue"] = "true"
             attributes["ContentBasedDeduplication"] = "true"
+            # High-throughput FIFO: ordering and deduplication are per message group (one
+            # user), which is all the design needs, and the queue's throughput limit applies
+            # to each group instead of the whole queue.
+            attributes["DeduplicationScope"] = "messageGroup"
+            attributes["FifoThroughputLimit"] = "perMessageGroupId"
         if dead_letter_arn is not None:
             attributes["RedrivePolicy"] = json.dumps(
                 {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": self.max_receive_count}

@@ -46,6 +46,8 @@ def test_commands_queue_is_fifo_with_redrive_to_its_dead_letter_queue(
     assert resources.commands_queue.name.endswith("-order-commands.fifo")
     assert attributes["FifoQueue"] == "true"
     assert attributes["ContentBasedDeduplication"] == "true"
+    assert attributes["DeduplicationScope"] == "messageGroup"
+    assert attributes["FifoThroughputLimit"] == "perMessageGroupId"
     assert attributes["ReceiveMessageWaitTimeSeconds"] == "20"
     assert json.loads(attributes["RedrivePolicy"]) == {
         "deadLetterTargetArn": dlq_arn,

@@ -205,7 +205,7 @@ def test_each_program_has_its_own_irsa_service_account(
     role = account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
 
     assert account["metadata"]["name"] == program
-    assert re.fullmatch(rf"arn:aws:iam::\d{{12}}:role/order-processor-{program}", role)
+    assert re.fullmatch(rf"arn:aws:iam::\d{{12}}:role/op-{program}", role)
 
 
 @pytest.mark.parametrize("program", PROGRAMS)

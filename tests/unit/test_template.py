@@ -1,0 +1,410 @@
+"""deploy/aws/order-processor.json: what `order-processor template` prints, clean under
+cfn-lint, the very resources `provision` creates (compared on moto after a real
+provisioning), roles that grant exactly the README's IAM table, and what the Kubernetes
+manifests expect of it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from cfnlint.api import ManualArgs, lint
+from moto import mock_aws
+
+from order_processor.iam import Arns, Grant, readme_grants
+from order_processor.provision import Provisioner
+from order_processor.resources import Resources
+from order_processor.template import build_template, render
+from order_processor.template.roles import OPERATORS, PROGRAMS
+from tests.cloudformation import Stack
+from tests.support import CLI
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "deploy" / "aws" / "order-processor.json"
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+MOTO_ACCOUNT = "123456789012"
+OIDC = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+# cfn-lint rules the template is allowed to break, each with the reason. None so far: the
+# informational rules (I...) are included and clean too.
+IGNORED_RULES: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(TEMPLATE.read_text())
+    return loaded
+
+
+def stack(template: dict[str, Any], **parameters: str) -> Stack:
+    return Stack(template, {"OidcProvider": OIDC, **parameters}, account=MOTO_ACCOUNT)
+
+
+def test_the_checked_in_template_is_what_the_generator_prints() -> None:
+    printed = subprocess.run([CLI, "template"], capture_output=True, text=True, check=True)
+
+    assert printed.stdout == render(build_template())
+    assert TEMPLATE.read_text() == printed.stdout, (
+        "deploy/aws/order-processor.json is stale: run `make template`"
+    )
+
+
+def test_cfn_lint_finds_nothing_but_the_rules_ignored_with_a_reason() -> None:
+    matches = lint(
+        TEMPLATE.read_text(),
+        config=ManualArgs(include_checks=["I"], regions=["us-east-1", "eu-west-1"]),
+    )
+
+    found = [f"{m.rule.id} {m.message} ({m.path})" for m in matches]
+    assert [f for f in found if f.split()[0] not in IGNORED_RULES] == []
+
+
+def test_cfn_lint_would_notice_a_broken_template(template: dict[str, Any]) -> None:
+    broken = json.loads(json.dumps(template))
+    del broken["Resources"]["OrderCommandsDlqQueue"]  # the commands queue's redrive target
+
+    matches = lint(json.dumps(broken), config=ManualArgs(regions=["us-east-1"]))
+
+    assert any(m.rule.id.startswith("E") for m in matches)
+
+
+# The resources of `provision`, created on moto and read back, against the template.
+
+
+@pytest.fixture(scope="module")
+def provisioned() -> dict[str, Any]:
+    """What `provision` made of Resources("op"), as the AWS APIs describe it."""
+    with mock_aws():
+        dynamodb, sqs, sns = (
+            boto3.client(name, region_name="us-east-1") for name in ("dynamodb", "sqs", "sns")
+        )
+        Provisioner(dynamodb, sqs, sns).apply(Resources("op"))
+        tables = {}
+        for name in dynamodb.list_tables()["TableNames"]:
+            table = dynamodb.describe_table(TableName=name)["Table"]
+            ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            tables[name] = {**table, "ttl": ttl.get("AttributeName")}
+        queues = {
+            url.rsplit("/", 1)[-1]: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+                "Attributes"
+            ]
+            for url in sqs.list_queues()["QueueUrls"]
+        }
+        topics = [topic["TopicArn"] for topic in sns.list_topics()["Topics"]]
+        subscriptions = [
+            {
+                **subscription,
+                **sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])[
+                    "Attributes"
+                ],
+            }
+            for subscription in sns.list_subscriptions()["Subscriptions"]
+        ]
+    return {"tables": tables, "queues": queues, "topics": topics, "subscriptions": subscriptions}
+
+
+def test_every_table_has_the_keys_indexes_ttl_and_capacity_provision_gives_it(
+    template: dict[str, Any], provisioned: dict[str, Any]
+) -> None:
+    declared = {
+        p["TableName"]: p for p in stack(template).resources("AWS::DynamoDB::Table").values()
+    }
+
+    assert sorted(declared) == sorted(provisioned["tables"])
+    for name, table in provisioned["tables"].items():
+        mine = declared[name]
+        assert mine["KeySchema"] == table["KeySchema"], name
+        assert sorted(mine["AttributeDefinitions"], key=str) == sorted(
+            table["AttributeDefinitions"], key=str
+        ), name
+        assert _indexes(mine.get("GlobalSecondaryIndexes", [])) == _indexes(
+            table.get("GlobalSecondaryIndexes", [])
+        ), name
+        assert mine.get("TimeToLiveSpecification", {}).get("AttributeName") == table["ttl"], name
+        assert mine["BillingMode"] == table["BillingModeSummary"]["BillingMode"], name
+        assert "ProvisionedThroughput" not in mine
+        # What only the template adds: recovery, protection, encryption.
+        assert mine["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert mine["DeletionProtectionEnabled"] is True
+
+
+def _indexes(indexes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in indexes}
+
+
+def test_every_queue_has_the_attributes_and_redrive_provision_gives_it(
+    template: dict[str, Any], provisioned: dict[str, Any]
+) -> None:
+    declared = {p["QueueName"]: p for p in stack(template).resources("AWS::SQS::Queue").values()}
+    specs = {spec.name: spec for spec in Resources("op").queues}
+
+    assert sorted(declared) == sorted(provisioned["queues"])
+    for name, attributes in provisioned["queues"].items():
+        # The attributes provision sets (and compares on every run), as SQS reports them.
+        spec = specs[name]
+        for key in spec.attributes("any" if spec.dead_letter else None):
+            assert _as_attribute(declared[name].get(key)) == _parsed(attributes[key]), (name, key)
+        assert ("FifoQueue" in declared[name]) is name.endswith(".fifo")
+
+
+def _as_attribute(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+def _parsed(value: str) -> Any:
+    return json.loads(value) if value.startswith("{") else value
+
+
+def test_the_topic_subscriptions_and_queue_policies_are_those_of_provision(
+    template: dict[str, Any], provisioned: dict[str, Any]
+) -> None:
+    resolved = stack(template)
+    topics = resolved.resources("AWS::SNS::Topic").values()
+    subscriptions = resolved.resources("AWS::SNS::Subscription").values()
+    policies = {
+        p["Queues"][0].rsplit("/", 1)[-1]: p["PolicyDocument"]
+        for p in resolved.resources("AWS::SQS::QueuePolicy").values()
+    }
+
+    assert [t["TopicName"] for t in topics] == [a.rsplit(":", 1)[-1] for a in provisioned["topics"]]
+    assert sorted(
+        (s["TopicArn"], s["Endpoint"], s["Protocol"], str(s["RawMessageDelivery"]).lower())
+        for s in subscriptions
+    ) == sorted(
+        (s["TopicArn"], s["Endpoint"], s["Protocol"], s["RawMessageDelivery"])
+        for s in provisioned["subscriptions"]
+    )
+    assert not any("FilterPolicy" in s for s in [*subscriptions, *provisioned["subscriptions"]])
+    with_policy = {n: q["Policy"] for n, q in provisioned["queues"].items() if "Policy" in q}
+    assert policies == {name: json.loads(policy) for name, policy in with_policy.items()}
+
+
+# Roles
+
+
+def readme_rows() -> dict[str, set[Grant]]:
+    arns = Arns(Resources("op"), "us-east-1", MOTO_ACCOUNT)
+    return readme_grants((ROOT / "README.md").read_text(), arns)
+
+
+def role_grants(role: dict[str, Any]) -> set[Grant]:
+    grants: set[Grant] = set()
+    for policy in role["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            for action in _listed(statement["Action"]):
+                grants |= {(action, resource) for resource in _listed(statement["Resource"])}
+    return grants
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def roles_by_row(resolved: Stack) -> dict[str, dict[str, Any]]:
+    roles = resolved.resources("AWS::IAM::Role").values()
+    return {role["Policies"][0]["PolicyName"]: role for role in roles}
+
+
+def test_each_role_grants_exactly_its_row_of_the_readme_table(template: dict[str, Any]) -> None:
+    rows = readme_rows()
+    roles = roles_by_row(stack(template))
+
+    # Every row but provision: CloudFormation creates the resources instead.
+    assert sorted(roles) == sorted(set(rows) - {"provision"})
+    assert sorted(roles) == sorted([*PROGRAMS, *OPERATORS])
+    for row, role in roles.items():
+        assert role["RoleName"] == f"op-{row}"
+        granted = role_grants(role)
+        assert sorted(granted - rows[row]) == [], f"{row}: granted, not in the README"
+        assert sorted(rows[row] - granted) == [], f"{row}: in the README, not granted"
+
+
+def test_with_a_customer_managed_key_the_programs_may_use_it_through_sqs_and_sns_only(
+    template: dict[str, Any],
+) -> None:
+    rows = readme_rows()
+    roles = roles_by_row(stack(template, KmsKeyArn=KEY))
+
+    for row, role in roles.items():
+        extra = role_grants(role) - rows[row]
+        sends_or_receives = any(
+            action in {"sqs:SendMessage", "sqs:ReceiveMessage", "sns:Publish"}
+            for action, _ in rows[row]
+        )
+        expected = (
+            {("kms:Decrypt", KEY), ("kms:GenerateDataKey", KEY)} if sends_or_receives else set()
+        )
+        assert extra == expected, row
+    statements = roles["order-worker"]["Policies"][0]["PolicyDocument"]["Statement"]
+    [kms] = [s for s in statements if s["Sid"] == "CustomerManagedKey"]
+    assert kms["Condition"]["StringEquals"]["kms:ViaService"] == [
+        "sqs.us-east-1.amazonaws.com",
+        "sns.us-east-1.amazonaws.com",
+    ]
+
+
+def test_each_program_role_trusts_only_its_own_service_account_through_the_oidc_provider(
+    template: dict[str, Any],
+) -> None:
+    roles = roles_by_row(stack(template, Namespace="trading"))
+
+    for row, account in PROGRAMS.items():
+        trust = json.loads(roles[row]["AssumeRolePolicyDocument"])
+        [statement] = trust["Statement"]
+        assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+        assert statement["Principal"] == {
+            "Federated": f"arn:aws:iam::{MOTO_ACCOUNT}:oidc-provider/{OIDC}"
+        }
+        assert statement["Condition"] == {
+            "StringEquals": {
+                f"{OIDC}:aud": "sts.amazonaws.com",
+                f"{OIDC}:sub": f"system:serviceaccount:trading:{account}",
+            }
+        }
+    for row in OPERATORS:
+        [statement] = roles[row]["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Principal"] == {"AWS": f"arn:aws:iam::{MOTO_ACCOUNT}:root"}
+
+
+# What deploy/kubernetes takes from the stack's outputs
+
+
+def manifests() -> list[dict[str, Any]]:
+    return [
+        document
+        for path in sorted(KUBERNETES.glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+    ]
+
+
+def test_the_kubernetes_manifests_name_the_stacks_roles_queue_and_prefix(
+    template: dict[str, Any],
+) -> None:
+    resolved = Stack(template, {"OidcProvider": OIDC})  # the manifests' placeholder account
+    documents = manifests()
+    accounts = {
+        d["metadata"]["name"]: d["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        for d in documents
+        if d["kind"] == "ServiceAccount"
+    }
+    [scaled] = [d for d in documents if d["kind"] == "ScaledObject"]
+    [settings] = [d for d in documents if d["kind"] == "ConfigMap"]
+    roles = {
+        row: resolved.output("".join(p.capitalize() for p in row.split("-")) + "RoleArn")
+        for row in PROGRAMS
+    }
+
+    # Every program with a Deployment; the producers run elsewhere.
+    assert accounts == {PROGRAMS[row]: arn for row, arn in roles.items() if row != "producers"}
+    assert scaled["spec"]["triggers"][0]["metadata"]["queueURL"] == resolved.output(
+        "OrderCommandsQueueUrl"
+    )
+    assert settings["data"]["ORDER_PROCESSOR_PREFIX"] == resolved.parameters["Prefix"]
+    assert settings["data"]["ORDER_PROCESSOR_QUEUE_KIND"] == "fifo"
+
+
+# Capacity, encryption, alarms
+
+
+def test_provisioned_capacity_applies_to_every_table_and_index(template: dict[str, Any]) -> None:
+    resolved = stack(template, BillingMode="PROVISIONED", ReadCapacityUnits="7")
+
+    for table in resolved.resources("AWS::DynamoDB::Table").values():
+        capacities = [table, *table.get("GlobalSecondaryIndexes", [])]
+        assert [c["ProvisionedThroughput"] for c in capacities] == [
+            {"ReadCapacityUnits": "7", "WriteCapacityUnits": "5"}
+        ] * len(capacities)
+
+
+def test_a_customer_managed_key_encrypts_every_table_queue_and_topic(
+    template: dict[str, Any],
+) -> None:
+    with_key, without = stack(template, KmsKeyArn=KEY), stack(template)
+
+    for table in with_key.resources("AWS::DynamoDB::Table").values():
+        assert table["SSESpecification"] == {
+            "SSEEnabled": True,
+            "SSEType": "KMS",
+            "KMSMasterKeyId": KEY,
+        }
+    assert {q.get("KmsMasterKeyId") for q in with_key.resources("AWS::SQS::Queue").values()} == {
+        KEY
+    }
+    assert {
+        q.get("SqsManagedSseEnabled") for q in without.resources("AWS::SQS::Queue").values()
+    } == {True}
+    [topic] = with_key.resources("AWS::SNS::Topic").values()
+    assert topic["KmsMasterKeyId"] == KEY
+
+
+def alarms_on(resolved: Stack) -> dict[tuple[str, str], dict[str, Any]]:
+    """(metric, dimension value) -> alarm; for metric math, each metric of the sum."""
+    found = {}
+    for alarm in resolved.resources("AWS::CloudWatch::Alarm").values():
+        metrics = [q["MetricStat"]["Metric"] for q in alarm.get("Metrics", []) if "MetricStat" in q]
+        for metric in metrics or [alarm]:
+            found[(metric["MetricName"], metric["Dimensions"][0]["Value"])] = alarm
+    return found
+
+
+def test_alarms_cover_dead_letters_waiting_commands_throttles_errors_and_deliveries(
+    template: dict[str, Any],
+) -> None:
+    resolved = stack(template, AlarmTopicArn="arn:aws:sns:us-east-1:123456789012:pager")
+    alarms = alarms_on(resolved)
+    resources = Resources("op")
+
+    for queue in resources.queues:
+        if queue.dead_letter:
+            alarm = alarms[("ApproximateNumberOfMessagesVisible", queue.dead_letter.name)]
+            assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    oldest = alarms[("ApproximateAgeOfOldestMessage", resources.commands_queue.name)]
+    assert oldest["Threshold"] == "300"
+    for table in resources.tables:
+        assert ("ReadThrottleEvents", table.name) in alarms
+        assert ("WriteThrottleEvents", table.name) in alarms
+        assert alarms[("SystemErrors", table.name)]["Threshold"] == 0
+    assert ("NumberOfNotificationsFailed", resources.events_topic) in alarms
+    assert all(
+        a["AlarmActions"] == ["arn:aws:sns:us-east-1:123456789012:pager"] for a in alarms.values()
+    )
+
+
+def test_the_dashboard_shows_the_numbers_of_status_for_every_queue(
+    template: dict[str, Any],
+) -> None:
+    [dashboard] = stack(template).resources("AWS::CloudWatch::Dashboard").values()
+    widgets = json.loads(dashboard["DashboardBody"])["widgets"]
+    shown = {
+        (metric[1], metric[3])
+        for widget in widgets
+        for metric in widget["properties"].get("metrics", [])
+    }
+    resources = Resources("op")
+
+    dead_letters = {q.dead_letter.name for q in resources.queues if q.dead_letter}
+    for queue in resources.queues:
+        if queue.name in dead_letters:
+            continue
+        assert ("ApproximateNumberOfMessagesVisible", queue.name) in shown
+        assert ("ApproximateNumberOfMessagesNotVisible", queue.name) in shown
+    for name in dead_letters:
+        assert ("ApproximateNumberOfMessagesVisible", name) in shown
+    [alarm_widget] = [w for w in widgets if w["type"] == "alarm"]
+    alarm_names = [
+        alarm["AlarmName"] for alarm in stack(template).resources("AWS::CloudWatch::Alarm").values()
+    ]
+    assert sorted(a.rsplit(":", 1)[-1] for a in alarm_widget["properties"]["alarms"]) == sorted(
+        alarm_names
+    )
