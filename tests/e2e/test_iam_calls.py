@@ -62,25 +62,7 @@ RARE: dict[str, dict[str, str]] = {
 # Granted by the README's table, and no code path found that needs them: over-grants to
 # settle in the README (and deploy/iam), listed here so that the test stays exact about
 # everything else.
-OVERGRANTED: dict[str, dict[str, str]] = {
-    "order-worker": {
-        "dynamodb:UpdateItem on orders": "the row grants TransactWriteItems (Put, Update, "
-        "ConditionCheck) on users and orders alike; store/ledger.py only puts orders",
-        "dynamodb:ConditionCheckItem on orders": "as above: the condition checks are on users",
-    },
-    "limit-matcher": {
-        "sqs:SendMessage on price-updates-dlq": "'the same on price-updates' includes the "
-        "DLQ, but serve_limit_matcher gives its consumer no dead-letter URL: SQS's redrive "
-        "moves the matcher's dead letters",
-        "sqs:GetQueueUrl on price-updates-dlq": "as above; readiness does not check it either",
-        "sqs:GetQueueAttributes on price-updates-dlq": "as above",
-    },
-    "analytics-worker": {
-        "sqs:GetQueueAttributes on order-analytics-dlq": "the row says 'readiness', but the "
-        "analytics worker's readiness checks its own queue only; moving an event there needs "
-        "GetQueueUrl and SendMessage",
-    },
-}
+OVERGRANTED: dict[str, dict[str, str]] = {}
 
 
 class Recorder:
