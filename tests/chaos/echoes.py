@@ -5,9 +5,10 @@ killed worker had in flight): every second of the load,
   bodies SNS delivered to both queues) and `order_event(order)` of orders read from the
   orders table, whatever state they are in then (earlier, non-final states among them),
   all shuffled together;
-- some of its deliveries held back: received from its queue and left there, invisible for
-  a few seconds, so that they reach the worker behind later events (a fill applied after
-  later fills of the same position).
+- some of its deliveries held back: taken off its queue and put back delayed by a few
+  seconds (a new message, so the redrive policy does not count this as a receive), so
+  that they reach the worker behind later events (a fill applied after later fills of the
+  same position).
 
 After the drain, a finale: a copy of every final order event heard, shuffled with copies
 of some earlier ones, so that every final event is delivered at least twice. The views
@@ -34,7 +35,7 @@ from tests.chaos.observe import StatusEvents
 HEARD_PER_ROUND = 8
 READ_PER_ROUND = 4
 HELD_PER_ROUND = 3
-HELD_SECONDS = (1, 4)
+HELD_SECONDS = (1, 4)  # the delay of a held-back delivery
 FINALE_EARLIER = 20
 
 
@@ -98,22 +99,32 @@ class Echoes:
             assert not response.get("Failed"), response["Failed"]
 
     async def _hold_back(self, count: int) -> None:
-        """Receive a few deliveries and leave them invisible for a few seconds; one that
-        was received before goes back at once (the redrive policy counts receives)."""
+        """Take a few deliveries off the queue and put them back, each delayed a few
+        seconds (sent again before the original is deleted)."""
         response = await self.sqs.receive_message(
             QueueUrl=self.url,
             MaxNumberOfMessages=count,
             WaitTimeSeconds=0,  # the queue's own default is a 20 s long poll
-            VisibilityTimeout=self.rng.randint(*HELD_SECONDS),
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            VisibilityTimeout=30,
         )
-        for message in response.get("Messages", []):
-            if int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) > 1:
-                await self.sqs.change_message_visibility(
-                    QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
-            else:
-                self.held += 1
+        messages = response.get("Messages", [])
+        if not messages:
+            return
+        entries = [
+            {
+                "Id": str(n),
+                "MessageBody": m["Body"],
+                "DelaySeconds": self.rng.randint(*HELD_SECONDS),
+            }
+            for n, m in enumerate(messages)
+        ]
+        sent = await self.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+        assert not sent.get("Failed"), sent["Failed"]
+        handles = [
+            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)
+        ]
+        await self.sqs.delete_message_batch(QueueUrl=self.url, Entries=handles)
+        self.held += len(messages)
 
     def summary(self) -> str:
         return f"{sum(self.sent.values())} {dict(sorted(self.sent.items()))}, {self.held} held back"
