@@ -1,7 +1,6 @@
 """One chaos run: provision a deployment of its own, seed it, start the processes, send
-the load while killing processes and echoing events to the analytics worker, drain, stop,
-let the analytics worker drain its queue, stop it, recount, report; then delete
-everything."""
+the load while killing processes and echoing events to the analytics worker, drain (the
+analytics queue too), stop, recount, report; then delete everything."""
 
 from __future__ import annotations
 
@@ -199,7 +198,6 @@ class ChaosRun:
             # has exited (which can take seconds more).
             self.stopped = utc_now()
             codes = await supervisor.stop()
-        await self._catch_up_analytics()
         return drained, codes
 
     async def _drain(self) -> bool:
@@ -244,14 +242,18 @@ class ChaosRun:
             await asyncio.sleep(0.25)
         return None
 
-    async def _catch_up_analytics(self) -> None:
+    async def _catch_up_analytics(self) -> list[Finding]:
         """Events published while the processes stopped (an order the sweeper expired
         after the drain) reach the analytics queue with its worker gone: a burst analytics
         worker applies them, as an operator's would."""
         left = await depth(self.harness.clients.sqs, self.analytics_url)
-        if left:
-            code = await self.harness.run_worker(kind="analytics")
-            self.caught_up = f"{left} message(s) after the stop; a burst worker exited {code}"
+        if not left:
+            return []
+        code = await self.harness.run_worker(kind="analytics")
+        self.caught_up = f"{left} message(s) after the stop; a burst worker exited {code}"
+        if code == 0:
+            return []
+        return [finding("analytics", "catch_up_failed", "worker", self.caught_up)]
 
     async def _books(self) -> Books:
         return await load_books(self.harness.clients.dynamodb, self.harness.clients.resources)
@@ -264,6 +266,7 @@ class ChaosRun:
 
     async def _analytics_findings(self, books: Books) -> list[Finding]:
         """The stored views against their rebuild, the final markers, the analytics DLQ."""
+        caught_up = await self._catch_up_analytics()
         clients = self.harness.clients
         resources = clients.resources
         table = resources.analytics_table
@@ -279,7 +282,7 @@ class ChaosRun:
         letters = await dead_letters(clients.sqs, dlq)
         left = await depth(clients.sqs, self.analytics_url)
         drained = self.analytics_drain_took is not None
-        return checks.analytics_findings(
+        return caught_up + checks.analytics_findings(
             stored, rebuilt, self.counted, books, letters, left, drained=drained
         )
 
