@@ -1,14 +1,14 @@
 """Adversarial delivery to the analytics worker, beside the kills (which redeliver what a
-killed worker had in flight): every second of the load,
+killed worker had in flight), throughout the load:
 
-- copies of real events into its queue: events the order-status queue heard (the same
-  bodies SNS delivered to both queues) and `order_event(order)` of orders read from the
-  orders table, whatever state they are in then (earlier, non-final states among them),
-  all shuffled together;
-- some of its deliveries held back: taken off its queue and put back delayed by a few
-  seconds (a new message, so the redrive policy does not count this as a receive), so
-  that they reach the worker behind later events (a fill applied after later fills of the
-  same position).
+- every second, copies of real events into its queue: events the order-status queue heard
+  (the same bodies SNS delivered to both queues) and `order_event(order)` of orders read
+  from the orders table, whatever state they are in then (earlier, non-final states among
+  them), all shuffled together;
+- a second consumer of its queue, racing the worker for every delivery, puts back what it
+  gets delayed by 0 to 5 s each (a new message, so the redrive policy does not count it
+  as a receive): about half the deliveries reach the worker shuffled, behind later events
+  (a fill applied after later fills of the same position).
 
 After the drain, a finale: a copy of every final order event heard, shuffled with copies
 of some earlier ones, so that every final event is delivered at least twice. The views
@@ -34,8 +34,7 @@ from tests.chaos.observe import StatusEvents
 
 HEARD_PER_ROUND = 8
 READ_PER_ROUND = 4
-HELD_PER_ROUND = 3
-HELD_SECONDS = (1, 4)  # the delay of a held-back delivery
+HELD_SECONDS = (0, 5)  # the delay of a held-back delivery
 FINALE_EARLIER = 20
 
 
@@ -51,16 +50,15 @@ class Echoes:
     held: int = 0  # deliveries held back
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        await asyncio.gather(self._echo(stop, interval), self._hold_back(stop))
+
+    async def _echo(self, stop: asyncio.Event, interval: float) -> None:
         while not stop.is_set():
-            await self.round()
+            bodies = self._heard(HEARD_PER_ROUND) + await self._read(READ_PER_ROUND)
+            self.rng.shuffle(bodies)
+            await self._send(bodies)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
-
-    async def round(self) -> None:
-        bodies = self._heard(HEARD_PER_ROUND) + await self._read(READ_PER_ROUND)
-        self.rng.shuffle(bodies)
-        await self._send(bodies)
-        await self._hold_back(HELD_PER_ROUND)
 
     async def finale(self) -> None:
         """A copy of every final order event heard, and of some earlier ones, shuffled."""
@@ -98,13 +96,17 @@ class Echoes:
             response = await self.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
             assert not response.get("Failed"), response["Failed"]
 
-    async def _hold_back(self, count: int) -> None:
-        """Take a few deliveries off the queue and put them back, each delayed a few
-        seconds (sent again before the original is deleted)."""
+    async def _hold_back(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._hold_back_once()
+
+    async def _hold_back_once(self) -> None:
+        """Take what a short poll brings off the queue and put it back, each message
+        delayed (sent again before the original is deleted)."""
         response = await self.sqs.receive_message(
             QueueUrl=self.url,
-            MaxNumberOfMessages=count,
-            WaitTimeSeconds=0,  # the queue's own default is a 20 s long poll
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,  # not the queue's own 20 s: the stop comes within a second
             VisibilityTimeout=30,
         )
         messages = response.get("Messages", [])
