@@ -2,15 +2,19 @@
 (raw items) and with the events heard: every command answered, every order final (or an
 open resting order), every order's last event its stored state, duplicates executed once,
 nothing in the dead-letter queue, conditional orders as requested and held, their trails
-and executions on prices the path published, every resting order in its indexes."""
+and executions on prices the path published, every resting order in its indexes; the
+analytics views equal to their rebuild from the orders table, each final order counted
+once."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from order_processor.analytics.views import Report as AnalyticsReport
 from tests.chaos.books import (
     FINAL,
     IN_FLIGHT,
@@ -573,3 +577,61 @@ def funds_by_user(journal: Journal, events: StatusEvents) -> dict[str, Decimal]:
             sign = -1 if intent.withdraw else 1
             totals[intent.username] = totals.get(intent.username, ZERO) + sign * intent.amount
     return totals
+
+
+# --- check 7: the analytics views ---------------------------------------------------------
+
+
+def analytics_findings(
+    stored: AnalyticsReport,
+    rebuilt: AnalyticsReport,
+    counted: dict[str, str],
+    books: Books,
+    letters: list[dict[str, Any]],
+    left: int,
+    *,
+    drained: bool = True,
+) -> list[Finding]:
+    """The analytics worker's views once its queue drained (`drained`: it went quiet
+    before the processes were stopped; `left`: messages still in it or in flight at the
+    end): equal to their rebuild from the orders table; each order final in the table
+    counted once, with its final status (`counted`: order id -> the status of its final
+    marker), no other; nothing in its dead-letter queue."""
+    found = [
+        finding("analytics", "differs_from_rebuild", key, f"stored {detail} rebuilt")
+        for key, _, detail in (line.partition(": ") for line in stored.differences(rebuilt))
+    ]
+    finals = {o.order_id: o.status for o in books.orders.values() if o.status in FINAL}
+    totals = [sum(stored.statuses.values()), len(counted), sum(rebuilt.statuses.values())]
+    if totals != [len(finals)] * 3:
+        detail = (
+            f"{len(finals)} final orders in the table; the views count {totals[0]}, "
+            f"{totals[1]} final markers, the rebuild {totals[2]}"
+        )
+        found.append(finding("analytics", "final_count", "views", detail))
+    for order_id in sorted(set(finals) | set(counted)):
+        stored_status, marked = finals.get(order_id), counted.get(order_id)
+        if marked is None:
+            found.append(finding("analytics", "not_counted", order_id, f"{stored_status}"))
+        elif stored_status is None:
+            status = books.orders[order_id].status if order_id in books.orders else "no order"
+            found.append(finding("analytics", "counted_not_final", order_id, f"{status}"))
+        elif marked.upper() != stored_status:
+            detail = f"counted {marked}, stored {stored_status}"
+            found.append(finding("analytics", "counted_other_status", order_id, detail))
+    found += [
+        finding(
+            "analytics",
+            "dead_letter",
+            (str(letter.get("event_type")), str(letter.get("event_id"))),
+            json.dumps(letter, sort_keys=True)[:300],
+        )
+        for letter in letters
+    ]
+    if not drained:
+        detail = "the analytics queue never stayed empty while its worker ran"
+        found.append(finding("analytics", "drain_gave_up", "queue", detail))
+    if left:
+        detail = f"{left} message(s) still in the analytics queue or in flight"
+        found.append(finding("analytics", "not_drained", "queue", detail))
+    return found

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Finding:
     # commands | effects | balances | events | duplicates | dlq | processes | conditional
+    # | analytics
     check: str
     kind: str
     ids: tuple[str, ...]

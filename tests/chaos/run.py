@@ -1,5 +1,6 @@
 """One chaos run: provision a deployment of its own, seed it, start the processes, send
-the load while killing processes, drain, stop, recount, report; then delete everything."""
+the load while killing processes and echoing events to the analytics worker, drain (the
+analytics queue too), stop, recount, report; then delete everything."""
 
 from __future__ import annotations
 
@@ -12,17 +13,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from order_processor.analytics.rebuild import rebuild
+from order_processor.analytics.store import FINAL_SK, AnalyticsStore
 from order_processor.bootstrap import (
     get_asset_transaction_dao,
     get_balance_dao,
+    get_order_dao,
     open_clients,
 )
 from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import utc_now
 from tests.chaos import checks
-from tests.chaos.books import Books, effect_findings, implied_findings, ledger_findings, load_books
+from tests.chaos.books import (
+    Books,
+    effect_findings,
+    implied_findings,
+    ledger_findings,
+    load_books,
+    scan,
+)
 from tests.chaos.checks import OVERDUE_MARGIN, SEED_PREFIX
+from tests.chaos.echoes import Echoes
 from tests.chaos.findings import Finding, Report, finding
 from tests.chaos.load import Journal, LoadSender, Plan, Trader, make_plan
 from tests.chaos.observe import StatusEvents, dead_letters, depth
@@ -35,6 +47,10 @@ from tests.support import Clients, destroy
 # order: give it two of its ages, then stop waiting.
 IDLE_GIVE_UP_SECONDS = 2 * RECOVERY_AGE_SECONDS + 5
 POLL_SECONDS = 1.0
+# The analytics queue is drained once it stayed empty (nothing visible, in flight or
+# delayed) this long: SNS delivers the last events asynchronously.
+ANALYTICS_QUIET_SECONDS = 1.5
+ANALYTICS_DRAIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -114,9 +130,22 @@ class ChaosRun:
         self.events = StatusEvents(self.harness.clients.sqs, self.harness.status_url)
         self.stopped = utc_now()  # set again when the processes are told to stop
         self.drain_took = 0.0
+        self.analytics_drain_took: float | None = None  # None: it did not drain
+        self.counted: dict[str, str] = {}  # order id -> status, as the final markers say
+        self.caught_up: str | None = None  # what a burst analytics worker found at the end
 
     async def run(self) -> Report:
         await seed_books(self.harness, self.plan)
+        clients = self.harness.clients
+        self.analytics_url = await clients.queue_url(clients.resources.analytics_queue.name)
+        self.echoes = Echoes(
+            clients.sqs,
+            self.analytics_url,
+            self.events,
+            get_order_dao(clients),
+            lambda: [intent.order_id for _, intent in self.journal.places()],
+            random.Random(f"echoes-{self.config.seed}"),
+        )
         stop_following = asyncio.Event()
         follower = asyncio.create_task(self.events.follow(stop_following))
         supervisor = Supervisor(
@@ -140,11 +169,14 @@ class ChaosRun:
         sender = LoadSender(self.harness, self.journal)
         supervisor.started = sender.started
         supervisor.start()
-        stop_watching = asyncio.Event()
+        stop_watching, stop_echoing = asyncio.Event(), asyncio.Event()
         watcher = asyncio.create_task(supervisor.watch(stop_watching))
+        echoing = asyncio.create_task(self.echoes.run(stop_echoing))
         try:
             moments = supervisor.kill_times(self.config.kills, self.config.seconds)
             await asyncio.gather(sender.run(self.plan), supervisor.run_kills(moments))
+            stop_echoing.set()
+            await echoing
             self.say(f"[{supervisor.elapsed():6.1f}s] load sent; draining")
             await supervisor.disarm()
             drained = await self._drain()
@@ -152,7 +184,14 @@ class ChaosRun:
                 f"[{supervisor.elapsed():6.1f}s] "
                 + ("drained: every command answered" if drained else "drain gave up")
             )
+            await self.echoes.finale()
+            self.analytics_drain_took = await self._drain_analytics()
+            self.say(
+                f"[{supervisor.elapsed():6.1f}s] analytics "
+                + ("drained" if self.analytics_drain_took is not None else "drain gave up")
+            )
         finally:
+            echoing.cancel()
             stop_watching.set()
             await watcher
             # The sweeper stops expiring when it is told to stop, not when the last process
@@ -187,6 +226,35 @@ class ChaosRun:
             await depth(clients.sqs, self.harness.queue_url) + await depth(clients.sqs, prices) == 0
         )
 
+    async def _drain_analytics(self) -> float | None:
+        """Until the analytics queue stayed empty (nothing visible, in flight or delayed)
+        for ANALYTICS_QUIET_SECONDS: how long it took; None if it never did."""
+        began = time.monotonic()
+        quiet_since: float | None = None
+        while time.monotonic() - began < ANALYTICS_DRAIN_SECONDS:
+            now = time.monotonic()
+            if await depth(self.harness.clients.sqs, self.analytics_url):
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= ANALYTICS_QUIET_SECONDS:
+                return quiet_since - began
+            await asyncio.sleep(0.25)
+        return None
+
+    async def _catch_up_analytics(self) -> list[Finding]:
+        """Events published while the processes stopped (an order the sweeper expired
+        after the drain) reach the analytics queue with its worker gone: a burst analytics
+        worker applies them, as an operator's would."""
+        left = await depth(self.harness.clients.sqs, self.analytics_url)
+        if not left:
+            return []
+        code = await self.harness.run_worker(kind="analytics")
+        self.caught_up = f"{left} message(s) after the stop; a burst worker exited {code}"
+        if code == 0:
+            return []
+        return [finding("analytics", "catch_up_failed", "worker", self.caught_up)]
+
     async def _books(self) -> Books:
         return await load_books(self.harness.clients.dynamodb, self.harness.clients.resources)
 
@@ -196,6 +264,28 @@ class ChaosRun:
         url = await self.harness.clients.queue_url(commands.dead_letter.name)
         return await dead_letters(self.harness.clients.sqs, url)
 
+    async def _analytics_findings(self, books: Books) -> list[Finding]:
+        """The stored views against their rebuild, the final markers, the analytics DLQ."""
+        caught_up = await self._catch_up_analytics()
+        clients = self.harness.clients
+        resources = clients.resources
+        table = resources.analytics_table
+        stored = await AnalyticsStore(clients.dynamodb, table).report()
+        rebuilt, _ = await rebuild(get_order_dao(clients))
+        self.counted = {
+            str(item["PK"]).removeprefix("ORDER#"): str(item["status"])
+            for item in await scan(clients.dynamodb, table)
+            if item["SK"] == FINAL_SK
+        }
+        assert resources.analytics_queue.dead_letter is not None
+        dlq = await clients.queue_url(resources.analytics_queue.dead_letter.name)
+        letters = await dead_letters(clients.sqs, dlq)
+        left = await depth(clients.sqs, self.analytics_url)
+        drained = self.analytics_drain_took is not None
+        return caught_up + checks.analytics_findings(
+            stored, rebuilt, self.counted, books, letters, left, drained=drained
+        )
+
     async def _report(
         self, supervisor: Supervisor, drained: bool, quiet: bool, codes: dict[str, int]
     ) -> Report:
@@ -204,11 +294,14 @@ class ChaosRun:
         report = Report(self.config.seed)
         report.findings = self._findings(books, letters) + _process_findings(supervisor, codes)
         report.findings += checks.event_findings(books, self.events)
+        report.findings += await self._analytics_findings(books)
         report.notes = checks.both_ways_notes(self.journal, books, self.events)
         report.notes += checks.placed_by_repeat_notes(self.journal, books, self.events)
         report.notes += checks.marketable_notes(books)
         if not quiet:
             report.notes.append("the order-status queue did not go quiet within 30 s")
+        if self.caught_up:
+            report.notes.append(f"analytics: {self.caught_up}")
         report.deaths = [d.line() for d in supervisor.deaths]
         report.facts = self._facts(books, drained, len(letters), supervisor)
         return report
@@ -252,6 +345,13 @@ class ChaosRun:
             "drain": f"{'every command answered' if drained else 'gave up waiting'} "
             f"after {self.drain_took:.1f} s",
             "events heard": str(len(self.events.bodies)),
+            "analytics": f"{len(self.counted)} final orders counted; "
+            + (
+                f"its queue drained {self.analytics_drain_took:.1f} s after the finale"
+                if self.analytics_drain_took is not None
+                else "its queue did not drain"
+            ),
+            "events re-sent": self.echoes.summary(),
             "dead letters": str(dead),
             "logs": str(self.log_dir),
             "duration": f"{time.monotonic() - self.started:.1f} s",

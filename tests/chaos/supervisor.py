@@ -1,9 +1,9 @@
-"""The processes of a chaos run: order workers, one limit matcher, one expiry sweeper,
-each a real `order-processor worker ...` process. The supervisor SIGKILLs one at seeded
-random moments and restarts it at once, sometimes "armed" with the fault hook
-(`crash-after=<step>`: the process SIGKILLs itself right after that step commits), which
-puts a kill exactly between a commit and its event or its delete, where a random moment
-rarely lands. Every death is logged with its time and program."""
+"""The processes of a chaos run: order workers, one limit matcher, one expiry sweeper and
+one analytics worker, each a real `order-processor worker ...` process. The supervisor
+SIGKILLs one at seeded random moments and restarts it at once, sometimes "armed" with the
+fault hook (`crash-after=<step>`: the process SIGKILLs itself right after that step
+commits), which puts a kill exactly between a commit and its event or its delete, where a
+random moment rarely lands. Every death is logged with its time and program."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class Program:
     """One supervised process and what it runs."""
 
     name: str
-    kind: str  # orders | limit-matcher | expiry-sweeper
+    kind: str  # orders | limit-matcher | expiry-sweeper | analytics
     process: subprocess.Popen[bytes] | None = None
     armed: str | None = None  # the crash-after step of the running process
     retiring: bool = False  # being stopped on purpose: not a death to restart
@@ -74,6 +74,8 @@ class Program:
             return WORKER_STEPS
         if self.kind == "limit-matcher":
             return (("trailed", 1), ("matched", 1))
+        if self.kind == "analytics":
+            return (("analytics", 1),)  # a final event applied, its message not yet deleted
         return ()
 
 
@@ -115,7 +117,7 @@ class Supervisor:
 
     def start(self) -> None:
         names = [(f"orders-{n + 1}", "orders") for n in range(self.workers)]
-        names += [("limit-matcher", "limit-matcher"), ("expiry-sweeper", "expiry-sweeper")]
+        names += [(kind, kind) for kind in ("limit-matcher", "expiry-sweeper", "analytics")]
         self.programs = [Program(name, kind) for name, kind in names]
         for program in self.programs:
             self._launch(program, armed=None)
@@ -149,7 +151,7 @@ class Supervisor:
             self.kill(self._victim())
 
     def _victim(self) -> Program:
-        weights = [2 if p.kind == "orders" else 1 for p in self.programs]
+        weights = [2 if p.kind in {"orders", "analytics"} else 1 for p in self.programs]
         return self.rng.choices(self.programs, weights)[0]
 
     def _arming(self, program: Program) -> str | None:

@@ -1,9 +1,10 @@
 """The short chaos run of the normal suite: 8 traders, about 120 commands over 25 s
 (market, limit and conditional orders, cancels, deposits, withdrawals, exact and
 conflicting repeats) beside a price move per asset per second, while two order workers,
-the limit matcher and the expiry sweeper are SIGKILLed six times and restarted; then the
-drain and the recount from raw items. About 35-50 s on 2 cores. `make chaos` runs a
-longer one; CHAOS_SEED picks another seed."""
+the limit matcher, the expiry sweeper and the analytics worker are SIGKILLed six times
+and restarted, and the analytics worker gets copies of events, shuffled; then the drain,
+the recount from raw items and the analytics views against their rebuild. About 40-55 s
+on 2 cores. `make chaos` runs a longer one; CHAOS_SEED picks another seed."""
 
 from __future__ import annotations
 

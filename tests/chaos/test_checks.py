@@ -1,5 +1,6 @@
-"""The chaos test's conditional-order plan and checks, over hand-made books: no emulator,
-no processes. A check that never fires in a passing run is tested here to fire."""
+"""The chaos test's conditional-order plan and checks, over hand-made books (and views):
+no emulator, no processes. A check that never fires in a passing run is tested here to
+fire."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from order_processor.analytics.views import Report as AnalyticsReport
+from order_processor.analytics.views import Views, add, contribution
 from order_processor.domain.base import new_id
 from order_processor.domain.commands import (
     CancelOrder,
@@ -16,7 +19,9 @@ from order_processor.domain.commands import (
     PricePayload,
     UpdatePrice,
 )
-from order_processor.domain.orders import OrderCreate, OrderType
+from order_processor.domain.events import order_event
+from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from tests.analytics import final
 from tests.chaos.books import (
     Books,
     Record,
@@ -26,6 +31,7 @@ from tests.chaos.books import (
     with_slippage,
 )
 from tests.chaos.checks import (
+    analytics_findings,
     command_findings,
     conditional_findings,
     duplicate_findings,
@@ -361,3 +367,66 @@ def test_a_repeat_of_a_request_rejected_already_expired_is_a_new_request() -> No
 
     books = books_of(replace(placed, limit_price=Decimal(90), quantity=Decimal(1)))
     assert [f.kind for f in duplicate_findings(journal, books, events)] == ["request_replaced"]
+
+
+# --- the analytics views ------------------------------------------------------------------
+
+
+def views_of(orders: list[Order]) -> AnalyticsReport:
+    views = Views()
+    for placed in orders:
+        views.apply(order_event(placed))
+    return views.report()
+
+
+def test_the_analytics_check_fires_on_a_double_count_a_miscount_and_a_dead_letter() -> None:
+    orders = [
+        final(1, OrderType.MARKET_BUY, "1", "100", minutes=1),
+        final(2, OrderType.MARKET_SELL, "0.5", "120", minutes=2),
+        final(3, OrderType.LIMIT_BUY, "1", "90", OrderStatus.CANCELLED, minutes=3),
+    ]
+    books = books_of(
+        *(order(o.order_type.value, o.status.value, order_id=o.order_id) for o in orders),
+        order("LIMIT_BUY", "QUEUED", order_id="o-open"),
+    )
+    counted = {o.order_id: o.status.value.lower() for o in orders}
+    rebuilt = views_of(orders)
+
+    def kinds(stored: AnalyticsReport, marked: dict[str, str]) -> list[str]:
+        return sorted({f.kind for f in analytics_findings(stored, rebuilt, marked, books, [], 0)})
+
+    assert kinds(views_of(orders), counted) == []
+
+    # A final event applied twice (its copy not kept out): its counters and its fill twice.
+    twice = views_of(orders)
+    part = contribution(order_event(orders[0]))
+    assert part is not None
+    assert part.fill is not None
+    add(twice, part)
+    twice.positions[(part.username, part.asset_id)].add(part.fill)
+    found = analytics_findings(twice, rebuilt, counted, books, [], 0)
+    assert {f.kind for f in found} == {"differs_from_rebuild", "final_count"}
+    assert any(f.ids == ("positions ('alice_01', 'BTC')",) for f in found)
+
+    # A final order never counted; one counted with another status; an open one counted.
+    assert kinds(views_of(orders[1:]), {"o-2": "completed", "o-3": "cancelled"}) == [
+        "differs_from_rebuild",
+        "final_count",
+        "not_counted",
+    ]
+    miscounted = {**counted, "o-3": "expired", "o-open": "completed"}
+    assert kinds(views_of(orders), miscounted) == [
+        "counted_not_final",
+        "counted_other_status",
+        "final_count",
+    ]
+
+    # A dead letter; a queue that never drained, and messages left in it.
+    letter = {"event_type": "order.completed", "event_id": "o-1:3"}
+    found = analytics_findings(views_of(orders), rebuilt, counted, books, [letter], 2)
+    assert [(f.kind, f.ids) for f in found] == [
+        ("dead_letter", ("order.completed", "o-1:3")),
+        ("not_drained", ("queue",)),
+    ]
+    found = analytics_findings(views_of(orders), rebuilt, counted, books, [], 0, drained=False)
+    assert [f.kind for f in found] == ["drain_gave_up"]
