@@ -13,15 +13,20 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao, get_token_manager
+from order_processor.bootstrap import (
+    AwsClients,
+    get_asset_dao,
+    get_dead_letters,
+    get_order_dao,
+    get_token_manager,
+)
 from order_processor.bootstrap.programs import KINDS, add_worker_arguments, run_worker
 from order_processor.cli.common import add_output_argument, cli_clients, print_json, with_clients
 from order_processor.config import Settings
 from order_processor.demo.load import DemoPlan
 from order_processor.demo.run import run_demo
 from order_processor.emulator import running_emulator
-from order_processor.ops.dead_letters import DeadLetters
-from order_processor.ops.insight import gather_insight
+from order_processor.ops.insight import gather_insight, status_document
 from order_processor.ops.ledger_audit import LedgerAuditor
 from order_processor.ops.status import read_status
 from order_processor.provision import Action, Change, Provisioner, summarize
@@ -104,19 +109,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         settings.resources(),
         *cli_clients(settings, "dynamodb", "sqs", "sns"),
     )
-    report: dict[str, Any] = status.as_dict()
     if args.output == "text":
         print(status.render())
     if status.missing:
         if args.output == "json":
-            print_json(
-                {
-                    **report,
-                    "orders_by_status": None,
-                    "open_limit_orders": None,
-                    "dead_letters_by_type": None,
-                }
-            )
+            print_json(status_document(status, None))
         return 0
 
     async def action(clients: AwsClients) -> int:
@@ -125,10 +122,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             clients.resources.orders_table,
             get_asset_dao(clients),
             get_order_dao(clients),
-            await dead_letters(settings, clients),
+            await get_dead_letters(clients),
         )
         if args.output == "json":
-            print_json({**report, **insight.as_dict()})
+            print_json(status_document(status, insight))
         else:
             print()
             print(insight.render())
@@ -175,7 +172,7 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def action(clients: AwsClients) -> int:
-        letters = await dead_letters(settings, clients, args.queue)
+        letters = await get_dead_letters(clients, args.queue)
         if args.which == "list":
             for letter in await letters.list(args.limit):
                 print(json.dumps(letter.summary()))
@@ -186,16 +183,6 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return with_clients(settings, action)
-
-
-async def dead_letters(
-    settings: Settings, clients: AwsClients, queue: str = "commands"
-) -> DeadLetters:
-    resources = settings.resources()
-    spec = resources.analytics_queue if queue == "analytics" else resources.commands_queue
-    assert spec.dead_letter is not None
-    urls = [await clients.queue_url(name) for name in (spec.dead_letter.name, spec.name)]
-    return DeadLetters(clients.sqs, urls[0], urls[1], fifo=spec.fifo)
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
