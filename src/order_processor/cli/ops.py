@@ -23,6 +23,7 @@ from order_processor.bootstrap import (
 from order_processor.bootstrap.programs import KINDS, add_worker_arguments, run_worker
 from order_processor.cli.common import add_output_argument, cli_clients, print_json, with_clients
 from order_processor.config import Settings
+from order_processor.dashboard.app import DEFAULT_PORT
 from order_processor.demo.load import DemoPlan
 from order_processor.demo.run import run_demo
 from order_processor.emulator import running_emulator
@@ -47,6 +48,17 @@ def register(verbs: Any) -> None:
     demo.add_argument("--orders", type=int, default=DemoPlan.orders, help="commands to send")
     demo.add_argument("--seconds", type=float, default=DemoPlan.seconds, help="spread over")
     demo.add_argument("--seed", type=int, default=DemoPlan.seed)
+    demo.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"the dashboard's (default {DEFAULT_PORT}, or a free one if it is taken)",
+    )
+    demo.add_argument(
+        "--keep-dashboard",
+        action="store_true",
+        help="keep the dashboard up after the demo, until Ctrl-C",
+    )
     demo.set_defaults(run=cmd_demo)
     dlq = verbs.add_parser("dlq", help="the commands' (or the analytics') dead-letter queue")
     which = dlq.add_subparsers(dest="which", required=True)
@@ -163,7 +175,14 @@ def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     plan = DemoPlan(users=args.users, orders=args.orders, seconds=args.seconds, seed=args.seed)
     with endpoint_for(settings) as live:
-        return asyncio.run(run_demo(live, plan))
+        return asyncio.run(
+            run_demo(
+                live,
+                plan,
+                dashboard_port=args.dashboard_port,
+                keep_dashboard=args.keep_dashboard,
+            )
+        )
 
 
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
