@@ -49,7 +49,7 @@ def dump_dom(url: str) -> str:
     return chromium(f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--dump-dom", url)
 
 
-def screenshot(url: str, path: Path, width: int = 1400, height: int = 1800) -> None:
+def screenshot(url: str, path: Path, width: int = 1400, height: int = 1500) -> None:
     chromium(
         f"--virtual-time-budget={VIRTUAL_TIME_MS}",
         f"--window-size={width},{height}",
