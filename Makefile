@@ -11,7 +11,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # The locks target what the image and CI run: CPython 3.11 on x86_64 Linux.
 LOCK_FLAGS := --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
 
-.PHONY: run test lint format bench chaos clean venv emulator-venv lock template
+.PHONY: run test lint format bench chaos clean venv emulator-venv lock template browser
 
 venv: $(VENV)/.installed
 emulator-venv: $(EMU_VENV)/.installed
@@ -45,8 +45,15 @@ $(EMU_VENV)/.installed: Makefile
 	$(EMU_VENV)/bin/pip install $(PIP_FLAGS) 'ministack==$(MINISTACK_VERSION)'
 	touch $@
 
+# The demo serves the dashboard while it runs (it prints the URL); KEEP_DASHBOARD=1 keeps it
+# up after the demo, until Ctrl-C.
 run: venv emulator-venv
-	$(VENV)/bin/order-processor demo
+	$(VENV)/bin/order-processor demo $(if $(KEEP_DASHBOARD),--keep-dashboard)
+
+# The dashboard's test loads the page in headless Chromium: Debian's package (as root, as
+# in CI; Playwright's own browser download does not work on a closed network).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 # The suite waits on processes and queues more than it computes: four pytest workers
 # (each with its own emulator) on two cores: 7.5 to 8.5 minutes with coverage, against
@@ -55,7 +62,7 @@ TEST_WORKERS ?= 4
 
 # Coverage of src/ and workers/, in the worker and CLI processes the tests start too
 # ([tool.coverage] in pyproject.toml); below 90 % the target fails.
-test: venv emulator-venv
+test: venv emulator-venv browser
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/coverage run -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 	$(VENV)/bin/coverage combine --quiet

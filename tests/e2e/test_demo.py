@@ -105,6 +105,10 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
     final = int(re.search(r"\((\d+) final in", out).group(1))  # type: ignore[union-attr]
     assert f"analytics: {final} final orders, fill ratio " in out
     assert "analytics: the views equal their rebuild from the orders table" in out
+    # The dashboard is up from the start (on 8050, or a free port when that is taken).
+    assert re.search(
+        r"^dashboard: http://127\.0\.0\.1:\d+/ \(live while the demo runs\)$", out, re.M
+    )
     # The load starts once every program answers ready, never during start-up.
     assert out.index("all programs ready in") < out.index("sending 40 commands")
 

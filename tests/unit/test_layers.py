@@ -1,5 +1,5 @@
 """The layout's promise, checked: imports point inward. domain ← saga ← store, messaging
-(adapters) ← handlers ← ops ← bootstrap ← demo, cli (programs); nothing imports an
+(adapters) ← handlers ← ops ← bootstrap ← demo, dashboard ← cli (programs); nothing imports an
 entrypoint (cli, workers)."""
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ LAYERS = {
     "ops": 4,
     "bootstrap": 5,
     "demo": 6,
+    "dashboard": 6,
     "cli": 7,
 }
 

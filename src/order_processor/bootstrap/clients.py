@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from order_processor.aws import aio_session, client_kwargs
 from order_processor.config import ConfigError, Settings
 from order_processor.handlers.admission import Admission
+from order_processor.ops.dead_letters import DeadLetters
 from order_processor.resources import Resources
 from order_processor.security.tokens import TokenManager, TokenPolicy
 from order_processor.store.asset_balances import AssetBalanceDAO, AssetTransactionDAO
@@ -107,3 +108,13 @@ def get_order_dao(clients: AwsClients) -> OrderDAO:
 
 def get_asset_dao(clients: AwsClients) -> AssetDAO:
     return AssetDAO(clients.dynamodb, clients.resources.inventory_table)
+
+
+async def get_dead_letters(clients: AwsClients, queue: str = "commands") -> DeadLetters:
+    """The dead letters of the commands queue, or of the analytics queue (events it could
+    not count)."""
+    resources = clients.resources
+    spec = resources.analytics_queue if queue == "analytics" else resources.commands_queue
+    assert spec.dead_letter is not None
+    urls = [await clients.queue_url(name) for name in (spec.dead_letter.name, spec.name)]
+    return DeadLetters(clients.sqs, urls[0], urls[1], fifo=spec.fifo)

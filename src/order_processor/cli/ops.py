@@ -13,15 +13,21 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao, get_token_manager
+from order_processor.bootstrap import (
+    AwsClients,
+    get_asset_dao,
+    get_dead_letters,
+    get_order_dao,
+    get_token_manager,
+)
 from order_processor.bootstrap.programs import KINDS, add_worker_arguments, run_worker
 from order_processor.cli.common import add_output_argument, cli_clients, print_json, with_clients
 from order_processor.config import Settings
+from order_processor.dashboard.app import DEFAULT_PORT
 from order_processor.demo.load import DemoPlan
 from order_processor.demo.run import run_demo
 from order_processor.emulator import running_emulator
-from order_processor.ops.dead_letters import DeadLetters
-from order_processor.ops.insight import gather_insight
+from order_processor.ops.insight import gather_insight, status_document
 from order_processor.ops.ledger_audit import LedgerAuditor
 from order_processor.ops.status import read_status
 from order_processor.provision import Action, Change, Provisioner, summarize
@@ -42,6 +48,17 @@ def register(verbs: Any) -> None:
     demo.add_argument("--orders", type=int, default=DemoPlan.orders, help="commands to send")
     demo.add_argument("--seconds", type=float, default=DemoPlan.seconds, help="spread over")
     demo.add_argument("--seed", type=int, default=DemoPlan.seed)
+    demo.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"the dashboard's (default {DEFAULT_PORT}, or a free one if it is taken)",
+    )
+    demo.add_argument(
+        "--keep-dashboard",
+        action="store_true",
+        help="keep the dashboard up after the demo, until Ctrl-C",
+    )
     demo.set_defaults(run=cmd_demo)
     dlq = verbs.add_parser("dlq", help="the commands' (or the analytics') dead-letter queue")
     which = dlq.add_subparsers(dest="which", required=True)
@@ -104,19 +121,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         settings.resources(),
         *cli_clients(settings, "dynamodb", "sqs", "sns"),
     )
-    report: dict[str, Any] = status.as_dict()
     if args.output == "text":
         print(status.render())
     if status.missing:
         if args.output == "json":
-            print_json(
-                {
-                    **report,
-                    "orders_by_status": None,
-                    "open_limit_orders": None,
-                    "dead_letters_by_type": None,
-                }
-            )
+            print_json(status_document(status, None))
         return 0
 
     async def action(clients: AwsClients) -> int:
@@ -125,10 +134,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             clients.resources.orders_table,
             get_asset_dao(clients),
             get_order_dao(clients),
-            await dead_letters(settings, clients),
+            await get_dead_letters(clients),
         )
         if args.output == "json":
-            print_json({**report, **insight.as_dict()})
+            print_json(status_document(status, insight))
         else:
             print()
             print(insight.render())
@@ -166,7 +175,14 @@ def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     plan = DemoPlan(users=args.users, orders=args.orders, seconds=args.seconds, seed=args.seed)
     with endpoint_for(settings) as live:
-        return asyncio.run(run_demo(live, plan))
+        return asyncio.run(
+            run_demo(
+                live,
+                plan,
+                dashboard_port=args.dashboard_port,
+                keep_dashboard=args.keep_dashboard,
+            )
+        )
 
 
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
@@ -175,7 +191,7 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def action(clients: AwsClients) -> int:
-        letters = await dead_letters(settings, clients, args.queue)
+        letters = await get_dead_letters(clients, args.queue)
         if args.which == "list":
             for letter in await letters.list(args.limit):
                 print(json.dumps(letter.summary()))
@@ -186,16 +202,6 @@ def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return with_clients(settings, action)
-
-
-async def dead_letters(
-    settings: Settings, clients: AwsClients, queue: str = "commands"
-) -> DeadLetters:
-    resources = settings.resources()
-    spec = resources.analytics_queue if queue == "analytics" else resources.commands_queue
-    assert spec.dead_letter is not None
-    urls = [await clients.queue_url(name) for name in (spec.dead_letter.name, spec.name)]
-    return DeadLetters(clients.sqs, urls[0], urls[1], fifo=spec.fifo)
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:

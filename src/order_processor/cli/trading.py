@@ -23,6 +23,7 @@ from order_processor.domain.commands import AnyCommand
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.exceptions import OrderNotFoundException
 from order_processor.messaging.producer import CommandFactory, Producer
+from order_processor.ops.insight import order_book
 from order_processor.store.portfolio import load_portfolio
 
 
@@ -225,40 +226,7 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_orders_book(args: argparse.Namespace, settings: Settings) -> int:
     async def action(clients: AwsClients) -> int:
-        orders = get_order_dao(clients)
-        bids, asks = await orders.order_book(args.asset_id)
-        stops = await orders.waiting_stops(args.asset_id)
-
-        def rows(orders: list[Order]) -> list[dict[str, str]]:
-            return [
-                {
-                    "order_id": o.order_id,
-                    "username": o.username,
-                    "limit_price": format(o.limit_price or 0, "f"),
-                    "quantity": format(o.quantity, "f"),
-                }
-                for o in orders
-            ]
-
-        waiting = [
-            {
-                "order_id": o.order_id,
-                "username": o.username,
-                "order_type": o.order_type.value,
-                "stop_price": format(o.stop_price or 0, "f"),
-                "quantity": format(o.quantity, "f"),
-                **({"best_price": format(o.best_price, "f")} if o.best_price else {}),
-            }
-            for o in stops
-        ]
-        print_json(
-            {
-                "asset_id": args.asset_id.upper(),
-                "bids": rows(bids),
-                "asks": rows(asks),
-                "stops": waiting,
-            }
-        )
+        print_json(await order_book(get_order_dao(clients), args.asset_id))
         return 0
 
     return with_clients(settings, action)

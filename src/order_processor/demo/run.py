@@ -15,6 +15,7 @@ from order_processor.analytics.summary import summary
 from order_processor.aws import provision_deployment
 from order_processor.bootstrap import AwsClients, get_order_dao, open_clients
 from order_processor.config import Settings
+from order_processor.dashboard.app import DEFAULT_PORT, running_dashboard
 from order_processor.demo.load import Demo, DemoPlan, percentile
 from order_processor.messaging.follower import StatusFollower, follow
 from order_processor.ops.ledger_audit import LedgerAuditor
@@ -35,21 +36,60 @@ def with_demo_secret(settings: Settings) -> Settings:
     return Settings.model_validate({**settings.model_dump(), "jwt_secret": secrets.token_hex(32)})
 
 
-async def run_demo(settings: Settings, plan: DemoPlan) -> int:
+async def run_demo(
+    settings: Settings,
+    plan: DemoPlan,
+    *,
+    dashboard_port: int = DEFAULT_PORT,
+    keep_dashboard: bool = False,
+) -> int:
+    """`keep_dashboard`: after the demo (not after Ctrl-C during it), the dashboard stays
+    up until Ctrl-C or SIGTERM, showing the final state."""
     settings = with_demo_secret(settings)
     provision_deployment(settings)
-    async with open_clients(settings) as clients:
+    async with (
+        open_clients(settings) as clients,
+        running_dashboard(
+            settings, "127.0.0.1", dashboard_port, any_port_if_taken=True
+        ) as dashboard,
+    ):
+        after = "; it stays up after the demo, until Ctrl-C" if keep_dashboard else ""
+        print(f"dashboard: {dashboard} (live while the demo runs{after})", flush=True)
         demo = Demo(settings, plan, clients)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, demo.stopping.set)
-        started = time.monotonic()
-        try:
-            return await _drive(demo, clients, started)
-        finally:
-            demo.stopping.set()
-            await asyncio.to_thread(demo.stop_workers)
-            print("workers stopped", flush=True)
+        interrupted = asyncio.Event()
+        code = await _run(demo, clients, interrupted)
+        if keep_dashboard and not interrupted.is_set():
+            print(f"dashboard: {dashboard} stays up; Ctrl-C stops it", flush=True)
+            await _until_stopped()
+        return code
+
+
+async def _run(demo: Demo, clients: AwsClients, interrupted: asyncio.Event) -> int:
+    """The demo; a signal at any moment of it (the load, the report, the workers'
+    shutdown) sets `interrupted`, so that it is not taken as the end of a kept dashboard."""
+
+    def stop() -> None:
+        interrupted.set()
+        demo.stopping.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+    started = time.monotonic()
+    try:
+        return await _drive(demo, clients, started)
+    finally:
+        demo.stopping.set()
+        await asyncio.to_thread(demo.stop_workers)
+        print("workers stopped", flush=True)
+
+
+async def _until_stopped() -> None:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    await stopped.wait()
 
 
 async def _drive(demo: Demo, clients: AwsClients, started: float) -> int:

@@ -1,5 +1,6 @@
 """What an operator asks at 3 a.m., beyond queue depths: orders by status, the open limit
-order book by asset, what sits in the dead-letter queue."""
+order book by asset, what sits in the dead-letter queue. `status --output json`, `orders
+book` and the dashboard print these documents, so they show the same numbers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from order_processor.domain.orders import Order
 from order_processor.ops.dead_letters import DeadLetters
+from order_processor.ops.status import DeploymentStatus
 from order_processor.store.assets import AssetDAO
 from order_processor.store.dynamo import all_items
 from order_processor.store.orders import OrderDAO
@@ -17,7 +20,9 @@ from order_processor.store.orders import OrderDAO
 class Insight:
     orders_by_status: Counter[str]
     open_orders_by_asset: dict[str, tuple[int, int]]  # asset -> (bids, asks)
-    dead_letters_by_type: Counter[str]
+    # None: not read. Reading them receives the dead letters (and hands them back), which
+    # bumps their receive counts: the CLI does, the read-only dashboard does not.
+    dead_letters_by_type: Counter[str] | None
     waiting_stops_by_asset: dict[str, int] = field(default_factory=dict)
 
     def render(self) -> str:
@@ -28,7 +33,8 @@ class Insight:
         lines.append("open limit orders: " + (book or "none"))
         stops = ", ".join(f"{a} {n}" for a, n in sorted(self.waiting_stops_by_asset.items()))
         lines.append("waiting stop orders: " + (stops or "none"))
-        lines.append("dead letters by type: " + _counts(self.dead_letters_by_type))
+        if self.dead_letters_by_type is not None:
+            lines.append("dead letters by type: " + _counts(self.dead_letters_by_type))
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
@@ -40,7 +46,9 @@ class Insight:
                 for asset, (bids, asks) in sorted(self.open_orders_by_asset.items())
             },
             "waiting_stop_orders": dict(sorted(self.waiting_stops_by_asset.items())),
-            "dead_letters_by_type": dict(sorted(self.dead_letters_by_type.items())),
+            "dead_letters_by_type": None
+            if self.dead_letters_by_type is None
+            else dict(sorted(self.dead_letters_by_type.items())),
         }
 
 
@@ -78,7 +86,54 @@ async def open_orders_by_asset(
 
 
 async def gather_insight(
-    client: Any, orders_table: str, assets: AssetDAO, orders: OrderDAO, dead: DeadLetters
+    client: Any, orders_table: str, assets: AssetDAO, orders: OrderDAO, dead: DeadLetters | None
 ) -> Insight:
+    """`dead`: None leaves the dead letters unread (see `Insight.dead_letters_by_type`)."""
     book, stops = await open_orders_by_asset(assets, orders)
-    return Insight(await orders_by_status(client, orders_table), book, await dead.summary(), stops)
+    by_type = None if dead is None else await dead.summary()
+    return Insight(await orders_by_status(client, orders_table), book, by_type, stops)
+
+
+def status_document(status: DeploymentStatus, insight: Insight | None) -> dict[str, Any]:
+    """`status --output json`: the depths and counts, and the insight unless resources are
+    missing (then there is nothing to read it from)."""
+    if insight is None:
+        return status.as_dict() | {
+            "orders_by_status": None,
+            "open_limit_orders": None,
+            "dead_letters_by_type": None,
+        }
+    return status.as_dict() | insight.as_dict()
+
+
+async def order_book(orders: OrderDAO, asset_id: str) -> dict[str, Any]:
+    """`orders book ASSET`: the limit book, best price first, and the waiting
+    conditional orders (see `OrderDAO.waiting_stops` for their order)."""
+    bids, asks = await orders.order_book(asset_id)
+    stops = await orders.waiting_stops(asset_id)
+    return {
+        "asset_id": asset_id.upper(),
+        "bids": [_resting(o) for o in bids],
+        "asks": [_resting(o) for o in asks],
+        "stops": [_waiting(o) for o in stops],
+    }
+
+
+def _resting(order: Order) -> dict[str, str]:
+    return {
+        "order_id": order.order_id,
+        "username": order.username,
+        "limit_price": format(order.limit_price or 0, "f"),
+        "quantity": format(order.quantity, "f"),
+    }
+
+
+def _waiting(order: Order) -> dict[str, str]:
+    return {
+        "order_id": order.order_id,
+        "username": order.username,
+        "order_type": order.order_type.value,
+        "stop_price": format(order.stop_price or 0, "f"),
+        "quantity": format(order.quantity, "f"),
+        **({"best_price": format(order.best_price, "f")} if order.best_price else {}),
+    }

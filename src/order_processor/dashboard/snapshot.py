@@ -1,0 +1,138 @@
+"""`GET /api/snapshot`: everything the page shows, read at one moment, as one JSON
+document. The page renders this document only, so what it shows can be checked against it
+and it against the CLI: the analytics summary is `analytics --output json`'s, the status
+`status --output json`'s (less the dead letters by type: see `Insight`), each book `orders
+book`'s (its best `depth` rows)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from order_processor.analytics.store import AnalyticsStore
+from order_processor.analytics.summary import summary
+from order_processor.analytics.views import BUCKETS
+from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao
+from order_processor.dashboard.audit import AuditSchedule
+from order_processor.domain.base import utc_now
+from order_processor.ops.insight import gather_insight, order_book, status_document
+from order_processor.ops.status import read_status
+
+PRICE_PLACES = Decimal("0.00000001")  # prices carry 8 decimal places (domain.money)
+RATE_MINUTES = 15
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What a snapshot reads: the aioboto3 clients, the boto3 clients `read_status` takes
+    (DynamoDB, SQS, SNS), and the background audit."""
+
+    clients: AwsClients
+    status_clients: tuple[Any, Any, Any]
+    audit: AuditSchedule
+    book_depth: int = 10
+
+
+async def read_snapshot(sources: Sources) -> dict[str, Any]:
+    as_of = utc_now()
+    clients = sources.clients
+    store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
+    analytics = summary(await store.report())
+    status = await read_status_document(sources)
+    assets = {a.asset_id: a.price async for a in get_asset_dao(clients).every_asset()}
+    orders = get_order_dao(clients)
+    books = {
+        asset: top_of_book(await order_book(orders, asset), sources.book_depth)
+        for asset in sorted(assets)
+    }
+    return {
+        "as_of": as_of.isoformat(),
+        "analytics": analytics,
+        "status": status,
+        "books": books,
+        "prices": price_history(analytics["volume"], assets),
+        "throughput": throughput(analytics["rate"], as_of),
+        "audit": sources.audit.last(),
+    }
+
+
+async def read_status_document(sources: Sources) -> dict[str, Any]:
+    """`status --output json` but for the dead letters by type, which are not read."""
+    clients = sources.clients
+    status = await asyncio.to_thread(read_status, clients.resources, *sources.status_clients)
+    if status.missing:
+        return status_document(status, None)
+    insight = await gather_insight(
+        clients.dynamodb,
+        clients.resources.orders_table,
+        get_asset_dao(clients),
+        get_order_dao(clients),
+        None,
+    )
+    return status_document(status, insight)
+
+
+def top_of_book(book: dict[str, Any], depth: int) -> dict[str, Any]:
+    """The best `depth` rows of each side and of the waiting stops, and how many there
+    are in all (a book can hold thousands; the page shows its top)."""
+    sides = ("bids", "asks", "stops")
+    return {
+        "asset_id": book["asset_id"],
+        **{side: book[side][:depth] for side in sides},
+        "totals": {side: len(book[side]) for side in sides},
+    }
+
+
+def price_history(volume: dict[str, Any], current: dict[str, Decimal]) -> dict[str, Any]:
+    """Per asset, the volume-weighted average price of each minute's fills (the USD over
+    the quantity of the orders completed in that UTC minute) and the inventory's price now.
+    A fill's USD is rounded to the cent for the house, so a VWAP is that close."""
+    prices: dict[str, Any] = {}
+    for asset in sorted(set(volume) | set(current)):
+        minutes = volume.get(asset, {}).get("minute", [])
+        prices[asset] = {
+            "current": None if asset not in current else format(current[asset], "f"),
+            "history": [
+                {"minute": m["bucket"], "vwap": _vwap(Decimal(m["usd"]), Decimal(m["quantity"]))}
+                for m in minutes
+                if Decimal(m["quantity"])
+            ],
+        }
+    return prices
+
+
+def _vwap(usd: Decimal, quantity: Decimal) -> str:
+    return format((usd / quantity).quantize(PRICE_PLACES), "f")
+
+
+def throughput(
+    rate: list[dict[str, Any]], as_of: datetime, minutes: int = RATE_MINUTES
+) -> dict[str, Any]:
+    """Final orders per second in each of the last `minutes` UTC minutes up to `as_of`'s,
+    by order type and by final status. A minute without orders is a zero (the chart's time
+    axis has no gaps); the current minute is divided by the seconds it has lasted, not 60,
+    so that its rate is not understated while it fills."""
+    last = as_of.replace(second=0, microsecond=0)
+    labels = [(last - timedelta(minutes=n)).strftime(BUCKETS["minute"]) for n in range(minutes)]
+    labels.reverse()
+    index = {label: i for i, label in enumerate(labels)}
+    by_type: dict[str, list[int]] = defaultdict(lambda: [0] * minutes)
+    by_status: dict[str, list[int]] = defaultdict(lambda: [0] * minutes)
+    for row in rate:
+        if (i := index.get(row["minute"])) is not None:
+            by_type[row["order_type"]][i] += row["orders"]
+            by_status[row["status"]][i] += row["orders"]
+    elapsed = max(1.0, (as_of - last).total_seconds())
+    seconds = [60.0] * (minutes - 1) + [elapsed]
+
+    def per_second(counts: dict[str, list[int]]) -> dict[str, list[float]]:
+        return {
+            key: [round(n / s, 3) for n, s in zip(values, seconds, strict=True)]
+            for key, values in sorted(counts.items())
+        }
+
+    return {"minutes": labels, "by_type": per_second(by_type), "by_status": per_second(by_status)}

@@ -1,0 +1,218 @@
+// The dashboard page: fetch /api/snapshot every 2 s and render it, nothing else. Every
+// figure is shown as the snapshot has it (decimals are strings), so the DOM can be
+// checked against the JSON and the JSON against the CLI. Text only (textContent): a
+// username never becomes markup.
+"use strict";
+
+const REFRESH_MS = 2000;
+const COLOURS = ["#2f6fdf", "#13795b", "#c0392b", "#d68910", "#7d3c98", "#148f9f",
+                 "#5d6d7e", "#a04000", "#1e8449", "#b03a2e"];
+const charts = {};
+
+function cell(row, text, testid) {
+  const td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "-" : String(text);
+  if (testid) td.dataset.testid = testid;
+  row.appendChild(td);
+  return td;
+}
+
+function fillRows(tbody, rows) {
+  tbody.replaceChildren();
+  for (const cells of rows) {
+    const tr = document.createElement("tr");
+    for (const [text, testid] of cells) cell(tr, text, testid);
+    tbody.appendChild(tr);
+  }
+}
+
+function setText(id, text) {
+  document.getElementById(id).textContent = text === null ? "-" : String(text);
+}
+
+function counts(tbody, values, prefix) {
+  fillRows(tbody, Object.entries(values || {}).map(([key, n]) => [[key], [n, `${prefix}-${key}`]]));
+}
+
+function renderOrders(analytics) {
+  const orders = analytics.orders;
+  setText("final-orders", orders.final);
+  setText("fill-ratio", orders.fill_ratio);
+  counts(document.querySelector("#final-by-status tbody"), orders.by_status, "final-status");
+  counts(document.querySelector("#failures tbody"), orders.failures, "failure");
+}
+
+function bound(ms) {
+  if (ms === null) return "-";
+  return ms < 0 ? "longer" : ms;
+}
+
+function renderLatency(latency) {
+  const rows = Object.entries(latency).map(([kind, l]) => [
+    [kind], [l.samples, `latency-${kind}-samples`],
+    ...["p50", "p90", "p99"].map((p) => [bound(l[p]), `latency-${kind}-${p}`]),
+  ]);
+  fillRows(document.querySelector("#latency tbody"), rows);
+}
+
+function renderQueues(status) {
+  const queues = status.queues || [];
+  fillRows(document.querySelector("#queues tbody"), queues.map((q) => [
+    [q.name], [q.visible, `queue-${q.name}-visible`], [q.in_flight, `queue-${q.name}-in-flight`],
+    [q.dead_letters, `queue-${q.name}-dead-letters`],
+  ]));
+  const dead = queues.reduce((sum, q) => sum + (q.dead_letters || 0), 0);
+  setText("dead-letters-total", dead);
+  counts(document.querySelector("#table-by-status tbody"), status.orders_by_status, "table-status");
+}
+
+function renderUsers(users) {
+  fillRows(document.querySelector("#users tbody"), users.slice(0, 10).map((u, i) => [
+    [u.username, `top-user-${i}-name`], [u.volume_usd, `top-user-${i}-volume`],
+    [u.realised_pnl, `top-user-${i}-pnl`],
+  ]));
+}
+
+function renderAudit(audit) {
+  const verdict = document.getElementById("audit-verdict");
+  const detail = document.getElementById("audit-detail");
+  const list = document.getElementById("audit-mismatches");
+  list.replaceChildren();
+  if (audit.error) {
+    verdict.textContent = "not run";
+    verdict.className = "failed";
+    detail.textContent = `${audit.error} (${audit.at})`;
+  } else if (!audit.report) {
+    verdict.textContent = "running";
+    verdict.className = "muted";
+    detail.textContent = "the first audit has not finished";
+  } else {
+    const r = audit.report;
+    verdict.textContent = r.passed ? "PASSED" : `FAILED: ${r.mismatches.length} mismatch(es)`;
+    verdict.className = r.passed ? "passed" : "failed";
+    detail.textContent = `${r.users} users, ${r.orders} orders, ${r.transactions} transactions ` +
+      `checked at ${audit.at} (in-flight orders allowed; a mismatch is shown when two runs ` +
+      "in a row find it)";
+    for (const m of r.mismatches.slice(0, 10)) {
+      const li = document.createElement("li");
+      li.textContent = `${m.kind} ${m.username}: ${m.detail}`;
+      list.appendChild(li);
+    }
+  }
+}
+
+function bookTable(title, rows, columns, testid) {
+  const table = document.createElement("table");
+  const head = table.createTHead().insertRow();
+  for (const c of [title, ...columns.slice(1)]) {
+    const th = document.createElement("th");
+    th.textContent = c;
+    head.appendChild(th);
+  }
+  const body = table.createTBody();
+  fillRows(body, rows.map((r) => columns.map((c) => [r[c]])));
+  table.dataset.testid = testid;
+  return table;
+}
+
+function renderBooks(books, prices) {
+  const list = document.getElementById("book-list");
+  list.replaceChildren();
+  for (const [asset, book] of Object.entries(books)) {
+    const box = document.createElement("div");
+    box.className = "book";
+    const h = document.createElement("h3");
+    const price = (prices[asset] || {}).current;
+    h.textContent = `${asset} at ${price ?? "-"}: ${book.totals.bids} bids, ` +
+      `${book.totals.asks} asks, ${book.totals.stops} waiting stops`;
+    h.dataset.testid = `book-${asset}-title`;
+    box.appendChild(h);
+    box.appendChild(bookTable("bid", book.bids, ["username", "limit_price", "quantity"], `book-${asset}-bids`));
+    box.appendChild(bookTable("ask", book.asks, ["username", "limit_price", "quantity"], `book-${asset}-asks`));
+    box.appendChild(bookTable("stop", book.stops, ["order_type", "stop_price", "quantity"], `book-${asset}-stops`));
+    list.appendChild(box);
+  }
+}
+
+function epoch(minute) {
+  return Date.parse(`${minute}:00Z`) / 1000;
+}
+
+// One uPlot per key, made again only when its series change; else given the new data.
+function chart(key, parent, title, names, data, points) {
+  const signature = names.join(",");
+  let entry = charts[key];
+  if (entry && entry.signature !== signature) {
+    entry.plot.destroy();
+    entry.box.remove();
+    entry = undefined;
+  }
+  if (!entry) {
+    const box = document.createElement("div");
+    parent.appendChild(box);
+    const series = [{}, ...names.map((name, i) => ({
+      label: name, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: true,
+      points: { show: points },
+    }))];
+    const options = {
+      title, width: 620, height: 220, series, legend: { live: false },
+      scales: { x: { time: true } }, axes: [{}, { size: 80 }],
+    };
+    entry = { signature, box, plot: new uPlot(options, data, box) };
+    charts[key] = entry;
+  } else {
+    entry.plot.setData(data);
+  }
+}
+
+function renderRate(throughput) {
+  const xs = throughput.minutes.map(epoch);
+  for (const [key, title] of [["by_type", "by order type"], ["by_status", "by final status"]]) {
+    const names = Object.keys(throughput[key]);
+    const data = [xs, ...names.map((n) => throughput[key][n])];
+    chart(`rate-${key}`, document.getElementById(`rate-${key.replace("_", "-")}`), title, names, data, false);
+  }
+}
+
+function renderPrices(prices, asOf) {
+  const parent = document.getElementById("price-charts");
+  const now = Date.parse(asOf) / 1000;
+  for (const [asset, p] of Object.entries(prices)) {
+    const xs = [...p.history.map((h) => epoch(h.minute)), now];
+    const vwap = [...p.history.map((h) => Number(h.vwap)), null];
+    const current = [...p.history.map(() => null), p.current === null ? null : Number(p.current)];
+    chart(`price-${asset}`, parent, `${asset} (now ${p.current ?? "-"})`,
+      ["VWAP per minute", "price now"], [xs, vwap, current], true);
+  }
+}
+
+function render(snapshot) {
+  setText("as-of", snapshot.as_of);
+  renderOrders(snapshot.analytics);
+  renderLatency(snapshot.analytics.latency_ms);
+  renderQueues(snapshot.status);
+  renderUsers(snapshot.analytics.users);
+  renderAudit(snapshot.audit);
+  renderBooks(snapshot.books, snapshot.prices);
+  renderRate(snapshot.throughput);
+  renderPrices(snapshot.prices, snapshot.as_of);
+}
+
+async function refresh() {
+  const connection = document.getElementById("connection");
+  try {
+    const answer = await fetch("/api/snapshot", { cache: "no-store" });
+    const body = await answer.json();
+    if (!answer.ok) throw new Error(body.error || answer.statusText);
+    render(body);
+    connection.textContent = "live";
+    connection.className = "live";
+  } catch (error) {
+    connection.textContent = `stale: ${error.message}`;
+    connection.className = "stale";
+  } finally {
+    setTimeout(refresh, REFRESH_MS);
+  }
+}
+
+refresh();

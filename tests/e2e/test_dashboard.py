@@ -1,0 +1,153 @@
+"""`order-processor dashboard` in a real browser: real workers fill the views, the page is
+loaded in headless Chromium, and what it shows is what the CLI prints at the same moment
+(after the load, with the analytics queue drained, so that both are stable)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+from order_processor.config import Settings
+from order_processor.domain.orders import OrderCreate, OrderType
+from tests.browser import dump_dom, shown_values
+from tests.e2e.harness import Harness
+from tests.support import CLI, cli_env, run_cli
+
+
+@contextlib.contextmanager
+def running_dashboard(settings: Settings) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`order-processor dashboard --port 0` as a process: its URL, and the process. Its
+    first audit runs as it starts: started after the trading, it audits the final state."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_PROCESSOR_")}
+    with subprocess.Popen(
+        [CLI, "dashboard", "--port", "0"],
+        env=environment | cli_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line.startswith("dashboard: http://127.0.0.1:"), line + process.stdout.read()
+            yield line.split()[1], process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=20)
+
+
+def cli_json(settings: Settings, *arguments: str) -> Any:
+    result = run_cli(*arguments, "--output", "json", env=cli_env(settings), timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def snapshot(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url + "api/snapshot", timeout=30) as answer:
+        document: dict[str, Any] = json.load(answer)
+    return document
+
+
+def audited_snapshot(url: str, seconds: float = 30) -> dict[str, Any]:
+    """The snapshot once the dashboard's first audit has finished."""
+    deadline = time.monotonic() + seconds
+    while (document := snapshot(url))["audit"]["report"] is None:
+        assert time.monotonic() < deadline, document["audit"]
+        time.sleep(0.2)
+    return document
+
+
+async def trade(harness: Harness) -> int:
+    """Market orders that complete and one that fails, a limit bid that rests and a stop
+    that waits; the order worker and the analytics worker (real processes) until both
+    queues are drained. Returns the number of final orders."""
+    await harness.add_asset("BTC", "50000")
+    for user, usd in (("dash_alice", "20000"), ("dash_bob", "5000")):
+        await harness.create_user(user, usd=usd)
+    await harness.give_asset("dash_bob", "BTC", "0.05")
+    stop = OrderCreate(
+        order_type=OrderType.STOP_SELL, asset_id="BTC", quantity="0.01", stop_price="40000"
+    )
+    await harness.send(
+        harness.market("dash_alice", "buy", "BTC", "0.2"),
+        harness.market("dash_alice", "buy", "BTC", "0.1"),
+        harness.market("dash_bob", "buy", "BTC", "0.02"),
+        harness.market("dash_bob", "sell", "BTC", "0.03"),
+        harness.market("dash_bob", "sell", "BTC", "5"),  # more than bob has: FAILED
+        harness.limit("dash_alice", "buy", "BTC", "0.1", "30000"),
+        harness.factory.place_order("dash_bob", stop),
+    )
+    assert await harness.run_worker() == 0, harness.worker_output()
+    assert await harness.run_worker(kind="analytics") == 0, harness.worker_output()
+    return 5
+
+
+async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: Settings) -> None:
+    finals = await trade(harness)
+    with running_dashboard(deployment) as (url, _):
+        served = audited_snapshot(url)
+        analytics = cli_json(deployment, "analytics")
+        status = cli_json(deployment, "status")
+        audit = cli_json(deployment, "audit", "--allow-in-flight")
+        shown = shown_values(dump_dom(url))
+
+    # The snapshot is the CLI's documents (the dashboard leaves dead letters unread).
+    assert analytics["orders"]["final"] == finals
+    assert served["analytics"] == analytics
+    assert served["status"] == status | {"dead_letters_by_type": None}
+    assert served["audit"]["report"] == audit
+    # And the page shows them.
+    orders = analytics["orders"]
+    assert shown["final-orders"] == str(finals)
+    assert shown["fill-ratio"] == orders["fill_ratio"] == "0.8000"
+    assert {k: shown[f"final-status-{k}"] for k in orders["by_status"]} == {
+        k: str(n) for k, n in orders["by_status"].items()
+    }
+    assert {k: shown[f"failure-{k}"] for k in orders["failures"]} == {
+        k: str(n) for k, n in orders["failures"].items()
+    }
+    assert sum(orders["failures"].values()) == 1
+    for kind in ("market", "resting"):
+        for figure in ("samples", "p50", "p90", "p99"):
+            value = analytics["latency_ms"][kind][figure]
+            assert shown[f"latency-{kind}-{figure}"] == ("-" if value is None else str(value))
+    top = analytics["users"][0]
+    assert top["username"] == "dash_alice"
+    assert shown["top-user-0-name"] == "dash_alice"
+    assert shown["top-user-0-volume"] == top["volume_usd"]
+    assert shown["top-user-0-pnl"] == top["realised_pnl"]
+    for queue in status["queues"]:
+        for figure, value in (
+            ("visible", queue["visible"]),
+            ("dead-letters", queue["dead_letters"]),
+        ):
+            assert shown[f"queue-{queue['name']}-{figure}"] == (
+                "-" if value is None else str(value)
+            )
+    dead = sum(q["dead_letters"] or 0 for q in status["queues"])
+    assert shown["dead-letters-total"] == str(dead) == "0"
+    assert {k: shown[f"table-status-{k}"] for k in status["orders_by_status"]} == {
+        "COMPLETED": "4",
+        "FAILED": "1",
+        "QUEUED": "2",
+    }
+    assert shown["book-BTC-title"].endswith("1 bids, 0 asks, 1 waiting stops")
+    assert shown["audit-verdict"] == "PASSED"
+    assert shown["connection"] == "live"
+
+
+def test_the_dashboard_stops_cleanly_on_sigterm(deployment: Settings) -> None:
+    with running_dashboard(deployment) as (url, process):
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert "uPlot" in page.read().decode()
+        process.send_signal(signal.SIGTERM)
+
+        assert process.wait(20) == 0

@@ -1,0 +1,173 @@
+"""The dashboard's snapshot assembly over plain data: the per-second rates, the price
+history, the top of each book, and the background audit's last result."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from order_processor.dashboard.app import static_folder
+from order_processor.dashboard.audit import AuditSchedule
+from order_processor.dashboard.snapshot import price_history, throughput, top_of_book
+from order_processor.ops.ledger_audit import AuditReport, Mismatch
+
+AS_OF = datetime(2026, 11, 28, 12, 14, 30, tzinfo=UTC)
+
+
+def rate_row(minute: str, kind: str, status: str, orders: int) -> dict[str, Any]:
+    return {"minute": minute, "order_type": kind, "status": status, "orders": orders}
+
+
+def test_rates_are_orders_per_second_of_each_minute_and_the_current_one_so_far() -> None:
+    rate = [
+        rate_row("2026-11-28T12:00", "MARKET_BUY", "completed", 60),
+        rate_row("2026-11-28T12:13", "MARKET_BUY", "completed", 120),
+        rate_row("2026-11-28T12:13", "LIMIT_SELL", "failed", 30),
+        rate_row("2026-11-28T12:14", "MARKET_BUY", "failed", 15),
+    ]
+
+    shown = throughput(rate, AS_OF)
+
+    assert shown["minutes"][0] == "2026-11-28T12:00"
+    assert shown["minutes"][-1] == "2026-11-28T12:14"
+    assert len(shown["minutes"]) == 15
+    assert shown["by_type"]["MARKET_BUY"][0] == 1.0
+    assert shown["by_type"]["MARKET_BUY"][1:13] == [0.0] * 12
+    # 12:14 has lasted 30 s: 15 orders in it are half an order a second, not a quarter.
+    assert shown["by_type"]["MARKET_BUY"][-2:] == [2.0, 0.5]
+    assert shown["by_type"]["LIMIT_SELL"][-2] == 0.5
+    assert shown["by_status"]["completed"][-2] == 2.0
+    assert shown["by_status"]["failed"][-2:] == [0.5, 0.5]
+
+
+def test_minutes_before_the_window_are_left_out() -> None:
+    shown = throughput([rate_row("2026-11-28T11:59", "MARKET_BUY", "completed", 60)], AS_OF)
+
+    assert shown["by_type"] == {}
+    assert shown["by_status"] == {}
+
+
+def test_the_price_history_is_each_minutes_vwap_and_the_inventory_price_now() -> None:
+    volume = {
+        "BTC": {
+            "minute": [
+                {"bucket": "2026-11-28T12:00", "orders": 2, "quantity": "0.3", "usd": "15100.01"},
+                {"bucket": "2026-11-28T12:01", "orders": 1, "quantity": "0", "usd": "0"},
+            ]
+        }
+    }
+    current = {"BTC": Decimal("50500.5"), "ETH": Decimal("3000")}
+
+    prices = price_history(volume, current)
+
+    assert prices["BTC"] == {
+        "current": "50500.5",
+        "history": [{"minute": "2026-11-28T12:00", "vwap": "50333.36666667"}],
+    }
+    assert prices["ETH"] == {"current": "3000", "history": []}
+
+
+def test_an_asset_traded_but_gone_from_the_inventory_has_no_price_now() -> None:
+    volume = {"SOL": {"minute": [{"bucket": "m", "orders": 1, "quantity": "2", "usd": "300"}]}}
+
+    assert price_history(volume, {})["SOL"]["current"] is None
+
+
+def test_the_top_of_a_book_keeps_the_best_rows_and_counts_them_all() -> None:
+    book = {
+        "asset_id": "BTC",
+        "bids": [{"limit_price": str(100 - n)} for n in range(5)],
+        "asks": [{"limit_price": "101"}],
+        "stops": [],
+    }
+
+    top = top_of_book(book, depth=2)
+
+    assert top["bids"] == [{"limit_price": "100"}, {"limit_price": "99"}]
+    assert top["asks"] == [{"limit_price": "101"}]
+    assert top["totals"] == {"bids": 5, "asks": 1, "stops": 0}
+
+
+class ScriptedAuditor:
+    def __init__(self, *outcomes: AuditReport | Exception) -> None:
+        self.outcomes = list(outcomes)
+        self.allowed: list[bool] = []
+
+    async def run(self, *, allow_in_flight: bool = False) -> AuditReport:
+        self.allowed.append(allow_in_flight)
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def failed_audit(*usernames: str) -> AuditReport:
+    report = AuditReport(users=2, orders=3, transactions=4)
+    for n, username in enumerate(usernames):
+        report.mismatches.append(Mismatch("order_records", username, "no hold", (f"o-{n}",)))
+    return report
+
+
+async def test_a_mismatch_two_runs_in_a_row_find_is_shown_until_it_is_gone() -> None:
+    auditor = ScriptedAuditor(
+        failed_audit("alice_01"), failed_audit("alice_01"), AuditReport(users=2, orders=5)
+    )
+    schedule = AuditSchedule(auditor)
+    assert schedule.last()["report"] is None
+
+    await schedule.run_once()
+    first = schedule.last()
+    await schedule.run_once()
+    second = schedule.last()
+
+    assert first["report"]["passed"] is False
+    assert [m["username"] for m in first["report"]["mismatches"]] == ["alice_01"]
+    assert second["report"]["passed"] is True
+    assert second["report"]["orders"] == 5
+    assert second["at"] is not None
+    assert auditor.allowed == [True, True, True]
+
+
+async def test_a_mismatch_the_next_run_does_not_find_is_a_race_not_shown() -> None:
+    # The first run read alice's records before her new order; the second saw both, and
+    # bob's order raced it in turn. Neither is a mismatch in the ledger.
+    schedule = AuditSchedule(ScriptedAuditor(failed_audit("alice_01"), failed_audit("bob_02")))
+
+    await schedule.run_once()
+
+    assert schedule.last()["report"]["passed"] is True
+
+
+async def test_a_failed_audit_run_is_shown_and_the_next_one_clears_it() -> None:
+    schedule = AuditSchedule(ScriptedAuditor(TimeoutError("endpoint"), AuditReport(users=1)))
+
+    await schedule.run_once()
+    broken = schedule.last()
+    await schedule.run_once()
+
+    assert broken["error"] == "TimeoutError: endpoint"
+    assert broken["report"] is None
+    assert schedule.last()["error"] is None
+    assert schedule.last()["report"]["users"] == 1
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.4])
+def test_the_current_minute_counts_at_least_one_second(seconds: float) -> None:
+    at = datetime(2026, 11, 28, 12, 14, 0, int(seconds * 1e6), tzinfo=UTC)
+    shown = throughput([rate_row("2026-11-28T12:14", "MARKET_BUY", "completed", 3)], at)
+
+    assert shown["by_type"]["MARKET_BUY"][-1] == 3.0
+
+
+def test_every_file_the_page_loads_is_in_the_package() -> None:
+    static = static_folder()
+    page = (static / "index.html").read_text()
+    loaded = re.findall(r'(?:src|href)="/static/([^"]+)"', page)
+
+    assert "vendor/uPlot.iife.min.js" in loaded
+    assert [name for name in loaded if not (static / name).is_file()] == []
+    assert "MIT" in (static / "vendor" / "uPlot.LICENSE").read_text()
