@@ -1,7 +1,7 @@
 """deploy/aws/order-processor.json: what `order-processor template` prints, clean under
-cfn-lint, the very resources `provision` creates (compared on moto after a real
-provisioning), roles that grant exactly the README's IAM table, and what the Kubernetes
-manifests expect of it."""
+cfn-lint, roles that grant exactly the README's IAM table, and what the Kubernetes
+manifests expect of it. (The very resources `provision` creates are compared with it
+against the emulator: tests/integration/test_template_provision.py.)"""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from cfnlint.api import ManualArgs, lint
-from moto import mock_aws
 
 from order_processor.iam import Arns, Grant, readme_grants
-from order_processor.provision import Provisioner
 from order_processor.resources import Resources
 from order_processor.template import build_template, render
 from order_processor.template.roles import OPERATORS, PROGRAMS
@@ -27,7 +24,7 @@ from tests.support import CLI
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "aws" / "order-processor.json"
 KUBERNETES = ROOT / "deploy" / "kubernetes"
-MOTO_ACCOUNT = "123456789012"
+ACCOUNT = "123456789012"
 OIDC = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 # cfn-lint rules the template is allowed to break, each with the reason. None so far: the
@@ -42,7 +39,7 @@ def template() -> dict[str, Any]:
 
 
 def stack(template: dict[str, Any], **parameters: str) -> Stack:
-    return Stack(template, {"OidcProvider": OIDC, **parameters}, account=MOTO_ACCOUNT)
+    return Stack(template, {"OidcProvider": OIDC, **parameters}, account=ACCOUNT)
 
 
 def test_the_checked_in_template_is_what_the_generator_prints() -> None:
@@ -73,126 +70,11 @@ def test_cfn_lint_would_notice_a_broken_template(template: dict[str, Any]) -> No
     assert any(m.rule.id.startswith("E") for m in matches)
 
 
-# The resources of `provision`, created on moto and read back, against the template.
-
-
-@pytest.fixture(scope="module")
-def provisioned() -> dict[str, Any]:
-    """What `provision` made of Resources("op"), as the AWS APIs describe it."""
-    with mock_aws():
-        dynamodb, sqs, sns = (
-            boto3.client(name, region_name="us-east-1") for name in ("dynamodb", "sqs", "sns")
-        )
-        Provisioner(dynamodb, sqs, sns).apply(Resources("op"))
-        tables = {}
-        for name in dynamodb.list_tables()["TableNames"]:
-            table = dynamodb.describe_table(TableName=name)["Table"]
-            ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-            tables[name] = {**table, "ttl": ttl.get("AttributeName")}
-        queues = {
-            url.rsplit("/", 1)[-1]: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
-                "Attributes"
-            ]
-            for url in sqs.list_queues()["QueueUrls"]
-        }
-        topics = [topic["TopicArn"] for topic in sns.list_topics()["Topics"]]
-        subscriptions = [
-            {
-                **subscription,
-                **sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])[
-                    "Attributes"
-                ],
-            }
-            for subscription in sns.list_subscriptions()["Subscriptions"]
-        ]
-    return {"tables": tables, "queues": queues, "topics": topics, "subscriptions": subscriptions}
-
-
-def test_every_table_has_the_keys_indexes_ttl_and_capacity_provision_gives_it(
-    template: dict[str, Any], provisioned: dict[str, Any]
-) -> None:
-    declared = {
-        p["TableName"]: p for p in stack(template).resources("AWS::DynamoDB::Table").values()
-    }
-
-    assert sorted(declared) == sorted(provisioned["tables"])
-    for name, table in provisioned["tables"].items():
-        mine = declared[name]
-        assert mine["KeySchema"] == table["KeySchema"], name
-        assert sorted(mine["AttributeDefinitions"], key=str) == sorted(
-            table["AttributeDefinitions"], key=str
-        ), name
-        assert _indexes(mine.get("GlobalSecondaryIndexes", [])) == _indexes(
-            table.get("GlobalSecondaryIndexes", [])
-        ), name
-        assert mine.get("TimeToLiveSpecification", {}).get("AttributeName") == table["ttl"], name
-        assert mine["BillingMode"] == table["BillingModeSummary"]["BillingMode"], name
-        assert "ProvisionedThroughput" not in mine
-        # What only the template adds: recovery, protection, encryption.
-        assert mine["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-        assert mine["DeletionProtectionEnabled"] is True
-
-
-def _indexes(indexes: list[dict[str, Any]]) -> dict[str, Any]:
-    return {i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in indexes}
-
-
-def test_every_queue_has_the_attributes_and_redrive_provision_gives_it(
-    template: dict[str, Any], provisioned: dict[str, Any]
-) -> None:
-    declared = {p["QueueName"]: p for p in stack(template).resources("AWS::SQS::Queue").values()}
-    specs = {spec.name: spec for spec in Resources("op").queues}
-
-    assert sorted(declared) == sorted(provisioned["queues"])
-    for name, attributes in provisioned["queues"].items():
-        # The attributes provision sets (and compares on every run), as SQS reports them.
-        spec = specs[name]
-        for key in spec.attributes("any" if spec.dead_letter else None):
-            assert _as_attribute(declared[name].get(key)) == _parsed(attributes[key]), (name, key)
-        assert ("FifoQueue" in declared[name]) is name.endswith(".fifo")
-
-
-def _as_attribute(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return value
-
-
-def _parsed(value: str) -> Any:
-    return json.loads(value) if value.startswith("{") else value
-
-
-def test_the_topic_subscriptions_and_queue_policies_are_those_of_provision(
-    template: dict[str, Any], provisioned: dict[str, Any]
-) -> None:
-    resolved = stack(template)
-    topics = resolved.resources("AWS::SNS::Topic").values()
-    subscriptions = resolved.resources("AWS::SNS::Subscription").values()
-    policies = {
-        p["Queues"][0].rsplit("/", 1)[-1]: p["PolicyDocument"]
-        for p in resolved.resources("AWS::SQS::QueuePolicy").values()
-    }
-
-    assert [t["TopicName"] for t in topics] == [a.rsplit(":", 1)[-1] for a in provisioned["topics"]]
-    assert sorted(
-        (s["TopicArn"], s["Endpoint"], s["Protocol"], str(s["RawMessageDelivery"]).lower())
-        for s in subscriptions
-    ) == sorted(
-        (s["TopicArn"], s["Endpoint"], s["Protocol"], s["RawMessageDelivery"])
-        for s in provisioned["subscriptions"]
-    )
-    assert not any("FilterPolicy" in s for s in [*subscriptions, *provisioned["subscriptions"]])
-    with_policy = {n: q["Policy"] for n, q in provisioned["queues"].items() if "Policy" in q}
-    assert policies == {name: json.loads(policy) for name, policy in with_policy.items()}
-
-
 # Roles
 
 
 def readme_rows() -> dict[str, set[Grant]]:
-    arns = Arns(Resources("op"), "us-east-1", MOTO_ACCOUNT)
+    arns = Arns(Resources("op"), "us-east-1", ACCOUNT)
     return readme_grants((ROOT / "README.md").read_text(), arns)
 
 
@@ -263,7 +145,7 @@ def test_each_program_role_trusts_only_its_own_service_account_through_the_oidc_
         [statement] = trust["Statement"]
         assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
         assert statement["Principal"] == {
-            "Federated": f"arn:aws:iam::{MOTO_ACCOUNT}:oidc-provider/{OIDC}"
+            "Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC}"
         }
         assert statement["Condition"] == {
             "StringEquals": {
@@ -273,7 +155,7 @@ def test_each_program_role_trusts_only_its_own_service_account_through_the_oidc_
         }
     for row in OPERATORS:
         [statement] = roles[row]["AssumeRolePolicyDocument"]["Statement"]
-        assert statement["Principal"] == {"AWS": f"arn:aws:iam::{MOTO_ACCOUNT}:root"}
+        assert statement["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
 
 
 # What deploy/kubernetes takes from the stack's outputs
