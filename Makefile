@@ -56,8 +56,7 @@ browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 # The suite waits on processes and queues more than it computes: four pytest workers
-# (each with its own emulator) on two cores: 7.5 to 8.5 minutes with coverage, against
-# about 9 with three.
+# (each with its own emulator) on two cores: about 9 minutes with coverage (799 tests).
 TEST_WORKERS ?= 4
 
 # Coverage of src/ and workers/, in the worker and CLI processes the tests start too
