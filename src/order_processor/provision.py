@@ -198,12 +198,9 @@ class Provisioner:
 
 
 def _index_definition(index: Index) -> dict[str, Any]:
-    key_schema = [{"AttributeName": index.hash_key, "KeyType": "HASH"}]
-    if index.range_key:
-        key_schema.append({"AttributeName": index.range_key, "KeyType": "RANGE"})
     return {
         "IndexName": index.name,
-        "KeySchema": key_schema,
+        "KeySchema": index.key_schema(),
         "Projection": {"ProjectionType": "ALL"},
     }
 

@@ -20,6 +20,12 @@ class Index:
     range_key: str | None = None
     range_type: str = "S"
 
+    def key_schema(self) -> list[dict[str, str]]:
+        schema = [{"AttributeName": self.hash_key, "KeyType": "HASH"}]
+        if self.range_key:
+            schema.append({"AttributeName": self.range_key, "KeyType": "RANGE"})
+        return schema
+
 
 @dataclass(frozen=True)
 class TableSpec:

@@ -155,15 +155,7 @@ class AnalyticsStore:
         marker = {
             "Put": {
                 "TableName": self.table,
-                "Item": to_item(
-                    {
-                        "PK": f"ORDER#{part.order_id}",
-                        "SK": FINAL_SK,
-                        "event_id": part.event_id,
-                        "status": part.status,
-                        "at": part.at,
-                    }
-                ),
+                "Item": _marker_item(part),
                 "ConditionExpression": "attribute_not_exists(PK)",
             }
         }
@@ -285,22 +277,7 @@ class AnalyticsStore:
         await self._batch([{"DeleteRequest": {"Key": to_item(key)}} for key in keys])
         await self._batch([{"PutRequest": {"Item": item}} for item in _report_items(report)])
         await self._batch(
-            [
-                {
-                    "PutRequest": {
-                        "Item": to_item(
-                            {
-                                "PK": f"ORDER#{part.order_id}",
-                                "SK": FINAL_SK,
-                                "event_id": part.event_id,
-                                "status": part.status,
-                                "at": part.at,
-                            }
-                        )
-                    }
-                }
-                for part in finals.values()
-            ]
+            [{"PutRequest": {"Item": _marker_item(part)}} for part in finals.values()]
         )
         # The fills too: a late fill recomputes its position from them.
         await self._batch(
@@ -322,6 +299,19 @@ class AnalyticsStore:
                 await asyncio.sleep(0.05 * (attempt + 1))
             if pending:
                 raise ServiceUnavailableException("analytics: writes left unprocessed")
+
+
+def _marker_item(part: Contribution) -> dict[str, Any]:
+    """The order's final event applied: what keeps any copy of it out."""
+    return to_item(
+        {
+            "PK": f"ORDER#{part.order_id}",
+            "SK": FINAL_SK,
+            "event_id": part.event_id,
+            "status": part.status,
+            "at": part.at,
+        }
+    )
 
 
 def _read_totals(report: Report, item: dict[str, Any]) -> set[str]:

@@ -89,12 +89,9 @@ def _table(spec: TableSpec) -> dict[str, Any]:
 
 
 def _index(index: Index) -> dict[str, Any]:
-    key_schema = [{"AttributeName": index.hash_key, "KeyType": "HASH"}]
-    if index.range_key:
-        key_schema.append({"AttributeName": index.range_key, "KeyType": "RANGE"})
     return {
         "IndexName": index.name,
-        "KeySchema": key_schema,
+        "KeySchema": index.key_schema(),
         "Projection": {"ProjectionType": "ALL"},
         "ProvisionedThroughput": _capacity(),
     }
