@@ -111,11 +111,21 @@ def test_each_role_grants_exactly_its_row_of_the_readme_table(template: dict[str
         assert sorted(rows[row] - granted) == [], f"{row}: in the README, not granted"
 
 
-def test_with_a_customer_managed_key_the_programs_may_use_it_through_sqs_and_sns_only(
+def test_with_a_customer_managed_key_the_programs_may_use_it_through_their_services_only(
     template: dict[str, Any],
 ) -> None:
     rows = readme_rows()
     roles = roles_by_row(stack(template, KmsKeyArn=KEY))
+    table_key = {
+        (action, KEY)
+        for action in (
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:Encrypt",
+            "kms:GenerateDataKey*",
+            "kms:ReEncrypt*",
+        )
+    }
 
     for row, role in roles.items():
         extra = role_grants(role) - rows[row]
@@ -123,9 +133,10 @@ def test_with_a_customer_managed_key_the_programs_may_use_it_through_sqs_and_sns
             action in {"sqs:SendMessage", "sqs:ReceiveMessage", "sns:Publish"}
             for action, _ in rows[row]
         )
+        uses_tables = any(action.startswith("dynamodb:") for action, _ in rows[row])
         expected = (
             {("kms:Decrypt", KEY), ("kms:GenerateDataKey", KEY)} if sends_or_receives else set()
-        )
+        ) | (table_key if uses_tables else set())
         assert extra == expected, row
     statements = roles["order-worker"]["Policies"][0]["PolicyDocument"]["Statement"]
     [kms] = [s for s in statements if s["Sid"] == "CustomerManagedKey"]
@@ -133,6 +144,12 @@ def test_with_a_customer_managed_key_the_programs_may_use_it_through_sqs_and_sns
         "sqs.us-east-1.amazonaws.com",
         "sns.us-east-1.amazonaws.com",
     ]
+    [tables] = [s for s in statements if s["Sid"] == "CustomerManagedKeyTables"]
+    assert tables["Condition"]["StringEquals"]["kms:ViaService"] == (
+        "dynamodb.us-east-1.amazonaws.com"
+    )
+    dashboard = roles["analytics-dashboard"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert any(s["Sid"] == "CustomerManagedKeyTables" for s in dashboard)
 
 
 def test_each_program_role_trusts_only_its_own_service_account_through_the_oidc_provider(

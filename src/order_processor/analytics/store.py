@@ -261,6 +261,7 @@ class AnalyticsStore:
             "TableName": self.table,
             "KeyConditionExpression": condition,
             "ExpressionAttributeValues": values,
+            "ConsistentRead": True,  # as the totals: a comparison right after a drain
         }
         return all_items(self.client, "query", request)
 

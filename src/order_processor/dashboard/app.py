@@ -108,3 +108,5 @@ async def running_dashboard(
                     await auditing
         finally:
             await runner.cleanup()
+            for client in (dynamodb, sqs, sns):
+                client.close()

@@ -27,6 +27,15 @@ LEFT_OUT = ("provision",)
 # The calls that read or write a queue's or topic's messages: with a customer-managed
 # key (KmsKeyArn) they also need the key, through that service only.
 KMS_USERS = {"sqs:SendMessage", "sqs:ReceiveMessage", "sns:Publish"}
+# A table encrypted with a customer-managed key needs the key too, for every caller of
+# DynamoDB on it (through DynamoDB only): the default key policy leaves that to IAM.
+DYNAMODB_KEY_ACTIONS = [
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+]
 
 
 def role_logical_id(row: str) -> str:
@@ -47,6 +56,8 @@ def _role(row: str, grants: set[Grant], trust: Any) -> dict[str, Any]:
     statements: list[Any] = _statements(grants)
     if any(action in KMS_USERS for action, _ in grants):
         statements.append({"Fn::If": ["HasKmsKey", _kms_statement(), NO_VALUE]})
+    if any(action.startswith("dynamodb:") for action, _ in grants):
+        statements.append({"Fn::If": ["HasKmsKey", _dynamodb_key_statement(), NO_VALUE]})
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
@@ -96,6 +107,18 @@ def _kms_statement() -> dict[str, Any]:
                     sub("sns.${AWS::Region}.amazonaws.com"),
                 ]
             }
+        },
+    }
+
+
+def _dynamodb_key_statement() -> dict[str, Any]:
+    return {
+        "Sid": "CustomerManagedKeyTables",
+        "Effect": "Allow",
+        "Action": DYNAMODB_KEY_ACTIONS,
+        "Resource": ref("KmsKeyArn"),
+        "Condition": {
+            "StringEquals": {"kms:ViaService": sub("dynamodb.${AWS::Region}.amazonaws.com")}
         },
     }
 
