@@ -27,7 +27,7 @@ from order_processor.dashboard.app import DEFAULT_PORT
 from order_processor.demo.load import DemoPlan
 from order_processor.demo.run import run_demo
 from order_processor.emulator import running_emulator
-from order_processor.ops.insight import gather_insight, status_document
+from order_processor.ops.insight import every_book, gather_insight, status_document
 from order_processor.ops.ledger_audit import LedgerAuditor
 from order_processor.ops.status import read_status
 from order_processor.provision import Action, Change, Provisioner, summarize
@@ -132,8 +132,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         insight = await gather_insight(
             clients.dynamodb,
             clients.resources.orders_table,
-            get_asset_dao(clients),
-            get_order_dao(clients),
+            await every_book(get_asset_dao(clients), get_order_dao(clients)),
             await get_dead_letters(clients),
         )
         if args.output == "json":

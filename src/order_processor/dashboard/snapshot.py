@@ -42,13 +42,11 @@ async def read_snapshot(sources: Sources) -> dict[str, Any]:
     clients = sources.clients
     store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
     analytics = summary(await store.report())
-    status = await read_status_document(sources)
     assets = {a.asset_id: a.price async for a in get_asset_dao(clients).every_asset()}
     orders = get_order_dao(clients)
-    books = {
-        asset: top_of_book(await order_book(orders, asset), sources.book_depth)
-        for asset in sorted(assets)
-    }
+    every = {asset: await order_book(orders, asset) for asset in sorted(assets)}
+    status = await read_status_document(sources, every)
+    books = {asset: top_of_book(book, sources.book_depth) for asset, book in every.items()}
     return {
         "as_of": as_of.isoformat(),
         "analytics": analytics,
@@ -60,19 +58,16 @@ async def read_snapshot(sources: Sources) -> dict[str, Any]:
     }
 
 
-async def read_status_document(sources: Sources) -> dict[str, Any]:
-    """`status --output json` but for the dead letters by type, which are not read."""
+async def read_status_document(
+    sources: Sources, books: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """`status --output json` but for the dead letters by type, which are not read; its
+    open orders counted from the books the snapshot read."""
     clients = sources.clients
     status = await asyncio.to_thread(read_status, clients.resources, *sources.status_clients)
     if status.missing:
         return status_document(status, None)
-    insight = await gather_insight(
-        clients.dynamodb,
-        clients.resources.orders_table,
-        get_asset_dao(clients),
-        get_order_dao(clients),
-        None,
-    )
+    insight = await gather_insight(clients.dynamodb, clients.resources.orders_table, books, None)
     return status_document(status, insight)
 
 

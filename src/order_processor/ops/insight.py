@@ -70,26 +70,29 @@ async def orders_by_status(client: Any, table: str) -> Counter[str]:
     return counts
 
 
-async def open_orders_by_asset(
-    assets: AssetDAO, orders: OrderDAO
+async def every_book(assets: AssetDAO, orders: OrderDAO) -> dict[str, dict[str, Any]]:
+    """Each asset's `orders book` document."""
+    return {a.asset_id: await order_book(orders, a.asset_id) async for a in assets.every_asset()}
+
+
+def open_orders_by_asset(
+    books: dict[str, dict[str, Any]],
 ) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
     """Per asset: (bids, asks) of the limit book, and the conditional orders waiting."""
-    book: dict[str, tuple[int, int]] = {}
-    stops: dict[str, int] = {}
-    async for asset in assets.every_asset():
-        bids, asks = await orders.order_book(asset.asset_id)
-        if bids or asks:
-            book[asset.asset_id] = (len(bids), len(asks))
-        if waiting := await orders.waiting_stops(asset.asset_id):
-            stops[asset.asset_id] = len(waiting)
+    book = {a: (len(b["bids"]), len(b["asks"])) for a, b in books.items() if b["bids"] or b["asks"]}
+    stops = {a: len(b["stops"]) for a, b in books.items() if b["stops"]}
     return book, stops
 
 
 async def gather_insight(
-    client: Any, orders_table: str, assets: AssetDAO, orders: OrderDAO, dead: DeadLetters | None
+    client: Any,
+    orders_table: str,
+    books: dict[str, dict[str, Any]],
+    dead: DeadLetters | None,
 ) -> Insight:
-    """`dead`: None leaves the dead letters unread (see `Insight.dead_letters_by_type`)."""
-    book, stops = await open_orders_by_asset(assets, orders)
+    """From the books already read (`every_book`); `dead`: None leaves the dead letters
+    unread (see `Insight.dead_letters_by_type`)."""
+    book, stops = open_orders_by_asset(books)
     by_type = None if dead is None else await dead.summary()
     return Insight(await orders_by_status(client, orders_table), book, by_type, stops)
 
