@@ -50,3 +50,15 @@ async def harness(deployment: Settings) -> AsyncIterator[Harness]:
 async def aws(deployment: Settings) -> AsyncIterator[AwsClients]:
     async with open_clients(deployment) as clients:
         yield clients
+
+
+@pytest.fixture
+async def strict_harness(aws_endpoint: str) -> AsyncIterator[Harness]:
+    """Commands go to the dead letters after two receives, not five."""
+    settings = deployment_settings(aws_endpoint, max_receive_count=2)
+    Clients(settings).provisioner().apply(settings.resources())
+    try:
+        async with open_clients(settings) as clients:
+            yield await Harness.start(settings, clients)
+    finally:
+        destroy(settings)

@@ -3,27 +3,9 @@ enough that its fill below the stop rounds to 0.00 USD of proceeds."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from order_processor.bootstrap import open_clients
 from order_processor.domain.orders import OrderCreate, OrderStatus
-from tests.e2e.conftest import deployment_settings
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
-from tests.support import Clients, destroy
-
-
-@pytest.fixture
-async def strict_harness(aws_endpoint: str) -> AsyncIterator[Harness]:
-    settings = deployment_settings(aws_endpoint, max_receive_count=2)
-    Clients(settings).provisioner().apply(settings.resources())
-    try:
-        async with open_clients(settings) as clients:
-            yield await Harness.start(settings, clients)
-    finally:
-        destroy(settings)
 
 
 async def test_a_tiny_stop_loss_sell_filled_below_its_stop_fails_once_and_leaves_no_dead_letters(

@@ -7,7 +7,8 @@ or executed, cancelled, expired, released), a deposit's (funds)."""
 from __future__ import annotations
 
 import signal
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -26,6 +27,45 @@ async def crash_then_finish(harness: Harness, step: str) -> None:
     crashed = await harness.run_worker(fault=f"crash-after={step}")
     assert crashed == -signal.SIGKILL, harness.worker_output()
     assert await harness.run_worker() == 0, harness.worker_output()
+
+
+async def crash_after_each_ending(
+    harness: Harness,
+    orders: tuple[PlaceOrder, PlaceOrder, PlaceOrder, PlaceOrder],
+    expiry: datetime,
+    executing_price: str,
+    refuse: Callable[[], Awaitable[None]],
+) -> dict[str, Order]:
+    """Four resting SOL orders of one user, a crash after each write that ends one: held
+    (all placed), completed (the first, executed at `executing_price`), cancelled (the
+    second), expired (the third, at `expiry`), released (the fourth, executed after
+    `refuse` made its execution fail). Their final states."""
+    executed, cancelled, _, _ = orders
+    user = executed.username
+    await harness.send(*orders)
+    await crash_then_finish(harness, "held")
+    assert {(await harness.order(o.payload.order_id)).status for o in orders} == {
+        OrderStatus.QUEUED
+    }
+    await harness.send_prices(("SOL", executing_price))
+    assert await harness.run_worker(kind="limit-matcher") == 0
+    await crash_then_finish(harness, "completed")
+    await harness.send(harness.factory.cancel(user, cancelled.payload.order_id))
+    await crash_then_finish(harness, "cancelled")
+    await harness.until(expiry)
+    await harness.sweep()
+    await crash_then_finish(harness, "expired")
+    await refuse()
+    assert await harness.run_worker(kind="limit-matcher") == 0
+    await crash_then_finish(harness, "released")
+    final = {o.payload.order_id: await harness.order(o.payload.order_id) for o in orders}
+    assert [final[o.payload.order_id].status for o in orders] == [
+        OrderStatus.COMPLETED,
+        OrderStatus.CANCELLED,
+        OrderStatus.EXPIRED,
+        OrderStatus.FAILED,
+    ]
+    return final
 
 
 async def assert_final_events(harness: Harness, orders: list[Order]) -> None:
@@ -119,32 +159,12 @@ async def test_a_limit_order_survives_a_crash_after_each_of_its_writes(harness: 
     expired = harness.limit("crash_lim", "buy", "SOL", "1", "70", expires_at=expiry)
     refused = harness.limit("crash_lim", "sell", "SOL", "2", "101")
     orders = (executed, cancelled, expired, refused)
-    await harness.send(*orders)
-    await crash_then_finish(harness, "held")
-    assert {(await harness.order(o.payload.order_id)).status for o in orders} == {
-        OrderStatus.QUEUED
-    }
 
-    await harness.send_prices(("SOL", "89"))
-    assert await harness.run_worker(kind="limit-matcher") == 0
-    await crash_then_finish(harness, "completed")
-    await harness.send(harness.factory.cancel("crash_lim", cancelled.payload.order_id))
-    await crash_then_finish(harness, "cancelled")
-    await harness.until(expiry)
-    await harness.sweep()
-    await crash_then_finish(harness, "expired")
-    await get_user_dao(harness.clients).update_user("crash_lim", UserUpdate(is_active=False))
-    await harness.send_prices(("SOL", "102"))
-    assert await harness.run_worker(kind="limit-matcher") == 0
-    await crash_then_finish(harness, "released")
+    async def refuse() -> None:
+        await get_user_dao(harness.clients).update_user("crash_lim", UserUpdate(is_active=False))
+        await harness.send_prices(("SOL", "102"))
 
-    final = {o.payload.order_id: await harness.order(o.payload.order_id) for o in orders}
-    assert [final[o.payload.order_id].status for o in orders] == [
-        OrderStatus.COMPLETED,
-        OrderStatus.CANCELLED,
-        OrderStatus.EXPIRED,
-        OrderStatus.FAILED,
-    ]
+    final = await crash_after_each_ending(harness, orders, expiry, "89", refuse)
     assert final[refused.payload.order_id].failure_reason == "USER_INACTIVE"
     assert await harness.available("crash_lim") == Decimal("911.00")  # 1000 - 89
     await assert_ledger(harness.clients, "crash_lim")
@@ -200,31 +220,11 @@ async def test_conditional_orders_survive_a_crash_after_each_of_their_writes(
     expired = conditional("TAKE_PROFIT_BUY", stop_price="50", expires_at=expiry.isoformat())
     refused = conditional("STOP_BUY", stop_price="110", quantity="2")  # holds 231.00
     orders = (executed, cancelled, expired, refused)
-    await harness.send(*orders)
-    await crash_then_finish(harness, "held")
-    assert {(await harness.order(o.payload.order_id)).status for o in orders} == {
-        OrderStatus.QUEUED
-    }
 
-    await harness.send_prices(("SOL", "94"))
-    assert await harness.run_worker(kind="limit-matcher") == 0
-    await crash_then_finish(harness, "completed")
-    await harness.send(harness.factory.cancel(user, cancelled.payload.order_id))
-    await crash_then_finish(harness, "cancelled")
-    await harness.until(expiry)
-    await harness.sweep()
-    await crash_then_finish(harness, "expired")
-    await harness.send_prices(("SOL", "200"))  # 400.00 for the stop buy: 394.00 in all
-    assert await harness.run_worker(kind="limit-matcher") == 0
-    await crash_then_finish(harness, "released")
+    async def gap() -> None:
+        await harness.send_prices(("SOL", "200"))  # 400.00 for the stop buy: 394.00 in all
 
-    final = {o.payload.order_id: await harness.order(o.payload.order_id) for o in orders}
-    assert [final[o.payload.order_id].status for o in orders] == [
-        OrderStatus.COMPLETED,
-        OrderStatus.CANCELLED,
-        OrderStatus.EXPIRED,
-        OrderStatus.FAILED,
-    ]
+    final = await crash_after_each_ending(harness, orders, expiry, "94", gap)
     assert final[refused.payload.order_id].failure_reason == "INSUFFICIENT_BALANCE"
     assert await harness.available(user) == Decimal("394.00")  # 300 + 94
     sol = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "SOL")

@@ -4,29 +4,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
-from order_processor.bootstrap import open_clients
 from order_processor.domain.orders import OrderStatus
 from order_processor.exceptions import OrderNotFoundException
-from tests.e2e.conftest import deployment_settings
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
-from tests.support import Clients, destroy, run_cli
-
-
-@pytest.fixture
-async def strict_harness(aws_endpoint: str) -> AsyncIterator[Harness]:
-    settings = deployment_settings(aws_endpoint, max_receive_count=2)
-    Clients(settings).provisioner().apply(settings.resources())
-    try:
-        async with open_clients(settings) as clients:
-            yield await Harness.start(settings, clients)
-    finally:
-        destroy(settings)
+from tests.support import run_cli
 
 
 async def test_a_poisoned_command_is_redriven_after_the_fix(strict_harness: Harness) -> None:
