@@ -112,10 +112,8 @@ def failed_audit(*usernames: str) -> AuditReport:
     return report
 
 
-async def test_a_mismatch_two_runs_in_a_row_find_is_shown_until_it_is_gone() -> None:
-    auditor = ScriptedAuditor(
-        failed_audit("alice_01"), failed_audit("alice_01"), AuditReport(users=2, orders=5)
-    )
+async def test_a_mismatch_is_shown_until_a_run_finds_it_gone() -> None:
+    auditor = ScriptedAuditor(failed_audit("alice_01"), AuditReport(users=2, orders=5))
     schedule = AuditSchedule(auditor)
     assert schedule.last()["report"] is None
 
@@ -129,17 +127,7 @@ async def test_a_mismatch_two_runs_in_a_row_find_is_shown_until_it_is_gone() -> 
     assert second["report"]["passed"] is True
     assert second["report"]["orders"] == 5
     assert second["at"] is not None
-    assert auditor.allowed == [True, True, True]
-
-
-async def test_a_mismatch_the_next_run_does_not_find_is_a_race_not_shown() -> None:
-    # The first run read alice's records before her new order; the second saw both, and
-    # bob's order raced it in turn. Neither is a mismatch in the ledger.
-    schedule = AuditSchedule(ScriptedAuditor(failed_audit("alice_01"), failed_audit("bob_02")))
-
-    await schedule.run_once()
-
-    assert schedule.last()["report"]["passed"] is True
+    assert auditor.allowed == [True, True]
 
 
 async def test_a_failed_audit_run_is_shown_and_the_next_one_clears_it() -> None:

@@ -91,8 +91,8 @@ function renderAudit(audit) {
     verdict.textContent = r.passed ? "PASSED" : `FAILED: ${r.mismatches.length} mismatch(es)`;
     verdict.className = r.passed ? "passed" : "failed";
     detail.textContent = `${r.users} users, ${r.orders} orders, ${r.transactions} transactions ` +
-      `checked at ${audit.at} (in-flight orders allowed; a mismatch is shown when two runs ` +
-      "in a row find it)";
+      `checked at ${audit.at} (in-flight orders allowed; a mismatch is one a second read ` +
+      "of its user finds again)";
     for (const m of r.mismatches.slice(0, 10)) {
       const li = document.createElement("li");
       li.textContent = `${m.kind} ${m.username}: ${m.detail}`;
