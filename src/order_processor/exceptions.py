@@ -127,6 +127,13 @@ class StalePriceException(OrderProcessorError):
     code = "STALE_PRICE"
 
 
+class StaleUpdateException(OrderProcessorError):
+    """A change decided on a read of an entity that has changed since (its `version`
+    moved): refused rather than written over the newer state. Read again, decide again."""
+
+    code = "STALE_UPDATE"
+
+
 class WeakPasswordException(OrderProcessorError):
     code = "WEAK_PASSWORD"
 

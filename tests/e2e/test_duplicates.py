@@ -79,7 +79,8 @@ async def test_one_deposit_delivered_three_times_credits_once(harness: Harness) 
 async def test_a_reused_command_id_with_another_amount_is_rejected(harness: Harness) -> None:
     await harness.create_user("reuse_dep")
     deposit = harness.factory.deposit("reuse_dep", "100")
-    withdraw = harness.factory.withdraw("reuse_dep", "60").model_copy(
+    bearer = harness.tokens.create_access_token("reuse_dep")  # the user's own, unbound
+    withdraw = harness.factory.withdraw("reuse_dep", "60", token=bearer).model_copy(
         update={"command_id": deposit.command_id}
     )
     await harness.send(deposit)

@@ -249,6 +249,43 @@ async def test_a_price_dated_in_the_future_cannot_freeze_the_market(harness: Har
     ]
 
 
+async def test_a_lifted_price_update_replayed_later_never_restores_its_price(
+    harness: Harness,
+) -> None:
+    """The attack: copy `price RPL 100` off the queue, let `price RPL 80` land, then send
+    the copy again, once as it was and once re-dated to now. Neither moves the price: the
+    re-dated copy no longer matches its token, the original is older than what is stored.
+    A sell placed next settles at 80, the last price the feed published."""
+    await harness.create_user("replay_u")
+    await harness.add_asset("RPL", "90")
+    await harness.give_asset("replay_u", "RPL", "1")
+    (first,) = await harness.send_prices(("RPL", "100"))
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+    await harness.send_prices(("RPL", "80"))
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+
+    redated = first.model_copy(update={"issued_at": utc_now()})
+    url = await harness.clients.queue_url(harness.settings.resources().price_updates_queue.name)
+    await Producer(harness.clients.sqs, url, fifo=False).send_batch([first, redated])
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+
+    assert (await get_asset_dao(harness.clients).get_asset("RPL")).price == Decimal("80")
+    sell = harness.market("replay_u", "sell", "RPL", "1")
+    await harness.send(sell)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    order = await harness.order(sell.payload.order_id)
+    assert (order.status, order.price) == (OrderStatus.COMPLETED, Decimal("80"))
+    assert await harness.available("replay_u") == Decimal("80.00")
+    events = await harness.collect_events(
+        lambda e: any(x.event_type is EventType.COMMAND_REJECTED for x in e)
+    )
+    assert [
+        (e.data["command_id"], e.data["reason"])
+        for e in events
+        if e.event_type is EventType.COMMAND_REJECTED
+    ] == [(first.command_id, "UNAUTHORIZED")]
+
+
 async def test_a_matcher_crash_between_query_and_send_loses_nothing_and_doubles_nothing(
     harness: Harness,
 ) -> None:

@@ -23,8 +23,10 @@ from order_processor.domain.commands import (
     validate_command,
 )
 from order_processor.domain.events import MAX_REASON_TEXT, Event, rejection_event
+from order_processor.domain.orders import OrderCreate
 from order_processor.exceptions import CommandRejected
 from order_processor.handlers.admission import Admission
+from order_processor.messaging.producer import CommandFactory
 from order_processor.security.tokens import TokenManager
 
 SECRET = "admission-secret-" + "z" * 32
@@ -395,3 +397,91 @@ def test_a_service_token_signs_only_the_command_it_was_minted_for() -> None:
     unbound = {**deposit, "auth": TOKENS.create_access_token("payments", role="service")}
     for document in (replayed, other_user, unbound):
         assert rejected(document).reason == "UNAUTHORIZED"
+
+
+# What a service token binds: the whole command but its own field.
+
+SERVICE_COMMANDS = {
+    "Deposit": ("payments", {"amount": "10"}),
+    "ExecuteOrder": ("limit-matcher", {"order_id": "o-1", "asset_id": "BTC"}),
+    "ExpireOrder": ("expiry-sweeper", {"order_id": "o-1"}),
+    "ResumeOrder": ("expiry-sweeper", {"order_id": "o-1"}),
+    "UpdatePrice": ("price-feed", {"asset_id": "BTC", "price": "100"}),
+}
+PAYLOAD_FIELDS = sorted({f for _, payload in SERVICE_COMMANDS.values() for f in payload})
+MOMENTS = st.datetimes(
+    min_value=datetime(2026, 11, 28, 9, 0), max_value=datetime(2026, 11, 28, 10, 1)
+).map(lambda moment: moment.replace(tzinfo=UTC).isoformat())
+# Values a forger would try: well-formed alternatives (they pass the schema, so only the
+# token can refuse them), then anything at all.
+PLAUSIBLE = st.one_of(
+    MOMENTS,
+    st.sampled_from(["cmd-2", "alice_02", "mallory_1", "o-2", "ETH", "btc", "80", "10.00", "5000"]),
+    st.decimals(min_value=1, max_value=10_000, places=2).map(str),
+    st.sampled_from([*SERVICE_COMMANDS, "PlaceOrder", "Withdraw"]),
+    JSON,
+)
+REMOVED = object()
+
+
+def service_command(kind: str) -> dict[str, Any]:
+    """A service's command as it mints it: issued now, with a token for it alone."""
+    name, payload = SERVICE_COMMANDS[kind]
+    document = envelope(type=kind, payload=dict(payload), issued_at=NOW.isoformat())
+    document["auth"] = service(name, document)
+    return document
+
+
+@HOSTILE
+@given(
+    st.sampled_from(sorted(SERVICE_COMMANDS)),
+    st.sampled_from([f for f in FIELDS if f != "auth"] + [f"payload.{f}" for f in PAYLOAD_FIELDS]),
+    PLAUSIBLE | st.just(REMOVED),
+)
+def test_a_service_command_with_any_field_changed_is_refused(
+    kind: str, field: str, value: Any
+) -> None:
+    """Whatever decides what a service's command does, its time included, is bound to its
+    token: a body changed anywhere is refused, unless it still means the same command."""
+    document = service_command(kind)
+    original = admit(document)
+    target, name = (
+        (document["payload"], field.removeprefix("payload.")) if "." in field else (document, field)
+    )
+    if value is REMOVED:
+        target.pop(name, None)
+    else:
+        target[name] = value
+    try:
+        changed = admit(document)
+    except CommandRejected:
+        return
+    assert changed == original
+
+
+def test_a_price_update_redated_after_signing_is_unauthorized() -> None:
+    """The attack of a lifted `price` command sent again with a fresh issued_at."""
+    update = service_command("UpdatePrice")
+    redated = {**update, "issued_at": (NOW + timedelta(seconds=5)).isoformat()}
+    assert admit(update).issued_at == NOW
+    assert rejected(redated).reason == "UNAUTHORIZED"
+
+
+def test_the_bundled_producer_binds_a_customers_token_to_the_command_it_signs() -> None:
+    """A PlaceOrder lifted off the queue can be sent again (and runs once), but its token
+    places no other order and withdraws nothing."""
+    tokens = TokenManager(SECRET)
+    admission = Admission(tokens)
+    factory = CommandFactory(tokens)
+    order = factory.place_order(
+        "alice_01", OrderCreate(order_type="MARKET_BUY", asset_id="BTC", quantity="1")
+    )
+    document = json.loads(order.body())
+    assert admission.admit(order.body()).command == order
+    bigger = {**document, "payload": {**document["payload"], "quantity": "100"}}
+    withdrawal = json.loads(factory.withdraw("alice_01", "10").body())
+    stolen = {**withdrawal, "auth": document["auth"]}
+    for forged in (bigger, stolen):
+        with pytest.raises(CommandRejected) as caught:
+            admission.admit(json.dumps(forged))
+        assert caught.value.reason == "UNAUTHORIZED"

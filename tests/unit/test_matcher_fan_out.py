@@ -169,7 +169,9 @@ async def test_a_failed_trail_move_is_raised_after_every_other_move_was_tried() 
 
 
 class FakeAssets:
-    async def update_price(self, asset_id: str, price: Decimal, *, as_of: Any) -> None:
+    async def update_price(
+        self, asset_id: str, price: Decimal, *, as_of: Any, command_id: str
+    ) -> None:
         return None
 
 

@@ -8,7 +8,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, computed_field
 
-from order_processor.domain.base import Command, Entity, UtcDatetime, new_id, utc_now
+from order_processor.domain.base import (
+    Command,
+    CommandId,
+    Entity,
+    UtcDatetime,
+    new_id,
+    utc_now,
+)
 from order_processor.domain.money import (
     DEFAULT_QUANTITY_PLACES,
     MAX_QUANTITY_PLACES,
@@ -45,6 +52,7 @@ class Asset(Entity):
     precision: Precision = DEFAULT_QUANTITY_PLACES
     is_active: bool = True
     price_as_of: UtcDatetime | None = None  # when the feed observed the price
+    price_command_id: CommandId | None = None  # the UpdatePrice that set it
     created_at: UtcDatetime = Field(default_factory=utc_now)
     updated_at: UtcDatetime = Field(default_factory=utc_now)
 

@@ -158,15 +158,11 @@ COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
 
 
 def command_digest(command: AnyCommand) -> str:
-    """What a service token minted for one command carries (`cmd`): its type, id, user and
-    payload, hashed. A token lifted from a message (in the DLQ, say) then signs nothing but
-    that same command, which runs once (its id is its idempotency key)."""
-    signed = {
-        "type": command.type.value,
-        "command_id": command.command_id,
-        "username": command.username,
-        "payload": command.payload.model_dump(mode="json"),
-    }
+    """What a token minted for one command carries (`cmd`): the SHA-256 of the whole
+    command but its token (schema, type, id, user, time and payload), in canonical JSON.
+    A token lifted from a message (in the DLQ, say) then signs nothing but that same
+    command, at that same time, which runs once (its id is its idempotency key)."""
+    signed = command.model_dump(mode="json", by_alias=True, exclude={"auth"})
     canonical = json.dumps(signed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -50,6 +50,9 @@ class User(Entity):
     role: UserRole = UserRole.CUSTOMER
     is_active: bool = True
     password_hash: str = Field(repr=False)
+    # Raised by every profile change: an update decided on a read of another version is
+    # refused (UserDAO.update_user), so a stale write never undoes a newer one (a disable).
+    version: int = Field(default=0, ge=0)
     created_at: UtcDatetime = Field(default_factory=utc_now)
     updated_at: UtcDatetime = Field(default_factory=utc_now)
 
@@ -66,5 +69,6 @@ class UserResponse(Entity):
     last_name: PersonName
     role: UserRole
     is_active: bool
+    version: int
     created_at: UtcDatetime
     updated_at: UtcDatetime

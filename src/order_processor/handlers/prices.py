@@ -102,10 +102,12 @@ class PriceMatcher:
     async def apply(self, update: UpdatePrice) -> list[ExecuteOrder]:
         asset_id, price = update.payload.asset_id, update.payload.price
         try:
-            # The feed's time orders its updates, but never from the future: a price dated
-            # ahead (within the admitted skew) counts as observed now.
-            as_of = min(update.issued_at, self.clock())
-            await self.assets.update_price(asset_id, price, as_of=as_of)
+            # The feed's signed time orders its updates (admission refuses one dated beyond
+            # the clock skew). Not clamped to this clock: a replayed copy must meet the
+            # same time it was first applied at, and be refused as not newer.
+            await self.assets.update_price(
+                asset_id, price, as_of=update.issued_at, command_id=update.command_id
+            )
         except StalePriceException:
             log.info("ignored a stale price of %s (%s)", asset_id, update.issued_at)
             self.metrics.inc("price_updates_stale_total")

@@ -67,6 +67,7 @@ def sqs_entry(index: int, command: AnyCommand, fifo: bool) -> SendMessageBatchRe
 
 UNSIGNED = "unsigned"  # a placeholder until the service token for the command is minted
 C = TypeVar("C", Deposit, UpdatePrice, ExecuteOrder, ExpireOrder, ResumeOrder)
+U = TypeVar("U", PlaceOrder, CancelOrder, Withdraw)
 
 
 def signed_by(tokens: TokenManager, service: ServiceName, command: C) -> C:
@@ -77,16 +78,19 @@ def signed_by(tokens: TokenManager, service: ServiceName, command: C) -> C:
 
 @dataclass(frozen=True)
 class CommandFactory:
-    """Envelopes for a user; the token is the user's own or minted with the secret."""
+    """Envelopes for a user. With no token given, each command is signed with a token
+    minted for it alone (the user's for their own commands, a service's for the others),
+    so a token lifted from a message on the queue can only replay that message."""
 
     tokens: TokenManager | None = None
 
-    def _auth(self, username: str, token: str | None) -> str:
+    def _signed_as_user(self, command: U, token: str | None) -> U:
         if token is not None:
-            return token
+            return command.model_copy(update={"auth": token})
         if self.tokens is None:
             raise ValueError("no token given and no TokenManager to issue one")
-        return self.tokens.create_access_token(username)
+        bound = self.tokens.create_access_token(command.username, command=command_digest(command))
+        return command.model_copy(update={"auth": bound})
 
     def place_order(
         self,
@@ -98,17 +102,13 @@ class CommandFactory:
     ) -> PlaceOrder:
         fields = request.model_dump(exclude_none=True)
         payload = PlaceOrderPayload(**fields, order_id=order_id or new_id())
-        return PlaceOrder(
-            command_id=new_id(),
-            username=username,
-            auth=self._auth(username, token),
-            payload=payload,
-        )
+        order = PlaceOrder(command_id=new_id(), username=username, auth=UNSIGNED, payload=payload)
+        return self._signed_as_user(order, token)
 
     def cancel(self, username: str, order_id: str, *, token: str | None = None) -> CancelOrder:
         payload = OrderReference(order_id=order_id)
-        auth = self._auth(username, token)
-        return CancelOrder(command_id=new_id(), username=username, auth=auth, payload=payload)
+        cancel = CancelOrder(command_id=new_id(), username=username, auth=UNSIGNED, payload=payload)
+        return self._signed_as_user(cancel, token)
 
     def update_price(
         self, asset_id: str, price: Decimal | str, *, token: str | None = None
@@ -137,8 +137,10 @@ class CommandFactory:
         self, username: str, amount: Decimal | str, *, token: str | None = None
     ) -> Withdraw:
         payload = FundsPayload.model_validate({"amount": amount})
-        auth = self._auth(username, token)
-        return Withdraw(command_id=new_id(), username=username, auth=auth, payload=payload)
+        withdrawal = Withdraw(
+            command_id=new_id(), username=username, auth=UNSIGNED, payload=payload
+        )
+        return self._signed_as_user(withdrawal, token)
 
 
 @dataclass(frozen=True)

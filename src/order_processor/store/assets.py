@@ -112,18 +112,31 @@ class AssetDAO:
         return await self._set(asset_id, {"is_active": False})
 
     async def update_price(
-        self, asset_id: str, price: Decimal | str, *, as_of: datetime | None = None
+        self,
+        asset_id: str,
+        price: Decimal | str,
+        *,
+        as_of: datetime | None = None,
+        command_id: str | None = None,
     ) -> Asset:
         """Decimal or a decimal string only: a float is refused, never converted. With
-        `as_of` (when the feed saw the price), an older observation than the stored one
-        is refused (StalePriceException): out-of-order updates never move the price back."""
+        `as_of` (when the feed saw the price) and the update's `command_id`, only a newer
+        observation than the stored one is written, else StalePriceException: neither an
+        out-of-order update nor a replayed one ever moves the price back."""
         checked = parse_decimal(price, field="price", places=PRICE_PLACES)
         if as_of is None:
             return await self._set(asset_id, {"price": checked})
-        # Equal counts as current: a redelivered update (a matcher that crashed after
-        # writing the price) must still reach the matching.
-        newer = "(attribute_not_exists(price_as_of) OR price_as_of <= :price_as_of)"
-        return await self._set(asset_id, {"price": checked, "price_as_of": as_of}, newer)
+        if command_id is None:
+            raise ValueError("an observed price names the update that observed it")
+        # Equal counts as current for the same command only: its redelivery (a matcher
+        # that crashed after writing the price) must still reach the matching; another
+        # update of the same instant is not newer.
+        newer = (
+            "(attribute_not_exists(price_as_of) OR price_as_of < :price_as_of"
+            " OR (price_as_of = :price_as_of AND price_command_id = :price_command_id))"
+        )
+        changes = {"price": checked, "price_as_of": as_of, "price_command_id": command_id}
+        return await self._set(asset_id, changes, newer)
 
     async def _set(
         self, asset_id: str, changes: dict[str, Any], extra_condition: str | None = None

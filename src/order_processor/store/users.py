@@ -16,6 +16,7 @@ from order_processor.exceptions import (
     AccessDeniedException,
     EntityAlreadyExistsException,
     InvalidCredentialsException,
+    StaleUpdateException,
     UserNotFoundException,
 )
 from order_processor.store import keys
@@ -26,6 +27,7 @@ from order_processor.store.dynamo import (
     entity_item,
     from_item,
     get_item,
+    is_condition_failure,
     to_attribute,
     to_item,
     without_keys,
@@ -34,6 +36,9 @@ from order_processor.store.fence import fence_moved
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
+
+
+UPDATE_ATTEMPTS = 3
 
 
 class PasswordVerifier(Protocol):
@@ -126,13 +131,35 @@ class UserDAO:
             raise UserNotFoundException(f"no user with email {email}")
         return _user(items[0])
 
-    async def update_user(self, username: str, update: UserUpdate) -> User:
-        current = await self.get_user_by_username(username)
+    async def update_user(
+        self, username: str, update: UserUpdate, *, expected_version: int | None = None
+    ) -> User:
+        """Changes exactly the fields `update` names, and raises the user's `version`.
+
+        `expected_version` is the version of the read the change was decided on: if the
+        user has changed since, the write is refused (StaleUpdateException) instead of
+        putting back what that read saw (an `is_active=True` read before a disable).
+        Without it, the change is applied to the user as read here; a change committed
+        between that read and the write is met by reading again, up to a few times."""
+        for _ in range(UPDATE_ATTEMPTS):
+            current = await self.get_user_by_username(username)
+            if expected_version is not None and current.version != expected_version:
+                raise _stale(current)
+            try:
+                return await self._apply(current, update)
+            except StaleUpdateException:
+                if expected_version is not None:
+                    raise
+        raise _stale(await self.get_user_by_username(username))
+
+    async def _apply(self, current: User, update: UserUpdate) -> User:
         changes = update.model_dump(exclude_none=True)
         if not changes:
             return current
-        updated = current.model_copy(update={**changes, "updated_at": self.clock()})
-        profile_update = self._profile_update(current, updated)
+        updated = current.model_copy(
+            update={**changes, "updated_at": self.clock(), "version": current.version + 1}
+        )
+        profile_update = self._profile_update(current, updated, [*changes, "updated_at"])
         items: list[dict[str, Any]] = [{"Update": profile_update}]
         if updated.email != current.email:
             new_guard = {**keys.email_key(updated.email), **to_item({"username": updated.username})}
@@ -142,35 +169,42 @@ class UserDAO:
             # Disabling (or enabling) moves the user's fence: a saga write decided from a
             # read before this change is refused and decided again, seeing it.
             items.append({"Update": fence_moved(self.table, current.username, updated.updated_at)})
-        if len(items) == 1:
-            await call(self.client, "update_item", **profile_update)
-            return updated
         try:
-            await call(self.client, "transact_write_items", TransactItems=items)
+            if len(items) == 1:
+                await call(self.client, "update_item", **profile_update)
+            else:
+                await call(self.client, "transact_write_items", TransactItems=items)
         except ClientError as exc:
-            if updated.email != current.email and cancellation_codes(exc)[2:3] == [
-                CONDITION_FAILED
-            ]:
+            codes = cancellation_codes(exc)
+            if is_condition_failure(exc) or codes[:1] == [CONDITION_FAILED]:
+                raise _stale(current) from exc
+            if codes[2:3] == [CONDITION_FAILED] and updated.email != current.email:
                 raise EntityAlreadyExistsException(
                     f"email {updated.email} is already registered"
                 ) from exc
             raise
         return updated
 
-    def _profile_update(self, current: User, updated: User) -> dict[str, Any]:
-        fields = ["email", "first_name", "last_name", "role", "is_active", "updated_at"]
-        values = updated.model_dump(include=set(fields))
+    def _profile_update(self, current: User, updated: User, fields: list[str]) -> dict[str, Any]:
+        values = updated.model_dump(include={*fields, "version"})
+        read = to_attribute(current.version)
         return {
             "TableName": self.table,
             "Key": keys.user_key(current.username),
-            "UpdateExpression": "SET " + ", ".join(f"#{f} = :{f}" for f in fields),
-            # Conditional on the email read above, so two racing email changes cannot
-            # both succeed and leave a stale guard item behind.
-            "ConditionExpression": "attribute_exists(PK) AND #email = :old_email",
-            "ExpressionAttributeNames": {f"#{f}": f for f in fields},
+            "UpdateExpression": "SET " + ", ".join(f"#{f} = :{f}" for f in values),
+            # On the version read: a write decided on an older read (a racing email change,
+            # an enable read before a disable) is refused. Profiles written before versions
+            # existed have none: version 0.
+            "ConditionExpression": "attribute_exists(PK) AND "
+            + (
+                "(attribute_not_exists(#version) OR #version = :read)"
+                if current.version == 0
+                else "#version = :read"
+            ),
+            "ExpressionAttributeNames": {f"#{f}": f for f in values},
             "ExpressionAttributeValues": {
                 **{f":{k}": to_attribute(v) for k, v in values.items()},
-                ":old_email": to_attribute(current.email),
+                ":read": read,
             },
         }
 
@@ -189,6 +223,13 @@ class UserDAO:
         if not user.is_active:
             raise AccessDeniedException(f"user {user.username} is disabled")
         return user
+
+
+def _stale(current: User) -> StaleUpdateException:
+    return StaleUpdateException(
+        f"user {current.username} changed since the read this update was decided on",
+        username=current.username,
+    )
 
 
 def _user(item: dict[str, Any]) -> User:

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from order_processor.bootstrap import AwsClients, get_asset_dao
 from order_processor.domain.assets import AssetCreate, AssetUpdate
-from order_processor.exceptions import AssetNotFoundException, EntityAlreadyExistsException
+from order_processor.exceptions import (
+    AssetNotFoundException,
+    EntityAlreadyExistsException,
+    StalePriceException,
+)
 
 
 def asset_id() -> str:
@@ -86,3 +91,27 @@ async def test_assets_are_listed_by_id_across_pages(aws: AwsClients) -> None:
     assert listed == sorted(listed)
     assert symbols[2] not in {a.asset_id for a in active}
     assert set(symbols) - {symbols[2]} <= {a.asset_id for a in active}
+
+
+async def test_an_observed_price_is_written_once_and_never_by_an_older_or_equal_update(
+    aws: AwsClients,
+) -> None:
+    """Ordered by the update's signed time; at the same time only the same update (its
+    redelivery, which must reach the matching again) counts as current."""
+    assets = get_asset_dao(aws)
+    symbol = asset_id()
+    await assets.create_asset(AssetCreate(asset_id=symbol, name="Ordered", price="1"))
+    at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+    await assets.update_price(symbol, "100", as_of=at, command_id="p-1")
+    again = await assets.update_price(symbol, "100", as_of=at, command_id="p-1")
+    for when, command in [(at, "p-2"), (at - timedelta(microseconds=1), "p-3")]:
+        with pytest.raises(StalePriceException):
+            await assets.update_price(symbol, "80", as_of=when, command_id=command)
+
+    assert (again.price, again.price_command_id) == (Decimal("100"), "p-1")
+    later = await assets.update_price(
+        symbol, "80", as_of=at + timedelta(seconds=1), command_id="p-4"
+    )
+    assert (await assets.get_asset(symbol)) == later
+    assert (later.price, later.price_as_of) == (Decimal("80"), at + timedelta(seconds=1))

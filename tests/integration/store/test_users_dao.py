@@ -6,14 +6,16 @@ import bcrypt
 import pytest
 
 from order_processor.bootstrap import AwsClients, get_user_dao
-from order_processor.domain.users import UserCreate, UserRole, UserUpdate
+from order_processor.domain.users import User, UserCreate, UserRole, UserUpdate
 from order_processor.exceptions import (
     AccessDeniedException,
     EntityAlreadyExistsException,
     InvalidCredentialsException,
+    StaleUpdateException,
     UserNotFoundException,
 )
 from order_processor.security import PasswordManager
+from order_processor.store.users import UserDAO
 
 PASSWORD = "Str0ng!pass"
 
@@ -164,3 +166,54 @@ async def test_a_disabled_user_cannot_log_in(aws: AwsClients, username: str) -> 
 
     with pytest.raises(AccessDeniedException, match="disabled"):
         await users.authenticate_user(username, PASSWORD, passwords)
+
+
+async def test_a_profile_change_decided_before_a_disable_cannot_re_enable_the_user(
+    aws: AwsClients, username: str
+) -> None:
+    """The attack: read a user, disable it, then write the earlier read back with a new
+    first name. The write was decided on a stale read: refused, and the user stays off."""
+    users = get_user_dao(aws)
+    await users.create_user(request(username), password_hash="h")
+    earlier = await users.get_user_by_username(username)
+    await users.update_user(username, UserUpdate(is_active=False))
+
+    stale = UserUpdate(
+        email=earlier.email,
+        first_name="Mallory",
+        last_name=earlier.last_name,
+        role=earlier.role,
+        is_active=earlier.is_active,
+    )
+    with pytest.raises(StaleUpdateException):
+        await users.update_user(username, stale, expected_version=earlier.version)
+
+    stored = await users.get_user_by_username(username)
+    assert (stored.is_active, stored.first_name) == (False, "Ada")
+    assert stored.version == earlier.version + 1
+
+
+async def test_a_change_of_one_field_leaves_a_disable_committed_meanwhile_in_place(
+    aws: AwsClients, username: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interleaving forced: the update reads the user, a disable commits, then the
+    update writes. It changes the first name only and the user stays disabled."""
+    users = get_user_dao(aws)
+    await users.create_user(request(username), password_hash="h")
+    read = UserDAO.get_user_by_username
+    disabled: list[bool] = []
+
+    async def read_then_disable(dao: UserDAO, name: str) -> User:
+        user = await read(dao, name)
+        if not disabled:
+            disabled.append(True)
+            await get_user_dao(aws).update_user(name, UserUpdate(is_active=False))
+        return user
+
+    monkeypatch.setattr(UserDAO, "get_user_by_username", read_then_disable)
+    updated = await users.update_user(username, UserUpdate(first_name="Grace"))
+    monkeypatch.undo()
+
+    stored = await users.get_user_by_username(username)
+    assert (stored.is_active, stored.first_name) == (False, "Grace")
+    assert updated == stored
