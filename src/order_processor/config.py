@@ -43,7 +43,11 @@ class Settings(BaseModel):
     queue_kind: QueueKind = QueueKind.FIFO
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
     visibility_timeout: Annotated[int, Field(ge=1, le=43_200)] = 60
-    max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 5
+    # The queues' redrive: after this many receives SQS moves a message to its DLQ, whatever
+    # the cause. A backstop, sized to outlast an hour of transient trouble; what decides is
+    # `max_failures`, the unforeseen failures of one command (a bug, a permission).
+    max_receive_count: Annotated[int, Field(ge=1, le=1000)] = 50
+    max_failures: Annotated[int, Field(ge=1, le=100)] = 5
     shutdown_grace_seconds: Annotated[int, Field(ge=0, le=3600)] = 20
     jwt_secret: SecretStr | None = None
     max_order_value: PositiveMoney = Decimal("10000.00")
@@ -141,6 +145,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "concurrency": "ORDER_PROCESSOR_CONCURRENCY",
     "visibility_timeout": "ORDER_PROCESSOR_VISIBILITY_TIMEOUT",
     "max_receive_count": "ORDER_PROCESSOR_MAX_RECEIVE_COUNT",
+    "max_failures": "ORDER_PROCESSOR_MAX_FAILURES",
     "shutdown_grace_seconds": "ORDER_PROCESSOR_SHUTDOWN_GRACE_SECONDS",
     "jwt_secret": "ORDER_PROCESSOR_JWT_SECRET",
     "max_order_value": "ORDER_PROCESSOR_MAX_ORDER_VALUE",

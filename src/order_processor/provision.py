@@ -239,7 +239,7 @@ def main() -> int:
         prefix,
         fifo_commands=fifo,
         visibility_timeout=int(os.environ.get("ORDER_PROCESSOR_VISIBILITY_TIMEOUT", "60")),
-        max_receive_count=int(os.environ.get("ORDER_PROCESSOR_MAX_RECEIVE_COUNT", "5")),
+        max_receive_count=int(os.environ.get("ORDER_PROCESSOR_MAX_RECEIVE_COUNT", "50")),
     )
     changes = Provisioner(*clients).apply(resources)
     for change in changes:

@@ -56,7 +56,7 @@ class QueueSpec:
     wait_seconds: int = 20
     retention_seconds: int = 4 * 24 * 3600
     dead_letter: QueueSpec | None = None
-    max_receive_count: int = 5
+    max_receive_count: int = 50
 
     def attributes(self, dead_letter_arn: str | None = None) -> dict[str, str]:
         """The attributes as SQS reports them back (all strings), for create and compare."""
@@ -96,7 +96,7 @@ class Resources:
     prefix: str
     fifo_commands: bool = True
     visibility_timeout: int = 60
-    max_receive_count: int = 5
+    max_receive_count: int = 50
     tables: tuple[TableSpec, ...] = field(init=False)
     queues: tuple[QueueSpec, ...] = field(init=False)
     topics: tuple[str, ...] = field(init=False)

@@ -54,8 +54,8 @@ async def aws(deployment: Settings) -> AsyncIterator[AwsClients]:
 
 @pytest.fixture
 async def strict_harness(aws_endpoint: str) -> AsyncIterator[Harness]:
-    """Commands go to the dead letters after two receives, not five."""
-    settings = deployment_settings(aws_endpoint, max_receive_count=2)
+    """Commands go to the dead letters after two unforeseen failures, not five."""
+    settings = deployment_settings(aws_endpoint, max_failures=2)
     Clients(settings).provisioner().apply(settings.resources())
     try:
         async with open_clients(settings) as clients:

@@ -126,13 +126,13 @@ async def test_hostile_messages_never_hold_back_a_users_good_commands(harness: H
 async def test_a_command_broken_by_a_bug_goes_to_the_dead_letters_with_its_cancel_only(
     aws_endpoint: str,
 ) -> None:
-    """On its last delivery the broken PlaceOrder goes to the DLQ with the CancelOrder
+    """Once its failure budget is spent the broken PlaceOrder goes to the DLQ with the CancelOrder
     that refers to it (a cancel must not overtake its order), and the user's other
     commands go on. Once the bug is fixed, a redrive places the order and cancels it."""
     from tests.e2e.conftest import deployment_settings
     from tests.support import Clients, destroy
 
-    settings: Settings = deployment_settings(aws_endpoint, max_receive_count=2)
+    settings: Settings = deployment_settings(aws_endpoint, max_failures=2)
     Clients(settings).provisioner().apply(settings.resources())
     try:
         async with open_clients(settings) as clients:

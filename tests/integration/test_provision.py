@@ -51,7 +51,7 @@ def test_commands_queue_is_fifo_with_redrive_to_its_dead_letter_queue(
     assert attributes["ReceiveMessageWaitTimeSeconds"] == "20"
     assert json.loads(attributes["RedrivePolicy"]) == {
         "deadLetterTargetArn": dlq_arn,
-        "maxReceiveCount": 5,
+        "maxReceiveCount": 50,
     }
 
 

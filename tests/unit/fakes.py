@@ -194,3 +194,16 @@ class MemoryEvents:
 
     def of(self, order_id: str) -> list[tuple[str, int]]:
         return [(e.event_type.value, e.sequence) for e in self.published if e.order_id == order_id]
+
+
+class MemoryFailures:
+    """`CommandFailures` in memory: distinct attempts per command (the contract:
+    tests/integration/store/test_failures.py)."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[tuple[str, str], set[str]] = {}
+
+    async def record(self, username: str, command_id: str, attempt: str) -> int:
+        seen = self.attempts.setdefault((username, command_id), set())
+        seen.add(attempt)
+        return len(seen)

@@ -10,14 +10,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from order_processor.domain.events import Event, EventType
+from order_processor.domain.ports import LedgerWrite
+from order_processor.exceptions import ServiceUnavailableException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.commands import CommandHandler
-from order_processor.messaging.consumer import Ack, Message, Release, Retry
+from order_processor.messaging.consumer import Ack, Message, Release, Retry, ToDeadLetters
 from order_processor.saga.decision import Limits
 from order_processor.saga.engine import Saga
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
-from tests.unit.fakes import MemoryEvents, MemoryLedger
+from tests.unit.fakes import MemoryEvents, MemoryFailures, MemoryLedger
 from tests.unit.test_saga import USER, world
 
 SECRET = "handler-secret-" + "q" * 32
@@ -56,6 +58,7 @@ def handler(saga: Saga, events: MemoryEvents) -> CommandHandler:
         events=events,
         admission=Admission(TOKENS, clock=lambda: NOW),
         audit=AuditLogger(io.StringIO()),
+        failures=MemoryFailures(),
     )
 
 
@@ -96,3 +99,94 @@ async def test_a_refused_command_whose_rejection_cannot_be_published_keeps_its_p
 
     assert outcomes == {"m-1": Ack(), "m-2": Retry(), "m-3": Release()}
     assert ledger.available(USER)[0] == Decimal("125.00")
+
+
+# AWS briefly unwell: transient failures never spend a command's failure budget.
+
+
+class FlakyLedger(MemoryLedger):
+    """Its writes raise the given errors, one per write, before it writes for real."""
+
+    def __init__(self, *errors: Exception) -> None:
+        super().__init__()
+        self.errors = list(errors)
+
+    async def write(self, change: LedgerWrite) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        await super().write(change)
+
+
+def flaky_handler(
+    *errors: Exception, transient_seconds: float = 5, max_failures: int = 3
+) -> tuple[CommandHandler, FlakyLedger, MemoryFailures]:
+    _, seeded, _ = world(usd="100")
+    ledger = FlakyLedger(*errors)
+    ledger.users, ledger.usd = seeded.users, seeded.usd
+    events, failures = MemoryEvents(), MemoryFailures()
+    saga = Saga(
+        ledger, events, Limits(Decimal(10000), Decimal(10000), Decimal(5000)), clock=lambda: NOW
+    )
+    commands = CommandHandler(
+        saga=saga,
+        events=events,
+        admission=Admission(TOKENS, clock=lambda: NOW),
+        audit=AuditLogger(io.StringIO()),
+        failures=failures,
+        max_failures=max_failures,
+        max_receive_count=50,
+        transient_seconds=transient_seconds,
+    )
+    return commands, ledger, failures
+
+
+def delivery(receive: int, body: str) -> Message:
+    return Message("m-1", f"handle-{receive}", body, receive_count=receive)
+
+
+THROTTLED = ServiceUnavailableException("DynamoDB is unavailable: ThrottlingException")
+
+
+async def test_throttling_that_outlived_botocores_attempts_is_retried_in_place() -> None:
+    commands, ledger, failures = flaky_handler(THROTTLED, THROTTLED, THROTTLED)
+
+    outcomes = await commands.handle_group(USER, [delivery(1, deposit("c-1", "10"))])
+
+    assert outcomes == {"m-1": Ack()}
+    assert ledger.available(USER)[0] == Decimal("110.00")
+    assert failures.attempts == {}
+
+
+async def test_an_outage_hands_the_command_back_soon_and_never_counts_it_as_failed() -> None:
+    commands, ledger, failures = flaky_handler(*[THROTTLED] * 50, transient_seconds=0.3)
+
+    outcomes = await commands.handle_group(USER, [delivery(49, deposit("c-1", "10"))])
+
+    assert isinstance(outcomes["m-1"], Retry)
+    assert (outcomes["m-1"].delay or 0) <= 20
+    assert failures.attempts == {}
+    assert ledger.available(USER)[0] == Decimal("100.00")
+
+
+async def test_the_last_receive_the_queue_allows_sends_it_to_the_dead_letters_itself() -> None:
+    commands, _, _ = flaky_handler(*[THROTTLED] * 50, transient_seconds=0)
+
+    outcomes = await commands.handle_group(USER, [delivery(50, deposit("c-1", "10"))])
+
+    assert outcomes == {"m-1": ToDeadLetters()}
+
+
+async def test_an_unforeseen_failure_spends_the_budget_once_per_delivery() -> None:
+    bug = RuntimeError("a bug")
+    commands, ledger, failures = flaky_handler(bug, bug, bug, bug)
+    body = deposit("c-1", "10")
+
+    first = await commands.handle_group(USER, [delivery(1, body)])
+    again = await commands.handle_group(USER, [delivery(1, body)])  # the same delivery
+    second = await commands.handle_group(USER, [delivery(2, body)])
+    third = await commands.handle_group(USER, [delivery(3, body)])
+
+    assert [first, again, second] == [{"m-1": Retry()}] * 3
+    assert third == {"m-1": ToDeadLetters()}
+    assert len(failures.attempts[(USER, "c-1")]) == 3
+    assert ledger.available(USER)[0] == Decimal("100.00")

@@ -35,7 +35,7 @@ from order_processor.saga.engine import Saga
 from order_processor.saga.records import credit, debit, hold, joined, release
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
-from tests.unit.fakes import MemoryLedger
+from tests.unit.fakes import MemoryFailures, MemoryLedger
 from tests.unit.test_saga import LIMITS, NOW, USER, place, reference, world
 
 T = OrderType
@@ -53,6 +53,7 @@ def handler(saga: Saga) -> CommandHandler:
         events=saga.events,
         admission=Admission(TOKENS, clock=lambda: NOW),
         audit=AuditLogger(io.StringIO()),
+        failures=MemoryFailures(),
     )
 
 

@@ -18,6 +18,7 @@ LAYERS = {
     "resources": 0,
     "iam": 0,
     "config": 0,
+    "awserrors": 0,
     "saga": 1,
     "store": 2,
     "messaging": 2,

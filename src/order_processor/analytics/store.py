@@ -38,12 +38,12 @@ from order_processor.analytics.views import (
     Position,
     Report,
 )
+from order_processor.awserrors import cancellation_codes
 from order_processor.exceptions import ServiceUnavailableException
 from order_processor.store.dynamo import (
     CONDITION_FAILED,
     all_items,
     call,
-    cancellation_codes,
     get_item,
     to_item,
 )

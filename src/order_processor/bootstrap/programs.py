@@ -55,6 +55,7 @@ from order_processor.saga.decision import Limits
 from order_processor.saga.engine import Saga
 from order_processor.saga.faults import Faults
 from order_processor.security.audit import AuditLogger
+from order_processor.store.failures import DynamoCommandFailures
 from order_processor.store.ledger import DynamoLedger
 
 log = logging.getLogger(__name__)
@@ -332,6 +333,8 @@ async def serve_order_worker(settings: Settings, life: Lifecycle, *, burst: bool
             events=events,
             admission=get_admission(settings),
             audit=AuditLogger(),
+            failures=DynamoCommandFailures(clients.dynamodb, clients.resources.users_table),
+            max_failures=settings.max_failures,
             max_receive_count=redrive.max_receive_count or settings.max_receive_count,
             metrics=metrics,
         )

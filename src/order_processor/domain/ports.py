@@ -106,3 +106,14 @@ class EventSink(Protocol):
     async def publish(self, events: Sequence[Event]) -> None:
         """Publish in order; an event published again keeps its id."""
         ...
+
+
+class CommandFailures(Protocol):
+    """How often a command failed for a reason nobody foresaw (a bug, a permission): its
+    budget before it goes to the dead letters. Transient failures never count."""
+
+    async def record(self, username: str, command_id: str, attempt: str) -> int:
+        """Count this `attempt` (one delivery's id) of the command as failed; the number
+        of distinct attempts counted so far. Counting the same attempt again (a retry
+        whose answer was lost) changes nothing."""
+        ...

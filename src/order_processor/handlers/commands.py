@@ -10,18 +10,24 @@ failure hands it back and releases the rest of its group untouched.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
+import random
+import time
 from dataclasses import dataclass, field
 
 import structlog
 
+from order_processor.awserrors import is_transient
 from order_processor.domain.commands import AnyCommand, peek_identity
 from order_processor.domain.events import rejection_event
-from order_processor.domain.ports import EventSink, MetricsSink, NoMetrics
+from order_processor.domain.ports import CommandFailures, EventSink, MetricsSink, NoMetrics
 from order_processor.exceptions import CommandRejected, Identity, OrderProcessorError, Reason
 from order_processor.handlers.admission import Admission, Admitted
 from order_processor.messaging.consumer import (
     Ack,
+    Backoff,
     Message,
     Outcome,
     Release,
@@ -33,6 +39,29 @@ from order_processor.security.audit import AuditLogger
 
 log = logging.getLogger(__name__)
 AUTH_REASONS = frozenset({Reason.UNAUTHORIZED, Reason.TOKEN_EXPIRED, Reason.FORBIDDEN})
+TRANSIENT_RETRY_SECONDS = 10.0
+FIRST_PAUSE_SECONDS = 0.05
+MAX_PAUSE_SECONDS = 2.0
+# A command handed back after its in-process retries: short delays, since what outlived
+# them is an outage and the user's whole FIFO group waits behind it.
+TRANSIENT_BACKOFF = Backoff(base_seconds=1.0, max_seconds=20)
+
+
+def is_transient_failure(exc: BaseException) -> bool:
+    """What another attempt a moment later may overcome, whichever layer raised it."""
+    if isinstance(exc, OrderProcessorError):
+        return exc.retryable
+    return is_transient(exc)
+
+
+def attempt_of(message: Message) -> str:
+    """One delivery of a message: its id and a digest of this receive's handle."""
+    handle = hashlib.sha256(message.receipt_handle.encode()).hexdigest()[:16]
+    return f"{message.message_id}:{handle}"
+
+
+def _code_of(exc: BaseException) -> str:
+    return exc.code if isinstance(exc, OrderProcessorError) else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -41,7 +70,12 @@ class CommandHandler:
     events: EventSink
     admission: Admission
     audit: AuditLogger
-    max_receive_count: int = 5
+    failures: CommandFailures
+    max_failures: int = 5
+    # The queue's own redrive moves a message after this many receives whatever the
+    # cause: the backstop for what never gets answered (a message that kills its worker).
+    max_receive_count: int = 50
+    transient_seconds: float = TRANSIENT_RETRY_SECONDS
     metrics: MetricsSink = field(default_factory=NoMetrics)
 
     def group_of(self, message: Message) -> str:
@@ -60,7 +94,7 @@ class CommandHandler:
 
     async def _run_in_order(self, admitted: list[tuple[Message, Admitted]]) -> dict[str, Outcome]:
         """One after the other. A failure hands the rest back untouched (FIFO order), but
-        on its last delivery the failing command goes to the dead letters at once, with
+        a command that has spent its failure budget goes to the dead letters at once, with
         the later commands about the same order (a cancel must not overtake its order),
         and the user's other commands go on: held back, they would ride to the DLQ too."""
         outcomes: dict[str, Outcome] = {}
@@ -71,8 +105,9 @@ class CommandHandler:
                 continue
             outcome = await self._execute(message, entry)
             if isinstance(outcome, Retry) and message.receive_count >= self.max_receive_count:
+                outcome = ToDeadLetters()  # its last delivery: the queue would move it anyway
+            if isinstance(outcome, ToDeadLetters):
                 log.warning("%s goes to the dead letters; its group goes on", message.message_id)
-                outcome = ToDeadLetters()
                 failed.add(_order_of(entry.command) or message.message_id)
             outcomes[message.message_id] = outcome
             if not isinstance(outcome, Ack | ToDeadLetters):
@@ -97,25 +132,46 @@ class CommandHandler:
         return outcome
 
     async def _attempt(self, message: Message, entry: Admitted) -> Outcome:
+        """The saga, again and again while AWS is briefly unwell (throttling outliving
+        botocore's own attempts, a conflict, a partial publish), for `transient_seconds`
+        with a jittered pause, then handed back with a short delay: transient trouble
+        never spends the command's failure budget. Anything else is unforeseen: counted,
+        backed off, and once the budget is spent sent to the dead letters."""
+        deadline = time.monotonic() + self.transient_seconds
+        pause = FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                await self.saga.handle(entry.command)
+                return Ack()
+            except CommandRejected as rejection:
+                rejection.identity = rejection.identity or entry.sender
+                return await self._answer(message, rejection)
+            except Exception as exc:
+                if not is_transient_failure(exc):
+                    return await self._failed(message, entry, exc)
+                if time.monotonic() + pause > deadline:
+                    log.info("handing %s back: %s", message.message_id, exc)
+                    self.metrics.inc("commands_handed_back_total", reason=_code_of(exc))
+                    return Retry(delay=TRANSIENT_BACKOFF.delay(message.receive_count))
+                self.metrics.inc("commands_transient_retries_total", reason=_code_of(exc))
+                await asyncio.sleep(pause * random.uniform(0.5, 1))  # noqa: S311
+                pause = min(pause * 2, MAX_PAUSE_SECONDS)
+
+    async def _failed(self, message: Message, entry: Admitted, exc: Exception) -> Outcome:
+        """An unforeseen failure (a bug, a permission, a refusal the saga did not choose):
+        never acknowledged as done; counted against the command's budget."""
+        log.error("command %s failed unexpectedly", message.message_id, exc_info=exc)
+        command = entry.command
         try:
-            await self.saga.handle(entry.command)
-        except CommandRejected as rejection:
-            rejection.identity = rejection.identity or entry.sender
-            return await self._answer(message, rejection)
-        except OrderProcessorError as exc:
-            if exc.retryable:
-                log.info("retrying %s: %s", message.message_id, exc)
-                return Retry()
-            # Not a rejection the saga chose: keep the message (backoff, then the DLQ)
-            # rather than acknowledge work that was not done.
-            log.exception("command %s hit %s; it will be retried", message.message_id, exc.code)
+            failures = await self.failures.record(
+                command.username, command.command_id, attempt_of(message)
+            )
+        except Exception as count_failed:
+            # Not counted, so not held against the command: the backstop still holds.
+            log.warning("could not count the failure of %s: %s", message.message_id, count_failed)
             return Retry()
-        except Exception:
-            # A bug or an unforeseen AWS answer: back off and retry; on its last delivery
-            # it goes to the dead letters.
-            log.exception("command %s failed unexpectedly", message.message_id)
-            return Retry()
-        return Ack()
+        self.metrics.inc("commands_failed_total", type=command.type.value)
+        return ToDeadLetters() if failures >= self.max_failures else Retry()
 
     async def _answer(self, message: Message, rejection: CommandRejected) -> Outcome:
         """Publish the rejection, then remove the message. If the event cannot go out, only

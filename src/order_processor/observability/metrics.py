@@ -49,6 +49,24 @@ WORKER = COMMON | {
     "commands_retried_total": Spec(
         "counter", "Commands handed back for a later try, by type.", ("type",)
     ),
+    "commands_failed_total": Spec(
+        "counter",
+        "Unforeseen failures of commands (a bug, a permission), each spending the command's "
+        "failure budget, by type.",
+        ("type",),
+    ),
+    "commands_transient_retries_total": Spec(
+        "counter",
+        "Commands tried again in place after a transient failure (throttling, a conflict, "
+        "a partial publish), by its code.",
+        ("reason",),
+    ),
+    "commands_handed_back_total": Spec(
+        "counter",
+        "Commands handed back to the queue after transient failures outlived their retries "
+        "in place, by the last failure's code.",
+        ("reason",),
+    ),
     "orders_failed_total": Spec("counter", "Orders that ended FAILED, by reason.", ("reason",)),
     "lock_busy_total": Spec(
         "counter", "Writes refused because another writer changed the user's books since the read."

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from order_processor.awserrors import cancellation_codes
 from order_processor.domain.assets import (
     AssetBalance,
     AssetTransaction,
@@ -32,7 +33,6 @@ from order_processor.store.dynamo import (
     Page,
     all_items,
     call,
-    cancellation_codes,
     cancellation_item,
     entity_item,
     from_item,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from order_processor.awserrors import cancellation_codes
 from order_processor.domain.balances import (
     STATUS_TRANSITIONS,
     Balance,
@@ -37,7 +38,6 @@ from order_processor.store.dynamo import (
     CONDITION_FAILED,
     Page,
     call,
-    cancellation_codes,
     cancellation_item,
     entity_item,
     from_item,

@@ -19,6 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
+from order_processor.awserrors import CONFLICT, cancellation_codes, error_code, is_transient
 from order_processor.exceptions import OrderProcessorError, ServiceUnavailableException
 
 if TYPE_CHECKING:
@@ -28,20 +29,6 @@ T = TypeVar("T")
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-# Cancellation reasons of TransactWriteItems that a retry can overcome.
-CONFLICT = "TransactionConflict"  # another transaction on the item was in flight
-TRANSIENT_CANCELLATIONS = frozenset({CONFLICT, "ThrottlingError", "ProvisionedThroughputExceeded"})
-RETRYABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionInProgressException",
-    }
-)
 
 
 def to_attribute(value: Any) -> dict[str, Any]:
@@ -102,10 +89,6 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
 CONDITION_FAILED = "ConditionalCheckFailed"  # a cancellation reason in TransactWriteItems
 
 
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def is_condition_failure(exc: ClientError) -> bool:
     return error_code(exc) == "ConditionalCheckFailedException"
 
@@ -118,20 +101,15 @@ def old_item(exc: ClientError) -> dict[str, Any] | None:
 
 def translate(exc: ClientError) -> Exception:
     """AWS errors at the boundary: transient ones become ServiceUnavailableException."""
+    if not is_transient(exc):
+        unchanged: Exception = exc
+        return unchanged
     code = error_code(exc)
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    if code in RETRYABLE_CODES or status >= 500:
-        return ServiceUnavailableException(f"DynamoDB is unavailable: {code}", aws_code=code)
-    if TRANSIENT_CANCELLATIONS.intersection(cancellation_codes(exc)):
-        return ServiceUnavailableException("a concurrent transaction touched the same items")
-    unchanged: Exception = exc
-    return unchanged
-
-
-def cancellation_codes(exc: ClientError) -> list[str]:
-    """Per-item reasons of a cancelled TransactWriteItems ("None" where that item passed)."""
-    reasons = exc.response.get("CancellationReasons", [])
-    return [str(reason.get("Code", "None")) for reason in reasons]
+    if CONFLICT in cancellation_codes(exc):
+        return ServiceUnavailableException(
+            "a concurrent transaction touched the same items", aws_code=code
+        )
+    return ServiceUnavailableException(f"DynamoDB is unavailable: {code}", aws_code=code)
 
 
 def cancellation_item(exc: ClientError, index: int) -> dict[str, Any] | None:
@@ -223,7 +201,10 @@ async def call(client: DynamoDBClient, operation: str, **arguments: Any) -> dict
         if translated is exc:
             raise
         raise translated from exc
-    except BotoCoreError as exc:  # connection refused, timeouts: the endpoint may come back
+    except BotoCoreError as exc:
+        if not is_transient(exc):  # a request botocore could not build: a bug, not AWS
+            raise
+        # Connection refused, reset or timed out: the endpoint may come back.
         raise ServiceUnavailableException(f"DynamoDB is unreachable: {exc}") from exc
     return response
 

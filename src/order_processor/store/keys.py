@@ -51,6 +51,10 @@ def daily_total_key(username: str, kind: str, day: str) -> dict[str, Any]:
     return _key(user_pk(username), f"LIMIT#{kind}#{day}")
 
 
+def failure_key(username: str, command_id: str) -> dict[str, Any]:
+    return _key(user_pk(username), f"FAILURE#{command_id}")
+
+
 def lock_key(username: str) -> dict[str, Any]:
     return _key(user_pk(username), LOCK)
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from order_processor.awserrors import CONFLICT, cancellation_codes
 from order_processor.domain.assets import Asset, AssetTransaction
 from order_processor.domain.balances import BalanceTransaction
 from order_processor.domain.money import exact_total
@@ -45,9 +46,7 @@ from order_processor.store import keys
 from order_processor.store.asset_balances import AssetTransactionDAO, asset_balance_change
 from order_processor.store.balances import BalanceDAO
 from order_processor.store.dynamo import (
-    CONFLICT,
     call,
-    cancellation_codes,
     cancellation_item,
     from_item,
     to_attribute,

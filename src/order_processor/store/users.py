@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from order_processor.awserrors import cancellation_codes
 from order_processor.domain.base import utc_now
 from order_processor.domain.users import User, UserCreate, UserUpdate, normalise_username
 from order_processor.exceptions import (
@@ -23,7 +24,6 @@ from order_processor.store import keys
 from order_processor.store.dynamo import (
     CONDITION_FAILED,
     call,
-    cancellation_codes,
     entity_item,
     from_item,
     get_item,
