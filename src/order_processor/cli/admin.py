@@ -147,7 +147,16 @@ def cmd_price(args: argparse.Namespace, settings: Settings) -> int:
     update = CommandFactory(get_token_manager(settings)).update_price(args.asset_id, args.price)
 
     async def action(clients: AwsClients) -> int:
-        print_json(await get_asset_dao(clients).update_price(args.asset_id, args.price))
+        # Written at once as the update it sends: the matcher's copy is then the same
+        # observation (its trails and matches), never a newer one.
+        print_json(
+            await get_asset_dao(clients).update_price(
+                args.asset_id,
+                args.price,
+                as_of=update.issued_at,
+                command_id=update.command_id,
+            )
+        )
         await (await price_producer_for(settings, clients)).send(update)
         return 0
 

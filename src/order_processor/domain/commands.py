@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -158,11 +159,21 @@ COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
 
 
 def command_digest(command: AnyCommand) -> str:
-    """What a token minted for one command carries (`cmd`): the SHA-256 of the whole
-    command but its token (schema, type, id, user, time and payload), in canonical JSON.
-    A token lifted from a message (in the DLQ, say) then signs nothing but that same
-    command, at that same time, which runs once (its id is its idempotency key)."""
-    signed = command.model_dump(mode="json", by_alias=True, exclude={"auth"})
+    """The `cmd` claim of a token minted for `command`: the digest of the message it
+    travels as (`document_digest` of its body)."""
+    digest: str = document_digest(json.loads(command.body()))
+    return digest
+
+
+def document_digest(document: Mapping[str, Any]) -> str:
+    """What a token minted for one command carries (`cmd`): the SHA-256 of the message as
+    sent, all of it but `auth`, as canonical JSON (keys sorted at every level, no
+    whitespace, non-ASCII escaped; a command carries no numbers, decimals travel as
+    strings). Computed from the received document, not from what it parses to, so any
+    textual change is refused, and a producer in any language can compute it. A token
+    lifted from a message (in the DLQ, say) then signs nothing but that same message,
+    whose command runs once (its id is its idempotency key)."""
+    signed = {key: value for key, value in document.items() if key != "auth"}
     canonical = json.dumps(signed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -184,7 +195,11 @@ def read_document(body: str | bytes) -> dict[str, Any]:
 
 
 def validate_command(document: dict[str, Any]) -> AnyCommand:
-    """The schema, with the money rules; anything it cannot accept is INVALID_COMMAND."""
+    """The schema, with the money rules; anything it cannot accept is INVALID_COMMAND.
+    `issued_at` is required on the wire (it orders price updates and starts an order's
+    latency): a default taken here would date each delivery of one message anew."""
+    if "issued_at" not in document:
+        raise CommandRejected("INVALID_COMMAND", "issued_at: Field required")
     try:
         return COMMANDS.validate_python(document)
     except RecursionError as exc:
@@ -249,4 +264,10 @@ def _well_formed(pattern: re.Pattern[str], value: str) -> bool:
 
 
 def command_schema() -> dict[str, Any]:
-    return COMMANDS.json_schema(by_alias=True)
+    """The JSON Schema producers follow: `issued_at` required in every command, as
+    `validate_command` requires it (the models default it for Python producers)."""
+    schema = COMMANDS.json_schema(by_alias=True)
+    for name, definition in schema.get("$defs", {}).items():
+        if name in {kind.value for kind in CommandType}:
+            definition["required"] = sorted({*definition.get("required", []), "issued_at"})
+    return schema

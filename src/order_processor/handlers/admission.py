@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import (
@@ -20,7 +21,7 @@ from order_processor.domain.commands import (
     SERVICE_COMMANDS,
     AnyCommand,
     CommandType,
-    command_digest,
+    document_digest,
     read_document,
     validate_command,
     well_formed_id,
@@ -81,13 +82,15 @@ class Admission:
         reason = forbidden(command.type, command.username, claims)
         if reason:
             raise CommandRejected("FORBIDDEN", reason, identity=sender)
-        if not bound_to(claims, command):
+        if not bound_to(claims, document):
             raise CommandRejected(
                 "UNAUTHORIZED", "the token was minted for another command", identity=sender
             )
-        if command.issued_at < claims.issued_at:
-            # The command cannot predate the token vouching for it: its end-to-end latency
-            # (analytics) starts at the token at the earliest.
+        if claims.command is None and command.issued_at < claims.issued_at:
+            # Under a bearer token the command cannot predate the token vouching for it:
+            # its end-to-end latency (analytics) starts at the token at the earliest. A
+            # bound token signs the time itself (a feed's observation, signed later):
+            # kept as signed, since it orders price updates.
             command = command.model_copy(update={"issued_at": claims.issued_at})
         return Admitted(command, sender)
 
@@ -102,11 +105,12 @@ class Admission:
             raise CommandRejected("UNAUTHORIZED", exc.message) from exc
 
 
-def bound_to(claims: TokenClaims, command: AnyCommand) -> bool:
-    """A service token signs one command (its `cmd` claim); another token may carry one."""
+def bound_to(claims: TokenClaims, document: dict[str, Any]) -> bool:
+    """A service token signs one message (its `cmd` claim: `document_digest`); another
+    token may carry one."""
     if claims.command is None:
         return claims.role != "service"
-    return claims.command == command_digest(command)
+    return claims.command == document_digest(document)
 
 
 def forbidden(kind: CommandType, username: str, claims: TokenClaims) -> str | None:

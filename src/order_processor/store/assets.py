@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from order_processor.domain.assets import Asset, AssetCreate, AssetListResponse, AssetUpdate
-from order_processor.domain.base import utc_now
+from order_processor.domain.base import new_id, utc_now
 from order_processor.domain.money import PRICE_PLACES, parse_decimal
 from order_processor.exceptions import (
     AssetNotFoundException,
@@ -44,7 +44,9 @@ class AssetDAO:
 
     async def create_asset(self, request: AssetCreate) -> Asset:
         now = self.clock()
-        asset = Asset(**request.model_dump(), created_at=now, updated_at=now)
+        # Listed with its price observed now: an update observed before the listing (one
+        # sent again after it was refused UNKNOWN_ASSET) never replaces it.
+        asset = Asset(**request.model_dump(), price_as_of=now, created_at=now, updated_at=now)
         try:
             await call(
                 self.client,
@@ -119,15 +121,17 @@ class AssetDAO:
         as_of: datetime | None = None,
         command_id: str | None = None,
     ) -> Asset:
-        """Decimal or a decimal string only: a float is refused, never converted. With
-        `as_of` (when the feed saw the price) and the update's `command_id`, only a newer
-        observation than the stored one is written, else StalePriceException: neither an
-        out-of-order update nor a replayed one ever moves the price back."""
+        """Decimal or a decimal string only: a float is refused, never converted. `as_of`
+        is when the price was observed (default: now) and `command_id` the update that
+        observed it (default: a new id, a price set by hand): only a newer observation
+        than the stored one is written, else StalePriceException, so neither an
+        out-of-order update nor a copy of one ever moves the price back."""
         checked = parse_decimal(price, field="price", places=PRICE_PLACES)
-        if as_of is None:
-            return await self._set(asset_id, {"price": checked})
-        if command_id is None:
-            raise ValueError("an observed price names the update that observed it")
+        observed = {
+            "price": checked,
+            "price_as_of": self.clock() if as_of is None else as_of,
+            "price_command_id": new_id() if command_id is None else command_id,
+        }
         # Equal counts as current for the same command only: its redelivery (a matcher
         # that crashed after writing the price) must still reach the matching; another
         # update of the same instant is not newer.
@@ -135,8 +139,7 @@ class AssetDAO:
             "(attribute_not_exists(price_as_of) OR price_as_of < :price_as_of"
             " OR (price_as_of = :price_as_of AND price_command_id = :price_command_id))"
         )
-        changes = {"price": checked, "price_as_of": as_of, "price_command_id": command_id}
-        return await self._set(asset_id, changes, newer)
+        return await self._set(asset_id, observed, newer)
 
     async def _set(
         self, asset_id: str, changes: dict[str, Any], extra_condition: str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 
-UPDATE_ATTEMPTS = 3
+UPDATE_ATTEMPTS = 10
 
 
 class PasswordVerifier(Protocol):
@@ -141,7 +143,7 @@ class UserDAO:
         putting back what that read saw (an `is_active=True` read before a disable).
         Without it, the change is applied to the user as read here; a change committed
         between that read and the write is met by reading again, up to a few times."""
-        for _ in range(UPDATE_ATTEMPTS):
+        for attempt in range(UPDATE_ATTEMPTS):
             current = await self.get_user_by_username(username)
             if expected_version is not None and current.version != expected_version:
                 raise _stale(current)
@@ -150,6 +152,8 @@ class UserDAO:
             except StaleUpdateException:
                 if expected_version is not None:
                     raise
+            # Racing writers of one profile take turns, not the same instant again.
+            await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311
         raise _stale(await self.get_user_by_username(username))
 
     async def _apply(self, current: User, update: UserUpdate) -> User:

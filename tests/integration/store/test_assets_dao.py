@@ -101,7 +101,7 @@ async def test_an_observed_price_is_written_once_and_never_by_an_older_or_equal_
     assets = get_asset_dao(aws)
     symbol = asset_id()
     await assets.create_asset(AssetCreate(asset_id=symbol, name="Ordered", price="1"))
-    at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    at = datetime.now(UTC) + timedelta(minutes=1)  # after its listing
 
     await assets.update_price(symbol, "100", as_of=at, command_id="p-1")
     again = await assets.update_price(symbol, "100", as_of=at, command_id="p-1")
