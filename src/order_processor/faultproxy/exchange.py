@@ -44,6 +44,8 @@ class ProxyState:
         self.plan = plan
         if seed is not None:
             self.rng.seed(seed)
+        # A new plan is a new scenario: no key is expired, the expiry clock starts again.
+        self.expired_keys.clear()
         self.plan_since = time.monotonic()
         self.scheduled_expiry_done = False
 
