@@ -13,7 +13,7 @@ from typing import Any
 import aioboto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 from order_processor.faultproxy import FaultProxyHandle
 from tests.integration.proxied import REGION, client, create_table, faults, refused
@@ -220,7 +220,7 @@ def index_holds(endpoint: str, table: str, pk: str) -> bool:
 
 
 def test_an_index_query_sees_the_table_as_it_was_up_to_the_lag_before(
-    proxy: FaultProxyHandle, table: str
+    proxy: FaultProxyHandle, aws_endpoint: str, table: str
 ) -> None:
     # Seed 7 delays the two copies into the lagging index by 480 and 225 ms.
     faults(proxy, "lag-ms=1500")
@@ -239,3 +239,23 @@ def test_an_index_query_sees_the_table_as_it_was_up_to_the_lag_before(
     assert index_holds(proxy.endpoint, table, "o")  # left the sparse index a moment ago
     time.sleep(1.6)
     assert not index_holds(proxy.endpoint, table, "o")
+    emulator = client(aws_endpoint, "dynamodb")
+    emulator.describe_table(TableName=f"{table}--lagged")
+    dynamodb.delete_table(TableName=table)  # and the lagging copy goes with it
+    gone = refused(lambda: emulator.describe_table(TableName=f"{table}--lagged"))
+    assert gone[0] == "ResourceNotFoundException"
+
+
+async def test_aioboto3_sees_a_reset_as_no_connection_and_a_lost_answer_as_a_closed_one(
+    proxy: FaultProxyHandle, aws_endpoint: str, table: str
+) -> None:
+    item = {"pk": {"S": "a"}}
+    async with async_client(proxy.endpoint) as dynamodb:
+        faults(proxy, "reset.PutItem=1")
+        with pytest.raises(EndpointConnectionError):
+            await dynamodb.put_item(TableName=table, Item=item)
+        assert count(aws_endpoint, table, "a") is None
+        faults(proxy, "lost.PutItem=1")
+        with pytest.raises(ConnectionClosedError):
+            await dynamodb.put_item(TableName=table, Item={**item, "n": {"N": "1"}})
+    assert count(aws_endpoint, table, "a") == 1

@@ -66,10 +66,12 @@ class FaultProxyHandle:
 def fault_proxy(
     upstream: str, plan: FaultPlan | None = None, seed: int = 0, *, startup_timeout: float = 20
 ) -> Iterator[FaultProxyHandle]:
-    """A proxy process in front of `upstream` for the block; stopped by PID after it."""
+    """A proxy process in front of `upstream` for the block; stopped by PID after it.
+    Without a plan, $ORDER_PROCESSOR_FAULTS's (none when unset)."""
     port = free_port()
     command = [sys.executable, "-m", "order_processor.faultproxy", "--upstream", upstream]
-    command += ["--port", str(port), "--faults", (plan or FaultPlan()).text(), "--seed", str(seed)]
+    faults = (plan or FaultPlan.from_env()).text()
+    command += ["--port", str(port), "--faults", faults, "--seed", str(seed)]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     handle = FaultProxyHandle(f"http://127.0.0.1:{port}", process.pid)
     try:

@@ -23,7 +23,6 @@ NOT_FORWARDED = frozenset(
         "transfer-encoding",
         "upgrade",
         "content-length",
-        "content-encoding",
         "content-md5",
         "x-amz-content-sha256",
     }
@@ -59,8 +58,11 @@ class Upstream:
     async def send(
         self, method: str, path_qs: str, headers: Mapping[str, str], body: bytes
     ) -> Answer:
+        # Plain answers, which the proxy can read and merge.
+        sent = {k: v for k, v in passed_on(headers).items() if k.lower() != "accept-encoding"}
+        sent["Accept-Encoding"] = "identity"
         async with self.session.request(
-            method, self.base + path_qs, data=body, headers=passed_on(headers)
+            method, self.base + path_qs, data=body, headers=sent
         ) as answer:
             payload = await answer.read()
             return Answer(answer.status, payload, passed_on(answer.headers))
