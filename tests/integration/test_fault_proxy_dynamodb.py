@@ -114,6 +114,33 @@ async def test_a_write_to_an_item_a_transaction_holds_fails_with_transaction_con
     assert count(aws_endpoint, table, "x") == 1
 
 
+async def test_a_transactional_read_of_an_item_a_transaction_writes_is_cancelled(
+    proxy: FaultProxyHandle, table: str
+) -> None:
+    faults(proxy, "conflict=on,hold-ms=400")
+    gets = [{"Get": {"TableName": table, "Key": {"pk": {"S": pk}}}} for pk in "yx"]
+    async with async_client(proxy.endpoint) as first, async_client(proxy.endpoint) as second:
+        committing = asyncio.create_task(
+            first.transact_write_items(TransactItems=[bump(table, "x")])
+        )
+        await asyncio.sleep(0.15)
+        with pytest.raises(ClientError) as cancelled:
+            await second.transact_get_items(TransactItems=gets)
+        await committing
+    reasons = cancelled.value.response["CancellationReasons"]
+    assert [reason["Code"] for reason in reasons] == ["None", "TransactionConflict"]
+
+
+def test_with_conflicts_tracked_a_put_into_a_missing_table_gets_the_emulators_refusal(
+    proxy: FaultProxyHandle, prefix: str
+) -> None:
+    faults(proxy, "conflict=on,lag-ms=100")
+    dynamodb = client(proxy.endpoint, "dynamodb")
+    missing = f"{prefix}-missing"
+    code, status, _ = refused(lambda: dynamodb.put_item(TableName=missing, Item={"pk": {"S": "a"}}))
+    assert (code, status) == ("ResourceNotFoundException", 400)
+
+
 def test_a_transaction_whose_answer_is_lost_is_retried_and_applied_once(
     proxy: FaultProxyHandle, aws_endpoint: str, table: str
 ) -> None:

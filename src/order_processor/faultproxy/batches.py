@@ -20,7 +20,7 @@ from order_processor.faultproxy.errors import (
     with_document,
 )
 from order_processor.faultproxy.exchange import Exchange
-from order_processor.faultproxy.items import batch_request_item
+from order_processor.faultproxy.items import written_items
 
 Split = tuple[dict[str, list[Any]], dict[str, list[Any]]]
 
@@ -92,12 +92,8 @@ async def batch_write(ex: Exchange) -> Answer:
 async def batch_refs(ex: Exchange, by_table: dict[str, list[Any]]) -> list[ItemRef]:
     if not (ex.plan.conflict or ex.plan.lag_ms):
         return []
-    schemas = ex.state.schemas
-    return [
-        await batch_request_item(table, entry, schemas, ex.headers)
-        for table, entries in by_table.items()
-        for entry in entries
-    ]
+    request = {"RequestItems": by_table}
+    return await written_items("BatchWriteItem", request, ex.state.schemas, ex.headers)
 
 
 def mirror(ex: Exchange, refs: list[ItemRef]) -> None:

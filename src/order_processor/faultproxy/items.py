@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from order_processor.faultproxy.conflicts import ItemRef
-from order_processor.faultproxy.upstream import Upstream
+from order_processor.faultproxy.upstream import Upstream, UpstreamError
 
 SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
 TRANSACT_ACTIONS = ("Put", "Update", "Delete", "ConditionCheck")
@@ -44,7 +44,17 @@ class KeySchemas:
 async def written_items(
     operation: str, request: Mapping[str, Any], schemas: KeySchemas, signed_as: Mapping[str, str]
 ) -> list[ItemRef]:
-    """The items a write (or TransactGetItems) names, in the request's order."""
+    """The items a write (or TransactGetItems) names, in the request's order; none when it
+    names a missing table or is malformed: the emulator refuses it, nothing is in flight."""
+    try:
+        return await _named(operation, request, schemas, signed_as)
+    except (UpstreamError, KeyError, TypeError, AttributeError):
+        return []
+
+
+async def _named(
+    operation: str, request: Mapping[str, Any], schemas: KeySchemas, signed_as: Mapping[str, str]
+) -> list[ItemRef]:
     if operation in SINGLE_WRITES:
         return [await _single(request, schemas, signed_as)]
     if operation in ("TransactWriteItems", "TransactGetItems"):
@@ -56,14 +66,14 @@ async def written_items(
         return refs
     if operation == "BatchWriteItem":
         return [
-            await batch_request_item(table, entry, schemas, signed_as)
+            await _batch_entry(table, entry, schemas, signed_as)
             for table, entries in request.get("RequestItems", {}).items()
             for entry in entries
         ]
     return []
 
 
-async def batch_request_item(
+async def _batch_entry(
     table: str, entry: Mapping[str, Any], schemas: KeySchemas, signed_as: Mapping[str, str]
 ) -> ItemRef:
     if "PutRequest" in entry:
