@@ -148,9 +148,10 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
                 print(json.dumps(row), flush=True)
                 results["stop_triggers"].append(row)
         if sizes.stops_at_latency:
-            from bench.latency import latency_proxy
+            from order_processor.faultproxy import FaultPlan, fault_proxy
 
-            with latency_proxy(endpoint, LATENCY_MS, JITTER_MS) as proxied:
+            with fault_proxy(endpoint, FaultPlan.latency(LATENCY_MS, JITTER_MS)) as proxy:
+                proxied = proxy.endpoint
                 for count in sizes.stops_at_latency:
                     for case in STOP_CASES:
                         row = await one_move(

@@ -257,12 +257,13 @@ async def at_latency(
     rounds and compared by their medians (every round is kept in the record)."""
     from bench.baseline import baseline
     from bench.ceiling import V1_MIX, V1_TRANSACTION_SIZES, ceiling, replayed_ceiling
-    from bench.latency import latency_proxy
+    from order_processor.faultproxy import FaultPlan, fault_proxy
 
     runs = {f"{w} worker(s) x {f}": (w, f) for w, f in ((1, 64), (2, 64))}
     measured: dict[str, list[float]] = {name: [] for name in [*runs, "same_mix_ceiling"]}
     client_cpu: list[float] = []
-    with latency_proxy(endpoint, delay_ms, jitter_ms) as proxied:
+    with fault_proxy(endpoint, FaultPlan.latency(delay_ms, jitter_ms)) as proxy:
+        proxied = proxy.endpoint
         for _ in range(rounds):
             for name, (w, f) in runs.items():
                 rate = await drain_rate(proxied, workers=w, in_flight=f, orders=orders)

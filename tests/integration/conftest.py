@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from order_processor.config import Settings
+from order_processor.faultproxy import FaultProxyHandle, fault_proxy
 from tests.support import Clients, destroy
 
 
@@ -21,3 +22,11 @@ def provisioned(settings: Settings, clients: Clients) -> Iterator[Settings]:
         yield settings
     finally:
         destroy(settings)
+
+
+@pytest.fixture(scope="module")
+def proxy(aws_endpoint: str) -> Iterator[FaultProxyHandle]:
+    """One fault proxy process in front of the emulator for a test module; each test sets
+    its own plan (tests/integration/proxied.py `faults`)."""
+    with fault_proxy(aws_endpoint) as handle:
+        yield handle

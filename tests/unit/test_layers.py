@@ -27,6 +27,7 @@ LAYERS = {
     "provision": 2,
     "template": 2,
     "emulator": 2,
+    "faultproxy": 2,
     "handlers": 3,
     "ops": 4,
     "bootstrap": 5,
