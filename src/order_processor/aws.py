@@ -46,6 +46,8 @@ EMULATOR_KEYS = ("test", "test")
 CLI_ATTEMPTS = 3  # an unreachable endpoint fails in a few seconds
 PROGRAM_ATTEMPTS = 6  # a worker rides out throttling and brief outages
 CLI_POOL = 10
+EXPIRED_CODES = frozenset({"ExpiredTokenException", "ExpiredToken"})
+RENEWAL_ATTEMPTS = 2
 
 
 def client_config(
@@ -151,6 +153,29 @@ def _assume_role(
     )
     credentials = renewable(refresh_using=assume.fetch_credentials, method="assume-role")
     _sign_with(core, _renewing(credentials, advisory, mandatory))
+    events = core.get_component("event_emitter")
+    events.register_first(
+        "needs-retry", functools.partial(_renew_when_expired, assume, credentials)
+    )
+
+
+def _renew_when_expired(
+    fetcher: Any, credentials: Any, response: Any = None, attempts: int = 1, **_: Any
+) -> int | None:
+    """botocore renews the role's credentials by its own clock only: a session AWS ends
+    sooner (`ExpiredTokenException`, `ExpiredToken`) would fail every call until then. So
+    on that answer the fetcher's cache and the credentials in use are dropped, and the
+    call is tried again at once (a `needs-retry` handler answering 0), signed with
+    credentials fetched anew; a few times at most."""
+    if response is None or attempts > RENEWAL_ATTEMPTS:
+        return None
+    if response[1].get("Error", {}).get("Code") not in EXPIRED_CODES:
+        return None
+    cache = getattr(fetcher, "_cache", None)
+    if isinstance(cache, dict):
+        cache.clear()
+    credentials._frozen_credentials = None  # botocore's mark of credentials to fetch
+    return 0
 
 
 async def aio_session(settings: Settings) -> aioboto3.Session:

@@ -16,6 +16,7 @@ from order_processor.bootstrap import (
     get_user_dao,
 )
 from order_processor.domain.base import utc_now
+from order_processor.domain.commands import ServiceName
 from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
 from order_processor.domain.users import UserUpdate
@@ -230,9 +231,10 @@ async def test_a_disabled_users_waiting_order_is_not_filled(harness: Harness) ->
 
 async def test_a_price_dated_in_the_future_cannot_freeze_the_market(harness: Harness) -> None:
     await harness.add_asset("XRP", "2")
-    frozen = harness.factory.update_price("XRP", "999").model_copy(
+    far_ahead = harness.factory.update_price("XRP", "999").model_copy(
         update={"issued_at": datetime(9999, 12, 31, tzinfo=UTC)}
     )
+    frozen = harness.signed(ServiceName.PRICE_FEED, far_ahead)  # the feed's own signature
     url = await harness.clients.queue_url(harness.settings.resources().price_updates_queue.name)
     await Producer(harness.clients.sqs, url, fifo=False).send(frozen)
     assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
@@ -283,7 +285,7 @@ async def test_a_lifted_price_update_replayed_later_never_restores_its_price(
         (e.data["command_id"], e.data["reason"])
         for e in events
         if e.event_type is EventType.COMMAND_REJECTED
-    ] == [(first.command_id, "UNAUTHORIZED")]
+    ] == [(None, "UNAUTHORIZED")]  # the token vouches for no id of a message it did not sign
 
 
 async def test_a_matcher_crash_between_query_and_send_loses_nothing_and_doubles_nothing(

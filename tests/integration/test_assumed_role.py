@@ -11,6 +11,7 @@ from typing import Any
 from order_processor.aws import sync_clients
 from order_processor.bootstrap import open_clients
 from order_processor.config import Settings
+from order_processor.faultproxy import FaultPlan, fault_proxy
 
 ROLE = "arn:aws:iam::000000000000:role/op-order-worker"
 SIGNED_WITH = re.compile(r"Credential=([A-Z0-9]+)/")
@@ -67,3 +68,33 @@ def test_the_cli_clients_renew_the_role_the_same_way(settings: Settings) -> None
     assert answered == len(keys)
     assert all(key.startswith("ASIA") for key in renewals)
     assert 3 <= len(renewals) <= 6
+
+
+async def test_a_session_aws_ends_early_is_renewed_and_the_call_answered(
+    settings: Settings,
+) -> None:
+    """AWS ends the role's session before botocore's clock says so (the fault proxy
+    expires the key in use): the call that meets ExpiredToken is answered all the same,
+    signed with credentials fetched anew, on each service the programs use."""
+    assert settings.endpoint_url is not None
+    with fault_proxy(settings.endpoint_url, FaultPlan.parse("")) as proxy:
+        role = Settings.model_validate(
+            settings.model_dump() | {"role_arn": ROLE, "endpoint_url": proxy.endpoint}
+        )
+        keys: list[str] = []
+        async with open_clients(role, long_running=True) as clients:
+            for client in (clients.sqs, clients.sns, clients.dynamodb):
+                signing_keys(client, keys)
+            await clients.sqs.list_queues()
+            for call in (
+                clients.sqs.list_queues,
+                clients.sns.list_topics,
+                clients.dynamodb.list_tables,
+            ):
+                expired = proxy.expire_credentials()
+                await call()  # raises if the expiry reached the caller
+                assert keys[-1] not in expired
+        injected = proxy.stats().injected("expired-credentials")
+
+    assert injected == 3
+    assert len(set(keys)) == 4

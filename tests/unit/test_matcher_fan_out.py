@@ -179,7 +179,9 @@ class FakeOrders:
     def __init__(self, triggered: list[Order]) -> None:
         self.triggered = triggered
 
-    async def move_trails(self, asset_id: str, price: Decimal) -> list[Order]:
+    async def move_trails(
+        self, asset_id: str, price: Decimal, observed_at: object = None
+    ) -> list[Order]:
         return []
 
     async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:

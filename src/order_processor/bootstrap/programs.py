@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -33,7 +34,7 @@ from order_processor.bootstrap.readiness import checks_for
 from order_processor.config import ConfigError, QueueKind, Settings
 from order_processor.domain.base import utc_now
 from order_processor.handlers.analytics import AnalyticsHandler
-from order_processor.handlers.commands import CommandHandler
+from order_processor.handlers.commands import CommandHandler, is_transient_failure
 from order_processor.handlers.prices import PriceMatcher
 from order_processor.handlers.sweeper import ExpirySweeper
 from order_processor.messaging.consumer import Consumer
@@ -359,7 +360,7 @@ async def serve_limit_matcher(
         prices_url = await clients.queue_url(resources.price_updates_queue.name)
         commands_url = await clients.queue_url(resources.commands_queue.name)
         matcher = PriceMatcher(
-            assets=get_asset_dao(clients),
+            assets=dataclasses.replace(get_asset_dao(clients), clock_skew=settings.clock_skew),
             orders=get_order_dao(clients),
             commands=Producer(
                 clients.sqs, commands_url, fifo=settings.queue_kind is QueueKind.FIFO
@@ -391,8 +392,17 @@ async def _rematch_every(matcher: PriceMatcher, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             await matcher.rematch(utc_now())
-        except Exception:  # the next round tries again; the updates go on meanwhile
-            log.exception("rematch failed")
+        except Exception as exc:  # the next round tries again; the updates go on meanwhile
+            round_failed("rematch", exc)
+
+
+def round_failed(what: str, exc: Exception) -> None:
+    """A periodic round that failed is tried again at the next: AWS briefly away (one line,
+    no traceback: an outage would otherwise fill the logs), or a bug (its traceback)."""
+    if is_transient_failure(exc):
+        log.warning("%s failed, tried again next round: %s", what, exc)
+    else:
+        log.error("%s failed, tried again next round", what, exc_info=exc)
 
 
 async def serve_sweeper(
@@ -417,17 +427,26 @@ async def serve_sweeper(
         program.ready()
         async with stopped_on(life.stopping, lambda: None, program.readiness):
             while not life.stopping.is_set():
-                now = clock()
-                expired = await sweeper.sweep(now)
-                if life.stopping.is_set():
-                    return
-                recovered = await sweeper.recover(now)
-                program.metrics.inc("sweeps_total")
-                log.info("sweep: %d order(s) due, %d stalled", len(expired), len(recovered))
+                try:
+                    await _sweep_once(sweeper, clock(), life.stopping)
+                    program.metrics.inc("sweeps_total")
+                except Exception as exc:
+                    if once:
+                        raise
+                    round_failed("sweep", exc)
+                    program.metrics.inc("sweeps_failed_total")
                 if once:
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(life.stopping.wait(), interval)
+
+
+async def _sweep_once(sweeper: ExpirySweeper, now: datetime, stopping: asyncio.Event) -> None:
+    expired = await sweeper.sweep(now)
+    if stopping.is_set():
+        return
+    recovered = await sweeper.recover(now)
+    log.info("sweep: %d order(s) due, %d stalled", len(expired), len(recovered))
 
 
 async def serve_analytics(settings: Settings, life: Lifecycle, *, burst: bool = False) -> None:

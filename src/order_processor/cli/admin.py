@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -149,8 +150,9 @@ def cmd_price(args: argparse.Namespace, settings: Settings) -> int:
     async def action(clients: AwsClients) -> int:
         # Written at once as the update it sends: the matcher's copy is then the same
         # observation (its trails and matches), never a newer one.
+        assets = dataclasses.replace(get_asset_dao(clients), clock_skew=settings.clock_skew)
         print_json(
-            await get_asset_dao(clients).update_price(
+            await assets.update_price(
                 args.asset_id,
                 args.price,
                 as_of=update.issued_at,

@@ -68,6 +68,9 @@ async def relay(request: web.Request) -> web.StreamResponse:
     call = identify(request.headers, body)
     ex = Exchange(state, call, request.method, request.path_qs, request.headers, body)
     state.counts.requests += 1
+    if state.plan.outage:
+        ex.inject("outage")
+        cut(request, reset=True)
     await _latency(state)
     if call.service not in SERVICES or request.path.startswith("/_ministack/"):
         return respond(await ex.forward())

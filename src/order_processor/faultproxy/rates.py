@@ -6,6 +6,8 @@ Written compactly, one `name=value` per fault, commas between:
     partial=0.05,stale-receipt=0.01,duplicate=0.02,lag-ms=2000,slow=0.01:500,latency-ms=8:2,
     expire-credentials-after=60
 
+`outage=on` cuts every request (control plane and STS too): the endpoint away.
+
 A rate is a probability in [0, 1] per request (per key or entry for `unprocessed`,
 `partial`, `stale-receipt`; per message received for `duplicate`). `fault.Operation=rate`
 overrides one operation's rate (`throttle.TransactWriteItems=0.1`). An empty plan injects
@@ -56,6 +58,8 @@ class FaultPlan:
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     conflict: bool = False
+    # The endpoint away: every request, control plane and STS included, is cut.
+    outage: bool = False
     hold_ms: float = 0.0
     lag_ms: float = 0.0
     expire_credentials_after: float | None = None
@@ -101,6 +105,8 @@ class FaultPlan:
             parts.append(f"latency-ms={_number(self.latency_ms)}:{_number(self.jitter_ms)}")
         if self.conflict:
             parts.append("conflict=on")
+        if self.outage:
+            parts.append("outage=on")
         for name, value in (("hold-ms", self.hold_ms), ("lag-ms", self.lag_ms)):
             if value:
                 parts.append(f"{name}={_number(value)}")
@@ -118,10 +124,10 @@ class FaultPlan:
         if name == "latency-ms":
             mean, _, jitter = value.partition(":")
             options = {"latency_ms": _ms(name, mean), "jitter_ms": _ms(name, jitter or "0")}
-        elif name == "conflict":
+        elif name in ("conflict", "outage"):
             if value not in ("on", "off"):
-                raise PlanError(f"conflict={value!r}: expected on or off")
-            options = {"conflict": value == "on"}
+                raise PlanError(f"{name}={value!r}: expected on or off")
+            options = {name: value == "on"}
         elif name in ("hold-ms", "lag-ms"):
             options = {name.replace("-ms", "_ms"): _ms(name, value)}
         elif name == "expire-credentials-after":

@@ -66,9 +66,17 @@ class Admission:
     def _admit(self, body: str | bytes) -> Admitted:
         document = read_document(body)
         claims = self._authenticate(document.get("auth"))
+        if not bound_to(claims, document):
+            # The token vouches for its subject, and for no command id of a document it
+            # did not sign: a copy changed anywhere names only the subject.
+            raise CommandRejected(
+                "UNAUTHORIZED",
+                "the token was minted for another command",
+                identity=Identity(claims.subject),
+            )
         sender = Identity(claims.subject, well_formed_id(document.get("command_id")))
         try:
-            command = validate_command(document)
+            command = dated(validate_command(document), claims)
         except CommandRejected as rejection:
             rejection.identity = sender
             raise
@@ -82,16 +90,6 @@ class Admission:
         reason = forbidden(command.type, command.username, claims)
         if reason:
             raise CommandRejected("FORBIDDEN", reason, identity=sender)
-        if not bound_to(claims, document):
-            raise CommandRejected(
-                "UNAUTHORIZED", "the token was minted for another command", identity=sender
-            )
-        if claims.command is None and command.issued_at < claims.issued_at:
-            # Under a bearer token the command cannot predate the token vouching for it:
-            # its end-to-end latency (analytics) starts at the token at the earliest. A
-            # bound token signs the time itself (a feed's observation, signed later):
-            # kept as signed, since it orders price updates.
-            command = command.model_copy(update={"issued_at": claims.issued_at})
         return Admitted(command, sender)
 
     def _authenticate(self, token: object) -> TokenClaims:
@@ -103,6 +101,16 @@ class Admission:
             raise CommandRejected("TOKEN_EXPIRED", "the command's token has expired") from exc
         except TokenInvalidException as exc:
             raise CommandRejected("UNAUTHORIZED", exc.message) from exc
+
+
+def dated(command: AnyCommand, claims: TokenClaims) -> AnyCommand:
+    """Under a bearer token (no `cmd`) a command cannot predate the token vouching for it:
+    its end-to-end latency (analytics) starts at the token at the earliest. A bound token
+    signs the time itself (a feed's observation, signed later): kept as signed, since it
+    orders price updates."""
+    if claims.command is None and command.issued_at < claims.issued_at:
+        return command.model_copy(update={"issued_at": claims.issued_at})
+    return command
 
 
 def bound_to(claims: TokenClaims, document: dict[str, Any]) -> bool:

@@ -100,7 +100,12 @@ class PriceMatcher:
         await reject(message, rejection, self.publisher, self.audit)
 
     async def apply(self, update: UpdatePrice) -> list[ExecuteOrder]:
+        """Trails first, then the price, then the matching. Every price the feed observed
+        after a trailing stop was placed is a candidate peak of it, even one that arrives
+        after a newer price (the queue is unordered, a redelivery comes late): the moves
+        only ever improve a stop, so they run whatever the price write says."""
         asset_id, price = update.payload.asset_id, update.payload.price
+        await self._move_trails(update)
         try:
             # The feed's signed time orders its updates (admission refuses one dated beyond
             # the clock skew). Not clamped to this clock: a replayed copy must meet the
@@ -117,19 +122,22 @@ class PriceMatcher:
                 raise CommandRejected("UNKNOWN_ASSET", exc.message) from exc
             raise
         self.metrics.inc("price_updates_total")
-        trailed = await self.orders.move_trails(asset_id, price)
-        if trailed:
-            self.metrics.inc("trailing_stops_moved_total", len(trailed))
-            # Each move is a state of its own (QUEUED, its sequence up by one): announced.
-            # A crash before this publish skips these intermediate events for good.
-            await self.publisher.publish([order_event(order) for order in trailed])
-        self.faults.after_commit("trailed")  # the crash test: trails moved, nothing sent
         triggered = await self.orders.triggered_orders(asset_id, price)
         commands = self._executions(triggered, update.command_id)
         self.faults.after_commit("matched")  # the crash test: after the query, before sending
         await self._send(commands)
         self.metrics.inc("orders_triggered_total", len(commands), cause="update")
         return commands
+
+    async def _move_trails(self, update: UpdatePrice) -> None:
+        payload = update.payload
+        trailed = await self.orders.move_trails(payload.asset_id, payload.price, update.issued_at)
+        if trailed:
+            self.metrics.inc("trailing_stops_moved_total", len(trailed))
+            # Each move is a state of its own (QUEUED, its sequence up by one): announced.
+            # A crash before this publish skips these intermediate events for good.
+            await self.publisher.publish([order_event(order) for order in trailed])
+        self.faults.after_commit("trailed")  # the crash test: trails moved, nothing sent
 
     async def rematch(self, now: datetime) -> list[ExecuteOrder]:
         """Defence in depth for a lost ExecuteOrder (its short-lived token expired in a

@@ -103,6 +103,9 @@ SWEEPER = COMMON | {
         "counter", "ResumeOrder commands sent for stalled orders, by status.", ("status",)
     ),
     "sweeps_total": Spec("counter", "Sweeps finished (expiry and recovery)."),
+    "sweeps_failed_total": Spec(
+        "counter", "Sweeps that failed (AWS away, a bug); the next one tries again."
+    ),
 }
 ANALYTICS = COMMON | {
     "analytics_events_total": Spec(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,10 @@ class AssetDAO:
     client: DynamoDBClient
     table: str
     clock: Callable[[], datetime] = utc_now
+    # How far ahead of this writer's clock a stored observation may lie and still hold
+    # back older ones (the feed's clock may run that much ahead; a clock further ahead, a
+    # laptop's, say, must not freeze the price).
+    clock_skew: timedelta = timedelta(seconds=30)
 
     async def create_asset(self, request: AssetCreate) -> Asset:
         now = self.clock()
@@ -137,12 +141,18 @@ class AssetDAO:
         # update of the same instant is not newer.
         newer = (
             "(attribute_not_exists(price_as_of) OR price_as_of < :price_as_of"
-            " OR (price_as_of = :price_as_of AND price_command_id = :price_command_id))"
+            " OR (price_as_of = :price_as_of AND price_command_id = :price_command_id)"
+            " OR price_as_of > :beyond_skew)"
         )
-        return await self._set(asset_id, observed, newer)
+        beyond_skew = {":beyond_skew": to_attribute(self.clock() + self.clock_skew)}
+        return await self._set(asset_id, observed, newer, beyond_skew)
 
     async def _set(
-        self, asset_id: str, changes: dict[str, Any], extra_condition: str | None = None
+        self,
+        asset_id: str,
+        changes: dict[str, Any],
+        extra_condition: str | None = None,
+        extra_values: dict[str, Any] | None = None,
     ) -> Asset:
         asset_id = asset_id.strip().upper()
         changes = {**changes, "updated_at": self.clock()}
@@ -157,7 +167,10 @@ class AssetDAO:
                     ["attribute_exists(PK)", *([extra_condition] if extra_condition else [])]
                 ),
                 ExpressionAttributeNames={f"#{k}": k for k in changes},
-                ExpressionAttributeValues={f":{k}": to_attribute(v) for k, v in changes.items()},
+                ExpressionAttributeValues={
+                    **{f":{k}": to_attribute(v) for k, v in changes.items()},
+                    **(extra_values or {}),
+                },
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )

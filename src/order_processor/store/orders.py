@@ -239,14 +239,18 @@ class OrderDAO:
             found += await _index_orders(self.client, request)
         return found
 
-    async def move_trails(self, asset_id: str, price: Decimal) -> list[Order]:
+    async def move_trails(
+        self, asset_id: str, price: Decimal, observed_at: datetime | None = None
+    ) -> list[Order]:
         """Every QUEUED trailing stop this price improves on (a sell's best below it, a
-        buy's above it) gets it as its best price and its stop moved after it. Each move
-        is conditioned on the stored best still being worse than the price and the order
-        still QUEUED: a repeated or late price, or a racing matcher, never moves a stop
-        back. The moves (one UpdateItem each) run `TRAIL_MOVES_IN_FLIGHT` at a time; all
-        are tried before the first error is raised (a redelivered update redoes the rest;
-        the moves already made no longer match its query). Returns the orders as moved."""
+        buy's above it) gets it as its best price and its stop moved after it; with
+        `observed_at`, only the stops placed by then (a price seen before an order was
+        placed is no peak of it). Each move is conditioned on the stored best still being
+        worse than the price and the order still QUEUED: a repeated or late price, or a
+        racing matcher, never moves a stop back. The moves (one UpdateItem each) run
+        `TRAIL_MOVES_IN_FLIGHT` at a time; all are tried before the first error is raised
+        (a redelivered update redoes the rest; the moves already made no longer match its
+        query). Returns the orders as moved."""
         found: list[tuple[Order, str]] = []
         asset = asset_id.strip().upper()
         for side, comparison in (("SELL", "<"), ("BUY", ">")):
@@ -259,7 +263,11 @@ class OrderDAO:
                     ":price": to_attribute(price),
                 },
             }
-            found += [(order, comparison) for order in await _index_orders(self.client, request)]
+            found += [
+                (order, comparison)
+                for order in await _index_orders(self.client, request)
+                if observed_at is None or order.created_at <= observed_at
+            ]
         limit = asyncio.Semaphore(TRAIL_MOVES_IN_FLIGHT)
 
         async def move(order: Order, comparison: str) -> Order | None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -98,10 +99,10 @@ async def test_an_observed_price_is_written_once_and_never_by_an_older_or_equal_
 ) -> None:
     """Ordered by the update's signed time; at the same time only the same update (its
     redelivery, which must reach the matching again) counts as current."""
-    assets = get_asset_dao(aws)
-    symbol = asset_id()
-    await assets.create_asset(AssetCreate(asset_id=symbol, name="Ordered", price="1"))
     at = datetime.now(UTC) + timedelta(minutes=1)  # after its listing
+    assets = dataclasses.replace(get_asset_dao(aws), clock=lambda: at)
+    symbol = asset_id()
+    await get_asset_dao(aws).create_asset(AssetCreate(asset_id=symbol, name="Ordered", price="1"))
 
     await assets.update_price(symbol, "100", as_of=at, command_id="p-1")
     again = await assets.update_price(symbol, "100", as_of=at, command_id="p-1")

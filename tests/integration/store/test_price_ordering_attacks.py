@@ -31,7 +31,9 @@ NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
 
 
 class NoOrders:
-    async def move_trails(self, asset_id: str, price: Decimal) -> list[Order]:
+    async def move_trails(
+        self, asset_id: str, price: Decimal, observed_at: object = None
+    ) -> list[Order]:
         return []
 
     async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
@@ -55,7 +57,7 @@ def at(seconds: float) -> datetime:
 def matcher(aws: AwsClients, moment: datetime) -> PriceMatcher:
     tokens = TokenManager(SECRET, clock=lambda: moment)
     return PriceMatcher(
-        assets=get_asset_dao(aws),
+        assets=dataclasses.replace(get_asset_dao(aws), clock=lambda: moment),
         orders=cast(Any, NoOrders()),
         commands=Producer(cast(Any, NoSqs()), "url", fifo=False),
         admission=Admission(tokens, clock=lambda: moment),
