@@ -19,6 +19,7 @@ from order_processor.exceptions import (
     AccessDeniedException,
     EntityAlreadyExistsException,
     InvalidCredentialsException,
+    ServiceUnavailableException,
     StaleUpdateException,
     UserNotFoundException,
 )
@@ -151,6 +152,11 @@ class UserDAO:
                 return await self._apply(current, update)
             except StaleUpdateException:
                 if expected_version is not None:
+                    raise
+            except ServiceUnavailableException:
+                # A saga's transaction on the user's fence item in flight (DynamoDB
+                # cancels rather than queues), or throttling: read again, try again.
+                if attempt == UPDATE_ATTEMPTS - 1:
                     raise
             # Racing writers of one profile take turns, not the same instant again.
             await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311
