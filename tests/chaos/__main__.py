@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from order_processor.emulator import running_emulator
-from tests.chaos.run import ChaosConfig, run_chaos
+from tests.chaos.run import AWS_FAULTS, ChaosConfig, run_chaos
 
 
 def parse(argv: list[str]) -> ChaosConfig:
@@ -33,6 +33,15 @@ def parse(argv: list[str]) -> ChaosConfig:
     )
     parser.add_argument("--drain-seconds", type=float, default=defaults.drain_seconds)
     parser.add_argument("--log-dir", type=Path, help="worker logs (default: a new temp dir)")
+    parser.add_argument(
+        "--aws-faults",
+        action="store_true",
+        help=f"the programs through the fault proxy at AWS's default failure rates: {AWS_FAULTS}",
+    )
+    parser.add_argument("--faults", default="", help="a fault plan of your own (see docs)")
+    parser.add_argument(
+        "--outage", type=float, default=0.0, help="seconds of endpoint outage mid-load"
+    )
     args = parser.parse_args(argv)
     if args.log_dir:
         args.log_dir.mkdir(parents=True, exist_ok=True)
@@ -46,6 +55,8 @@ def parse(argv: list[str]) -> ChaosConfig:
         armed_ratio=args.armed_ratio,
         drain_seconds=args.drain_seconds,
         log_dir=args.log_dir,
+        faults=args.faults or (AWS_FAULTS if args.aws_faults else ""),
+        outage_seconds=args.outage,
     )
 
 

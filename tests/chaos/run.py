@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from order_processor.analytics.rebuild import rebuild
@@ -24,6 +24,7 @@ from order_processor.bootstrap import (
 from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import utc_now
+from order_processor.faultproxy import FaultPlan, FaultProxyHandle, fault_proxy
 from tests.chaos import checks
 from tests.chaos.books import (
     Books,
@@ -66,6 +67,22 @@ class ChaosConfig:
     armed_ratio: float = 0.5  # restarts armed with crash-after=<step>
     drain_seconds: float = 120.0
     log_dir: Path | None = None
+    # AWS's failures (a fault plan, order_processor.faultproxy): the programs talk to the
+    # emulator through the fault proxy, with an assumed role (so that a session AWS ends
+    # is renewed); the load and the recount talk to it directly.
+    faults: str = ""
+    outage_seconds: float = 0.0  # an outage of the endpoint in the middle of the load
+
+
+# The default plan of `make chaos CHAOS_ARGS=--aws-faults`: the rates of AWS having a bad
+# day, every concurrent same-item transaction conflicting (held 10 ms, as AWS's take), and
+# one session ended early.
+AWS_FAULTS = (
+    "throttle=0.05,5xx=0.01,lost=0.01,reset=0.01,slow=0.01:800,conflict=on,hold-ms=10,"
+    "unprocessed=0.05,partial=0.05,stale-receipt=0.01,duplicate=0.02,lag-ms=2000,"
+    "expire-credentials-after=20"
+)
+ROLE = "arn:aws:iam::000000000000:role/op-chaos"
 
 
 async def run_chaos(
@@ -76,7 +93,16 @@ async def run_chaos(
     try:
         async with open_clients(settings) as clients:
             harness = await Harness.start(settings, clients)
-            return await ChaosRun(harness, config, say).run()
+            if not (config.faults or config.outage_seconds):
+                return await ChaosRun(harness, config, say).run()
+            plan = FaultPlan.parse(config.faults)
+            with fault_proxy(endpoint, plan, seed=config.seed) as proxy:
+                say(f"AWS faults through {proxy.endpoint}: {plan.text() or 'none'}")
+                harness.program_env = {
+                    "AWS_ENDPOINT_URL": proxy.endpoint,
+                    "ORDER_PROCESSOR_ROLE_ARN": ROLE,
+                }
+                return await ChaosRun(harness, config, say, proxy).run()
     finally:
         destroy(settings)
 
@@ -120,6 +146,7 @@ class ChaosRun:
     harness: Harness
     config: ChaosConfig
     say: Callable[[str], None]
+    proxy: FaultProxyHandle | None = None
     journal: Journal = field(default_factory=Journal)
     started: float = field(default_factory=time.monotonic)
 
@@ -174,7 +201,9 @@ class ChaosRun:
         echoing = asyncio.create_task(self.echoes.run(stop_echoing))
         try:
             moments = supervisor.kill_times(self.config.kills, self.config.seconds)
-            await asyncio.gather(sender.run(self.plan), supervisor.run_kills(moments))
+            await asyncio.gather(
+                sender.run(self.plan), supervisor.run_kills(moments), self._outage(supervisor)
+            )
             stop_echoing.set()
             await echoing
             self.say(f"[{supervisor.elapsed():6.1f}s] load sent; draining")
@@ -199,6 +228,19 @@ class ChaosRun:
             self.stopped = utc_now()
             codes = await supervisor.stop()
         return drained, codes
+
+    async def _outage(self, supervisor: Supervisor) -> None:
+        """The endpoint away for `outage_seconds` from the load's middle: the plan of the
+        run is put back afterwards."""
+        if self.proxy is None or not self.config.outage_seconds:
+            return
+        await asyncio.sleep(self.config.seconds / 2 - self.config.outage_seconds / 2)
+        plan = FaultPlan.parse(self.config.faults)
+        self.say(f"[{supervisor.elapsed():6.1f}s] outage: every request cut")
+        self.proxy.set_plan(replace(plan, outage=True))
+        await asyncio.sleep(self.config.outage_seconds)
+        self.proxy.set_plan(plan)
+        self.say(f"[{supervisor.elapsed():6.1f}s] outage over")
 
     async def _drain(self) -> bool:
         """Until every command is answered and the queues are empty; or until the queues
@@ -353,9 +395,17 @@ class ChaosRun:
             ),
             "events re-sent": self.echoes.summary(),
             "dead letters": str(dead),
+            "AWS faults": self._fault_summary(),
             "logs": str(self.log_dir),
             "duration": f"{time.monotonic() - self.started:.1f} s",
         }
+
+    def _fault_summary(self) -> str:
+        if self.proxy is None:
+            return "none (the programs talk to the emulator directly)"
+        stats = self.proxy.stats()
+        counts = {kind: sum(by_op.values()) for kind, by_op in sorted(stats.faults.items())}
+        return f"{sum(counts.values())} injected in {stats.requests} requests {counts}"
 
 
 def _process_findings(supervisor: Supervisor, codes: dict[str, int]) -> list[Finding]:

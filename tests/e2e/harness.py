@@ -54,6 +54,9 @@ class Harness:
     tokens: TokenManager
     events: list[Event] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    # What every program process runs with on top of the deployment's settings: the fault
+    # proxy's endpoint, an assumed role (the harness itself talks to the emulator directly).
+    program_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, settings: Settings, clients: AwsClients) -> Harness:
@@ -175,6 +178,7 @@ class Harness:
     ) -> dict[str, str]:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_PROCESSOR_")}
         environment.update(self.settings.to_env())
+        environment.update(self.program_env)
         if fault:
             environment["ORDER_PROCESSOR_FAULT"] = fault
         environment.update(env or {})

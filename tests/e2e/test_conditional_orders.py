@@ -136,6 +136,14 @@ async def test_a_matcher_killed_after_moving_a_trail_moves_it_once_and_fires_it_
         Decimal("110"),
         Decimal("105"),
     )
+    # Killed before announcing the move: the redelivery announces the trail as it stands.
+    events = await harness.collect_events(
+        lambda heard: any(
+            e.order_id == moved.order_id and e.sequence == moved.sequence for e in heard
+        )
+    )
+    announced = next(e for e in events if e.sequence == moved.sequence)
+    assert (announced.status, Decimal(announced.data["best_price"])) == ("QUEUED", Decimal(110))
 
     await harness.send_prices(("BTC", "104"))
     killed = await harness.run_worker(kind="limit-matcher", fault="crash-after=trailed")

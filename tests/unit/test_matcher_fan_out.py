@@ -16,7 +16,7 @@ from order_processor.domain.orders import Order, OrderCreate, OrderStatus, Order
 from order_processor.exceptions import ServiceUnavailableException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.prices import FIFO_SEND_IN_FLIGHT, SEND_IN_FLIGHT, PriceMatcher
-from order_processor.messaging.producer import CommandFactory, Producer, SendFailed
+from order_processor.messaging.producer import CommandFactory, Producer, SendFailed, SendRefused
 from order_processor.messaging.publisher import EventPublisher
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
@@ -92,6 +92,52 @@ async def test_every_batch_is_tried_and_every_refused_command_reported() -> None
     assert sorted(refused.value.failed) == sorted(
         c.command_id for c in commands if c.body() in refused_bodies
     )
+
+
+class FlakySqs(FakeSqs):
+    """Fails the first entry of each of its first `failing` calls, through no fault of the
+    sender; or, with `ours`, as the sender's fault."""
+
+    def __init__(self, failing: int, ours: bool = False) -> None:
+        super().__init__()
+        self.failing, self.ours = failing, ours
+
+    async def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:
+        self.batches.append([e["MessageBody"] for e in Entries])
+        if len(self.batches) > self.failing:
+            return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+        failed = {"Id": Entries[0]["Id"], "Code": "InternalError", "SenderFault": self.ours}
+        return {"Successful": [{"Id": e["Id"]} for e in Entries[1:]], "Failed": [failed]}
+
+
+async def test_independent_commands_sqs_failed_are_sent_again_those_alone() -> None:
+    sqs, commands = FlakySqs(failing=2), deposits(10)
+
+    await Producer(cast(Any, sqs), "url", fifo=False).send_batch(commands, independent=True)
+
+    first = commands[0].body()
+    assert sqs.batches == [[c.body() for c in commands], [first], [first]]
+
+
+async def test_commands_in_order_are_not_sent_again_past_the_ones_after_them() -> None:
+    sqs, commands = FlakySqs(failing=1), deposits(3)
+
+    with pytest.raises(SendFailed) as failed:
+        await Producer(cast(Any, sqs), "url", fifo=True).send_batch(commands)
+
+    assert failed.value.retryable
+    assert failed.value.failed == [commands[0].command_id]
+    assert len(sqs.batches) == 1
+
+
+async def test_a_command_sqs_refuses_as_ours_is_never_sent_again() -> None:
+    sqs, commands = FlakySqs(failing=5, ours=True), deposits(2)
+
+    with pytest.raises(SendRefused) as refused:
+        await Producer(cast(Any, sqs), "url", fifo=False).send_batch(commands, independent=True)
+
+    assert not refused.value.retryable
+    assert len(sqs.batches) == 1
 
 
 def trailing_sell(best: str) -> Order:
@@ -182,6 +228,9 @@ class FakeOrders:
     async def move_trails(
         self, asset_id: str, price: Decimal, observed_at: object = None
     ) -> list[Order]:
+        return []
+
+    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
         return []
 
     async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:

@@ -7,6 +7,7 @@ import json
 from typing import Any, cast
 
 import pytest
+from botocore.exceptions import ClientError
 
 from order_processor.domain.events import Event, rejection_event
 from order_processor.exceptions import OrderProcessorError, ServiceUnavailableException
@@ -84,3 +85,33 @@ async def test_an_event_sns_refuses_as_ours_is_not_retried_as_an_outage() -> Non
 
     assert not raised.value.retryable
     assert len(sns.calls) == 1
+
+
+class ThrottledSns(FlakySns):
+    """Throttles its first `times` calls (429, which botocore does not retry)."""
+
+    def __init__(self, times: int) -> None:
+        super().__init__({})
+        self.times = times
+
+    async def publish_batch(self, **request: Any) -> dict[str, Any]:
+        if self.times:
+            self.times -= 1
+            self.calls.append([])
+            raise ClientError(
+                cast(
+                    Any,
+                    {"Error": {"Code": "Throttled"}, "ResponseMetadata": {"HTTPStatusCode": 429}},
+                ),
+                "PublishBatch",
+            )
+        return await super().publish_batch(**request)
+
+
+async def test_a_throttled_publish_is_made_again_in_place() -> None:
+    sns = ThrottledSns(times=2)
+
+    await publisher(sns).publish(events(3))
+
+    assert sorted(sns.published) == ["m-0", "m-1", "m-2"]
+    assert len(sns.calls) == 3

@@ -85,7 +85,7 @@ class PriceMatcher:
                 raise CommandRejected(
                     "UNSUPPORTED_COMMAND", f"{command.type} is not a price update"
                 )
-            await self.apply(command)
+            await self.apply(command, redelivered=message.receive_count > 1)
         except CommandRejected as rejection:
             rejection.identity = rejection.identity or sender
             await self._reject(message, rejection)
@@ -99,13 +99,13 @@ class PriceMatcher:
         self.metrics.inc("commands_rejected_total", reason=rejection.reason)
         await reject(message, rejection, self.publisher, self.audit)
 
-    async def apply(self, update: UpdatePrice) -> list[ExecuteOrder]:
+    async def apply(self, update: UpdatePrice, *, redelivered: bool = False) -> list[ExecuteOrder]:
         """Trails first, then the price, then the matching. Every price the feed observed
         after a trailing stop was placed is a candidate peak of it, even one that arrives
         after a newer price (the queue is unordered, a redelivery comes late): the moves
         only ever improve a stop, so they run whatever the price write says."""
         asset_id, price = update.payload.asset_id, update.payload.price
-        await self._move_trails(update)
+        await self._move_trails(update, redelivered)
         try:
             # The feed's signed time orders its updates (admission refuses one dated beyond
             # the clock skew). Not clamped to this clock: a replayed copy must meet the
@@ -129,15 +129,21 @@ class PriceMatcher:
         self.metrics.inc("orders_triggered_total", len(commands), cause="update")
         return commands
 
-    async def _move_trails(self, update: UpdatePrice) -> None:
+    async def _move_trails(self, update: UpdatePrice, redelivered: bool) -> None:
+        """Each move is a state of its own (QUEUED, its sequence up by one): announced
+        after it is written. A redelivered update (its publish failed, its matcher
+        crashed) announces again the trails standing at its price, with the events' same
+        ids: the latest state of an order is never left unannounced."""
         payload = update.payload
         trailed = await self.orders.move_trails(payload.asset_id, payload.price, update.issued_at)
-        if trailed:
-            self.metrics.inc("trailing_stops_moved_total", len(trailed))
-            # Each move is a state of its own (QUEUED, its sequence up by one): announced.
-            # A crash before this publish skips these intermediate events for good.
-            await self.publisher.publish([order_event(order) for order in trailed])
-        self.faults.after_commit("trailed")  # the crash test: trails moved, nothing sent
+        self.faults.after_commit("trailed")  # the crash test: trails moved, nothing announced
+        self.metrics.inc("trailing_stops_moved_total", len(trailed))
+        announced = {order.order_id: order for order in trailed}
+        if redelivered:
+            standing = await self.orders.trails_at(payload.asset_id, payload.price)
+            announced = {order.order_id: order for order in standing} | announced
+        if announced:
+            await self.publisher.publish([order_event(order) for order in announced.values()])
 
     async def rematch(self, now: datetime) -> list[ExecuteOrder]:
         """Defence in depth for a lost ExecuteOrder (its short-lived token expired in a
@@ -157,7 +163,7 @@ class PriceMatcher:
     async def _send(self, commands: list[ExecuteOrder]) -> None:
         fifo = self.commands.fifo
         await self.commands.send_batch(
-            commands, in_flight=FIFO_SEND_IN_FLIGHT if fifo else SEND_IN_FLIGHT
+            commands, in_flight=FIFO_SEND_IN_FLIGHT if fifo else SEND_IN_FLIGHT, independent=True
         )
 
     def _executions(self, orders: list[Order], cause: str) -> list[ExecuteOrder]:

@@ -62,7 +62,7 @@ class ExpirySweeper:
             )
             for order in due
         ]
-        await self.commands.send_batch(commands)
+        await self.commands.send_batch(commands, independent=True)
         self.metrics.inc("orders_expired_total", len(commands))
         return commands
 
@@ -88,7 +88,7 @@ class ExpirySweeper:
                 payload=OrderReference(order_id=order.order_id),
             )
             commands.append(signed_by(self.tokens, SERVICE_NAME, resume))
-        await self.commands.send_batch(commands)
+        await self.commands.send_batch(commands, independent=True)
         return commands
 
 

@@ -12,6 +12,7 @@ a user's command by sending first under that id.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,6 +37,7 @@ from order_processor.domain.commands import (
     command_digest,
 )
 from order_processor.domain.orders import OrderCreate
+from order_processor.exceptions import OrderProcessorError, ServiceUnavailableException
 from order_processor.security.tokens import TokenManager
 
 if TYPE_CHECKING:
@@ -43,15 +45,23 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 BATCH = 10
+SEND_ATTEMPTS = 5
+SEND_PAUSE_SECONDS = 0.05
 
 
-class SendFailed(RuntimeError):
-    """SQS refused some messages of a batch; `failed` are their command ids."""
+class SendFailed(ServiceUnavailableException):
+    """SQS failed some messages of a batch, through no fault of the sender (another try
+    later may take them); `failed` are their command ids."""
 
     def __init__(self, failed: list[str], reasons: list[str]) -> None:
         super().__init__(f"SQS refused {len(failed)} command(s): {'; '.join(reasons)}")
         self.failed = failed
         self.reasons = reasons
+
+
+class SendRefused(OrderProcessorError):
+    """SQS refused a message as the sender's fault (too large, a bad attribute): a bug,
+    never tried again."""
 
 
 def reference_of(command: AnyCommand) -> str:
@@ -154,22 +164,27 @@ class Producer:
         await self.send_batch([command])
         return reference_of(command)
 
-    async def send_batch(self, commands: Sequence[AnyCommand], *, in_flight: int = 1) -> list[str]:
+    async def send_batch(
+        self, commands: Sequence[AnyCommand], *, in_flight: int = 1, independent: bool = False
+    ) -> list[str]:
         """In batches of 10, one batch after another: a user's commands reach the queue
-        in the order given. `in_flight` > 1 sends that many batches at once, for commands
-        whose order does not matter (the matcher's ExecuteOrders: each is re-checked on
-        its own under the user's lock); every batch is tried, then SendFailed lists the
-        commands of every refused batch."""
+        in the order given, and a partial failure raises SendFailed (sending a failed
+        command again, after others of its batch, would reorder them). `independent`
+        commands (the matcher's ExecuteOrders, the sweeper's: each is re-checked on its
+        own under the user's lock) have the entries SQS failed sent again, those alone, a
+        few times; with `in_flight` > 1, that many batches at once. Every batch is tried,
+        then SendFailed lists the commands of every batch that still failed."""
         chunks = [commands[s : s + BATCH] for s in range(0, len(commands), BATCH)]
+        attempts = SEND_ATTEMPTS if independent else 1
         if in_flight <= 1:
             for chunk in chunks:
-                await self._send_chunk(chunk)
+                await self._send_chunk(chunk, attempts)
             return [c.command_id for c in commands]
         limit = asyncio.Semaphore(in_flight)
 
         async def send(chunk: Sequence[AnyCommand]) -> None:
             async with limit:
-                await self._send_chunk(chunk)
+                await self._send_chunk(chunk, attempts)
 
         outcomes = await asyncio.gather(*(send(c) for c in chunks), return_exceptions=True)
         refused = [o for o in outcomes if isinstance(o, SendFailed)]
@@ -184,10 +199,18 @@ class Producer:
             )
         return [c.command_id for c in commands]
 
-    async def _send_chunk(self, chunk: Sequence[AnyCommand]) -> None:
-        entries = [sqs_entry(i, c, self.fifo) for i, c in enumerate(chunk)]
-        response = await self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        _raise_on_failures(chunk, entries, response)
+    async def _send_chunk(self, chunk: Sequence[AnyCommand], attempts: int) -> None:
+        pending = list(chunk)
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(SEND_PAUSE_SECONDS * 2**attempt * random.uniform(0.5, 1))  # noqa: S311
+            entries = [sqs_entry(i, c, self.fifo) for i, c in enumerate(pending)]
+            response = await self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            failed = _failed_entries(pending, entries, response)
+            if not failed or attempt == attempts - 1:
+                _raise_on_failures(pending, entries, response)
+                return
+            pending = failed
 
 
 @dataclass(frozen=True)
@@ -210,12 +233,28 @@ class SyncProducer:
         return [c.command_id for c in commands]
 
 
+def _failed_entries(
+    chunk: Sequence[AnyCommand],
+    entries: Sequence[SendMessageBatchRequestEntryTypeDef],
+    response: Mapping[str, Any],
+) -> list[AnyCommand]:
+    """The commands of the entries SQS failed through no fault of ours (to send again)."""
+    failures = response.get("Failed", [])
+    if any(f.get("SenderFault") for f in failures):
+        return []  # refused as ours: _raise_on_failures says so
+    failed = {str(f["Id"]) for f in failures}
+    return [c for e, c in zip(entries, chunk, strict=True) if e["Id"] in failed]
+
+
 def _raise_on_failures(
     chunk: Sequence[AnyCommand],
     entries: Sequence[SendMessageBatchRequestEntryTypeDef],
     response: Mapping[str, Any],
 ) -> None:
     failures = response.get("Failed", [])
+    ours = [f for f in failures if f.get("SenderFault")]
+    if ours:
+        raise SendRefused(f"SQS refused a command as ours: {ours[0]}")
     if failures:
         by_entry = {e["Id"]: c.command_id for e, c in zip(entries, chunk, strict=True)}
         raise SendFailed(

@@ -29,9 +29,10 @@ PUBLISH_ATTEMPTS = 5
 class EventPublisher:
     """The `EventSink` over SNS: one PublishBatch per ten events, in order. Entries SNS
     fails (a partial failure that is not the sender's fault) are published again, those
-    alone, a few times with a short pause; what still fails, or a transient error of the
-    call itself, raises ServiceUnavailableException: the message is handed back, and its
-    redelivery publishes the stored state's event again (same id)."""
+    alone, and a call that failed transiently (throttled, 5xx, cut) is made again, a few
+    times with a short pause; what still fails raises ServiceUnavailableException: the
+    message is handed back, and its redelivery publishes the stored state's event again
+    (same id)."""
 
     sns: SNSClient
     topic_arn: str
@@ -47,7 +48,12 @@ class EventPublisher:
         for attempt in range(self.attempts):
             if attempt:
                 await asyncio.sleep(self.pause_seconds * 2**attempt * random.uniform(0.5, 1))  # noqa: S311
-            failed = await self._publish_batch(pending)
+            try:
+                failed = await self._publish_batch(pending)
+            except ServiceUnavailableException:  # throttled (SNS's 429 is not botocore's)
+                if attempt == self.attempts - 1:
+                    raise
+                continue
             pending = {entry_id: pending[entry_id] for entry_id in failed}
             if not pending:
                 return

@@ -280,6 +280,24 @@ class OrderDAO:
                 raise outcome
         return [o for o in outcomes if isinstance(o, Order)]
 
+    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
+        """The QUEUED trailing stops whose best price is exactly `price`: what a price
+        update moved them to, for its redelivery to announce again."""
+        asset = asset_id.strip().upper()
+        found: list[Order] = []
+        for side in ("SELL", "BUY"):
+            request = {
+                "TableName": self.table,
+                "IndexName": "TrailingStops",
+                "KeyConditionExpression": "trail_key = :key AND best_price = :price",
+                "ExpressionAttributeValues": {
+                    ":key": to_attribute(f"{asset}#{side}"),
+                    ":price": to_attribute(price),
+                },
+            }
+            found += await _index_orders(self.client, request)
+        return found
+
     async def _trail(self, order: Order, price: Decimal, comparison: str) -> Order | None:
         """One move: its own state of the order (sequence up by one, like any change), so
         that a worker's write decided before it is refused and decided again, and its

@@ -36,6 +36,9 @@ class NoOrders:
     ) -> list[Order]:
         return []
 
+    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
+        return []
+
     async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
         return []
 

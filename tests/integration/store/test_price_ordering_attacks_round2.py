@@ -60,6 +60,9 @@ class ThrottledOnce:
     async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
         return await self.orders.triggered_orders(asset_id, price)
 
+    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
+        return await self.orders.trails_at(asset_id, price)
+
 
 def matcher(aws: AwsClients, moment: datetime, orders: Any = None) -> PriceMatcher:
     tokens = TokenManager(SECRET, clock=lambda: moment)
