@@ -97,3 +97,37 @@ async def test_every_program_rides_out_an_outage_and_catches_up(
     assert filled[2].price == 85  # the price sent during the outage, applied after it
     assert await harness.available("outage_u") == 1000 - sum(o.total_amount or 0 for o in filled)
     await assert_ledger(harness.clients, "outage_u")
+
+
+async def test_a_program_started_during_an_outage_waits_for_the_endpoint(
+    harness: Harness, proxy: FaultProxyHandle
+) -> None:
+    """Restarted while AWS is away (a pod rescheduled in an outage), a program waits for
+    the endpoint, not ready, instead of exiting into a restart loop."""
+    await harness.create_user("late_u", usd="100")
+    await harness.add_asset("BTC", "10")
+    proxy.set_plan(FaultPlan.parse("outage=on"))
+    port = free_port()
+    worker = harness.start_worker(
+        burst=False,
+        env={
+            "AWS_ENDPOINT_URL": proxy.endpoint,
+            "ORDER_PROCESSOR_METRICS_PORT": str(port),
+            "AWS_MAX_ATTEMPTS": "2",  # botocore gives up within the outage, we do not
+        },
+    )
+    try:
+        await until_answered(f"http://127.0.0.1:{port}/livez", 200, harness)
+        await asyncio.sleep(4)
+        waiting = (worker.poll(), get(f"http://127.0.0.1:{port}/readyz")[0])
+        proxy.set_plan(FaultPlan.parse(""))
+        buy = harness.market("late_u", "buy", "BTC", "1")
+        await harness.send(buy)
+        await until_status(harness, buy.payload.order_id, OrderStatus.COMPLETED)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = await harness.wait(worker, 60)
+
+    assert waiting == (None, 503)
+    assert code == 0, harness.worker_output()
+    assert "starting: AWS is unreachable" in harness.worker_output()

@@ -13,13 +13,14 @@ import functools
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from order_processor.analytics.store import AnalyticsStore
 from order_processor.bootstrap.clients import (
@@ -62,6 +63,9 @@ from order_processor.store.ledger import DynamoLedger
 log = logging.getLogger(__name__)
 KINDS = ("orders", "limit-matcher", "expiry-sweeper", "analytics")
 DEFAULT_REMATCH_SECONDS = 60.0
+STARTUP_PAUSE_MAX_SECONDS = 15.0
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -211,6 +215,23 @@ async def stopped_on(
         forwarding.cancel()
 
 
+async def reachable(call: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A start-up lookup (a queue's URL, the topic, a redrive policy), waiting while AWS is
+    away: a program started during an outage waits for the endpoint (not ready, one line
+    a try) instead of exiting into a restart loop. What is not transient (a queue that
+    does not exist, a permission) still ends the start-up. A stop signal cancels it."""
+    pause = 1.0
+    while True:
+        try:
+            return await call(*args, **kwargs)
+        except Exception as exc:
+            if not is_transient_failure(exc):
+                raise
+            log.warning("starting: AWS is unreachable; trying again in %.0f s: %s", pause, exc)
+        await asyncio.sleep(pause * random.uniform(0.5, 1))  # noqa: S311
+        pause = min(pause * 2, STARTUP_PAUSE_MAX_SECONDS)
+
+
 @dataclass(frozen=True)
 class Redrive:
     """The queue's own redrive policy: where dead letters go, after how many receives."""
@@ -326,9 +347,9 @@ async def serve_order_worker(settings: Settings, life: Lifecycle, *, burst: bool
     until the commands queue is empty."""
     async with operated("orders", settings, WORKER, life) as program:
         clients, metrics = program.clients, program.metrics
-        queue = await clients.queue_url(clients.resources.commands_queue.name)
-        events = EventPublisher(clients.sns, await clients.topic_arn(queue))
-        redrive = await redrive_of(clients, queue)
+        queue = await reachable(clients.queue_url, clients.resources.commands_queue.name)
+        events = EventPublisher(clients.sns, await reachable(clients.topic_arn, queue))
+        redrive = await reachable(redrive_of, clients, queue)
         handler = CommandHandler(
             saga=build_saga(settings, clients, events, metrics),
             events=events,
@@ -357,8 +378,9 @@ async def serve_limit_matcher(
     resources = settings.resources()
     async with operated("limit-matcher", settings, MATCHER, life) as program:
         clients = program.clients
-        prices_url = await clients.queue_url(resources.price_updates_queue.name)
-        commands_url = await clients.queue_url(resources.commands_queue.name)
+        prices_url = await reachable(clients.queue_url, resources.price_updates_queue.name)
+        commands_url = await reachable(clients.queue_url, resources.commands_queue.name)
+        topic = await reachable(clients.topic_arn, commands_url)
         matcher = PriceMatcher(
             assets=dataclasses.replace(get_asset_dao(clients), clock_skew=settings.clock_skew),
             orders=get_order_dao(clients),
@@ -366,7 +388,7 @@ async def serve_limit_matcher(
                 clients.sqs, commands_url, fifo=settings.queue_kind is QueueKind.FIFO
             ),
             admission=get_admission(settings),
-            publisher=EventPublisher(clients.sns, await clients.topic_arn(commands_url)),
+            publisher=EventPublisher(clients.sns, topic),
             audit=AuditLogger(),
             faults=Faults.from_env(),
             metrics=program.metrics,
@@ -416,7 +438,7 @@ async def serve_sweeper(
     """Expiry and recovery every `interval` seconds until SIGTERM/SIGINT, or once."""
     async with operated("expiry-sweeper", settings, SWEEPER, life) as program:
         clients = program.clients
-        url = await clients.queue_url(settings.resources().commands_queue.name)
+        url = await reachable(clients.queue_url, settings.resources().commands_queue.name)
         sweeper = ExpirySweeper(
             get_order_dao(clients),
             Producer(clients.sqs, url, fifo=settings.queue_kind is QueueKind.FIFO),
@@ -454,8 +476,8 @@ async def serve_analytics(settings: Settings, life: Lifecycle, *, burst: bool = 
     until its queue is empty)."""
     async with operated("analytics", settings, ANALYTICS, life) as program:
         clients = program.clients
-        queue = await clients.queue_url(clients.resources.analytics_queue.name)
-        redrive = await redrive_of(clients, queue)
+        queue = await reachable(clients.queue_url, clients.resources.analytics_queue.name)
+        redrive = await reachable(redrive_of, clients, queue)
         handler = AnalyticsHandler(
             AnalyticsStore(clients.dynamodb, clients.resources.analytics_table),
             metrics=program.metrics,

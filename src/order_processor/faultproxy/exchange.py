@@ -50,7 +50,8 @@ class ProxyState:
         self.scheduled_expiry_done = False
 
     def lag_seconds(self) -> float:
-        return self.rng.uniform(0, self.plan.lag_ms) / 1000
+        low = min(self.plan.lag_min_ms, self.plan.lag_ms)
+        return self.rng.uniform(low, self.plan.lag_ms) / 1000
 
 
 @dataclass(frozen=True)

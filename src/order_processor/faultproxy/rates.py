@@ -62,6 +62,7 @@ class FaultPlan:
     outage: bool = False
     hold_ms: float = 0.0
     lag_ms: float = 0.0
+    lag_min_ms: float = 0.0  # each write reaches the index between this and lag_ms later
     expire_credentials_after: float | None = None
     # What a throttled DynamoDB data-plane request is answered; ThrottlingException is
     # what DynamoDB documents for control-plane operations called too fast.
@@ -107,7 +108,11 @@ class FaultPlan:
             parts.append("conflict=on")
         if self.outage:
             parts.append("outage=on")
-        for name, value in (("hold-ms", self.hold_ms), ("lag-ms", self.lag_ms)):
+        for name, value in (
+            ("hold-ms", self.hold_ms),
+            ("lag-ms", self.lag_ms),
+            ("lag-min-ms", self.lag_min_ms),
+        ):
             if value:
                 parts.append(f"{name}={_number(value)}")
         if self.expire_credentials_after is not None:
@@ -128,8 +133,8 @@ class FaultPlan:
             if value not in ("on", "off"):
                 raise PlanError(f"{name}={value!r}: expected on or off")
             options = {name: value == "on"}
-        elif name in ("hold-ms", "lag-ms"):
-            options = {name.replace("-ms", "_ms"): _ms(name, value)}
+        elif name in ("hold-ms", "lag-ms", "lag-min-ms"):
+            options = {name.replace("-ms", "_ms").replace("-", "_"): _ms(name, value)}
         elif name == "expire-credentials-after":
             options = {"expire_credentials_after": _ms(name, value)}
         elif name == "throttle-code":

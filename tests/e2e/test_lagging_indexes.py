@@ -1,0 +1,117 @@
+"""Global secondary indexes lag their table (the fault proxy answers index queries from a
+copy of the table that learns each write LAG_SECONDS later): the matcher and the sweeper,
+reading them, never execute, expire or skip an order wrongly. What an index still shows
+after it left (a cancelled order, a filled one) is re-checked on the table under the
+fence and changes nothing; what it hid (an order placed a moment ago) the matcher's
+rematch catches. A write made around the proxy never reaches the lagging copy: an index
+that still shows an order, deterministically."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from order_processor.aws import sync_client
+from order_processor.domain.base import utc_now
+from order_processor.domain.orders import OrderStatus
+from order_processor.faultproxy import FaultPlan, FaultProxyHandle, fault_proxy
+from tests.e2e.harness import Harness
+from tests.ledger import assert_ledger
+
+LAG_SECONDS = 3.0
+
+
+@pytest.fixture
+def lagging(harness: Harness) -> Iterator[FaultProxyHandle]:
+    """The programs read indexes through the proxy, LAG_SECONDS behind their tables."""
+    direct = harness.settings.endpoint_url
+    assert direct is not None
+    lag = int(LAG_SECONDS * 1000)
+    with fault_proxy(direct, FaultPlan.parse(f"lag-ms={lag},lag-min-ms={lag}")) as proxy:
+        # The first index read makes the lagging copy: before any order exists.
+        proxied = harness.settings.model_copy(update={"endpoint_url": proxy.endpoint})
+        sync_client(proxied, "dynamodb").query(
+            TableName=harness.settings.resources().orders_table,
+            IndexName="OpenLimitOrders",
+            KeyConditionExpression="book_key = :key",
+            ExpressionAttributeValues={":key": {"S": "NONE#BUY"}},
+        )
+        harness.program_env = {"AWS_ENDPOINT_URL": proxy.endpoint}
+        yield proxy
+
+
+def around_the_proxy(harness: Harness) -> dict[str, Any]:
+    """A worker whose writes the lagging copy never learns."""
+    return {"env": {"AWS_ENDPOINT_URL": harness.settings.endpoint_url or ""}}
+
+
+async def test_an_order_the_book_hid_is_filled_by_the_rematch_and_a_gone_one_never(
+    harness: Harness, lagging: FaultProxyHandle
+) -> None:
+    await harness.create_user("lag_buyer", usd="1000")
+    await harness.add_asset("AVAX", "30")
+    gone = harness.limit("lag_buyer", "buy", "AVAX", "1", "26")
+    await harness.send(gone)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await asyncio.sleep(LAG_SECONDS)  # the book shows `gone` now
+    await harness.send(harness.factory.cancel("lag_buyer", gone.payload.order_id))
+    assert await harness.run_worker(**around_the_proxy(harness)) == 0
+    hidden = harness.limit("lag_buyer", "buy", "AVAX", "10", "25")
+    await harness.send(hidden)
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    # At once: the book still holds the cancelled order and not yet the new one.
+    await harness.send_prices(("AVAX", "24"))
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+    assert await harness.run_worker() == 0, harness.worker_output()
+    assert (await harness.order(hidden.payload.order_id)).status is OrderStatus.QUEUED
+    cancelled = await harness.order(gone.payload.order_id)
+
+    await asyncio.sleep(LAG_SECONDS)
+    rematch = ("--rematch-interval", "1")
+    assert await harness.run_worker(kind="limit-matcher", extra=rematch) == 0
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    assert lagging.stats().injected("lagged-read") > 0
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert (await harness.order(gone.payload.order_id)) == cancelled  # execution found it gone
+    filled = await harness.order(hidden.payload.order_id)
+    assert (filled.status, filled.price, filled.total_amount) == (
+        OrderStatus.COMPLETED,
+        Decimal("24"),
+        Decimal("240.00"),
+    )
+    assert await harness.available("lag_buyer") == Decimal("760.00")
+    assert f"rematch: order {hidden.payload.order_id}" in harness.worker_output()
+    await assert_ledger(harness.clients, "lag_buyer")
+
+
+async def test_a_filled_order_the_expiry_index_still_shows_is_never_expired(
+    harness: Harness, lagging: FaultProxyHandle
+) -> None:
+    await harness.create_user("lag_seller", usd="1000")
+    await harness.add_asset("DOT", "10")
+    expiry = utc_now() + timedelta(seconds=LAG_SECONDS + 8)  # process starts take seconds
+    buy = harness.limit("lag_seller", "buy", "DOT", "10", "9", expires_at=expiry)
+    await harness.send(buy)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    await asyncio.sleep(LAG_SECONDS)  # the expiry index holds it, QUEUED
+    await harness.send_prices(("DOT", "8"))
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+    assert await harness.run_worker(**around_the_proxy(harness)) == 0  # filled, unseen
+    assert (await harness.order(buy.payload.order_id)).status is OrderStatus.COMPLETED
+
+    await asyncio.sleep(max(0.0, (expiry - utc_now()).total_seconds()) + 0.2)
+    await harness.sweep()  # the index still shows it QUEUED and due
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    order = await harness.order(buy.payload.order_id)
+    assert (order.status, order.total_amount) == (OrderStatus.COMPLETED, Decimal("80.00"))
+    assert await harness.available("lag_seller") == Decimal("920.00")
+    assert "1 order(s) due" in harness.worker_output()  # the sweeper did send an ExpireOrder
+    await assert_ledger(harness.clients, "lag_seller")
