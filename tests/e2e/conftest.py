@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from order_processor.bootstrap import AwsClients, open_clients
 from order_processor.config import QueueKind, Settings
+from order_processor.faultproxy import FaultPlan, fault_proxy
 from tests.e2e.harness import Harness
 from tests.support import Clients, destroy
 
@@ -40,10 +42,29 @@ def deployment(aws_endpoint: str) -> Iterator[Settings]:
         destroy(settings)
 
 
+# What the tests marked `aws_faults` run their programs through: AWS on a mildly bad day.
+# Conflicts are real (only transactions truly in flight together), lost answers are met
+# by the transactions' request tokens, throttling and 5xx by botocore and the handlers.
+LOW_AWS_FAULTS = (
+    "throttle=0.03,5xx=0.01,lost=0.01,reset=0.01,conflict=on,hold-ms=5,unprocessed=0.03,"
+    "partial=0.03,stale-receipt=0.01,lag-ms=500"
+)
+
+
 @pytest.fixture
-async def harness(deployment: Settings) -> AsyncIterator[Harness]:
+async def harness(deployment: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     async with open_clients(deployment) as clients:
-        yield await Harness.start(deployment, clients)
+        harness = await Harness.start(deployment, clients)
+        if request.node.get_closest_marker("aws_faults") is None:
+            yield harness
+            return
+        assert deployment.endpoint_url is not None
+        plan = FaultPlan.parse(LOW_AWS_FAULTS)
+        with fault_proxy(
+            deployment.endpoint_url, plan, seed=zlib.crc32(request.node.nodeid.encode())
+        ) as proxy:
+            harness.program_env = {"AWS_ENDPOINT_URL": proxy.endpoint}
+            yield harness
 
 
 @pytest.fixture

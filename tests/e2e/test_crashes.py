@@ -22,6 +22,9 @@ from order_processor.domain.users import UserUpdate
 from tests.e2e.harness import Harness
 from tests.ledger import assert_ledger
 
+# The crash points proven with AWS's failures switched on (a low rate, seeded per test).
+pytestmark = pytest.mark.aws_faults
+
 
 async def crash_then_finish(harness: Harness, step: str) -> None:
     crashed = await harness.run_worker(fault=f"crash-after={step}")
