@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
+import pytest
+
 from order_processor.bootstrap import AwsClients, get_asset_dao
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.commands import PricePayload, UpdatePrice, command_digest
@@ -26,8 +28,14 @@ from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
 
 SECRET = "attack20-prices-" + "p" * 32
-# A whole second after the assets are listed (their price is observed when listed).
-NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+# Each test's time: a whole second after its assets are listed (their price is observed
+# when listed), set when the test starts.
+_START: list[datetime] = []
+
+
+@pytest.fixture(autouse=True)
+def _starting_now() -> None:
+    _START[:] = [datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)]
 
 
 class NoOrders:
@@ -54,7 +62,7 @@ class NoSqs:
 
 
 def at(seconds: float) -> datetime:
-    return NOW + timedelta(seconds=seconds)
+    return _START[0] + timedelta(seconds=seconds)
 
 
 def matcher(aws: AwsClients, moment: datetime) -> PriceMatcher:
