@@ -71,6 +71,8 @@ def summary(record: dict[str, Any]) -> str:
             f"calls per final event, {a['sqs_calls_per_event']} SQS calls per event, "
             f"{a['cpu_ms_per_event']} ms CPU per event",
         ]
+    if "faults" in results:
+        lines += ["", *_under_faults(results["faults"])]
     if "calls_per_command" in results:
         lines += ["", "AWS calls per command, by operation:", ""]
         for kind, calls in results["calls_per_command"].items():
@@ -148,3 +150,32 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     left.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+
+
+def _under_faults(faults: dict[str, Any]) -> list[str]:
+    """One worker x 32 in flight, market orders of 1,000 users, through the fault proxy
+    at AWS's latency, without then with AWS's failures; latency at one offered rate."""
+    runs = [name for name in faults if name != "ratios"]
+    lines = [
+        "Under AWS's failures, one worker x 32 in flight, market orders of 1,000 users, at "
+        "AWS's latency; latency at the same offered rate in every run:",
+        "",
+        "| run | orders/s | offered/s | p50 ms | p95 ms | p99 ms | API calls/order "
+        "| HTTP requests/order | throughput ratio | p99 ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in runs:
+        row, ratio = faults[name], faults["ratios"].get(name, {})
+        latency = row["latency_ms"]
+        lines.append(
+            f"| {name.replace('_', ' ')} | {row['orders_per_second']} "
+            f"| {latency['offered_rate']} | {latency['p50']} | {latency['p95']} "
+            f"| {latency['p99']} | {sum(row['calls_per_order'].values()):.2f} "
+            f"| {row['requests_per_order']} | {ratio.get('throughput', 1.0)} "
+            f"| {ratio.get('p99', 1.0)} |"
+        )
+    lines.append("")
+    lines += [
+        f"- {name}: `{faults[name]['plan']}`, {faults[name]['faults_injected']}" for name in runs
+    ]
+    return lines

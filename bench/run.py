@@ -25,10 +25,12 @@ from bench.scenarios import (
     cpu_and_memory,
     growth,
     throughput_and_latency,
+    under_faults,
 )
 from bench.stops import CASES as STOP_CASES
 from bench.stops import one_move
 from order_processor.emulator import running_emulator
+from order_processor.faultproxy import AWS_BAD_DAY
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LATENCY_MS, JITTER_MS = 8.0, 2.0  # a round trip to DynamoDB, SQS or SNS in one region
@@ -42,6 +44,7 @@ MEASUREMENTS = (
     "growth",
     "stops",
     "analytics",
+    "faults",
 )
 
 
@@ -61,6 +64,8 @@ class Sizes:
     stops: tuple[int, ...]
     stops_at_latency: tuple[int, ...]
     analytics: int
+    faults_backlog: int
+    faults_paced: int
 
 
 QUICK = Sizes(
@@ -78,6 +83,8 @@ QUICK = Sizes(
     stops=(1000, 10_000),
     stops_at_latency=(1000,),
     analytics=2000,
+    faults_backlog=1000,
+    faults_paced=500,
 )
 FULL = Sizes(
     backlog=1000,
@@ -94,6 +101,8 @@ FULL = Sizes(
     stops=(1000, 10_000),
     stops_at_latency=(1000,),
     analytics=10_000,
+    faults_backlog=3000,
+    faults_paced=1500,
 )
 
 
@@ -166,6 +175,16 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
     if "analytics" in only:
         results["analytics"] = await drain(endpoint, sizes.analytics)
         print(json.dumps(results["analytics"]), flush=True)
+    if "faults" in only:
+        results["faults"] = await under_faults(
+            endpoint,
+            plans={"throttling_5_percent": "throttle=0.05", "aws_bad_day": AWS_BAD_DAY},
+            latency_ms=LATENCY_MS,
+            jitter_ms=JITTER_MS,
+            backlog=sizes.faults_backlog,
+            paced=sizes.faults_paced,
+        )
+        print(json.dumps(results["faults"]), flush=True)
     return results
 
 

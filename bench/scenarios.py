@@ -7,6 +7,7 @@ import re
 import statistics
 import time
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,7 @@ from order_processor.messaging.producer import CommandFactory
 
 RICH = Decimal("100000000.00")
 CALL_LINE = re.compile(r'aws_calls_total\{operation="(\w+)",service="(\w+)"\} ([\d.e+]+)')
+REQUEST_LINE = re.compile(r'aws_requests_total\{operation="(\w+)",service="(\w+)"\} ([\d.e+]+)')
 PROCESSED_LINE = re.compile(r'commands_processed_total\{type="(\w+)"\} ([\d.e+]+)')
 
 
@@ -40,26 +42,48 @@ def aws_calls(metrics_texts: list[str]) -> Counter[str]:
     return calls
 
 
+def aws_requests(metrics_texts: list[str]) -> int:
+    """HTTP requests to AWS, botocore's retries included."""
+    return sum(int(float(v)) for text in metrics_texts for *_, v in REQUEST_LINE.findall(text))
+
+
 def processed(metrics_texts: list[str]) -> int:
     return sum(int(float(v)) for text in metrics_texts for _, v in PROCESSED_LINE.findall(text))
 
 
 async def throughput_and_latency(
-    endpoint: str, *, workers: int, in_flight: int, distribution: str, backlog: int, paced: int
+    endpoint: str,
+    *,
+    workers: int,
+    in_flight: int,
+    distribution: str,
+    backlog: int,
+    paced: int,
+    worker_endpoint: str | None = None,
+    offered_rate: float | None = None,
 ) -> dict[str, Any]:
+    """A backlog drained (throughput), then a paced load at 60 % of it or `offered_rate`
+    (latency from send to final event, and the AWS calls and HTTP requests per order). `worker_endpoint`: the
+    workers reach AWS through it (a fault proxy), the load and the follower directly."""
     async with bench_deployment(endpoint) as bench:
         users = users_for(distribution)
         await seed_users(bench.clients, users, RICH)
-        pool = await asyncio.to_thread(start_workers, bench.settings, workers, in_flight)
+        settings = bench.settings
+        if worker_endpoint is not None:
+            settings = settings.model_copy(update={"endpoint_url": worker_endpoint})
+        pool = await asyncio.to_thread(start_workers, settings, workers, in_flight)
         try:
             started = time.monotonic()
             sent = await bench.send(list(bench.orders(users, backlog)))
             finished = await bench.wait_final(set(sent))
             rate = backlog / (finished - started)
-            before = aws_calls(await asyncio.to_thread(pool.metrics))
-            paced_sent = await bench.send(list(bench.orders(users, paced)), rate=rate * 0.6)
+            offered = offered_rate or rate * 0.6
+            texts = await asyncio.to_thread(pool.metrics)
+            before, requests_before = aws_calls(texts), aws_requests(texts)
+            paced_sent = await bench.send(list(bench.orders(users, paced)), rate=offered)
             await bench.wait_final(set(paced_sent))
-            after = aws_calls(await asyncio.to_thread(pool.metrics))
+            texts = await asyncio.to_thread(pool.metrics)
+            after, requests_after = aws_calls(texts), aws_requests(texts)
         finally:
             await asyncio.to_thread(pool.stop)
         latencies = sorted((bench.follower.final_at[o] - t) * 1000 for o, t in paced_sent.items())
@@ -69,7 +93,7 @@ async def throughput_and_latency(
         "distribution": distribution,
         "orders_per_second": round(rate, 1),
         "latency_ms": {
-            "offered_rate": round(rate * 0.6, 1),
+            "offered_rate": round(offered, 1),
             "p50": round(percentile(latencies, 0.5), 1),
             "p95": round(percentile(latencies, 0.95), 1),
             "p99": round(percentile(latencies, 0.99), 1),
@@ -79,6 +103,7 @@ async def throughput_and_latency(
             for k in sorted(after)
             if after[k] - before[k]
         },
+        "requests_per_order": round((requests_after - requests_before) / paced, 2),
     }
 
 
@@ -295,4 +320,64 @@ async def at_latency(
             run: {f"ours_vs_{name}": round(rate / other, 2) for name, other in against.items()}
             for run, rate in ours.items()
         },
+    }
+
+
+async def under_faults(
+    endpoint: str,
+    *,
+    plans: dict[str, str],
+    latency_ms: float,
+    jitter_ms: float,
+    backlog: int,
+    paced: int,
+    in_flight: int = 32,
+) -> dict[str, Any]:
+    """The same run (one worker, market orders of 1,000 users: a backlog drained, then a
+    paced load) through the fault proxy at AWS's latency, without faults and then with
+    each plan's. The paced load is offered at 60 % of the run without faults in every run,
+    so that latencies compare at one load. Throughput and p99 as ratios of the run without
+    faults (p99: without / with, so that 1 is as good), and the API calls and HTTP
+    requests each order costs."""
+    from order_processor.faultproxy import FaultPlan, fault_proxy
+
+    rows: dict[str, dict[str, Any]] = {}
+    offered: float | None = None
+    for name, text in {"without_faults": "", **plans}.items():
+        plan = replace(FaultPlan.parse(text), latency_ms=latency_ms, jitter_ms=jitter_ms)
+        with fault_proxy(endpoint, plan, seed=1) as proxy:
+            row = await throughput_and_latency(
+                endpoint,
+                workers=1,
+                in_flight=in_flight,
+                distribution="spread",
+                backlog=backlog,
+                paced=paced,
+                worker_endpoint=proxy.endpoint,
+                offered_rate=offered,
+            )
+            row["plan"] = plan.text()
+            row["faults_injected"] = {
+                kind: sum(by_operation.values())
+                for kind, by_operation in sorted(proxy.stats().faults.items())
+            }
+        offered = offered or row["orders_per_second"] * 0.6
+        rows[name] = row
+    clean = rows["without_faults"]
+    return {
+        **rows,
+        "ratios": {name: _against(rows[name], clean) for name in rows if name != "without_faults"},
+    }
+
+
+def _against(faulty: dict[str, Any], clean: dict[str, Any]) -> dict[str, float]:
+    return {
+        "throughput": round(faulty["orders_per_second"] / clean["orders_per_second"], 2),
+        "p99": round(clean["latency_ms"]["p99"] / max(faulty["latency_ms"]["p99"], 0.1), 2),
+        "extra_calls_per_order": round(
+            sum(faulty["calls_per_order"].values()) - sum(clean["calls_per_order"].values()), 2
+        ),
+        "extra_requests_per_order": round(
+            faulty["requests_per_order"] - clean["requests_per_order"], 2
+        ),
     }

@@ -40,7 +40,6 @@ def bench_settings(endpoint: str) -> Settings:
         endpoint_url=endpoint,
         prefix=f"b{uuid.uuid4().hex[:10]}",
         jwt_secret=SECRET,
-        visibility_timeout=60,
     )
 
 

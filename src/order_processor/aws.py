@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import aioboto3
@@ -29,6 +30,11 @@ from aiobotocore.credentials import (
     AioCredentials,
     AioDeferredRefreshableCredentials,
 )
+from aiobotocore.retries.standard import (
+    AioRetryHandler,
+    AioRetryPolicy,
+    AioStandardRetryConditions,
+)
 from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.credentials import (
@@ -37,6 +43,13 @@ from botocore.credentials import (
     DeferredRefreshableCredentials,
 )
 from botocore.exceptions import NoCredentialsError
+from botocore.retries.quota import RetryQuota
+from botocore.retries.standard import (
+    DEFAULT_MAX_ATTEMPTS,
+    BaseRetryBackoff,
+    RetryEventAdapter,
+    RetryQuotaChecker,
+)
 
 from order_processor.config import Settings
 from order_processor.provision import Change, Provisioner
@@ -48,6 +61,8 @@ PROGRAM_ATTEMPTS = 6  # a worker rides out throttling and brief outages
 CLI_POOL = 10
 EXPIRED_CODES = frozenset({"ExpiredTokenException", "ExpiredToken"})
 RENEWAL_ATTEMPTS = 2
+FIRST_RETRY_SECONDS = 0.05
+MAX_RETRY_SECONDS = 20.0
 
 
 def client_config(
@@ -234,3 +249,41 @@ def sync_clients(settings: Settings, *services: str) -> list[Any]:
 def sync_client(settings: Settings, service: str) -> Any:
     [client] = sync_clients(settings, service)
     return client
+
+
+class QuickBackoff(BaseRetryBackoff):
+    """botocore's standard backoff (full jitter, doubling, capped at 20 s), from 50 ms
+    instead of 1 s: a throttled or failed call is tried again within tens of
+    milliseconds, then ever more patiently (50, 100, 200, 400, 800 ms at most for the
+    five retries). What the AWS SDKs for DynamoDB do (the Java SDK starts at 25 ms);
+    botocore's 1 s first step made every throttled market order half a second slower."""
+
+    def __init__(self, jitter: Callable[[], float] = random.random) -> None:
+        self.jitter = jitter
+
+    def delay_amount(self, context: Any) -> float:
+        step: float = FIRST_RETRY_SECONDS * 2 ** (int(context.attempt_number) - 1)
+        return self.jitter() * min(step, MAX_RETRY_SECONDS)
+
+
+def quick_retries(client: Any) -> None:
+    """Replace an aiobotocore client's standard-mode retry handler with one that backs off
+    by QuickBackoff (same checks, attempts and retry quota). Other modes are left as the
+    user chose them (`AWS_RETRY_MODE=adaptive`, for one)."""
+    if client.meta.config.retries.get("mode") != "standard":
+        return
+    service = client.meta.service_model.service_id.hyphenize()
+    unique_id = f"retry-config-{service}"
+    client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
+    quota = RetryQuotaChecker(RetryQuota())
+    client.meta.events.register(f"after-call.{service}", quota.release_retry_quota)
+    attempts = client.meta.config.retries.get("total_max_attempts", DEFAULT_MAX_ATTEMPTS)
+    handler = AioRetryHandler(
+        retry_policy=AioRetryPolicy(
+            retry_checker=AioStandardRetryConditions(max_attempts=attempts),
+            retry_backoff=QuickBackoff(),
+        ),
+        retry_event_adapter=RetryEventAdapter(),
+        retry_quota=cast(Any, quota),  # the stubs say RetryQuota; botocore passes this
+    )
+    client.meta.events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)

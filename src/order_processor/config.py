@@ -42,7 +42,10 @@ class Settings(BaseModel):
     prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")] = "op"
     queue_kind: QueueKind = QueueKind.FIFO
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
-    visibility_timeout: Annotated[int, Field(ge=1, le=43_200)] = 60
+    # How long a received message stays invisible: a message whose receive answer was lost
+    # (or whose worker died) comes back after this, and on FIFO its user's group waits as
+    # long; a command that runs longer is kept invisible by heartbeats every half of it.
+    visibility_timeout: Annotated[int, Field(ge=1, le=43_200)] = 10
     # The queues' redrive: after this many receives SQS moves a message to its DLQ, whatever
     # the cause. A backstop, sized to outlast an hour of transient trouble; what decides is
     # `max_failures`, the unforeseen failures of one command (a bug, a permission).

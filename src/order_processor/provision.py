@@ -238,7 +238,7 @@ def main() -> int:
     resources = Resources(
         prefix,
         fifo_commands=fifo,
-        visibility_timeout=int(os.environ.get("ORDER_PROCESSOR_VISIBILITY_TIMEOUT", "60")),
+        visibility_timeout=int(os.environ.get("ORDER_PROCESSOR_VISIBILITY_TIMEOUT", "10")),
         max_receive_count=int(os.environ.get("ORDER_PROCESSOR_MAX_RECEIVE_COUNT", "50")),
     )
     changes = Provisioner(*clients).apply(resources)

@@ -95,7 +95,7 @@ class Resources:
 
     prefix: str
     fifo_commands: bool = True
-    visibility_timeout: int = 60
+    visibility_timeout: int = 10
     max_receive_count: int = 50
     tables: tuple[TableSpec, ...] = field(init=False)
     queues: tuple[QueueSpec, ...] = field(init=False)

@@ -67,6 +67,11 @@ async def test_metrics_count_what_the_worker_did(harness: Harness) -> None:
     assert (
         'order_processor_aws_calls_total{operation="BatchGetItem",service="dynamodb"} 2.0' in lines
     )
+    # No retries against the emulator: one HTTP request per call.
+    assert (
+        'order_processor_aws_requests_total{operation="BatchGetItem",service="dynamodb"} 2.0'
+        in lines
+    )
     assert (
         'order_processor_aws_calls_total{operation="TransactWriteItems",service="dynamodb"} 4.0'
         in lines

@@ -125,7 +125,7 @@ def test_drifted_resources_are_put_back(settings: Settings, clients: Clients) ->
     attributes = clients.sqs.get_queue_attributes(
         QueueUrl=commands, AttributeNames=["VisibilityTimeout"]
     )
-    assert attributes["Attributes"]["VisibilityTimeout"] == "60"
+    assert attributes["Attributes"]["VisibilityTimeout"] == "10"
 
 
 def test_standard_queue_kind_makes_standard_queues(aws_endpoint: str, prefix: str) -> None:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from order_processor.domain.events import Event, EventType
 from order_processor.domain.ports import LedgerWrite
 from order_processor.exceptions import ServiceUnavailableException
@@ -190,3 +192,67 @@ async def test_an_unforeseen_failure_spends_the_budget_once_per_delivery() -> No
     assert third == {"m-1": ToDeadLetters()}
     assert len(failures.attempts[(USER, "c-1")]) == 3
     assert ledger.available(USER)[0] == Decimal("100.00")
+
+
+class AnswerLostLedger(FlakyLedger):
+    """Its first write commits, then its answer is lost (a read timeout after the request
+    applied; botocore's own retries spent)."""
+
+    async def write(self, change: LedgerWrite) -> None:
+        await super().write(change)
+        if self.writes_lost < 1:
+            self.writes_lost += 1
+            raise ServiceUnavailableException("DynamoDB is unreachable: Read timeout")
+
+    writes_lost = 0
+
+
+def market_buy(command_id: str, order_id: str) -> str:
+    return json.dumps(
+        {
+            "schema": "order-processor/command/v1",
+            "command_id": command_id,
+            "type": "PlaceOrder",
+            "username": USER,
+            "issued_at": "2026-11-28T11:59:00Z",
+            "auth": TOKENS.create_access_token(USER),
+            "payload": {
+                "order_id": order_id,
+                "order_type": "MARKET_BUY",
+                "asset_id": "BTC",
+                "quantity": "0.1",
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("kind", ["deposit", "market buy"])
+async def test_a_write_whose_answer_was_lost_is_answered_as_applied_once(kind: str) -> None:
+    _, seeded, _ = world(usd="100")
+    ledger = AnswerLostLedger()
+    ledger.users, ledger.usd, ledger.assets = seeded.users, seeded.usd, seeded.assets
+    ledger.holdings = seeded.holdings
+    events, failures = MemoryEvents(), MemoryFailures()
+    limits = Limits(Decimal(10000), Decimal(10000), Decimal(5000))
+    commands = CommandHandler(
+        saga=Saga(ledger, events, limits, clock=lambda: NOW),
+        events=events,
+        admission=Admission(TOKENS, clock=lambda: NOW),
+        audit=AuditLogger(io.StringIO()),
+        failures=failures,
+    )
+
+    body = deposit("c-1", "10") if kind == "deposit" else market_buy("c-1", "o-1")
+
+    outcomes = await commands.handle_group(USER, [delivery(1, body)])
+
+    assert outcomes == {"m-1": Ack()}
+    assert failures.attempts == {}
+    if kind == "deposit":
+        assert ledger.available(USER)[0] == Decimal("110.00")  # once
+        assert [e.event_type for e in events.published] == [EventType.BALANCE_DEPOSITED]
+        return
+    assert ledger.available(USER)[0] == Decimal("90.00")  # 0.1 at 100, once
+    assert ledger.holding(USER, "BTC")[0] == Decimal("0.1")
+    assert events.of("o-1")[-1] == ("order.completed", 3)
+    assert len(ledger.writes) == 1

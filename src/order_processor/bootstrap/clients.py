@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from order_processor.aws import aio_session, client_kwargs
+from order_processor.aws import aio_session, client_kwargs, quick_retries
 from order_processor.config import ConfigError, Settings
 from order_processor.handlers.admission import Admission
 from order_processor.ops.dead_letters import DeadLetters
@@ -64,6 +64,9 @@ async def open_clients(
             await stack.enter_async_context(session.client(service, **kwargs))
             for service in ("dynamodb", "sqs", "sns")
         ]
+        if long_running:
+            for client in (dynamodb, sqs, sns):
+                quick_retries(client)
         yield AwsClients(dynamodb, sqs, sns, settings.resources())
 
 

@@ -4,10 +4,11 @@ unprocessed batch entries, duplicate deliveries, index lag, expired credentials)
 AWS's error documents, at seeded rates per operation. docs/fault-proxy.md tells each."""
 
 from order_processor.faultproxy.process import FaultProxyError, FaultProxyHandle, fault_proxy
-from order_processor.faultproxy.rates import FaultPlan, PlanError
+from order_processor.faultproxy.rates import AWS_BAD_DAY, FaultPlan, PlanError
 from order_processor.faultproxy.stats import ProxyStats
 
 __all__ = [
+    "AWS_BAD_DAY",
     "FaultPlan",
     "FaultProxyError",
     "FaultProxyHandle",

@@ -23,6 +23,16 @@ from types import MappingProxyType
 from typing import Any
 
 PLAN_VARIABLE = "ORDER_PROCESSOR_FAULTS"
+# AWS on a bad day, the plan the chaos run's --aws-faults and the benchmark's `faults`
+# measurement use: 5 % throttling and 1 % 5xx on every operation, 1 % of answers lost
+# after the request applied, 1 % of connections reset, 1 % of answers 800 ms late, every
+# concurrent same-item transaction conflicting (each held 10 ms, as AWS's take), 5 % of
+# batch entries unprocessed or failed, 1 % stale receipt handles, 2 % duplicate deliveries
+# on standard queues, indexes up to 2 s behind their tables.
+AWS_BAD_DAY = (
+    "throttle=0.05,5xx=0.01,lost=0.01,reset=0.01,slow=0.01:800,conflict=on,hold-ms=10,"
+    "unprocessed=0.05,partial=0.05,stale-receipt=0.01,duplicate=0.02,lag-ms=2000"
+)
 
 # Faults drawn with a probability, per request or per batch entry.
 RATED = (

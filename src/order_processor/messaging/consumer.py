@@ -16,10 +16,10 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 HAND_BACK_SECONDS = 5.0
+BATCH_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -255,20 +256,46 @@ class Consumer:
             await asyncio.sleep(after)
         while self._deletes:
             chunk, self._deletes = self._deletes[:10], self._deletes[10:]
-            entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
-                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, (m, _) in enumerate(chunk)
-            ]
-            try:
-                response = await self.sqs.delete_message_batch(
-                    QueueUrl=self.queue_url, Entries=entries
-                )
-                for failure in response.get("Failed", []):
-                    log.warning("delete failed (the message will be redelivered): %s", failure)
-            except Exception:  # redelivery is harmless: every command is idempotent
-                log.exception("delete batch failed; its messages will be redelivered")
+            await self._delete_batch([m for m, _ in chunk])
             for _, done in chunk:
                 if not done.done():
                     done.set_result(None)
+
+    async def _delete_batch(self, messages: list[Message]) -> None:
+        """A message left undeleted comes back after its visibility timeout and, on FIFO,
+        holds its user's group until then: what SQS failed is deleted again (a stale
+        receipt handle cannot be helped: its redelivery is answered from the stored
+        state, as is every other)."""
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(messages)
+        ]
+        left = await self._batch_again("delete_message_batch", entries)
+        if left:
+            log.warning("%d delete(s) failed; those messages will be redelivered", left)
+
+    async def _batch_again(self, operation: str, entries: Sequence[Any]) -> int:
+        """One DeleteMessageBatch or ChangeMessageVisibilityBatch; the entries SQS failed
+        through no fault of ours are sent again, those alone, a few times. How many were
+        left undone."""
+        pending = list(entries)
+        for attempt in range(BATCH_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(0.05 * 2**attempt * random.uniform(0.5, 1))  # noqa: S311
+            try:
+                call = getattr(self.sqs, operation)
+                response = await call(QueueUrl=self.queue_url, Entries=pending)
+            except Exception as exc:
+                log.warning("%s failed: %s", operation, exc)
+                continue
+            failures = response.get("Failed", [])
+            for failure in failures:
+                if failure.get("SenderFault"):
+                    log.warning("%s: %s", operation, failure)
+            again = {str(f["Id"]) for f in failures if not f.get("SenderFault")}
+            pending = [entry for entry in pending if entry["Id"] in again]
+            if not pending:
+                return 0
+        return len(pending)
 
     async def _to_dead_letters(self, messages: list[Message]) -> dict[str, Outcome]:
         """Send to the DLQ (same group, in order), then count as done (deleted); what could
@@ -293,10 +320,8 @@ class Consumer:
                 {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
                 for i, (m, seconds) in enumerate(chunk)
             ]
-            with contextlib.suppress(Exception):  # best effort: the timeout expires anyway
-                await self.sqs.change_message_visibility_batch(
-                    QueueUrl=self.queue_url, Entries=entries
-                )
+            # Best effort: what stays undone, its visibility timeout undoes anyway.
+            await self._batch_again("change_message_visibility_batch", entries)
 
     async def _queue_is_empty(self) -> bool:
         names: list[QueueAttributeNameType] = [

@@ -37,6 +37,12 @@ COMMON = {
     "aws_calls_total": Spec(
         "counter", "AWS API calls made, by operation and service.", ("operation", "service")
     ),
+    "aws_requests_total": Spec(
+        "counter",
+        "HTTP requests sent to AWS (the calls and botocore's retries of them), by operation "
+        "and service.",
+        ("operation", "service"),
+    ),
     "messages_in_flight": Spec("gauge", "Messages received and not yet settled."),
     "commands_rejected_total": Spec(
         "counter", "Commands answered with command.rejected, by reason.", ("reason",)
@@ -166,11 +172,18 @@ def _build(name: str, spec: Spec, registry: CollectorRegistry) -> Any:
 
 
 def count_aws_calls(client: Any, metrics: Metrics) -> None:
-    """Count every API call of a (aio)botocore client through its event hooks."""
+    """Count every API call of a (aio)botocore client through its event hooks, and every
+    HTTP request it sent for them (botocore's own retries of throttling, 5xx, cut
+    connections included): what AWS bills and throttles is the second."""
     service = client.meta.service_model.service_name
 
     def counted(**kwargs: Any) -> None:
         model = kwargs.get("model")
         metrics.inc("aws_calls_total", service=service, operation=getattr(model, "name", "?"))
 
+    def sent(event_name: str, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]  # before-send.<service>.<operation>
+        metrics.inc("aws_requests_total", service=service, operation=operation)
+
     client.meta.events.register("before-call.*.*", counted)
+    client.meta.events.register("before-send.*.*", sent)

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from order_processor.aws import aio_session, client_kwargs
 from order_processor.config import Settings
+from order_processor.faultproxy import FaultPlan, fault_proxy
 from order_processor.messaging.consumer import Ack, Backoff, Consumer, Message, Outcome, Retry
 
 
@@ -300,3 +301,35 @@ async def test_a_stop_while_every_slot_is_busy_still_ends_within_the_grace(
 
     again = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)
     assert json.loads(again["Messages"][0]["Body"]) == {"user": "stuck"}
+
+
+async def test_deletes_and_hand_backs_sqs_failed_are_made_again_and_nothing_runs_twice(
+    aws_endpoint: str, sqs: Any, queue: tuple[str, str]
+) -> None:
+    """A third of the entries of every DeleteMessageBatch and ChangeMessageVisibilityBatch
+    fail (SQS's partial failures, not the sender's fault): each is sent again, so no
+    message comes back after its visibility timeout to run a second time."""
+    url, _ = queue
+    for n in range(20):
+        await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"user": f"u{n}", "n": n}))
+    runs: list[int] = []
+
+    async def handle(key: str, messages: list[Message]) -> dict[str, Outcome]:
+        runs.extend(json.loads(m.body)["n"] for m in messages)
+        return {m.message_id: Ack() for m in messages}
+
+    plan = FaultPlan.parse(
+        "partial.DeleteMessageBatch=0.34,partial.ChangeMessageVisibilityBatch=0.34"
+    )
+    with fault_proxy(aws_endpoint, plan, seed=3) as proxy:
+        settings = Settings(endpoint_url=proxy.endpoint)
+        session = await aio_session(settings)
+        async with session.client("sqs", **client_kwargs(settings)) as proxied:
+            await asyncio.wait_for(consumer(proxied, url, handle, visibility_timeout=2).run(), 30)
+            await asyncio.sleep(2.5)  # past the visibility timeout: anything undeleted is back
+            await asyncio.wait_for(consumer(proxied, url, handle, visibility_timeout=2).run(), 30)
+        failed = proxy.stats().injected("partial", "DeleteMessageBatch")
+
+    assert failed > 0
+    assert sorted(runs) == list(range(20))
+    assert await depth(sqs, url) == (0, 0)

@@ -20,6 +20,7 @@ from order_processor.bootstrap import AwsClients, get_order_dao, open_clients
 from order_processor.config import Settings
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import OrderStatus, OrderType
+from order_processor.faultproxy import FaultPlan, fault_proxy
 from tests.analytics import final, mixed_finals
 from tests.support import Clients, cli_env, destroy, run_cli
 
@@ -36,9 +37,32 @@ async def aws(aws_endpoint: str) -> AsyncIterator[AwsClients]:
         destroy(settings)
 
 
+@pytest.fixture
+async def conflicting(aws: AwsClients, aws_endpoint: str) -> AsyncIterator[AwsClients]:
+    """The same deployment through the fault proxy: DynamoDB's conflict semantics (a
+    transaction meeting another in flight on one of its items is cancelled, each held
+    20 ms as AWS's take), nothing else."""
+    settings = Settings(endpoint_url=aws_endpoint, prefix=aws.resources.prefix)
+    with fault_proxy(aws_endpoint, FaultPlan.parse("conflict=on,hold-ms=20")) as proxy:
+        proxied = settings.model_copy(update={"endpoint_url": proxy.endpoint})
+        async with open_clients(proxied) as clients:
+            yield clients
+        assert proxy.stats().injected("conflict") > 0  # the counters did meet each other
+
+
 async def test_copies_shuffled_and_concurrent_give_the_views_of_one_punctual_delivery(
     aws: AwsClients, username: str
 ) -> None:
+    await copies_shuffled_and_concurrent(aws, username)
+
+
+async def test_under_dynamodbs_conflicts_every_final_event_counts_once(
+    conflicting: AwsClients, username: str
+) -> None:
+    await copies_shuffled_and_concurrent(conflicting, username)
+
+
+async def copies_shuffled_and_concurrent(aws: AwsClients, username: str) -> None:
     store = AnalyticsStore(aws.dynamodb, aws.resources.analytics_table)
     finals = mixed_finals(seed=7, count=40, prefix=f"{username}_")
     expected = Views()
