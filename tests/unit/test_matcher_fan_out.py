@@ -163,9 +163,15 @@ class FakeDynamo:
     """The TrailingStops query answers `orders` (sells); UpdateItem records each move,
     refusing the ids in `moved_meanwhile` by their condition and failing on `broken`."""
 
-    def __init__(self, orders: list[Order], moved_meanwhile: set[str], broken: set[str]) -> None:
+    def __init__(
+        self,
+        orders: list[Order],
+        moved_meanwhile: set[str],
+        broken: set[str],
+        answer_lost: frozenset[str] = frozenset(),
+    ) -> None:
         self.items = {o.order_id: order_item(o) for o in orders}
-        self.moved_meanwhile, self.broken = moved_meanwhile, broken
+        self.moved_meanwhile, self.broken, self.answer_lost = moved_meanwhile, broken, answer_lost
         self.updates: list[str] = []
         self.gauge = Gauge()
 
@@ -187,7 +193,26 @@ class FakeDynamo:
         item |= {"updated_at": values[":now"]}
         item["sequence"] = {"N": str(int(item["sequence"]["N"]) + 1)}  # ADD #sequence :one
         self.items[order_id] = item
+        if order_id in self.answer_lost:
+            # Committed, its answer lost; botocore's retry met it: refused, with the item.
+            error = client_error("ConditionalCheckFailedException")
+            cast(dict[str, Any], error.response)["Item"] = item
+            raise error
         return {"Attributes": item}
+
+
+async def test_a_move_whose_answer_was_lost_is_announced_as_it_stands() -> None:
+    """The move committed, its answer was lost, and botocore's retry was refused by the
+    move's own condition: it is the move's own state, announced (found in the chaos run
+    with AWS's failures: that state's event was never published)."""
+    orders = [trailing_sell("5"), trailing_sell("6")]
+    lost = frozenset({orders[0].order_id})
+    dynamo = FakeDynamo(orders, moved_meanwhile=set(), broken=set(), answer_lost=lost)
+
+    moved = await OrderDAO(cast(Any, dynamo), "orders").move_trails("BTC", Decimal("10"))
+
+    assert sorted(o.order_id for o in moved) == sorted(o.order_id for o in orders)
+    assert {(o.best_price, o.sequence) for o in moved} == {(Decimal("10"), orders[0].sequence + 1)}
 
 
 async def test_every_trail_a_price_improves_on_is_moved_once_several_at_a_time() -> None:

@@ -326,11 +326,20 @@ class OrderDAO:
                     ":queued": to_attribute(OrderStatus.QUEUED),
                 },
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if is_condition_failure(exc):
-                return None  # executed, cancelled or moved further meanwhile
-            raise
+            if not is_condition_failure(exc):
+                raise
+            # Executed, cancelled or moved further meanwhile: nothing to announce. Or moved
+            # to this very price already: this move's own write, its answer lost and
+            # botocore's retry refused (or an equal move's), announced as it stands.
+            stored = old_item(exc)
+            if stored is None:
+                return None
+            current = Order.model_validate(_order_fields(stored))
+            moved_here = current.status is OrderStatus.QUEUED and current.best_price == best
+            return current if moved_here else None
         return _order(response["Attributes"])
 
     async def order_book(self, asset_id: str) -> tuple[list[Order], list[Order]]:
