@@ -41,6 +41,11 @@ class FaultProxyHandle:
         """Replace the plan; with a seed, the dice start again from it."""
         self._call("POST", "/plan", {"faults": plan.text(), "seed": seed})
 
+    def catch_up_indexes(self) -> int:
+        """Every write on its way to a lagging index lands now; how many items."""
+        copied: int = self._call("POST", "/lag/catch-up", {})["copied"]
+        return copied
+
     def expire_credentials(self, access_key_id: str | None = None) -> list[str]:
         """Expire this key (else the last one seen); the keys now expired."""
         answer = self._call("POST", "/expire-credentials", {"access_key_id": access_key_id})

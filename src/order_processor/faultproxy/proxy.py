@@ -58,6 +58,7 @@ def build_app(upstream: str, plan: FaultPlan, seed: int = 0) -> web.Application:
     app.router.add_get(f"{CONTROL}/plan", current_plan)
     app.router.add_post(f"{CONTROL}/plan", change_plan)
     app.router.add_post(f"{CONTROL}/expire-credentials", expire_credentials)
+    app.router.add_post(f"{CONTROL}/lag/catch-up", catch_up_indexes)
     app.router.add_route("*", "/{tail:.*}", relay)
     return app
 
@@ -168,6 +169,11 @@ async def change_plan(request: web.Request) -> web.Response:
         return web.json_response({"error": str(wrong)}, status=400)
     request.app[STATE].replan(plan, document.get("seed"))
     return web.json_response({"faults": plan.text()})
+
+
+async def catch_up_indexes(request: web.Request) -> web.Response:
+    """Every write on its way to a lagging index lands now."""
+    return web.json_response({"copied": await request.app[STATE].lag.catch_up()})
 
 
 async def expire_credentials(request: web.Request) -> web.Response:
