@@ -156,7 +156,9 @@ async def test_a_limit_order_survives_a_crash_after_each_of_its_writes(harness: 
     await harness.create_user("crash_lim", usd="1000")
     await harness.add_asset("SOL", "100")
     await harness.give_asset("crash_lim", "SOL", "10")
-    expiry = utc_now() + timedelta(seconds=12)  # after the crash and its visibility timeout
+    # After the crash, its visibility timeout and, under AWS's failures on a busy machine, its
+    # retries: placed too late, the order would be refused ALREADY_EXPIRED and never stored.
+    expiry = utc_now() + timedelta(seconds=20)
     executed = harness.limit("crash_lim", "buy", "SOL", "1", "90")
     cancelled = harness.limit("crash_lim", "buy", "SOL", "1", "80")
     expired = harness.limit("crash_lim", "buy", "SOL", "1", "70", expires_at=expiry)
@@ -210,7 +212,9 @@ async def test_conditional_orders_survive_a_crash_after_each_of_their_writes(
     await harness.create_user(user, usd="300")
     await harness.add_asset("SOL", "100")
     await harness.give_asset(user, "SOL", "5")
-    expiry = utc_now() + timedelta(seconds=12)  # after the crash and its visibility timeout
+    # After the crash, its visibility timeout and, under AWS's failures on a busy machine, its
+    # retries: placed too late, the order would be refused ALREADY_EXPIRED and never stored.
+    expiry = utc_now() + timedelta(seconds=20)
 
     def conditional(kind: str, **fields: str) -> PlaceOrder:
         request = OrderCreate.model_validate(
