@@ -91,14 +91,7 @@ async def _committed_transaction(ex: Exchange, request: Any, refs: list[ItemRef]
     token check compares a normalised copy, refusing an identical retry."""
     conflicting = ex.state.in_flight.held_by_transaction(refs) if ex.plan.conflict else []
     if any(conflicting):
-        ex.inject("conflict")
-        reasons = cancellation_reasons(conflicting)
-        return dynamodb_error(
-            "TransactionCanceledException",
-            cancellation_message(reasons),
-            message_key="Message",
-            extra={"CancellationReasons": reasons},
-        )
+        return _cancelled(ex, conflicting)
     hold = ex.state.in_flight.hold(refs, transactional=True) if ex.plan.conflict else None
     try:
         answer = await ex.forward(json.dumps(request).encode())
@@ -138,6 +131,11 @@ async def transact_get(ex: Exchange) -> Answer:
     conflicting = ex.state.in_flight.held_by_any_write(refs)
     if not any(conflicting):
         return await ex.forward()
+    return _cancelled(ex, conflicting)
+
+
+def _cancelled(ex: Exchange, conflicting: list[bool]) -> Answer:
+    """A transaction cancelled for the items another request in flight holds."""
     ex.inject("conflict")
     reasons = cancellation_reasons(conflicting)
     return dynamodb_error(

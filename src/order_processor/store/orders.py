@@ -252,20 +252,10 @@ class OrderDAO:
         (a redelivered update redoes the rest; the moves already made no longer match its
         query). Returns the orders as moved."""
         found: list[tuple[Order, str]] = []
-        asset = asset_id.strip().upper()
         for side, comparison in (("SELL", "<"), ("BUY", ">")):
-            request = {
-                "TableName": self.table,
-                "IndexName": "TrailingStops",
-                "KeyConditionExpression": f"trail_key = :key AND best_price {comparison} :price",
-                "ExpressionAttributeValues": {
-                    ":key": to_attribute(f"{asset}#{side}"),
-                    ":price": to_attribute(price),
-                },
-            }
             found += [
                 (order, comparison)
-                for order in await _index_orders(self.client, request)
+                for order in await self._trailing_stops(asset_id, side, comparison, price)
                 if observed_at is None or order.created_at <= observed_at
             ]
         limit = asyncio.Semaphore(TRAIL_MOVES_IN_FLIGHT)
@@ -283,20 +273,25 @@ class OrderDAO:
     async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
         """The QUEUED trailing stops whose best price is exactly `price`: what a price
         update moved them to, for its redelivery to announce again."""
-        asset = asset_id.strip().upper()
         found: list[Order] = []
         for side in ("SELL", "BUY"):
-            request = {
-                "TableName": self.table,
-                "IndexName": "TrailingStops",
-                "KeyConditionExpression": "trail_key = :key AND best_price = :price",
-                "ExpressionAttributeValues": {
-                    ":key": to_attribute(f"{asset}#{side}"),
-                    ":price": to_attribute(price),
-                },
-            }
-            found += await _index_orders(self.client, request)
+            found += await self._trailing_stops(asset_id, side, "=", price)
         return found
+
+    async def _trailing_stops(
+        self, asset_id: str, side: str, comparison: str, price: Decimal
+    ) -> list[Order]:
+        """The TrailingStops index of one asset and side, best price `comparison` price."""
+        request = {
+            "TableName": self.table,
+            "IndexName": "TrailingStops",
+            "KeyConditionExpression": f"trail_key = :key AND best_price {comparison} :price",
+            "ExpressionAttributeValues": {
+                ":key": to_attribute(f"{asset_id.strip().upper()}#{side}"),
+                ":price": to_attribute(price),
+            },
+        }
+        return await _index_orders(self.client, request)
 
     async def _trail(self, order: Order, price: Decimal, comparison: str) -> Order | None:
         """One move: its own state of the order (sequence up by one, like any change), so
