@@ -31,7 +31,17 @@ async def test_a_user_trades_through_the_cli(harness: Harness) -> None:
     assert json.loads(created.stdout)["username"] == "erin_trader"
     assert "Sup3r!secret" not in created.stdout
     assert cli("assets", "add", "SOL", "--name", "Solana", "--price", "150").returncode == 0
-    assert cli("price", "SOL", "125.5").returncode == 0
+    unapplied = cli("price", "SOL", "130", "--wait-seconds", "1")  # no matcher yet
+    assert unapplied.returncode == 1
+    assert "not applied within 1 s: is the limit matcher running?" in unapplied.stderr
+    matcher = harness.start_worker(burst=False, kind="limit-matcher")
+    try:
+        priced = cli("price", "SOL", "125.5")  # waits until the matcher applied it
+    finally:
+        matcher.send_signal(signal.SIGTERM)
+        assert matcher.wait(60) == 0
+    assert priced.returncode == 0, priced.stderr
+    assert json.loads(priced.stdout)["price"] == "125.50000000"
     worker = subprocess.Popen(
         [sys.executable, "-m", "workers.order_worker", "--concurrency", "4"],
         env=harness.worker_environment(),

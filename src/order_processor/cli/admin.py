@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import sys
 import time
@@ -31,6 +30,8 @@ from order_processor.messaging.follower import StatusFollower, follow
 from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.messaging.publisher import EventPublisher
 from order_processor.security.passwords import PasswordManager
+
+PRICE_WAIT_SECONDS = 10.0
 
 
 def register(verbs: Any) -> None:
@@ -61,9 +62,17 @@ def register(verbs: Any) -> None:
     add.add_argument("--price", required=True)
     add.add_argument("--precision", type=int, default=8)
     add.set_defaults(run=cmd_assets_add)
-    price = verbs.add_parser("price", help="set an asset's price and send it to the limit matcher")
+    price = verbs.add_parser(
+        "price", help="send an asset's price to the limit matcher and wait until it applies it"
+    )
     price.add_argument("asset_id")
     price.add_argument("price")
+    price.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=PRICE_WAIT_SECONDS,
+        help=f"how long to wait for the matcher (default {PRICE_WAIT_SECONDS:g}; 0: send only)",
+    )
     price.set_defaults(run=cmd_price)
     feed = verbs.add_parser("feed", help="send price updates: a random walk or a market-data API")
     feed.add_argument("--assets", required=True, help="comma-separated asset ids (BTC,ETH)")
@@ -145,22 +154,33 @@ def cmd_assets_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_price(args: argparse.Namespace, settings: Settings) -> int:
+    """The price goes the one way every price goes: an UpdatePrice to the limit matcher,
+    which orders it among the feed's, moves the trailing stops and matches the book. Only
+    the matcher writes the inventory's price, by the clocks admission trusts; the CLI then
+    waits until it has (its command id stored with the price) and prints the asset."""
     update = CommandFactory(get_token_manager(settings)).update_price(args.asset_id, args.price)
 
     async def action(clients: AwsClients) -> int:
-        # Written at once as the update it sends: the matcher's copy is then the same
-        # observation (its trails and matches), never a newer one.
-        assets = dataclasses.replace(get_asset_dao(clients), clock_skew=settings.clock_skew)
-        print_json(
-            await assets.update_price(
-                args.asset_id,
-                args.price,
-                as_of=update.issued_at,
-                command_id=update.command_id,
-            )
-        )
         await (await price_producer_for(settings, clients)).send(update)
-        return 0
+        if args.wait_seconds <= 0:
+            print(update.command_id)
+            return 0
+        deadline = time.monotonic() + args.wait_seconds
+        assets = get_asset_dao(clients)
+        while True:
+            asset = await assets.get_asset(args.asset_id)
+            if asset.price_command_id == update.command_id:
+                print_json(asset)
+                return 0
+            if time.monotonic() > deadline:
+                print(
+                    f"order-processor: sent ({update.command_id}); not applied within "
+                    f"{args.wait_seconds:g} s: is the limit matcher running? (a newer price, "
+                    "or this machine's clock beyond the skew, is refused)",
+                    file=sys.stderr,
+                )
+                return 1
+            await asyncio.sleep(0.2)
 
     return with_clients(settings, action)
 

@@ -153,6 +153,10 @@ class Order(Entity):
     trail_amount: Price | None = None
     trail_percent: Percent | None = None
     best_price: Price | None = None  # a trailing stop's best price since placement
+    # When the price a trailing stop started from was observed (the inventory's price_as_of
+    # at placement): only prices observed after it can be peaks of it, whatever the
+    # order in which their updates arrive.
+    trail_since: UtcDatetime | None = None
     hold_price: Price | None = None  # a buy's hold is quantity x this, rounded up
     price: Price | None = None  # the execution price, once known
     total_amount: UsdBalance | None = None
@@ -190,6 +194,7 @@ class OrderResponse(Entity):
     trail_amount: Price | None = None
     trail_percent: Decimal | None = None
     best_price: Price | None = None
+    trail_since: UtcDatetime | None = None
     hold_price: Price | None = None
     price: Price | None
     total_amount: UsdBalance | None

@@ -18,7 +18,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
+from order_processor.domain.assets import Asset
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import (
     ExecuteOrder,
@@ -113,17 +115,25 @@ class PriceMatcher:
             await self.assets.update_price(
                 asset_id, price, as_of=update.issued_at, command_id=update.command_id
             )
-        except StalePriceException:
+        except StalePriceException as stale:
             log.info("ignored a stale price of %s (%s)", asset_id, update.issued_at)
             self.metrics.inc("price_updates_stale_total")
-            return []
+            # A late peak may have moved a stop past the market: matched at the price
+            # that stands, as a rematch would, without waiting for one.
+            current: Asset | None = stale.details.get("current")
+            if current is None:
+                return []
+            return await self._match(asset_id, current.price, update.command_id)
         except OrderProcessorError as exc:
             if exc.code == "ASSET_NOT_FOUND":
                 raise CommandRejected("UNKNOWN_ASSET", exc.message) from exc
             raise
         self.metrics.inc("price_updates_total")
+        return await self._match(asset_id, price, update.command_id)
+
+    async def _match(self, asset_id: str, price: Decimal, cause: str) -> list[ExecuteOrder]:
         triggered = await self.orders.triggered_orders(asset_id, price)
-        commands = self._executions(triggered, update.command_id)
+        commands = self._executions(triggered, cause)
         self.faults.after_commit("matched")  # the crash test: after the query, before sending
         await self._send(commands)
         self.metrics.inc("orders_triggered_total", len(commands), cause="update")
@@ -138,12 +148,15 @@ class PriceMatcher:
         trailed = await self.orders.move_trails(payload.asset_id, payload.price, update.issued_at)
         self.faults.after_commit("trailed")  # the crash test: trails moved, nothing announced
         self.metrics.inc("trailing_stops_moved_total", len(trailed))
-        announced = {order.order_id: order for order in trailed}
         if redelivered:
             standing = await self.orders.trails_at(payload.asset_id, payload.price)
-            announced = {order.order_id: order for order in standing} | announced
-        if announced:
-            await self.publisher.publish([order_event(order) for order in announced.values()])
+            moved = {order.order_id for order in trailed}
+            trailed += [order for order in standing if order.order_id not in moved]
+        await self._announce_trails(trailed)
+
+    async def _announce_trails(self, trailed: list[Order]) -> None:
+        if trailed:
+            await self.publisher.publish([order_event(order) for order in trailed])
 
     async def rematch(self, now: datetime) -> list[ExecuteOrder]:
         """Defence in depth for a lost ExecuteOrder (its short-lived token expired in a
@@ -152,6 +165,10 @@ class PriceMatcher:
         user's lock, so a repeat is harmless; ids derive from the order and the minute."""
         commands: list[ExecuteOrder] = []
         async for asset in self.assets.every_asset(active_only=True):
+            # A trailing stop an index hid from its update follows the price that stands.
+            moved = await self.orders.move_trails(asset.asset_id, asset.price, asset.price_as_of)
+            self.metrics.inc("trailing_stops_moved_total", len(moved))
+            await self._announce_trails(moved)
             triggered = await self.orders.triggered_orders(asset.asset_id, asset.price)
             commands += self._executions(triggered, f"rematch:{now:%Y%m%dT%H%M}")
         for command in commands:

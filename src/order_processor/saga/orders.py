@@ -11,8 +11,8 @@ on first, by the same steps, before the command does its own job (`then`).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 
+from order_processor.domain.assets import Asset
 from order_processor.domain.commands import (
     CancelOrder,
     ExecuteOrder,
@@ -54,7 +54,7 @@ def place_order(snapshot: Snapshot, command: PlaceOrder, at: datetime, limits: L
         return carry_on(snapshot, stored, at, limits, announce=True)
     _validate(snapshot, command, at)
     assert snapshot.asset is not None  # _validate
-    accepted = _accept(command, at, snapshot.asset.price, limits)
+    accepted = _accept(command, at, snapshot.asset, limits)
     go = limit.place if accepted.order_type.rests else market.fill
     return go(snapshot, accepted, [accepted], at, limits)
 
@@ -178,10 +178,11 @@ def _same_request(order: Order, command: PlaceOrder) -> None:
         )
 
 
-def _accept(command: PlaceOrder, at: datetime, price: Decimal, limits: Limits) -> Order:
+def _accept(command: PlaceOrder, at: datetime, asset: Asset, limits: Limits) -> Order:
     """The order as accepted: a resting one with its expiry (30 days unless asked), a
-    trailing stop with its first best price (the market's now) and stop, a buy with the
-    price its hold is sized at."""
+    trailing stop with its first best price (the market's now), its stop and when that
+    price was observed, a buy with the price its hold is sized at."""
+    price = asset.price
     order = Order.place(command.username, command.payload, order_id=command.payload.order_id)
     order = order.evolve(issued_at=min(command.issued_at, at))
     kind = order.order_type
@@ -195,7 +196,8 @@ def _accept(command: PlaceOrder, at: datetime, price: Decimal, limits: Limits) -
     try:
         if kind.is_trailing:
             best, stop = trailed(order, price) or (price, price)
-            order = order.evolve(best_price=best, stop_price=stop)
+            since = asset.price_as_of or at
+            order = order.evolve(best_price=best, stop_price=stop, trail_since=since)
         order = order.evolve(hold_price=hold_price(order, limits.stop_slippage_percent))
     except ValueError as exc:  # a stop or hold past what a price can be
         raise CommandRejected(

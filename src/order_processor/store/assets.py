@@ -41,9 +41,9 @@ class AssetDAO:
     client: DynamoDBClient
     table: str
     clock: Callable[[], datetime] = utc_now
-    # How far ahead of this writer's clock a stored observation may lie and still hold
-    # back older ones (the feed's clock may run that much ahead; a clock further ahead, a
-    # laptop's, say, must not freeze the price).
+    # The clock skew admission allows: a stored observation more than twice this ahead of
+    # this writer's clock holds back nothing (a laptop's clock far ahead must not freeze
+    # the price).
     clock_skew: timedelta = timedelta(seconds=30)
 
     async def create_asset(self, request: AssetCreate) -> Asset:
@@ -144,7 +144,10 @@ class AssetDAO:
             " OR (price_as_of = :price_as_of AND price_command_id = :price_command_id)"
             " OR price_as_of > :beyond_skew)"
         )
-        beyond_skew = {":beyond_skew": to_attribute(self.clock() + self.clock_skew)}
+        # Twice the skew: admission lets an update lie one skew ahead of the matcher that
+        # admits it, and matchers' clocks may differ by up to one more; only an
+        # observation beyond both (a laptop's clock far ahead) is disregarded.
+        beyond_skew = {":beyond_skew": to_attribute(self.clock() + 2 * self.clock_skew)}
         return await self._set(asset_id, observed, newer, beyond_skew)
 
     async def _set(
@@ -176,9 +179,13 @@ class AssetDAO:
             )
         except ClientError as exc:
             if is_condition_failure(exc):
-                if old_item(exc) is None:
+                stored = old_item(exc)
+                if stored is None:
                     raise AssetNotFoundException(f"asset {asset_id} not found") from exc
-                raise StalePriceException(f"a newer price of {asset_id} is stored") from exc
+                raise StalePriceException(
+                    f"a newer price of {asset_id} is stored",
+                    current=Asset.model_validate(without_keys(stored)),
+                ) from exc
             raise
         return _asset(response["Attributes"])
 

@@ -244,19 +244,19 @@ class OrderDAO:
     ) -> list[Order]:
         """Every QUEUED trailing stop this price improves on (a sell's best below it, a
         buy's above it) gets it as its best price and its stop moved after it; with
-        `observed_at`, only the stops placed by then (a price seen before an order was
-        placed is no peak of it). Each move is conditioned on the stored best still being
-        worse than the price and the order still QUEUED: a repeated or late price, or a
-        racing matcher, never moves a stop back. The moves (one UpdateItem each) run
-        `TRAIL_MOVES_IN_FLIGHT` at a time; all are tried before the first error is raised
-        (a redelivered update redoes the rest; the moves already made no longer match its
-        query). Returns the orders as moved."""
+        `observed_at`, only the stops whose starting price was observed before it (a
+        price seen before an order's own starting price is no peak of it). Each move is
+        conditioned on the stored best still being worse than the price and the order
+        still QUEUED: a repeated or late price, or a racing matcher, never moves a stop
+        back. The moves (one UpdateItem each) run `TRAIL_MOVES_IN_FLIGHT` at a time; all
+        are tried before the first error is raised (a redelivered update redoes the rest;
+        the moves already made no longer match its query). Returns the orders as moved."""
         found: list[tuple[Order, str]] = []
         for side, comparison in (("SELL", "<"), ("BUY", ">")):
             found += [
                 (order, comparison)
                 for order in await self._trailing_stops(asset_id, side, comparison, price)
-                if observed_at is None or order.created_at <= observed_at
+                if observed_at is None or (order.trail_since or order.created_at) < observed_at
             ]
         limit = asyncio.Semaphore(TRAIL_MOVES_IN_FLIGHT)
 

@@ -27,10 +27,12 @@ from order_processor.store import keys
 from order_processor.store.dynamo import (
     CONDITION_FAILED,
     call,
+    cancellation_item,
     entity_item,
     from_item,
     get_item,
     is_condition_failure,
+    old_item,
     to_attribute,
     to_item,
     without_keys,
@@ -187,6 +189,10 @@ class UserDAO:
         except ClientError as exc:
             codes = cancellation_codes(exc)
             if is_condition_failure(exc) or codes[:1] == [CONDITION_FAILED]:
+                stored = old_item(exc) if len(items) == 1 else cancellation_item(exc, 0)
+                if _is_this_write(stored, updated):
+                    # Its answer was lost and botocore's retry met it: applied, once.
+                    return updated
                 raise _stale(current) from exc
             if codes[2:3] == [CONDITION_FAILED] and updated.email != current.email:
                 raise EntityAlreadyExistsException(
@@ -216,6 +222,7 @@ class UserDAO:
                 **{f":{k}": to_attribute(v) for k, v in values.items()},
                 ":read": read,
             },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
 
     async def authenticate_user(
@@ -233,6 +240,14 @@ class UserDAO:
         if not user.is_active:
             raise AccessDeniedException(f"user {user.username} is disabled")
         return user
+
+
+def _is_this_write(stored: dict[str, Any] | None, updated: User) -> bool:
+    """The stored profile is the one this update wrote: its version and its time."""
+    if stored is None:
+        return False
+    found = User.model_validate(without_keys(stored))
+    return (found.version, found.updated_at) == (updated.version, updated.updated_at)
 
 
 def _stale(current: User) -> StaleUpdateException:

@@ -10,19 +10,21 @@ import dataclasses
 import io
 import json
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
 import pytest
 
-from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao
+from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao, open_clients
+from order_processor.config import Settings
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.commands import PricePayload, UpdatePrice, command_digest
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.domain.triggers import trail_stop
 from order_processor.exceptions import ServiceUnavailableException
+from order_processor.faultproxy import FaultPlan, fault_proxy
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.prices import PriceMatcher
 from order_processor.messaging.consumer import Message, Outcome
@@ -43,19 +45,6 @@ def _starting_now() -> None:
     _START[:] = [datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)]
 
 
-class NoOrders:
-    async def move_trails(
-        self, asset_id: str, price: Decimal, observed_at: object = None
-    ) -> list[Order]:
-        return []
-
-    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
-        return []
-
-    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
-        return []
-
-
 class NoEvents:
     async def publish(self, events: Any) -> None:
         return None
@@ -70,13 +59,14 @@ def at(seconds: float) -> datetime:
     return _START[0] + timedelta(seconds=seconds)
 
 
-def matcher(aws: AwsClients, moment: datetime, orders: Any = None) -> PriceMatcher:
-    """The real matcher at `moment`; its order book `orders` (none: an empty one)."""
+def matcher(aws: AwsClients, moment: datetime, orders: Any = None, sqs: Any = None) -> PriceMatcher:
+    """The real matcher at `moment` over the real book (or `orders`); the ExecuteOrders it
+    sends go to `sqs` (none: nowhere)."""
     tokens = TokenManager(SECRET, clock=lambda: moment)
     return PriceMatcher(
         assets=dataclasses.replace(get_asset_dao(aws), clock=lambda: moment),
-        orders=orders if orders is not None else cast(Any, NoOrders()),
-        commands=Producer(cast(Any, NoSqs()), "url", fifo=False),
+        orders=orders if orders is not None else get_order_dao(aws),
+        commands=Producer(cast(Any, sqs or NoSqs()), "url", fifo=False),
         admission=Admission(tokens, clock=lambda: moment),
         publisher=cast(EventPublisher, NoEvents()),
         audit=AuditLogger(stream=io.StringIO()),
@@ -101,10 +91,15 @@ def feed_update(
 
 
 async def deliver(
-    aws: AwsClients, moment: datetime, body: str, orders: Any = None, message_id: str = ""
+    aws: AwsClients,
+    moment: datetime,
+    body: str,
+    orders: Any = None,
+    message_id: str = "",
+    sqs: Any = None,
 ) -> Outcome:
     message = Message(message_id or uuid.uuid4().hex, "receipt", body, 1)
-    outcomes = await matcher(aws, moment, orders).handle_group(message.message_id, [message])
+    outcomes = await matcher(aws, moment, orders, sqs).handle_group(message.message_id, [message])
     return outcomes[message.message_id]
 
 
@@ -232,19 +227,26 @@ class ThrottledOnce:
         return await self.orders.trails_at(asset_id, price)
 
 
-async def trailing_sell(aws: AwsClients, symbol: str, best: str, trail: str) -> Order:
-    """A QUEUED trailing stop sell placed at `best` (as the worker leaves it)."""
+async def trailing_sell(
+    aws: AwsClients, symbol: str, *, best: str, trail: str, placed_at: datetime | None = None
+) -> Order:
+    """A QUEUED trailing stop sell as the order worker leaves it: placed at `placed_at` by
+    the worker's clock, its best price the inventory price it read then."""
     kind = OrderType.TRAILING_STOP_SELL
     request = OrderCreate.model_validate(
         {"order_type": kind, "asset_id": symbol, "quantity": "1", "trail_amount": trail}
     )
+    read = await get_asset_dao(aws).get_asset(symbol)  # the snapshot the worker reads
     order = Order.place(f"user_{uuid.uuid4().hex[:12]}", request).evolve(
         best_price=Decimal(best),
         stop_price=trail_stop(kind, Decimal(best), Decimal(trail), None),
+        trail_since=read.price_as_of,
         status=OrderStatus.QUEUED,
         step="held",
         sequence=2,
-        expires_at=datetime.now(UTC) + timedelta(days=30),
+        created_at=placed_at or datetime.now(UTC),
+        updated_at=placed_at or datetime.now(UTC),
+        expires_at=(placed_at or datetime.now(UTC)) + timedelta(days=30),
     )
     return await get_order_dao(aws).create_order(order)
 
@@ -346,3 +348,235 @@ async def test_an_asset_listed_from_a_clock_ahead_takes_the_feed_within_the_skew
     await deliver(aws, later, feed_update(symbol, "tick-" + symbol, later, "97"))
 
     assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("97")
+
+
+# The third attacker's round.
+
+
+@dataclass
+class RecordingSqs:
+    """The commands queue: what the matcher sent (the ExecuteOrders' order ids)."""
+
+    executed: list[str] = field(default_factory=list)
+
+    async def send_message_batch(self, QueueUrl: str, Entries: list[Any]) -> Any:
+        for entry in Entries:
+            self.executed.append(json.loads(entry["MessageBody"])["payload"]["order_id"])
+        return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+
+
+async def listed(aws: AwsClients, at: datetime, price: str = "100") -> str:
+    """An asset listed at `at` (its price observed then)."""
+    symbol = "T" + uuid.uuid4().hex[:8].upper()
+    dao = replace(get_asset_dao(aws), clock=lambda: at)
+    await dao.create_asset(AssetCreate(asset_id=symbol, name="Attack", price=price))
+    return symbol
+
+
+def start() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+
+
+# Finding 1: `move_trails` compares the feed's observation time with the order's
+# `created_at` (the worker's clock), but the order's best price is the inventory price it
+# read at placement, an observation of its own, older. Whatever was observed between that
+# observation and `created_at` (in the queue, or dated by a feed clock behind the worker's)
+# becomes the inventory price after placement and never moves the trail.
+
+
+async def test_an_update_in_the_queue_when_a_trailing_stop_is_placed_moves_it_when_applied(
+    aws: AwsClients,
+) -> None:
+    """README: a trailing sell "falls by the trail from the highest price since
+    placement"; "every price observed after a stop was placed is a candidate peak of it".
+    Clocks all agree. The feed observes 120 at t1; while that update waits in the
+    price-updates queue (a backlog of a second), the order is placed at t2 from the
+    inventory's 100 (best 100, stop 90). The matcher then applies 120: it becomes the
+    inventory price, the first price after placement, but it is dated before `created_at`
+    and `move_trails` skips the order. Nothing moves it later: the price falls to 108, below
+    the stop of 110 a trail from 120 promises, and the order is never triggered (stop 90)."""
+    t0 = start()
+    symbol = await listed(aws, t0)  # 100, observed at t0
+    t1, t2 = t0 + timedelta(seconds=1), t0 + timedelta(seconds=2)
+    rise = feed_update(symbol, "rise-" + symbol, t1, "120")  # in the queue
+    order = await trailing_sell(aws, symbol, placed_at=t2, best="100", trail="10")
+
+    await deliver(aws, t2 + timedelta(seconds=1), rise)
+    assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("120")  # after placement
+    sqs = RecordingSqs()
+    t3 = t2 + timedelta(seconds=2)
+    await deliver(aws, t3, feed_update(symbol, "fall-" + symbol, t3, "108"), sqs=sqs)
+
+    stored = await get_order_dao(aws).get_order(order.order_id)
+    assert (stored.best_price, stored.stop_price, sqs.executed) == (
+        Decimal("120"),
+        Decimal("110"),
+        [order.order_id],
+    )
+
+
+async def test_a_price_observed_before_placement_never_moves_a_trailing_stop(
+    aws: AwsClients,
+) -> None:
+    """README: "a price seen before an order was placed is no peak of it" (move_trails).
+    The other side of the same comparison: the feed's clock runs 20 s ahead of the
+    workers' (within the 30 s skew, admitted). The feed observes 130, then 100; 100 is
+    applied (the inventory price), 130's update is late (a redelivery). A trailing sell is
+    placed at 100 after both observations. The late 130 is stale for the price but dated
+    after the worker's `created_at`: the trail moves to 130, stop 120, above the market
+    price of 100 the order was placed at and that has not moved since. The next rematch
+    sells it for a fall that happened before the customer placed it."""
+    t0 = start()
+    symbol = await listed(aws, t0)
+    ahead = timedelta(seconds=20)  # the feed's clock
+    peak = feed_update(symbol, "peak-" + symbol, t0 + timedelta(seconds=1) + ahead, "130")
+    now_100 = feed_update(symbol, "back-" + symbol, t0 + timedelta(seconds=2) + ahead, "100")
+    await deliver(aws, t0 + timedelta(seconds=2), now_100)
+    order = await trailing_sell(
+        aws, symbol, placed_at=t0 + timedelta(seconds=5), best="100", trail="10"
+    )
+
+    await deliver(aws, t0 + timedelta(seconds=6), peak)  # the late copy of the peak
+
+    stored = await get_order_dao(aws).get_order(order.order_id)
+    assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("100")
+    assert (stored.best_price, stored.stop_price) == (Decimal("100"), Decimal("90"))
+
+
+async def test_a_trailing_stop_the_index_hid_at_an_update_still_follows_that_price(
+    deployment: Settings,
+) -> None:
+    """README ("AWS as it fails", lag): "what it hid, the matcher's rematch and the next
+    sweep catch". A trailing sell is placed at 100 a moment before the feed's 120 (observed
+    after placement) is matched; the TrailingStops index does not show it yet (DynamoDB's
+    eventually consistent GSI; the fault proxy's lagging copy). 120 becomes the inventory
+    price, the trail stays at 100 / stop 90, and nothing ever moves it: the rematch
+    re-sends executions, it never moves trails, and the next update only moves it to that
+    price. At 108 the order should be triggered (stop 110) and is not."""
+    assert deployment.endpoint_url is not None
+    plan = FaultPlan.parse("lag-ms=600000,lag-min-ms=600000")
+    with fault_proxy(deployment.endpoint_url, plan) as proxy:
+        proxied = deployment.model_copy(update={"endpoint_url": proxy.endpoint})
+        async with open_clients(proxied) as aws:
+            await aws.dynamodb.query(  # the first index read makes the lagging copy
+                TableName=aws.resources.orders_table,
+                IndexName="TrailingStops",
+                KeyConditionExpression="trail_key = :key",
+                ExpressionAttributeValues={":key": {"S": "NONE#SELL"}},
+            )
+            t0 = start()
+            symbol = await listed(aws, t0)
+            order = await trailing_sell(
+                aws, symbol, placed_at=t0 + timedelta(seconds=1), best="100", trail="10"
+            )
+            t1 = t0 + timedelta(seconds=2)
+            await deliver(aws, t1, feed_update(symbol, "rise-" + symbol, t1, "120"))
+            proxy.catch_up_indexes()  # the index shows the order now
+            await matcher(aws, t1 + timedelta(seconds=60)).rematch(t1 + timedelta(seconds=60))
+            proxy.catch_up_indexes()  # and its new stop, in the stops index
+            sqs = RecordingSqs()
+            t2 = t1 + timedelta(seconds=61)
+            await deliver(aws, t2, feed_update(symbol, "fall-" + symbol, t2, "108"), sqs=sqs)
+            stored = await get_order_dao(aws).get_order(order.order_id)
+        lagged = proxy.stats().injected("lagged-read")
+
+    assert lagged > 0
+    assert (stored.best_price, stored.stop_price, sqs.executed) == (
+        Decimal("120"),
+        Decimal("110"),
+        [order.order_id],
+    )
+
+
+# Finding 2: a late peak moves a trailing stop past the current price, and the matcher
+# sends nothing for it (the stale update returns before the matching).
+
+
+async def test_a_late_peak_that_moves_a_stop_past_the_current_price_sends_its_execution(
+    aws: AwsClients,
+) -> None:
+    """README: every price observed after placement "is a candidate peak of it, even one
+    that arrives after a newer price"; the matcher then "queries the index ... for the
+    orders the price triggers, sending one ExecuteOrder each". Placed at 100 (trail 10);
+    the feed observes 120 then 105; 105 is applied first (trail 105 / 95), 120 comes late:
+    the trail moves to 120 / 110, the current price 105 is below the stop, the order is
+    triggered. The stale update returns before the matching: no ExecuteOrder, the order
+    waits for the rematch (60 s) while the market may fall further."""
+    t0 = start()
+    symbol = await listed(aws, t0)
+    order = await trailing_sell(
+        aws, symbol, placed_at=t0 + timedelta(seconds=1), best="100", trail="10"
+    )
+    peak = feed_update(symbol, "peak-" + symbol, t0 + timedelta(seconds=2), "120")
+    after = feed_update(symbol, "after-" + symbol, t0 + timedelta(seconds=3), "105")
+    await deliver(aws, t0 + timedelta(seconds=3), after)
+    sqs = RecordingSqs()
+
+    await deliver(aws, t0 + timedelta(seconds=4), peak, sqs=sqs)
+
+    stored = await get_order_dao(aws).get_order(order.order_id)
+    assert (stored.best_price, stored.stop_price) == (Decimal("120"), Decimal("110"))
+    assert sqs.executed == [order.order_id]
+
+
+# Finding 3: the skew bypass (`price_as_of > writer's clock + skew`) is judged by the
+# clock of whichever matcher writes: two matchers (the manifest's "more are safe", a
+# rolling update's surge pod) a second apart let any older update undo a newer one.
+
+
+async def test_a_replayed_older_update_on_a_matcher_a_second_behind_never_undoes_a_newer_one(
+    aws: AwsClients,
+) -> None:
+    """README: "an update not newer than the stored one is ignored, so neither an
+    out-of-order update nor a copy sent again later ever moves a price back"; an update
+    dated ahead within the skew "holds back the feed's updates dated before it for at most
+    the skew". The feed runs 29.5 s ahead of matcher A (admitted); matcher B's node clock
+    is one second behind A's. A replayed copy of an older update (its service token still
+    valid, five minutes) delivered to B: the stored observation lies 30.5 s ahead of B's
+    clock, "beyond the skew", so B writes the old price over the newer one."""
+    t0 = start()
+    symbol = await listed(aws, t0)
+    old = feed_update(symbol, "old-" + symbol, t0 + timedelta(seconds=1), "90")
+    a_now = t0 + timedelta(seconds=2)
+    await deliver(aws, a_now, old)  # applied once, in its turn
+    newer = feed_update(symbol, "new-" + symbol, a_now + timedelta(seconds=29.5), "130")
+    await deliver(aws, a_now, newer)  # matcher A
+    assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("130")
+
+    b_now = a_now + timedelta(milliseconds=100) - timedelta(seconds=1)  # matcher B's clock
+    await deliver(aws, b_now, old)  # the replayed copy, to B
+
+    assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("130")
+
+
+# Finding 4: a price set by hand from a clock beyond the skew was written by the CLI itself,
+# unbounded, while the matcher refused its copy FUTURE_TIMESTAMP: the market traded at a
+# price no trailing stop ever saw. The CLI now only sends it; the matcher decides.
+
+
+async def test_a_price_set_by_hand_from_a_clock_ahead_never_becomes_the_market_price(
+    aws: AwsClients,
+) -> None:
+    """The operator's laptop runs ten minutes ahead. `order-processor price` sends 150 and
+    no longer writes it: the matcher refuses it FUTURE_TIMESTAMP, so 150 is never the
+    price anything trades at, and the trailing stops and the market agree: the feed's next
+    tick, 130, moves the trail to 130 / 120 and triggers nothing."""
+    t0 = start()
+    symbol = await listed(aws, t0)
+    order = await trailing_sell(
+        aws, symbol, placed_at=t0 + timedelta(seconds=1), best="100", trail="10"
+    )
+    laptop = t0 + timedelta(minutes=10)
+    await deliver(
+        aws, t0 + timedelta(seconds=2), feed_update(symbol, "hand-" + symbol, laptop, "150")
+    )
+    assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("100")
+    sqs = RecordingSqs()
+    t1 = t0 + timedelta(seconds=3)
+
+    await deliver(aws, t1, feed_update(symbol, "tick-" + symbol, t1, "130"), sqs=sqs)
+
+    stored = await get_order_dao(aws).get_order(order.order_id)
+    assert (stored.best_price, stored.stop_price) == (Decimal("130"), Decimal("120"))
+    assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("130")
+    assert sqs.executed == []

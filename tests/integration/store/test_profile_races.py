@@ -9,6 +9,7 @@ from typing import Any, cast
 from order_processor.bootstrap import AwsClients, get_user_dao, open_clients
 from order_processor.config import Settings
 from order_processor.domain.users import UserCreate, UserUpdate
+from order_processor.exceptions import StaleUpdateException
 from order_processor.faultproxy import FaultPlan, fault_proxy
 from order_processor.store.fence import fence_moved
 
@@ -70,3 +71,46 @@ async def test_a_disable_that_meets_a_trade_in_flight_on_the_fence_is_tried_agai
 
     assert conflicts >= 1
     assert (disabled.is_active, stored.is_active, stored.version) == (False, False, 1)
+
+
+async def test_a_versioned_change_whose_answer_was_lost_is_answered_as_applied(
+    deployment: Settings, username: str
+) -> None:
+    """README (Profiles): `expected_version` refuses "a user changed since" the read the
+    change was decided on; ("AWS as it fails", lost): "the retry meets its own write" and
+    a write is "answered as applied". A change of one field is a single UpdateItem on the
+    version read (no request token, unlike a transaction): its answer is lost, botocore's
+    retry meets the version the write itself raised and is refused, and update_user
+    raises StaleUpdateException for a change that is stored. The caller is told its
+    decision was refused because the user changed, the change being its own."""
+    assert deployment.endpoint_url is not None
+    with fault_proxy(deployment.endpoint_url, FaultPlan.parse("")) as proxy:
+        proxied = deployment.model_copy(update={"endpoint_url": proxy.endpoint})
+        async with open_clients(proxied) as clients:
+            users = get_user_dao(clients)
+            await users.create_user(
+                UserCreate(
+                    username=username,
+                    email=f"{username}@example.com",
+                    first_name="A",
+                    last_name="B",
+                ),
+                password_hash="h",
+            )
+            read = await users.get_user_by_username(username)
+            # Seed 1: the first UpdateItem's answer is lost, botocore's retry is answered.
+            proxy.set_plan(FaultPlan.parse("lost.UpdateItem=0.5"), 1)
+            proxy.reset_stats()
+            try:
+                outcome: object = await users.update_user(
+                    username, UserUpdate(first_name="Zed"), expected_version=read.version
+                )
+            except StaleUpdateException as refused:
+                outcome = refused
+            lost = proxy.stats().injected("lost", "UpdateItem")
+            proxy.set_plan(FaultPlan.parse(""), 0)
+            stored = await users.get_user_by_username(username)
+
+    assert lost == 1
+    assert (stored.first_name, stored.version) == ("Zed", read.version + 1)  # it was applied
+    assert not isinstance(outcome, StaleUpdateException), "refused as stale, yet stored"
