@@ -76,6 +76,7 @@ class MemoryLedger:
         if change.fence is not None and self.fences.get(user, 0) != change.fence:
             raise LockAcquisitionException(f"the books of {user} changed since read")
         self._check_order(change)
+        self._check_price(change)
         self._check_records(change)
         if change.active_user:
             profile = self.users.get(user)
@@ -104,6 +105,14 @@ class MemoryLedger:
                 record.amount
             )
         self.writes.append(change)
+
+    def _check_price(self, change: LedgerWrite) -> None:
+        if change.price_read is None:
+            return
+        asset_id, command_id = change.price_read
+        asset = self.assets.get(asset_id)
+        if asset is None or asset.price_command_id != command_id:
+            raise OrderChangedException("the price changed since it was read")
 
     def _check_records(self, change: LedgerWrite) -> None:
         user = change.username

@@ -24,6 +24,7 @@ from order_processor.domain.commands import (
     Withdraw,
 )
 from order_processor.domain.orders import Order, OrderStatus, OrderType
+from order_processor.domain.ports import Snapshot
 from order_processor.domain.users import User
 from order_processor.exceptions import CommandRejected, LockAcquisitionException
 from order_processor.saga.decision import Limits
@@ -542,3 +543,41 @@ async def test_funds_the_rules_refuse_are_rejected(commands: list[Any], reason: 
 
     assert rejected.value.reason == reason
     assert ledger.available(USER) == before
+
+
+class PriceMovesAfterTheRead(MemoryLedger):
+    """The matcher applies a new price between the saga's first read and its write."""
+
+    def __init__(self, price: str) -> None:
+        super().__init__()
+        self.new_price = price
+
+    async def read(self, username: str, **kwargs: Any) -> Snapshot:
+        snapshot = await super().read(username, **kwargs)
+        if self.new_price:
+            btc = self.assets["BTC"]
+            self.assets["BTC"] = btc.model_copy(
+                update={"price": Decimal(self.new_price), "price_command_id": "peak"}
+            )
+            self.new_price = ""
+        return snapshot
+
+
+async def test_a_trailing_stop_is_decided_again_when_a_price_lands_before_its_write() -> None:
+    """Its trail starts from the price it read: one applied before its write (never one of
+    its peaks otherwise) refuses the write, and the order is decided again from it."""
+    _, seeded, _ = world(btc="1")
+    ledger = PriceMovesAfterTheRead("120")
+    ledger.users, ledger.usd, ledger.holdings = seeded.users, seeded.usd, seeded.holdings
+    ledger.assets = seeded.assets
+    saga = Saga(ledger, MemoryEvents(), LIMITS, clock=lambda: NOW)
+
+    await saga.handle(place(OrderType.TRAILING_STOP_SELL, "1", trail_amount=Decimal("10")))
+
+    order = ledger.orders["o-1"]
+    assert (order.status, order.best_price, order.stop_price) == (
+        OrderStatus.QUEUED,
+        Decimal("120"),
+        Decimal("110"),
+    )
+    assert len(ledger.writes) == 1

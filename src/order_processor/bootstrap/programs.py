@@ -269,6 +269,7 @@ def build_saga(
             daily_deposit=settings.daily_deposit_limit,
             daily_withdraw=settings.daily_withdraw_limit,
             stop_slippage_percent=settings.stop_slippage_percent,
+            clock_skew=settings.clock_skew,
         ),
         faults=Faults.from_env(),
         metrics=metrics,

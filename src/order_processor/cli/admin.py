@@ -32,6 +32,7 @@ from order_processor.messaging.publisher import EventPublisher
 from order_processor.security.passwords import PasswordManager
 
 PRICE_WAIT_SECONDS = 10.0
+MAX_PRICE_WAIT_SECONDS = 600.0
 
 
 def register(verbs: Any) -> None:
@@ -69,7 +70,7 @@ def register(verbs: Any) -> None:
     price.add_argument("price")
     price.add_argument(
         "--wait-seconds",
-        type=float,
+        type=wait_seconds,
         default=PRICE_WAIT_SECONDS,
         help=f"how long to wait for the matcher (default {PRICE_WAIT_SECONDS:g}; 0: send only)",
     )
@@ -153,6 +154,13 @@ def cmd_assets_add(args: argparse.Namespace, settings: Settings) -> int:
     return with_clients(settings, action)
 
 
+def wait_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= MAX_PRICE_WAIT_SECONDS:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_PRICE_WAIT_SECONDS:g}")
+    return value
+
+
 def cmd_price(args: argparse.Namespace, settings: Settings) -> int:
     """The price goes the one way every price goes: an UpdatePrice to the limit matcher,
     which orders it among the feed's, moves the trailing stops and matches the book. Only
@@ -171,6 +179,15 @@ def cmd_price(args: argparse.Namespace, settings: Settings) -> int:
             asset = await assets.get_asset(args.asset_id)
             if asset.price_command_id == update.command_id:
                 print_json(asset)
+                return 0
+            if asset.price_as_of is not None and asset.price_as_of > update.issued_at:
+                # A newer observation stands: this one was applied before it, or arrived
+                # after it and was not. Either way, sending it again would change nothing.
+                print_json(asset)
+                print(
+                    f"order-processor: a newer price (observed {asset.price_as_of}) stands",
+                    file=sys.stderr,
+                )
                 return 0
             if time.monotonic() > deadline:
                 print(

@@ -70,6 +70,10 @@ class LedgerWrite:
     usd: tuple[BalanceTransactionCreate, ...] = ()
     assets: tuple[AssetTransaction, ...] = ()
     daily: DailyCount | None = None
+    # The price the write was decided at must still be the inventory's: (asset id, the
+    # update that set it). A trailing stop starts from the price it read; a price the
+    # matcher applied between the read and this write would never be one of its peaks.
+    price_read: tuple[str, str | None] | None = None
 
 
 class Ledger(Protocol):

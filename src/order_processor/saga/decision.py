@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +37,9 @@ class Limits:
     daily_deposit: Decimal
     daily_withdraw: Decimal
     stop_slippage_percent: Decimal = Decimal(5)  # a stop buy holds its stop plus this
+    # The clock skew admission allows: an observation dated beyond twice this ahead of the
+    # worker's clock (a listing from a laptop's clock far ahead) is not trusted as a time.
+    clock_skew: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ on first, by the same steps, before the command does its own job (`then`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from order_processor.domain.assets import Asset
@@ -56,7 +57,12 @@ def place_order(snapshot: Snapshot, command: PlaceOrder, at: datetime, limits: L
     assert snapshot.asset is not None  # _validate
     accepted = _accept(command, at, snapshot.asset, limits)
     go = limit.place if accepted.order_type.rests else market.fill
-    return go(snapshot, accepted, [accepted], at, limits)
+    decision = go(snapshot, accepted, [accepted], at, limits)
+    if accepted.order_type.is_trailing and decision.write is not None:
+        # Placed only if no price was applied since the one its trail starts from.
+        read = (snapshot.asset.asset_id, snapshot.asset.price_command_id)
+        decision = replace(decision, write=replace(decision.write, price_read=read))
+    return decision
 
 
 def cancel_order(
@@ -196,7 +202,9 @@ def _accept(command: PlaceOrder, at: datetime, asset: Asset, limits: Limits) -> 
     try:
         if kind.is_trailing:
             best, stop = trailed(order, price) or (price, price)
-            since = asset.price_as_of or at
+            since = asset.price_as_of
+            if since is None or since > at + 2 * limits.clock_skew:
+                since = at  # no trustworthy observation time: the placement's own
             order = order.evolve(best_price=best, stop_price=stop, trail_since=since)
         order = order.evolve(hold_price=hold_price(order, limits.stop_slippage_percent))
     except ValueError as exc:  # a stop or hold past what a price can be

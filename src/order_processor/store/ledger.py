@@ -145,7 +145,23 @@ class DynamoLedger:
         if change.daily is not None:
             count = balances.daily_total_change(change.daily.record, change.daily.limit, change.at)
             parts.append(("limit", {"Update": count}))
+        if change.price_read is not None:
+            parts.append(("price", {"ConditionCheck": self._price_unchanged(*change.price_read)}))
         return parts
+
+    def _price_unchanged(self, asset_id: str, command_id: str | None) -> dict[str, Any]:
+        """The inventory's price is still the one set by the update read (or, for a price
+        never set by one, still none)."""
+        check: dict[str, Any] = {
+            "TableName": self.inventory_table,
+            "Key": keys.asset_key(asset_id),
+        }
+        if command_id is None:
+            check["ConditionExpression"] = "attribute_not_exists(price_command_id)"
+        else:
+            check["ConditionExpression"] = "price_command_id = :read"
+            check["ExpressionAttributeValues"] = {":read": to_attribute(command_id)}
+        return check
 
     def _fence(self, change: LedgerWrite) -> dict[str, Any]:
         """The lock taken and released in the write itself: the token read is still there
@@ -228,10 +244,10 @@ def _snapshot(username: str, items: dict[str, Any]) -> Snapshot:
     return Snapshot(username, fence, order, user, asset, funds)
 
 
-_CONDITIONS = frozenset({"lock", "user", "order", "balance", "asset_balance", "limit"})
+_CONDITIONS = frozenset({"lock", "user", "order", "balance", "asset_balance", "limit", "price"})
 """The parts whose condition guards the write; every other part is a record put only where
 it is absent."""
-_REREAD = frozenset({"lock", "order"})
+_REREAD = frozenset({"lock", "order", "price"})
 
 
 def _refusal(exc: ClientError, names: list[str], change: LedgerWrite) -> Exception:
@@ -258,6 +274,7 @@ def _refusal(exc: ClientError, names: list[str], change: LedgerWrite) -> Excepti
             else UserNotFoundException(f"user {user} does not exist")
         ),
         "order": lambda: OrderChangedException("the order changed since it was read"),
+        "price": lambda: OrderChangedException("the price changed since it was read"),
         "balance": lambda: (
             InsufficientBalanceException(f"{user} has too little USD available")
             if stored

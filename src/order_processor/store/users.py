@@ -190,7 +190,7 @@ class UserDAO:
             codes = cancellation_codes(exc)
             if is_condition_failure(exc) or codes[:1] == [CONDITION_FAILED]:
                 stored = old_item(exc) if len(items) == 1 else cancellation_item(exc, 0)
-                if _is_this_write(stored, updated):
+                if _is_this_write(stored, updated, changes):
                     # Its answer was lost and botocore's retry met it: applied, once.
                     return updated
                 raise _stale(current) from exc
@@ -242,12 +242,14 @@ class UserDAO:
         return user
 
 
-def _is_this_write(stored: dict[str, Any] | None, updated: User) -> bool:
-    """The stored profile is the one this update wrote: its version and its time."""
+def _is_this_write(stored: dict[str, Any] | None, updated: User, changed: dict[str, Any]) -> bool:
+    """The stored profile is the one this update wrote: its version, its time and every
+    field it set (another writer of the same version in the same tick set others)."""
     if stored is None:
         return False
     found = User.model_validate(without_keys(stored))
-    return (found.version, found.updated_at) == (updated.version, updated.updated_at)
+    fields = ["version", "updated_at", *changed]
+    return found.model_dump(include=set(fields)) == updated.model_dump(include=set(fields))
 
 
 def _stale(current: User) -> StaleUpdateException:

@@ -10,6 +10,7 @@ import dataclasses
 import io
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,7 +18,14 @@ from typing import Any, cast
 
 import pytest
 
-from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao, open_clients
+from order_processor.bootstrap import (
+    AwsClients,
+    get_asset_dao,
+    get_asset_transaction_dao,
+    get_order_dao,
+    get_user_dao,
+    open_clients,
+)
 from order_processor.config import Settings
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.commands import PricePayload, UpdatePrice, command_digest
@@ -580,3 +588,186 @@ async def test_a_price_set_by_hand_from_a_clock_ahead_never_becomes_the_market_p
     assert (stored.best_price, stored.stop_price) == (Decimal("130"), Decimal("120"))
     assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("130")
     assert sqs.executed == []
+
+
+# The fourth attacker's round: what the third round's fixes changed.
+
+
+async def placed_by_the_saga(
+    aws: AwsClients,
+    symbol: str,
+    at: datetime,
+    trail: str,
+    meanwhile: Callable[[], Awaitable[object]] | None = None,
+) -> Order:
+    """A trailing stop sell placed by the real saga over the real ledger, for a user who
+    holds the asset; `meanwhile` runs between the saga's first read and its write (the
+    matcher applying a price, say)."""
+    from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
+    from order_processor.domain.commands import PlaceOrder, PlaceOrderPayload
+    from order_processor.domain.users import UserCreate
+    from order_processor.saga.engine import Saga
+    from order_processor.store.ledger import DynamoLedger
+    from tests.unit.fakes import MemoryEvents
+    from tests.unit.test_saga import LIMITS
+
+    username = f"user_{uuid.uuid4().hex[:12]}"
+    await get_user_dao(aws).create_user(
+        UserCreate(
+            username=username, email=f"{username}@example.com", first_name="A", last_name="B"
+        ),
+        password_hash="x",
+    )
+    await get_asset_transaction_dao(aws).create_asset_transaction(
+        AssetTransactionCreate(
+            username=username,
+            asset_id=symbol,
+            transaction_type=AssetTransactionType.BUY,
+            quantity="1",
+            price="1",
+            total_amount="0",
+        )
+    )
+    resources = aws.resources
+    pending = [meanwhile] if meanwhile else []
+
+    class Interleaved(DynamoLedger):
+        async def read(self, *args: Any, **kwargs: Any) -> Any:
+            snapshot = await super().read(*args, **kwargs)
+            if pending:
+                await pending.pop()()
+            return snapshot
+
+    ledger = Interleaved(
+        aws.dynamodb, resources.users_table, resources.orders_table, resources.inventory_table
+    )
+    payload = PlaceOrderPayload(
+        order_id="o-" + uuid.uuid4().hex[:12],
+        order_type=OrderType.TRAILING_STOP_SELL,
+        asset_id=symbol,
+        quantity="1",
+        trail_amount=trail,
+    )
+    command = PlaceOrder(
+        command_id="c-" + payload.order_id,
+        username=username,
+        auth="t",
+        payload=payload,
+        issued_at=at,
+    )
+    await Saga(ledger, MemoryEvents(), LIMITS, clock=lambda: at).handle(command)
+    return await get_order_dao(aws).get_order(payload.order_id)
+
+
+async def test_a_trailing_stop_on_an_asset_listed_from_a_clock_ahead_follows_the_feed(
+    aws: AwsClients,
+) -> None:
+    """README: "A stored observation dated more than twice the skew ahead of the matcher's
+    clock (a listing from a laptop's clock far ahead) holds nothing back"; a trailing stop
+    follows "every price observed after the price a stop started from (the inventory's
+    observation it was placed at, `trail_since`)". An asset is listed from a laptop whose
+    clock runs a day ahead; a customer places a trailing sell (trail 10) on it before the
+    feed's first tick. `_accept` copies the listing's price_as_of, a day ahead, into
+    `trail_since`. The feed's ticks are written (the listing holds nothing back), but every
+    one is dated before `trail_since`: neither the updates nor the rematch ever move the
+    stop. The market rises to 130 and falls to 115; the stop stays at 90 (it should be 120
+    and the order triggered) — for a whole day. Before `trail_since`, the worker's
+    `created_at` was compared and the stop followed."""
+    worker_now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    symbol = await listed(aws, worker_now + timedelta(days=1))  # the laptop's clock
+    order = await placed_by_the_saga(aws, symbol, worker_now, trail="10")  # best 100, stop 90
+
+    t1 = worker_now + timedelta(seconds=1)
+    await deliver(aws, t1, feed_update(symbol, "rise-" + symbol, t1, "130"))
+    assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("130")  # taken
+    await matcher(aws, t1 + timedelta(seconds=60)).rematch(t1 + timedelta(seconds=60))
+    sqs = RecordingSqs()
+    t2 = t1 + timedelta(seconds=61)
+    await deliver(aws, t2, feed_update(symbol, "fall-" + symbol, t2, "115"), sqs=sqs)
+
+    stored = await get_order_dao(aws).get_order(order.order_id)
+    assert (stored.best_price, stored.stop_price, sqs.executed) == (
+        Decimal("130"),
+        Decimal("120"),
+        [order.order_id],
+    )
+
+
+async def test_a_peak_applied_between_a_trailing_stops_read_and_its_write_is_followed(
+    aws: AwsClients,
+) -> None:
+    """README: "every price observed after the price a stop started from
+    (`trail_since`) is a candidate peak of it, even one that arrives after a newer price";
+    "the rematch also moves the stops an index hid from an update to each asset's price".
+    The worker reads the inventory (100, observed at t0) and decides a trailing sell
+    (trail 10); before its write lands, the matcher applies the feed's 120 (observed after
+    t0): its TrailingStops query does not see the order yet, it writes 120. The order is
+    stored with best 100. The feed's next tick, 112, moves it to 112 / 102 before any
+    rematch, and the rematch only ever moves a stop to the price that stands (112). The
+    peak 120, observed after `trail_since`, is never a peak of it: at 109 the order should
+    be triggered (stop 110) and is not. The same happens when the index hides the order
+    from the 120 (its lag) and a lower tick follows before the rematch."""
+    t0 = start()
+    symbol = await listed(aws, t0)  # 100, observed at t0
+    t1 = t0 + timedelta(seconds=1)
+    peak = feed_update(symbol, "peak-" + symbol, t1, "120")
+    # The saga reads 100; the matcher applies 120 before the saga's write: the write is
+    # refused (the price it was decided at moved) and decided again, from 120.
+    order = await placed_by_the_saga(
+        aws, symbol, t1, trail="10", meanwhile=lambda: deliver(aws, t1, peak)
+    )
+    assert (order.best_price, order.stop_price) == (Decimal("120"), Decimal("110"))
+
+    t2 = t1 + timedelta(seconds=1)
+    await deliver(aws, t2, feed_update(symbol, "next-" + symbol, t2, "112"))
+    await matcher(aws, t2 + timedelta(seconds=60)).rematch(t2 + timedelta(seconds=60))
+    sqs = RecordingSqs()
+    t3 = t2 + timedelta(seconds=61)
+    await deliver(aws, t3, feed_update(symbol, "fall-" + symbol, t3, "109"), sqs=sqs)
+
+    stored = await get_order_dao(aws).get_order(order.order_id)
+    assert (stored.best_price, stored.stop_price, sqs.executed) == (
+        Decimal("120"),
+        Decimal("110"),
+        [order.order_id],
+    )
+
+
+async def test_order_processor_price_applied_then_followed_by_a_tick_is_not_reported_unapplied(
+    aws: AwsClients, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: `price ID P` "send[s] a price to the limit matcher, wait[s] until it applied
+    it, print[s] the asset (exit 1 if it did not within S s)". The CLI takes "applied" to
+    mean "the inventory's price_command_id is mine at my poll". The matcher applies the
+    operator's 130 (the market trades at it, trails move to it); the feed's next tick lands
+    before the CLI's first poll, 0.2 s later at most. The CLI then polls until its deadline
+    and exits 1: "not applied ... (a newer price ... is refused)". An operator who believes
+    it and sends it again puts 130 back over the feed's newer price."""
+    from order_processor.cli import admin, build_parser
+
+    symbol = await listed(aws, datetime.now(UTC) - timedelta(seconds=5))
+    sent: list[str] = []
+
+    class ToTheMatcher:
+        async def send(self, update: UpdatePrice) -> None:
+            sent.append(update.command_id)
+            now = datetime.now(UTC) + timedelta(milliseconds=50)
+            await deliver(aws, now, update.body())  # the matcher applies it
+            applied = await get_asset_dao(aws).get_asset(symbol)
+            assert (applied.price, applied.price_command_id) == (Decimal("130"), update.command_id)
+            tick = now + timedelta(milliseconds=100)  # the feed's next tick, applied too
+            await deliver(aws, tick, feed_update(symbol, "tick-" + symbol, tick, "129"))
+
+    async def producer(settings: Settings, clients: AwsClients) -> ToTheMatcher:
+        return ToTheMatcher()
+
+    actions: list[Any] = []
+    monkeypatch.setattr(admin, "with_clients", lambda settings, action: actions.append(action))
+    monkeypatch.setattr(admin, "price_producer_for", producer)
+    args = build_parser().parse_args(["price", symbol, "130", "--wait-seconds", "1"])
+    admin.cmd_price(args, Settings(jwt_secret=SECRET))
+
+    status = await actions[0](aws)
+
+    assert len(sent) == 1
+    assert status == 0, capsys.readouterr().err

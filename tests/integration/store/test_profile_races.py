@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -114,3 +115,67 @@ async def test_a_versioned_change_whose_answer_was_lost_is_answered_as_applied(
     assert lost == 1
     assert (stored.first_name, stored.version) == ("Zed", read.version + 1)  # it was applied
     assert not isinstance(outcome, StaleUpdateException), "refused as stale, yet stored"
+
+
+# The fourth attacker's round.
+
+
+class ReadThen:
+    """The DynamoDB client of one API replica: its profile read answered, then `meanwhile`
+    (another replica's write) lands before this replica writes."""
+
+    def __init__(self, client: Any, meanwhile: Any) -> None:
+        self._client, self._meanwhile = client, meanwhile
+
+    async def get_item(self, **kwargs: Any) -> Any:
+        answer = await self._client.get_item(**kwargs)
+        if self._meanwhile is not None:
+            pending, self._meanwhile = self._meanwhile, None
+            await pending()
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+async def test_a_revocation_refused_by_another_replicas_change_of_the_same_tick_is_not_applied(
+    aws: AwsClients, username: str
+) -> None:
+    """README (Profiles): a change decided on a read the user has changed since is refused
+    StaleUpdateException; `_is_this_write` answers a condition failure "as applied" when the
+    stored profile carries this write's version and updated_at. Two writers of one version
+    (two API replicas, or two requests on one coarse clock: the same microsecond, or one
+    15.6 ms tick of a Windows clock) compute the same (version + 1, updated_at). An admin
+    revokes a user's admin role, decided on version 0; the user's own name change, decided
+    on the same version in the same tick, lands first. The revocation is refused by the
+    condition, the stored item is the other write's — same version, same time — and the
+    admin is answered "applied": the role stays admin, the caller told it was revoked."""
+    tick = datetime.now(UTC)
+    users = replace(get_user_dao(aws), clock=lambda: tick)
+    await users.create_user(
+        UserCreate(
+            username=username,
+            email=f"{username}@example.com",
+            first_name="A",
+            last_name="B",
+            role="admin",
+        ),
+        password_hash="h",
+    )
+    read = await users.get_user_by_username(username)
+
+    async def the_users_rename() -> None:
+        await users.update_user(username, UserUpdate(first_name="Zed"), expected_version=0)
+
+    admin = replace(users, client=cast(Any, ReadThen(aws.dynamodb, the_users_rename)))
+    try:
+        outcome: object = await admin.update_user(
+            username, UserUpdate(role="customer"), expected_version=read.version
+        )
+    except StaleUpdateException as refused:
+        outcome = refused
+    stored = await users.get_user_by_username(username)
+
+    assert stored.first_name == "Zed"  # the other write is the one stored
+    assert stored.role == "admin"  # the revocation is not
+    assert isinstance(outcome, StaleUpdateException), "answered as applied, yet not stored"
