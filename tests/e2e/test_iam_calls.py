@@ -46,6 +46,8 @@ RARE: dict[str, dict[str, str]] = {
         "sqs:SendMessage on order-commands-dlq": "a last delivery the worker moves itself",
         "sqs:ChangeMessageVisibility on order-commands": "a retry's backoff, a busy lock, "
         "the hand-back at SIGTERM",
+        "dynamodb:ConditionCheckItem on inventory": "a trailing stop placed at the price it "
+        "read (no trailing stop here)",
     },
     "limit-matcher": {
         "sqs:ChangeMessageVisibility on price-updates": "a retry's backoff, the hand-back",
