@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, CredentialRetrievalError
 from botocore.retries.standard import (
     RetryContext,
     ThrottledRetryableChecker,
@@ -23,7 +23,18 @@ from botocore.retries.standard import (
 # lists miss); an assumed role's session that ended before its credentials were renewed
 # (the next attempt signs with renewed ones).
 UNRETRIED_TRANSIENT_CODES = frozenset(
-    {"TransactionConflictException", "Throttled", "KMSThrottling", "ExpiredTokenException"}
+    {
+        "TransactionConflictException",
+        "Throttled",
+        "KMSThrottling",
+        "ExpiredTokenException",  # DynamoDB's spelling
+        "ExpiredToken",  # SQS's and SNS's
+        # What botocore's standard mode retries by other checks than the two used below:
+        # STS unable to reach the identity provider (special.RetryIDPCommunicationError),
+        # errors the service model marks retryable (ModeledRetryableChecker).
+        "IDPCommunicationError",
+        "ReplicatedWriteConflictException",
+    }
 )
 # The service's own faults, whatever status an emulator or a proxy sends them with (AWS
 # sends them as 500 and 503, which botocore's checker already knows).
@@ -53,6 +64,8 @@ def is_transient(exc: BaseException) -> bool:
     whatever another attempt a moment later may overcome."""
     if isinstance(exc, ClientError):
         return _is_transient_answer(exc)
+    if isinstance(exc, CredentialRetrievalError):  # STS or the IdP away: renewed later
+        return True
     if isinstance(exc, BotoCoreError):
         context = RetryContext(attempt_number=1, caught_exception=exc)
         return any(checker.is_retryable(context) for checker in _CHECKERS)

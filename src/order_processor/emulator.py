@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 HEALTH_PATH = "/_ministack/health"
 VENV_VARIABLE = "ORDER_PROCESSOR_EMULATOR_VENV"
@@ -68,10 +69,44 @@ def is_healthy(endpoint: str, timeout: float = 1.0) -> bool:
         return False
 
 
+START_ATTEMPTS = 3
+
+
+class PortTaken(EmulatorError):
+    """Another process took the free port between our choosing it and MiniStack binding it."""
+
+
 @contextlib.contextmanager
 def running_emulator(venv: Path | None = None, startup_timeout: float = 30.0) -> Iterator[Emulator]:
-    """Start MiniStack, wait until it answers its health check, yield it, stop it by PID."""
+    """Start MiniStack, wait until it answers its health check, yield it, stop it by PID.
+
+    A free port is only free when chosen: under parallel tests another process can bind it
+    before MiniStack does, so a start that finds its port taken is tried again on another.
+    """
     binary = ministack_binary(venv or default_venv())
+    for attempt in range(1, START_ATTEMPTS + 1):
+        process, emulator, log = _start(binary)
+        try:
+            _wait_until_healthy(process, emulator, startup_timeout)
+        except PortTaken:
+            stop(process)
+            log.close()
+            if attempt == START_ATTEMPTS:
+                raise
+            continue
+        except BaseException:
+            stop(process)
+            log.close()
+            raise
+        try:
+            yield emulator
+        finally:
+            stop(process)
+            log.close()
+        return
+
+
+def _start(binary: Path) -> tuple[subprocess.Popen[bytes], Emulator, IO[bytes]]:
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="ministack-", suffix=".log", delete=False)  # noqa: SIM115
     environment = {**os.environ, "BIND_HOST": "127.0.0.1", "GATEWAY_PORT": str(port)}
@@ -84,13 +119,7 @@ def running_emulator(venv: Path | None = None, startup_timeout: float = 30.0) ->
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # its own process group, so stop() reaches any children
     )
-    emulator = Emulator(f"http://127.0.0.1:{port}", process.pid, Path(log.name))
-    try:
-        _wait_until_healthy(process, emulator, startup_timeout)
-        yield emulator
-    finally:
-        stop(process)
-        log.close()
+    return process, Emulator(f"http://127.0.0.1:{port}", process.pid, Path(log.name)), log
 
 
 def _wait_until_healthy(
@@ -99,9 +128,13 @@ def _wait_until_healthy(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise EmulatorError(
-                f"MiniStack exited with status {process.returncode} while starting; "
-                f"its log is {emulator.log_path}"
+            said = _log_tail(emulator.log_path)
+            error = (
+                PortTaken if "already in use" in _log_tail(emulator.log_path, 0) else EmulatorError
+            )
+            raise error(
+                f"MiniStack exited with status {process.returncode} while starting: "
+                f"{said or '(nothing in its log)'}; its log is {emulator.log_path}"
             )
         if is_healthy(emulator.endpoint):
             return
@@ -109,6 +142,15 @@ def _wait_until_healthy(
     raise EmulatorError(
         f"MiniStack did not answer within {timeout:.0f} s; log: {emulator.log_path}"
     )
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    said = [line.strip() for line in text.strip().splitlines()]
+    return " / ".join(said[-lines:] if lines else said)
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

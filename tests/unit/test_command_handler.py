@@ -162,10 +162,13 @@ async def test_throttling_that_outlived_botocores_attempts_is_retried_in_place()
 async def test_an_outage_hands_the_command_back_soon_and_never_counts_it_as_failed() -> None:
     commands, ledger, failures = flaky_handler(*[THROTTLED] * 50, transient_seconds=0.3)
 
+    soon = await commands.handle_group(USER, [delivery(1, deposit("c-1", "10"))])
     outcomes = await commands.handle_group(USER, [delivery(49, deposit("c-1", "10"))])
 
+    assert isinstance(soon["m-1"], Retry)
+    assert 0 <= (soon["m-1"].delay or 0) <= 2  # a blip: back within two seconds
     assert isinstance(outcomes["m-1"], Retry)
-    assert (outcomes["m-1"].delay or 0) <= 20
+    assert 180 <= (outcomes["m-1"].delay or 0) <= 360  # a long outage: spaced out
     assert failures.attempts == {}
     assert ledger.available(USER)[0] == Decimal("100.00")
 

@@ -451,7 +451,9 @@ async def serve_sweeper(
         async with stopped_on(life.stopping, lambda: None, program.readiness):
             while not life.stopping.is_set():
                 try:
-                    await _sweep_once(sweeper, clock(), life.stopping)
+                    sweep = _sweep_once(sweeper, clock(), life.stopping)
+                    if not await within_grace(sweep, life.stopping, settings):
+                        return  # stopped mid-sweep: the next sweeper sweeps again
                     program.metrics.inc("sweeps_total")
                 except Exception as exc:
                     if once:
@@ -462,6 +464,27 @@ async def serve_sweeper(
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(life.stopping.wait(), interval)
+
+
+async def within_grace(
+    work: Coroutine[Any, Any, None], stopping: asyncio.Event, settings: Settings
+) -> bool:
+    """Run `work`; a stop signal meanwhile gives it the shutdown grace, then cancels it
+    (AWS holding its answers must not keep a stopped program alive). True if it finished
+    (its exception raised), False if it was cancelled."""
+    task = asyncio.create_task(work)
+    stop = asyncio.create_task(stopping.wait())
+    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if not task.done():
+        await asyncio.wait({task}, timeout=settings.shutdown_grace_seconds)
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()
+    return True
 
 
 async def _sweep_once(sweeper: ExpirySweeper, now: datetime, stopping: asyncio.Event) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -42,9 +43,11 @@ AUTH_REASONS = frozenset({Reason.UNAUTHORIZED, Reason.TOKEN_EXPIRED, Reason.FORB
 TRANSIENT_RETRY_SECONDS = 10.0
 FIRST_PAUSE_SECONDS = 0.05
 MAX_PAUSE_SECONDS = 2.0
-# A command handed back after its in-process retries: short delays, since what outlived
-# them is an outage and the user's whole FIFO group waits behind it.
-TRANSIENT_BACKOFF = Backoff(base_seconds=1.0, max_seconds=20)
+# A command handed back after its retries in place: short delays at first (the user's
+# whole FIFO group waits behind it), doubling to six minutes as an outage goes on, so that
+# the queue's 50-receive backstop outlasts one of three hours (DynamoDB's in us-east-1 on
+# 2025-10-20): about 8 receives in the first four minutes, then one every 3-6 minutes.
+TRANSIENT_BACKOFF = Backoff(base_seconds=2.0, max_seconds=360)
 
 
 def is_transient_failure(exc: BaseException) -> bool:
@@ -134,28 +137,42 @@ class CommandHandler:
     async def _attempt(self, message: Message, entry: Admitted) -> Outcome:
         """The saga, again and again while AWS is briefly unwell (throttling outliving
         botocore's own attempts, a conflict, a partial publish), for `transient_seconds`
-        with a jittered pause, then handed back with a short delay: transient trouble
-        never spends the command's failure budget. Anything else is unforeseen: counted,
-        backed off, and once the budget is spent sent to the dead letters."""
+        with a jittered pause, then handed back: transient trouble never spends the
+        command's failure budget. Anything else is unforeseen: counted, backed off, and
+        once the budget is spent sent to the dead letters."""
+        try:
+            await self._in_place(lambda: self.saga.handle(entry.command))
+        except CommandRejected as rejection:
+            rejection.identity = rejection.identity or entry.sender
+            return await self._answer(message, rejection)
+        except Exception as exc:
+            if is_transient_failure(exc):
+                return self._hand_back(message, exc)
+            return await self._failed(message, entry, exc)
+        return Ack()
+
+    async def _in_place(self, work: Callable[[], Awaitable[None]]) -> None:
+        """`work`, again while it fails transiently, for `transient_seconds` with a
+        jittered, doubling pause; what it then still raises is raised."""
         deadline = time.monotonic() + self.transient_seconds
         pause = FIRST_PAUSE_SECONDS
         while True:
             try:
-                await self.saga.handle(entry.command)
-                return Ack()
-            except CommandRejected as rejection:
-                rejection.identity = rejection.identity or entry.sender
-                return await self._answer(message, rejection)
+                await work()
+                return
             except Exception as exc:
-                if not is_transient_failure(exc):
-                    return await self._failed(message, entry, exc)
-                if time.monotonic() + pause > deadline:
-                    log.info("handing %s back: %s", message.message_id, exc)
-                    self.metrics.inc("commands_handed_back_total", reason=_code_of(exc))
-                    return Retry(delay=TRANSIENT_BACKOFF.delay(message.receive_count))
+                if not is_transient_failure(exc) or time.monotonic() + pause > deadline:
+                    raise
                 self.metrics.inc("commands_transient_retries_total", reason=_code_of(exc))
                 await asyncio.sleep(pause * random.uniform(0.5, 1))  # noqa: S311
                 pause = min(pause * 2, MAX_PAUSE_SECONDS)
+
+    def _hand_back(self, message: Message, exc: BaseException) -> Outcome:
+        """Transient trouble that outlived the retries in place: back on the queue after a
+        delay that grows with its receives (TRANSIENT_BACKOFF), never counted."""
+        log.info("handing %s back: %s", message.message_id, exc)
+        self.metrics.inc("commands_handed_back_total", reason=_code_of(exc))
+        return Retry(delay=TRANSIENT_BACKOFF.delay(message.receive_count))
 
     async def _failed(self, message: Message, entry: Admitted, exc: Exception) -> Outcome:
         """An unforeseen failure (a bug, a permission, a refusal the saga did not choose):
@@ -178,15 +195,14 @@ class CommandHandler:
         this message comes back (a rejected command changed nothing, so the rest of its
         group goes on); its next delivery is rejected again."""
         try:
-            await self.reject(message, rejection)
-        except Exception:
+            await self._in_place(lambda: reject(message, rejection, self.events, self.audit))
+        except Exception as exc:
+            if is_transient_failure(exc):  # SNS throttled past every try in place
+                return self._hand_back(message, exc)
             log.exception("could not publish the rejection of %s", message.message_id)
             return Retry()
-        return Ack()
-
-    async def reject(self, message: Message, rejection: CommandRejected) -> None:
         self.metrics.inc("commands_rejected_total", reason=rejection.reason)
-        await reject(message, rejection, self.events, self.audit)
+        return Ack()
 
 
 def _order_of(command: AnyCommand) -> str | None:

@@ -102,6 +102,7 @@ class Consumer:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _deletes: list[tuple[Message, asyncio.Future[None]]] = field(default_factory=list, init=False)
     _flusher: asyncio.Task[None] | None = field(default=None, init=False)
+    _sending: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _tasks: dict[asyncio.Task[None], list[Message]] = field(default_factory=dict, init=False)
     _stop_by: float | None = field(default=None, init=False)
 
@@ -225,6 +226,9 @@ class Consumer:
         if buried:
             outcomes = {**outcomes, **await self._to_dead_letters(buried)}
         done = [m for m in messages if isinstance(outcomes.get(m.message_id), Ack)]
+        # Done messages stay invisible until their delete lands (a slow answer must not
+        # let them run a second time); the others are handed back as they say.
+        keeping = asyncio.create_task(self._heartbeat(done)) if done else None
         later = []
         for message in messages:
             outcome = outcomes.get(message.message_id, Release())
@@ -235,7 +239,11 @@ class Consumer:
                 )
             elif isinstance(outcome, Release):
                 later.append((message, 0))
-        await asyncio.gather(self._delete(done), self._change_visibility(later))
+        try:
+            await asyncio.gather(self._delete(done), self._change_visibility(later))
+        finally:
+            if keeping is not None:
+                keeping.cancel()
 
     async def _delete(self, messages: list[Message]) -> None:
         """Batched across groups: a delete waits a few milliseconds for others (up to 10
@@ -246,17 +254,28 @@ class Consumer:
         waiting = [loop.create_future() for _ in messages]
         self._deletes += list(zip(messages, waiting, strict=True))
         if len(self._deletes) >= 10:
-            await self._flush_deletes()
+            self._send_deletes()
         elif self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_deletes(self.delete_linger))
+            self._flusher = asyncio.create_task(self._send_deletes_after(self.delete_linger))
         await asyncio.gather(*waiting)
 
-    async def _flush_deletes(self, after: float = 0) -> None:
-        if after:
-            await asyncio.sleep(after)
+    async def _send_deletes_after(self, linger: float) -> None:
+        await asyncio.sleep(linger)
+        self._send_deletes()
+
+    def _send_deletes(self) -> None:
+        """Every waiting delete goes out now, ten to a batch, each batch on its own: one
+        whose answer is slow holds up neither the others nor the deletes that follow."""
         while self._deletes:
             chunk, self._deletes = self._deletes[:10], self._deletes[10:]
+            sending = asyncio.create_task(self._delete_chunk(chunk))
+            self._sending.add(sending)
+            sending.add_done_callback(self._sending.discard)
+
+    async def _delete_chunk(self, chunk: list[tuple[Message, asyncio.Future[None]]]) -> None:
+        try:
             await self._delete_batch([m for m, _ in chunk])
+        finally:
             for _, done in chunk:
                 if not done.done():
                     done.set_result(None)
@@ -273,17 +292,19 @@ class Consumer:
         if left:
             log.warning("%d delete(s) failed; those messages will be redelivered", left)
 
-    async def _batch_again(self, operation: str, entries: Sequence[Any]) -> int:
-        """One DeleteMessageBatch or ChangeMessageVisibilityBatch; the entries SQS failed
-        through no fault of ours are sent again, those alone, a few times. How many were
-        left undone."""
+    async def _batch_again(
+        self, operation: str, entries: Sequence[Any], queue_url: str | None = None
+    ) -> int:
+        """One batch call (deletes, visibility changes, sends to the DLQ) on this queue or
+        `queue_url`; the entries SQS failed through no fault of ours are sent again, those
+        alone, a few times. How many were left undone."""
         pending = list(entries)
         for attempt in range(BATCH_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(0.05 * 2**attempt * random.uniform(0.5, 1))  # noqa: S311
             try:
                 call = getattr(self.sqs, operation)
-                response = await call(QueueUrl=self.queue_url, Entries=pending)
+                response = await call(QueueUrl=queue_url or self.queue_url, Entries=pending)
             except Exception as exc:
                 log.warning("%s failed: %s", operation, exc)
                 continue
@@ -298,20 +319,20 @@ class Consumer:
         return len(pending)
 
     async def _to_dead_letters(self, messages: list[Message]) -> dict[str, Outcome]:
-        """Send to the DLQ (same group, in order), then count as done (deleted); what could
-        not be sent is retried instead, so nothing is lost."""
+        """Send to the DLQ one after the other, in order (same group), each tried again
+        where SQS failed it, then count as done (deleted). One that still could not be
+        sent comes back, with every one after it: a cancel never lands in the DLQ, nor
+        runs, ahead of the order it cancels. Rare, so one call a message is no cost."""
         if self.dead_letter_url is None:
             return {m.message_id: Retry() for m in messages}
-        entries = [_dead_letter_entry(i, m) for i, m in enumerate(messages)]
-        try:
-            response = await self.sqs.send_message_batch(
-                QueueUrl=self.dead_letter_url, Entries=entries
-            )
-        except Exception:
-            log.exception("could not move %d message(s) to the dead letters", len(messages))
-            return {m.message_id: Retry() for m in messages}
-        failed = {int(f["Id"]) for f in response.get("Failed", [])}
-        return {m.message_id: Retry() if i in failed else Ack() for i, m in enumerate(messages)}
+        outcomes: dict[str, Outcome] = {}
+        for index, message in enumerate(messages):
+            entry = _dead_letter_entry(0, message)
+            if await self._batch_again("send_message_batch", [entry], self.dead_letter_url):
+                log.warning("could not move %s to the dead letters", message.message_id)
+                return outcomes | {m.message_id: Retry() for m in messages[index:]}
+            outcomes[message.message_id] = Ack()
+        return outcomes
 
     async def _change_visibility(self, changes: list[tuple[Message, int]]) -> None:
         for start in range(0, len(changes), 10):
@@ -338,16 +359,21 @@ class Consumer:
         return all(int(response["Attributes"].get(name, 0)) == 0 for name in names)
 
     async def _drain(self) -> None:
-        """Finish in-flight groups within the grace period; cancel (and hand back) the rest."""
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(list(self._tasks), timeout=self._grace_left())
-        for task in pending:
-            task.cancel()
-        if pending:
-            # Each cancelled group hands its messages back; bounded, since a hand-back
-            # that fails only means the visibility timeout brings them back instead.
-            await asyncio.wait(pending, timeout=HAND_BACK_SECONDS)
+        """Finish in-flight groups within the grace period; cancel (and hand back) the rest.
+        Deletes still on their way get a moment more; one left undone only means its
+        message comes back after its visibility timeout, to be answered as applied."""
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=self._grace_left())
+            for task in pending:
+                task.cancel()
+            if pending:
+                # Each cancelled group hands its messages back; bounded, since a hand-back
+                # that fails only means the visibility timeout brings them back instead.
+                await asyncio.wait(pending, timeout=HAND_BACK_SECONDS)
+        if self._sending:
+            _, unsent = await asyncio.wait(list(self._sending), timeout=HAND_BACK_SECONDS)
+            for task in unsent:
+                task.cancel()
 
 
 def _message(raw: MessageTypeDef) -> Message:

@@ -38,7 +38,6 @@ from order_processor.exceptions import (
     LimitExceededException,
     LockAcquisitionException,
     OrderChangedException,
-    OrderProcessorError,
     ServiceUnavailableException,
     UserNotFoundException,
 )
@@ -108,7 +107,7 @@ class DynamoLedger:
             if not request:
                 return found
             await asyncio.sleep(0.05 * 2**attempt)
-        raise OrderProcessorError("the read was throttled too long")  # pragma: no cover
+        raise ServiceUnavailableException("DynamoDB left keys of the read unprocessed too long")
 
     async def write(self, change: LedgerWrite) -> None:
         parts = self._parts(change)

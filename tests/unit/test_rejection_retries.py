@@ -1,0 +1,78 @@
+"""Found by the issue-21 attacker; each test failed first.
+
+A refusal whose `command.rejected` event meets SNS throttling is
+handed back with the backoff of a bug (2 s doubling to 5 minutes), not retried in place,
+and the user's whole FIFO group waits behind it.
+
+README: "transient (throttling ..., a partial publish) → tried again in place for up to
+10 s with a jittered pause, then handed back with a short delay (at most 20 s: the user's
+FIFO group waits behind it)". `CommandHandler._answer` catches every failure to publish
+and answers `Retry()` (no delay: the consumer's exponential Backoff(2 s, 300 s)), with no
+in-place retry; for a refusal of the saga the rest of the group is released behind it.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import Sequence
+from decimal import Decimal
+
+from order_processor.domain.events import Event, EventType
+from order_processor.exceptions import ServiceUnavailableException
+from order_processor.handlers.admission import Admission
+from order_processor.handlers.commands import CommandHandler
+from order_processor.messaging.consumer import Backoff, Message, Release, Retry
+from order_processor.saga.decision import Limits
+from order_processor.saga.engine import Saga
+from order_processor.security.audit import AuditLogger
+from tests.unit.fakes import MemoryEvents, MemoryFailures
+from tests.unit.test_command_handler import NOW, TOKENS, deposit
+from tests.unit.test_saga import USER, world
+
+
+class ThrottledOnce(MemoryEvents):
+    """SNS throttles the first `command.rejected` (the publisher's own five attempts
+    spent), then takes everything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.throttled = False
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        rejection = any(e.event_type == EventType.COMMAND_REJECTED for e in events)
+        if rejection and not self.throttled:
+            self.throttled = True
+            raise ServiceUnavailableException("SNS is unavailable: Throttled")
+        await super().publish(events)
+
+
+async def test_a_rejection_that_met_throttling_is_retried_in_place_as_transient() -> None:
+    random.seed(21)
+    _, ledger, _ = world(usd="100")
+    events = ThrottledOnce()
+    saga = Saga(
+        ledger, events, Limits(Decimal(10000), Decimal(10000), Decimal(5000)), clock=lambda: NOW
+    )
+    commands = CommandHandler(
+        saga=saga,
+        events=events,
+        admission=Admission(TOKENS, clock=lambda: NOW),
+        audit=AuditLogger(io.StringIO()),
+        failures=MemoryFailures(),
+    )
+    # The second deposit is over the daily limit: refused by the saga, answered with
+    # command.rejected. Its 9th delivery (AWS had a bad day).
+    group = [
+        Message("m-1", "h-1", deposit("c-1", "20000"), receive_count=9),
+        Message("m-2", "h-2", deposit("c-2", "5"), receive_count=9),
+    ]
+
+    outcomes = await commands.handle_group(USER, group)
+
+    first = outcomes["m-1"]
+    waits = Backoff().delay(9) if isinstance(first, Retry) and first.delay is None else 0
+    assert outcomes["m-2"] != Release(), (
+        f"the rejection was handed back ({first}, about {waits} s on the queue's backoff) "
+        "and the user's next command waits behind it"
+    )
