@@ -2,8 +2,7 @@
 
 Whether an error is worth retrying is a property of its type (`retryable`); only the
 consumer runtime turns that into an SQS action. `code` is the stable reason code that
-rejections and FAILED orders carry; every code is spelled once, here (`Reason`, or the
-`code` of the exception that carries it).
+rejections and FAILED orders carry; every code is spelled once, here, as a `Reason`.
 """
 
 from __future__ import annotations
@@ -15,8 +14,11 @@ from typing import Any, ClassVar
 
 
 class Reason(StrEnum):
-    """Why a command was rejected (`command.rejected`) or an order FAILED."""
+    """Every code an error carries: why a command was rejected (`command.rejected`), why
+    an order FAILED, and each exception's `code` (the CLI's `CODE: message`, the metrics'
+    `reason` label). The README lists them all, in these three groups."""
 
+    # Rejections
     MALFORMED_JSON = "MALFORMED_JSON"
     INVALID_COMMAND = "INVALID_COMMAND"
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
@@ -31,23 +33,43 @@ class Reason(StrEnum):
     INVALID_QUANTITY = "INVALID_QUANTITY"
     ALREADY_EXPIRED = "ALREADY_EXPIRED"
     CONFLICTING_DUPLICATE = "CONFLICTING_DUPLICATE"
-    DUPLICATE = "DUPLICATE"
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
-    INSUFFICIENT_ASSET_BALANCE = "INSUFFICIENT_ASSET_BALANCE"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
     ORDER_NOT_CANCELLABLE = "ORDER_NOT_CANCELLABLE"
     UNSUPPORTED_COMMAND = "UNSUPPORTED_COMMAND"
+    # Order failures (besides some of the above)
+    INSUFFICIENT_ASSET_BALANCE = "INSUFFICIENT_ASSET_BALANCE"
     ORDER_VALUE_LIMIT = "ORDER_VALUE_LIMIT"
     ORDER_TOO_SMALL = "ORDER_TOO_SMALL"
     ASSET_NOT_FOUND = "ASSET_NOT_FOUND"
+    INJECTED_FAULT = "INJECTED_FAULT"  # only under fault injection (saga/faults.py)
+    # The other exceptions' codes
+    ERROR = "ERROR"
+    NOT_FOUND = "NOT_FOUND"
+    BALANCE_NOT_FOUND = "BALANCE_NOT_FOUND"
+    TRANSACTION_NOT_FOUND = "TRANSACTION_NOT_FOUND"
+    ASSET_BALANCE_NOT_FOUND = "ASSET_BALANCE_NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    INVALID_CURSOR = "INVALID_CURSOR"
+    INVALID_TRANSITION = "INVALID_TRANSITION"
+    STALE_PRICE = "STALE_PRICE"
+    STALE_UPDATE = "STALE_UPDATE"
+    WEAK_PASSWORD = "WEAK_PASSWORD"  # noqa: S105 (a reason code, not a secret)
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    TOKEN_INVALID = "TOKEN_INVALID"  # noqa: S105 (a reason code, not a secret)
+    ACCESS_DENIED = "ACCESS_DENIED"
+    REJECTED = "REJECTED"
+    LOCK_BUSY = "LOCK_BUSY"
+    ORDER_CHANGED = "ORDER_CHANGED"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 
 class OrderProcessorError(Exception):
     """Root of every error the project raises on purpose."""
 
     retryable: ClassVar[bool] = False
-    code: ClassVar[str] = "ERROR"
+    code: ClassVar[Reason] = Reason.ERROR
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -59,48 +81,48 @@ class OrderProcessorError(Exception):
 
 
 class NotFoundError(OrderProcessorError):
-    code = "NOT_FOUND"
+    code = Reason.NOT_FOUND
 
 
 class UserNotFoundException(NotFoundError):
-    code = "USER_NOT_FOUND"
+    code = Reason.UNKNOWN_USER
 
 
 class BalanceNotFoundException(NotFoundError):
-    code = "BALANCE_NOT_FOUND"
+    code = Reason.BALANCE_NOT_FOUND
 
 
 class TransactionNotFoundException(NotFoundError):
-    code = "TRANSACTION_NOT_FOUND"
+    code = Reason.TRANSACTION_NOT_FOUND
 
 
 class AssetNotFoundException(NotFoundError):
-    code = "ASSET_NOT_FOUND"
+    code = Reason.ASSET_NOT_FOUND
 
 
 class OrderNotFoundException(NotFoundError):
-    code = "ORDER_NOT_FOUND"
+    code = Reason.ORDER_NOT_FOUND
 
 
 class AssetBalanceNotFoundException(NotFoundError):
-    code = "ASSET_BALANCE_NOT_FOUND"
+    code = Reason.ASSET_BALANCE_NOT_FOUND
 
 
 # Business rules (permanent)
 
 
 class InsufficientBalanceException(OrderProcessorError):
-    code = "INSUFFICIENT_BALANCE"
+    code = Reason.INSUFFICIENT_BALANCE
 
 
 class InsufficientAssetBalanceException(InsufficientBalanceException):
-    code = "INSUFFICIENT_ASSET_BALANCE"
+    code = Reason.INSUFFICIENT_ASSET_BALANCE
 
 
 class EntityAlreadyExistsException(OrderProcessorError):
     """A conditional create found the entity already there; `existing` is its stored item."""
 
-    code = "ALREADY_EXISTS"
+    code = Reason.ALREADY_EXISTS
 
     def __init__(self, message: str, existing: dict[str, Any] | None = None, **details: Any):
         super().__init__(message, **details)
@@ -108,53 +130,62 @@ class EntityAlreadyExistsException(OrderProcessorError):
 
 
 class InvalidTransitionException(OrderProcessorError):
-    code = "INVALID_TRANSITION"
+    code = Reason.INVALID_TRANSITION
 
 
 class AssetNotTradableException(OrderProcessorError):
-    code = "ASSET_NOT_TRADABLE"
+    code = Reason.ASSET_NOT_TRADABLE
 
 
 class InactiveUserException(OrderProcessorError):
-    code = "USER_INACTIVE"
+    code = Reason.USER_INACTIVE
 
 
 class LimitExceededException(OrderProcessorError):
-    code = "LIMIT_EXCEEDED"
+    code = Reason.LIMIT_EXCEEDED
 
 
 class StalePriceException(OrderProcessorError):
-    code = "STALE_PRICE"
+    code = Reason.STALE_PRICE
 
 
 class StaleUpdateException(OrderProcessorError):
     """A change decided on a read of an entity that has changed since (its `version`
     moved): refused rather than written over the newer state. Read again, decide again."""
 
-    code = "STALE_UPDATE"
+    code = Reason.STALE_UPDATE
 
 
 class WeakPasswordException(OrderProcessorError):
-    code = "WEAK_PASSWORD"
+    code = Reason.WEAK_PASSWORD
 
 
 # Security (permanent)
 
 
 class InvalidCredentialsException(OrderProcessorError):
-    code = "INVALID_CREDENTIALS"
+    code = Reason.INVALID_CREDENTIALS
 
 
 class TokenExpiredException(OrderProcessorError):
-    code = "TOKEN_EXPIRED"
+    code = Reason.TOKEN_EXPIRED
 
 
 class TokenInvalidException(OrderProcessorError):
-    code = "TOKEN_INVALID"
+    code = Reason.TOKEN_INVALID
 
 
 class AccessDeniedException(OrderProcessorError):
-    code = "ACCESS_DENIED"
+    code = Reason.ACCESS_DENIED
+
+
+class StepFailure(OrderProcessorError):
+    """A permanent reason an order cannot go on (priced out, a step that failed for good):
+    the saga ends it FAILED with `code` as its failure_reason."""
+
+    def __init__(self, code: Reason, message: str | None = None) -> None:
+        super().__init__(message or code)
+        self.code = code  # type: ignore[misc]
 
 
 # Commands
@@ -174,10 +205,10 @@ class CommandRejected(OrderProcessorError):
     `identity` is set once the sender is authenticated; until then a rejection names
     nobody."""
 
-    code = "REJECTED"
+    code = Reason.REJECTED
 
     def __init__(
-        self, reason: str, message: str, *, identity: Identity | None = None, **details: Any
+        self, reason: Reason, message: str, *, identity: Identity | None = None, **details: Any
     ) -> None:
         super().__init__(message, **details)
         self.reason = reason
@@ -187,11 +218,13 @@ class CommandRejected(OrderProcessorError):
 # Transient (retryable)
 
 
-class LockAcquisitionException(OrderProcessorError):
-    """The user's lock is held by another worker; hand the message back and try later."""
+class FenceConflictException(OrderProcessorError):
+    """The user's fence refused the write: another writer changed the user's books since
+    the read (the token moved), a lease holds the user, or another write of the user was in
+    flight. Decide again from a fresh read, or hand the message back and try later."""
 
     retryable = True
-    code = "LOCK_BUSY"
+    code = Reason.LOCK_BUSY
 
 
 class OrderChangedException(OrderProcessorError):
@@ -199,11 +232,11 @@ class OrderChangedException(OrderProcessorError):
     read again and decide again."""
 
     retryable = True
-    code = "ORDER_CHANGED"
+    code = Reason.ORDER_CHANGED
 
 
 class ServiceUnavailableException(OrderProcessorError):
     """Throttling, timeouts and 5xx from AWS, translated at the store boundary."""
 
     retryable = True
-    code = "SERVICE_UNAVAILABLE"
+    code = Reason.SERVICE_UNAVAILABLE

@@ -33,6 +33,7 @@ from order_processor.domain.events import Event, EventType
 from order_processor.domain.money import buy_cost, sell_proceeds
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.domain.ports import LedgerWrite
+from order_processor.domain.steps import Step
 from order_processor.domain.users import UserCreate
 from order_processor.messaging.producer import C, CommandFactory, Producer, signed_by
 from order_processor.saga.decision import moved
@@ -249,7 +250,7 @@ class Harness:
         )
         at = utc_now()
         order = Order.place(command.username, payload, order_id=payload.order_id).evolve(
-            step="accepted",
+            step=Step.ACCEPTED,
             sequence=1,
             created_at=at,
             updated_at=at,
@@ -263,7 +264,7 @@ class Harness:
             username=command.username,
             fence=snapshot.fence,
             at=at,
-            step=order.step or "",
+            step=order.step or Step.ACCEPTED,
             order=order,
             usd=records[0],
             assets=records[1],
@@ -335,9 +336,9 @@ def _debited(accepted: Order, price: Decimal) -> tuple[Order, Records]:
     amount = rounding(accepted.quantity, price)
     base = accepted
     if accepted.order_type.is_limit:
-        base = moved(accepted, at, "held", status=OrderStatus.QUEUED)
+        base = moved(accepted, at, Step.HELD, status=OrderStatus.QUEUED)
     processing = moved(
-        base, at, "debited", status=OrderStatus.PROCESSING, price=price, total_amount=amount
+        base, at, Step.DEBITED, status=OrderStatus.PROCESSING, price=price, total_amount=amount
     )
     if not accepted.order_type.is_limit:
         return processing, debit(processing)

@@ -19,11 +19,11 @@ from order_processor.domain.users import User
 from order_processor.exceptions import (
     BalanceNotFoundException,
     EntityAlreadyExistsException,
+    FenceConflictException,
     InactiveUserException,
     InsufficientAssetBalanceException,
     InsufficientBalanceException,
     LimitExceededException,
-    LockAcquisitionException,
     OrderChangedException,
     UserNotFoundException,
 )
@@ -74,7 +74,7 @@ class MemoryLedger:
         record of the step that exists already, then the user's and the money's rules."""
         user = change.username
         if change.fence is not None and self.fences.get(user, 0) != change.fence:
-            raise LockAcquisitionException(f"the books of {user} changed since read")
+            raise FenceConflictException(f"the books of {user} changed since read")
         self._check_order(change)
         self._check_price(change)
         self._check_records(change)

@@ -23,6 +23,7 @@ from order_processor.domain.commands import (
     ServiceName,
 )
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.domain.steps import Step
 from order_processor.domain.triggers import hold_price, trailed
 from order_processor.exceptions import CommandRejected
 from order_processor.handlers.admission import Admission
@@ -221,12 +222,12 @@ def _completed(kind: OrderType, price: str, **fields: str) -> tuple[Order, list[
     processing = moved(
         accepted,
         NOW,
-        "debited",
+        Step.DEBITED,
         status=OrderStatus.PROCESSING,
         price=Decimal(price),
         total_amount=Decimal(price).quantize(Decimal("0.01")),
     )
-    completed = moved(processing, NOW, "completed", status=OrderStatus.COMPLETED)
+    completed = moved(processing, NOW, Step.COMPLETED, status=OrderStatus.COMPLETED)
     usd, trades = joined(hold(accepted), release(completed), debit(completed), credit(completed))
     stored = [BalanceTransaction(**r.model_dump(), created_at=NOW, updated_at=NOW) for r in usd]
     return completed, stored, list(trades)

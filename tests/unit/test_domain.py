@@ -23,8 +23,8 @@ from order_processor.domain.orders import (
 from order_processor.domain.portfolio import build_portfolio
 from order_processor.domain.users import User, UserCreate
 from order_processor.exceptions import (
+    FenceConflictException,
     InvalidTransitionException,
-    LockAcquisitionException,
     OrderProcessorError,
     ServiceUnavailableException,
     UserNotFoundException,
@@ -145,11 +145,11 @@ def test_transaction_types_move_available_and_held() -> None:
 
 
 def test_errors_say_whether_a_retry_can_help() -> None:
-    assert LockAcquisitionException("busy").retryable
+    assert FenceConflictException("busy").retryable
     assert ServiceUnavailableException("throttled").retryable
     assert not UserNotFoundException("nobody").retryable
     assert issubclass(UserNotFoundException, OrderProcessorError)
-    assert UserNotFoundException.code == "USER_NOT_FOUND"
+    assert UserNotFoundException.code == "UNKNOWN_USER"
 
 
 def test_portfolio_skips_empty_holdings_and_values_unknown_assets_at_zero() -> None:

@@ -10,14 +10,18 @@ import pytest
 from botocore.exceptions import ClientError
 
 from order_processor.domain.events import Event, rejection_event
-from order_processor.exceptions import OrderProcessorError, ServiceUnavailableException
+from order_processor.exceptions import OrderProcessorError, Reason, ServiceUnavailableException
 from order_processor.messaging.publisher import EventPublisher
 
 
 def events(count: int) -> list[Event]:
     return [
         rejection_event(
-            reason="UNAUTHORIZED", message="no", message_id=f"m-{n}", username=None, command_id=None
+            reason=Reason.UNAUTHORIZED,
+            message="no",
+            message_id=f"m-{n}",
+            username=None,
+            command_id=None,
         )
         for n in range(count)
     ]

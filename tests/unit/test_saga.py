@@ -25,8 +25,9 @@ from order_processor.domain.commands import (
 )
 from order_processor.domain.orders import Order, OrderStatus, OrderType
 from order_processor.domain.ports import Snapshot
+from order_processor.domain.steps import Step
 from order_processor.domain.users import User
-from order_processor.exceptions import CommandRejected, LockAcquisitionException
+from order_processor.exceptions import CommandRejected, FenceConflictException
 from order_processor.saga.decision import Limits
 from order_processor.saga.engine import Saga
 from order_processor.saga.faults import Faults
@@ -241,7 +242,7 @@ async def test_a_user_whose_books_keep_moving_is_handed_back_after_a_few_attempt
     saga, ledger, _ = world()
     ledger.interfere.extend([USER] * 20)
 
-    with pytest.raises(LockAcquisitionException):
+    with pytest.raises(FenceConflictException):
         await saga.handle(place(OrderType.MARKET_BUY, "1"))
 
     assert ledger.orders == {}
@@ -249,7 +250,7 @@ async def test_a_user_whose_books_keep_moving_is_handed_back_after_a_few_attempt
 
 async def test_a_permanent_failure_before_the_write_fails_the_order_without_moving_money() -> None:
     saga, ledger, events = world()
-    saga = Saga(ledger, events, LIMITS, clock=lambda: NOW, faults=Faults(fail_step="completed"))
+    saga = Saga(ledger, events, LIMITS, clock=lambda: NOW, faults=Faults(fail_step=Step.COMPLETED))
 
     await saga.handle(place(OrderType.MARKET_BUY, "1"))
 
@@ -446,7 +447,7 @@ async def test_the_recovery_job_finishes_an_order_left_mid_saga(status: OrderSta
 async def test_a_credit_that_fails_for_good_refunds_the_debit() -> None:
     saga, ledger, events = world()
     stranded(ledger, OrderStatus.PROCESSING)
-    saga = Saga(ledger, events, LIMITS, clock=lambda: NOW, faults=Faults(fail_step="completed"))
+    saga = Saga(ledger, events, LIMITS, clock=lambda: NOW, faults=Faults(fail_step=Step.COMPLETED))
 
     await saga.handle(reference(ResumeOrder))
 

@@ -15,7 +15,8 @@ from order_processor.domain.assets import Asset
 from order_processor.domain.commands import ExecuteOrder
 from order_processor.domain.orders import OrderStatus, OrderType
 from order_processor.domain.ports import LedgerWrite, Snapshot
-from order_processor.exceptions import CommandRejected, LockAcquisitionException
+from order_processor.domain.steps import Step
+from order_processor.exceptions import CommandRejected, FenceConflictException
 from order_processor.saga.engine import Saga
 from order_processor.store.ledger import DynamoLedger
 from tests.unit.fakes import MemoryLedger
@@ -149,12 +150,12 @@ class Conflicting:
 async def test_a_write_meeting_another_writer_on_the_fence_is_decided_again_not_handed_back() -> (
     None
 ):
-    """A moved fence (LockAcquisitionException) is decided again in-process (engine.py
+    """A moved fence (FenceConflictException) is decided again in-process (engine.py
     handle); a TransactionConflict on the same fence item (what DynamoDB answers when the
     other writer's transaction is still in flight) must be the same refusal, not a
     ServiceUnavailableException that hands the message back and counts a receive."""
     ledger = DynamoLedger(cast(Any, Conflicting()), "users", "orders", "inventory")
-    write = LedgerWrite(username=USER, fence=3, at=NOW, step="completed")
+    write = LedgerWrite(username=USER, fence=3, at=NOW, step=Step.COMPLETED)
 
-    with pytest.raises(LockAcquisitionException):
+    with pytest.raises(FenceConflictException):
         await ledger.write(write)

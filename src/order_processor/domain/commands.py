@@ -29,7 +29,7 @@ from order_processor.domain.base import (
 from order_processor.domain.money import Price, UsdAmount
 from order_processor.domain.orders import OrderCreate
 from order_processor.domain.users import Username
-from order_processor.exceptions import CommandRejected
+from order_processor.exceptions import CommandRejected, Reason
 
 COMMAND_SCHEMA: Literal["order-processor/command/v1"] = "order-processor/command/v1"
 MAX_COMMAND_BYTES = 16 * 1024  # commands are small; anything bigger is refused unread
@@ -183,14 +183,15 @@ def read_document(body: str | bytes) -> dict[str, Any]:
     raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
     if len(raw) > MAX_COMMAND_BYTES:
         raise CommandRejected(
-            "MESSAGE_TOO_LARGE", f"command is {len(raw)} bytes; the limit is {MAX_COMMAND_BYTES}"
+            Reason.MESSAGE_TOO_LARGE,
+            f"command is {len(raw)} bytes; the limit is {MAX_COMMAND_BYTES}",
         )
     try:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise CommandRejected("MALFORMED_JSON", "body is not JSON") from exc
+        raise CommandRejected(Reason.MALFORMED_JSON, "body is not JSON") from exc
     if not isinstance(document, dict):
-        raise CommandRejected("INVALID_COMMAND", "body: the command must be a JSON object")
+        raise CommandRejected(Reason.INVALID_COMMAND, "body: the command must be a JSON object")
     return document
 
 
@@ -199,15 +200,15 @@ def validate_command(document: dict[str, Any]) -> AnyCommand:
     `issued_at` is required on the wire (it orders price updates and starts an order's
     latency): a default taken here would date each delivery of one message anew."""
     if "issued_at" not in document:
-        raise CommandRejected("INVALID_COMMAND", "issued_at: Field required")
+        raise CommandRejected(Reason.INVALID_COMMAND, "issued_at: Field required")
     try:
         return COMMANDS.validate_python(document)
     except RecursionError as exc:
-        raise CommandRejected("INVALID_COMMAND", "body is nested too deeply") from exc
+        raise CommandRejected(Reason.INVALID_COMMAND, "body is nested too deeply") from exc
     except ValidationError as exc:
-        raise CommandRejected("INVALID_COMMAND", describe_errors(exc)) from exc
+        raise CommandRejected(Reason.INVALID_COMMAND, describe_errors(exc)) from exc
     except (ValueError, TypeError, ArithmeticError) as exc:
-        raise CommandRejected("INVALID_COMMAND", "body: a value is out of range") from exc
+        raise CommandRejected(Reason.INVALID_COMMAND, "body: a value is out of range") from exc
 
 
 def parse_command(body: str | bytes) -> AnyCommand:

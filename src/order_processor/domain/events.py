@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import UtcDatetime, utc_now
 from order_processor.domain.orders import Order, OrderStatus
+from order_processor.exceptions import Reason
 from order_processor.security.redaction import Redactor
 
 EVENT_SCHEMA = "order-processor/event/v1"
@@ -92,7 +93,7 @@ def order_event(order: Order) -> Event:
 
 def rejection_event(
     *,
-    reason: str,
+    reason: Reason,
     message: str,
     message_id: str,
     username: str | None,

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from order_processor.domain.assets import AssetId
 from order_processor.domain.base import Command, Entity, OrderId, UtcDatetime, new_id, utc_now
 from order_processor.domain.money import Percent, Price, Quantity, UsdBalance
+from order_processor.domain.steps import Step
 from order_processor.domain.users import Username
 from order_processor.exceptions import InvalidTransitionException
 
@@ -162,7 +163,7 @@ class Order(Entity):
     total_amount: UsdBalance | None = None
     status: OrderStatus = OrderStatus.PENDING
     failure_reason: str | None = None
-    step: str | None = None  # the saga's marker: the last step committed
+    step: Step | None = None  # the saga's marker: the last step committed
     sequence: int = Field(default=0, ge=0)  # rises with every change (event ordering)
     expires_at: UtcDatetime | None = None
     # The command's time (not before the token vouching for it): end-to-end latency's start.

@@ -5,7 +5,7 @@ needs to decide (`Snapshot`), `write` commits one `LedgerWrite` atomically or no
 The store implements it over DynamoDB (one BatchGetItem, one TransactWriteItems); the
 unit tests implement it in memory. The saga never sees a request, a condition or a
 botocore error: a refused write comes back as one of the domain's exceptions, naming
-what refused it (`InsufficientBalanceException`, `LockAcquisitionException`, ...).
+what refused it (`InsufficientBalanceException`, `FenceConflictException`, ...).
 
 Every write is fenced: it commits only if the user's fencing token is still the one
 read (and no lease holds the user), and moves it on. The lock is thus taken and released
@@ -25,6 +25,7 @@ from order_processor.domain.assets import Asset, AssetTransaction
 from order_processor.domain.balances import BalanceTransaction, BalanceTransactionCreate
 from order_processor.domain.events import Event
 from order_processor.domain.orders import Order
+from order_processor.domain.steps import Step
 from order_processor.domain.users import User
 
 
@@ -54,7 +55,7 @@ class LedgerWrite:
     stored state it `replaces` (its status and sequence) or, when that is None, on the
     order's absence; the USD and asset records, each with its balance change (a debit
     conditioned on what is available or held); a daily-limit count. `step` names the
-    change (the order's step marker, or "funds") for logs, metrics and fault hooks.
+    change (the order's step marker, or `Step.FUNDS`) for logs, metrics and fault hooks.
 
     `fence` is the token read; None for a write decided from nothing read (every
     condition it depends on is in the write itself, `active_user` among them): it then
@@ -63,7 +64,7 @@ class LedgerWrite:
     username: str
     fence: int | None
     at: datetime
-    step: str
+    step: Step
     active_user: bool = False  # the user must exist and be active
     order: Order | None = None
     replaces: Order | None = None

@@ -29,6 +29,7 @@ from order_processor.domain.commands import (
 from order_processor.exceptions import (
     CommandRejected,
     Identity,
+    Reason,
     TokenExpiredException,
     TokenInvalidException,
 )
@@ -61,7 +62,7 @@ class Admission:
         except Exception as exc:
             # The last line of defence: a reader's bug must still end as a rejection.
             log.exception("admission failed unexpectedly; the command is rejected")
-            raise CommandRejected("INVALID_COMMAND", "the command could not be read") from exc
+            raise CommandRejected(Reason.INVALID_COMMAND, "the command could not be read") from exc
 
     def _admit(self, body: str | bytes) -> Admitted:
         document = read_document(body)
@@ -70,7 +71,7 @@ class Admission:
             # The token vouches for its subject, and for no command id of a document it
             # did not sign: a copy changed anywhere names only the subject.
             raise CommandRejected(
-                "UNAUTHORIZED",
+                Reason.UNAUTHORIZED,
                 "the token was minted for another command",
                 identity=Identity(claims.subject),
             )
@@ -83,24 +84,24 @@ class Admission:
         sender = Identity(claims.subject, command.command_id, command.issued_at)
         if command.issued_at > self.clock() + self.clock_skew:
             raise CommandRejected(
-                "FUTURE_TIMESTAMP",
+                Reason.FUTURE_TIMESTAMP,
                 f"issued_at is more than {self.clock_skew.total_seconds():.0f} s in the future",
                 identity=sender,
             )
         reason = forbidden(command.type, command.username, claims)
         if reason:
-            raise CommandRejected("FORBIDDEN", reason, identity=sender)
+            raise CommandRejected(Reason.FORBIDDEN, reason, identity=sender)
         return Admitted(command, sender)
 
     def _authenticate(self, token: object) -> TokenClaims:
         if not isinstance(token, str) or not token:
-            raise CommandRejected("UNAUTHORIZED", "the command carries no token")
+            raise CommandRejected(Reason.UNAUTHORIZED, "the command carries no token")
         try:
             return self.tokens.verify_access_token(token)
         except TokenExpiredException as exc:
-            raise CommandRejected("TOKEN_EXPIRED", "the command's token has expired") from exc
+            raise CommandRejected(Reason.TOKEN_EXPIRED, "the command's token has expired") from exc
         except TokenInvalidException as exc:
-            raise CommandRejected("UNAUTHORIZED", exc.message) from exc
+            raise CommandRejected(Reason.UNAUTHORIZED, exc.message) from exc
 
 
 def dated(command: AnyCommand, claims: TokenClaims) -> AnyCommand:

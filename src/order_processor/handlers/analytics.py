@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from order_processor.analytics.views import Contribution, MalformedEvent, contribution
 from order_processor.domain.events import Event
 from order_processor.domain.ports import MetricsSink, NoMetrics
+from order_processor.domain.steps import Step
 from order_processor.exceptions import OrderProcessorError
 from order_processor.messaging.consumer import Ack, Message, Outcome, Retry, ToDeadLetters
 from order_processor.saga.faults import Faults
@@ -65,6 +66,6 @@ class AnalyticsHandler:
             log.exception("analytics: event %s failed unexpectedly", part.event_id)
             return Retry()
         if applied:
-            self.faults.after_commit("analytics")  # applied, its message not yet deleted
+            self.faults.after_commit(Step.ANALYTICS)  # applied, its message not yet deleted
         self.metrics.inc("analytics_events_total", outcome="applied" if applied else "copy")
         return Ack()

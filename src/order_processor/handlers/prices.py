@@ -31,7 +31,13 @@ from order_processor.domain.commands import (
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import Order
 from order_processor.domain.ports import MetricsSink, NoMetrics
-from order_processor.exceptions import CommandRejected, OrderProcessorError, StalePriceException
+from order_processor.domain.steps import Step
+from order_processor.exceptions import (
+    CommandRejected,
+    OrderProcessorError,
+    Reason,
+    StalePriceException,
+)
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.commands import reject
 from order_processor.messaging.consumer import Ack, Message, Outcome, Retry
@@ -85,7 +91,7 @@ class PriceMatcher:
         try:
             if not isinstance(command, UpdatePrice):
                 raise CommandRejected(
-                    "UNSUPPORTED_COMMAND", f"{command.type} is not a price update"
+                    Reason.UNSUPPORTED_COMMAND, f"{command.type} is not a price update"
                 )
             await self.apply(command, redelivered=message.receive_count > 1)
         except CommandRejected as rejection:
@@ -125,8 +131,8 @@ class PriceMatcher:
                 return []
             return await self._match(asset_id, current.price, update.command_id)
         except OrderProcessorError as exc:
-            if exc.code == "ASSET_NOT_FOUND":
-                raise CommandRejected("UNKNOWN_ASSET", exc.message) from exc
+            if exc.code is Reason.ASSET_NOT_FOUND:
+                raise CommandRejected(Reason.UNKNOWN_ASSET, exc.message) from exc
             raise
         self.metrics.inc("price_updates_total")
         return await self._match(asset_id, price, update.command_id)
@@ -134,7 +140,7 @@ class PriceMatcher:
     async def _match(self, asset_id: str, price: Decimal, cause: str) -> list[ExecuteOrder]:
         triggered = await self.orders.triggered_orders(asset_id, price)
         commands = self._executions(triggered, cause)
-        self.faults.after_commit("matched")  # the crash test: after the query, before sending
+        self.faults.after_commit(Step.MATCHED)  # the crash test: after the query, before sending
         await self._send(commands)
         self.metrics.inc("orders_triggered_total", len(commands), cause="update")
         return commands
@@ -146,7 +152,7 @@ class PriceMatcher:
         ids: the latest state of an order is never left unannounced."""
         payload = update.payload
         trailed = await self.orders.move_trails(payload.asset_id, payload.price, update.issued_at)
-        self.faults.after_commit("trailed")  # the crash test: trails moved, nothing announced
+        self.faults.after_commit(Step.TRAILED)  # the crash test: trails moved, nothing announced
         self.metrics.inc("trailing_stops_moved_total", len(trailed))
         if redelivered:
             standing = await self.orders.trails_at(payload.asset_id, payload.price)

@@ -25,6 +25,7 @@ from order_processor.domain.balances import (
 from order_processor.domain.base import utc_now
 from order_processor.domain.money import buy_cost, exact_total, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
+from order_processor.domain.steps import Step
 from order_processor.domain.triggers import triggered
 from order_processor.store import keys
 from order_processor.store.dynamo import Page, all_items, all_pages, to_attribute, without_keys
@@ -33,19 +34,19 @@ from order_processor.store.orders import OrderDAO
 # A QUEUED order this far past its expiry was missed by the sweeper (it runs every 30 s).
 OVERDUE = timedelta(minutes=10)
 # (buy?, limit?, how it ended) -> the kinds of records the order must have, sorted.
-EXPECTED_RECORDS: dict[tuple[bool, bool, str], list[str]] = {
-    (True, False, "completed"): ["BUY", "ORDER_PAYMENT"],
-    (False, False, "completed"): ["ORDER_SALE", "SELL"],
-    (True, True, "completed"): ["BUY", "ORDER_HOLD", "ORDER_PAYMENT", "ORDER_RELEASE"],
-    (False, True, "completed"): ["HOLD", "ORDER_SALE", "RELEASE", "SELL"],
-    (True, False, "refunded"): ["ORDER_PAYMENT", "ORDER_REFUND"],
-    (False, False, "refunded"): ["REFUND", "SELL"],
-    (True, True, "refunded"): ["ORDER_HOLD", "ORDER_PAYMENT", "ORDER_REFUND", "ORDER_RELEASE"],
-    (False, True, "refunded"): ["HOLD", "REFUND", "RELEASE", "SELL"],
-    (True, True, "released"): ["ORDER_HOLD", "ORDER_RELEASE"],
-    (False, True, "released"): ["HOLD", "RELEASE"],
-    (True, True, "queued"): ["ORDER_HOLD"],
-    (False, True, "queued"): ["HOLD"],
+EXPECTED_RECORDS: dict[tuple[bool, bool, Step], list[str]] = {
+    (True, False, Step.COMPLETED): ["BUY", "ORDER_PAYMENT"],
+    (False, False, Step.COMPLETED): ["ORDER_SALE", "SELL"],
+    (True, True, Step.COMPLETED): ["BUY", "ORDER_HOLD", "ORDER_PAYMENT", "ORDER_RELEASE"],
+    (False, True, Step.COMPLETED): ["HOLD", "ORDER_SALE", "RELEASE", "SELL"],
+    (True, False, Step.REFUNDED): ["ORDER_PAYMENT", "ORDER_REFUND"],
+    (False, False, Step.REFUNDED): ["REFUND", "SELL"],
+    (True, True, Step.REFUNDED): ["ORDER_HOLD", "ORDER_PAYMENT", "ORDER_REFUND", "ORDER_RELEASE"],
+    (False, True, Step.REFUNDED): ["HOLD", "REFUND", "RELEASE", "SELL"],
+    (True, True, Step.RELEASED): ["ORDER_HOLD", "ORDER_RELEASE"],
+    (False, True, Step.RELEASED): ["HOLD", "RELEASE"],
+    (True, True, Step.HELD): ["ORDER_HOLD"],
+    (False, True, Step.HELD): ["HOLD"],
 }
 
 
@@ -227,15 +228,15 @@ def _asset_mismatches(
     return found
 
 
-def _ending(order: Order) -> str | None:
+def _ending(order: Order) -> Step | None:
     if order.status is OrderStatus.COMPLETED:
-        return "completed"
-    if order.step == "refunded":
-        return "refunded"
-    if order.status in {OrderStatus.CANCELLED, OrderStatus.EXPIRED} or order.step == "released":
-        return "released"  # a QUEUED order closed: its hold given back
+        return Step.COMPLETED
+    if order.step == Step.REFUNDED:
+        return Step.REFUNDED
+    if order.status in {OrderStatus.CANCELLED, OrderStatus.EXPIRED} or order.step == Step.RELEASED:
+        return Step.RELEASED  # a QUEUED order closed: its hold given back
     if order.status is OrderStatus.QUEUED:
-        return "queued"
+        return Step.HELD
     return None
 
 

@@ -21,12 +21,14 @@ from typing import Any
 from order_processor.domain.events import Event, order_event
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import LedgerWrite, Snapshot
+from order_processor.domain.steps import Step
 from order_processor.exceptions import (
     BalanceNotFoundException,
     InsufficientAssetBalanceException,
     InsufficientBalanceException,
     OrderProcessorError,
     Reason,
+    StepFailure,
 )
 from order_processor.saga.records import Records
 
@@ -49,14 +51,15 @@ class Decision:
 
     write: LedgerWrite | None
     events: tuple[Event, ...] = ()
-    refused: Callable[[OrderProcessorError], Decision] | None = None
+    refused: Refused | None = None
     then: bool = False
 
 
+Refused = Callable[[OrderProcessorError], Decision]
 NOTHING = Decision(None)
 
 
-def moved(order: Order, at: datetime, step: str, **changes: Any) -> Order:
+def moved(order: Order, at: datetime, step: Step, **changes: Any) -> Order:
     """The order one state further: its sequence up by one, its step marker set."""
     return order.evolve(**changes, step=step, sequence=order.sequence + 1, updated_at=at)
 
@@ -66,17 +69,18 @@ def order_write(
     states: list[Order],
     records: Records = ((), ()),
     replaces: Order | None = None,
-    refused: Callable[[OrderProcessorError], Decision] | None = None,
+    refused: Refused | None = None,
 ) -> Decision:
     """Write the last of `states` (replacing `replaces`, or new) with `records`; publish an
     event for each state, in order."""
     final = states[-1]
+    assert final.step is not None  # every state written has been `moved` (or accepted)
     usd, assets = records
     write = LedgerWrite(
         username=snapshot.username,
         fence=snapshot.fence,
         at=final.updated_at,
-        step=final.step or final.status.value.lower(),
+        step=final.step,
         order=final,
         replaces=replaces,
         usd=usd,
@@ -91,14 +95,36 @@ def again(order: Order) -> Decision:
     return Decision(None, (order_event(order),))
 
 
-def failure_reason(refusal: OrderProcessorError) -> str | None:
+def failed(
+    snapshot: Snapshot, pending: Order, before: list[Order], at: datetime, reason: Reason
+) -> Decision:
+    """A PENDING order ended FAILED, nothing moved; `before` are the states to announce
+    first (the accepted one, for a new order)."""
+    failure = moved(pending, at, Step.FAILED, status=OrderStatus.FAILED, failure_reason=reason)
+    return order_write(snapshot, [*before, failure], replaces=snapshot.order)
+
+
+def ends_with(end: Callable[[Reason], Decision]) -> Refused:
+    """What a write refused for the order's own reason does instead: `end`, given that
+    reason. Any other refusal is not the order's fault (a bug, a conflict): raised again."""
+
+    def refused(refusal: OrderProcessorError) -> Decision:
+        reason = failure_reason(refusal)
+        if reason is None:
+            raise refusal
+        return end(reason)
+
+    return refused
+
+
+def failure_reason(refusal: OrderProcessorError) -> Reason | None:
     """The FAILED reason an order gets when its write is refused, or None if the refusal
     is not the order's fault (a bug, a conflict) and must not end it."""
     if isinstance(refusal, InsufficientAssetBalanceException):
         return Reason.INSUFFICIENT_ASSET_BALANCE
     if isinstance(refusal, InsufficientBalanceException | BalanceNotFoundException):
         return Reason.INSUFFICIENT_BALANCE  # no USD balance item (data older than v2): none
-    if refusal.code == "INJECTED_FAULT":  # the tests' permanent failure (saga/faults.py)
+    if isinstance(refusal, StepFailure):  # a step that failed for good
         return refusal.code
     return None
 

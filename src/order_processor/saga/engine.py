@@ -38,7 +38,7 @@ from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import EventSink, Ledger, MetricsSink, NoMetrics, Snapshot
 from order_processor.exceptions import (
     CommandRejected,
-    LockAcquisitionException,
+    FenceConflictException,
     OrderChangedException,
     OrderProcessorError,
     Reason,
@@ -74,7 +74,7 @@ class Saga:
             try:
                 await self._carry_out(command)
                 return
-            except (LockAcquisitionException, OrderChangedException):
+            except (FenceConflictException, OrderChangedException):
                 self.metrics.inc("lock_busy_total")
                 if attempt == CONFLICT_ATTEMPTS - 1:
                     raise

@@ -3,9 +3,12 @@ variable ORDER_PROCESSOR_FAULT is set, which production deployments never do:
 
 - `crash-after=<step>`: the process kills itself with SIGKILL right after committing that
   saga step, before publishing its event or deleting the message;
-- `fail-step=<step>`: that step raises a permanent error before committing;
+- `fail-step=<step>`: that step raises a permanent error before committing (a
+  `StepFailure`: the order, if there is one, ends FAILED `INJECTED_FAULT`);
 - `break-step=<step>`: that step raises an unexpected error (a bug) before committing,
   every time: the command is retried until the redrive policy moves it to the DLQ.
+
+A step is a `Step` value; any other name matches nothing.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from order_processor.exceptions import OrderProcessorError
+from order_processor.domain.steps import Step
+from order_processor.exceptions import Reason, StepFailure
 
 FAULT_VARIABLE = "ORDER_PROCESSOR_FAULT"
+STEPS = frozenset(Step)
 
 
-class InjectedFault(OrderProcessorError):
-    code = "INJECTED_FAULT"
+class InjectedFault(StepFailure):
+    def __init__(self, message: str) -> None:
+        super().__init__(Reason.INJECTED_FAULT, message)
 
 
 class InjectedBug(RuntimeError):
@@ -30,27 +36,27 @@ class InjectedBug(RuntimeError):
 
 @dataclass(frozen=True)
 class Faults:
-    crash_after: str | None = None
-    fail_step: str | None = None
-    break_step: str | None = None
+    crash_after: Step | None = None
+    fail_step: Step | None = None
+    break_step: Step | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Faults:
         """One or both, comma-separated: `fail-step=completed,crash-after=refunded`."""
         specs = (os.environ if environ is None else environ).get(FAULT_VARIABLE, "")
-        found: dict[str, str] = {}
+        found: dict[str, Step] = {}
         for spec in specs.split(","):
             kind, _, step = spec.strip().partition("=")
-            if kind in {"crash-after", "fail-step", "break-step"} and step:
-                found[kind.replace("-", "_")] = step
+            if kind in {"crash-after", "fail-step", "break-step"} and step in STEPS:
+                found[kind.replace("-", "_")] = Step(step)
         return cls(**found)
 
-    def before(self, step: str) -> None:
+    def before(self, step: Step) -> None:
         if step == self.fail_step:
             raise InjectedFault(f"injected permanent failure at step {step}")
         if step == self.break_step:
             raise InjectedBug(f"injected bug at step {step}")
 
-    def after_commit(self, step: str) -> None:
+    def after_commit(self, step: Step) -> None:
         if step == self.crash_after:
             os.kill(os.getpid(), signal.SIGKILL)

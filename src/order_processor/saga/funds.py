@@ -17,6 +17,7 @@ from order_processor.domain.balances import BalanceTransactionCreate, Transactio
 from order_processor.domain.commands import Deposit, Withdraw
 from order_processor.domain.events import funds_event
 from order_processor.domain.ports import DailyCount, LedgerWrite, Snapshot
+from order_processor.domain.steps import Step
 from order_processor.exceptions import (
     BalanceNotFoundException,
     CommandRejected,
@@ -62,7 +63,7 @@ def move_funds(
         username=record.username,
         fence=None,
         at=at,
-        step="funds",
+        step=Step.FUNDS,
         active_user=True,
         usd=(record,),
         daily=DailyCount(record, limit),

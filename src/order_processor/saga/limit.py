@@ -20,29 +20,37 @@ the difference available) and credits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from order_processor.domain.assets import Asset
 from order_processor.domain.money import buy_cost, order_value, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import Snapshot
+from order_processor.domain.steps import Step
 from order_processor.domain.triggers import trigger_price, triggered
 from order_processor.domain.users import User
-from order_processor.exceptions import OrderProcessorError, Reason
+from order_processor.exceptions import Reason
 from order_processor.saga.decision import (
     NOTHING,
     Decision,
     Limits,
-    failure_reason,
+    Refused,
+    ends_with,
+    failed,
     moved,
     order_write,
 )
 from order_processor.saga.market import MINIMUM_NOTIONAL
 from order_processor.saga.records import Records, credit, debit, hold, joined, release
 
-Refused = Callable[[OrderProcessorError], Decision]
+# The step that closes a QUEUED order, by the status it ends in: its hold is released.
+CLOSING_STEP = {
+    OrderStatus.CANCELLED: Step.CANCELLED,
+    OrderStatus.EXPIRED: Step.EXPIRED,
+    OrderStatus.FAILED: Step.RELEASED,
+}
 
 
 @dataclass(frozen=True)
@@ -62,30 +70,18 @@ def place(
 ) -> Decision:
     """A PENDING limit order held (QUEUED) and, if the market already triggers it,
     executed in the same write."""
-
-    def fail(reason: str) -> Decision:
-        failed = moved(pending, at, "failed", status=OrderStatus.FAILED, failure_reason=reason)
-        return order_write(snapshot, [*before, failed], replaces=snapshot.order)
-
+    fail = partial(failed, snapshot, pending, before, at)
     reference = pending.hold_price or trigger_price(pending)
     assert reference is not None
     if order_value(pending.quantity, reference) > limits.max_order_value:
         return fail(Reason.ORDER_VALUE_LIMIT)
     if sell_proceeds(pending.quantity, reference) < MINIMUM_NOTIONAL:
         return fail(Reason.ORDER_TOO_SMALL)
-    queued = moved(pending, at, "held", status=OrderStatus.QUEUED)
+    queued = moved(pending, at, Step.HELD, status=OrderStatus.QUEUED)
     then = execution(snapshot, queued, at, limits) or Moves([], ((), ()))
-
-    def refused(refusal: OrderProcessorError) -> Decision:
-        reason = failure_reason(refusal)
-        if reason is None:
-            raise refusal
-        return fail(reason)
-
     states = [*before, queued, *then.states]
-    return order_write(
-        snapshot, states, joined(hold(queued), then.records), snapshot.order, refused
-    )
+    records = joined(hold(queued), then.records)
+    return order_write(snapshot, states, records, snapshot.order, ends_with(fail))
 
 
 def execute(snapshot: Snapshot, queued: Order, at: datetime, limits: Limits) -> Decision:
@@ -99,20 +95,18 @@ def execute(snapshot: Snapshot, queued: Order, at: datetime, limits: Limits) -> 
 def failing(snapshot: Snapshot, queued: Order, at: datetime) -> Refused:
     """An execution refused for the order's own reason (a stop buy whose price ran past its
     hold and what is available): FAILED, its hold released."""
-
-    def refused(refusal: OrderProcessorError) -> Decision:
-        reason = failure_reason(refusal)
-        if reason is None:
-            raise refusal
-        then = closing(queued, at, OrderStatus.FAILED, reason)
-        return order_write(snapshot, then.states, then.records, replaces=queued)
-
-    return refused
+    return ends_with(partial(close, snapshot, queued, at, OrderStatus.FAILED))
 
 
-def close(snapshot: Snapshot, queued: Order, at: datetime, status: OrderStatus) -> Decision:
-    """Cancel or expire a QUEUED order: its hold released in the same write."""
-    then = closing(queued, at, status)
+def close(
+    snapshot: Snapshot,
+    queued: Order,
+    at: datetime,
+    status: OrderStatus,
+    reason: Reason | None = None,
+) -> Decision:
+    """Cancel, expire or fail a QUEUED order: its hold released in the same write."""
+    then = closing(queued, at, status, reason)
     return order_write(snapshot, then.states, then.records, replaces=queued)
 
 
@@ -136,23 +130,24 @@ def execution(snapshot: Snapshot, queued: Order, at: datetime, limits: Limits) -
     processing = moved(
         queued,
         at,
-        "debited",
+        Step.DEBITED,
         status=OrderStatus.PROCESSING,
         price=asset.price,
         total_amount=rounding(queued.quantity, asset.price),
     )
-    completed = moved(processing, at, "completed", status=OrderStatus.COMPLETED)
+    completed = moved(processing, at, Step.COMPLETED, status=OrderStatus.COMPLETED)
     records = joined(release(completed), debit(completed), credit(completed))
     return Moves([processing, completed], records)
 
 
-def closing(queued: Order, at: datetime, status: OrderStatus, reason: str | None = None) -> Moves:
-    step = "released" if status is OrderStatus.FAILED else status.value.lower()
-    closed = moved(queued, at, step, status=status, failure_reason=reason)
+def closing(
+    queued: Order, at: datetime, status: OrderStatus, reason: Reason | None = None
+) -> Moves:
+    closed = moved(queued, at, CLOSING_STEP[status], status=status, failure_reason=reason)
     return Moves([closed], release(closed))
 
 
-def _refusal(order: Order, asset: Asset, user: User | None, limits: Limits) -> str | None:
+def _refusal(order: Order, asset: Asset, user: User | None, limits: Limits) -> Reason | None:
     """What placing checked that no longer holds: the order's value at the market price,
     and its user (disabled since it was placed)."""
     if order_value(order.quantity, asset.price) > limits.max_order_value:

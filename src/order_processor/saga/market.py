@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from order_processor.domain.assets import Asset
 from order_processor.domain.money import (
@@ -26,19 +27,12 @@ from order_processor.domain.money import (
 )
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import Snapshot
-from order_processor.exceptions import OrderProcessorError, Reason
-from order_processor.saga.decision import Decision, Limits, failure_reason, moved, order_write
+from order_processor.domain.steps import Step
+from order_processor.exceptions import Reason, StepFailure
+from order_processor.saga.decision import Decision, Limits, ends_with, failed, moved, order_write
 from order_processor.saga.records import credit, debit, joined, refund
 
 MINIMUM_NOTIONAL = Decimal("0.01")
-
-
-class StepFailure(OrderProcessorError):
-    """A permanent reason an order cannot go on; `code` becomes its failure_reason."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code  # type: ignore[misc]
 
 
 def priced(order: Order, asset: Asset | None, limits: Limits) -> tuple[Decimal, Decimal]:
@@ -70,40 +64,28 @@ def fill(
     """A PENDING market order debited and credited in one write. `before` are the states
     already to announce (the accepted one, for a new order); `snapshot.order` is the stored
     one it replaces (None: new)."""
-
-    def fail(reason: str) -> Decision:
-        failed = moved(pending, at, "failed", status=OrderStatus.FAILED, failure_reason=reason)
-        return order_write(snapshot, [*before, failed], replaces=snapshot.order)
-
+    fail = partial(failed, snapshot, pending, before, at)
     try:
         price, amount = priced(pending, snapshot.asset, limits)
     except StepFailure as exc:
         return fail(exc.code)
     processing = moved(
-        pending, at, "debited", status=OrderStatus.PROCESSING, price=price, total_amount=amount
+        pending, at, Step.DEBITED, status=OrderStatus.PROCESSING, price=price, total_amount=amount
     )
-    completed = moved(processing, at, "completed", status=OrderStatus.COMPLETED)
-
-    def refused(refusal: OrderProcessorError) -> Decision:
-        reason = failure_reason(refusal)
-        if reason is None:
-            raise refusal
-        return fail(reason)
-
+    completed = moved(processing, at, Step.COMPLETED, status=OrderStatus.COMPLETED)
     records = joined(debit(completed), credit(completed))
-    return order_write(snapshot, [*before, processing, completed], records, snapshot.order, refused)
+    states = [*before, processing, completed]
+    return order_write(snapshot, states, records, snapshot.order, ends_with(fail))
 
 
 def credit_debited(snapshot: Snapshot, processing: Order, at: datetime) -> Decision:
     """A v1 order left PROCESSING (debited): credit it; if the credit fails for good,
     give the debit back (ORDER_REFUND or REFUND) and end FAILED."""
-    completed = moved(processing, at, "completed", status=OrderStatus.COMPLETED)
+    completed = moved(processing, at, Step.COMPLETED, status=OrderStatus.COMPLETED)
+    refunded = ends_with(partial(_refunded, snapshot, processing, at))
+    return order_write(snapshot, [processing, completed], credit(completed), processing, refunded)
 
-    def refused(refusal: OrderProcessorError) -> Decision:
-        reason = failure_reason(refusal)
-        if reason is None:
-            raise refusal
-        failed = moved(processing, at, "refunded", status=OrderStatus.FAILED, failure_reason=reason)
-        return order_write(snapshot, [processing, failed], refund(failed), processing)
 
-    return order_write(snapshot, [processing, completed], credit(completed), processing, refused)
+def _refunded(snapshot: Snapshot, processing: Order, at: datetime, reason: Reason) -> Decision:
+    failure = moved(processing, at, Step.REFUNDED, status=OrderStatus.FAILED, failure_reason=reason)
+    return order_write(snapshot, [processing, failure], refund(failure), processing)

@@ -24,6 +24,7 @@ from order_processor.domain.commands import (
 from order_processor.domain.money import check_places
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import Snapshot
+from order_processor.domain.steps import Step
 from order_processor.domain.triggers import hold_price, trail_leaves_room, trailed
 from order_processor.exceptions import CommandRejected, Reason
 from order_processor.saga import limit, market
@@ -32,8 +33,8 @@ from order_processor.saga.decision import (
     Decision,
     Limits,
     again,
+    failed,
     is_live,
-    moved,
     order_write,
 )
 
@@ -148,10 +149,7 @@ def _resumed(snapshot: Snapshot, order: Order, at: datetime, limits: Limits) -> 
         return market.credit_debited(snapshot, order, at)
     user = snapshot.user
     if user is None or not user.is_active:
-        failed = moved(
-            order, at, "failed", status=OrderStatus.FAILED, failure_reason=Reason.USER_INACTIVE
-        )
-        return order_write(snapshot, [order, failed], replaces=order)
+        return failed(snapshot, order, [order], at, Reason.USER_INACTIVE)
     go = limit.place if order.order_type.rests else market.fill
     return go(snapshot, order, [order], at, limits)
 
@@ -212,7 +210,7 @@ def _accept(command: PlaceOrder, at: datetime, asset: Asset, limits: Limits) -> 
             Reason.ORDER_VALUE_LIMIT, "the order's stop or hold price is out of range"
         ) from exc
     return order.evolve(
-        step="accepted", sequence=1, created_at=at, updated_at=at, expires_at=expiry
+        step=Step.ACCEPTED, sequence=1, created_at=at, updated_at=at, expires_at=expiry
     )
 
 

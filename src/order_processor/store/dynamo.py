@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from order_processor.awserrors import CONFLICT, cancellation_codes, error_code, is_transient
-from order_processor.exceptions import OrderProcessorError, ServiceUnavailableException
+from order_processor.exceptions import OrderProcessorError, Reason, ServiceUnavailableException
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -66,7 +66,7 @@ class Page(Generic[T]):
 
 
 class InvalidCursorError(OrderProcessorError):
-    code = "INVALID_CURSOR"
+    code = Reason.INVALID_CURSOR
 
 
 def encode_cursor(key: Mapping[str, Any] | None) -> str | None:

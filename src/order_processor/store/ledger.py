@@ -32,11 +32,11 @@ from order_processor.domain.users import User
 from order_processor.exceptions import (
     BalanceNotFoundException,
     EntityAlreadyExistsException,
+    FenceConflictException,
     InactiveUserException,
     InsufficientAssetBalanceException,
     InsufficientBalanceException,
     LimitExceededException,
-    LockAcquisitionException,
     OrderChangedException,
     ServiceUnavailableException,
     UserNotFoundException,
@@ -125,7 +125,7 @@ class DynamoLedger:
                 # rather than queues): the same as a moved fence, decided again from a
                 # fresh read in-process, not handed back to the queue.
                 user = change.username
-                raise LockAcquisitionException(f"another write of {user} was in flight") from exc
+                raise FenceConflictException(f"another write of {user} was in flight") from exc
             raise
 
     def _parts(self, change: LedgerWrite) -> list[Part]:
@@ -266,7 +266,7 @@ def _refusal(exc: ClientError, names: list[str], change: LedgerWrite) -> Excepti
     part, stored = names[index], cancellation_item(exc, index)
     user = change.username
     refusals: dict[str, Callable[[], Exception]] = {
-        "lock": lambda: LockAcquisitionException(f"the books of {user} changed since read"),
+        "lock": lambda: FenceConflictException(f"the books of {user} changed since read"),
         "user": lambda: (
             InactiveUserException(f"user {user} is disabled")
             if stored

@@ -21,14 +21,15 @@ from order_processor.domain.assets import AssetCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.domain.ports import DailyCount, LedgerWrite
+from order_processor.domain.steps import Step
 from order_processor.domain.users import UserCreate, UserUpdate
 from order_processor.exceptions import (
     BalanceNotFoundException,
     EntityAlreadyExistsException,
+    FenceConflictException,
     InsufficientAssetBalanceException,
     InsufficientBalanceException,
     LimitExceededException,
-    LockAcquisitionException,
     OrderChangedException,
     OrderNotFoundException,
 )
@@ -75,7 +76,7 @@ def deposit_write(username: str, amount: str, fence: int) -> LedgerWrite:
         username=username,
         fence=fence,
         at=NOW,
-        step="funds",
+        step=Step.FUNDS,
         usd=(record,),
         daily=DailyCount(record, Decimal("50")),
     )
@@ -87,7 +88,7 @@ def buy_write(username: str, fence: int, order: Order) -> LedgerWrite:
         username=username,
         fence=fence,
         at=NOW,
-        step="completed",
+        step=Step.COMPLETED,
         order=order,
         usd=(usd_record(order, TransactionType.ORDER_PAYMENT, order.total_amount),),
         assets=(asset_record(order, AssetTransactionType.BUY),),
@@ -142,7 +143,7 @@ async def test_a_write_from_a_stale_read_is_refused_and_changes_nothing(
     await ledger.write(buy_write(username, 0, bought(username)))
     late = bought(username)
 
-    with pytest.raises(LockAcquisitionException) as refused:
+    with pytest.raises(FenceConflictException) as refused:
         await ledger.write(buy_write(username, 0, late))  # read before the first write
 
     assert refused.value.retryable
@@ -165,7 +166,7 @@ async def test_a_user_held_by_a_lease_refuses_every_write(aws: AwsClients, usern
         },
     )
 
-    with pytest.raises(LockAcquisitionException):
+    with pytest.raises(FenceConflictException):
         await ledger_of(aws).write(buy_write(username, 7, bought(username)))
 
 
@@ -190,12 +191,12 @@ async def test_each_refusal_names_what_refused_the_write(
     order = bought(username)
     write = buy_write(username, 0, order)
     if setup == "too little asset":
-        sell = moved(order, NOW, "sold", status=OrderStatus.COMPLETED)
+        sell = moved(order, NOW, Step.COMPLETED, status=OrderStatus.COMPLETED)
         write = LedgerWrite(
             username=username,
             fence=0,
             at=NOW,
-            step="completed",
+            step=Step.COMPLETED,
             order=sell,
             assets=(asset_record(sell, AssetTransactionType.SELL),),
         )
@@ -234,10 +235,10 @@ async def test_a_withdrawal_written_before_is_found_applied_though_the_balance_m
     )
     for record in (first, spend):
         await ledger.write(
-            LedgerWrite(username=username, fence=None, at=NOW, step="funds", usd=(record,))
+            LedgerWrite(username=username, fence=None, at=NOW, step=Step.FUNDS, usd=(record,))
         )
 
-    again = LedgerWrite(username=username, fence=None, at=NOW, step="funds", usd=(first,))
+    again = LedgerWrite(username=username, fence=None, at=NOW, step=Step.FUNDS, usd=(first,))
     with pytest.raises(EntityAlreadyExistsException):
         await ledger.write(again)
     assert (await get_balance_dao(aws).get_balance(username)).available == Decimal("10")
@@ -267,7 +268,7 @@ async def test_disabling_a_user_refuses_a_write_decided_before_it(
 
     await users.update_user(username, UserUpdate(is_active=False))
 
-    with pytest.raises(LockAcquisitionException):
+    with pytest.raises(FenceConflictException):
         await ledger.write(buy_write(username, read.fence, bought(username)))
     assert (await get_balance_dao(aws).get_balance(username)).available == Decimal("100.00")
 
@@ -298,14 +299,14 @@ async def test_a_hold_taken_and_released_in_one_write_needs_the_whole_hold_avail
     placed = Order.place(username, request).evolve(
         sequence=1, step="held", status=OrderStatus.QUEUED, created_at=NOW, updated_at=NOW
     )
-    done = moved(placed, NOW, "completed", status=OrderStatus.COMPLETED).evolve(
+    done = moved(placed, NOW, Step.COMPLETED, status=OrderStatus.COMPLETED).evolve(
         price=Decimal("50"), total_amount=Decimal("500.00")
     )
     write = LedgerWrite(
         username=username,
         fence=0,
         at=NOW,
-        step="completed",
+        step=Step.COMPLETED,
         order=done,
         usd=(
             usd_record(placed, TransactionType.ORDER_HOLD, Decimal("1000.00")),

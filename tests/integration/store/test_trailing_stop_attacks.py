@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from order_processor.bootstrap import AwsClients, get_order_dao
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.domain.steps import Step
 from order_processor.domain.triggers import trail_stop
 from order_processor.saga.decision import moved
 from order_processor.store.dynamo import call
@@ -90,7 +91,7 @@ async def test_a_cancel_decided_before_a_trail_move_is_decided_again(
     read = await orders.get_order(placed.order_id)  # the worker's read, CancelOrder
 
     await orders.move_trails(asset, Decimal("150"))  # the matcher, between read and write
-    cancelled = moved(read, T0, "cancelled", status=OrderStatus.CANCELLED)
+    cancelled = moved(read, T0, Step.CANCELLED, status=OrderStatus.CANCELLED)
     with pytest.raises(ClientError, match="ConditionalCheckFailed"):  # decided again instead
         await call(
             aws.dynamodb,
