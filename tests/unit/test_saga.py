@@ -12,6 +12,7 @@ import pytest
 from order_processor.domain.assets import Asset
 from order_processor.domain.commands import (
     CancelOrder,
+    CommandType,
     Deposit,
     ExecuteOrder,
     ExecutePayload,
@@ -20,17 +21,20 @@ from order_processor.domain.commands import (
     OrderReference,
     PlaceOrder,
     PlaceOrderPayload,
+    PricePayload,
     ResumeOrder,
+    UpdatePrice,
     Withdraw,
 )
 from order_processor.domain.orders import Order, OrderStatus, OrderType
 from order_processor.domain.ports import Snapshot
 from order_processor.domain.steps import Step
 from order_processor.domain.users import User
-from order_processor.exceptions import CommandRejected, FenceConflictException
+from order_processor.exceptions import CommandRejected, FenceConflictException, Reason
 from order_processor.saga.decision import Limits
 from order_processor.saga.engine import Saga
 from order_processor.saga.faults import Faults
+from order_processor.saga.routes import ROUTES
 from tests.unit.fakes import MemoryEvents, MemoryLedger
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -582,3 +586,26 @@ async def test_a_trailing_stop_is_decided_again_when_a_price_lands_before_its_wr
         Decimal("110"),
     )
     assert len(ledger.writes) == 1
+
+
+# Dispatch
+
+
+def test_every_command_but_a_price_update_has_a_route_in_the_saga() -> None:
+    assert set(CommandType) - set(ROUTES) == {CommandType.UPDATE_PRICE}
+
+
+async def test_a_price_update_sent_to_the_order_worker_is_rejected_unread() -> None:
+    saga, ledger, events = world()
+    update = UpdatePrice(
+        command_id="p-1",
+        username=USER,
+        auth="t",
+        payload=PricePayload(asset_id="BTC", price="101"),
+    )
+
+    with pytest.raises(CommandRejected) as rejected:
+        await saga.handle(update)
+
+    assert rejected.value.reason is Reason.UNSUPPORTED_COMMAND
+    assert (ledger.reads, ledger.writes, events.published) == (0, [], [])

@@ -24,29 +24,17 @@ from datetime import datetime
 import structlog
 
 from order_processor.domain.base import utc_now
-from order_processor.domain.commands import (
-    AnyCommand,
-    CancelOrder,
-    Deposit,
-    ExecuteOrder,
-    ExpireOrder,
-    PlaceOrder,
-    ResumeOrder,
-    Withdraw,
-)
-from order_processor.domain.orders import Order, OrderStatus
+from order_processor.domain.commands import AnyCommand, ResumeOrder
+from order_processor.domain.orders import OrderStatus
 from order_processor.domain.ports import EventSink, Ledger, MetricsSink, NoMetrics, Snapshot
 from order_processor.exceptions import (
-    CommandRejected,
     FenceConflictException,
     OrderChangedException,
     OrderProcessorError,
-    Reason,
 )
-from order_processor.saga import orders
 from order_processor.saga.decision import Decision, Limits, is_live
 from order_processor.saga.faults import Faults
-from order_processor.saga.funds import move_funds
+from order_processor.saga.routes import route_of
 
 log = logging.getLogger(__name__)
 MAX_PASSES = 3  # a command that first takes on an order left mid-saga needs two
@@ -81,49 +69,19 @@ class Saga:
                 await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311
 
     async def _carry_out(self, command: AnyCommand) -> None:
+        route = route_of(command)
         for passes in range(MAX_PASSES):
-            if isinstance(command, Deposit | Withdraw):
-                # Decided from nothing read first: a look only when its id was used.
-                looked = await self._read(command) if passes else None
-                decision = await self._commit(
-                    move_funds(looked, command, self.clock(), self.limits)
-                )
+            if route.blind is not None and not passes:
+                decision = route.blind(command, self.clock(), self.limits)
             else:
-                snapshot = await self._read(command)
+                snapshot = await route.read(self.ledger, command)
                 self._note_live(command, snapshot)
-                decision = await self._commit(self._decide(command, snapshot))
+                decision = route.decide(snapshot, command, self.clock(), self.limits)
+            decision = await self._commit(decision)
             if decision.events:
                 await self.events.publish(decision.events)
             if not decision.then:
                 return
-
-    async def _read(self, command: AnyCommand) -> Snapshot:
-        if isinstance(command, Deposit | Withdraw):
-            return await self.ledger.read(command.username, funds_id=command.command_id)
-        if isinstance(command, PlaceOrder):
-            payload = command.payload
-            return await self.ledger.read(
-                command.username, order_id=payload.order_id, asset_id=payload.asset_id
-            )
-        if not isinstance(command, CancelOrder | ExecuteOrder | ExpireOrder | ResumeOrder):
-            raise CommandRejected(
-                Reason.UNSUPPORTED_COMMAND, f"{command.type} goes to the price-updates queue"
-            )
-        asset_id = command.payload.asset_id if isinstance(command, ExecuteOrder) else None
-        snapshot = await self.ledger.read(
-            command.username, order_id=command.payload.order_id, asset_id=asset_id
-        )
-        order = snapshot.order
-        wrong_asset = (
-            snapshot.asset is None or snapshot.asset.asset_id != order.asset_id if order else False
-        )
-        if order is not None and wrong_asset and _needs_price(command, order):
-            # The command did not say which asset, or said another: the order's own asset
-            # prices it, whatever a command names. Read again with it.
-            return await self.ledger.read(
-                command.username, order_id=order.order_id, asset_id=order.asset_id
-            )
-        return snapshot
 
     def _note_live(self, command: AnyCommand, snapshot: Snapshot) -> None:
         """An order found mid-saga (left by a v1 worker, or what no test foresaw): counted,
@@ -137,20 +95,6 @@ class Saga:
             log.warning(
                 "recovering order %s, %s since %s", order.order_id, order.status, order.updated_at
             )
-
-    def _decide(self, command: AnyCommand, snapshot: Snapshot) -> Decision:
-        at, limits = self.clock(), self.limits
-        if isinstance(command, PlaceOrder):
-            return orders.place_order(snapshot, command, at, limits)
-        if isinstance(command, CancelOrder):
-            return orders.cancel_order(snapshot, command, at, limits)
-        if isinstance(command, ExecuteOrder):
-            return orders.execute_order(snapshot, command, at, limits)
-        if isinstance(command, ExpireOrder):
-            return orders.expire_order(snapshot, command, at, limits)
-        if isinstance(command, ResumeOrder):
-            return orders.resume_order(snapshot, command, at, limits)
-        raise AssertionError(f"{command.type} is decided without a read")
 
     async def _commit(self, decision: Decision) -> Decision:
         """Write the decision (with the fault hooks around it); if the write is refused
@@ -174,10 +118,3 @@ class Saga:
             reason = write.order.failure_reason or "unknown"
             self.metrics.inc("orders_failed_total", reason=reason)
         return decision
-
-
-def _needs_price(command: AnyCommand, order: Order) -> bool:
-    """To execute a QUEUED order, or to take on one left PENDING."""
-    if order.status is OrderStatus.PENDING:
-        return True
-    return order.status is OrderStatus.QUEUED and isinstance(command, ExecuteOrder)
