@@ -30,17 +30,22 @@ from order_processor.domain.commands import (
 )
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import Order
-from order_processor.domain.ports import MetricsSink, NoMetrics
+from order_processor.domain.ports import (
+    CommandSink,
+    EventSink,
+    Inventory,
+    MetricsSink,
+    NoMetrics,
+    OrderBook,
+)
 from order_processor.exceptions import CommandRejected, OrderProcessorError, StalePriceException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.commands import reject
+from order_processor.handlers.trails import move_trails
 from order_processor.messaging.consumer import Ack, Message, Outcome, Retry
-from order_processor.messaging.producer import UNSIGNED, Producer, signed_by
-from order_processor.messaging.publisher import EventPublisher
+from order_processor.messaging.producer import UNSIGNED, signed_by
 from order_processor.saga.faults import Faults
 from order_processor.security.audit import AuditLogger
-from order_processor.store.assets import AssetDAO
-from order_processor.store.orders import OrderDAO
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = ServiceName.LIMIT_MATCHER
@@ -59,11 +64,11 @@ def derived_id(kind: str, *parts: str) -> str:
 
 @dataclass(frozen=True)
 class PriceMatcher:
-    assets: AssetDAO
-    orders: OrderDAO
-    commands: Producer
+    assets: Inventory
+    orders: OrderBook
+    commands: CommandSink
     admission: Admission
-    publisher: EventPublisher
+    publisher: EventSink
     audit: AuditLogger
     faults: Faults = field(default_factory=Faults)
     clock: Callable[[], datetime] = utc_now
@@ -145,7 +150,7 @@ class PriceMatcher:
         crashed) announces again the trails standing at its price, with the events' same
         ids: the latest state of an order is never left unannounced."""
         payload = update.payload
-        trailed = await self.orders.move_trails(payload.asset_id, payload.price, update.issued_at)
+        trailed = await move_trails(self.orders, payload.asset_id, payload.price, update.issued_at)
         self.faults.after_commit("trailed")  # the crash test: trails moved, nothing announced
         self.metrics.inc("trailing_stops_moved_total", len(trailed))
         if redelivered:
@@ -166,7 +171,7 @@ class PriceMatcher:
         commands: list[ExecuteOrder] = []
         async for asset in self.assets.every_asset(active_only=True):
             # A trailing stop an index hid from its update follows the price that stands.
-            moved = await self.orders.move_trails(asset.asset_id, asset.price, asset.price_as_of)
+            moved = await move_trails(self.orders, asset.asset_id, asset.price, asset.price_as_of)
             self.metrics.inc("trailing_stops_moved_total", len(moved))
             await self._announce_trails(moved)
             triggered = await self.orders.triggered_orders(asset.asset_id, asset.price)

@@ -3,7 +3,6 @@ by a condition built from the transition table."""
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,11 +20,11 @@ from order_processor.domain.orders import (
     check_transition,
     sources_of,
 )
-from order_processor.domain.triggers import trailed
 from order_processor.domain.users import normalise_username
 from order_processor.exceptions import (
     EntityAlreadyExistsException,
     InvalidTransitionException,
+    OrderChangedException,
     OrderNotFoundException,
 )
 from order_processor.store import keys
@@ -58,9 +57,6 @@ INDEX_ATTRIBUTES = (
 EXPIRY_SHARD = "EXPIRING"
 IN_FLIGHT_SHARDS = 16
 IN_FLIGHT = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING})
-# A price update's trailing-stop moves in flight at once (one UpdateItem each): at
-# DynamoDB's latency 10,000 moves one after another take over a minute.
-TRAIL_MOVES_IN_FLIGHT = 16
 
 
 def in_flight_shard(order_id: str) -> str:
@@ -239,36 +235,13 @@ class OrderDAO:
             found += await _index_orders(self.client, request)
         return found
 
-    async def move_trails(
-        self, asset_id: str, price: Decimal, observed_at: datetime | None = None
-    ) -> list[Order]:
-        """Every QUEUED trailing stop this price improves on (a sell's best below it, a
-        buy's above it) gets it as its best price and its stop moved after it; with
-        `observed_at`, only the stops whose starting price was observed before it (a
-        price seen before an order's own starting price is no peak of it). Each move is
-        conditioned on the stored best still being worse than the price and the order
-        still QUEUED: a repeated or late price, or a racing matcher, never moves a stop
-        back. The moves (one UpdateItem each) run `TRAIL_MOVES_IN_FLIGHT` at a time; all
-        are tried before the first error is raised (a redelivered update redoes the rest;
-        the moves already made no longer match its query). Returns the orders as moved."""
-        found: list[tuple[Order, str]] = []
+    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
+        """The QUEUED trailing stops this price improves on: a sell's best below it, a
+        buy's above it (TrailingStops)."""
+        found: list[Order] = []
         for side, comparison in (("SELL", "<"), ("BUY", ">")):
-            found += [
-                (order, comparison)
-                for order in await self._trailing_stops(asset_id, side, comparison, price)
-                if observed_at is None or (order.trail_since or order.created_at) < observed_at
-            ]
-        limit = asyncio.Semaphore(TRAIL_MOVES_IN_FLIGHT)
-
-        async def move(order: Order, comparison: str) -> Order | None:
-            async with limit:
-                return await self._trail(order, price, comparison)
-
-        outcomes = await asyncio.gather(*(move(o, c) for o, c in found), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return [o for o in outcomes if isinstance(o, Order)]
+            found += await self._trailing_stops(asset_id, side, comparison, price)
+        return found
 
     async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
         """The QUEUED trailing stops whose best price is exactly `price`: what a price
@@ -293,14 +266,14 @@ class OrderDAO:
         }
         return await _index_orders(self.client, request)
 
-    async def _trail(self, order: Order, price: Decimal, comparison: str) -> Order | None:
-        """One move: its own state of the order (sequence up by one, like any change), so
-        that a worker's write decided before it is refused and decided again, and its
-        event has an id of its own."""
-        improved = trailed(order, price)
-        if improved is None:
-            return None
-        best, stop = improved
+    async def move_trail(self, order: Order, best: Decimal, stop: Decimal) -> Order:
+        """One move the matcher decided, as its own state of the order (sequence up by
+        one, like any change), so that a worker's write decided before it is refused and
+        decided again, and its event has an id of its own. Conditioned on the order still
+        QUEUED and its stored best still worse than `best`: a repeated or late price, or a
+        racing matcher, never moves a stop back. Refused: OrderChangedException with the
+        stored order (`current`, None when there is none)."""
+        worse = ">" if order.order_type.is_buy else "<"
         try:
             response = await call(
                 self.client,
@@ -311,7 +284,7 @@ class OrderDAO:
                     "SET best_price = :best, stop_price = :stop, updated_at = :now "
                     "ADD #sequence :one"
                 ),
-                ConditionExpression=f"#status = :queued AND best_price {comparison} :best",
+                ConditionExpression=f"#status = :queued AND best_price {worse} :best",
                 ExpressionAttributeNames={"#status": "status", "#sequence": "sequence"},
                 ExpressionAttributeValues={
                     ":best": to_attribute(best),
@@ -326,15 +299,11 @@ class OrderDAO:
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise
-            # Executed, cancelled or moved further meanwhile: nothing to announce. Or moved
-            # to this very price already: this move's own write, its answer lost and
-            # botocore's retry refused (or an equal move's), announced as it stands.
             stored = old_item(exc)
-            if stored is None:
-                return None
-            current = Order.model_validate(_order_fields(stored))
-            moved_here = current.status is OrderStatus.QUEUED and current.best_price == best
-            return current if moved_here else None
+            current = Order.model_validate(_order_fields(stored)) if stored else None
+            raise OrderChangedException(
+                f"the trail of order {order.order_id} changed since it was read", current=current
+            ) from exc
         return _order(response["Attributes"])
 
     async def order_book(self, asset_id: str) -> tuple[list[Order], list[Order]]:
