@@ -13,7 +13,6 @@ under the lock absorbs them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from order_processor.domain.commands import (
     ExecutePayload,
     ServiceName,
     UpdatePrice,
+    derived_id,
 )
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import Order
@@ -40,7 +40,7 @@ from order_processor.domain.ports import (
 )
 from order_processor.exceptions import CommandRejected, OrderProcessorError, StalePriceException
 from order_processor.handlers.admission import Admission
-from order_processor.handlers.commands import reject
+from order_processor.handlers.answers import from_sender, reject
 from order_processor.handlers.trails import move_trails
 from order_processor.messaging.consumer import Ack, Message, Outcome, Retry
 from order_processor.messaging.producer import UNSIGNED, signed_by
@@ -55,11 +55,6 @@ SERVICE_NAME = ServiceName.LIMIT_MATCHER
 # SendMessageBatch calls a second: two in flight stay well under it at ~10 ms a call.
 SEND_IN_FLIGHT = 8
 FIFO_SEND_IN_FLIGHT = 2
-
-
-def derived_id(kind: str, *parts: str) -> str:
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
-    return f"{kind}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -94,8 +89,7 @@ class PriceMatcher:
                 )
             await self.apply(command, redelivered=message.receive_count > 1)
         except CommandRejected as rejection:
-            rejection.identity = rejection.identity or sender
-            await self._reject(message, rejection)
+            await self._reject(message, from_sender(rejection, sender))
         except OrderProcessorError as exc:
             if exc.retryable:
                 return Retry()

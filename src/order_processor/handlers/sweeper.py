@@ -26,9 +26,9 @@ from order_processor.domain.commands import (
     OrderReference,
     ResumeOrder,
     ServiceName,
+    derived_id,
 )
 from order_processor.domain.ports import CommandSink, MetricsSink, NoMetrics, OrderBook
-from order_processor.handlers.prices import derived_id
 from order_processor.messaging.producer import UNSIGNED, signed_by
 from order_processor.security.tokens import TokenManager
 
