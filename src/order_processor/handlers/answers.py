@@ -10,8 +10,19 @@ from order_processor.domain.ports import EventSink
 from order_processor.exceptions import CommandRejected, Identity, Reason
 from order_processor.messaging.consumer import Message
 from order_processor.security.audit import AuditLogger
+from order_processor.security.redaction import Redactor
 
 AUTH_REASONS = frozenset({Reason.UNAUTHORIZED, Reason.TOKEN_EXPIRED, Reason.FORBIDDEN})
+MAX_REASON_TEXT = 300
+_REDACTOR = Redactor()
+
+
+def printable(text: str) -> str:
+    """A rejection's text may quote what the sender wrote: printable ASCII only, bounded,
+    and anything shaped like a token or a secret redacted."""
+    cleaned = "".join(c if " " <= c <= "~" else "?" for c in text[: 4 * MAX_REASON_TEXT])
+    cleaned = _REDACTOR.scrub(cleaned)
+    return cleaned if len(cleaned) <= MAX_REASON_TEXT else cleaned[: MAX_REASON_TEXT - 3] + "..."
 
 
 def from_sender(rejection: CommandRejected, sender: Identity) -> CommandRejected:
@@ -36,7 +47,7 @@ async def reject(
         )
     event = rejection_event(
         reason=rejection.reason,
-        message=rejection.message,
+        message=printable(rejection.message),
         message_id=message.message_id,
         username=identity.username,
         command_id=identity.command_id,
