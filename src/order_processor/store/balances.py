@@ -165,11 +165,13 @@ class BalanceDAO:
         day = now.date().isoformat()
         room = limit - transaction.amount
         expires = datetime.combine(now.date(), datetime.min.time(), now.tzinfo) + timedelta(days=3)
+        # With no room at all, not even the day's first count may pass.
+        first = "attribute_not_exists(#total) OR " if room >= 0 else ""
         return {
             "TableName": self.table,
             "Key": keys.daily_total_key(transaction.username, transaction.transaction_type, day),
             "UpdateExpression": "SET #total = if_not_exists(#total, :zero) + :amount, #ttl = :ttl",
-            "ConditionExpression": "attribute_not_exists(#total) OR #total <= :room",
+            "ConditionExpression": f"{first}#total <= :room",
             "ExpressionAttributeNames": {"#total": "total", "#ttl": "ttl"},
             "ExpressionAttributeValues": {
                 ":zero": to_attribute(ZERO),

@@ -250,19 +250,21 @@ _REREAD = frozenset({"lock", "order", "price"})
 
 
 def _refusal(exc: ClientError, names: list[str], change: LedgerWrite) -> Exception:
-    """The item whose condition refused the write, as the domain's exception: the first
-    refusal in item order, except that a record of the step that exists already goes before
-    the user's and the money's conditions (the step was applied: a blind redelivery must be
-    answered from what is stored, not refused for a balance spent or a user disabled since).
-    A moved fence or a changed order still comes first: both are decided again from a
-    fresh read, which sees what is stored."""
+    """The item whose condition refused the write, as the domain's exception. A moved
+    fence, a changed order or a changed price comes first, wherever its item stands (the
+    price's is last, the user's goes before the order's): each is decided again from a
+    fresh read, which sees what is stored. Then a record of the step that exists already,
+    before the user's and the money's conditions (the step was applied: a blind
+    redelivery must be answered from what is stored, not refused for a balance spent or a
+    user disabled since). Then the first refusal in item order."""
     unchanged: Exception = exc
     codes = cancellation_codes(exc)
     refused = [i for i, code in enumerate(codes) if code not in {"None", ""}]
     if not refused:
         return unchanged
+    reread = [i for i in refused if names[i] in _REREAD]
     existing = [i for i in refused if names[i] not in _CONDITIONS]
-    index = existing[0] if existing and names[refused[0]] not in _REREAD else refused[0]
+    index = (reread or existing or refused)[0]
     part, stored = names[index], cancellation_item(exc, index)
     user = change.username
     refusals: dict[str, Callable[[], Exception]] = {
