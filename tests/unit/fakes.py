@@ -78,8 +78,9 @@ class MemoryLedger:
         return snapshot
 
     async def write(self, change: LedgerWrite) -> None:
-        """Refuses as DynamoLedger does: a moved fence or a changed order first, then a
-        record of the step that exists already, then the user's and the money's rules."""
+        """Refuses as DynamoLedger does (the contract: tests/contracts/ledger.py): a moved
+        fence, a changed order or price first, then a record of the step that exists
+        already, then the user's and the money's rules."""
         user = change.username
         if change.fence is not None and self.fences.get(user, 0) != change.fence:
             raise LockAcquisitionException(f"the books of {user} changed since read")
@@ -230,7 +231,7 @@ class MemoryFailures:
 class MemoryBook:
     """`OrderBook` in memory: the QUEUED orders of an asset as the store's sparse indexes
     hold them, a trail moved on the store's condition (the contract:
-    tests/contracts/test_order_book.py)."""
+    tests/contracts/book.py)."""
 
     orders: dict[str, Order] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
@@ -302,7 +303,7 @@ def _worse(order: Order, best: Decimal | None, price: Decimal) -> bool:
 @dataclass
 class MemoryInventory:
     """`Inventory` in memory: a price written only when newer, as the store writes it (the
-    contract: tests/contracts/test_inventory.py)."""
+    contract: tests/contracts/book.py)."""
 
     assets: dict[str, Asset] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now

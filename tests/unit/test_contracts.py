@@ -4,16 +4,19 @@ trust."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from order_processor.domain.assets import Asset
 from order_processor.domain.base import new_id
-from order_processor.domain.ports import Ledger
+from order_processor.domain.orders import Order
+from order_processor.domain.ports import Inventory, Ledger, OrderBook
 from order_processor.domain.users import User
+from tests.contracts.book import InventoryContract, OrderBookContract
 from tests.contracts.ledger import LedgerContract, Pair
-from tests.unit.fakes import MemoryLedger
+from tests.unit.fakes import MemoryBook, MemoryInventory, MemoryLedger
 
 
 class MemoryLedgerWorld:
@@ -57,3 +60,42 @@ class TestMemoryLedger(LedgerContract):
     @pytest.fixture
     def world(self) -> MemoryLedgerWorld:
         return MemoryLedgerWorld()
+
+
+class MemoryBookWorld:
+    def __init__(self) -> None:
+        self.memory = MemoryBook()
+
+    @property
+    def book(self) -> OrderBook:
+        return self.memory
+
+    async def store(self, *orders: Order) -> None:
+        self.memory.place(*orders)
+
+
+class TestMemoryBook(OrderBookContract):
+    @pytest.fixture
+    def world(self) -> MemoryBookWorld:
+        return MemoryBookWorld()
+
+
+class MemoryInventoryWorld:
+    def __init__(self) -> None:
+        self.memory = MemoryInventory()
+
+    @property
+    def inventory(self) -> Inventory:
+        return self.memory
+
+    async def list_asset(self, asset_id: str, price: str) -> None:
+        listed = Asset(
+            asset_id=asset_id, name="Coin", price=Decimal(price), price_as_of=datetime.now(UTC)
+        )
+        self.memory.list_assets(listed)
+
+
+class TestMemoryInventory(InventoryContract):
+    @pytest.fixture
+    def world(self) -> MemoryInventoryWorld:
+        return MemoryInventoryWorld()

@@ -13,13 +13,16 @@ from order_processor.bootstrap import (
     get_asset_balance_dao,
     get_asset_dao,
     get_balance_dao,
+    get_order_dao,
     get_user_dao,
 )
 from order_processor.domain.assets import AssetCreate
-from order_processor.domain.ports import Ledger
+from order_processor.domain.orders import Order
+from order_processor.domain.ports import Inventory, Ledger, OrderBook
 from order_processor.domain.users import UserCreate, UserUpdate
 from order_processor.exceptions import AssetBalanceNotFoundException, EntityAlreadyExistsException
 from order_processor.store.ledger import DynamoLedger
+from tests.contracts.book import InventoryContract, OrderBookContract
 from tests.contracts.ledger import LedgerContract, Pair
 
 
@@ -70,3 +73,40 @@ class TestDynamoLedger(LedgerContract):
     @pytest.fixture
     def world(self, aws: AwsClients) -> DynamoLedgerWorld:
         return DynamoLedgerWorld(aws)
+
+
+class DynamoBookWorld:
+    def __init__(self, aws: AwsClients) -> None:
+        self.orders = get_order_dao(aws)
+
+    @property
+    def book(self) -> OrderBook:
+        return self.orders
+
+    async def store(self, *orders: Order) -> None:
+        for order in orders:
+            await self.orders.create_order(order)
+
+
+class TestOrderDAOBook(OrderBookContract):
+    @pytest.fixture
+    def world(self, aws: AwsClients) -> DynamoBookWorld:
+        return DynamoBookWorld(aws)
+
+
+class DynamoInventoryWorld:
+    def __init__(self, aws: AwsClients) -> None:
+        self.assets = get_asset_dao(aws)
+
+    @property
+    def inventory(self) -> Inventory:
+        return self.assets
+
+    async def list_asset(self, asset_id: str, price: str) -> None:
+        await self.assets.create_asset(AssetCreate(asset_id=asset_id, name="Coin", price=price))
+
+
+class TestAssetDAOInventory(InventoryContract):
+    @pytest.fixture
+    def world(self, aws: AwsClients) -> DynamoInventoryWorld:
+        return DynamoInventoryWorld(aws)
