@@ -2,7 +2,7 @@
 (issue 13), and to move N trailing stops.
 
 Each case seeds N QUEUED orders of one asset straight into the orders table, written the
-way the store writes them (`store.orders.order_item`: the order with its index
+way the store writes them (`store.items.order_item`: the order with its index
 attributes; the holds are not written, the matcher never reads the ledger), then times
 `PriceMatcher.apply` of one UpdatePrice in this process: the matcher's own code and its
 own clients (a fresh `Metrics(MATCHER)` counting its AWS calls), from the start of
@@ -41,7 +41,8 @@ from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.messaging.publisher import EventPublisher
 from order_processor.observability import MATCHER, Metrics, count_aws_calls
 from order_processor.security.audit import AuditLogger
-from order_processor.store.orders import OrderDAO, order_item
+from order_processor.store.items import order_item
+from order_processor.store.orders import OrderDAO
 
 ASSET = "COIN"
 HIGH, LOW = Decimal("10"), Decimal("5")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from order_processor.domain.assets import Asset, AssetTransaction
+from order_processor.domain.assets import Asset, AssetTransaction, normalise_asset_id
 from order_processor.domain.balances import BalanceTransaction
 from order_processor.domain.base import new_id, utc_now
 from order_processor.domain.commands import AnyCommand
@@ -69,7 +69,7 @@ class MemoryLedger:
             fence=self.fences.get(username, 0),
             order=self.orders.get(order_id) if order_id else None,
             user=self.users.get(username) if with_user else None,
-            asset=self.assets.get(asset_id.upper()) if asset_id else None,
+            asset=self.assets.get(normalise_asset_id(asset_id)) if asset_id else None,
             funds=self.usd_records.get((username, funds_id)) if funds_id else None,
         )
         if username in self.interfere:  # another worker writes between our read and write
@@ -240,7 +240,7 @@ class MemoryBook:
         self.orders |= {order.order_id: order for order in orders}
 
     def _queued(self, asset_id: str) -> list[Order]:
-        wanted = asset_id.strip().upper()
+        wanted = normalise_asset_id(asset_id)
         return [
             o
             for o in self.orders.values()
@@ -321,7 +321,7 @@ class MemoryInventory:
         command_id: str | None = None,
     ) -> Asset:
         checked = parse_decimal(price, field="price", places=PRICE_PLACES)
-        key = asset_id.strip().upper()
+        key = normalise_asset_id(asset_id)
         stored = self.assets.get(key)
         if stored is None:
             raise AssetNotFoundException(f"asset {key} not found")

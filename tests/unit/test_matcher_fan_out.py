@@ -22,7 +22,8 @@ from order_processor.messaging.publisher import EventPublisher
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
 from order_processor.store.dynamo import from_item
-from order_processor.store.orders import OrderDAO, order_item
+from order_processor.store.items import order_item
+from order_processor.store.orders import OrderDAO
 
 SECRET = "fan-out-secret-" + "f" * 32
 

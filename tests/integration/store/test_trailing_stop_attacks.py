@@ -18,7 +18,7 @@ from order_processor.domain.triggers import trail_stop
 from order_processor.handlers.trails import move_trails
 from order_processor.saga.decision import moved
 from order_processor.store.dynamo import call
-from order_processor.store.orders import transition_put
+from order_processor.store.items import transition_put
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
