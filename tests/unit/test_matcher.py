@@ -3,7 +3,6 @@ events), as the saga is tested: it decides the trail moves, the store only appli
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -46,9 +45,11 @@ def trailing_sell(best: str, trail: str = "10", since: datetime = T0) -> Order:
 
 
 class World:
-    def __init__(self, *orders: Order, price: str = "100") -> None:
+    def __init__(
+        self, *orders: Order, price: str = "100", book: type[MemoryBook] = MemoryBook
+    ) -> None:
         self.tokens = TokenManager(SECRET, clock=lambda: T0 + timedelta(seconds=30))
-        self.book = MemoryBook(clock=lambda: T0 + timedelta(seconds=30))
+        self.book = book(clock=lambda: T0 + timedelta(seconds=30))
         self.book.place(*orders)
         self.inventory = MemoryInventory(clock=lambda: T0 + timedelta(seconds=30))
         self.inventory.list_assets(
@@ -120,10 +121,7 @@ class AnswerLost(MemoryBook):
 
 async def test_a_move_whose_answer_was_lost_is_announced_as_it_stands() -> None:
     order = trailing_sell("100")
-    world = World()
-    world.book = AnswerLost(world.book.orders, clock=world.book.clock)
-    world.book.place(order)
-    world.matcher = dataclasses.replace(world.matcher, orders=world.book)
+    world = World(order, book=AnswerLost)
 
     await world.matcher.apply(world.update("130", 1))
 
@@ -141,10 +139,7 @@ class MovedFurther(MemoryBook):
 
 async def test_a_trail_moved_further_meanwhile_is_neither_moved_back_nor_announced() -> None:
     order = trailing_sell("100")
-    world = World()
-    world.book = MovedFurther(clock=world.book.clock)
-    world.book.place(order)
-    world.matcher = dataclasses.replace(world.matcher, orders=world.book)
+    world = World(order, book=MovedFurther)
 
     await world.matcher.apply(world.update("130", 1))
 
