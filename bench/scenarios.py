@@ -226,7 +226,7 @@ async def growth(endpoint: str, *, orders: int, stored: int, waiting: int) -> di
 
 async def _store_orders(bench: Bench, count: int) -> None:
     from order_processor.domain.orders import Order, OrderStatus
-    from order_processor.store.orders import order_item
+    from order_processor.store.items import order_item
 
     table = bench.clients.resources.orders_table
     request = OrderCreate(order_type=OrderType.MARKET_BUY, asset_id="COIN", quantity=Decimal("1"))

@@ -2,7 +2,7 @@
 (issue 13), and to move N trailing stops.
 
 Each case seeds N QUEUED orders of one asset straight into the orders table, written the
-way the store writes them (`store.orders.order_item`: the order with its index
+way the store writes them (`store.items.order_item`: the order with its index
 attributes; the holds are not written, the matcher never reads the ledger), then times
 `PriceMatcher.apply` of one UpdatePrice in this process: the matcher's own code and its
 own clients (a fresh `Metrics(MATCHER)` counting its AWS calls), from the start of
@@ -41,7 +41,8 @@ from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.messaging.publisher import EventPublisher
 from order_processor.observability import MATCHER, Metrics, count_aws_calls
 from order_processor.security.audit import AuditLogger
-from order_processor.store.orders import OrderDAO, order_item
+from order_processor.store.items import order_item
+from order_processor.store.orders import OrderDAO
 
 ASSET = "COIN"
 HIGH, LOW = Decimal("10"), Decimal("5")
@@ -113,21 +114,33 @@ class Phases:
     """Seconds spent in each part of `apply`, accumulated by the wrappers below."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)
 
     def add(self, name: str, started: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def lasted(self, name: str) -> None:
+        """`name` lasted from its start until now (parts that run side by side)."""
+        self.seconds[name] = time.perf_counter() - self.started[name]
 
 
 @dataclass(frozen=True)
 class TimedOrders(OrderDAO):
     phases: Phases = field(default_factory=Phases)
 
-    async def move_trails(self, asset_id: str, price: Decimal) -> list[Order]:
-        started = time.perf_counter()
+    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
+        """The trail moves start with their query and end with the last move."""
+        self.phases.started["move_trails"] = time.perf_counter()
         try:
-            return await super().move_trails(asset_id, price)
+            return await super().improvable_trails(asset_id, price)
         finally:
-            self.phases.add("move_trails", started)
+            self.phases.lasted("move_trails")
+
+    async def move_trail(self, order: Order, best: Decimal, stop: Decimal) -> Order:
+        try:
+            return await super().move_trail(order, best, stop)
+        finally:
+            self.phases.lasted("move_trails")
 
     async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
         started = time.perf_counter()

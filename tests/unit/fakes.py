@@ -1,22 +1,29 @@
-"""In-memory fakes of the saga's ports, with the store's semantics: a write is checked
+"""In-memory fakes of the ports, with the store's semantics: a ledger write is checked
 whole (the fence, the order's condition, each balance's, each record's absence, the daily
-total) and applied whole or not at all, refusals raised as the store raises them."""
+total) and applied whole or not at all, refusals raised as the store raises them; the
+book finds orders as the store's indexes do and moves a trail on the store's condition.
+Each fake runs its port's contract suite (tests/contracts/), as its adapter does."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from order_processor.domain.assets import Asset, AssetTransaction
+from order_processor.domain.assets import Asset, AssetTransaction, normalise_asset_id
 from order_processor.domain.balances import BalanceTransaction
+from order_processor.domain.base import new_id, utc_now
+from order_processor.domain.commands import AnyCommand
 from order_processor.domain.events import Event
-from order_processor.domain.money import deepest_dip, exact_total
-from order_processor.domain.orders import Order
+from order_processor.domain.money import PRICE_PLACES, deepest_dip, exact_total, parse_decimal
+from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import LedgerWrite, Snapshot
+from order_processor.domain.triggers import triggered
 from order_processor.domain.users import User
 from order_processor.exceptions import (
+    AssetNotFoundException,
     BalanceNotFoundException,
     EntityAlreadyExistsException,
     FenceConflictException,
@@ -25,6 +32,7 @@ from order_processor.exceptions import (
     InsufficientBalanceException,
     LimitExceededException,
     OrderChangedException,
+    StalePriceException,
     UserNotFoundException,
 )
 
@@ -61,7 +69,7 @@ class MemoryLedger:
             fence=self.fences.get(username, 0),
             order=self.orders.get(order_id) if order_id else None,
             user=self.users.get(username) if with_user else None,
-            asset=self.assets.get(asset_id.upper()) if asset_id else None,
+            asset=self.assets.get(normalise_asset_id(asset_id)) if asset_id else None,
             funds=self.usd_records.get((username, funds_id)) if funds_id else None,
         )
         if username in self.interfere:  # another worker writes between our read and write
@@ -70,8 +78,9 @@ class MemoryLedger:
         return snapshot
 
     async def write(self, change: LedgerWrite) -> None:
-        """Refuses as DynamoLedger does: a moved fence or a changed order first, then a
-        record of the step that exists already, then the user's and the money's rules."""
+        """Refuses as DynamoLedger does (the contract: tests/contracts/ledger.py): a moved
+        fence, a changed order or price first, then a record of the step that exists
+        already, then the user's and the money's rules."""
         user = change.username
         if change.fence is not None and self.fences.get(user, 0) != change.fence:
             raise FenceConflictException(f"the books of {user} changed since read")
@@ -216,3 +225,139 @@ class MemoryFailures:
         seen = self.attempts.setdefault((username, command_id), set())
         seen.add(attempt)
         return len(seen)
+
+
+@dataclass
+class MemoryBook:
+    """`OrderBook` in memory: the QUEUED orders of an asset as the store's sparse indexes
+    hold them, a trail moved on the store's condition (the contract:
+    tests/contracts/book.py)."""
+
+    orders: dict[str, Order] = field(default_factory=dict)
+    clock: Callable[[], datetime] = utc_now
+
+    def place(self, *orders: Order) -> None:
+        self.orders |= {order.order_id: order for order in orders}
+
+    def _queued(self, asset_id: str) -> list[Order]:
+        wanted = normalise_asset_id(asset_id)
+        return [
+            o
+            for o in self.orders.values()
+            if o.status is OrderStatus.QUEUED and o.asset_id == wanted and o.order_type.rests
+        ]
+
+    def _trails(self, asset_id: str) -> list[Order]:
+        return [
+            o
+            for o in self._queued(asset_id)
+            if o.order_type.is_trailing and o.best_price is not None
+        ]
+
+    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
+        return [o for o in self._queued(asset_id) if triggered(o, price)]
+
+    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
+        return [o for o in self._trails(asset_id) if _worse(o, o.best_price, price)]
+
+    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
+        return [o for o in self._trails(asset_id) if o.best_price == price]
+
+    async def move_trail(self, order: Order, best: Decimal, stop: Decimal) -> Order:
+        stored = self.orders.get(order.order_id)
+        if (
+            stored is None
+            or stored.status is not OrderStatus.QUEUED
+            or (not _worse(order, stored.best_price, best))
+        ):
+            raise OrderChangedException("the trail changed since it was read", current=stored)
+        moved = stored.evolve(
+            best_price=best, stop_price=stop, sequence=stored.sequence + 1, updated_at=self.clock()
+        )
+        self.orders[order.order_id] = moved
+        return moved
+
+    async def due_orders(self, now: datetime) -> list[Order]:
+        return [
+            o
+            for o in self.orders.values()
+            if o.status is OrderStatus.QUEUED and o.expires_at is not None and o.expires_at <= now
+        ]
+
+    async def stalled_orders(self, changed_before: datetime) -> list[Order]:
+        in_flight = {OrderStatus.PENDING, OrderStatus.PROCESSING}
+        return [
+            o
+            for o in self.orders.values()
+            if o.status in in_flight and o.updated_at < changed_before
+        ]
+
+
+def _worse(order: Order, best: Decimal | None, price: Decimal) -> bool:
+    """`best` is worse than `price` for the trailing stop `order` (none is no best)."""
+    if best is None:
+        return False
+    return best > price if order.order_type.is_buy else best < price
+
+
+@dataclass
+class MemoryInventory:
+    """`Inventory` in memory: a price written only when newer, as the store writes it (the
+    contract: tests/contracts/book.py)."""
+
+    assets: dict[str, Asset] = field(default_factory=dict)
+    clock: Callable[[], datetime] = utc_now
+    clock_skew: timedelta = timedelta(seconds=30)
+
+    def list_assets(self, *assets: Asset) -> None:
+        self.assets |= {asset.asset_id: asset for asset in assets}
+
+    async def update_price(
+        self,
+        asset_id: str,
+        price: Decimal,
+        *,
+        as_of: datetime | None = None,
+        command_id: str | None = None,
+    ) -> Asset:
+        checked = parse_decimal(price, field="price", places=PRICE_PLACES)
+        key = normalise_asset_id(asset_id)
+        stored = self.assets.get(key)
+        if stored is None:
+            raise AssetNotFoundException(f"asset {key} not found")
+        observed = self.clock() if as_of is None else as_of
+        command_id = new_id() if command_id is None else command_id
+        seen = stored.price_as_of
+        newer = (
+            seen is None
+            or seen < observed
+            or (seen == observed and stored.price_command_id == command_id)
+            or seen > self.clock() + 2 * self.clock_skew
+        )
+        if not newer:
+            raise StalePriceException(f"a newer price of {key} is stored", current=stored)
+        changes = {"price": checked, "price_as_of": observed, "price_command_id": command_id}
+        updated = Asset.model_validate(
+            {**stored.model_dump(), **changes, "updated_at": self.clock()}
+        )
+        self.assets[key] = updated
+        return updated
+
+    async def every_asset(self, *, active_only: bool = False) -> AsyncIterator[Asset]:
+        for key in sorted(self.assets):
+            if self.assets[key].is_active or not active_only:
+                yield self.assets[key]
+
+
+@dataclass
+class MemoryCommands:
+    """`CommandSink` in memory: what was sent, in order."""
+
+    fifo: bool = True
+    sent: list[AnyCommand] = field(default_factory=list)
+
+    async def send_batch(
+        self, commands: Sequence[AnyCommand], *, in_flight: int = 1, independent: bool = False
+    ) -> list[str]:
+        self.sent += commands
+        return [c.command_id for c in commands]

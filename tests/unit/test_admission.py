@@ -21,10 +21,11 @@ from order_processor.domain.commands import (
     CommandType,
     document_digest,
 )
-from order_processor.domain.events import MAX_REASON_TEXT, Event, rejection_event
+from order_processor.domain.events import Event, rejection_event
 from order_processor.domain.orders import OrderCreate
 from order_processor.exceptions import CommandRejected
 from order_processor.handlers.admission import Admission
+from order_processor.handlers.answers import MAX_REASON_TEXT, printable
 from order_processor.messaging.producer import CommandFactory
 from order_processor.security.tokens import TokenManager
 
@@ -95,7 +96,7 @@ def event_of(rejection: CommandRejected, body: str) -> Event:
     claimed_username, claimed_command_id = peek_identity(body)
     event = rejection_event(
         reason=rejection.reason,
-        message=rejection.message,
+        message=printable(rejection.message),
         message_id="m-1",
         username=identity.username if identity else None,
         command_id=identity.command_id if identity else None,

@@ -21,7 +21,7 @@ from order_processor.domain.events import Event
 from order_processor.domain.orders import OrderCreate
 from order_processor.exceptions import CommandRejected
 from order_processor.handlers.admission import Admission
-from order_processor.handlers.commands import reject
+from order_processor.handlers.answers import reject
 from order_processor.messaging.consumer import Message
 from order_processor.messaging.producer import CommandFactory
 from order_processor.security.audit import AuditLogger

@@ -16,7 +16,7 @@ from order_processor.domain.orders import Order, OrderCreate, OrderStatus, Order
 from order_processor.domain.triggers import trail_stop, trailed, triggered
 from order_processor.exceptions import CommandRejected
 from order_processor.saga.engine import Saga
-from order_processor.store.orders import index_attributes
+from order_processor.store.items import index_attributes
 from tests.unit.fakes import MemoryEvents, MemoryLedger
 from tests.unit.test_saga import LIMITS, NOW, USER, place, reference, world
 

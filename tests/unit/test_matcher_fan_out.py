@@ -16,12 +16,14 @@ from order_processor.domain.orders import Order, OrderCreate, OrderStatus, Order
 from order_processor.exceptions import ServiceUnavailableException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.prices import FIFO_SEND_IN_FLIGHT, SEND_IN_FLIGHT, PriceMatcher
+from order_processor.handlers.trails import TRAIL_MOVES_IN_FLIGHT, move_trails
 from order_processor.messaging.producer import CommandFactory, Producer, SendFailed, SendRefused
 from order_processor.messaging.publisher import EventPublisher
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
 from order_processor.store.dynamo import from_item
-from order_processor.store.orders import TRAIL_MOVES_IN_FLIGHT, OrderDAO, order_item
+from order_processor.store.items import order_item
+from order_processor.store.orders import OrderDAO
 
 SECRET = "fan-out-secret-" + "f" * 32
 
@@ -209,7 +211,7 @@ async def test_a_move_whose_answer_was_lost_is_announced_as_it_stands() -> None:
     lost = frozenset({orders[0].order_id})
     dynamo = FakeDynamo(orders, moved_meanwhile=set(), broken=set(), answer_lost=lost)
 
-    moved = await OrderDAO(cast(Any, dynamo), "orders").move_trails("BTC", Decimal("10"))
+    moved = await move_trails(OrderDAO(cast(Any, dynamo), "orders"), "BTC", Decimal("10"))
 
     assert sorted(o.order_id for o in moved) == sorted(o.order_id for o in orders)
     assert {(o.best_price, o.sequence) for o in moved} == {(Decimal("10"), orders[0].sequence + 1)}
@@ -220,7 +222,7 @@ async def test_every_trail_a_price_improves_on_is_moved_once_several_at_a_time()
     skipped = {orders[7].order_id, orders[42].order_id}
     dynamo = FakeDynamo(orders, moved_meanwhile=skipped, broken=set())
 
-    moved = await OrderDAO(cast(Any, dynamo), "orders").move_trails("btc", Decimal("10"))
+    moved = await move_trails(OrderDAO(cast(Any, dynamo), "orders"), "btc", Decimal("10"))
 
     assert sorted(dynamo.updates) == sorted(o.order_id for o in orders)
     assert [o.order_id for o in moved] == [o.order_id for o in orders if o.order_id not in skipped]
@@ -234,7 +236,7 @@ async def test_a_failed_trail_move_is_raised_after_every_other_move_was_tried() 
     dynamo = FakeDynamo(orders, moved_meanwhile=set(), broken={orders[3].order_id})
 
     with pytest.raises(ServiceUnavailableException):
-        await OrderDAO(cast(Any, dynamo), "orders").move_trails("BTC", Decimal("10"))
+        await move_trails(OrderDAO(cast(Any, dynamo), "orders"), "BTC", Decimal("10"))
 
     assert sorted(dynamo.updates) == sorted(o.order_id for o in orders)
 
@@ -250,9 +252,7 @@ class FakeOrders:
     def __init__(self, triggered: list[Order]) -> None:
         self.triggered = triggered
 
-    async def move_trails(
-        self, asset_id: str, price: Decimal, observed_at: object = None
-    ) -> list[Order]:
+    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
         return []
 
     async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:

@@ -22,7 +22,7 @@ from order_processor.bootstrap import (
 from order_processor.cli.common import print_json, with_clients
 from order_processor.config import Settings
 from order_processor.demo.feeds import coingecko_prices, random_walk
-from order_processor.domain.assets import AssetCreate
+from order_processor.domain.assets import AssetCreate, normalise_asset_id
 from order_processor.domain.commands import command_schema
 from order_processor.domain.events import Event, order_event
 from order_processor.domain.users import UserCreate, UserRole
@@ -220,7 +220,7 @@ def parse_interval(text: str) -> float:
 
 
 def cmd_feed(args: argparse.Namespace, settings: Settings) -> int:
-    asset_ids = [a.strip().upper() for a in args.assets.split(",") if a.strip()]
+    asset_ids = [normalise_asset_id(a) for a in args.assets.split(",") if a.strip()]
     factory = CommandFactory(get_token_manager(settings))
 
     async def action(clients: AwsClients) -> int:

@@ -13,6 +13,7 @@ from order_processor.analytics.views import Report
 from order_processor.bootstrap import AwsClients, get_order_dao
 from order_processor.cli.common import add_output_argument, print_json, with_clients
 from order_processor.config import Settings
+from order_processor.domain.assets import normalise_asset_id
 from order_processor.domain.users import normalise_username
 
 
@@ -46,7 +47,7 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
 
     # As stored: usernames lower-case, asset ids upper-case (as `buy` takes an asset id).
     user = normalise_username(args.username) if args.username else None
-    asset = args.asset.strip().upper() if args.asset else None
+    asset = normalise_asset_id(args.asset) if args.asset else None
 
     async def action(clients: AwsClients) -> int:
         store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)

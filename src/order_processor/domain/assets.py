@@ -28,7 +28,16 @@ from order_processor.domain.money import (
 )
 from order_processor.domain.users import Username
 
-AssetId = Annotated[str, AfterValidator(str.upper), Field(pattern=r"^[A-Za-z][A-Za-z0-9]{1,9}$")]
+
+def normalise_asset_id(asset_id: str) -> str:
+    """Asset ids are case-insensitive: "btc" and " BTC " name BTC, everywhere it is
+    written or looked up (a model's field, a key, a query, an argument)."""
+    return asset_id.strip().upper()
+
+
+AssetId = Annotated[
+    str, AfterValidator(normalise_asset_id), Field(pattern=r"^[A-Za-z][A-Za-z0-9]{1,9}$")
+]
 Precision = Annotated[int, Field(ge=0, le=MAX_QUANTITY_PLACES)]
 
 

@@ -165,6 +165,14 @@ def command_digest(command: AnyCommand) -> str:
     return digest
 
 
+def derived_id(kind: str, *parts: str) -> str:
+    """The id of a command derived from others (an ExecuteOrder from the order and the
+    update that triggered it, an ExpireOrder from the order and the minute): the same
+    parts give the same id, so a repeat is the same command, idempotent by construction."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+    return f"{kind}-{digest}"
+
+
 def document_digest(document: Mapping[str, Any]) -> str:
     """What a token minted for one command carries (`cmd`): the SHA-256 of the message as
     sent, all of it but `auth`, as canonical JSON (keys sorted at every level, no

@@ -17,7 +17,6 @@ from order_processor.domain.balances import BalanceTransactionCreate, Transactio
 from order_processor.domain.base import UtcDatetime, utc_now
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.exceptions import Reason
-from order_processor.security.redaction import Redactor
 
 EVENT_SCHEMA = "order-processor/event/v1"
 
@@ -111,8 +110,9 @@ def rejection_event(
     Copies are identical: an authenticated command's rejection is identified by its
     sender, command id and reason (two copies of a command, however many SQS messages
     carried them, give one event) and dated by the command; an unauthenticated message's,
-    by the message and its SQS send time."""
-    data: dict[str, Any] = {"reason": reason, "message": printable(message)}
+    by the message and its SQS send time. `message` is published as given: the handler
+    makes it printable first (`handlers.answers.printable`)."""
+    data: dict[str, Any] = {"reason": reason, "message": message}
     if username and command_id:
         event_id = f"rejected:{username}:{command_id}:{reason}"
         data["command_id"] = command_id
@@ -129,18 +129,6 @@ def rejection_event(
         order_id=order_id,
         data=data,
     )
-
-
-MAX_REASON_TEXT = 300
-_REDACTOR = Redactor()
-
-
-def printable(text: str) -> str:
-    """A rejection's text may quote what the sender wrote: printable ASCII only, bounded,
-    and anything shaped like a token or a secret redacted."""
-    cleaned = "".join(c if " " <= c <= "~" else "?" for c in text[: 4 * MAX_REASON_TEXT])
-    cleaned = _REDACTOR.scrub(cleaned)
-    return cleaned if len(cleaned) <= MAX_REASON_TEXT else cleaned[: MAX_REASON_TEXT - 3] + "..."
 
 
 def funds_event(record: BalanceTransactionCreate, applied_at: datetime) -> Event:

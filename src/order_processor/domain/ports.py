@@ -15,7 +15,7 @@ fail, so a stalled worker can write nothing, and no lock is ever left behind by 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +23,7 @@ from typing import Protocol
 
 from order_processor.domain.assets import Asset, AssetTransaction
 from order_processor.domain.balances import BalanceTransaction, BalanceTransactionCreate
+from order_processor.domain.commands import AnyCommand
 from order_processor.domain.events import Event
 from order_processor.domain.orders import Order
 from order_processor.domain.steps import Step
@@ -89,6 +90,76 @@ class Ledger(Protocol):
     ) -> Snapshot: ...
 
     async def write(self, change: LedgerWrite) -> None: ...
+
+
+class OrderBook(Protocol):
+    """The resting orders as the matcher and the sweeper see them: found through the
+    store's sparse indexes (never a scan), each a QUEUED order unless said otherwise.
+
+    The store decides nothing here: the matcher decides a trailing stop's move
+    (`domain.triggers.trailed`) and `move_trail` only applies it, on condition."""
+
+    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
+        """The orders `price` triggers (see `domain.triggers.triggered`)."""
+        ...
+
+    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
+        """The trailing stops whose best price `price` improves on (a sell's best below
+        it, a buy's above it)."""
+        ...
+
+    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
+        """The trailing stops whose best price is exactly `price`."""
+        ...
+
+    async def move_trail(self, order: Order, best: Decimal, stop: Decimal) -> Order:
+        """`order` with `best` as its best price and `stop` as its stop, its sequence up by
+        one, written only if the stored order is still QUEUED and its best still worse
+        than `best`; the order as moved. Refused: OrderChangedException, whose `current`
+        detail is the order as stored (None: no such order)."""
+        ...
+
+    async def due_orders(self, now: datetime) -> list[Order]:
+        """The orders whose expiry is at or before `now`."""
+        ...
+
+    async def stalled_orders(self, changed_before: datetime) -> list[Order]:
+        """The PENDING and PROCESSING orders unchanged since before `changed_before`."""
+        ...
+
+
+class Inventory(Protocol):
+    """The assets and their prices, as the matcher moves them."""
+
+    async def update_price(
+        self,
+        asset_id: str,
+        price: Decimal,
+        *,
+        as_of: datetime | None = None,
+        command_id: str | None = None,
+    ) -> Asset:
+        """The price observed at `as_of` by the update `command_id`, written only if it is
+        newer than the stored one (or the same update's); else StalePriceException, whose
+        `current` detail is the asset as stored. An unknown asset: AssetNotFoundException."""
+        ...
+
+    def every_asset(self, *, active_only: bool = False) -> AsyncIterator[Asset]: ...
+
+
+class CommandSink(Protocol):
+    """Where the matcher and the sweeper send the commands they derive (the commands
+    queue)."""
+
+    @property
+    def fifo(self) -> bool: ...
+
+    async def send_batch(
+        self, commands: Sequence[AnyCommand], *, in_flight: int = 1, independent: bool = False
+    ) -> list[str]:
+        """Every command, `in_flight` batches at once; `independent` commands (each
+        re-checked on its own) may be sent again, those that failed alone."""
+        ...
 
 
 class MetricsSink(Protocol):

@@ -22,10 +22,10 @@ import structlog
 
 from order_processor.awserrors import is_transient
 from order_processor.domain.commands import AnyCommand, peek_identity
-from order_processor.domain.events import rejection_event
 from order_processor.domain.ports import CommandFailures, EventSink, MetricsSink, NoMetrics
-from order_processor.exceptions import CommandRejected, Identity, OrderProcessorError, Reason
+from order_processor.exceptions import CommandRejected, OrderProcessorError
 from order_processor.handlers.admission import Admission, Admitted
+from order_processor.handlers.answers import from_sender, reject
 from order_processor.messaging.consumer import (
     Ack,
     Backoff,
@@ -39,7 +39,6 @@ from order_processor.saga.engine import Saga
 from order_processor.security.audit import AuditLogger
 
 log = logging.getLogger(__name__)
-AUTH_REASONS = frozenset({Reason.UNAUTHORIZED, Reason.TOKEN_EXPIRED, Reason.FORBIDDEN})
 TRANSIENT_RETRY_SECONDS = 10.0
 FIRST_PAUSE_SECONDS = 0.05
 MAX_PAUSE_SECONDS = 2.0
@@ -143,8 +142,7 @@ class CommandHandler:
         try:
             await self._in_place(lambda: self.saga.handle(entry.command))
         except CommandRejected as rejection:
-            rejection.identity = rejection.identity or entry.sender
-            return await self._answer(message, rejection)
+            return await self._answer(message, from_sender(rejection, entry.sender))
         except Exception as exc:
             if is_transient_failure(exc):
                 return self._hand_back(message, exc)
@@ -208,31 +206,3 @@ class CommandHandler:
 def _order_of(command: AnyCommand) -> str | None:
     payload = command.payload
     return getattr(payload, "order_id", None)
-
-
-async def reject(
-    message: Message, rejection: CommandRejected, events: EventSink, audit: AuditLogger
-) -> None:
-    """Answer with `command.rejected` (and audit a denial); the caller deletes the message.
-    The event names only an authenticated identity (see `rejection_event`)."""
-    identity = rejection.identity or Identity()
-    claimed_username, claimed_command_id = peek_identity(message.body)
-    if rejection.reason in AUTH_REASONS:
-        audit.log_access_denied(
-            identity.username,
-            action="command",
-            reason=rejection.message,
-            claimed_username=None if identity.username else claimed_username,
-        )
-    event = rejection_event(
-        reason=rejection.reason,
-        message=rejection.message,
-        message_id=message.message_id,
-        username=identity.username,
-        command_id=identity.command_id,
-        order_id=rejection.details.get("order_id") if identity.username else None,
-        claimed_username=claimed_username,
-        claimed_command_id=claimed_command_id,
-        occurred_at=identity.issued_at or message.sent_at,
-    )
-    await events.publish([event])

@@ -13,7 +13,6 @@ under the lock absorbs them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +26,18 @@ from order_processor.domain.commands import (
     ExecutePayload,
     ServiceName,
     UpdatePrice,
+    derived_id,
 )
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import Order
-from order_processor.domain.ports import MetricsSink, NoMetrics
+from order_processor.domain.ports import (
+    CommandSink,
+    EventSink,
+    Inventory,
+    MetricsSink,
+    NoMetrics,
+    OrderBook,
+)
 from order_processor.domain.steps import Step
 from order_processor.exceptions import (
     CommandRejected,
@@ -39,14 +46,12 @@ from order_processor.exceptions import (
     StalePriceException,
 )
 from order_processor.handlers.admission import Admission
-from order_processor.handlers.commands import reject
+from order_processor.handlers.answers import from_sender, reject
+from order_processor.handlers.trails import move_trails
 from order_processor.messaging.consumer import Ack, Message, Outcome, Retry
-from order_processor.messaging.producer import UNSIGNED, Producer, signed_by
-from order_processor.messaging.publisher import EventPublisher
+from order_processor.messaging.producer import UNSIGNED, signed_by
 from order_processor.saga.faults import Faults
 from order_processor.security.audit import AuditLogger
-from order_processor.store.assets import AssetDAO
-from order_processor.store.orders import OrderDAO
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = ServiceName.LIMIT_MATCHER
@@ -58,18 +63,13 @@ SEND_IN_FLIGHT = 8
 FIFO_SEND_IN_FLIGHT = 2
 
 
-def derived_id(kind: str, *parts: str) -> str:
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
-    return f"{kind}-{digest}"
-
-
 @dataclass(frozen=True)
 class PriceMatcher:
-    assets: AssetDAO
-    orders: OrderDAO
-    commands: Producer
+    assets: Inventory
+    orders: OrderBook
+    commands: CommandSink
     admission: Admission
-    publisher: EventPublisher
+    publisher: EventSink
     audit: AuditLogger
     faults: Faults = field(default_factory=Faults)
     clock: Callable[[], datetime] = utc_now
@@ -95,8 +95,7 @@ class PriceMatcher:
                 )
             await self.apply(command, redelivered=message.receive_count > 1)
         except CommandRejected as rejection:
-            rejection.identity = rejection.identity or sender
-            await self._reject(message, rejection)
+            await self._reject(message, from_sender(rejection, sender))
         except OrderProcessorError as exc:
             if exc.retryable:
                 return Retry()
@@ -151,7 +150,7 @@ class PriceMatcher:
         crashed) announces again the trails standing at its price, with the events' same
         ids: the latest state of an order is never left unannounced."""
         payload = update.payload
-        trailed = await self.orders.move_trails(payload.asset_id, payload.price, update.issued_at)
+        trailed = await move_trails(self.orders, payload.asset_id, payload.price, update.issued_at)
         self.faults.after_commit(Step.TRAILED)  # the crash test: trails moved, nothing announced
         self.metrics.inc("trailing_stops_moved_total", len(trailed))
         if redelivered:
@@ -172,7 +171,7 @@ class PriceMatcher:
         commands: list[ExecuteOrder] = []
         async for asset in self.assets.every_asset(active_only=True):
             # A trailing stop an index hid from its update follows the price that stands.
-            moved = await self.orders.move_trails(asset.asset_id, asset.price, asset.price_as_of)
+            moved = await move_trails(self.orders, asset.asset_id, asset.price, asset.price_as_of)
             self.metrics.inc("trailing_stops_moved_total", len(moved))
             await self._announce_trails(moved)
             triggered = await self.orders.triggered_orders(asset.asset_id, asset.price)

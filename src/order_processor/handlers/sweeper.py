@@ -26,12 +26,11 @@ from order_processor.domain.commands import (
     OrderReference,
     ResumeOrder,
     ServiceName,
+    derived_id,
 )
-from order_processor.domain.ports import MetricsSink, NoMetrics
-from order_processor.handlers.prices import derived_id
-from order_processor.messaging.producer import UNSIGNED, Producer, signed_by
+from order_processor.domain.ports import CommandSink, MetricsSink, NoMetrics, OrderBook
+from order_processor.messaging.producer import UNSIGNED, signed_by
 from order_processor.security.tokens import TokenManager
-from order_processor.store.orders import OrderDAO
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = ServiceName.EXPIRY_SWEEPER
@@ -39,8 +38,8 @@ SERVICE_NAME = ServiceName.EXPIRY_SWEEPER
 
 @dataclass(frozen=True)
 class ExpirySweeper:
-    orders: OrderDAO
-    commands: Producer
+    orders: OrderBook
+    commands: CommandSink
     tokens: TokenManager
     recovery_age: timedelta = timedelta(minutes=5)
     metrics: MetricsSink = field(default_factory=NoMetrics)

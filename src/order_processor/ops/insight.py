@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from order_processor.domain.assets import normalise_asset_id
 from order_processor.domain.orders import Order
 from order_processor.ops.dead_letters import DeadLetters
 from order_processor.ops.status import DeploymentStatus
@@ -115,7 +116,7 @@ async def order_book(orders: OrderDAO, asset_id: str) -> dict[str, Any]:
     bids, asks = await orders.order_book(asset_id)
     stops = await orders.waiting_stops(asset_id)
     return {
-        "asset_id": asset_id.upper(),
+        "asset_id": normalise_asset_id(asset_id),
         "bids": [_resting(o) for o in bids],
         "asks": [_resting(o) for o in asks],
         "stops": [_waiting(o) for o in stops],

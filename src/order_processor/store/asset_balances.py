@@ -17,6 +17,7 @@ from order_processor.domain.assets import (
     AssetTransaction,
     AssetTransactionCreate,
     AssetTransactionStatus,
+    normalise_asset_id,
 )
 from order_processor.domain.base import utc_now
 from order_processor.domain.money import MAX_QUANTITY_PLACES, parse_signed
@@ -86,6 +87,17 @@ def asset_balance_change(
     return change
 
 
+def asset_transaction_put(table: str, record: AssetTransaction) -> dict[str, Any]:
+    return {
+        "TableName": table,
+        "Item": {
+            **keys.asset_transaction_key(record.username, record.transaction_id),
+            **entity_item(record),
+        },
+        "ConditionExpression": "attribute_not_exists(PK)",
+    }
+
+
 def _shortfall(username: str, asset_id: str, delta: Decimal, existing: object) -> Exception:
     if existing is None:
         return AssetBalanceNotFoundException(f"user {username} holds no {asset_id}")
@@ -106,7 +118,7 @@ class AssetBalanceDAO:
         """Add (or, negative, remove) a quantity atomically. This is the raw adjustment of
         the seed; trades go through AssetTransactionDAO, which records them too."""
         delta = _signed_quantity(quantity_delta)
-        name, asset = normalise_username(username), asset_id.strip().upper()
+        name, asset = normalise_username(username), normalise_asset_id(asset_id)
         change = asset_balance_change(self.table, name, asset, delta, self.clock())
         change.pop("ReturnValuesOnConditionCheckFailure")
         try:
@@ -124,7 +136,7 @@ class AssetBalanceDAO:
         return _asset_balance(response["Attributes"])
 
     async def get_asset_balance(self, username: str, asset_id: str) -> AssetBalance:
-        name, asset = normalise_username(username), asset_id.strip().upper()
+        name, asset = normalise_username(username), normalise_asset_id(asset_id)
         item = await get_item(self.client, self.table, keys.asset_balance_key(name, asset))
         if item is None:
             raise AssetBalanceNotFoundException(f"user {name} holds no {asset}")
@@ -149,7 +161,7 @@ class AssetTransactionDAO:
         record; other statuses are records only."""
         now = self.clock()
         record = AssetTransaction(**request.model_dump(), created_at=now)
-        put = self.transaction_put(record)
+        put = asset_transaction_put(self.table, record)
         if record.status is not AssetTransactionStatus.COMPLETED:
             await self._put(put, record)
             return record
@@ -179,16 +191,6 @@ class AssetTransactionDAO:
             raise
         return record
 
-    def transaction_put(self, record: AssetTransaction) -> dict[str, Any]:
-        return {
-            "TableName": self.table,
-            "Item": {
-                **keys.asset_transaction_key(record.username, record.transaction_id),
-                **entity_item(record),
-            },
-            "ConditionExpression": "attribute_not_exists(PK)",
-        }
-
     async def _put(self, put: dict[str, Any], record: AssetTransaction) -> None:
         try:
             await call(self.client, "put_item", **put)
@@ -214,7 +216,7 @@ class AssetTransactionDAO:
         cursor: str | None = None,
     ) -> Page[AssetTransaction]:
         """Newest first; with `asset_id`, only that asset's (filtered while paging)."""
-        wanted = asset_id.strip().upper() if asset_id else None
+        wanted = normalise_asset_id(asset_id) if asset_id else None
         keep = (lambda item: item.get("asset_id") == wanted) if wanted else None
         page = await query_page(
             self.client,

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from order_processor.domain.assets import Asset, AssetCreate, AssetListResponse, AssetUpdate
+from order_processor.domain.assets import (
+    Asset,
+    AssetCreate,
+    AssetListResponse,
+    AssetUpdate,
+    normalise_asset_id,
+)
 from order_processor.domain.base import new_id, utc_now
 from order_processor.domain.money import PRICE_PLACES, parse_decimal
 from order_processor.exceptions import (
@@ -68,7 +74,7 @@ class AssetDAO:
         return asset
 
     async def get_asset(self, asset_id: str) -> Asset:
-        asset_id = asset_id.strip().upper()
+        asset_id = normalise_asset_id(asset_id)
         item = await get_item(self.client, self.table, keys.asset_key(asset_id))
         if item is None:
             raise AssetNotFoundException(f"asset {asset_id} not found", asset_id=asset_id)
@@ -157,7 +163,7 @@ class AssetDAO:
         extra_condition: str | None = None,
         extra_values: dict[str, Any] | None = None,
     ) -> Asset:
-        asset_id = asset_id.strip().upper()
+        asset_id = normalise_asset_id(asset_id)
         changes = {**changes, "updated_at": self.clock()}
         try:
             response = await call(

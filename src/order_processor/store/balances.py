@@ -54,6 +54,86 @@ if TYPE_CHECKING:
 ZERO = Decimal("0.00")
 
 
+def balance_change(
+    table: str,
+    transaction: BalanceTransactionCreate | Sequence[BalanceTransactionCreate],
+    now: datetime,
+) -> dict[str, Any]:
+    """The Update of one or more transactions' combined effect (one item may appear
+    only once in a TransactWriteItems), for the DAO and for the ledger, which fuses it
+    into a larger transaction. `available` and `held` are separate attributes so that "never
+    negative" is a plain comparison: a condition cannot do arithmetic."""
+    records = (
+        [transaction] if isinstance(transaction, BalanceTransactionCreate) else list(transaction)
+    )
+    available = exact_total(r.available_delta for r in records)
+    held = exact_total(r.held_delta for r in records)
+    conditions = ["attribute_exists(PK)"]
+    values: dict[str, Any] = {
+        ":available": to_attribute(available),
+        ":held": to_attribute(held),
+        ":now": to_attribute(now),
+    }
+    # Each record in turn must find enough, not only their sum: a hold taken and
+    # released in one write (a limit buy placed and executed at once) needs the whole
+    # hold available, as the history it leaves says, though it nets to the payment.
+    need_available = deepest_dip([r.available_delta for r in records])
+    need_held = deepest_dip([r.held_delta for r in records])
+    if need_available > 0:
+        conditions.append("available >= :need_available")
+        values[":need_available"] = to_attribute(need_available)
+    if need_held > 0:
+        conditions.append("held >= :need_held")
+        values[":need_held"] = to_attribute(need_held)
+    return {
+        "TableName": table,
+        "Key": keys.balance_key(records[0].username),
+        "UpdateExpression": "SET available = available + :available, "
+        "held = held + :held, updated_at = :now",
+        "ConditionExpression": " AND ".join(conditions),
+        "ExpressionAttributeValues": values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def transaction_put(
+    table: str, transaction: BalanceTransactionCreate, now: datetime
+) -> dict[str, Any]:
+    record = BalanceTransaction(**transaction.model_dump(), created_at=now, updated_at=now)
+    item = entity_item(record)
+    return {
+        "TableName": table,
+        "Item": {**keys.transaction_key(record.username, record.transaction_id), **item},
+        "ConditionExpression": "attribute_not_exists(PK)",
+    }
+
+
+def daily_total_change(
+    table: str, transaction: BalanceTransactionCreate, limit: Decimal, now: datetime
+) -> dict[str, Any]:
+    """Count a deposit or withdrawal against its UTC day's limit, atomically: the
+    condition compares the stored total with the room left (limit - amount), computed
+    here because a condition cannot add."""
+    day = now.date().isoformat()
+    room = limit - transaction.amount
+    expires = datetime.combine(now.date(), datetime.min.time(), now.tzinfo) + timedelta(days=3)
+    # With no room at all, not even the day's first count may pass.
+    first = "attribute_not_exists(#total) OR " if room >= 0 else ""
+    return {
+        "TableName": table,
+        "Key": keys.daily_total_key(transaction.username, transaction.transaction_type, day),
+        "UpdateExpression": "SET #total = if_not_exists(#total, :zero) + :amount, #ttl = :ttl",
+        "ConditionExpression": f"{first}#total <= :room",
+        "ExpressionAttributeNames": {"#total": "total", "#ttl": "ttl"},
+        "ExpressionAttributeValues": {
+            ":zero": to_attribute(ZERO),
+            ":amount": to_attribute(transaction.amount),
+            ":room": to_attribute(room),
+            ":ttl": to_attribute(int(expires.timestamp())),
+        },
+    }
+
+
 @dataclass(frozen=True)
 class BalanceDAO:
     client: DynamoDBClient
@@ -94,90 +174,13 @@ class BalanceDAO:
         now = self.clock()
         await self._transact(
             [
-                {"Update": self.balance_change(transaction, now)},
-                {"Put": self.transaction_put(transaction, now)},
+                {"Update": balance_change(self.table, transaction, now)},
+                {"Put": transaction_put(self.table, transaction, now)},
             ],
             transaction,
             second_failed="duplicate",
         )
         return await self.get_balance(transaction.username)
-
-    def balance_change(
-        self,
-        transaction: BalanceTransactionCreate | Sequence[BalanceTransactionCreate],
-        now: datetime,
-    ) -> dict[str, Any]:
-        """The Update of one or more transactions' combined effect (one item may appear
-        only once in a TransactWriteItems), for this DAO and for sagas that fuse it into a
-        larger transaction. `available` and `held` are separate attributes so that "never
-        negative" is a plain comparison: a condition cannot do arithmetic."""
-        records = (
-            [transaction]
-            if isinstance(transaction, BalanceTransactionCreate)
-            else list(transaction)
-        )
-        available = exact_total(r.available_delta for r in records)
-        held = exact_total(r.held_delta for r in records)
-        conditions = ["attribute_exists(PK)"]
-        values: dict[str, Any] = {
-            ":available": to_attribute(available),
-            ":held": to_attribute(held),
-            ":now": to_attribute(now),
-        }
-        # Each record in turn must find enough, not only their sum: a hold taken and
-        # released in one write (a limit buy placed and executed at once) needs the whole
-        # hold available, as the history it leaves says, though it nets to the payment.
-        need_available = deepest_dip([r.available_delta for r in records])
-        need_held = deepest_dip([r.held_delta for r in records])
-        if need_available > 0:
-            conditions.append("available >= :need_available")
-            values[":need_available"] = to_attribute(need_available)
-        if need_held > 0:
-            conditions.append("held >= :need_held")
-            values[":need_held"] = to_attribute(need_held)
-        return {
-            "TableName": self.table,
-            "Key": keys.balance_key(records[0].username),
-            "UpdateExpression": "SET available = available + :available, "
-            "held = held + :held, updated_at = :now",
-            "ConditionExpression": " AND ".join(conditions),
-            "ExpressionAttributeValues": values,
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-
-    def transaction_put(
-        self, transaction: BalanceTransactionCreate, now: datetime
-    ) -> dict[str, Any]:
-        record = BalanceTransaction(**transaction.model_dump(), created_at=now, updated_at=now)
-        item = entity_item(record)
-        return {
-            "TableName": self.table,
-            "Item": {**keys.transaction_key(record.username, record.transaction_id), **item},
-            "ConditionExpression": "attribute_not_exists(PK)",
-        }
-
-    def daily_total_change(
-        self, transaction: BalanceTransactionCreate, limit: Decimal, now: datetime
-    ) -> dict[str, Any]:
-        """Count a deposit or withdrawal against its UTC day's limit, atomically: the
-        condition compares the stored total with the room left (limit - amount), computed
-        here because a condition cannot add."""
-        day = now.date().isoformat()
-        room = limit - transaction.amount
-        expires = datetime.combine(now.date(), datetime.min.time(), now.tzinfo) + timedelta(days=3)
-        return {
-            "TableName": self.table,
-            "Key": keys.daily_total_key(transaction.username, transaction.transaction_type, day),
-            "UpdateExpression": "SET #total = if_not_exists(#total, :zero) + :amount, #ttl = :ttl",
-            "ConditionExpression": "attribute_not_exists(#total) OR #total <= :room",
-            "ExpressionAttributeNames": {"#total": "total", "#ttl": "ttl"},
-            "ExpressionAttributeValues": {
-                ":zero": to_attribute(ZERO),
-                ":amount": to_attribute(transaction.amount),
-                ":room": to_attribute(room),
-                ":ttl": to_attribute(int(expires.timestamp())),
-            },
-        }
 
     async def _transact(
         self, items: list[dict[str, Any]], tx: BalanceTransactionCreate, second_failed: str
@@ -208,7 +211,7 @@ class BalanceDAO:
         if transaction.status is TransactionStatus.COMPLETED:
             raise ValueError("a COMPLETED transaction changes the balance: use update_balance")
         now = self.clock()
-        put = self.transaction_put(transaction, now)
+        put = transaction_put(self.table, transaction, now)
         try:
             await call(self.client, "put_item", **put)
         except ClientError as exc:
@@ -275,7 +278,7 @@ class BalanceDAO:
                 completed.model_dump(exclude={"created_at", "updated_at"})
             )
             await self._transact(
-                [{"Update": self.balance_change(effect, now)}, {"Update": status_update}],
+                [{"Update": balance_change(self.table, effect, now)}, {"Update": status_update}],
                 effect,
                 second_failed="not pending",
             )

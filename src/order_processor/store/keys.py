@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
+from order_processor.domain.assets import normalise_asset_id
 from order_processor.store.dynamo import to_item
 
 PROFILE = "PROFILE"
@@ -13,6 +15,9 @@ ASSET_BALANCE_PREFIX = "ASSET#"
 ASSET_TRANSACTION_PREFIX = "ATX#"
 LOCK = "LOCK"
 INVENTORY = "INVENTORY"
+ORDER = "ORDER"
+EXPIRY_SHARD = "EXPIRING"
+IN_FLIGHT_SHARDS = 16
 
 
 def user_pk(username: str) -> str:
@@ -60,9 +65,37 @@ def lock_key(username: str) -> dict[str, Any]:
 
 
 def order_key(order_id: str) -> dict[str, Any]:
-    return _key(f"ORDER#{order_id}", "ORDER")
+    return _key(f"ORDER#{order_id}", ORDER)
 
 
 def asset_key(asset_id: str) -> dict[str, Any]:
     # All assets share one partition so that listing them is one ordered Query.
     return _key(INVENTORY, f"ASSET#{asset_id}")
+
+
+# The orders' sparse indexes: each key names one asset's side of the book.
+
+
+def book_key(asset_id: str, side: str) -> str:
+    """OpenLimitOrders: the QUEUED limit orders of one asset and side (BUY or SELL)."""
+    return f"{normalise_asset_id(asset_id)}#{side}"
+
+
+def trail_key(asset_id: str, side: str) -> str:
+    """TrailingStops: the QUEUED trailing stops of one asset and side (BUY or SELL)."""
+    return f"{normalise_asset_id(asset_id)}#{side}"
+
+
+def stop_key(asset_id: str, *, rise: bool) -> str:
+    """OpenStopOrders: the QUEUED conditional orders of one asset a rise (or a fall)
+    triggers."""
+    return f"{normalise_asset_id(asset_id)}#{'RISE' if rise else 'FALL'}"
+
+
+def in_flight_shard(order_id: str) -> str:
+    """InFlightIndex: PENDING and PROCESSING orders, spread over the shards."""
+    return in_flight_shard_key(zlib.crc32(order_id.encode()) % IN_FLIGHT_SHARDS)
+
+
+def in_flight_shard_key(shard: int) -> str:
+    return f"IN_FLIGHT#{shard}"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from order_processor.awserrors import CONFLICT, cancellation_codes
-from order_processor.domain.assets import Asset, AssetTransaction
+from order_processor.domain.assets import Asset, AssetTransaction, normalise_asset_id
 from order_processor.domain.balances import BalanceTransaction
 from order_processor.domain.money import exact_total
 from order_processor.domain.orders import Order
@@ -42,8 +42,8 @@ from order_processor.exceptions import (
     UserNotFoundException,
 )
 from order_processor.store import keys
-from order_processor.store.asset_balances import AssetTransactionDAO, asset_balance_change
-from order_processor.store.balances import BalanceDAO
+from order_processor.store.asset_balances import asset_balance_change, asset_transaction_put
+from order_processor.store.balances import balance_change, daily_total_change, transaction_put
 from order_processor.store.dynamo import (
     call,
     cancellation_item,
@@ -52,7 +52,7 @@ from order_processor.store.dynamo import (
     without_keys,
 )
 from order_processor.store.fence import IDLE_LOCK_TTL
-from order_processor.store.orders import _order_fields, order_item, transition_put
+from order_processor.store.items import order_item, order_of, transition_put
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -89,7 +89,7 @@ class DynamoLedger:
         if order_id is not None:
             wanted[self.orders_table].append(keys.order_key(order_id))
         if asset_id is not None:
-            wanted[self.inventory_table].append(keys.asset_key(asset_id.strip().upper()))
+            wanted[self.inventory_table].append(keys.asset_key(normalise_asset_id(asset_id)))
         items = await self._batch_get(wanted)
         return _snapshot(username, items)
 
@@ -134,15 +134,19 @@ class DynamoLedger:
             parts.append(("user", {"ConditionCheck": self._active(change.username)}))
         if change.order is not None:
             parts.append(("order", {"Put": self._order_put(change.order, change.replaces)}))
-        balances = BalanceDAO(self.client, self.users_table)
         if change.usd:
-            parts.append(("balance", {"Update": balances.balance_change(change.usd, change.at)}))
+            parts.append(
+                ("balance", {"Update": balance_change(self.users_table, change.usd, change.at)})
+            )
             parts += [
-                ("transaction", {"Put": balances.transaction_put(r, change.at)}) for r in change.usd
+                ("transaction", {"Put": transaction_put(self.users_table, r, change.at)})
+                for r in change.usd
             ]
         parts += self._asset_parts(change.assets, change.at)
         if change.daily is not None:
-            count = balances.daily_total_change(change.daily.record, change.daily.limit, change.at)
+            count = daily_total_change(
+                self.users_table, change.daily.record, change.daily.limit, change.at
+            )
             parts.append(("limit", {"Update": count}))
         if change.price_read is not None:
             parts.append(("price", {"ConditionCheck": self._price_unchanged(*change.price_read)}))
@@ -212,7 +216,6 @@ class DynamoLedger:
         by_asset: dict[str, list[AssetTransaction]] = defaultdict(list)
         for record in records:
             by_asset[record.asset_id].append(record)
-        trades = AssetTransactionDAO(self.client, self.users_table)
         parts: list[Part] = []
         for asset_id, mine in by_asset.items():
             available = exact_total(r.available_delta for r in mine)
@@ -221,7 +224,10 @@ class DynamoLedger:
                 self.users_table, mine[0].username, asset_id, available, at, held_delta=held
             )
             parts.append(("asset_balance", {"Update": change}))
-            parts += [("asset_transaction", {"Put": trades.transaction_put(r)}) for r in mine]
+            parts += [
+                ("asset_transaction", {"Put": asset_transaction_put(self.users_table, r)})
+                for r in mine
+            ]
         return parts
 
 
@@ -234,7 +240,7 @@ def _snapshot(username: str, items: dict[str, Any]) -> Snapshot:
         elif sk == keys.PROFILE:
             user = User.model_validate(without_keys(item))
         elif sk == "ORDER":
-            order = Order.model_validate(_order_fields(item))
+            order = order_of(item)
         elif sk.startswith(keys.TRANSACTION_PREFIX):
             funds = BalanceTransaction.model_validate(without_keys(item))
         elif key.startswith(keys.INVENTORY):
@@ -250,19 +256,21 @@ _REREAD = frozenset({"lock", "order", "price"})
 
 
 def _refusal(exc: ClientError, names: list[str], change: LedgerWrite) -> Exception:
-    """The item whose condition refused the write, as the domain's exception: the first
-    refusal in item order, except that a record of the step that exists already goes before
-    the user's and the money's conditions (the step was applied: a blind redelivery must be
-    answered from what is stored, not refused for a balance spent or a user disabled since).
-    A moved fence or a changed order still comes first: both are decided again from a
-    fresh read, which sees what is stored."""
+    """The item whose condition refused the write, as the domain's exception. A moved
+    fence, a changed order or a changed price comes first, wherever its item stands (the
+    price's is last, the user's goes before the order's): each is decided again from a
+    fresh read, which sees what is stored. Then a record of the step that exists already,
+    before the user's and the money's conditions (the step was applied: a blind
+    redelivery must be answered from what is stored, not refused for a balance spent or a
+    user disabled since). Then the first refusal in item order."""
     unchanged: Exception = exc
     codes = cancellation_codes(exc)
     refused = [i for i, code in enumerate(codes) if code not in {"None", ""}]
     if not refused:
         return unchanged
+    reread = [i for i in refused if names[i] in _REREAD]
     existing = [i for i in refused if names[i] not in _CONDITIONS]
-    index = existing[0] if existing and names[refused[0]] not in _REREAD else refused[0]
+    index = (reread or existing or refused)[0]
     part, stored = names[index], cancellation_item(exc, index)
     user = change.username
     refusals: dict[str, Callable[[], Exception]] = {

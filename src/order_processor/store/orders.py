@@ -1,19 +1,17 @@
 """OrderDAO: one item per order, a newest-first index per user, status changes checked
-by a condition built from the transition table."""
+by a condition built from the transition table; the book's queries and trail moves are
+inherited from `DynamoOrderBook` (store/book.py), the item's shape is `store/items.py`."""
 
 from __future__ import annotations
 
-import asyncio
-import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from order_processor.domain.base import utc_now
+from order_processor.domain.assets import normalise_asset_id
 from order_processor.domain.orders import (
     Order,
     OrderStatus,
@@ -21,7 +19,6 @@ from order_processor.domain.orders import (
     check_transition,
     sources_of,
 )
-from order_processor.domain.triggers import trailed
 from order_processor.domain.users import normalise_username
 from order_processor.exceptions import (
     EntityAlreadyExistsException,
@@ -29,102 +26,22 @@ from order_processor.exceptions import (
     OrderNotFoundException,
 )
 from order_processor.store import keys
+from order_processor.store.book import DynamoOrderBook
 from order_processor.store.dynamo import (
     Page,
     all_items,
     call,
-    entity_item,
-    from_item,
     get_item,
     is_condition_failure,
     old_item,
     query_page,
     to_attribute,
-    without_keys,
 )
-
-if TYPE_CHECKING:
-    from types_aiobotocore_dynamodb import DynamoDBClient
-
-# Index attributes kept beside the order's own fields.
-INDEX_ATTRIBUTES = (
-    "created_key",
-    "book_key",
-    "stop_key",
-    "trail_key",
-    "expiry_shard",
-    "in_flight_shard",
-)
-EXPIRY_SHARD = "EXPIRING"
-IN_FLIGHT_SHARDS = 16
-IN_FLIGHT = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING})
-# A price update's trailing-stop moves in flight at once (one UpdateItem each): at
-# DynamoDB's latency 10,000 moves one after another take over a minute.
-TRAIL_MOVES_IN_FLIGHT = 16
-
-
-def in_flight_shard(order_id: str) -> str:
-    return f"IN_FLIGHT#{zlib.crc32(order_id.encode()) % IN_FLIGHT_SHARDS}"
-
-
-def index_attributes(order: Order) -> dict[str, Any]:
-    """`created_key` for UserOrdersIndex; `book_key` (sparse: QUEUED limit orders only) for
-    OpenLimitOrders; `expiry_shard` (sparse: QUEUED orders with an expiry) for ExpiryIndex;
-    `in_flight_shard` (sparse: PENDING and PROCESSING orders) for InFlightIndex."""
-    attributes: dict[str, Any] = {"created_key": f"{order.created_at.isoformat()}#{order.order_id}"}
-    if order.status in IN_FLIGHT:
-        attributes["in_flight_shard"] = in_flight_shard(order.order_id)
-    if order.status is not OrderStatus.QUEUED:
-        return attributes
-    kind = order.order_type
-    if kind.is_limit:
-        attributes["book_key"] = f"{order.asset_id}#{_side(order)}"
-    if kind.is_conditional:
-        attributes["stop_key"] = stop_key(order.asset_id, rise=kind.triggers_on_rise)
-    if kind.is_trailing:
-        attributes["trail_key"] = f"{order.asset_id}#{_side(order)}"
-    if order.expires_at is not None:
-        attributes["expiry_shard"] = EXPIRY_SHARD
-    return attributes
-
-
-def _side(order: Order) -> str:
-    return "BUY" if order.order_type.is_buy else "SELL"
-
-
-def stop_key(asset_id: str, *, rise: bool) -> str:
-    return f"{asset_id.strip().upper()}#{'RISE' if rise else 'FALL'}"
-
-
-def order_item(order: Order) -> dict[str, Any]:
-    item = {**keys.order_key(order.order_id), **entity_item(order)}
-    item.update({k: to_attribute(v) for k, v in index_attributes(order).items()})
-    return item
-
-
-def transition_put(
-    table: str, current: Order, updated: Order, allowed: set[OrderStatus] | frozenset[OrderStatus]
-) -> dict[str, Any]:
-    """Write `updated` only if the stored order is still the one read: its status among
-    `allowed` and its sequence unchanged (every change raises it), so of two racing
-    writers exactly one succeeds. Also a saga step's marker check."""
-    values = {f":from{i}": to_attribute(s) for i, s in enumerate(sorted(allowed))}
-    return {
-        "TableName": table,
-        "Item": order_item(updated),
-        "ConditionExpression": f"#status IN ({', '.join(values)}) AND #sequence = :sequence",
-        "ExpressionAttributeNames": {"#status": "status", "#sequence": "sequence"},
-        "ExpressionAttributeValues": {**values, ":sequence": to_attribute(current.sequence)},
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
+from order_processor.store.items import order_fields, order_item, transition_put
 
 
 @dataclass(frozen=True)
-class OrderDAO:
-    client: DynamoDBClient
-    table: str
-    clock: Callable[[], datetime] = utc_now
-
+class OrderDAO(DynamoOrderBook):
     async def create_order(self, order: Order) -> Order:
         """Conditional on absence; a second create raises with the stored order attached
         (`existing`), so a caller can tell a duplicate from a conflicting reuse of an id."""
@@ -142,7 +59,7 @@ class OrderDAO:
                 stored = old_item(exc)
                 raise EntityAlreadyExistsException(
                     f"order {order.order_id} already exists",
-                    existing=_order_fields(stored) if stored else None,
+                    existing=order_fields(stored) if stored else None,
                 ) from exc
             raise
         return order
@@ -150,7 +67,7 @@ class OrderDAO:
     async def get_order(self, order_id: str, *, username: str | None = None) -> Order:
         """With `username`, another user's order is reported as not found (no leak)."""
         item = await get_item(self.client, self.table, keys.order_key(order_id))
-        order = Order.model_validate(_order_fields(item)) if item else None
+        order = Order.model_validate(order_fields(item)) if item else None
         if order is None or (username and order.username != normalise_username(username)):
             raise OrderNotFoundException(f"order {order_id} not found", order_id=order_id)
         return order
@@ -199,171 +116,6 @@ class OrderDAO:
             raise
         return updated
 
-    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
-        """The QUEUED orders a price triggers, from sparse indexes, never by a scan: limit
-        buys whose limit is at or above it, limit sells at or below (OpenLimitOrders);
-        conditional orders whose stop a rise reached (stop at or below it) or a fall
-        reached (stop at or above it) (OpenStopOrders)."""
-        found: list[Order] = []
-        for side, comparison in (("BUY", ">="), ("SELL", "<=")):
-            found += await self._book(asset_id, side, f"limit_price {comparison} :price", price)
-        return found + await self.triggered_stops(asset_id, price)
-
-    async def triggered_stops(self, asset_id: str, price: Decimal) -> list[Order]:
-        found: list[Order] = []
-        for rise, comparison in ((True, "<="), (False, ">=")):
-            request = {
-                "TableName": self.table,
-                "IndexName": "OpenStopOrders",
-                "KeyConditionExpression": f"stop_key = :key AND stop_price {comparison} :price",
-                "ExpressionAttributeValues": {
-                    ":key": to_attribute(stop_key(asset_id, rise=rise)),
-                    ":price": to_attribute(price),
-                },
-            }
-            found += await _index_orders(self.client, request)
-        return found
-
-    async def waiting_stops(self, asset_id: str) -> list[Order]:
-        """Every QUEUED conditional order of an asset: the ones a fall triggers, highest
-        stop first, then the ones a rise triggers, lowest first."""
-        found: list[Order] = []
-        for rise in (False, True):
-            request = {
-                "TableName": self.table,
-                "IndexName": "OpenStopOrders",
-                "KeyConditionExpression": "stop_key = :key",
-                "ExpressionAttributeValues": {":key": to_attribute(stop_key(asset_id, rise=rise))},
-                "ScanIndexForward": rise,
-            }
-            found += await _index_orders(self.client, request)
-        return found
-
-    async def move_trails(
-        self, asset_id: str, price: Decimal, observed_at: datetime | None = None
-    ) -> list[Order]:
-        """Every QUEUED trailing stop this price improves on (a sell's best below it, a
-        buy's above it) gets it as its best price and its stop moved after it; with
-        `observed_at`, only the stops whose starting price was observed before it (a
-        price seen before an order's own starting price is no peak of it). Each move is
-        conditioned on the stored best still being worse than the price and the order
-        still QUEUED: a repeated or late price, or a racing matcher, never moves a stop
-        back. The moves (one UpdateItem each) run `TRAIL_MOVES_IN_FLIGHT` at a time; all
-        are tried before the first error is raised (a redelivered update redoes the rest;
-        the moves already made no longer match its query). Returns the orders as moved."""
-        found: list[tuple[Order, str]] = []
-        for side, comparison in (("SELL", "<"), ("BUY", ">")):
-            found += [
-                (order, comparison)
-                for order in await self._trailing_stops(asset_id, side, comparison, price)
-                if observed_at is None or (order.trail_since or order.created_at) < observed_at
-            ]
-        limit = asyncio.Semaphore(TRAIL_MOVES_IN_FLIGHT)
-
-        async def move(order: Order, comparison: str) -> Order | None:
-            async with limit:
-                return await self._trail(order, price, comparison)
-
-        outcomes = await asyncio.gather(*(move(o, c) for o, c in found), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return [o for o in outcomes if isinstance(o, Order)]
-
-    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
-        """The QUEUED trailing stops whose best price is exactly `price`: what a price
-        update moved them to, for its redelivery to announce again."""
-        found: list[Order] = []
-        for side in ("SELL", "BUY"):
-            found += await self._trailing_stops(asset_id, side, "=", price)
-        return found
-
-    async def _trailing_stops(
-        self, asset_id: str, side: str, comparison: str, price: Decimal
-    ) -> list[Order]:
-        """The TrailingStops index of one asset and side, best price `comparison` price."""
-        request = {
-            "TableName": self.table,
-            "IndexName": "TrailingStops",
-            "KeyConditionExpression": f"trail_key = :key AND best_price {comparison} :price",
-            "ExpressionAttributeValues": {
-                ":key": to_attribute(f"{asset_id.strip().upper()}#{side}"),
-                ":price": to_attribute(price),
-            },
-        }
-        return await _index_orders(self.client, request)
-
-    async def _trail(self, order: Order, price: Decimal, comparison: str) -> Order | None:
-        """One move: its own state of the order (sequence up by one, like any change), so
-        that a worker's write decided before it is refused and decided again, and its
-        event has an id of its own."""
-        improved = trailed(order, price)
-        if improved is None:
-            return None
-        best, stop = improved
-        try:
-            response = await call(
-                self.client,
-                "update_item",
-                TableName=self.table,
-                Key=keys.order_key(order.order_id),
-                UpdateExpression=(
-                    "SET best_price = :best, stop_price = :stop, updated_at = :now "
-                    "ADD #sequence :one"
-                ),
-                ConditionExpression=f"#status = :queued AND best_price {comparison} :best",
-                ExpressionAttributeNames={"#status": "status", "#sequence": "sequence"},
-                ExpressionAttributeValues={
-                    ":best": to_attribute(best),
-                    ":stop": to_attribute(stop),
-                    ":now": to_attribute(self.clock()),
-                    ":one": to_attribute(1),
-                    ":queued": to_attribute(OrderStatus.QUEUED),
-                },
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
-            # Executed, cancelled or moved further meanwhile: nothing to announce. Or moved
-            # to this very price already: this move's own write, its answer lost and
-            # botocore's retry refused (or an equal move's), announced as it stands.
-            stored = old_item(exc)
-            if stored is None:
-                return None
-            current = Order.model_validate(_order_fields(stored))
-            moved_here = current.status is OrderStatus.QUEUED and current.best_price == best
-            return current if moved_here else None
-        return _order(response["Attributes"])
-
-    async def order_book(self, asset_id: str) -> tuple[list[Order], list[Order]]:
-        """Open limit orders: bids best (highest) first, asks best (lowest) first."""
-        bids = await self._book(asset_id, "BUY", None, None, forward=False)
-        asks = await self._book(asset_id, "SELL", None, None, forward=True)
-        return bids, asks
-
-    async def _book(
-        self,
-        asset_id: str,
-        side: str,
-        price_condition: str | None,
-        price: Decimal | None,
-        forward: bool = True,
-    ) -> list[Order]:
-        condition = "book_key = :book" + (f" AND {price_condition}" if price_condition else "")
-        values = {":book": to_attribute(f"{asset_id.strip().upper()}#{side}")}
-        if price is not None:
-            values[":price"] = to_attribute(price)
-        request = {
-            "TableName": self.table,
-            "IndexName": "OpenLimitOrders",
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "ScanIndexForward": forward,
-        }
-        return await _index_orders(self.client, request)
-
     async def changed_since(self, moment: datetime) -> list[Order]:
         """Every order changed at or after `moment`: a Scan, for an operator's repair (the
         events of orders whose command was lost), never for the workers."""
@@ -371,12 +123,12 @@ class OrderDAO:
             "TableName": self.table,
             "FilterExpression": "SK = :order AND updated_at >= :moment",
             "ExpressionAttributeValues": {
-                ":order": to_attribute("ORDER"),
+                ":order": to_attribute(keys.ORDER),
                 ":moment": to_attribute(moment.astimezone(UTC)),
             },
         }
         return [
-            Order.model_validate(_order_fields(item))
+            Order.model_validate(order_fields(item))
             async for item in all_items(self.client, "scan", arguments)
         ]
 
@@ -389,41 +141,11 @@ class OrderDAO:
             "TableName": self.table,
             "FilterExpression": f"SK = :order AND #status IN ({', '.join(names)})",
             "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {":order": to_attribute("ORDER"), **names},
+            "ExpressionAttributeValues": {":order": to_attribute(keys.ORDER), **names},
             "ConsistentRead": True,  # an order that just ended is in the rebuild
         }
         async for item in all_items(self.client, "scan", arguments):
-            yield Order.model_validate(_order_fields(item))
-
-    async def due_orders(self, now: datetime) -> list[Order]:
-        """QUEUED orders whose expiry is at or before `now`, from the sparse ExpiryIndex."""
-        request = {
-            "TableName": self.table,
-            "IndexName": "ExpiryIndex",
-            "KeyConditionExpression": "expiry_shard = :shard AND expires_at <= :now",
-            "ExpressionAttributeValues": {
-                ":shard": to_attribute(EXPIRY_SHARD),
-                ":now": to_attribute(now),
-            },
-        }
-        return await _index_orders(self.client, request)
-
-    async def stalled_orders(self, changed_before: datetime) -> list[Order]:
-        """PENDING and PROCESSING orders unchanged since before `changed_before`, from the
-        sparse InFlightIndex (one query per shard), oldest first within a shard."""
-        found: list[Order] = []
-        for shard in range(IN_FLIGHT_SHARDS):
-            request = {
-                "TableName": self.table,
-                "IndexName": "InFlightIndex",
-                "KeyConditionExpression": "in_flight_shard = :shard AND updated_at < :before",
-                "ExpressionAttributeValues": {
-                    ":shard": to_attribute(f"IN_FLIGHT#{shard}"),
-                    ":before": to_attribute(changed_before),
-                },
-            }
-            found += await _index_orders(self.client, request)
-        return found
+            yield Order.model_validate(order_fields(item))
 
     async def get_orders_by_user(
         self, username: str, *, limit: int = 50, cursor: str | None = None
@@ -433,7 +155,7 @@ class OrderDAO:
     async def get_orders_by_user_and_asset(
         self, username: str, asset_id: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page[Order]:
-        wanted = asset_id.strip().upper()
+        wanted = normalise_asset_id(asset_id)
         return await self._user_orders(
             username, limit, cursor, keep=lambda item: item.get("asset_id") == wanted
         )
@@ -468,28 +190,4 @@ class OrderDAO:
             key_attributes=("PK", "SK", "username", "created_key"),
             keep=keep,
         )
-        return Page([Order.model_validate(_order_fields(i)) for i in page.items], page.next_cursor)
-
-
-@dataclass(frozen=True)
-class OrderRef:
-    """What the matcher and the sweeper need to address an order's owner."""
-
-    order_id: str
-    username: str
-
-
-async def _index_orders(client: Any, request: dict[str, Any]) -> list[Order]:
-    """Every order an index query finds."""
-    return [
-        Order.model_validate(_order_fields(item))
-        async for item in all_items(client, "query", request)
-    ]
-
-
-def _order_fields(item: dict[str, Any]) -> dict[str, Any]:
-    return without_keys(item, *INDEX_ATTRIBUTES)
-
-
-def _order(item: dict[str, Any]) -> Order:
-    return Order.model_validate(_order_fields(from_item(item)))
+        return Page([Order.model_validate(order_fields(i)) for i in page.items], page.next_cursor)

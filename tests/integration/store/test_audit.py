@@ -20,7 +20,7 @@ from order_processor.domain.balances import BalanceTransactionCreate, Transactio
 from order_processor.domain.base import utc_now
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.ops.ledger_audit import AuditReport, LedgerAuditor
-from order_processor.store.orders import order_item
+from order_processor.store.items import order_item
 from tests.support import Clients, destroy
 
 

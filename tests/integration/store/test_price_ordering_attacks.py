@@ -220,13 +220,14 @@ class ThrottledOnce:
     orders: OrderDAO
     failed: bool = False
 
-    async def move_trails(
-        self, asset_id: str, price: Decimal, observed_at: object = None
-    ) -> list[Order]:
+    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
         if not self.failed:
             self.failed = True
             raise ServiceUnavailableException("DynamoDB throttled the TrailingStops query")
-        return await self.orders.move_trails(asset_id, price)
+        return await self.orders.improvable_trails(asset_id, price)
+
+    async def move_trail(self, order: Order, best: Decimal, stop: Decimal) -> Order:
+        return await self.orders.move_trail(order, best, stop)
 
     async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
         return await self.orders.triggered_orders(asset_id, price)

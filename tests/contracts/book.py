@@ -1,0 +1,263 @@
+"""The matcher's and the sweeper's ports: `OrderBook` finds the QUEUED orders a price
+concerns (and the expired and stalled ones), and moves a trail only on its condition;
+`Inventory` writes a price only when it is newer. The tables the DynamoDB adapters query
+are shared by a module's tests: every answer is read for the test's own orders only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+import pytest
+
+from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.domain.ports import Inventory, OrderBook
+from order_processor.domain.triggers import trail_stop
+from order_processor.exceptions import (
+    AssetNotFoundException,
+    OrderChangedException,
+    StalePriceException,
+)
+
+T = OrderType
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+class BookWorld(Protocol):
+    @property
+    def book(self) -> OrderBook: ...
+
+    async def store(self, *orders: Order) -> None:
+        """The orders as the order worker leaves them."""
+        ...
+
+
+class InventoryWorld(Protocol):
+    @property
+    def inventory(self) -> Inventory: ...
+
+    async def list_asset(self, asset_id: str, price: str) -> None:
+        """A new asset, its price observed now."""
+        ...
+
+
+def new_asset() -> str:
+    return f"B{uuid.uuid4().hex[:8].upper()}"
+
+
+def resting(
+    kind: OrderType, asset_id: str, status: OrderStatus = OrderStatus.QUEUED, **fields: Any
+) -> Order:
+    changes = {k: fields.pop(k) for k in ("updated_at", "expires_at") if k in fields}
+    request = OrderCreate.model_validate(
+        {"order_type": kind, "asset_id": asset_id, "quantity": "1", **fields}
+    )
+    times = {"created_at": T0, "updated_at": T0} | changes
+    return Order.place(f"user_{uuid.uuid4().hex[:12]}", request).evolve(
+        status=status, sequence=2, **times
+    )
+
+
+def trailing(
+    kind: OrderType, asset_id: str, best: str, status: OrderStatus = OrderStatus.QUEUED
+) -> Order:
+    order = resting(kind, asset_id, status, trail_amount="10")
+    return order.evolve(
+        best_price=Decimal(best), stop_price=trail_stop(kind, Decimal(best), Decimal("10"), None)
+    )
+
+
+def ids(orders: list[Order], *mine: Order) -> set[str]:
+    wanted = {order.order_id for order in mine}
+    return {order.order_id for order in orders} & wanted
+
+
+class OrderBookContract:
+    @pytest.fixture
+    def world(self) -> BookWorld:
+        raise NotImplementedError
+
+    async def test_a_price_finds_the_orders_it_triggers_in_their_direction_only(
+        self, world: BookWorld
+    ) -> None:
+        asset = new_asset()
+        fires = [
+            resting(T.LIMIT_BUY, asset, limit_price="100"),
+            resting(T.LIMIT_SELL, asset, limit_price="100"),
+            resting(T.STOP_SELL, asset, stop_price="100"),
+            resting(T.STOP_BUY, asset, stop_price="100"),
+            resting(T.TAKE_PROFIT_BUY, asset, stop_price="101"),
+            resting(T.TAKE_PROFIT_SELL, asset, stop_price="99"),
+            trailing(T.TRAILING_STOP_SELL, asset, "110"),
+        ]
+        holds = [
+            resting(T.LIMIT_BUY, asset, limit_price="99.99"),
+            resting(T.LIMIT_SELL, asset, limit_price="100.01"),
+            resting(T.STOP_SELL, asset, stop_price="99.99"),
+            resting(T.TAKE_PROFIT_SELL, asset, stop_price="100.01"),
+            resting(T.LIMIT_BUY, asset, OrderStatus.CANCELLED, limit_price="200"),
+            resting(T.LIMIT_BUY, new_asset(), limit_price="200"),
+        ]
+        await world.store(*fires, *holds)
+
+        found = await world.book.triggered_orders(asset.lower(), Decimal("100"))
+
+        assert ids(found, *fires, *holds) == {order.order_id for order in fires}
+
+    async def test_the_trails_a_price_improves_on_and_the_ones_standing_at_it(
+        self, world: BookWorld
+    ) -> None:
+        asset = new_asset()
+        sell_below, sell_at = (
+            trailing(T.TRAILING_STOP_SELL, asset, "90"),
+            trailing(T.TRAILING_STOP_SELL, asset, "100"),
+        )
+        buy_above, buy_below = (
+            trailing(T.TRAILING_STOP_BUY, asset, "110"),
+            trailing(T.TRAILING_STOP_BUY, asset, "90"),
+        )
+        closed = trailing(T.TRAILING_STOP_SELL, asset, "50", OrderStatus.CANCELLED)
+        stop = resting(T.STOP_SELL, asset, stop_price="50")
+        mine = (sell_below, sell_at, buy_above, buy_below, closed, stop)
+        await world.store(*mine)
+
+        improvable = await world.book.improvable_trails(asset, Decimal("100"))
+        standing = await world.book.trails_at(asset, Decimal("100"))
+
+        assert ids(improvable, *mine) == {sell_below.order_id, buy_above.order_id}
+        assert ids(standing, *mine) == {sell_at.order_id}
+
+    async def test_a_trail_moved_is_its_own_state_of_the_order(self, world: BookWorld) -> None:
+        order = trailing(T.TRAILING_STOP_SELL, new_asset(), "100")
+        await world.store(order)
+
+        moved = await world.book.move_trail(order, Decimal("130"), Decimal("120"))
+
+        assert (moved.best_price, moved.stop_price) == (Decimal("130"), Decimal("120"))
+        assert moved.sequence == order.sequence + 1
+        assert moved.model_dump(exclude={"best_price", "stop_price", "sequence", "updated_at"}) == (
+            order.model_dump(exclude={"best_price", "stop_price", "sequence", "updated_at"})
+        )
+        standing = await world.book.trails_at(order.asset_id, Decimal("130"))
+        assert [o for o in standing if o.order_id == order.order_id] == [moved]
+
+    @pytest.mark.parametrize("stored_best", ["130", "140"])
+    async def test_a_trail_move_is_refused_with_the_stored_order_unless_it_improves_it(
+        self, world: BookWorld, stored_best: str
+    ) -> None:
+        """Moved to this very price (a lost answer's own move) or further meanwhile."""
+        read = trailing(T.TRAILING_STOP_SELL, new_asset(), "100")
+        await world.store(read)
+        stored = await world.book.move_trail(read, Decimal(stored_best), Decimal("1"))
+
+        with pytest.raises(OrderChangedException) as refused:
+            await world.book.move_trail(read, Decimal("130"), Decimal("120"))
+
+        assert refused.value.details["current"] == stored
+
+    async def test_a_move_of_a_closed_or_absent_trail_is_refused(self, world: BookWorld) -> None:
+        closed = trailing(T.TRAILING_STOP_BUY, new_asset(), "100", OrderStatus.CANCELLED)
+        absent = trailing(T.TRAILING_STOP_BUY, new_asset(), "100")
+        await world.store(closed)
+
+        with pytest.raises(OrderChangedException) as refused_closed:
+            await world.book.move_trail(closed, Decimal("90"), Decimal("100"))
+        with pytest.raises(OrderChangedException) as refused_absent:
+            await world.book.move_trail(absent, Decimal("90"), Decimal("100"))
+
+        assert refused_closed.value.details["current"] == closed
+        assert refused_absent.value.details["current"] is None
+
+    async def test_the_orders_due_are_the_queued_ones_whose_expiry_has_come(
+        self, world: BookWorld
+    ) -> None:
+        asset, due_at = new_asset(), T0 - timedelta(days=400)
+        due = resting(T.LIMIT_BUY, asset, limit_price="1", expires_at=due_at)
+        later = resting(T.LIMIT_BUY, asset, limit_price="1", expires_at=due_at + timedelta(1))
+        ended = resting(T.LIMIT_BUY, asset, OrderStatus.CANCELLED, limit_price="1")
+        await world.store(due, later, ended.evolve(expires_at=due_at))
+
+        found = await world.book.due_orders(due_at)
+
+        assert ids(found, due, later, ended) == {due.order_id}
+
+    async def test_the_orders_stalled_are_the_ones_in_flight_unchanged_since_before(
+        self, world: BookWorld
+    ) -> None:
+        asset, since = new_asset(), T0 - timedelta(minutes=5)
+        pending = resting(T.LIMIT_BUY, asset, OrderStatus.PENDING, limit_price="1")
+        processing = resting(T.MARKET_BUY, asset, OrderStatus.PROCESSING)
+        recent = resting(T.MARKET_BUY, asset, OrderStatus.PROCESSING, updated_at=since)
+        queued = resting(T.LIMIT_BUY, asset, limit_price="1")
+        for order in (pending, processing, queued):
+            await world.store(order.evolve(updated_at=since - timedelta(seconds=1)))
+        await world.store(recent)
+
+        found = await world.book.stalled_orders(since)
+
+        assert ids(found, pending, processing, recent, queued) == {
+            pending.order_id,
+            processing.order_id,
+        }
+
+
+class InventoryContract:
+    @pytest.fixture
+    def world(self) -> InventoryWorld:
+        raise NotImplementedError
+
+    async def test_a_newer_price_is_written_and_an_older_one_refused_with_the_stored(
+        self, world: InventoryWorld
+    ) -> None:
+        asset, now = new_asset(), datetime.now(UTC)
+        await world.list_asset(asset, "10")
+        written = await world.inventory.update_price(
+            asset.lower(), Decimal("12"), as_of=now + timedelta(seconds=1), command_id="u-new"
+        )
+
+        with pytest.raises(StalePriceException) as stale:
+            await world.inventory.update_price(
+                asset, Decimal("11"), as_of=now - timedelta(seconds=1), command_id="u-old"
+            )
+
+        assert (written.price, written.price_command_id) == (Decimal("12"), "u-new")
+        assert stale.value.details["current"] == written
+
+    async def test_the_same_update_again_is_written_and_another_of_its_instant_refused(
+        self, world: InventoryWorld
+    ) -> None:
+        asset, at = new_asset(), datetime.now(UTC) + timedelta(seconds=1)
+        await world.list_asset(asset, "10")
+        await world.inventory.update_price(asset, Decimal("12"), as_of=at, command_id="u-1")
+
+        again = await world.inventory.update_price(asset, Decimal("12"), as_of=at, command_id="u-1")
+        with pytest.raises(StalePriceException):
+            await world.inventory.update_price(asset, Decimal("13"), as_of=at, command_id="u-2")
+
+        assert (again.price, again.price_command_id) == (Decimal("12"), "u-1")
+
+    async def test_a_stored_price_from_beyond_the_clock_skew_holds_nothing_back(
+        self, world: InventoryWorld
+    ) -> None:
+        asset, now = new_asset(), datetime.now(UTC)
+        await world.list_asset(asset, "10")
+        await world.inventory.update_price(asset, Decimal("99"), as_of=now + timedelta(hours=1))
+
+        written = await world.inventory.update_price(asset, Decimal("12"), as_of=now)
+
+        assert written.price == Decimal("12")
+
+    async def test_a_price_of_an_unknown_asset_is_refused(self, world: InventoryWorld) -> None:
+        with pytest.raises(AssetNotFoundException):
+            await world.inventory.update_price(new_asset(), Decimal("1"), as_of=T0)
+
+    async def test_every_asset_lists_each_one_once(self, world: InventoryWorld) -> None:
+        mine = sorted(new_asset() for _ in range(3))
+        for asset in mine:
+            await world.list_asset(asset, "1")
+
+        listed = [a.asset_id async for a in world.inventory.every_asset(active_only=True)]
+
+        assert [asset for asset in listed if asset in mine] == mine
