@@ -256,6 +256,7 @@ def build_saga(
     settings: Settings, clients: AwsClients, events: EventPublisher, metrics: Metrics
 ) -> Saga:
     resources = clients.resources
+    faults = Faults.from_env()
     return Saga(
         ledger=DynamoLedger(
             clients.dynamodb,
@@ -271,7 +272,8 @@ def build_saga(
             stop_slippage_percent=settings.stop_slippage_percent,
             clock_skew=settings.clock_skew,
         ),
-        faults=Faults.from_env(),
+        clock=faults.now,
+        faults=faults,
         metrics=metrics,
     )
 
