@@ -206,11 +206,14 @@ class Harness:
         """A worker process; `ahead`: its clock that far ahead of the machine's."""
         log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
         self.logs.append(Path(log.name))
-        arguments = [CLI, "worker", kind, "--concurrency", str(concurrency), *extra]
+        consumes = kind != "expiry-sweeper"  # the sweeper has no queue to drain
+        arguments = [CLI, "worker", kind, *extra]
+        if consumes:
+            arguments += ["--concurrency", str(concurrency), *(["--burst"] if burst else [])]
         clock = f"clock-ahead={ahead.total_seconds():g}" if ahead else None
         faults = ",".join(spec for spec in (fault, clock) if spec)
         return subprocess.Popen(
-            [*arguments, *(["--burst"] if burst and kind != "expiry-sweeper" else [])],
+            arguments,
             env=self.worker_environment(faults or None, env),
             stdout=log,
             stderr=subprocess.STDOUT,
