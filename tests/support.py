@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from order_processor.aws import sync_clients
 from order_processor.config import Settings
-from order_processor.provision import Provisioner
+from order_processor.deployment.provision import Provisioner
 
 CLI = str(Path(sys.executable).parent / "order-processor")
 

@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from order_processor.resources import Resources
+from order_processor.deployment.resources import Resources
 
 
 class QueueKind(StrEnum):

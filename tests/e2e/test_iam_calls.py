@@ -25,8 +25,8 @@ from order_processor.bootstrap import compose, open_clients, programs
 from order_processor.bootstrap.readiness import checks_for
 from order_processor.bootstrap.runtime import Lifecycle
 from order_processor.config import Settings
+from order_processor.deployment.iam import Grant
 from order_processor.domain.base import utc_now
-from order_processor.iam import Grant
 from order_processor.messaging.producer import Producer
 from order_processor.observability import Metrics, count_aws_calls
 from tests.cloudformation import Stack

@@ -11,9 +11,9 @@ import time
 import urllib.error
 import urllib.request
 
+from order_processor.deployment.emulator import free_port
 from order_processor.domain.base import utc_now
 from order_processor.domain.orders import OrderStatus
-from order_processor.emulator import free_port
 from tests.e2e.harness import AHEAD, DUE_IN, Harness
 
 

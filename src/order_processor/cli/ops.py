@@ -27,11 +27,11 @@ from order_processor.config import Settings
 from order_processor.dashboard.app import DEFAULT_PORT
 from order_processor.demo.load import DemoPlan
 from order_processor.demo.run import run_demo
-from order_processor.emulator import running_emulator
+from order_processor.deployment.emulator import running_emulator
+from order_processor.deployment.provision import Action, Change, Provisioner, summarize
 from order_processor.ops.insight import every_book, gather_insight, status_document
 from order_processor.ops.ledger_audit import LedgerAuditor
 from order_processor.ops.status import read_status
-from order_processor.provision import Action, Change, Provisioner, summarize
 
 
 def register(verbs: Any) -> None:
