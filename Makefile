@@ -74,7 +74,8 @@ lint: venv
 	$(VENV)/bin/mypy
 
 # deploy/aws/order-processor.json, after a change to resources.py, the README's IAM table or
-# the generator (src/order_processor/template/); tests/unit/test_template.py fails until then.
+# the generator (src/order_processor/deployment/template/); tests/unit/test_template.py fails
+# until then.
 template: venv
 	$(VENV)/bin/order-processor template > deploy/aws/order-processor.json
 

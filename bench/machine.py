@@ -45,7 +45,7 @@ def _version(name: str) -> str:
 
 
 def _emulator_version() -> str:
-    from order_processor.emulator import default_venv
+    from order_processor.deployment.emulator import default_venv
 
     for path in (default_venv() / "lib").glob("python*/site-packages/ministack-*.dist-info"):
         return path.name.split("-")[1].removesuffix(".dist")

@@ -20,7 +20,7 @@ import aioboto3
 from botocore.config import Config
 
 from order_processor.aws import EMULATOR_KEYS
-from order_processor.emulator import running_emulator
+from order_processor.deployment.emulator import running_emulator
 from order_processor.faultproxy import FaultPlan, fault_proxy
 
 TABLE = "proxy-overhead"

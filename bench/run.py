@@ -29,7 +29,7 @@ from bench.scenarios import (
 )
 from bench.stops import CASES as STOP_CASES
 from bench.stops import one_move
-from order_processor.emulator import running_emulator
+from order_processor.deployment.emulator import running_emulator
 from order_processor.faultproxy import AWS_BAD_DAY
 
 RESULTS = Path(__file__).resolve().parent / "results"

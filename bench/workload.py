@@ -19,13 +19,13 @@ from decimal import Decimal
 from order_processor.aws import sync_clients
 from order_processor.bootstrap import AwsClients, get_asset_dao, open_clients
 from order_processor.config import Settings
+from order_processor.deployment.emulator import free_port
+from order_processor.deployment.provision import Provisioner
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.commands import AnyCommand, PlaceOrder
 from order_processor.domain.events import Event
 from order_processor.domain.orders import OrderCreate, OrderType
-from order_processor.emulator import free_port
 from order_processor.messaging.producer import CommandFactory, Producer
-from order_processor.provision import Provisioner
 from order_processor.security.tokens import TokenManager, TokenPolicy
 from order_processor.store import keys
 from order_processor.store.dynamo import to_item

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from order_processor.config import Settings
-from order_processor.emulator import running_emulator
+from order_processor.deployment.emulator import running_emulator
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from order_processor.aws import sync_clients
 from order_processor.config import Settings
-from order_processor.provision import Provisioner
+from order_processor.deployment.provision import Provisioner
 
 CLI = str(Path(sys.executable).parent / "order-processor")
 
@@ -28,6 +29,17 @@ class Clients:
     def queue_url(self, name: str) -> str:
         url: str = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
         return url
+
+
+@contextlib.contextmanager
+def deployed(settings: Settings) -> Iterator[Settings]:
+    """A fully provisioned deployment under the settings' prefix, deleted afterwards: what
+    every fixture of a deployment (integration's `provisioned`, e2e's `deployment`) is."""
+    Clients(settings).provisioner().apply(settings.resources())
+    try:
+        yield settings
+    finally:
+        destroy(settings)
 
 
 def destroy(settings: Settings) -> None:

@@ -52,7 +52,7 @@ from botocore.retries.standard import (
 )
 
 from order_processor.config import Settings
-from order_processor.provision import Change, Provisioner
+from order_processor.deployment.provision import Change, Provisioner
 
 # An emulator accepts any credentials; LocalStack's convention is test/test.
 EMULATOR_KEYS = ("test", "test")

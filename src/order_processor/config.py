@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from order_processor.resources import Resources
+from order_processor.deployment.resources import Resources
 
 
 class QueueKind(StrEnum):
@@ -120,6 +120,15 @@ class Settings(BaseModel):
             env[variable] = str(value)
         return env
 
+    def overridden(self, options: Mapping[str, object]) -> Settings:
+        """These settings with some replaced by a program's options (`concurrency` from
+        `--concurrency`), validated as the environment's are: `model_copy(update=...)`
+        would take any value. A wrong one raises `ConfigError` naming the option."""
+        try:
+            return type(self).model_validate({**self.model_dump(), **options})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, {field: _option(field) for field in options})) from exc
+
     def with_endpoint(self, endpoint_url: str) -> Settings:
         return self.model_copy(update={"endpoint_url": endpoint_url.rstrip("/")})
 
@@ -168,11 +177,15 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
 }
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, names: Mapping[str, str] = ENVIRONMENT_VARIABLES) -> str:
     problems = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "?"
-        variable = ENVIRONMENT_VARIABLES.get(field, field)
+        variable = names.get(field, field)
         shown = "<hidden>" if field == "jwt_secret" else repr(error.get("input"))
         problems.append(f"{variable}={shown}: {error['msg']}")
     return "invalid configuration: " + "; ".join(problems)
+
+
+def _option(field: str) -> str:
+    return "--" + field.replace("_", "-")

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from order_processor.emulator import running_emulator
+from order_processor.deployment.emulator import running_emulator
 from tests.chaos.run import AWS_FAULTS, ChaosConfig, run_chaos
 
 

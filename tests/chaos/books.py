@@ -18,7 +18,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from order_processor.resources import Resources
+from order_processor.deployment.resources import Resources
 from tests.chaos.findings import Finding, finding
 from tests.chaos.load import Plan
 

@@ -42,7 +42,7 @@ from tests.chaos.observe import StatusEvents, dead_letters, depth
 from tests.chaos.supervisor import RECOVERY_AGE_SECONDS, Supervisor
 from tests.e2e.conftest import deployment_settings
 from tests.e2e.harness import Harness
-from tests.support import Clients, destroy
+from tests.support import deployed
 
 # With every queue empty for this long, nothing but the recovery job could still move an
 # order: give it two of its ages, then stop waiting.
@@ -84,8 +84,7 @@ async def run_chaos(
     endpoint: str, config: ChaosConfig, say: Callable[[str], None] = print
 ) -> Report:
     settings = deployment_settings(endpoint)
-    Clients(settings).provisioner().apply(settings.resources())
-    try:
+    with deployed(settings):
         async with open_clients(settings) as clients:
             harness = await Harness.start(settings, clients)
             if not (config.faults or config.outage_seconds):
@@ -98,8 +97,6 @@ async def run_chaos(
                     "ORDER_PROCESSOR_ROLE_ARN": ROLE,
                 }
                 return await ChaosRun(harness, config, say, proxy).run()
-    finally:
-        destroy(settings)
 
 
 async def seed_books(harness: Harness, plan: Plan) -> None:

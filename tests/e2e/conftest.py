@@ -13,7 +13,7 @@ from order_processor.bootstrap import AwsClients, open_clients
 from order_processor.config import QueueKind, Settings
 from order_processor.faultproxy import FaultPlan, fault_proxy
 from tests.e2e.harness import Harness
-from tests.support import Clients, destroy
+from tests.support import deployed
 
 SECRET = "e2e-secret-" + "x" * 32
 
@@ -34,12 +34,8 @@ def deployment_settings(
 
 @pytest.fixture
 def deployment(aws_endpoint: str) -> Iterator[Settings]:
-    settings = deployment_settings(aws_endpoint)
-    Clients(settings).provisioner().apply(settings.resources())
-    try:
+    with deployed(deployment_settings(aws_endpoint)) as settings:
         yield settings
-    finally:
-        destroy(settings)
 
 
 # What the tests marked `aws_faults` run their programs through: AWS on a mildly bad day.
@@ -76,10 +72,6 @@ async def aws(deployment: Settings) -> AsyncIterator[AwsClients]:
 @pytest.fixture
 async def strict_harness(aws_endpoint: str) -> AsyncIterator[Harness]:
     """Commands go to the dead letters after two unforeseen failures, not five."""
-    settings = deployment_settings(aws_endpoint, max_failures=2)
-    Clients(settings).provisioner().apply(settings.resources())
-    try:
+    with deployed(deployment_settings(aws_endpoint, max_failures=2)) as settings:
         async with open_clients(settings) as clients:
             yield await Harness.start(settings, clients)
-    finally:
-        destroy(settings)

@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,13 @@ from tests.support import CLI
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs.literals import QueueAttributeNameType
+
+# An order that must come due is given an expiry DUE_IN from now, and the programs that
+# should find it due run their clocks AHEAD (the sweeper's --now, the worker's clock-ahead
+# fault hook) instead of the test waiting in real time: placing it never races its
+# expiry, however slow the machine, and the verdict never depends on the machine's speed.
+DUE_IN = timedelta(hours=1)
+AHEAD = timedelta(hours=2)
 
 
 @dataclass
@@ -154,10 +161,11 @@ class Harness:
         await Producer(self.clients.sqs, url, fifo=False).send_batch(updates)
         return updates
 
-    async def settle(self) -> None:
-        """Run the matcher, then the order worker, each until its queue is empty."""
+    async def settle(self, **worker: Any) -> None:
+        """Run the matcher, then the order worker (with `worker`'s options), each until its
+        queue is empty."""
         assert await self.run_worker(kind="limit-matcher") == 0, self.worker_output()
-        assert await self.run_worker() == 0, self.worker_output()
+        assert await self.run_worker(**worker) == 0, self.worker_output()
 
     async def send(self, *commands: AnyCommand) -> None:
         fifo = self.settings.queue_kind is QueueKind.FIFO
@@ -194,13 +202,20 @@ class Harness:
         kind: str = "orders",
         extra: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        ahead: timedelta | None = None,
     ) -> subprocess.Popen[bytes]:
+        """A worker process; `ahead`: its clock that far ahead of the machine's."""
         log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
         self.logs.append(Path(log.name))
-        arguments = [CLI, "worker", kind, "--concurrency", str(concurrency), *extra]
+        consumes = kind != "expiry-sweeper"  # the sweeper has no queue to drain
+        arguments = [CLI, "worker", kind, *extra]
+        if consumes:
+            arguments += ["--concurrency", str(concurrency), *(["--burst"] if burst else [])]
+        clock = f"clock-ahead={ahead.total_seconds():g}" if ahead else None
+        faults = ",".join(spec for spec in (fault, clock) if spec)
         return subprocess.Popen(
-            [*arguments, *(["--burst"] if burst and kind != "expiry-sweeper" else [])],
-            env=self.worker_environment(fault, env),
+            arguments,
+            env=self.worker_environment(faults or None, env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -225,6 +240,10 @@ class Harness:
             kind="expiry-sweeper", extra=("--once", *extra), env=environment
         )
         assert code == 0, self.worker_output()
+
+    async def sweep_ahead(self, ahead: timedelta = AHEAD) -> None:
+        """One sweep at the machine's time plus `ahead` (the sweeper's --now)."""
+        await self.sweep("--now", (utc_now() + ahead).isoformat())
 
     async def lose_commands(self) -> None:
         """Every message on the commands queue gone, in flight or not: what a purged DLQ or
@@ -271,11 +290,6 @@ class Harness:
         )
         await ledger.write(write)
         return order
-
-    @staticmethod
-    async def until(moment: datetime) -> None:
-        """Wait for the clock to pass `moment` (what a test waits for is the time itself)."""
-        await asyncio.sleep(max(0.0, (moment - utc_now()).total_seconds()) + 0.05)
 
     async def dead_letters(self) -> int:
         """Messages in the commands queue's DLQ (visible or not)."""

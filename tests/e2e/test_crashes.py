@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,29 +19,28 @@ from order_processor.domain.commands import PlaceOrder
 from order_processor.domain.events import EventType
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus
 from order_processor.domain.users import UserUpdate
-from tests.e2e.harness import Harness
+from tests.e2e.harness import AHEAD, DUE_IN, Harness
 from tests.ledger import assert_ledger
 
 # The crash points proven with AWS's failures switched on (a low rate, seeded per test).
 pytestmark = pytest.mark.aws_faults
 
 
-async def crash_then_finish(harness: Harness, step: str) -> None:
-    crashed = await harness.run_worker(fault=f"crash-after={step}")
+async def crash_then_finish(harness: Harness, step: str, ahead: timedelta | None = None) -> None:
+    crashed = await harness.run_worker(fault=f"crash-after={step}", ahead=ahead)
     assert crashed == -signal.SIGKILL, harness.worker_output()
-    assert await harness.run_worker() == 0, harness.worker_output()
+    assert await harness.run_worker(ahead=ahead) == 0, harness.worker_output()
 
 
 async def crash_after_each_ending(
     harness: Harness,
     orders: tuple[PlaceOrder, PlaceOrder, PlaceOrder, PlaceOrder],
-    expiry: datetime,
     executing_price: str,
     refuse: Callable[[], Awaitable[None]],
 ) -> dict[str, Order]:
     """Four resting SOL orders of one user, a crash after each write that ends one: held
     (all placed), completed (the first, executed at `executing_price`), cancelled (the
-    second), expired (the third, at `expiry`), released (the fourth, executed after
+    second), expired (the third, due by AHEAD), released (the fourth, executed after
     `refuse` made its execution fail). Their final states."""
     executed, cancelled, _, _ = orders
     user = executed.username
@@ -55,9 +54,8 @@ async def crash_after_each_ending(
     await crash_then_finish(harness, "completed")
     await harness.send(harness.factory.cancel(user, cancelled.payload.order_id))
     await crash_then_finish(harness, "cancelled")
-    await harness.until(expiry)
-    await harness.sweep()
-    await crash_then_finish(harness, "expired")
+    await harness.sweep_ahead()
+    await crash_then_finish(harness, "expired", ahead=AHEAD)
     await refuse()
     assert await harness.run_worker(kind="limit-matcher") == 0
     await crash_then_finish(harness, "released")
@@ -156,9 +154,7 @@ async def test_a_limit_order_survives_a_crash_after_each_of_its_writes(harness: 
     await harness.create_user("crash_lim", usd="1000")
     await harness.add_asset("SOL", "100")
     await harness.give_asset("crash_lim", "SOL", "10")
-    # After the crash, its visibility timeout and, under AWS's failures on a busy machine, its
-    # retries: placed too late, the order would be refused ALREADY_EXPIRED and never stored.
-    expiry = utc_now() + timedelta(seconds=20)
+    expiry = utc_now() + DUE_IN
     executed = harness.limit("crash_lim", "buy", "SOL", "1", "90")
     cancelled = harness.limit("crash_lim", "buy", "SOL", "1", "80")
     expired = harness.limit("crash_lim", "buy", "SOL", "1", "70", expires_at=expiry)
@@ -169,7 +165,7 @@ async def test_a_limit_order_survives_a_crash_after_each_of_its_writes(harness: 
         await get_user_dao(harness.clients).update_user("crash_lim", UserUpdate(is_active=False))
         await harness.send_prices(("SOL", "102"))
 
-    final = await crash_after_each_ending(harness, orders, expiry, "89", refuse)
+    final = await crash_after_each_ending(harness, orders, "89", refuse)
     assert final[refused.payload.order_id].failure_reason == "USER_INACTIVE"
     assert await harness.available("crash_lim") == Decimal("911.00")  # 1000 - 89
     await assert_ledger(harness.clients, "crash_lim")
@@ -212,9 +208,7 @@ async def test_conditional_orders_survive_a_crash_after_each_of_their_writes(
     await harness.create_user(user, usd="300")
     await harness.add_asset("SOL", "100")
     await harness.give_asset(user, "SOL", "5")
-    # After the crash, its visibility timeout and, under AWS's failures on a busy machine, its
-    # retries: placed too late, the order would be refused ALREADY_EXPIRED and never stored.
-    expiry = utc_now() + timedelta(seconds=20)
+    expiry = utc_now() + DUE_IN
 
     def conditional(kind: str, **fields: str) -> PlaceOrder:
         request = OrderCreate.model_validate(
@@ -231,7 +225,7 @@ async def test_conditional_orders_survive_a_crash_after_each_of_their_writes(
     async def gap() -> None:
         await harness.send_prices(("SOL", "200"))  # 400.00 for the stop buy: 394.00 in all
 
-    final = await crash_after_each_ending(harness, orders, expiry, "94", gap)
+    final = await crash_after_each_ending(harness, orders, "94", gap)
     assert final[refused.payload.order_id].failure_reason == "INSUFFICIENT_BALANCE"
     assert await harness.available(user) == Decimal("394.00")  # 300 + 94
     sol = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "SOL")

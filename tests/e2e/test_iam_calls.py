@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 
-from order_processor.bootstrap import open_clients, programs
+from order_processor.bootstrap import compose, open_clients, programs
 from order_processor.bootstrap.readiness import checks_for
+from order_processor.bootstrap.runtime import Lifecycle
 from order_processor.config import Settings
+from order_processor.deployment.iam import Grant
 from order_processor.domain.base import utc_now
-from order_processor.iam import Grant
 from order_processor.messaging.producer import Producer
 from order_processor.observability import Metrics, count_aws_calls
 from tests.cloudformation import Stack
@@ -144,7 +145,7 @@ def _authorised(
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     recording = Recorder()
-    monkeypatch.setattr(programs, "count_aws_calls", recording.count_aws_calls)
+    monkeypatch.setattr(compose, "count_aws_calls", recording.count_aws_calls)
     return recording
 
 
@@ -170,7 +171,7 @@ def described(grant: Grant, prefix: str) -> str:
 
 async def run(recorder: Recorder, program: str, serve: Any, settings: Settings, **kw: Any) -> None:
     recorder.program = program
-    life = programs.Lifecycle(asyncio.Event())
+    life = Lifecycle(asyncio.Event())
     await asyncio.wait_for(serve(settings, life, **kw), 30)
 
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from order_processor.deployment.emulator import free_port
 from order_processor.domain.orders import OrderStatus
-from order_processor.emulator import free_port
 from tests.e2e.harness import Harness
 from tests.e2e.test_observability import get, until_status
 

@@ -8,9 +8,7 @@ so every window is exact whatever the machine's load."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,7 +17,7 @@ from order_processor.aws import sync_client
 from order_processor.domain.base import utc_now
 from order_processor.domain.orders import OrderStatus
 from order_processor.faultproxy import FaultPlan, FaultProxyHandle, fault_proxy
-from tests.e2e.harness import Harness
+from tests.e2e.harness import AHEAD, DUE_IN, Harness
 from tests.ledger import assert_ledger
 
 
@@ -86,8 +84,7 @@ async def test_a_filled_order_the_expiry_index_still_shows_is_never_expired(
 ) -> None:
     await harness.create_user("lag_seller", usd="1000")
     await harness.add_asset("DOT", "10")
-    expiry = utc_now() + timedelta(seconds=15)  # time enough to fill it on a busy machine
-    buy = harness.limit("lag_seller", "buy", "DOT", "10", "9", expires_at=expiry)
+    buy = harness.limit("lag_seller", "buy", "DOT", "10", "9", expires_at=utc_now() + DUE_IN)
     await harness.send(buy)
     assert await harness.run_worker() == 0, harness.worker_output()
     assert lagging.catch_up_indexes() > 0  # the expiry index holds it, QUEUED
@@ -95,9 +92,8 @@ async def test_a_filled_order_the_expiry_index_still_shows_is_never_expired(
     await harness.settle()  # filled; the index does not learn it
     assert (await harness.order(buy.payload.order_id)).status is OrderStatus.COMPLETED
 
-    await asyncio.sleep(max(0.0, (expiry - utc_now()).total_seconds()) + 0.2)
-    await harness.sweep()  # the index still shows it QUEUED and due
-    assert await harness.run_worker() == 0, harness.worker_output()
+    await harness.sweep_ahead()  # the index still shows it QUEUED, and due by then
+    assert await harness.run_worker(ahead=AHEAD) == 0, harness.worker_output()
 
     order = await harness.order(buy.payload.order_id)
     assert (order.status, order.total_amount) == (OrderStatus.COMPLETED, Decimal("80.00"))

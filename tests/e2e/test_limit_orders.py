@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +20,7 @@ from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
 from order_processor.domain.users import UserUpdate
 from order_processor.messaging.producer import Producer
-from tests.e2e.harness import Harness
+from tests.e2e.harness import AHEAD, DUE_IN, Harness
 from tests.ledger import assert_ledger
 
 
@@ -124,35 +123,25 @@ async def test_a_cancel_racing_an_execution_ends_in_exactly_one(
     await assert_ledger(harness.clients, "race_user")
 
 
-async def until(moment: datetime) -> None:
-    """Wait for the clock to pass `moment` (what the test waits for is the time itself)."""
-    await asyncio.sleep(max(0.0, (moment - utc_now()).total_seconds()) + 0.05)
-
-
 async def test_expiry_follows_the_workers_clock_not_the_senders(harness: Harness) -> None:
     await harness.create_user("expiry_user", usd="100")
     await harness.add_asset("DOT", "10")
-    now = utc_now()
-    soon = harness.limit(
-        "expiry_user", "buy", "DOT", "2", "5", expires_at=now + timedelta(seconds=12)
-    )  # time for a worker and a sweep before it, on a loaded machine too
+    soon = harness.limit("expiry_user", "buy", "DOT", "2", "5", expires_at=utc_now() + DUE_IN)
     later = harness.limit("expiry_user", "buy", "DOT", "2", "5")  # default: 30 days
     await harness.send(soon, later)
     assert await harness.run_worker() == 0, harness.worker_output()
     assert await harness.available("expiry_user") == Decimal("80.00")
 
-    # A sweeper whose clock runs two hours ahead sends ExpireOrder for both orders; the
-    # worker's own clock says neither is due, so nothing expires.
-    ahead = (now + timedelta(hours=2)).isoformat()
-    await harness.sweep("--now", ahead)
+    # A sweeper whose clock runs ahead sends ExpireOrder for the order due by then; the
+    # worker's own clock says it is not due, so nothing expires.
+    await harness.sweep_ahead()
     assert await harness.run_worker() == 0
     assert (await harness.order(soon.payload.order_id)).status is OrderStatus.QUEUED
     assert await harness.available("expiry_user") == Decimal("80.00")
 
-    assert soon.payload.expires_at is not None
-    await until(soon.payload.expires_at)
-    await harness.sweep()
-    assert await harness.run_worker() == 0
+    # Later by the worker's clock too (a sweep of another minute: another command id).
+    await harness.sweep_ahead(AHEAD + timedelta(minutes=1))
+    assert await harness.run_worker(ahead=AHEAD) == 0
 
     assert (await harness.order(soon.payload.order_id)).status is OrderStatus.EXPIRED
     later_order = await harness.order(later.payload.order_id)
@@ -174,13 +163,11 @@ async def test_a_triggered_order_past_its_expiry_expires_instead_of_filling(
 ) -> None:
     await harness.create_user("late_user", usd="100")
     await harness.add_asset("DOT", "10")
-    expiry = utc_now() + timedelta(seconds=6)  # placed before it, on a loaded machine too
-    buy = harness.limit("late_user", "buy", "DOT", "2", "9", expires_at=expiry)
+    buy = harness.limit("late_user", "buy", "DOT", "2", "9", expires_at=utc_now() + DUE_IN)
     await harness.send(buy)
     assert await harness.run_worker() == 0, harness.worker_output()
-    await until(expiry)
-    await harness.send_prices(("DOT", "8"))  # triggers it, but too late
-    await harness.settle()
+    await harness.send_prices(("DOT", "8"))  # triggers it, but the worker finds it too late
+    await harness.settle(ahead=AHEAD)
 
     order = await harness.order(buy.payload.order_id)
     assert (order.status, order.price) == (OrderStatus.EXPIRED, None)

@@ -10,11 +10,11 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime, timedelta
 
+from order_processor.deployment.emulator import free_port
+from order_processor.domain.base import utc_now
 from order_processor.domain.orders import OrderStatus
-from order_processor.emulator import free_port
-from tests.e2e.harness import Harness
+from tests.e2e.harness import AHEAD, DUE_IN, Harness
 
 
 def get(url: str) -> tuple[int, str]:
@@ -101,14 +101,21 @@ async def test_all_three_programs_serve_their_own_metrics_and_readiness(harness:
     await harness.create_user("scrape_u", usd="1000")
     await harness.add_asset("BTC", "100")
     waiting = harness.limit("scrape_u", "buy", "BTC", "1", "90")
-    await harness.send(waiting)
+    expiring = harness.limit("scrape_u", "buy", "BTC", "1", "50", expires_at=utc_now() + DUE_IN)
+    await harness.send(waiting, expiring)
+    assert await harness.run_worker() == 0, harness.worker_output()
+    for order in (waiting, expiring):
+        assert (await harness.order(order.payload.order_id)).status is OrderStatus.QUEUED
+    # The worker and the sweeper run their clocks ahead: the expiring order is due to them.
+    later = ("--now", (utc_now() + AHEAD).isoformat())
     ports = {kind: free_port() for kind in ("orders", "limit-matcher", "expiry-sweeper")}
     programs = {
         kind: harness.start_worker(
             burst=False,
             kind=kind,
-            extra=("--interval", "1") if kind == "expiry-sweeper" else (),
+            extra=("--interval", "1", *later) if kind == "expiry-sweeper" else (),
             env={"ORDER_PROCESSOR_METRICS_PORT": str(port)},
+            ahead=AHEAD if kind == "orders" else None,
         )
         for kind, port in ports.items()
     }
@@ -116,12 +123,6 @@ async def test_all_three_programs_serve_their_own_metrics_and_readiness(harness:
     try:
         for kind in programs:
             await until_answered(base[kind] + "/readyz", 200, harness)
-        # Sent once the worker is ready, so that it is placed well before its expiry.
-        soon = (datetime.now(UTC) + timedelta(seconds=8)).isoformat()
-        expiring = harness.limit("scrape_u", "buy", "BTC", "1", "50", expires_at=soon)
-        await harness.send(expiring)
-        await until_status(harness, waiting.payload.order_id, OrderStatus.QUEUED)
-        await until_status(harness, expiring.payload.order_id, OrderStatus.QUEUED)
         await harness.send_prices(("BTC", "85"))
         await until_status(harness, waiting.payload.order_id, OrderStatus.COMPLETED)
         await until_status(harness, expiring.payload.order_id, OrderStatus.EXPIRED)

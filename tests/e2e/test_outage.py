@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from order_processor.deployment.emulator import free_port
 from order_processor.domain.orders import OrderStatus
-from order_processor.emulator import free_port
 from order_processor.faultproxy import FaultPlan, FaultProxyHandle, fault_proxy
 from tests.e2e.harness import Harness
 from tests.e2e.test_observability import get, until_answered, until_status

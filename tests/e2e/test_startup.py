@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from order_processor.emulator import free_port
+from order_processor.deployment.emulator import free_port
 from tests.support import CLI
 
 SECRET = "startup-secret-" + "s" * 32

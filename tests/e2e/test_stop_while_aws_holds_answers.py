@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from order_processor.emulator import free_port
+from order_processor.deployment.emulator import free_port
 from order_processor.faultproxy import FaultPlan, FaultProxyHandle, fault_proxy
 from tests.e2e.harness import Harness
 from tests.e2e.test_observability import until_answered

@@ -6,7 +6,7 @@ import pytest
 
 from order_processor.config import Settings
 from order_processor.faultproxy import FaultProxyHandle, fault_proxy
-from tests.support import Clients, destroy
+from tests.support import Clients, deployed
 
 
 @pytest.fixture
@@ -15,13 +15,10 @@ def clients(settings: Settings) -> Clients:
 
 
 @pytest.fixture
-def provisioned(settings: Settings, clients: Clients) -> Iterator[Settings]:
+def provisioned(settings: Settings) -> Iterator[Settings]:
     """A fully provisioned deployment under the test's own prefix, deleted afterwards."""
-    clients.provisioner().apply(settings.resources())
-    try:
+    with deployed(settings):
         yield settings
-    finally:
-        destroy(settings)
 
 
 @pytest.fixture(scope="module")

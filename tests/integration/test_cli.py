@@ -9,7 +9,7 @@ import urllib.request
 from importlib.metadata import version
 
 from order_processor.config import Settings
-from order_processor.emulator import is_healthy
+from order_processor.deployment.emulator import is_healthy
 from tests.support import CLI, Clients, cli_env, destroy, run_cli
 
 

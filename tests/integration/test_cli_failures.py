@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from order_processor.config import Settings
-from order_processor.emulator import free_port, running_emulator
+from order_processor.deployment.emulator import free_port, running_emulator
 from tests.integration.fault_proxy import Fault, fault_proxy
 from tests.support import cli_env, run_cli
 

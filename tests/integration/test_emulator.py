@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from order_processor import emulator as emulator_module
-from order_processor.emulator import EmulatorError, free_port, is_healthy, running_emulator
+from order_processor.deployment import emulator as emulator_module
+from order_processor.deployment.emulator import (
+    EmulatorError,
+    free_port,
+    is_healthy,
+    running_emulator,
+)
 
 
 def test_emulator_starts_answers_and_stops_without_leaving_a_process() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from order_processor.config import Settings
-from order_processor.emulator import default_venv
+from order_processor.deployment.emulator import default_venv
 from tests.support import Clients, destroy
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from order_processor.config import QueueKind, Settings
-from order_processor.provision import Action, summarize
+from order_processor.deployment.provision import Action, summarize
 from tests.support import Clients, destroy
 
 

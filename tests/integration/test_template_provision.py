@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from order_processor.config import Settings
-from order_processor.resources import Resources
+from order_processor.deployment.resources import Resources
 from tests.cloudformation import Stack
 from tests.support import Clients, destroy
 

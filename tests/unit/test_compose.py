@@ -46,7 +46,7 @@ def test_localstack_provisions_through_the_projects_own_code(services: dict[str,
     assert "./localstack/init/ready.d:/etc/localstack/init/ready.d:ro" in volumes
     assert "./src:/opt/order-processor/src:ro" in volumes
     assert os.access(HOOK, os.X_OK)
-    assert "-m order_processor.provision" in HOOK.read_text()
+    assert "-m order_processor.deployment.provision" in HOOK.read_text()
 
 
 def test_worker_is_built_here_waits_for_provisioning_and_can_scale(

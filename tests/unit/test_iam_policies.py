@@ -1,5 +1,5 @@
 """deploy/iam/*.json say, statement for statement, what the README's IAM table says (read
-by order_processor.iam, which the CloudFormation template's roles use too)."""
+by order_processor.deployment.iam, which the CloudFormation template's roles use too)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from order_processor import iam
-from order_processor.iam import Arns, Grant, readme_grants
-from order_processor.resources import Resources
+from order_processor.deployment import iam
+from order_processor.deployment.iam import Arns, Grant, readme_grants
+from order_processor.deployment.resources import Resources
 
 ROOT = Path(__file__).resolve().parents[2]
 IAM_DIR = ROOT / "deploy" / "iam"

@@ -12,11 +12,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from order_processor.deployment.provision import Action, Provisioner
+from order_processor.deployment.resources import Resources
 from order_processor.domain.orders import OrderCreate, OrderType
 from order_processor.messaging.producer import CommandFactory, SyncProducer
 from order_processor.ops.status import read_status
-from order_processor.provision import Action, Provisioner
-from order_processor.resources import Resources
 from order_processor.security.tokens import TokenManager
 
 RESOURCES = Resources("unit", fifo_commands=True, visibility_timeout=60, max_receive_count=5)

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from cfnlint.api import ManualArgs, lint
 
-from order_processor.iam import Arns, Grant, readme_grants
-from order_processor.resources import Resources
-from order_processor.template import build_template, render
-from order_processor.template.roles import OPERATORS, PROGRAMS
+from order_processor.deployment.iam import Arns, Grant, readme_grants
+from order_processor.deployment.resources import Resources
+from order_processor.deployment.template import build_template, render
+from order_processor.deployment.template.roles import OPERATORS, PROGRAMS
 from tests.cloudformation import Stack
 from tests.support import CLI
 

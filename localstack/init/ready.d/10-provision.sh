@@ -7,4 +7,4 @@ export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"
 PYTHONPATH="${ORDER_PROCESSOR_SRC:-/opt/order-processor/src}" \
-  exec "${LOCALSTACK_PYTHON:-/opt/code/localstack/.venv/bin/python}" -m order_processor.provision
+  exec "${LOCALSTACK_PYTHON:-/opt/code/localstack/.venv/bin/python}" -m order_processor.deployment.provision

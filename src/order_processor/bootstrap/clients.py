@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from order_processor.aws import aio_session, client_kwargs, quick_retries
 from order_processor.config import ConfigError, Settings
+from order_processor.deployment.resources import Resources
 from order_processor.handlers.admission import Admission
 from order_processor.ops.dead_letters import DeadLetters
-from order_processor.resources import Resources
 from order_processor.security.tokens import TokenManager, TokenPolicy
 from order_processor.store.asset_balances import AssetBalanceDAO, AssetTransactionDAO
 from order_processor.store.assets import AssetDAO

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from order_processor.cli import admin, analytics, dashboard, deploy, health, ops, trading
 from order_processor.cli.failures import ExitStatus, explain
 from order_processor.config import ConfigError, Settings
+from order_processor.deployment.emulator import EmulatorError
 from order_processor.domain.commands import describe_errors
-from order_processor.emulator import EmulatorError
 from order_processor.exceptions import OrderProcessorError
 
 Command = Callable[[argparse.Namespace, Settings], int]

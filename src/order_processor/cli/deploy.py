@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from order_processor.config import Settings
-from order_processor.template import build_template, render
+from order_processor.deployment.template import build_template, render
 
 
 def register(verbs: Any) -> None:

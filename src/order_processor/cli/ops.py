@@ -20,17 +20,18 @@ from order_processor.bootstrap import (
     get_order_dao,
     get_token_manager,
 )
-from order_processor.bootstrap.programs import KINDS, add_worker_arguments, run_worker
+from order_processor.bootstrap.arguments import add_worker_parsers
+from order_processor.bootstrap.programs import run_worker
 from order_processor.cli.common import add_output_argument, cli_clients, print_json, with_clients
 from order_processor.config import Settings
 from order_processor.dashboard.app import DEFAULT_PORT
 from order_processor.demo.load import DemoPlan
 from order_processor.demo.run import run_demo
-from order_processor.emulator import running_emulator
+from order_processor.deployment.emulator import running_emulator
+from order_processor.deployment.provision import Action, Change, Provisioner, summarize
 from order_processor.ops.insight import every_book, gather_insight, status_document
 from order_processor.ops.ledger_audit import LedgerAuditor
 from order_processor.ops.status import read_status
-from order_processor.provision import Action, Change, Provisioner, summarize
 
 
 def register(verbs: Any) -> None:
@@ -83,8 +84,7 @@ def register(verbs: Any) -> None:
     add_output_argument(audit)
     audit.set_defaults(run=cmd_audit)
     worker = verbs.add_parser("worker", help="run a worker process")
-    worker.add_argument("kind", choices=KINDS, help="which worker")
-    add_worker_arguments(worker)
+    add_worker_parsers(worker)
     worker.set_defaults(run=cmd_worker)
 
 

@@ -37,13 +37,13 @@ from order_processor.bootstrap import (
 )
 from order_processor.config import QueueKind, Settings
 from order_processor.demo.feeds import random_walk
+from order_processor.deployment.emulator import free_port
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import AnyCommand, PlaceOrder
 from order_processor.domain.events import Event, EventType
 from order_processor.domain.orders import OrderCreate, OrderType
 from order_processor.domain.users import UserCreate
-from order_processor.emulator import free_port
 from order_processor.exceptions import EntityAlreadyExistsException
 from order_processor.messaging.producer import CommandFactory, Producer
 

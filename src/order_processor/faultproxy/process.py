@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from order_processor.emulator import free_port
+from order_processor.deployment.emulator import free_port
 from order_processor.faultproxy.rates import FaultPlan
 from order_processor.faultproxy.stats import ProxyStats
 

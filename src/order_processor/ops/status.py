@@ -8,8 +8,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from order_processor.provision import MISSING_QUEUE_CODES
-from order_processor.resources import QueueSpec, Resources
+from order_processor.deployment.provision import MISSING_QUEUE_CODES
+from order_processor.deployment.resources import QueueSpec, Resources
 
 DEPTH_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
 

@@ -10,17 +10,14 @@ import pytest
 
 from order_processor.bootstrap import AwsClients, open_clients
 from order_processor.config import Settings
-from tests.support import Clients, destroy
+from tests.support import deployed
 
 
 @pytest.fixture(scope="module")
 def deployment(aws_endpoint: str) -> Iterator[Settings]:
     settings = Settings(endpoint_url=aws_endpoint, prefix=f"s{uuid.uuid4().hex[:12]}")
-    Clients(settings).provisioner().apply(settings.resources())
-    try:
+    with deployed(settings):
         yield settings
-    finally:
-        destroy(settings)
 
 
 @pytest.fixture

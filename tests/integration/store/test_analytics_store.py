@@ -22,19 +22,16 @@ from order_processor.domain.events import order_event
 from order_processor.domain.orders import OrderStatus, OrderType
 from order_processor.faultproxy import FaultPlan, fault_proxy
 from tests.analytics import final, mixed_finals
-from tests.support import Clients, cli_env, destroy, run_cli
+from tests.support import cli_env, deployed, run_cli
 
 
 @pytest.fixture
 async def aws(aws_endpoint: str) -> AsyncIterator[AwsClients]:
     """A deployment of its own: the views are global to one."""
     settings = Settings(endpoint_url=aws_endpoint, prefix=f"a{uuid.uuid4().hex[:12]}")
-    Clients(settings).provisioner().apply(settings.resources())
-    try:
+    with deployed(settings):
         async with open_clients(settings) as clients:
             yield clients
-    finally:
-        destroy(settings)
 
 
 @pytest.fixture
@@ -202,8 +199,7 @@ async def test_the_cli_narrows_to_a_user_and_an_asset_however_they_are_cased(
 ) -> None:
     """Usernames are stored lower-case and asset ids upper-case (as the orders do); the
     CLI takes them as an operator types them, as `buy` does an asset id."""
-    Clients(settings).provisioner().apply(settings.resources())
-    try:
+    with deployed(settings):
         async with open_clients(settings) as clients:
             store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
             part = contribution(
@@ -222,5 +218,3 @@ async def test_the_cli_narrows_to_a_user_and_an_asset_however_they_are_cased(
             ("carol_01", "BTC")
         ]
         assert document["volume"]["BTC"]["day"][0]["orders"] == 1
-    finally:
-        destroy(settings)

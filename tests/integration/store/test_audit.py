@@ -21,7 +21,7 @@ from order_processor.domain.base import utc_now
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.ops.ledger_audit import AuditReport, LedgerAuditor
 from order_processor.store.items import order_item
-from tests.support import Clients, destroy
+from tests.support import deployed
 
 
 async def seed(aws: AwsClients, username: str) -> None:
@@ -166,8 +166,7 @@ async def test_an_order_left_in_flight_is_found_unless_workers_are_running(
 
 async def test_the_whole_table_is_walked_user_by_user(aws_endpoint: str) -> None:
     settings = Settings(endpoint_url=aws_endpoint, prefix=f"a{uuid.uuid4().hex[:12]}")
-    Clients(settings).provisioner().apply(settings.resources())
-    try:
+    with deployed(settings):
         async with open_clients(settings) as fresh:
             for n in range(3):
                 await seed(fresh, f"walker_{n:03d}")
@@ -179,8 +178,6 @@ async def test_the_whole_table_is_walked_user_by_user(aws_endpoint: str) -> None
                 fresh.dynamodb, fresh.resources.users_table, get_order_dao(fresh)
             )
             report = await auditor.run()
-    finally:
-        destroy(settings)
 
     assert (report.users, report.orders, report.transactions) == (3, 1, 6)
     assert [(m.kind, m.username) for m in report.mismatches] == [("order_in_flight", "walker_001")]

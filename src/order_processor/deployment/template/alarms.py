@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from order_processor.resources import QueueSpec, Resources, TableSpec
-from order_processor.template.names import NO_VALUE, get_att, logical_id, ref, sub
+from order_processor.deployment.resources import QueueSpec, Resources, TableSpec
+from order_processor.deployment.template.names import NO_VALUE, get_att, logical_id, ref, sub
 
 # Every data-plane call whose SystemErrors the alarm adds up (at most 9 metrics and the sum
 # fit one alarm's 10): the programs' calls and the operators'.

@@ -40,7 +40,7 @@ def default_venv() -> Path:
     configured = os.environ.get(VENV_VARIABLE)
     if configured:
         return Path(configured)
-    checkout = Path(__file__).resolve().parents[2] / ".venv-emu"
+    checkout = Path(__file__).resolve().parents[3] / ".venv-emu"
     return checkout if checkout.exists() else Path.cwd() / ".venv-emu"
 
 

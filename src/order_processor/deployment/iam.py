@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from order_processor.resources import Resources
+from order_processor.deployment.resources import Resources
 
 SERVICES = ("sqs", "dynamodb", "sns")
 # Actions IAM does not scope to a resource.
@@ -34,8 +34,8 @@ TRANSACTION_ITEMS = {
     "ConditionCheck": "ConditionCheckItem",
 }
 TABLE_HEADING = "**IAM permissions** each program needs"
-# A checkout's README, when there is one (src/order_processor/iam.py -> the repository).
-CHECKOUT_README = Path(__file__).resolve().parents[2] / "README.md"
+# A checkout's README, when there is one (src/order_processor/deployment/iam.py -> the repository).
+CHECKOUT_README = Path(__file__).resolve().parents[3] / "README.md"
 
 Grant = tuple[str, str]  # (action, resource ARN)
 

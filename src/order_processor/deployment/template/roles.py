@@ -1,5 +1,5 @@
 """One IAM role per program, granting exactly its row of the README's IAM table
-(order_processor.iam) on the stack's own resources. The programs' roles trust one
+(order_processor.deployment.iam) on the stack's own resources. The programs' roles trust one
 Kubernetes service account each through the cluster's OIDC provider (IRSA); the operators'
 roles trust the account, whose principals still need `sts:AssumeRole` on them."""
 
@@ -9,8 +9,8 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from order_processor.iam import Grant, readme_grants
-from order_processor.template.names import NO_VALUE, ref, sub, template_arns
+from order_processor.deployment.iam import Grant, readme_grants
+from order_processor.deployment.template.names import NO_VALUE, ref, sub, template_arns
 
 # README row -> the Kubernetes service account that runs it (deploy/kubernetes).
 PROGRAMS = {

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from order_processor.iam import Arns
-from order_processor.resources import FIFO_SUFFIX, Resources
+from order_processor.deployment.iam import Arns
+from order_processor.deployment.resources import FIFO_SUFFIX, Resources
 
 PREFIX = "${Prefix}"
 NO_VALUE = {"Ref": "AWS::NoValue"}

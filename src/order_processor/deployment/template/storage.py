@@ -9,8 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from order_processor.resources import Index, QueueSpec, Resources, TableSpec, queue_policy
-from order_processor.template.names import (
+from order_processor.deployment.resources import (
+    Index,
+    QueueSpec,
+    Resources,
+    TableSpec,
+    queue_policy,
+)
+from order_processor.deployment.template.names import (
     NO_VALUE,
     get_att,
     logical_id,

@@ -16,7 +16,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from order_processor.resources import Index, QueueSpec, Resources, TableSpec, queue_policy
+from order_processor.deployment.resources import (
+    Index,
+    QueueSpec,
+    Resources,
+    TableSpec,
+    queue_policy,
+)
 
 MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
@@ -222,7 +228,7 @@ def summarize(changes: list[Change]) -> str:
 
 def main() -> int:
     """Entry point for hosts without the project's dependencies (the LocalStack hook):
-    `python -m order_processor.provision`, configured by the same environment variables.
+    `python -m order_processor.deployment.provision`, configured by the same environment variables.
     Needs only botocore, which every LocalStack image carries."""
     import botocore.session
 
