@@ -6,7 +6,6 @@ and when no message is left to do it, the sweeper's recovery job does. Real proc
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from datetime import timedelta
 from decimal import Decimal
@@ -26,7 +25,7 @@ from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderStatus
 from order_processor.domain.users import UserUpdate
 from order_processor.messaging.producer import UNSIGNED
-from tests.e2e.harness import Harness
+from tests.e2e.harness import AHEAD, DUE_IN, Harness
 from tests.ledger import assert_ledger
 from tests.support import cli_env, run_cli
 
@@ -186,20 +185,21 @@ async def test_a_system_command_redelivered_after_its_final_commit_publishes_the
 ) -> None:
     await harness.create_user("final_ev_1", usd="1000")
     await harness.add_asset("BTC", "100")
-    expiry = utc_now() + timedelta(seconds=3 if step == "expired" else 3600)
+    expiry = utc_now() + (DUE_IN if step == "expired" else timedelta(hours=3))
     buy = harness.limit("final_ev_1", "buy", "BTC", "1", "50", expires_at=expiry)
     await harness.send(buy)
     assert await harness.run_worker() == 0, harness.worker_output()
+    ahead = None
     if step == "completed":
         await harness.send_prices(("BTC", "40"))
         assert await harness.run_worker(kind="limit-matcher") == 0
-    else:
-        await asyncio.sleep((expiry - utc_now()).total_seconds() + 0.1)  # until it is due
-        await harness.sweep()
+    else:  # due for the sweeper and the worker, whose clocks run ahead of it
+        ahead = AHEAD
+        await harness.sweep_ahead(ahead)
     # The worker commits the final step and dies before publishing its event.
-    crashed = await harness.run_worker(fault=f"crash-after={step}")
+    crashed = await harness.run_worker(fault=f"crash-after={step}", ahead=ahead)
     assert crashed == -signal.SIGKILL, harness.worker_output()
-    assert await harness.run_worker() == 0, harness.worker_output()
+    assert await harness.run_worker(ahead=ahead) == 0, harness.worker_output()
 
     final = await harness.order(buy.payload.order_id)
     kind = EventType.ORDER_COMPLETED if step == "completed" else EventType.ORDER_EXPIRED
