@@ -12,14 +12,14 @@ from typing import Any, Protocol
 
 import pytest
 
-from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.domain.orders import Order, OrderStatus, OrderType
 from order_processor.domain.ports import Inventory, OrderBook
-from order_processor.domain.triggers import trail_stop
 from order_processor.exceptions import (
     AssetNotFoundException,
     OrderChangedException,
     StalePriceException,
 )
+from tests.builders import a_resting_order, a_trailing_stop
 
 T = OrderType
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -51,21 +51,19 @@ def resting(
     kind: OrderType, asset_id: str, status: OrderStatus = OrderStatus.QUEUED, **fields: Any
 ) -> Order:
     changes = {k: fields.pop(k) for k in ("updated_at", "expires_at") if k in fields}
-    request = OrderCreate.model_validate(
-        {"order_type": kind, "asset_id": asset_id, "quantity": "1", **fields}
+    username = f"user_{uuid.uuid4().hex[:12]}"
+    order = a_resting_order(
+        kind, status=status, username=username, asset_id=asset_id, at=T0, **fields
     )
-    times = {"created_at": T0, "updated_at": T0} | changes
-    return Order.place(f"user_{uuid.uuid4().hex[:12]}", request).evolve(
-        status=status, sequence=2, **times
-    )
+    return order.evolve(**changes) if changes else order
 
 
 def trailing(
     kind: OrderType, asset_id: str, best: str, status: OrderStatus = OrderStatus.QUEUED
 ) -> Order:
-    order = resting(kind, asset_id, status, trail_amount="10")
-    return order.evolve(
-        best_price=Decimal(best), stop_price=trail_stop(kind, Decimal(best), Decimal("10"), None)
+    username = f"user_{uuid.uuid4().hex[:12]}"
+    return a_trailing_stop(
+        kind, best=best, status=status, username=username, asset_id=asset_id, at=T0
     )
 
 

@@ -12,11 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from order_processor.domain.commands import CancelOrder, ExecuteOrder
-from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.domain.orders import Order, OrderStatus, OrderType
 from order_processor.domain.triggers import trail_stop, trailed, triggered
 from order_processor.exceptions import CommandRejected
 from order_processor.saga.engine import Saga
 from order_processor.store.items import index_attributes
+from tests.builders import an_order
 from tests.unit.fakes import MemoryEvents, MemoryLedger
 from tests.unit.test_saga import LIMITS, NOW, USER, place, reference, world
 
@@ -24,10 +25,7 @@ T = OrderType
 
 
 def order(kind: OrderType, **fields: Any) -> Order:
-    request = OrderCreate.model_validate(
-        {"order_type": kind, "asset_id": "BTC", "quantity": "1", **fields}
-    )
-    return Order.place(USER, request)
+    return an_order(kind, username=USER, **fields)
 
 
 @pytest.mark.parametrize(

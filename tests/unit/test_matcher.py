@@ -9,8 +9,7 @@ from typing import Any
 
 from order_processor.domain.assets import Asset
 from order_processor.domain.commands import ExecuteOrder, ServiceName, UpdatePrice
-from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
-from order_processor.domain.triggers import trail_stop
+from order_processor.domain.orders import Order, OrderType
 from order_processor.exceptions import OrderChangedException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.prices import PriceMatcher
@@ -18,6 +17,7 @@ from order_processor.messaging.consumer import Message
 from order_processor.messaging.producer import CommandFactory, signed_by
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
+from tests.builders import a_resting_order, a_trailing_stop
 from tests.unit.fakes import MemoryBook, MemoryCommands, MemoryEvents, MemoryInventory
 
 SECRET = "matcher-secret-" + "m" * 32
@@ -27,21 +27,11 @@ T = OrderType
 
 def waiting(kind: OrderType, placed: datetime = T0, **fields: Any) -> Order:
     """A QUEUED order of BTC as the order worker leaves it."""
-    request = OrderCreate.model_validate(
-        {"order_type": kind, "asset_id": "BTC", "quantity": "1", **fields}
-    )
-    return Order.place("trader", request).evolve(
-        status=OrderStatus.QUEUED, sequence=2, created_at=placed, updated_at=placed
-    )
+    return a_resting_order(kind, at=placed, **fields)
 
 
 def trailing_sell(best: str, trail: str = "10", since: datetime = T0) -> Order:
-    kind = T.TRAILING_STOP_SELL
-    return waiting(kind, trail_amount=trail).evolve(
-        best_price=Decimal(best),
-        stop_price=trail_stop(kind, Decimal(best), Decimal(trail), None),
-        trail_since=since,
-    )
+    return a_trailing_stop(best=best, trail=trail, at=T0).evolve(trail_since=since)
 
 
 class World:

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from order_processor.domain.commands import AnyCommand
-from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.domain.orders import Order
 from order_processor.exceptions import ServiceUnavailableException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.prices import FIFO_SEND_IN_FLIGHT, SEND_IN_FLIGHT, PriceMatcher
@@ -24,6 +24,7 @@ from order_processor.security.tokens import TokenManager
 from order_processor.store.dynamo import from_item
 from order_processor.store.items import order_item
 from order_processor.store.orders import OrderDAO
+from tests.builders import a_trailing_stop
 
 SECRET = "fan-out-secret-" + "f" * 32
 
@@ -143,15 +144,7 @@ async def test_a_command_sqs_refuses_as_ours_is_never_sent_again() -> None:
 
 
 def trailing_sell(best: str) -> Order:
-    request = OrderCreate(
-        order_type=OrderType.TRAILING_STOP_SELL,
-        asset_id="BTC",
-        quantity=Decimal("1"),
-        trail_amount=Decimal("1"),
-    )
-    return Order.place("trader", request).evolve(
-        status=OrderStatus.QUEUED, best_price=Decimal(best), stop_price=Decimal(best) - 1
-    )
+    return a_trailing_stop(best=best, trail="1")
 
 
 def client_error(code: str) -> ClientError:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from order_processor.domain.commands import ExpireOrder, ResumeOrder
-from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.domain.orders import Order, OrderStatus, OrderType
 from order_processor.handlers.sweeper import ExpirySweeper
 from order_processor.security.tokens import TokenManager
+from tests.builders import an_order
 from tests.unit.fakes import MemoryBook, MemoryCommands
 
 SECRET = "sweeper-secret-" + "s" * 32
@@ -16,10 +17,8 @@ T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def order(status: OrderStatus, *, changed: datetime = T0, expires: datetime | None = None) -> Order:
-    request = OrderCreate.model_validate(
-        {"order_type": OrderType.LIMIT_BUY, "asset_id": "BTC", "quantity": "1", "limit_price": "9"}
-    )
-    return Order.place("trader", request).evolve(
+    placed = an_order(OrderType.LIMIT_BUY, limit_price="9")
+    return placed.evolve(
         status=status, sequence=3, created_at=T0, updated_at=changed, expires_at=expires
     )
 

@@ -21,6 +21,7 @@ from order_processor.domain.base import utc_now
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.ops.ledger_audit import AuditReport, LedgerAuditor
 from order_processor.store.items import order_item
+from tests.builders import an_order
 from tests.support import deployed
 
 
@@ -52,8 +53,7 @@ async def audit(aws: AwsClients, username: str) -> AuditReport:
 
 
 def order(username: str, status: OrderStatus, **fields: object) -> Order:
-    request = OrderCreate(order_type=OrderType.MARKET_BUY, asset_id="BTC", quantity=Decimal("1"))
-    return Order.place(username, request).evolve(status=status, **fields)
+    return an_order(username=username).evolve(status=status, **fields)
 
 
 async def test_a_clean_ledger_passes(aws: AwsClients, username: str) -> None:

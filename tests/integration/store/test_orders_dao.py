@@ -3,29 +3,27 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from order_processor.bootstrap import AwsClients, get_order_dao
-from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType, OrderUpdate
+from order_processor.domain.orders import Order, OrderStatus, OrderType, OrderUpdate
 from order_processor.exceptions import (
     EntityAlreadyExistsException,
     InvalidTransitionException,
     OrderNotFoundException,
 )
 from order_processor.store.dynamo import InvalidCursorError, from_item
+from tests.builders import an_order
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-def order(username: str, minutes: int = 0, **fields: object) -> Order:
-    request = OrderCreate.model_validate(
-        {"order_type": OrderType.MARKET_BUY, "asset_id": "BTC", "quantity": "0.5", **fields}
-    )
-    placed = Order.place(username, request)
+def order(username: str, minutes: int = 0, **fields: Any) -> Order:
     at = T0 + timedelta(minutes=minutes)
-    return placed.model_copy(update={"created_at": at, "updated_at": at})
+    return an_order(username=username, quantity="0.5", at=at, **fields)
 
 
 async def test_an_order_round_trips_exactly(aws: AwsClients, username: str) -> None:

@@ -13,38 +13,20 @@ import pytest
 from botocore.exceptions import ClientError
 
 from order_processor.bootstrap import AwsClients, get_order_dao
-from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
+from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.steps import Step
-from order_processor.domain.triggers import trail_stop
 from order_processor.handlers.trails import move_trails
 from order_processor.saga.decision import moved
 from order_processor.store.dynamo import call
 from order_processor.store.items import transition_put
+from tests.builders import a_trailing_stop
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def trailing(username: str, asset: str, best: str = "100", trail: str = "10") -> Order:
-    request = OrderCreate.model_validate(
-        {
-            "order_type": OrderType.TRAILING_STOP_SELL,
-            "asset_id": asset,
-            "quantity": "1",
-            "trail_amount": trail,
-        }
-    )
-    kind = OrderType.TRAILING_STOP_SELL
-    return (
-        Order.place(username, request)
-        .evolve(
-            best_price=Decimal(best),
-            stop_price=trail_stop(kind, Decimal(best), Decimal(trail), None),
-            status=OrderStatus.QUEUED,
-            step="held",
-            sequence=2,
-            expires_at=T0 + timedelta(days=30),
-        )
-        .model_copy(update={"created_at": T0, "updated_at": T0})
+    return a_trailing_stop(best=best, trail=trail, username=username, asset_id=asset, at=T0).evolve(
+        step=Step.HELD, expires_at=T0 + timedelta(days=30)
     )
 
 
