@@ -7,8 +7,11 @@ their own: what a line of code there may import. Nothing imports an entrypoint (
 from __future__ import annotations
 
 import ast
+import sys
 from collections import defaultdict
 from pathlib import Path
+
+import pytest
 
 import order_processor
 
@@ -154,3 +157,28 @@ def test_the_saga_builds_no_aws_request() -> None:
     )
     for request_word in ("TransactItems", "ConditionExpression", "TableName", "RequestItems"):
         assert request_word not in text
+
+
+def test_a_relative_import_is_the_import_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`from ..store.orders import OrderDAO` in handlers/ imports the store as surely as
+    `from order_processor.store.orders import OrderDAO` does: a rule a relative import
+    slips past is no rule."""
+    handlers = tmp_path / "handlers"
+    handlers.mkdir()
+    module = handlers / "sneaky.py"
+    module.write_text(
+        "from ..store.orders import OrderDAO\n"
+        "from .. import store\n"
+        "from . import trails\n"
+        "from .answers import reject\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+
+    assert imports_of(module) == [
+        "order_processor.store.orders",
+        "order_processor.store",
+        "order_processor.handlers.trails",
+        "order_processor.handlers.answers",
+    ]
