@@ -57,8 +57,17 @@ MAY_IMPORT: dict[str, set[str]] = {
 
 def imports_of(path: Path) -> list[str]:
     found = []
+    # A relative import, resolved against the file's own package.
+    package = ["order_processor", *path.relative_to(ROOT).parts[:-1]]
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "order_processor":
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = ".".join(package[: len(package) - node.level + 1])
+            module = f"{base}.{node.module}" if node.module else base
+            if node.module is None:
+                found += [f"{module}.{alias.name}" for alias in node.names]
+            else:
+                found.append(module)
+        elif isinstance(node, ast.ImportFrom) and node.module == "order_processor":
             found += [f"order_processor.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.append(node.module)
