@@ -17,6 +17,8 @@ def summary(record: dict[str, Any]) -> str:
         f"Command: `{machine['command']}` ({record['seconds']} s)",
         "",
     ]
+    if "mixed" in results:
+        lines += mixed_lines(results["mixed"])
     if "throughput" in results:
         lines += [
             "| users | workers | in flight | orders/s | p50 ms | p95 ms | p99 ms (at 60% load) |",
@@ -177,5 +179,30 @@ def _under_faults(faults: dict[str, Any]) -> list[str]:
     lines.append("")
     lines += [
         f"- {name}: `{faults[name]['plan']}`, {faults[name]['faults_injected']}" for name in runs
+    ]
+    return lines
+
+
+def mixed_lines(mixed: dict[str, Any]) -> list[str]:
+    """The figures a trader feels first: the demo's mixed load, each kind's latency."""
+    target = mixed["market_target"]
+    lines = [
+        f"Mixed load (the demo's: {mixed['users']} users, {mixed['commands']} commands over "
+        f"{mixed['seconds']:g} s = {mixed['rate']}/s, prices moving, every program running), "
+        "latency from send to the answering event:",
+        "",
+        "| command | answered | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, row in mixed["latency_ms"].items():
+        lines.append(
+            f"| {kind} | {row['answered']:.0f} | {row['p50']} | {row['p95']} | {row['p99']} |"
+        )
+    met = "met" if target["met"] else "NOT met"
+    lines += [
+        "",
+        f"Market orders: target p95 <= {target['p95']:g} ms and p99 <= {target['p99']:g} ms: "
+        f"{met}; every order final: {mixed['all_final']}",
+        "",
     ]
     return lines

@@ -10,7 +10,7 @@ import asyncio
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from bench.analytics import drain
 from bench.baseline import baseline
 from bench.ceiling import replayed_ceiling
 from bench.machine import describe_machine
+from bench.mixed import mixed
 from bench.report import chart, summary
 from bench.scenarios import (
     at_latency,
@@ -29,12 +30,14 @@ from bench.scenarios import (
 )
 from bench.stops import CASES as STOP_CASES
 from bench.stops import one_move
+from order_processor.demo.load import DemoPlan
 from order_processor.deployment.emulator import running_emulator
 from order_processor.faultproxy import AWS_BAD_DAY
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LATENCY_MS, JITTER_MS = 8.0, 2.0  # a round trip to DynamoDB, SQS or SNS in one region
 MEASUREMENTS = (
+    "mixed",
     "throughput",
     "calls",
     "ceiling",
@@ -66,6 +69,7 @@ class Sizes:
     analytics: int
     faults_backlog: int
     faults_paced: int
+    mixed: DemoPlan
 
 
 QUICK = Sizes(
@@ -85,6 +89,7 @@ QUICK = Sizes(
     analytics=2000,
     faults_backlog=1000,
     faults_paced=500,
+    mixed=DemoPlan(),  # the demo's own size and rate: 600 commands over 40 s
 )
 FULL = Sizes(
     backlog=1000,
@@ -103,11 +108,15 @@ FULL = Sizes(
     analytics=10_000,
     faults_backlog=3000,
     faults_paced=1500,
+    mixed=DemoPlan(orders=1800, seconds=120.0),  # the same rate, three times as long
 )
 
 
 async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    if "mixed" in only:
+        results["mixed"] = await mixed(endpoint, sizes.mixed)
+        print(json.dumps(results["mixed"]), flush=True)
     if "throughput" in only:
         results["throughput"] = []
         for distribution in ("spread", "hot"):
@@ -221,7 +230,7 @@ def main() -> int:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
         "machine": describe_machine(),
-        "sizes": sizes.__dict__,
+        "sizes": asdict(sizes),
         "results": results,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -100,6 +100,8 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
     assert "QUEUED" not in out.split("orders ", 1)[1].splitlines()[0]  # every order final
     assert re.search(r"throughput: [\d.]+ orders/s", out)
     assert re.search(r"market order latency, command sent to final event: p50 \d+ ms", out)
+    # Each kind of the load timed to its answer (tests/unit/test_demo_tally.py: how).
+    assert re.search(r"^  market order: \d+ answered, p50 \d+ ms, p95 \d+ ms", out, re.M)
     assert "workers stopped" in out
     # The analytics worker counted every order the demo saw final, as the rebuild does.
     final = int(re.search(r"\((\d+) final in", out).group(1))  # type: ignore[union-attr]

@@ -19,9 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -37,11 +36,11 @@ from order_processor.bootstrap import (
 )
 from order_processor.config import QueueKind, Settings
 from order_processor.demo.feeds import random_walk
+from order_processor.demo.tally import Tally
 from order_processor.deployment.emulator import free_port
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.base import utc_now
-from order_processor.domain.commands import AnyCommand, PlaceOrder
-from order_processor.domain.events import Event, EventType
+from order_processor.domain.commands import AnyCommand
 from order_processor.domain.orders import OrderCreate, OrderType
 from order_processor.domain.users import UserCreate
 from order_processor.exceptions import EntityAlreadyExistsException
@@ -54,7 +53,6 @@ ASSETS = {
     "ADA": Decimal("0.5"),
 }
 NO_LOGIN = "!"
-TERMINAL = {"order.completed", "order.failed", "order.cancelled", "order.expired"}
 CONDITIONAL_TYPES = [kind for kind in OrderType if kind.is_conditional]
 WORKERS = [
     ("order worker 1", ["workers.order_worker"]),
@@ -71,52 +69,6 @@ class DemoPlan:
     orders: int = 600
     seconds: float = 40.0
     seed: int = 7
-
-
-@dataclass
-class Tally:
-    """What the demo sent and what the event stream said about it."""
-
-    sent_at: dict[str, float] = field(default_factory=dict)  # order id -> send time
-    market: set[str] = field(default_factory=set)  # ids of market orders
-    final_at: dict[str, float] = field(default_factory=dict)
-    queued: set[str] = field(default_factory=set)
-    commands: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)
-    rejected_orders: set[str] = field(default_factory=set)
-
-    def on_event(self, event: Event, applied: bool) -> None:
-        if event.event_type is EventType.COMMAND_REJECTED:
-            if applied:
-                self.rejected[str(event.data.get("reason"))] += 1
-                if event.order_id in self.sent_at:
-                    self.rejected_orders.add(event.order_id)
-            return
-        if not applied or event.order_id is None:
-            return
-        if event.event_type.value in TERMINAL:
-            self.final_at.setdefault(event.order_id, time.monotonic())
-            self.queued.discard(event.order_id)
-        elif event.event_type is EventType.ORDER_QUEUED:
-            self.queued.add(event.order_id)
-
-    @property
-    def open_orders(self) -> int:
-        return len(set(self.sent_at) - set(self.final_at) - self.rejected_orders)
-
-    def latencies_ms(self) -> list[float]:
-        """Market orders only: a limit order's time to final is the market's, not ours."""
-        return sorted(
-            (self.final_at[o] - self.sent_at[o]) * 1000
-            for o in self.final_at
-            if o in self.sent_at and o in self.market
-        )
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return 0.0
-    return values[min(len(values) - 1, int(fraction * len(values)))]
 
 
 class Demo:
@@ -156,7 +108,7 @@ class Demo:
             )
             with contextlib.suppress(EntityAlreadyExistsException):
                 await users.create_user(request, password_hash=NO_LOGIN)  # and its balance
-        await self.send([self.factory.deposit(u, "5000") for u in self.users])
+        await self.send([self.factory.deposit(u, "5000") for u in self.users], timed=False)
         # Everyone starts with a little of every asset, so sells have something to sell.
         await self.send(
             [
@@ -170,7 +122,8 @@ class Demo:
                 )
                 for u in self.users
                 for a in ASSETS
-            ]
+            ],
+            timed=False,
         )
 
     def start_workers(self, environment: dict[str, str]) -> None:
@@ -229,20 +182,16 @@ class Demo:
 
     # the load
 
-    async def send(self, commands: Sequence[AnyCommand]) -> None:
+    async def send(self, commands: Sequence[AnyCommand], *, timed: bool = True) -> None:
+        """`timed`: the load's commands; the seed's and the closing cancels are counted,
+        never timed."""
         if not commands:
             return
         if self.commands is None:  # resolved once, not for every batch
             url = await self.clients.queue_url(self.settings.resources().commands_queue.name)
             fifo = self.settings.queue_kind is QueueKind.FIFO
             self.commands = Producer(self.clients.sqs, url, fifo=fifo)
-        now = time.monotonic()
-        for command in commands:
-            self.tally.commands[command.type.value] += 1
-            if isinstance(command, PlaceOrder):
-                self.tally.sent_at[command.payload.order_id] = now
-                if not command.payload.order_type.rests:
-                    self.tally.market.add(command.payload.order_id)
+        self.tally.sent(list(commands), timed=timed)
         await self.commands.send_batch(commands)
 
     def next_command(self, placed: dict[str, list[str]]) -> AnyCommand:
@@ -331,7 +280,7 @@ class Demo:
         for order_id in sorted(self.tally.queued):
             order = await orders.get_order(order_id)
             cancels.append(self.factory.cancel(order.username, order_id))
-        await self.send(cancels)
+        await self.send(cancels, timed=False)
 
     async def progress(self) -> None:
         while not self.stopping.is_set():

@@ -8,6 +8,7 @@ import secrets
 import signal
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 from order_processor.analytics.rebuild import rebuild
 from order_processor.analytics.store import AnalyticsStore
@@ -16,7 +17,8 @@ from order_processor.aws import provision_deployment
 from order_processor.bootstrap import AwsClients, get_order_dao, open_clients
 from order_processor.config import Settings
 from order_processor.dashboard.app import DEFAULT_PORT, running_dashboard
-from order_processor.demo.load import Demo, DemoPlan, percentile
+from order_processor.demo.load import Demo, DemoPlan
+from order_processor.demo.tally import Kind, percentile
 from order_processor.messaging.follower import StatusFollower, follow
 from order_processor.ops.ledger_audit import LedgerAuditor
 from order_processor.store.dynamo import all_items
@@ -92,7 +94,20 @@ async def _until_stopped() -> None:
     await stopped.wait()
 
 
-async def _drive(demo: Demo, clients: AwsClients, started: float) -> int:
+@dataclass(frozen=True)
+class Day:
+    """One trading day of the mixed load: how long it took from the start, whether every
+    order ended, and whether a signal cut it short."""
+
+    elapsed: float
+    final: bool
+    interrupted: bool
+
+
+async def trading_day(demo: Demo, clients: AwsClients, started: float) -> Day:
+    """The programs started and ready, the seed settled, the load sent at its pace while
+    the feed moves prices, the book closed, every order final. The demo and the
+    benchmark's mixed scenario both run this; the caller stops the programs."""
     status_url = await clients.queue_url(demo.settings.resources().order_status_queue.name)
     follower = asyncio.create_task(
         follow(
@@ -103,35 +118,41 @@ async def _drive(demo: Demo, clients: AwsClients, started: float) -> int:
             until=demo.stopping.is_set,
         )
     )
-    await demo.seed()
-    demo.start_workers(worker_environment(demo.settings))
-    await demo.wait_until_ready()
-    background = [asyncio.create_task(demo.run_feed()), asyncio.create_task(demo.progress())]
-    print(f"sending {demo.plan.orders} commands over {demo.plan.seconds:.0f} s ...", flush=True)
-    await demo.run_load()
-    if demo.stopping.is_set():
-        return await _interrupted(demo, background, follower)
-    await demo.wait_until_final(5)
-    await demo.close_book()
-    final = await demo.wait_until_final(120)
-    elapsed = time.monotonic() - started
-    demo.stopping.set()
-    await asyncio.gather(*background, follower, return_exceptions=True)
-    if not final and demo.tally.open_orders:
+    background: list[asyncio.Task[None]] = []
+    try:
+        demo.start_workers(worker_environment(demo.settings))
+        await demo.wait_until_ready()
+        # The seed (first deposits, a little of every asset) is setup: done before the
+        # load and its clock, so that the latencies are the load's, not the start-up's.
+        await demo.seed()
+        if not await demo.wait_until_final(60):
+            print(f"the seed did not settle: {demo.tally.open_orders} order(s) open", flush=True)
+        background = [asyncio.create_task(demo.run_feed()), asyncio.create_task(demo.progress())]
+        print(f"sending {demo.plan.orders} commands over {demo.plan.seconds:.0f} s ...", flush=True)
+        await demo.run_load()
+        if demo.stopping.is_set():
+            return Day(time.monotonic() - started, final=False, interrupted=True)
+        await demo.wait_until_final(5)
+        await demo.close_book()
+        final = await demo.wait_until_final(120)
+        return Day(time.monotonic() - started, final=final, interrupted=demo.stopping.is_set())
+    finally:
+        demo.stopping.set()
+        await asyncio.gather(*background, follower, return_exceptions=True)
+
+
+async def _drive(demo: Demo, clients: AwsClients, started: float) -> int:
+    day = await trading_day(demo, clients, started)
+    if day.interrupted:
+        print(
+            f"interrupted: sent {sum(demo.tally.commands.values())} commands "
+            f"({demo.tally.commands['PlaceOrder']} orders); unfinished ones stay on the queue",
+            flush=True,
+        )
+        return EXIT_INTERRUPTED
+    if not day.final and demo.tally.open_orders:
         print(f"{demo.tally.open_orders} order(s) did not reach a final state in time")
-    return await _report(demo, clients, elapsed, final)
-
-
-async def _interrupted(
-    demo: Demo, background: list[asyncio.Task[None]], follower: asyncio.Task[None]
-) -> int:
-    await asyncio.gather(*background, follower, return_exceptions=True)
-    print(
-        f"interrupted: sent {sum(demo.tally.commands.values())} commands "
-        f"({demo.tally.commands['PlaceOrder']} orders); unfinished ones stay on the queue",
-        flush=True,
-    )
-    return EXIT_INTERRUPTED
+    return await _report(demo, clients, day.elapsed, day.final)
 
 
 async def _report(demo: Demo, clients: AwsClients, elapsed: float, final: bool) -> int:
@@ -139,7 +160,7 @@ async def _report(demo: Demo, clients: AwsClients, elapsed: float, final: bool) 
     print()
     print(await order_table(clients))
     print()
-    latencies = tally.latencies_ms()
+    latencies = tally.latencies_ms(Kind.MARKET)
     print(f"commands sent: {dict(sorted(tally.commands.items()))}")
     print(f"rejected: {sum(tally.rejected.values())} {dict(sorted(tally.rejected.items()))}")
     print(
@@ -151,6 +172,11 @@ async def _report(demo: Demo, clients: AwsClients, elapsed: float, final: bool) 
         f"p50 {percentile(latencies, 0.50):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms, "
         f"p99 {percentile(latencies, 0.99):.0f} ms"
     )
+    for kind, figures in tally.report().items():
+        print(
+            f"  {kind}: {figures['answered']:.0f} answered, p50 {figures['p50']:.0f} ms, "
+            f"p95 {figures['p95']:.0f} ms, p99 {figures['p99']:.0f} ms"
+        )
     print(f"dead letters: {await dead_letter_count(demo, clients)}")
     auditor = LedgerAuditor(clients.dynamodb, clients.resources.users_table, get_order_dao(clients))
     report = await auditor.run()
