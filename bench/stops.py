@@ -16,6 +16,8 @@ queue's message count is checked afterwards). No worker runs.
   conditional UpdateItem each), none fires.
 - `trails_triggered`: N trailing stop sells placed at 10, trails spread from 0.01 to 4.99
   (half as amounts, half as percentages); the price falls to 5: none moves, all fire.
+- `empty_book`: nothing waiting; the price falls from 10 to 5: what an update costs when
+  it can trigger nothing (the matcher's idle cost).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ HIGH, LOW = Decimal("10"), Decimal("5")
 USERS = 1000
 SLIPPAGE = Decimal(5)
 CASES = ("stops", "trails_moved", "trails_triggered")
+EMPTY_BOOK = "empty_book"  # one price move with nothing waiting: the matcher's idle cost
 
 
 def _spread(n: int, count: int, low: Decimal, high: Decimal) -> Decimal:
@@ -173,6 +176,7 @@ async def one_move(
     """One case: seeded through `endpoint`, the matcher's calls through `matcher_endpoint`
     (a latency proxy in front of the same emulator, `latency_ms` its delay) if given."""
     start, price = (LOW, HIGH) if case == "trails_moved" else (HIGH, LOW)
+    count = 0 if case == EMPTY_BOOK else count
     async with bench_deployment(endpoint, follow=False) as bench:
         resources = bench.settings.resources()
         settings = bench.settings.model_copy(update={"endpoint_url": matcher_endpoint or endpoint})
@@ -227,7 +231,7 @@ async def one_move(
         "execute_orders_sent": len(sent),
         "execute_orders_on_queue": on_queue,
         "trails_moved": moved,
-        "orders_per_second": round(handled / seconds, 1),
+        "orders_per_second": round(handled / seconds, 1) if handled else 0.0,
         "aws_calls": sum(calls.values()),
         "aws_calls_by_operation": calls,
         "matcher_cpu_seconds": round(cpu, 3),
