@@ -56,8 +56,8 @@ browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 # The suite waits on processes and queues more than it computes (about 1.3 cores busy on
-# average): eight pytest workers (each with its own emulator) on two cores, about 8 minutes
-# with coverage (915 tests).
+# average): eight pytest workers (each with its own emulator) on two cores, about 10
+# minutes with coverage (1,128 tests).
 TEST_WORKERS ?= 8
 
 # Coverage of src/ and workers/, in the worker and CLI processes the tests start too
