@@ -11,7 +11,7 @@ import pytest
 
 from order_processor.bootstrap import AwsClients, open_clients
 from order_processor.config import QueueKind, Settings
-from order_processor.faultproxy import FaultPlan, fault_proxy
+from order_processor.faultproxy import FaultPlan, FaultProxyHandle, fault_proxy
 from tests.e2e.harness import Harness
 from tests.support import deployed
 
@@ -75,3 +75,11 @@ async def strict_harness(aws_endpoint: str) -> AsyncIterator[Harness]:
     with deployed(deployment_settings(aws_endpoint, max_failures=2)) as settings:
         async with open_clients(settings) as clients:
             yield await Harness.start(settings, clients)
+
+
+@pytest.fixture
+def proxy(harness: Harness) -> Iterator[FaultProxyHandle]:
+    """A fault proxy in front of the harness's emulator, faultless until a test sets a plan."""
+    assert harness.settings.endpoint_url is not None
+    with fault_proxy(harness.settings.endpoint_url, FaultPlan.parse("")) as handle:
+        yield handle

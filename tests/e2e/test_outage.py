@@ -8,27 +8,19 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from order_processor.deployment.emulator import free_port
 from order_processor.domain.orders import OrderStatus
-from order_processor.faultproxy import FaultPlan, FaultProxyHandle, fault_proxy
+from order_processor.faultproxy import FaultPlan, FaultProxyHandle
 from tests.e2e.harness import Harness
 from tests.e2e.test_observability import get, until_answered, until_status
 from tests.ledger import assert_ledger
 
 PROGRAMS = ("orders", "limit-matcher", "expiry-sweeper", "analytics")
 OUTAGE_SECONDS = 12.0
-
-
-@pytest.fixture
-def proxy(harness: Harness) -> Iterator[FaultProxyHandle]:
-    assert harness.settings.endpoint_url is not None
-    with fault_proxy(harness.settings.endpoint_url, FaultPlan.parse("")) as handle:
-        yield handle
 
 
 @pytest.mark.timeout(180)

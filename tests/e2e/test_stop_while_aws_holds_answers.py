@@ -20,23 +20,15 @@ import contextlib
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from order_processor.deployment.emulator import free_port
-from order_processor.faultproxy import FaultPlan, FaultProxyHandle, fault_proxy
+from order_processor.faultproxy import FaultPlan, FaultProxyHandle
 from tests.e2e.harness import Harness
 from tests.e2e.test_observability import until_answered
 
 KUBELET_GRACE = 40.0
-
-
-@pytest.fixture
-def proxy(harness: Harness) -> Iterator[FaultProxyHandle]:
-    assert harness.settings.endpoint_url is not None
-    with fault_proxy(harness.settings.endpoint_url, FaultPlan.parse("")) as handle:
-        yield handle
 
 
 @pytest.mark.timeout(180)

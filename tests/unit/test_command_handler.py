@@ -68,9 +68,11 @@ def message(number: int, body: str) -> Message:
     return Message(f"m-{number}", f"r-{number}", body, receive_count=1)
 
 
-def rejecting_world() -> tuple[CommandHandler, MemoryLedger]:
+def rejecting_world(events: MemoryEvents | None = None) -> tuple[CommandHandler, MemoryLedger]:
+    """A handler over a user with 100 USD whose rejections go to `events` (by default: a
+    sink that cannot publish them)."""
     _, ledger, _ = world(usd="100")
-    events = RejectionsFail()
+    events = RejectionsFail() if events is None else events
     saga = Saga(
         ledger, events, Limits(Decimal(10000), Decimal(10000), Decimal(5000)), clock=lambda: NOW
     )

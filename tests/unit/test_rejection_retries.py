@@ -13,22 +13,15 @@ in-place retry; for a refusal of the saga the rest of the group is released behi
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Sequence
-from decimal import Decimal
 
 from order_processor.domain.events import Event, EventType
 from order_processor.exceptions import ServiceUnavailableException
-from order_processor.handlers.admission import Admission
-from order_processor.handlers.commands import CommandHandler
 from order_processor.messaging.consumer import Backoff, Message, Release, Retry
-from order_processor.saga.decision import Limits
-from order_processor.saga.engine import Saga
-from order_processor.security.audit import AuditLogger
-from tests.unit.fakes import MemoryEvents, MemoryFailures
-from tests.unit.test_command_handler import NOW, TOKENS, deposit
-from tests.unit.test_saga import USER, world
+from tests.unit.fakes import MemoryEvents
+from tests.unit.test_command_handler import deposit, rejecting_world
+from tests.unit.test_saga import USER
 
 
 class ThrottledOnce(MemoryEvents):
@@ -49,18 +42,7 @@ class ThrottledOnce(MemoryEvents):
 
 async def test_a_rejection_that_met_throttling_is_retried_in_place_as_transient() -> None:
     random.seed(21)
-    _, ledger, _ = world(usd="100")
-    events = ThrottledOnce()
-    saga = Saga(
-        ledger, events, Limits(Decimal(10000), Decimal(10000), Decimal(5000)), clock=lambda: NOW
-    )
-    commands = CommandHandler(
-        saga=saga,
-        events=events,
-        admission=Admission(TOKENS, clock=lambda: NOW),
-        audit=AuditLogger(io.StringIO()),
-        failures=MemoryFailures(),
-    )
+    commands, _ = rejecting_world(ThrottledOnce())
     # The second deposit is over the daily limit: refused by the saga, answered with
     # command.rejected. Its 9th delivery (AWS had a bad day).
     group = [

@@ -4,47 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from botocore.exceptions import ClientError
 
 from order_processor.aws import aio_session, client_kwargs
 from order_processor.config import Settings
 from order_processor.faultproxy import FaultPlan, fault_proxy
 from order_processor.messaging.consumer import Ack, Backoff, Consumer, Message, Outcome, Retry
-
-
-@pytest.fixture
-async def sqs(aws_endpoint: str) -> AsyncIterator[Any]:
-    settings = Settings(endpoint_url=aws_endpoint)
-    async with (await aio_session(settings)).client("sqs", **client_kwargs(settings)) as client:
-        yield client
-
-
-@pytest.fixture
-async def queue(sqs: Any) -> AsyncIterator[tuple[str, str]]:
-    """A standard queue with a DLQ after 2 receives."""
-    name = f"c{uuid.uuid4().hex[:12]}"
-    dlq = (await sqs.create_queue(QueueName=f"{name}-dlq"))["QueueUrl"]
-    dlq_arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))[
-        "Attributes"
-    ]["QueueArn"]
-    url = (
-        await sqs.create_queue(
-            QueueName=name,
-            Attributes={
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
-            },
-        )
-    )["QueueUrl"]
-    try:
-        yield url, dlq
-    finally:
-        await sqs.delete_queue(QueueUrl=url)
-        await sqs.delete_queue(QueueUrl=dlq)
 
 
 async def depth(sqs: Any, url: str) -> tuple[int, int]:

@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
 
-from order_processor.aws import aio_session, client_kwargs
-from order_processor.config import Settings
 from order_processor.messaging.consumer import (
     Ack,
     Backoff,
@@ -33,36 +30,13 @@ from order_processor.messaging.consumer import (
     Outcome,
     ToDeadLetters,
 )
-
-
-@pytest.fixture
-async def sqs(aws_endpoint: str) -> AsyncIterator[Any]:
-    settings = Settings(endpoint_url=aws_endpoint)
-    async with (await aio_session(settings)).client("sqs", **client_kwargs(settings)) as client:
-        yield client
+from tests.integration.messaging.conftest import queue_with_dead_letters
 
 
 @pytest.fixture
 async def fifo(sqs: Any) -> AsyncIterator[tuple[str, str]]:
-    name = f"a21{uuid.uuid4().hex[:10]}"
-    fifo_attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
-    dlq = (await sqs.create_queue(QueueName=f"{name}-dlq.fifo", Attributes=fifo_attributes))[
-        "QueueUrl"
-    ]
-    arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"][
-        "QueueArn"
-    ]
-    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 50})
-    url = (
-        await sqs.create_queue(
-            QueueName=f"{name}.fifo", Attributes={**fifo_attributes, "RedrivePolicy": policy}
-        )
-    )["QueueUrl"]
-    try:
-        yield url, dlq
-    finally:
-        await sqs.delete_queue(QueueUrl=url)
-        await sqs.delete_queue(QueueUrl=dlq)
+    async with queue_with_dead_letters(sqs, fifo=True, max_receives=50) as urls:
+        yield urls
 
 
 class FirstDeadLetterEntryFails:

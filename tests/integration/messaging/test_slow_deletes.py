@@ -23,33 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
-import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from order_processor.aws import aio_session, client_kwargs
-from order_processor.config import Settings
 from order_processor.messaging.consumer import Ack, Consumer, Message, Outcome
-
-
-@pytest.fixture
-async def sqs(aws_endpoint: str) -> AsyncIterator[Any]:
-    settings = Settings(endpoint_url=aws_endpoint)
-    async with (await aio_session(settings)).client("sqs", **client_kwargs(settings)) as client:
-        yield client
-
-
-@pytest.fixture
-async def queue(sqs: Any) -> AsyncIterator[str]:
-    url = (await sqs.create_queue(QueueName=f"a21hol{uuid.uuid4().hex[:10]}"))["QueueUrl"]
-    try:
-        yield url
-    finally:
-        await sqs.delete_queue(QueueUrl=url)
 
 
 class FirstDeleteHangs:
@@ -71,10 +50,11 @@ class FirstDeleteHangs:
 
 
 async def test_one_hung_delete_never_makes_other_finished_messages_run_again(
-    sqs: Any, queue: str
+    sqs: Any, queue: tuple[str, str]
 ) -> None:
+    url, _ = queue
     for n in range(8):
-        await sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"user": f"u{n}", "n": n}))
+        await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"user": f"u{n}", "n": n}))
     runs: Counter[int] = Counter()
 
     async def handle(key: str, messages: list[Message]) -> dict[str, Outcome]:
@@ -85,7 +65,7 @@ async def test_one_hung_delete_never_makes_other_finished_messages_run_again(
 
     consumer = Consumer(
         sqs=cast(Any, FirstDeleteHangs(sqs)),
-        queue_url=queue,
+        queue_url=url,
         handle_group=handle,
         group_of=lambda m: json.loads(m.body)["user"],
         burst=True,
