@@ -27,10 +27,17 @@ from order_processor.bootstrap import (
     open_clients,
 )
 from order_processor.config import Settings
-from order_processor.domain.assets import AssetCreate
-from order_processor.domain.commands import PricePayload, UpdatePrice, command_digest
+from order_processor.domain.assets import AssetCreate, AssetTransactionCreate, AssetTransactionType
+from order_processor.domain.commands import (
+    PlaceOrder,
+    PlaceOrderPayload,
+    PricePayload,
+    UpdatePrice,
+    command_digest,
+)
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.domain.triggers import trail_stop
+from order_processor.domain.users import UserCreate
 from order_processor.exceptions import ServiceUnavailableException
 from order_processor.faultproxy import FaultPlan, fault_proxy
 from order_processor.handlers.admission import Admission
@@ -38,9 +45,13 @@ from order_processor.handlers.prices import PriceMatcher
 from order_processor.messaging.consumer import Message, Outcome
 from order_processor.messaging.producer import Producer
 from order_processor.messaging.publisher import EventPublisher
+from order_processor.saga.engine import Saga
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
+from order_processor.store.ledger import DynamoLedger
 from order_processor.store.orders import OrderDAO
+from tests.unit.fakes import MemoryEvents
+from tests.unit.test_saga import LIMITS
 
 SECRET = "attack20-prices-" + "p" * 32
 # Each test's time: a whole second after its assets are listed (their price is observed
@@ -604,14 +615,6 @@ async def placed_by_the_saga(
     """A trailing stop sell placed by the real saga over the real ledger, for a user who
     holds the asset; `meanwhile` runs between the saga's first read and its write (the
     matcher applying a price, say)."""
-    from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
-    from order_processor.domain.commands import PlaceOrder, PlaceOrderPayload
-    from order_processor.domain.users import UserCreate
-    from order_processor.saga.engine import Saga
-    from order_processor.store.ledger import DynamoLedger
-    from tests.unit.fakes import MemoryEvents
-    from tests.unit.test_saga import LIMITS
-
     username = f"user_{uuid.uuid4().hex[:12]}"
     await get_user_dao(aws).create_user(
         UserCreate(
@@ -660,6 +663,20 @@ async def placed_by_the_saga(
     return await get_order_dao(aws).get_order(payload.order_id)
 
 
+async def a_rematch_then_a_fall(
+    aws: AwsClients, order: Order, after: datetime, price: str
+) -> tuple[Order, list[str]]:
+    """A minute after `after` the matcher's rematch runs, a second later the feed falls to
+    `price`: the trailing stop as stored then, and the orders that fall executed."""
+    await matcher(aws, after + timedelta(seconds=60)).rematch(after + timedelta(seconds=60))
+    sqs = RecordingSqs()
+    at = after + timedelta(seconds=61)
+    await deliver(
+        aws, at, feed_update(order.asset_id, "fall-" + order.asset_id, at, price), sqs=sqs
+    )
+    return await get_order_dao(aws).get_order(order.order_id), sqs.executed
+
+
 async def test_a_trailing_stop_on_an_asset_listed_from_a_clock_ahead_follows_the_feed(
     aws: AwsClients,
 ) -> None:
@@ -681,13 +698,8 @@ async def test_a_trailing_stop_on_an_asset_listed_from_a_clock_ahead_follows_the
     t1 = worker_now + timedelta(seconds=1)
     await deliver(aws, t1, feed_update(symbol, "rise-" + symbol, t1, "130"))
     assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("130")  # taken
-    await matcher(aws, t1 + timedelta(seconds=60)).rematch(t1 + timedelta(seconds=60))
-    sqs = RecordingSqs()
-    t2 = t1 + timedelta(seconds=61)
-    await deliver(aws, t2, feed_update(symbol, "fall-" + symbol, t2, "115"), sqs=sqs)
-
-    stored = await get_order_dao(aws).get_order(order.order_id)
-    assert (stored.best_price, stored.stop_price, sqs.executed) == (
+    stored, executed = await a_rematch_then_a_fall(aws, order, t1, "115")
+    assert (stored.best_price, stored.stop_price, executed) == (
         Decimal("130"),
         Decimal("120"),
         [order.order_id],
@@ -721,13 +733,8 @@ async def test_a_peak_applied_between_a_trailing_stops_read_and_its_write_is_fol
 
     t2 = t1 + timedelta(seconds=1)
     await deliver(aws, t2, feed_update(symbol, "next-" + symbol, t2, "112"))
-    await matcher(aws, t2 + timedelta(seconds=60)).rematch(t2 + timedelta(seconds=60))
-    sqs = RecordingSqs()
-    t3 = t2 + timedelta(seconds=61)
-    await deliver(aws, t3, feed_update(symbol, "fall-" + symbol, t3, "109"), sqs=sqs)
-
-    stored = await get_order_dao(aws).get_order(order.order_id)
-    assert (stored.best_price, stored.stop_price, sqs.executed) == (
+    stored, executed = await a_rematch_then_a_fall(aws, order, t2, "109")
+    assert (stored.best_price, stored.stop_price, executed) == (
         Decimal("120"),
         Decimal("110"),
         [order.order_id],
