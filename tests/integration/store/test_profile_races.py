@@ -13,6 +13,20 @@ from order_processor.domain.users import UserCreate, UserUpdate
 from order_processor.exceptions import StaleUpdateException
 from order_processor.faultproxy import FaultPlan, fault_proxy
 from order_processor.store.fence import fence_moved
+from order_processor.store.users import UserDAO
+
+
+async def registered(users: UserDAO, username: str, role: str = "customer") -> None:
+    request = UserCreate.model_validate(
+        {
+            "username": username,
+            "email": f"{username}@example.com",
+            "first_name": "A",
+            "last_name": "B",
+            "role": role,
+        }
+    )
+    await users.create_user(request, password_hash="h")
 
 
 async def test_concurrent_changes_of_different_fields_without_a_version_all_apply(
@@ -23,12 +37,7 @@ async def test_concurrent_changes_of_different_fields_without_a_version_all_appl
     them) most are refused StaleUpdateException although none asked for a version check,
     and the disable may be among the refused."""
     users = get_user_dao(aws)
-    await users.create_user(
-        UserCreate(
-            username=username, email=f"{username}@example.com", first_name="A", last_name="B"
-        ),
-        password_hash="h",
-    )
+    await registered(users, username)
     changes = [UserUpdate(first_name=f"Name{i}") for i in range(7)] + [UserUpdate(is_active=False)]
 
     outcomes = await asyncio.gather(
@@ -51,15 +60,7 @@ async def test_a_disable_that_meets_a_trade_in_flight_on_the_fence_is_tried_agai
         proxied = deployment.model_copy(update={"endpoint_url": proxy.endpoint})
         async with open_clients(proxied) as clients:
             users = get_user_dao(clients)
-            await users.create_user(
-                UserCreate(
-                    username=username,
-                    email=f"{username}@example.com",
-                    first_name="A",
-                    last_name="B",
-                ),
-                password_hash="h",
-            )
+            await registered(users, username)
             trade = fence_moved(clients.resources.users_table, username, datetime.now(UTC))
             in_flight = asyncio.create_task(
                 clients.dynamodb.transact_write_items(TransactItems=[{"Update": cast(Any, trade)}])
@@ -89,15 +90,7 @@ async def test_a_versioned_change_whose_answer_was_lost_is_answered_as_applied(
         proxied = deployment.model_copy(update={"endpoint_url": proxy.endpoint})
         async with open_clients(proxied) as clients:
             users = get_user_dao(clients)
-            await users.create_user(
-                UserCreate(
-                    username=username,
-                    email=f"{username}@example.com",
-                    first_name="A",
-                    last_name="B",
-                ),
-                password_hash="h",
-            )
+            await registered(users, username)
             read = await users.get_user_by_username(username)
             # Seed 1: the first UpdateItem's answer is lost, botocore's retry is answered.
             proxy.set_plan(FaultPlan.parse("lost.UpdateItem=0.5"), 1)
@@ -152,16 +145,7 @@ async def test_a_revocation_refused_by_another_replicas_change_of_the_same_tick_
     admin is answered "applied": the role stays admin, the caller told it was revoked."""
     tick = datetime.now(UTC)
     users = replace(get_user_dao(aws), clock=lambda: tick)
-    await users.create_user(
-        UserCreate(
-            username=username,
-            email=f"{username}@example.com",
-            first_name="A",
-            last_name="B",
-            role="admin",
-        ),
-        password_hash="h",
-    )
+    await registered(users, username, role="admin")
     read = await users.get_user_by_username(username)
 
     async def the_users_rename() -> None:
