@@ -163,7 +163,7 @@ async def test_a_triggered_limit_buy_is_sent_the_same_execute_order_on_redeliver
     assert world.executed() == [buy.order_id, buy.order_id]
 
 
-async def test_a_stale_price_matches_the_book_at_the_price_that_stands() -> None:
+async def test_a_stale_price_sends_nothing_the_newer_price_already_matched() -> None:
     sell = waiting(T.LIMIT_SELL, limit_price="110")
     world = World(sell)
     await world.matcher.apply(world.update("120", 2))  # the newer price, matched
@@ -171,7 +171,21 @@ async def test_a_stale_price_matches_the_book_at_the_price_that_stands() -> None
     late = await world.matcher.apply(world.update("90", 1))
 
     assert world.inventory.assets["BTC"].price == Decimal("120")
-    assert [c.payload.order_id for c in late] == [sell.order_id]
+    assert late == []
+    assert world.executed() == [sell.order_id]  # once, by the newer price
+
+
+async def test_a_late_peak_that_moves_a_stop_past_the_standing_price_is_executed_at_once() -> None:
+    stop = trailing_sell("100")  # stop 90, following every price observed after T0
+    world = World(stop)
+    await world.matcher.apply(world.update("95", 2))  # stands: above the stop
+
+    late = await world.matcher.apply(world.update("130", 1))  # the peak, observed before
+
+    assert world.inventory.assets["BTC"].price == Decimal("95")
+    assert world.book.orders[stop.order_id].stop_price == Decimal("120")
+    assert [c.payload.order_id for c in late] == [stop.order_id]
+    assert world.executed() == [stop.order_id]
 
 
 async def test_a_price_of_an_unknown_asset_is_rejected_and_moves_nothing() -> None:

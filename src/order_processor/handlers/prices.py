@@ -39,6 +39,7 @@ from order_processor.domain.ports import (
     OrderBook,
 )
 from order_processor.domain.steps import Step
+from order_processor.domain.triggers import triggered
 from order_processor.exceptions import (
     CommandRejected,
     OrderProcessorError,
@@ -112,7 +113,7 @@ class PriceMatcher:
         after a newer price (the queue is unordered, a redelivery comes late): the moves
         only ever improve a stop, so they run whatever the price write says."""
         asset_id, price = update.payload.asset_id, update.payload.price
-        await self._move_trails(update, redelivered)
+        trailed = await self._move_trails(update, redelivered)
         try:
             # The feed's signed time orders its updates (admission refuses one dated beyond
             # the clock skew). Not clamped to this clock: a replayed copy must meet the
@@ -124,11 +125,14 @@ class PriceMatcher:
             log.info("ignored a stale price of %s (%s)", asset_id, update.issued_at)
             self.metrics.inc("price_updates_stale_total")
             # A late peak may have moved a stop past the market: matched at the price
-            # that stands, as a rematch would, without waiting for one.
+            # that stands, as a rematch would, without waiting for one. Only the stops
+            # this update moved can be such: every other order was matched at that price
+            # by the update that set it, so nothing is queried again.
             current: Asset | None = stale.details.get("current")
             if current is None:
                 return []
-            return await self._match(asset_id, current.price, update.command_id)
+            past = [order for order in trailed if triggered(order, current.price)]
+            return await self._execute(past, update.command_id)
         except OrderProcessorError as exc:
             if exc.code is Reason.ASSET_NOT_FOUND:
                 raise CommandRejected(Reason.UNKNOWN_ASSET, exc.message) from exc
@@ -137,14 +141,16 @@ class PriceMatcher:
         return await self._match(asset_id, price, update.command_id)
 
     async def _match(self, asset_id: str, price: Decimal, cause: str) -> list[ExecuteOrder]:
-        triggered = await self.orders.triggered_orders(asset_id, price)
-        commands = self._executions(triggered, cause)
+        return await self._execute(await self.orders.triggered_orders(asset_id, price), cause)
+
+    async def _execute(self, orders: list[Order], cause: str) -> list[ExecuteOrder]:
+        commands = self._executions(orders, cause)
         self.faults.after_commit(Step.MATCHED)  # the crash test: after the query, before sending
         await self._send(commands)
         self.metrics.inc("orders_triggered_total", len(commands), cause="update")
         return commands
 
-    async def _move_trails(self, update: UpdatePrice, redelivered: bool) -> None:
+    async def _move_trails(self, update: UpdatePrice, redelivered: bool) -> list[Order]:
         """Each move is a state of its own (QUEUED, its sequence up by one): announced
         after it is written. A redelivered update (its publish failed, its matcher
         crashed) announces again the trails standing at its price, with the events' same
@@ -158,6 +164,7 @@ class PriceMatcher:
             moved = {order.order_id for order in trailed}
             trailed += [order for order in standing if order.order_id not in moved]
         await self._announce_trails(trailed)
+        return trailed
 
     async def _announce_trails(self, trailed: list[Order]) -> None:
         if trailed:
@@ -174,8 +181,8 @@ class PriceMatcher:
             moved = await move_trails(self.orders, asset.asset_id, asset.price, asset.price_as_of)
             self.metrics.inc("trailing_stops_moved_total", len(moved))
             await self._announce_trails(moved)
-            triggered = await self.orders.triggered_orders(asset.asset_id, asset.price)
-            commands += self._executions(triggered, f"rematch:{now:%Y%m%dT%H%M}")
+            due = await self.orders.triggered_orders(asset.asset_id, asset.price)
+            commands += self._executions(due, f"rematch:{now:%Y%m%dT%H%M}")
         for command in commands:
             log.warning("rematch: order %s is triggered and still QUEUED", command.payload.order_id)
         await self._send(commands)
