@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from order_processor.awserrors import is_transient
+
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
     from types_aiobotocore_sqs.literals import QueueAttributeNameType
@@ -297,8 +299,9 @@ class Consumer:
     ) -> int:
         """One batch call (deletes, visibility changes, sends to the DLQ) on this queue or
         `queue_url`; the entries SQS failed through no fault of ours are sent again, those
-        alone, a few times. How many were left undone."""
-        pending = list(entries)
+        alone, a few times. How many were left undone: those still failing, and those SQS
+        refused as the sender's fault (never tried again, never counted as done)."""
+        pending, refused = list(entries), 0
         for attempt in range(BATCH_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(0.05 * 2**attempt * random.uniform(0.5, 1))  # noqa: S311
@@ -307,16 +310,19 @@ class Consumer:
                 response = await call(QueueUrl=queue_url or self.queue_url, Entries=pending)
             except Exception as exc:
                 log.warning("%s failed: %s", operation, exc)
+                if not is_transient(exc):
+                    break  # botocore has tried it already; another call would fail alike
                 continue
             failures = response.get("Failed", [])
             for failure in failures:
                 if failure.get("SenderFault"):
                     log.warning("%s: %s", operation, failure)
+                    refused += 1
             again = {str(f["Id"]) for f in failures if not f.get("SenderFault")}
             pending = [entry for entry in pending if entry["Id"] in again]
             if not pending:
-                return 0
-        return len(pending)
+                break
+        return len(pending) + refused
 
     async def _to_dead_letters(self, messages: list[Message]) -> dict[str, Outcome]:
         """Send to the DLQ one after the other, in order (same group), each tried again

@@ -45,8 +45,11 @@ class DeadLetterMoveFails:
     `command` (InternalError, not the sender's fault) for the first `times` sends of it,
     however many entries a call carries; everything else goes through."""
 
-    def __init__(self, sqs: Any, dlq: str, command: str, times: int) -> None:
+    def __init__(
+        self, sqs: Any, dlq: str, command: str, times: int, *, sender_fault: bool = False
+    ) -> None:
         self.sqs, self.dlq, self.command, self.left, self.failed = sqs, dlq, command, times, 0
+        self.sender_fault = sender_fault
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sqs, name)
@@ -65,15 +68,27 @@ class DeadLetterMoveFails:
             else {"Successful": []}
         )
         response.setdefault("Failed", []).extend(
-            {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "a21"}
+            {
+                "Id": e["Id"],
+                "SenderFault": self.sender_fault,
+                "Code": "KMS.AccessDeniedException" if self.sender_fault else "InternalError",
+                "Message": "a21",
+            }
             for e in lost
         )
         return response
 
 
-async def test_a_partial_failure_of_the_move_to_the_dlq_keeps_the_groups_order(
-    sqs: Any, fifo: tuple[str, str]
+@pytest.mark.parametrize(
+    ("sender_fault", "failures"),
+    [(False, BATCH_ATTEMPTS), (True, 1)],
+    ids=["sqs failed it every try", "sqs refused it as the sender's fault"],
+)
+async def test_a_failed_move_to_the_dlq_loses_nothing_and_keeps_the_groups_order(
+    sqs: Any, fifo: tuple[str, str], sender_fault: bool, failures: int
 ) -> None:
+    """A refusal (a DLQ whose KMS key the worker may not use, say) is not tried again in
+    the batch, and never counted as moved: the message comes back, it is not deleted."""
     url, dlq = fifo
     for n, kind in enumerate(("PlaceOrder o-1", "CancelOrder o-1")):
         await sqs.send_message(
@@ -87,7 +102,7 @@ async def test_a_partial_failure_of_the_move_to_the_dlq_keeps_the_groups_order(
         # the cancel of the same order follows it to the dead letters.
         return {m.message_id: ToDeadLetters() for m in messages}
 
-    moves = DeadLetterMoveFails(sqs, dlq, "PlaceOrder", times=BATCH_ATTEMPTS)
+    moves = DeadLetterMoveFails(sqs, dlq, "PlaceOrder", times=failures, sender_fault=sender_fault)
     consumer = Consumer(
         sqs=cast(Any, moves),
         queue_url=url,
@@ -106,6 +121,6 @@ async def test_a_partial_failure_of_the_move_to_the_dlq_keeps_the_groups_order(
         for raw in answer.get("Messages", []):
             moved.append(json.loads(raw["Body"])["command"])
             await sqs.delete_message(QueueUrl=dlq, ReceiptHandle=raw["ReceiptHandle"])
-    assert moves.failed == BATCH_ATTEMPTS  # the first delivery's move failed, every try
+    assert moves.failed == failures  # the first delivery's move failed
     assert sorted(moved) == ["CancelOrder o-1", "PlaceOrder o-1"]  # nothing lost
     assert moved == ["PlaceOrder o-1", "CancelOrder o-1"], "a redrive replays them reversed"
