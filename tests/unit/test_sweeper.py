@@ -41,7 +41,9 @@ async def test_an_order_past_its_expiry_is_sent_one_expire_order_the_same_within
 
     assert [c.payload.order_id for c in first] == [due.order_id]
     assert [c.command_id for c in again] == [c.command_id for c in first]
-    assert all(isinstance(c, ExpireOrder) for c in commands.sent)
+    expired = [c.payload.order_id for c in commands.sent if isinstance(c, ExpireOrder)]
+    assert expired == [due.order_id] * 2 == [c.payload.order_id for c in first + again]
+    assert len(commands.sent) == 2
 
 
 async def test_an_order_in_flight_longer_than_the_recovery_age_is_resumed() -> None:
