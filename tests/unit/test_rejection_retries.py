@@ -13,13 +13,17 @@ in-place retry; for a refusal of the saga the rest of the group is released behi
 
 from __future__ import annotations
 
+import io
+import json
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 from order_processor.domain.events import Event, EventType
 from order_processor.exceptions import ServiceUnavailableException
 from order_processor.messaging.consumer import Ack, Message
+from order_processor.security.audit import AuditLogger
 from tests.unit.fakes import MemoryEvents
 from tests.unit.test_command_handler import deposit, rejecting_world
 from tests.unit.test_saga import USER
@@ -58,3 +62,18 @@ async def test_a_rejection_that_met_throttling_is_retried_in_place_as_transient(
     rejections = [e for e in events.published if e.event_type is EventType.COMMAND_REJECTED]
     assert [e.data["command_id"] for e in rejections] == ["c-1"]
     assert ledger.usd[USER] == (Decimal("105.00"), Decimal("0.00"))
+
+
+async def test_a_forged_command_whose_rejection_met_throttling_is_audited_once() -> None:
+    """The publish is tried again in place; the denial it answers was decided once."""
+    events = ThrottledOnce()
+    trail = io.StringIO()
+    commands = replace(rejecting_world(events)[0], audit=AuditLogger(trail))
+    forged = Message("m-1", "h-1", deposit("c-1", "5", auth="forged"), receive_count=1)
+
+    outcomes = await commands.handle_group(USER, [forged])
+
+    assert outcomes == {"m-1": Ack()}
+    assert events.throttled
+    denials = [json.loads(line) for line in trail.getvalue().splitlines()]
+    assert [d["event"] for d in denials] == ["access_denied"]

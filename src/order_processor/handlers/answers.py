@@ -5,7 +5,7 @@ order worker and the matcher answer alike and neither borrows from the other."""
 from __future__ import annotations
 
 from order_processor.domain.commands import peek_identity
-from order_processor.domain.events import rejection_event
+from order_processor.domain.events import Event, rejection_event
 from order_processor.domain.ports import EventSink
 from order_processor.exceptions import CommandRejected, Identity, Reason
 from order_processor.messaging.consumer import Message
@@ -34,8 +34,14 @@ def from_sender(rejection: CommandRejected, sender: Identity) -> CommandRejected
 async def reject(
     message: Message, rejection: CommandRejected, events: EventSink, audit: AuditLogger
 ) -> None:
-    """Answer with `command.rejected` (and audit a denial); the caller deletes the message.
-    The event names only an authenticated identity (see `rejection_event`)."""
+    """Answer with `command.rejected` (and audit a denial); the caller deletes the message."""
+    await events.publish([rejection_answer(message, rejection, audit)])
+
+
+def rejection_answer(message: Message, rejection: CommandRejected, audit: AuditLogger) -> Event:
+    """The `command.rejected` event of a message, a denial audited once as it is decided
+    (a publish tried again does not audit again). The event names only an authenticated
+    identity (see `rejection_event`)."""
     identity = rejection.identity or Identity()
     claimed_username, claimed_command_id = peek_identity(message.body)
     if rejection.reason in AUTH_REASONS:
@@ -45,7 +51,7 @@ async def reject(
             reason=rejection.message,
             claimed_username=None if identity.username else claimed_username,
         )
-    event = rejection_event(
+    return rejection_event(
         reason=rejection.reason,
         message=printable(rejection.message),
         message_id=message.message_id,
@@ -56,4 +62,3 @@ async def reject(
         claimed_command_id=claimed_command_id,
         occurred_at=identity.issued_at or message.sent_at,
     )
-    await events.publish([event])

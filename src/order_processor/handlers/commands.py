@@ -25,7 +25,7 @@ from order_processor.domain.commands import AnyCommand, peek_identity
 from order_processor.domain.ports import CommandFailures, EventSink, MetricsSink, NoMetrics
 from order_processor.exceptions import CommandRejected, OrderProcessorError
 from order_processor.handlers.admission import Admission, Admitted
-from order_processor.handlers.answers import from_sender, reject
+from order_processor.handlers.answers import from_sender, rejection_answer
 from order_processor.messaging.consumer import (
     Ack,
     Backoff,
@@ -192,8 +192,9 @@ class CommandHandler:
         """Publish the rejection, then remove the message. If the event cannot go out, only
         this message comes back (a rejected command changed nothing, so the rest of its
         group goes on); its next delivery is rejected again."""
+        event = rejection_answer(message, rejection, self.audit)
         try:
-            await self._in_place(lambda: reject(message, rejection, self.events, self.audit))
+            await self._in_place(lambda: self.events.publish([event]))
         except Exception as exc:
             if is_transient_failure(exc):  # SNS throttled past every try in place
                 return self._hand_back(message, exc)
