@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -17,7 +18,7 @@ import pytest
 from order_processor.domain.assets import AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
-from order_processor.domain.ports import DailyCount, Ledger, LedgerWrite
+from order_processor.domain.ports import Books, DailyCount, Ledger, LedgerWrite, Wanted, day_key
 from order_processor.domain.steps import Step
 from order_processor.exceptions import (
     BalanceNotFoundException,
@@ -202,3 +203,61 @@ class LedgerContract:
 
         with pytest.raises(first[1]):
             await world.ledger.write(write)
+
+    # The group commit: a batch's books read once, its writes committed together.
+
+    async def books_for(self, world: LedgerWorld, write: LedgerWrite, asset_id: str) -> Books:
+        assert write.order is not None
+        wanted = Wanted(
+            order_ids=frozenset({write.order.order_id}),
+            asset_ids=frozenset({asset_id}),
+            funds_ids=frozenset({"never-used"}),
+            days=frozenset({day_key(write)}),
+        )
+        return await world.ledger.read_books(write.username, wanted)
+
+    async def test_books_hold_what_exists_and_leave_out_what_does_not(
+        self, world: LedgerWorld
+    ) -> None:
+        write, asset_id = await self.given(world, set())
+
+        books = await self.books_for(world, write, asset_id)
+
+        assert books.fence == write.fence
+        assert books.user is not None
+        assert books.user.is_active
+        assert books.usd == (Decimal("100.00"), Decimal("0.00"))
+        assert books.holdings == {asset_id: (Decimal(1), Decimal(0))}
+        assert books.assets[asset_id].price == Decimal("10")
+        assert (books.orders, books.funds, books.daily) == ({}, {}, {})
+
+    async def test_writes_together_commit_what_they_would_one_by_one(
+        self, world: LedgerWorld
+    ) -> None:
+        write, asset_id = await self.given(world, set())
+        books = await self.books_for(world, write, asset_id)
+        deposit = funds(write.username, TransactionType.DEPOSIT, "20")
+
+        await world.ledger.write_together(books, [deposit, replace(write, fence=books.fence + 1)])
+
+        assert write.order is not None
+        after = await world.ledger.read(write.username, order_id=write.order.order_id)
+        assert (after.fence, after.order) == (books.fence + 2, write.order)
+        assert await world.usd_of(write.username) == (Decimal("110.00"), Decimal("0.00"))
+        assert await world.holding_of(write.username, asset_id) == (Decimal(0), Decimal(0))
+        again = await self.books_for(world, write, asset_id)
+        assert again.daily == {day_key(write): Decimal("10.00")}
+
+    async def test_writes_together_are_refused_whole_when_the_books_moved_since_read(
+        self, world: LedgerWorld
+    ) -> None:
+        write, asset_id = await self.given(world, set())
+        books = await self.books_for(world, write, asset_id)
+        await world.ledger.write(funds(write.username, TransactionType.DEPOSIT, "5"))
+        deposit = funds(write.username, TransactionType.DEPOSIT, "20")
+
+        with pytest.raises(FenceConflictException):
+            await world.ledger.write_together(books, [deposit, write])
+
+        assert await world.usd_of(write.username) == (Decimal("105.00"), Decimal("0.00"))
+        assert await world.holding_of(write.username, asset_id) == (Decimal(1), Decimal(0))

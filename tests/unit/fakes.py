@@ -6,52 +6,34 @@ Each fake runs its port's contract suite (tests/contracts/), as its adapter does
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from order_processor.domain.assets import Asset, AssetTransaction, normalise_asset_id
-from order_processor.domain.balances import BalanceTransaction
+from order_processor.domain.assets import Asset, normalise_asset_id
 from order_processor.domain.base import new_id, utc_now
 from order_processor.domain.commands import AnyCommand
 from order_processor.domain.events import Event
-from order_processor.domain.money import PRICE_PLACES, deepest_dip, exact_total, parse_decimal
+from order_processor.domain.money import PRICE_PLACES, parse_decimal
 from order_processor.domain.orders import Order, OrderStatus
-from order_processor.domain.ports import LedgerWrite, Snapshot
+from order_processor.domain.ports import Snapshot
 from order_processor.domain.triggers import triggered
-from order_processor.domain.users import User
 from order_processor.exceptions import (
     AssetNotFoundException,
-    BalanceNotFoundException,
-    EntityAlreadyExistsException,
-    FenceConflictException,
-    InactiveUserException,
-    InsufficientAssetBalanceException,
-    InsufficientBalanceException,
-    LimitExceededException,
     OrderChangedException,
     StalePriceException,
-    UserNotFoundException,
 )
+from order_processor.saga.memory import MemoryLedger as BooksInMemory
 
 Pair = tuple[Decimal, Decimal]  # (available, held)
 
 
 @dataclass
-class MemoryLedger:
-    fences: dict[str, int] = field(default_factory=dict)
-    orders: dict[str, Order] = field(default_factory=dict)
-    users: dict[str, User] = field(default_factory=dict)
-    assets: dict[str, Asset] = field(default_factory=dict)
-    usd: dict[str, Pair] = field(default_factory=dict)
-    holdings: dict[tuple[str, str], Pair] = field(default_factory=dict)
-    usd_records: dict[tuple[str, str], BalanceTransaction] = field(default_factory=dict)
-    asset_records: dict[tuple[str, str], AssetTransaction] = field(default_factory=dict)
-    daily: dict[tuple[str, str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-    writes: list[LedgerWrite] = field(default_factory=list)
-    reads: int = 0
+class MemoryLedger(BooksInMemory):
+    """The saga's in-memory ledger, with a seam for another writer and what a user
+    would see."""
+
     interfere: list[str] = field(default_factory=list)  # users another writer moves next read
 
     async def read(
@@ -63,124 +45,13 @@ class MemoryLedger:
         funds_id: str | None = None,
         with_user: bool = True,
     ) -> Snapshot:
-        self.reads += 1
-        snapshot = Snapshot(
-            username=username,
-            fence=self.fences.get(username, 0),
-            order=self.orders.get(order_id) if order_id else None,
-            user=self.users.get(username) if with_user else None,
-            asset=self.assets.get(normalise_asset_id(asset_id)) if asset_id else None,
-            funds=self.usd_records.get((username, funds_id)) if funds_id else None,
+        snapshot = await super().read(
+            username, order_id=order_id, asset_id=asset_id, funds_id=funds_id, with_user=with_user
         )
         if username in self.interfere:  # another worker writes between our read and write
             self.interfere.remove(username)
             self.fences[username] = self.fences.get(username, 0) + 1
         return snapshot
-
-    async def write(self, change: LedgerWrite) -> None:
-        """Refuses as DynamoLedger does (the contract: tests/contracts/ledger.py): a moved
-        fence, a changed order or price first, then a record of the step that exists
-        already, then the user's and the money's rules."""
-        user = change.username
-        if change.fence is not None and self.fences.get(user, 0) != change.fence:
-            raise FenceConflictException(f"the books of {user} changed since read")
-        self._check_order(change)
-        self._check_price(change)
-        self._check_records(change)
-        if change.active_user:
-            profile = self.users.get(user)
-            if profile is None:
-                raise UserNotFoundException(f"user {user} does not exist")
-            if not profile.is_active:
-                raise InactiveUserException(f"user {user} is disabled")
-        usd = self._usd_after(change)
-        holdings = self._holdings_after(change)
-        self._check_daily(change)
-        self.fences[user] = self.fences.get(user, 0) + 1
-        if change.order is not None:
-            self.orders[change.order.order_id] = change.order
-        if usd is not None:
-            self.usd[user] = usd
-        self.holdings |= holdings
-        for record in change.usd:
-            self.usd_records[(user, record.transaction_id)] = BalanceTransaction(
-                **record.model_dump(), created_at=change.at, updated_at=change.at
-            )
-        for trade in change.assets:
-            self.asset_records[(user, trade.transaction_id)] = trade
-        if change.daily is not None:
-            record = change.daily.record
-            self.daily[(user, record.transaction_type, change.at.date().isoformat())] += (
-                record.amount
-            )
-        self.writes.append(change)
-
-    def _check_price(self, change: LedgerWrite) -> None:
-        if change.price_read is None:
-            return
-        asset_id, command_id = change.price_read
-        asset = self.assets.get(asset_id)
-        if asset is None or asset.price_command_id != command_id:
-            raise OrderChangedException("the price changed since it was read")
-
-    def _check_records(self, change: LedgerWrite) -> None:
-        user = change.username
-        if any((user, r.transaction_id) in self.usd_records for r in change.usd):
-            raise EntityAlreadyExistsException("a transaction of this step exists already")
-        if any((user, t.transaction_id) in self.asset_records for t in change.assets):
-            raise EntityAlreadyExistsException("an asset transaction of this step exists")
-
-    def _check_order(self, change: LedgerWrite) -> None:
-        if change.order is None:
-            return
-        stored = self.orders.get(change.order.order_id)
-        if change.replaces is None and stored is not None:
-            raise OrderChangedException("the order exists already")
-        if change.replaces is not None and (
-            stored is None
-            or (stored.status, stored.sequence)
-            != (change.replaces.status, change.replaces.sequence)
-        ):
-            raise OrderChangedException("the order changed since it was read")
-
-    def _usd_after(self, change: LedgerWrite) -> Pair | None:
-        if not change.usd:
-            return None
-        user = change.username
-        if user not in self.usd:
-            raise BalanceNotFoundException(f"user {user} has no balance")
-        available, held = self.usd[user]
-        after = (
-            exact_total([available, *(r.available_delta for r in change.usd)]),
-            exact_total([held, *(r.held_delta for r in change.usd)]),
-        )
-        # Each record in turn must find enough, as the store's condition says.
-        if deepest_dip(r.available_delta for r in change.usd) > available or (
-            deepest_dip(r.held_delta for r in change.usd) > held
-        ):
-            raise InsufficientBalanceException(f"{user} has too little USD available")
-        return after
-
-    def _holdings_after(self, change: LedgerWrite) -> dict[tuple[str, str], Pair]:
-        after: dict[tuple[str, str], Pair] = {}
-        for trade in change.assets:
-            key = (change.username, trade.asset_id)
-            available, held = after.get(key, self.holdings.get(key, (Decimal(0), Decimal(0))))
-            after[key] = (
-                exact_total([available, trade.available_delta]),
-                exact_total([held, trade.held_delta]),
-            )
-        if any(min(pair) < 0 for pair in after.values()):
-            raise InsufficientAssetBalanceException("too little of the asset")
-        return after
-
-    def _check_daily(self, change: LedgerWrite) -> None:
-        if change.daily is None:
-            return
-        record = change.daily.record
-        key = (change.username, record.transaction_type, change.at.date().isoformat())
-        if self.daily[key] + record.amount > change.daily.limit:
-            raise LimitExceededException("the daily limit would be passed")
 
     # what a user would see
 

@@ -15,8 +15,8 @@ fail, so a stalled worker can write nothing, and no lock is ever left behind by 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -78,6 +78,107 @@ class LedgerWrite:
     price_read: tuple[str, str | None] | None = None
 
 
+Pair = tuple[Decimal, Decimal]  # a balance: (available, held)
+DayKey = tuple[str, str]  # a daily limit's count: (transaction type, UTC day)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What a batch of one user's commands may decide from, beyond the user, the fence and
+    the USD balance (always read): orders, assets (each with the user's holding of it),
+    funds records by id and the days' counts against the daily limits."""
+
+    order_ids: frozenset[str] = frozenset()
+    asset_ids: frozenset[str] = frozenset()
+    funds_ids: frozenset[str] = frozenset()
+    days: frozenset[DayKey] = frozenset()
+
+    def __sub__(self, other: Wanted) -> Wanted:
+        return Wanted(
+            self.order_ids - other.order_ids,
+            self.asset_ids - other.asset_ids,
+            self.funds_ids - other.funds_ids,
+            self.days - other.days,
+        )
+
+    def __or__(self, other: Wanted) -> Wanted:
+        return Wanted(
+            self.order_ids | other.order_ids,
+            self.asset_ids | other.asset_ids,
+            self.funds_ids | other.funds_ids,
+            self.days | other.days,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.order_ids or self.asset_ids or self.funds_ids or self.days)
+
+
+@dataclass(frozen=True)
+class Books:
+    """One user's books as read in one round trip for a batch of their commands (the group
+    commit): what `wanted` asked for, each item absent from its mapping when it does not
+    exist (`usd` None: no USD balance; a holding absent: never held)."""
+
+    username: str
+    fence: int
+    wanted: Wanted = field(default_factory=Wanted)
+    user: User | None = None
+    usd: Pair | None = None
+    holdings: Mapping[str, Pair] = field(default_factory=dict)
+    orders: Mapping[str, Order] = field(default_factory=dict)
+    assets: Mapping[str, Asset] = field(default_factory=dict)
+    funds: Mapping[str, BalanceTransaction] = field(default_factory=dict)
+    daily: Mapping[DayKey, Decimal] = field(default_factory=dict)
+
+    def with_more(self, more: Books) -> Books:
+        """These books and `more` (read later, at the same fence), together."""
+        return Books(
+            self.username,
+            self.fence,
+            self.wanted | more.wanted,
+            self.user,
+            self.usd,
+            {**more.holdings, **self.holdings},
+            {**more.orders, **self.orders},
+            {**more.assets, **self.assets},
+            {**more.funds, **self.funds},
+            {**more.daily, **self.daily},
+        )
+
+
+# DynamoDB's TransactWriteItems takes 100 items: the most one atomic write may touch.
+MAX_WRITE_ITEMS = 100
+
+
+def items_touched(changes: Iterable[LedgerWrite]) -> int:
+    """The items of the user's books `changes` touch, each counted once (the fence, the
+    user's profile, each order, balance, record, day's count and price read): what they
+    cost written together."""
+    touched: set[tuple[str, ...]] = {("fence",)}
+    for change in changes:
+        if change.active_user:
+            touched.add(("user",))
+        if change.order is not None:
+            touched.add(("order", change.order.order_id))
+        if change.usd:
+            touched.add(("usd",))
+        touched |= {("record", r.transaction_id) for r in change.usd}
+        touched |= {("holding", t.asset_id) for t in change.assets}
+        touched |= {("trade", t.transaction_id) for t in change.assets}
+        if change.daily is not None:
+            touched.add(("day", *day_key(change)))
+        if change.price_read is not None:
+            touched.add(("price", change.price_read[0]))
+    return len(touched)
+
+
+def day_key(change: LedgerWrite) -> DayKey:
+    """The daily count a change's deposit or withdrawal is counted in: its type's, on the
+    UTC day of the write."""
+    assert change.daily is not None
+    return (change.daily.record.transaction_type.value, change.at.date().isoformat())
+
+
 class Ledger(Protocol):
     async def read(
         self,
@@ -90,6 +191,22 @@ class Ledger(Protocol):
     ) -> Snapshot: ...
 
     async def write(self, change: LedgerWrite) -> None: ...
+
+    async def read_books(self, username: str, wanted: Wanted) -> Books:
+        """The user's fence, profile and USD balance and what `wanted` names, in one
+        round trip (strongly consistent)."""
+        ...
+
+    async def write_together(self, books: Books, changes: Sequence[LedgerWrite]) -> None:
+        """`changes`, decided one after another from `books` (each already checked as
+        `write` would check it), committed as one atomic write: each order's last state,
+        each balance by the changes' summed deltas, every record, each day's count.
+        Conditioned on all it touches being still as read: the fence, the balances'
+        amounts, each order's status and sequence (or absence), each record's absence,
+        the user still active, the prices read, the days' counts within their limits.
+        Whatever changed since: FenceConflictException, and nothing is written. At most
+        MAX_WRITE_ITEMS items (`items_touched`)."""
+        ...
 
 
 class OrderBook(Protocol):

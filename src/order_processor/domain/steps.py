@@ -24,3 +24,7 @@ class Step(StrEnum):
     TRAILED = "trailed"  # after moving trailing stops
     MATCHED = "matched"  # after its query, before it sends
     ANALYTICS = "analytics"  # a final event applied, its message not yet deleted
+    # The group commit's (a batch of one user's commands): decided in memory, not yet
+    # written; and written and announced, its messages not yet deleted.
+    GROUPED = "grouped"
+    ANNOUNCED = "announced"

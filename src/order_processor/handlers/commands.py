@@ -17,12 +17,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 
 from order_processor.awserrors import is_transient
 from order_processor.domain.commands import AnyCommand, peek_identity
 from order_processor.domain.ports import CommandFailures, EventSink, MetricsSink, NoMetrics
+from order_processor.domain.steps import Step
 from order_processor.exceptions import CommandRejected, OrderProcessorError
 from order_processor.handlers.admission import Admission, Admitted
 from order_processor.handlers.answers import from_sender, rejection_answer
@@ -36,6 +38,7 @@ from order_processor.messaging.consumer import (
     ToDeadLetters,
 )
 from order_processor.saga.engine import Saga
+from order_processor.saga.group import commit_together, decide_together
 from order_processor.security.audit import AuditLogger
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,7 @@ class CommandHandler:
     max_receive_count: int = 50
     transient_seconds: float = TRANSIENT_RETRY_SECONDS
     metrics: MetricsSink = field(default_factory=NoMetrics)
+    group_commit: bool = True  # a user's batch decided together, written once
 
     def group_of(self, message: Message) -> str:
         username, _ = peek_identity(message.body)
@@ -95,13 +99,30 @@ class CommandHandler:
         return outcomes | await self._run_in_order(admitted)
 
     async def _run_in_order(self, admitted: list[tuple[Message, Admitted]]) -> dict[str, Outcome]:
-        """One after the other. A failure hands the rest back untouched (FIFO order), but
-        a command that has spent its failure budget goes to the dead letters at once, with
-        the later commands about the same order (a cancel must not overtake its order),
-        and the user's other commands go on: held back, they would ride to the DLQ too."""
+        """In order: as many as can be, together (`_together`); a command that cannot be
+        (the saga rejects it, or cannot carry it out in memory) alone; then together
+        again. A failure hands the rest back untouched (FIFO order), but a command that
+        has spent its failure budget goes to the dead letters at once, with the later
+        commands about the same order (a cancel must not overtake its order), and the
+        user's other commands go on (one by one): held back, they would ride to the DLQ
+        too."""
         outcomes: dict[str, Outcome] = {}
         failed: set[str] = set()  # order ids of commands sent to the dead letters
-        for index, (message, entry) in enumerate(admitted):
+        together = self.group_commit
+        index = 0
+        while index < len(admitted):
+            if together and not failed and len(admitted) - index > 1:
+                done = await self._together(admitted[index:])
+                together = done is not None
+                if done:
+                    outcomes |= done
+                    index += len(done)
+                    if all(isinstance(outcome, Ack) for outcome in done.values()):
+                        continue
+                    outcomes |= {m.message_id: Release() for m, _ in admitted[index:]}
+                    break
+            message, entry = admitted[index]
+            index += 1
             if _order_of(entry.command) in failed:
                 outcomes[message.message_id] = ToDeadLetters()
                 continue
@@ -113,8 +134,44 @@ class CommandHandler:
                 failed.add(_order_of(entry.command) or message.message_id)
             outcomes[message.message_id] = outcome
             if not isinstance(outcome, Ack | ToDeadLetters):
-                outcomes |= {m.message_id: Release() for m, _ in admitted[index + 1 :]}
+                outcomes |= {m.message_id: Release() for m, _ in admitted[index:]}
                 break
+        return outcomes
+
+    async def _together(
+        self, admitted: list[tuple[Message, Admitted]]
+    ) -> dict[str, Outcome] | None:
+        """The first of a batch of one user's commands, decided in memory from one read
+        (`saga.group`), written in one transaction, announced in one publish, and the
+        rejection of the one after them if that is what ended the batch: their outcomes
+        (none: the first goes alone). None when something failed on the way (a read, the
+        write refused because the books changed, its answer lost, the publish): the
+        batch is then carried out one by one, each command answered from what is
+        stored."""
+        if len({entry.command.username for _, entry in admitted}) != 1:
+            return None
+        try:
+            together = await decide_together(self.saga, [entry.command for _, entry in admitted])
+            done = admitted[: len(together.answers)]
+            if done:
+                await commit_together(self.saga, together)
+                events = [event for answer in together.answers for event in answer]
+                await self._in_place(partial(self.events.publish, events))
+        except Exception as exc:
+            log.info("%d commands go one by one: %s", len(admitted), exc)
+            self.metrics.inc("group_commits_total", outcome="one_by_one")
+            return None
+        outcomes: dict[str, Outcome] = {message.message_id: Ack() for message, _ in done}
+        if done:
+            self.saga.faults.after_commit(Step.ANNOUNCED)
+            self.metrics.inc("group_commits_total", outcome="committed")
+            for _, entry in done:
+                self.metrics.inc("commands_processed_total", type=entry.command.type.value)
+            log.info("%d commands of %s written together", len(done), done[0][1].command.username)
+        if together.rejected is not None:
+            message, entry = admitted[len(done)]
+            rejection = from_sender(together.rejected, entry.sender)
+            outcomes[message.message_id] = await self._answer(message, rejection)
         return outcomes
 
     async def _execute(self, message: Message, entry: Admitted) -> Outcome:

@@ -74,6 +74,13 @@ WORKER = COMMON | {
         ("reason",),
     ),
     "orders_failed_total": Spec("counter", "Orders that ended FAILED, by reason.", ("reason",)),
+    "group_commits_total": Spec(
+        "counter",
+        "Batches of one user's commands decided together: written in one transaction "
+        "(committed), or left to be carried out one by one (one_by_one: the books changed "
+        "since the read, or a call failed).",
+        ("outcome",),
+    ),
     "lock_busy_total": Spec(
         "counter", "Writes refused because another writer changed the user's books since the read."
     ),

@@ -20,7 +20,7 @@ import math
 import os
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from order_processor.domain.base import utc_now
@@ -60,6 +60,11 @@ class Faults:
             elif kind == "clock-ahead":
                 ahead = _seconds(step)
         return cls(**found, clock_ahead=ahead)
+
+    def without_crashes(self) -> Faults:
+        """These faults, but no crash: a batch decided in memory commits nothing to crash
+        after (the group commit crashes after its own write)."""
+        return replace(self, crash_after=None)
 
     def now(self) -> datetime:
         """The worker's clock: the machine's, ahead by `clock-ahead` when a test says so."""

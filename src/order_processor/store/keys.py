@@ -13,6 +13,7 @@ USD_BALANCE = "BALANCE#USD"
 TRANSACTION_PREFIX = "TX#"
 ASSET_BALANCE_PREFIX = "ASSET#"
 ASSET_TRANSACTION_PREFIX = "ATX#"
+DAILY_TOTAL_PREFIX = "LIMIT#"
 LOCK = "LOCK"
 INVENTORY = "INVENTORY"
 ORDER = "ORDER"
@@ -53,7 +54,7 @@ def asset_transaction_key(username: str, transaction_id: str) -> dict[str, Any]:
 
 
 def daily_total_key(username: str, kind: str, day: str) -> dict[str, Any]:
-    return _key(user_pk(username), f"LIMIT#{kind}#{day}")
+    return _key(user_pk(username), f"{DAILY_TOTAL_PREFIX}{kind}#{day}")
 
 
 def failure_key(username: str, command_id: str) -> dict[str, Any]:

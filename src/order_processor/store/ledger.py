@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -27,7 +28,17 @@ from order_processor.domain.assets import Asset, AssetTransaction, normalise_ass
 from order_processor.domain.balances import BalanceTransaction
 from order_processor.domain.money import exact_total
 from order_processor.domain.orders import Order
-from order_processor.domain.ports import LedgerWrite, Snapshot
+from order_processor.domain.ports import (
+    MAX_WRITE_ITEMS,
+    Books,
+    LedgerWrite,
+    Pair,
+    Snapshot,
+    Wanted,
+    day_key,
+    items_touched,
+)
+from order_processor.domain.steps import Step
 from order_processor.domain.users import User
 from order_processor.exceptions import (
     BalanceNotFoundException,
@@ -58,6 +69,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 Part = tuple[str, dict[str, Any]]
+BATCH_GET_KEYS = 100  # BatchGetItem's most
 # No lease holds the user: none was ever taken (v2 takes none), or it has run out. An
 # operator can still freeze a user's books by setting `owner` with a long lease.
 UNLEASED = "(attribute_not_exists(#owner) OR lease_expires <= :now)"
@@ -92,6 +104,92 @@ class DynamoLedger:
             wanted[self.inventory_table].append(keys.asset_key(normalise_asset_id(asset_id)))
         items = await self._batch_get(wanted)
         return _snapshot(username, items)
+
+    async def read_books(self, username: str, wanted: Wanted) -> Books:
+        """One BatchGetItem (two beyond 100 keys): the lock, profile and USD balance, each
+        order, each asset with the user's holding of it, each funds record, each day's
+        count."""
+        users = [keys.lock_key(username), keys.user_key(username), keys.balance_key(username)]
+        users += [keys.asset_balance_key(username, a) for a in sorted(wanted.asset_ids)]
+        users += [keys.transaction_key(username, f) for f in sorted(wanted.funds_ids)]
+        users += [keys.daily_total_key(username, kind, day) for kind, day in sorted(wanted.days)]
+        every = [(self.users_table, key) for key in users]
+        every += [(self.orders_table, keys.order_key(o)) for o in sorted(wanted.order_ids)]
+        every += [(self.inventory_table, keys.asset_key(a)) for a in sorted(wanted.asset_ids)]
+        items: dict[str, Any] = {}
+        for start in range(0, len(every), BATCH_GET_KEYS):
+            asked: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for table, key in every[start : start + BATCH_GET_KEYS]:
+                asked[table].append(key)
+            items |= await self._batch_get(asked)
+        return _books(username, wanted, items)
+
+    async def write_together(self, books: Books, changes: Sequence[LedgerWrite]) -> None:
+        if items_touched(changes) > MAX_WRITE_ITEMS:
+            raise ValueError(f"{len(changes)} changes touch more than {MAX_WRITE_ITEMS} items")
+        parts = self._together(books, changes)
+        try:
+            await call(self.client, "transact_write_items", TransactItems=parts)
+        except ClientError as exc:
+            if cancellation_codes(exc):
+                user = books.username
+                raise FenceConflictException(f"the books of {user} changed since read") from exc
+            raise
+        except ServiceUnavailableException as exc:
+            if isinstance(exc.__cause__, ClientError) and CONFLICT in cancellation_codes(
+                exc.__cause__
+            ):
+                user = books.username
+                raise FenceConflictException(f"another write of {user} was in flight") from exc
+            raise
+
+    def _together(self, books: Books, changes: Sequence[LedgerWrite]) -> list[dict[str, Any]]:
+        """The parts of one TransactWriteItems (one per item): each conditioned on the
+        item as `books` read it."""
+        user, last = books.username, max(c.at for c in changes)
+        parts: list[dict[str, Any]] = [{"Update": self._fence_moved(books, len(changes), last)}]
+        if any(c.active_user for c in changes):
+            parts.append({"ConditionCheck": self._active(user)})
+        finals = {c.order.order_id: c.order for c in changes if c.order is not None}
+        for order_id, order in finals.items():
+            parts.append({"Put": self._order_put(order, books.orders.get(order_id))})
+        usd = [(r, c.at) for c in changes for r in c.usd]
+        if usd:
+            paid = balance_change(self.users_table, [r for r, _ in usd], last)
+            parts.append({"Update": _as_read(paid, books.usd)})
+            parts += [{"Put": transaction_put(self.users_table, r, at)} for r, at in usd]
+        trades: dict[str, list[AssetTransaction]] = defaultdict(list)
+        for trade in (t for c in changes for t in c.assets):
+            trades[trade.asset_id].append(trade)
+        for asset_id, mine in trades.items():
+            available = exact_total(t.available_delta for t in mine)
+            held = exact_total(t.held_delta for t in mine)
+            update = asset_balance_change(
+                self.users_table, user, asset_id, available, last, held_delta=held
+            )
+            parts.append({"Update": _as_read(update, books.holdings.get(asset_id))})
+            parts += [{"Put": asset_transaction_put(self.users_table, t)} for t in mine]
+        counts: dict[tuple[str, str], list[LedgerWrite]] = defaultdict(list)
+        for counted_change in (c for c in changes if c.daily is not None):
+            counts[day_key(counted_change)].append(counted_change)
+        for counted in counts.values():
+            daily = [c.daily for c in counted if c.daily is not None]
+            summed = daily[0].record.model_copy(
+                update={"amount": exact_total(d.record.amount for d in daily)}
+            )
+            count = daily_total_change(self.users_table, summed, daily[0].limit, counted[0].at)
+            parts.append({"Update": count})
+        prices = {c.price_read[0]: c.price_read for c in changes if c.price_read is not None}
+        parts += [{"ConditionCheck": self._price_unchanged(*read)} for read in prices.values()]
+        return parts
+
+    def _fence_moved(self, books: Books, count: int, at: datetime) -> dict[str, Any]:
+        """The fence as read, moved on by one for each change."""
+        moved = self._fence(
+            LedgerWrite(username=books.username, fence=books.fence, at=at, step=Step.GROUPED)
+        )
+        moved["ExpressionAttributeValues"][":next"] = to_attribute(books.fence + count)
+        return moved
 
     async def _batch_get(self, wanted: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         """Every item, by "PK|SK"; unprocessed keys (throttling) asked for again."""
@@ -229,6 +327,59 @@ class DynamoLedger:
                 for r in mine
             ]
         return parts
+
+
+def _as_read(update: dict[str, Any], read: Pair | None) -> dict[str, Any]:
+    """A balance's Update conditioned on its amounts being still those read (or on its
+    absence): what every command of the batch was decided from, whoever else may write
+    it (the common package's DAOs move no fence)."""
+    values = {
+        name: value
+        for name, value in update["ExpressionAttributeValues"].items()
+        if not name.startswith(":need")  # the conditions replaced: "enough for the debit"
+    }
+    update = {**update, "ExpressionAttributeValues": values}
+    if read is None:
+        update["ConditionExpression"] = "attribute_not_exists(PK)"
+        return update
+    update["ConditionExpression"] = "available = :read_available AND held = :read_held"
+    update["ExpressionAttributeValues"][":read_available"] = to_attribute(read[0])
+    update["ExpressionAttributeValues"][":read_held"] = to_attribute(read[1])
+    return update
+
+
+def _books(username: str, wanted: Wanted, items: dict[str, Any]) -> Books:
+    user = usd = None
+    fence = 0
+    holdings: dict[str, Pair] = {}
+    orders: dict[str, Order] = {}
+    assets: dict[str, Asset] = {}
+    funds: dict[str, BalanceTransaction] = {}
+    daily: dict[tuple[str, str], Decimal] = {}
+    for key, item in items.items():
+        sk = str(item["SK"])
+        if key.startswith(keys.INVENTORY):
+            asset = Asset.model_validate(without_keys(item))
+            assets[asset.asset_id] = asset
+        elif sk == keys.LOCK:
+            fence = int(item.get("fencing_token", 0))
+        elif sk == keys.PROFILE:
+            user = User.model_validate(without_keys(item))
+        elif sk == keys.USD_BALANCE:
+            usd = (Decimal(item["available"]), Decimal(item["held"]))
+        elif sk == keys.ORDER:
+            order = order_of(item)
+            orders[order.order_id] = order
+        elif sk.startswith(keys.TRANSACTION_PREFIX):
+            record = BalanceTransaction.model_validate(without_keys(item))
+            funds[record.transaction_id] = record
+        elif sk.startswith(keys.ASSET_BALANCE_PREFIX):
+            asset_id = sk.removeprefix(keys.ASSET_BALANCE_PREFIX)
+            holdings[asset_id] = (Decimal(item["available"]), Decimal(item["held"]))
+        elif sk.startswith(keys.DAILY_TOTAL_PREFIX):
+            kind, _, day = sk.removeprefix(keys.DAILY_TOTAL_PREFIX).partition("#")
+            daily[(kind, day)] = Decimal(item["total"])
+    return Books(username, fence, wanted, user, usd, holdings, orders, assets, funds, daily)
 
 
 def _snapshot(username: str, items: dict[str, Any]) -> Snapshot:
