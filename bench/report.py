@@ -47,7 +47,19 @@ def summary(record: dict[str, Any]) -> str:
         hot = max(
             r["orders_per_second"] for r in results["throughput"] if r["distribution"] == "hot"
         )
-        lines.append(f"Hot user / spread users: {hot} / {spread} = {hot / spread:.2f}")
+        lines.append(
+            f"Hot user / spread users: {hot} / {spread} = {hot / spread:.2f} (target: at least 1.0)"
+        )
+        best_hot = max(
+            (r for r in results["throughput"] if r["distribution"] == "hot"),
+            key=lambda r: r["orders_per_second"],
+        )
+        calls = sum(best_hot["calls_per_order"].values())
+        lines.append(
+            f"AWS calls per market order of the hot user ({best_hot['workers']} worker(s), "
+            f"{best_hot['in_flight']} in flight, paced): {calls:.2f} (target: at most 1.0); "
+            + ", ".join(f"{k} {v}" for k, v in best_hot["calls_per_order"].items())
+        )
     if "cpu_and_memory" in results:
         cpu = results["cpu_and_memory"]
         lines.append(
