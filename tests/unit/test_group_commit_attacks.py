@@ -31,7 +31,7 @@ from order_processor.domain.orders import OrderCreate, OrderType
 from order_processor.domain.ports import Books, LedgerWrite, items_touched
 from order_processor.exceptions import ServiceUnavailableException
 from order_processor.handlers.commands import CommandHandler
-from order_processor.messaging.consumer import Ack
+from order_processor.messaging.consumer import Ack, Message
 from order_processor.messaging.producer import UNSIGNED, signed_by
 from order_processor.store.ledger import DynamoLedger
 from tests.unit.fakes import MemoryEvents
@@ -196,6 +196,19 @@ async def worlds(
     return pair[0], pair[1], order_ids
 
 
+def assert_alike(
+    batched: tuple[CommandHandler, CountingLedger, dict[str, Any]],
+    one_by_one: tuple[CommandHandler, CountingLedger, dict[str, Any]],
+) -> None:
+    """The same outcomes, ledger and events, batched or one by one."""
+    (together, together_ledger, outcomes), (alone, alone_ledger, expected) = batched, one_by_one
+    assert outcomes == expected
+    assert ledger_of(together_ledger) == ledger_of(alone_ledger)
+    assert isinstance(together.events, MemoryEvents)
+    assert isinstance(alone.events, MemoryEvents)
+    assert events_of(together.events) == events_of(alone.events)
+
+
 resting = st.tuples(
     st.just("order"),
     st.sampled_from(
@@ -236,12 +249,36 @@ async def test_any_batch_of_every_command_type_leaves_what_one_by_one_leaves(
     expected = await alone.handle_group(USER, messages)
     outcomes = await together.handle_group(USER, messages)
 
-    assert outcomes == expected
     assert all(isinstance(o, Ack) for o in outcomes.values())
-    assert ledger_of(together_ledger) == ledger_of(alone_ledger)
-    assert isinstance(together.events, MemoryEvents)
-    assert isinstance(alone.events, MemoryEvents)
-    assert events_of(together.events) == events_of(alone.events)
+    assert_alike((together, together_ledger, outcomes), (alone, alone_ledger, expected))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=st.lists(resting, max_size=3),
+    plan=st.lists(steps, min_size=2, max_size=10),
+    usd=st.sampled_from([None, "0", "300", "5000"]),
+    btc=st.sampled_from([None, "0", "5"]),
+)
+async def test_a_batch_delivered_again_after_it_was_done_is_answered_as_one_by_one_answers_it(
+    before: list[tuple[Any, ...]], plan: list[tuple[Any, ...]], usd: str | None, btc: str | None
+) -> None:
+    """Each command finds its records: nothing moves twice, each is answered again."""
+    (alone, alone_ledger), (together, together_ledger), earlier = await worlds(
+        usd, btc, True, before
+    )
+    messages = messages_of(commands_of(plan, earlier))
+    again = [
+        Message(m.message_id, f"{m.receipt_handle}-again", m.body, receive_count=2)
+        for m in messages
+    ]
+    await alone.handle_group(USER, messages)
+    await together.handle_group(USER, messages)
+
+    expected = await alone.handle_group(USER, again)
+    outcomes = await together.handle_group(USER, again)
+
+    assert_alike((together, together_ledger, outcomes), (alone, alone_ledger, expected))
 
 
 class AnswerLost(CountingLedger):
@@ -364,3 +401,22 @@ def item_of(part: dict[str, Any]) -> tuple[str, str, str]:
     (operation,) = part.values()
     key = operation.get("Key") or operation["Item"]
     return operation["TableName"], json.dumps(key["PK"]), json.dumps(key["SK"])
+
+
+async def test_a_withdrawal_refused_then_sent_again_after_a_deposit_is_applied_once() -> None:
+    withdrawal = FACTORY.withdraw(USER, "100")
+    commands = [withdrawal, FACTORY.deposit(USER, "100"), withdrawal]
+    alone, alone_ledger = handler_over("50", "0", together=False)
+    together, ledger = handler_over("50", "0", together=True)
+
+    expected = await alone.handle_group(USER, messages_of(commands))
+    outcomes = await together.handle_group(USER, messages_of(commands))
+
+    assert outcomes == expected
+    assert ledger.available(USER) == alone_ledger.available(USER) == (Decimal("50.00"), Decimal(0))
+    assert isinstance(together.events, MemoryEvents)
+    assert [e.event_type for e in together.events.published] == [
+        EventType.COMMAND_REJECTED,
+        EventType.BALANCE_DEPOSITED,
+        EventType.BALANCE_WITHDRAWN,
+    ]
