@@ -1,0 +1,107 @@
+"""The group commit's crash points: a worker killed with SIGKILL while carrying out a batch
+of one user's mixed commands (before its one write, right after it, after its publish);
+a fresh worker then finishes every command exactly once: the ledger whole, each balance
+what one-at-a-time processing leaves, each order's last event its final state's."""
+
+from __future__ import annotations
+
+import signal
+from decimal import Decimal
+
+import pytest
+
+from order_processor.bootstrap import get_asset_balance_dao
+from order_processor.domain.commands import PlaceOrder
+from order_processor.domain.events import EventType
+from order_processor.domain.orders import OrderStatus
+from order_processor.faultproxy import FaultPlan, FaultProxyHandle
+from tests.e2e.harness import Harness
+from tests.e2e.test_crashes import assert_final_events
+from tests.ledger import assert_ledger
+
+
+# As the saga's crash points are proven: with AWS's failures switched on (a low rate, seeded
+# per test), lost answers and throttling among them.
+@pytest.mark.aws_faults
+@pytest.mark.parametrize("point", ["grouped", "funds", "completed", "cancelled", "announced"])
+async def test_a_batch_of_one_users_commands_survives_a_crash_at_each_group_commit_point(
+    harness: Harness, point: str
+) -> None:
+    user = f"grp_{point}"
+    orders = await send_mixed_batch(harness, user)
+
+    crashed = await harness.run_worker(fault=f"crash-after={point}")
+    assert crashed == -signal.SIGKILL, harness.worker_output()
+    assert await harness.run_worker() == 0, harness.worker_output()
+
+    await assert_mixed_batch_done_once(harness, user, orders)
+
+
+async def send_mixed_batch(harness: Harness, user: str) -> list[PlaceOrder]:
+    """One user's deposit, orders of each kind, a cancel and a withdrawal, in one batch."""
+    await harness.create_user(user, usd="1000")
+    await harness.add_asset("BTC", "100")
+    await harness.give_asset(user, "BTC", "5")
+    resting = harness.limit(user, "buy", "BTC", "1", "90")
+    orders = [
+        harness.market(user, "buy", "BTC", "2"),
+        resting,
+        harness.market(user, "sell", "BTC", "1"),
+        harness.limit(user, "sell", "BTC", "1", "80"),  # marketable: sold at 100
+    ]
+    await harness.send(
+        harness.factory.deposit(user, "200"),
+        orders[0],
+        resting,
+        harness.factory.cancel(user, resting.payload.order_id),
+        harness.factory.withdraw(user, "100"),
+        *orders[2:],
+    )
+    return orders
+
+
+async def assert_mixed_batch_done_once(
+    harness: Harness, user: str, orders: list[PlaceOrder]
+) -> None:
+    final = [await harness.order(o.payload.order_id) for o in orders]
+    assert [o.status for o in final] == [
+        OrderStatus.COMPLETED,
+        OrderStatus.CANCELLED,
+        OrderStatus.COMPLETED,
+        OrderStatus.COMPLETED,
+    ]
+    assert await harness.available(user) == Decimal("1100.00")  # +200 -200 -100 +100 +100
+    holding = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "BTC")
+    assert (holding.available, holding.held) == (Decimal(5), Decimal(0))
+    await assert_ledger(harness.clients, user)
+    await assert_final_events(harness, final)
+    funds = await harness.collect_events(
+        lambda e: (
+            {EventType.BALANCE_DEPOSITED, EventType.BALANCE_WITHDRAWN} <= {x.event_type for x in e}
+        )
+    )
+    assert {e.event_type for e in funds} >= {
+        EventType.BALANCE_DEPOSITED,
+        EventType.BALANCE_WITHDRAWN,
+    }
+
+
+async def test_a_batch_of_one_users_commands_is_done_once_when_aws_loses_many_answers(
+    harness: Harness, proxy: FaultProxyHandle
+) -> None:
+    """Lost answers (the write committed, its answer never came back) at a high rate: the
+    batch's write is among them, and its commands, carried out one by one, find it."""
+    user = "grp_lost"
+    orders = await send_mixed_batch(harness, user)
+    proxy.set_plan(
+        FaultPlan.parse("lost.TransactWriteItems=0.5,lost.PublishBatch=0.3,conflict=on"), seed=4
+    )
+
+    worker = harness.start_worker(env={"AWS_ENDPOINT_URL": proxy.endpoint})
+    assert await harness.wait(worker) == 0, harness.worker_output()
+    lost = proxy.stats().injected("lost", "TransactWriteItems")
+    proxy.set_plan(FaultPlan.parse(""))
+
+    await assert_mixed_batch_done_once(harness, user, orders)
+    assert await harness.dead_letters() == 0
+    assert lost, "no write's answer was lost: the test proves nothing"
