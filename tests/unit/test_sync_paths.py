@@ -48,6 +48,8 @@ def test_provisioning_creates_everything_once_and_then_changes_nothing(
         "OpenLimitOrders",
         "OpenStopOrders",
         "TrailingStops",
+        "FallTriggers",
+        "RiseTriggers",
         "ExpiryIndex",
         "InFlightIndex",
     }
