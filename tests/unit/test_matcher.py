@@ -10,7 +10,8 @@ from typing import Any
 from order_processor.domain.assets import Asset
 from order_processor.domain.commands import ExecuteOrder, ServiceName, UpdatePrice
 from order_processor.domain.orders import Order, OrderType
-from order_processor.exceptions import OrderChangedException
+from order_processor.domain.triggers import PriceMove
+from order_processor.exceptions import OrderChangedException, ServiceUnavailableException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.prices import PriceMatcher
 from order_processor.messaging.consumer import Message
@@ -251,3 +252,29 @@ async def test_a_redelivered_update_asks_both_sides_of_the_book() -> None:
 
     assert world.executed() == [buy.order_id, buy.order_id]
     assert world.book.queries == 1 + 2
+
+
+class ThrottledOnce(MemoryBook):
+    """The first query meets a transient failure (a throttled query, a 5xx)."""
+
+    async def reached(self, asset_id: str, price: Decimal, move: PriceMove) -> list[Order]:
+        if not self.queries:
+            self.queries += 1
+            raise ServiceUnavailableException("DynamoDB throttled the FallTriggers query")
+        return await super().reached(asset_id, price, move)
+
+
+async def test_a_price_written_then_left_unmatched_is_matched_by_its_redelivery() -> None:
+    """U1 writes 90 and its query is throttled (Retry); U2, observed later at 90 too,
+    finds the price unmoved and queries nothing; U1's redelivery is stale, and still
+    sends the limit buy 90 triggers."""
+    buy = waiting(T.LIMIT_BUY, limit_price="95")
+    world = World(buy, price="100", book=ThrottledOnce)
+    first = world.update("90", 1)
+    await world.deliver(first)
+    await world.deliver(world.update("90", 2))
+    assert world.executed() == []
+
+    await world.deliver(first, receive_count=2)
+
+    assert world.executed() == [buy.order_id]

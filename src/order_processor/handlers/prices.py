@@ -135,6 +135,8 @@ class PriceMatcher:
             found = await self._reached(asset_id, price, current.price, redelivered)
             trailed = await self._move_trails(update, found, redelivered)
             past = [order for order in trailed if triggered(order, current.price)]
+            if redelivered:
+                past = _once(past + await self._due_at(asset_id, current.price))
             return await self._execute(past, update.command_id)
         except OrderProcessorError as exc:
             if exc.code is Reason.ASSET_NOT_FOUND:
@@ -158,14 +160,22 @@ class PriceMatcher:
         placed since is filled at once, it read a price that triggers it. Both sides when
         the update is applied again (a redelivery): the move it made first is unknown."""
         if again:
-            moves: tuple[PriceMove, ...] = tuple(PriceMove)
-        else:
-            move = price_move(before, price)
-            moves = () if move is None else (move,)
+            return await self._both_sides(asset_id, price)
+        move = price_move(before, price)
+        return [] if move is None else await self.orders.reached(asset_id, price, move)
+
+    async def _both_sides(self, asset_id: str, price: Decimal) -> list[Order]:
         found: list[Order] = []
-        for move in moves:
+        for move in PriceMove:
             found += await self.orders.reached(asset_id, price, move)
         return found
+
+    async def _due_at(self, asset_id: str, price: Decimal) -> list[Order]:
+        """What the price that stands triggers, both sides of the book: a redelivered
+        update may have written its price and failed before matching it (a throttled
+        query: Retry); the newer update that then found the price unmoved, or moved from
+        it the other way, did not look at what that price triggers."""
+        return [o for o in await self._both_sides(asset_id, price) if triggered(o, price)]
 
     async def _execute(self, orders: list[Order], cause: str) -> list[ExecuteOrder]:
         commands = self._executions(orders, cause)
@@ -210,9 +220,7 @@ class PriceMatcher:
         is harmless; ids derive from the order and the minute."""
         commands: list[ExecuteOrder] = []
         async for asset in self.assets.every_asset(active_only=True):
-            found: list[Order] = []
-            for move in PriceMove:
-                found += await self.orders.reached(asset.asset_id, asset.price, move)
+            found = await self._both_sides(asset.asset_id, asset.price)
             moved = await move_trails(self.orders, found, asset.price, asset.price_as_of)
             self.metrics.inc("trailing_stops_moved_total", len(moved))
             await self._announce_trails(moved)
@@ -244,3 +252,8 @@ class PriceMatcher:
             )
             for order in orders
         ]
+
+
+def _once(orders: list[Order]) -> list[Order]:
+    """Each order once."""
+    return list({order.order_id: order for order in orders}.values())
