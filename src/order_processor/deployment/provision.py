@@ -11,7 +11,8 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -52,6 +53,7 @@ class Provisioner:
     dynamodb: Any
     sqs: Any
     sns: Any
+    pause: Callable[[float], None] = field(default=time.sleep, kw_only=True)
 
     def apply(self, resources: Resources) -> list[Change]:
         changes = [self._ensure_table(table) for table in resources.tables]
@@ -105,7 +107,7 @@ class Provisioner:
             indexes = described.get("GlobalSecondaryIndexes", [])
             if all(index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in indexes):
                 return
-            time.sleep(INDEX_POLL_SECONDS)
+            self.pause(INDEX_POLL_SECONDS)
 
     def _create_table(self, spec: TableSpec) -> None:
         arguments: dict[str, Any] = {
