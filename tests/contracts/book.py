@@ -77,6 +77,11 @@ def ids(orders: list[Order], *mine: Order) -> set[str]:
     return {order.order_id for order in orders} & wanted
 
 
+def assert_found(found: list[Order], reached: list[Order], beyond: list[Order]) -> None:
+    """Among the test's own orders, `found` is exactly `reached`."""
+    assert ids(found, *reached, *beyond) == {order.order_id for order in reached}
+
+
 class OrderBookContract:
     @pytest.fixture
     def world(self) -> BookWorld:
@@ -110,7 +115,7 @@ class OrderBookContract:
 
         found = await world.book.reached(asset.lower(), Decimal("100"), PriceMove.FALL)
 
-        assert ids(found, *reached, *beyond) == {order.order_id for order in reached}
+        assert_found(found, reached, beyond)
 
     async def test_a_rise_reaches_what_it_triggers_or_moves_at_or_below_its_price(
         self, world: BookWorld
@@ -139,7 +144,7 @@ class OrderBookContract:
 
         found = await world.book.reached(asset, Decimal("100"), PriceMove.RISE)
 
-        assert ids(found, *reached, *beyond) == {order.order_id for order in reached}
+        assert_found(found, reached, beyond)
 
     async def test_a_moved_trail_is_reached_at_its_new_best_and_stop(
         self, world: BookWorld
