@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.stops import CALLS_PER_UPDATE_TARGET, EMPTY_BOOK
+
 
 def summary(record: dict[str, Any]) -> str:
     machine, results = record["machine"], record["results"]
@@ -122,18 +124,33 @@ def _stop_triggers(rows: list[dict[str, Any]]) -> list[str]:
         "of one asset:",
         "",
         "| case | N | move | latency ms | seconds | ExecuteOrders | trails moved | AWS calls "
-        "| orders/s | matcher CPU s | seconds by phase |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| calls per update | orders/s | matcher CPU s | seconds by phase |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         phases = ", ".join(f"{k} {v}" for k, v in row["phase_seconds"].items())
         lines.append(
             f"| {row['case']} | {row['orders']} | {row['price_move']} "
             f"| {row.get('latency_ms', 0)} | {row['seconds']} | {row['execute_orders_sent']} "
-            f"| {row['trails_moved']} | {row['aws_calls']} | {row['orders_per_second']} "
-            f"| {row['matcher_cpu_seconds']} | {phases} |"
+            f"| {row['trails_moved']} | {row['aws_calls']} | {row.get('calls_per_update', '')} "
+            f"| {row['orders_per_second']} | {row['matcher_cpu_seconds']} | {phases} |"
         )
-    return lines
+    return [*lines, "", _idle_cost(rows)]
+
+
+def _idle_cost(rows: list[dict[str, Any]]) -> str:
+    """The matcher's calls per price update (the price write and the book's queries)
+    against issue 23's target for an empty book, and what a full book costs."""
+    empty = [r["calls_per_update"] for r in rows if r["case"] == EMPTY_BOOK]
+    full = sorted({r["calls_per_update"] for r in rows if r["orders"] and "calls_per_update" in r})
+    if not empty:
+        return "Calls per price update: not measured (no empty_book row)"
+    met = "met" if max(empty) <= CALLS_PER_UPDATE_TARGET else "NOT met"
+    return (
+        f"Matcher's calls per price update (the price write and the book's queries): empty "
+        f"book {max(empty)}, target <= {CALLS_PER_UPDATE_TARGET}: {met}; full book "
+        f"(every case above with waiting orders): {', '.join(map(str, full)) or '-'}"
+    )
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:

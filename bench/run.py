@@ -29,7 +29,7 @@ from bench.scenarios import (
     under_faults,
 )
 from bench.stops import CASES as STOP_CASES
-from bench.stops import EMPTY_BOOK, one_move
+from bench.stops import EMPTY_BOOK, QUIET_BOOK, one_move
 from order_processor.demo.load import DemoPlan
 from order_processor.deployment.emulator import running_emulator
 from order_processor.faultproxy import AWS_BAD_DAY
@@ -159,8 +159,11 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
         )
         print(json.dumps(results["growth"]), flush=True)
     if "stops" in only:
-        results["stop_triggers"] = [await one_move(endpoint, EMPTY_BOOK, 0)]
-        print(json.dumps(results["stop_triggers"][0]), flush=True)
+        idle = [await one_move(endpoint, EMPTY_BOOK, 0)]
+        idle += [await one_move(endpoint, QUIET_BOOK, count) for count in sizes.stops[:1]]
+        results["stop_triggers"] = idle
+        for row in idle:
+            print(json.dumps(row), flush=True)
         for count in sizes.stops:
             for case in STOP_CASES:
                 row = await one_move(endpoint, case, count)

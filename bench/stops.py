@@ -18,6 +18,13 @@ queue's message count is checked afterwards). No worker runs.
   (half as amounts, half as percentages); the price falls to 5: none moves, all fire.
 - `empty_book`: nothing waiting; the price falls from 10 to 5: what an update costs when
   it can trigger nothing (the matcher's idle cost).
+- `quiet_book`: N orders of all eight resting kinds on both sides of the price, none
+  within reach; the price falls from 10 to 9: the idle cost with a full book.
+
+Each row's `calls_per_update` is what the update costs before any order is moved or
+sent: the price write and the book's queries (AWS calls less the trail moves, the
+ExecuteOrder batches and the moves' announcements). Target (issue 23): at most
+`CALLS_PER_UPDATE_TARGET` with an empty book.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from order_processor.domain.assets import AssetCreate
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import AnyCommand
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
-from order_processor.domain.triggers import hold_price, trail_stop
+from order_processor.domain.triggers import PriceMove, hold_price, trail_stop
 from order_processor.handlers.prices import PriceMatcher
 from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.messaging.publisher import EventPublisher
@@ -52,6 +59,21 @@ USERS = 1000
 SLIPPAGE = Decimal(5)
 CASES = ("stops", "trails_moved", "trails_triggered")
 EMPTY_BOOK = "empty_book"  # one price move with nothing waiting: the matcher's idle cost
+QUIET_BOOK = "quiet_book"  # one price move that reaches none of N waiting orders
+CALLS_PER_UPDATE_TARGET = 2
+D = Decimal
+# A quiet book's orders by kind: (fields, extra) around a price of 10 that falls to 9.
+T = OrderType
+QUIET_KINDS: tuple[tuple[OrderType, dict[str, Decimal], dict[str, Decimal]], ...] = (
+    (T.LIMIT_BUY, {"limit_price": D("4")}, {}),
+    (T.LIMIT_SELL, {"limit_price": D("16")}, {}),
+    (T.STOP_SELL, {"stop_price": D("4")}, {}),
+    (T.STOP_BUY, {"stop_price": D("16")}, {}),
+    (T.TAKE_PROFIT_BUY, {"stop_price": D("4")}, {}),
+    (T.TAKE_PROFIT_SELL, {"stop_price": D("16")}, {}),
+    (T.TRAILING_STOP_SELL, {"trail_amount": D("6")}, {"best_price": D("10"), "stop_price": D("4")}),
+    (T.TRAILING_STOP_BUY, {"trail_amount": D("8")}, {"best_price": D("8"), "stop_price": D("16")}),
+)
 
 
 def _spread(n: int, count: int, low: Decimal, high: Decimal) -> Decimal:
@@ -65,7 +87,10 @@ def waiting_order(case: str, n: int, count: int) -> Order:
     user = f"stop_user_{n % USERS:04d}"
     fields: dict[str, Any] = {"asset_id": ASSET, "quantity": Decimal("1")}
     extra: dict[str, Any] = {}
-    if case == "stops":
+    if case == QUIET_BOOK:
+        kind, more, extra = QUIET_KINDS[n % len(QUIET_KINDS)]
+        fields |= more
+    elif case == "stops":
         kind = OrderType.STOP_SELL if n % 2 == 0 else OrderType.TAKE_PROFIT_BUY
         fields["stop_price"] = _spread(n, count, Decimal("5.01"), Decimal("9.99"))
     else:
@@ -131,26 +156,20 @@ class Phases:
 class TimedOrders(OrderDAO):
     phases: Phases = field(default_factory=Phases)
 
-    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
-        """The trail moves start with their query and end with the last move."""
-        self.phases.started["move_trails"] = time.perf_counter()
+    async def reached(self, asset_id: str, price: Decimal, move: PriceMove) -> list[Order]:
+        started = time.perf_counter()
         try:
-            return await super().improvable_trails(asset_id, price)
+            return await super().reached(asset_id, price, move)
         finally:
-            self.phases.lasted("move_trails")
+            self.phases.add("query_book", started)
 
     async def move_trail(self, order: Order, best: Decimal, stop: Decimal) -> Order:
+        """The trail moves last from the first one's start to the last one's end."""
+        self.phases.started.setdefault("move_trails", time.perf_counter())
         try:
             return await super().move_trail(order, best, stop)
         finally:
             self.phases.lasted("move_trails")
-
-    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
-        started = time.perf_counter()
-        try:
-            return await super().triggered_orders(asset_id, price)
-        finally:
-            self.phases.add("query_triggered", started)
 
 
 @dataclass(frozen=True)
@@ -175,7 +194,9 @@ async def one_move(
 ) -> dict[str, Any]:
     """One case: seeded through `endpoint`, the matcher's calls through `matcher_endpoint`
     (a latency proxy in front of the same emulator, `latency_ms` its delay) if given."""
-    start, price = (LOW, HIGH) if case == "trails_moved" else (HIGH, LOW)
+    start, price = {"trails_moved": (LOW, HIGH), QUIET_BOOK: (HIGH, HIGH - 1)}.get(
+        case, (HIGH, LOW)
+    )
     count = 0 if case == EMPTY_BOOK else count
     async with bench_deployment(endpoint, follow=False) as bench:
         resources = bench.settings.resources()
@@ -214,7 +235,9 @@ async def one_move(
             QueueUrl=bench.commands_url, AttributeNames=["ApproximateNumberOfMessages"]
         )
         on_queue = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
-    expected_moved, expected_sent = (count, 0) if case == "trails_moved" else (0, count)
+    expected_moved, expected_sent = {"trails_moved": (count, 0), QUIET_BOOK: (0, 0)}.get(
+        case, (0, count)
+    )
     if (moved, len(sent), on_queue) != (expected_moved, expected_sent, expected_sent):
         raise AssertionError(
             f"{case} x {count}: {moved} trails moved, {len(sent)} ExecuteOrders sent, "
@@ -233,8 +256,15 @@ async def one_move(
         "trails_moved": moved,
         "orders_per_second": round(handled / seconds, 1) if handled else 0.0,
         "aws_calls": sum(calls.values()),
+        "calls_per_update": calls_per_update(calls, moved),
         "aws_calls_by_operation": calls,
         "matcher_cpu_seconds": round(cpu, 3),
         "phase_seconds": {k: round(v, 3) for k, v in phases.seconds.items()},
         "seeded_in_seconds": round(seeded_in, 1),
     }
+
+
+def calls_per_update(calls: dict[str, int], moved: int) -> int:
+    """The price write and the book's queries: every DynamoDB call but the trail moves."""
+    dynamodb = sum(n for operation, n in calls.items() if operation.startswith("dynamodb."))
+    return dynamodb - moved

@@ -48,6 +48,9 @@ RISING = frozenset({"STOP_BUY", "TAKE_PROFIT_SELL", "TRAILING_STOP_BUY"})
 FALLING = frozenset({"STOP_SELL", "TAKE_PROFIT_BUY", "TRAILING_STOP_SELL"})
 CONDITIONAL = RISING | FALLING
 INDEX_KEYS = ("book_key", "stop_key", "trail_key", "expiry_shard", "in_flight_shard")
+# The matcher's indexes: the asset, and the price at which a fall (a rise) reaches the order.
+REACH_KEYS = ("fall_key", "rise_key")
+REACH_PRICES = ("fall_price", "rise_price")
 IN_FLIGHT = frozenset({"PENDING", "PROCESSING"})
 
 _decode = TypeDeserializer().deserialize
@@ -279,8 +282,17 @@ def _order(item: dict[str, Any]) -> StoredOrder:
         best_price=item.get("best_price"),
         hold_price=item.get("hold_price"),
         updated_at=datetime.fromisoformat(item["updated_at"]) if "updated_at" in item else None,
-        index_keys=tuple((k, str(item[k])) for k in INDEX_KEYS if k in item),
+        index_keys=tuple(
+            (k, number(item[k]) if k in REACH_PRICES else str(item[k]))
+            for k in (*INDEX_KEYS, *REACH_KEYS, *REACH_PRICES)
+            if k in item
+        ),
     )
+
+
+def number(value: Decimal) -> str:
+    """A price as text, whatever its trailing zeros (95 and 95.00000000 alike)."""
+    return format(Decimal(value).normalize(), "f")
 
 
 # --- check 2: each order has exactly its effects ------------------------------------------

@@ -21,6 +21,7 @@ from tests.chaos.books import (
     ZERO,
     Books,
     StoredOrder,
+    number,
     reaches,
     trail_stop,
     with_slippage,
@@ -408,9 +409,22 @@ def _trail_problems(
     return problems
 
 
+def _reach(order: StoredOrder) -> dict[str, Decimal | None]:
+    """Where a fall and a rise reach a resting order (FallTriggers, RiseTriggers): its
+    limit or stop on the side that triggers it, a trailing stop's best on the other."""
+    if order.is_limit:
+        return {"fall" if order.is_buy else "rise": order.limit_price}
+    trigger, other = ("rise", "fall") if order.triggers_on_rise else ("fall", "rise")
+    reach = {trigger: order.stop_price}
+    if order.is_trailing:
+        reach[other] = order.best_price
+    return reach
+
+
 def _index_findings(order: StoredOrder) -> list[Finding]:
     """A QUEUED order is in its book (limit) or the stop index (conditional; a trailing
-    stop also in the trails index), and in the expiry index; a final one in none."""
+    stop also in the trails index), in the matcher's reach indexes at the prices that
+    reach it, and in the expiry index; a final one in none."""
     wanted: dict[str, str] = {}
     side = "BUY" if order.is_buy else "SELL"
     if order.status == "QUEUED" and order.rests:
@@ -423,6 +437,9 @@ def _index_findings(order: StoredOrder) -> list[Finding]:
             wanted["trail_key"] = f"{order.asset_id}#{side}"
         if order.expires_at is not None:
             wanted["expiry_shard"] = "EXPIRING"
+        for move, at in _reach(order).items():
+            wanted[f"{move}_key"] = order.asset_id
+            wanted[f"{move}_price"] = "None" if at is None else number(at)
     stored = dict(order.index_keys)
     if stored == wanted:
         return []

@@ -222,7 +222,7 @@ def test_buys_hold_at_their_target_their_stop_plus_slippage_or_their_first_trail
     plan, journal = plan_and_journal("95")
     stop_buy = order("STOP_BUY", "QUEUED", stop_price=Decimal(100), hold_price=Decimal(105))
     sent_as(journal, stop_buy, stop_price=Decimal(100))
-    queued = {"stop_key": "BTC#RISE"}
+    queued = {"stop_key": "BTC#RISE", "rise_key": "BTC", "rise_price": "100"}
     assert kinds(replace(stop_buy, index_keys=tuple(queued.items())), plan, journal) == []
     wrong = replace(stop_buy, hold_price=Decimal(100), index_keys=tuple(queued.items()))
     assert kinds(wrong, plan, journal) == ["wrong_hold_price"]
@@ -257,9 +257,21 @@ def test_resting_orders_are_in_exactly_the_indexes_their_state_puts_them_in() ->
         expires_at=START + timedelta(days=30),
     )
     sent_as(journal, trailing, trail_amount=Decimal(5))
-    keys = (("stop_key", "BTC#FALL"), ("trail_key", "BTC#SELL"), ("expiry_shard", "EXPIRING"))
+    keys: tuple[tuple[str, str], ...] = (
+        ("stop_key", "BTC#FALL"),
+        ("trail_key", "BTC#SELL"),
+        ("expiry_shard", "EXPIRING"),
+        ("fall_key", "BTC"),
+        ("fall_price", "95"),
+        ("rise_key", "BTC"),
+        ("rise_price", "100"),
+    )
     assert kinds(replace(trailing, index_keys=keys), plan, journal) == []
     assert kinds(replace(trailing, index_keys=keys[:1] + keys[2:]), plan, journal) == [
+        "wrong_index_keys"
+    ]
+    moved_without_its_reach = (*keys[:-1], ("rise_price", "90"))
+    assert kinds(replace(trailing, index_keys=moved_without_its_reach), plan, journal) == [
         "wrong_index_keys"
     ]
     assert kinds(replace(trailing, status="EXPIRED", index_keys=keys), plan, journal) == [

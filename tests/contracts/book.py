@@ -14,6 +14,7 @@ import pytest
 
 from order_processor.domain.orders import Order, OrderStatus, OrderType
 from order_processor.domain.ports import Inventory, OrderBook
+from order_processor.domain.triggers import PriceMove
 from order_processor.exceptions import (
     AssetNotFoundException,
     OrderChangedException,
@@ -59,11 +60,15 @@ def resting(
 
 
 def trailing(
-    kind: OrderType, asset_id: str, best: str, status: OrderStatus = OrderStatus.QUEUED
+    kind: OrderType,
+    asset_id: str,
+    best: str,
+    status: OrderStatus = OrderStatus.QUEUED,
+    trail: str = "10",
 ) -> Order:
     username = f"user_{uuid.uuid4().hex[:12]}"
     return a_trailing_stop(
-        kind, best=best, status=status, username=username, asset_id=asset_id, at=T0
+        kind, best=best, trail=trail, status=status, username=username, asset_id=asset_id, at=T0
     )
 
 
@@ -72,60 +77,91 @@ def ids(orders: list[Order], *mine: Order) -> set[str]:
     return {order.order_id for order in orders} & wanted
 
 
+def assert_found(found: list[Order], reached: list[Order], beyond: list[Order]) -> None:
+    """Among the test's own orders, `found` is exactly `reached`."""
+    assert ids(found, *reached, *beyond) == {order.order_id for order in reached}
+
+
 class OrderBookContract:
     @pytest.fixture
     def world(self) -> BookWorld:
         raise NotImplementedError
 
-    async def test_a_price_finds_the_orders_it_triggers_in_their_direction_only(
+    async def test_a_fall_reaches_what_it_triggers_or_moves_at_or_above_its_price(
         self, world: BookWorld
     ) -> None:
         asset = new_asset()
-        fires = [
+        reached = [
             resting(T.LIMIT_BUY, asset, limit_price="100"),
-            resting(T.LIMIT_SELL, asset, limit_price="100"),
+            resting(T.LIMIT_BUY, asset, limit_price="150"),
             resting(T.STOP_SELL, asset, stop_price="100"),
-            resting(T.STOP_BUY, asset, stop_price="100"),
             resting(T.TAKE_PROFIT_BUY, asset, stop_price="101"),
-            resting(T.TAKE_PROFIT_SELL, asset, stop_price="99"),
-            trailing(T.TRAILING_STOP_SELL, asset, "110"),
+            trailing(T.TRAILING_STOP_SELL, asset, "110", trail="10"),  # its stop, 100
+            trailing(T.TRAILING_STOP_BUY, asset, "100"),  # its best: not improved, reached
+            trailing(T.TRAILING_STOP_BUY, asset, "120"),
         ]
-        holds = [
+        beyond = [
             resting(T.LIMIT_BUY, asset, limit_price="99.99"),
-            resting(T.LIMIT_SELL, asset, limit_price="100.01"),
             resting(T.STOP_SELL, asset, stop_price="99.99"),
-            resting(T.TAKE_PROFIT_SELL, asset, stop_price="100.01"),
+            resting(T.LIMIT_SELL, asset, limit_price="50"),  # a rise's side
+            resting(T.STOP_BUY, asset, stop_price="150"),
+            resting(T.TAKE_PROFIT_SELL, asset, stop_price="150"),
+            trailing(T.TRAILING_STOP_SELL, asset, "105", trail="10"),  # stop 95
+            trailing(T.TRAILING_STOP_BUY, asset, "99.99"),
             resting(T.LIMIT_BUY, asset, OrderStatus.CANCELLED, limit_price="200"),
             resting(T.LIMIT_BUY, new_asset(), limit_price="200"),
         ]
-        await world.store(*fires, *holds)
+        await world.store(*reached, *beyond)
 
-        found = await world.book.triggered_orders(asset.lower(), Decimal("100"))
+        found = await world.book.reached(asset.lower(), Decimal("100"), PriceMove.FALL)
 
-        assert ids(found, *fires, *holds) == {order.order_id for order in fires}
+        assert_found(found, reached, beyond)
 
-    async def test_the_trails_a_price_improves_on_and_the_ones_standing_at_it(
+    async def test_a_rise_reaches_what_it_triggers_or_moves_at_or_below_its_price(
         self, world: BookWorld
     ) -> None:
         asset = new_asset()
-        sell_below, sell_at = (
-            trailing(T.TRAILING_STOP_SELL, asset, "90"),
-            trailing(T.TRAILING_STOP_SELL, asset, "100"),
-        )
-        buy_above, buy_below = (
-            trailing(T.TRAILING_STOP_BUY, asset, "110"),
-            trailing(T.TRAILING_STOP_BUY, asset, "90"),
-        )
-        closed = trailing(T.TRAILING_STOP_SELL, asset, "50", OrderStatus.CANCELLED)
-        stop = resting(T.STOP_SELL, asset, stop_price="50")
-        mine = (sell_below, sell_at, buy_above, buy_below, closed, stop)
-        await world.store(*mine)
+        reached = [
+            resting(T.LIMIT_SELL, asset, limit_price="100"),
+            resting(T.LIMIT_SELL, asset, limit_price="50"),
+            resting(T.STOP_BUY, asset, stop_price="100"),
+            resting(T.TAKE_PROFIT_SELL, asset, stop_price="99"),
+            trailing(T.TRAILING_STOP_BUY, asset, "90", trail="10"),  # its stop, 100
+            trailing(T.TRAILING_STOP_SELL, asset, "100"),  # its best
+            trailing(T.TRAILING_STOP_SELL, asset, "80"),
+        ]
+        beyond = [
+            resting(T.LIMIT_SELL, asset, limit_price="100.01"),
+            resting(T.STOP_BUY, asset, stop_price="100.01"),
+            resting(T.LIMIT_BUY, asset, limit_price="150"),  # a fall's side
+            resting(T.STOP_SELL, asset, stop_price="50"),
+            resting(T.TAKE_PROFIT_BUY, asset, stop_price="50"),
+            trailing(T.TRAILING_STOP_BUY, asset, "95", trail="10"),  # stop 105
+            trailing(T.TRAILING_STOP_SELL, asset, "100.01"),
+            resting(T.LIMIT_SELL, asset, OrderStatus.FAILED, limit_price="1"),
+        ]
+        await world.store(*reached, *beyond)
 
-        improvable = await world.book.improvable_trails(asset, Decimal("100"))
-        standing = await world.book.trails_at(asset, Decimal("100"))
+        found = await world.book.reached(asset, Decimal("100"), PriceMove.RISE)
 
-        assert ids(improvable, *mine) == {sell_below.order_id, buy_above.order_id}
-        assert ids(standing, *mine) == {sell_at.order_id}
+        assert_found(found, reached, beyond)
+
+    async def test_a_moved_trail_is_reached_at_its_new_best_and_stop(
+        self, world: BookWorld
+    ) -> None:
+        asset = new_asset()
+        order = trailing(T.TRAILING_STOP_SELL, asset, "100")
+        await world.store(order)
+
+        await world.book.move_trail(order, Decimal("130"), Decimal("120"))
+
+        def reached(orders: list[Order]) -> bool:
+            return order.order_id in ids(orders, order)
+
+        assert reached(await world.book.reached(asset, Decimal("120"), PriceMove.FALL))
+        assert not reached(await world.book.reached(asset, Decimal("120.01"), PriceMove.FALL))
+        assert reached(await world.book.reached(asset, Decimal("130"), PriceMove.RISE))
+        assert not reached(await world.book.reached(asset, Decimal("129.99"), PriceMove.RISE))
 
     async def test_a_trail_moved_is_its_own_state_of_the_order(self, world: BookWorld) -> None:
         order = trailing(T.TRAILING_STOP_SELL, new_asset(), "100")
@@ -138,7 +174,7 @@ class OrderBookContract:
         assert moved.model_dump(exclude={"best_price", "stop_price", "sequence", "updated_at"}) == (
             order.model_dump(exclude={"best_price", "stop_price", "sequence", "updated_at"})
         )
-        standing = await world.book.trails_at(order.asset_id, Decimal("130"))
+        standing = await world.book.reached(order.asset_id, Decimal("130"), PriceMove.RISE)
         assert [o for o in standing if o.order_id == order.order_id] == [moved]
 
     @pytest.mark.parametrize("stored_best", ["130", "140"])
@@ -211,16 +247,18 @@ class InventoryContract:
     ) -> None:
         asset, now = new_asset(), datetime.now(UTC)
         await world.list_asset(asset, "10")
-        written = await world.inventory.update_price(
+        change = await world.inventory.change_price(
             asset.lower(), Decimal("12"), as_of=now + timedelta(seconds=1), command_id="u-new"
         )
 
         with pytest.raises(StalePriceException) as stale:
-            await world.inventory.update_price(
+            await world.inventory.change_price(
                 asset, Decimal("11"), as_of=now - timedelta(seconds=1), command_id="u-old"
             )
 
+        written = change.after
         assert (written.price, written.price_command_id) == (Decimal("12"), "u-new")
+        assert (change.before.price, change.replayed) == (Decimal("10"), False)
         assert stale.value.details["current"] == written
 
     async def test_the_same_update_again_is_written_and_another_of_its_instant_refused(
@@ -228,28 +266,29 @@ class InventoryContract:
     ) -> None:
         asset, at = new_asset(), datetime.now(UTC) + timedelta(seconds=1)
         await world.list_asset(asset, "10")
-        await world.inventory.update_price(asset, Decimal("12"), as_of=at, command_id="u-1")
+        await world.inventory.change_price(asset, Decimal("12"), as_of=at, command_id="u-1")
 
-        again = await world.inventory.update_price(asset, Decimal("12"), as_of=at, command_id="u-1")
+        again = await world.inventory.change_price(asset, Decimal("12"), as_of=at, command_id="u-1")
         with pytest.raises(StalePriceException):
-            await world.inventory.update_price(asset, Decimal("13"), as_of=at, command_id="u-2")
+            await world.inventory.change_price(asset, Decimal("13"), as_of=at, command_id="u-2")
 
-        assert (again.price, again.price_command_id) == (Decimal("12"), "u-1")
+        assert (again.after.price, again.after.price_command_id) == (Decimal("12"), "u-1")
+        assert again.replayed
 
     async def test_a_stored_price_from_beyond_the_clock_skew_holds_nothing_back(
         self, world: InventoryWorld
     ) -> None:
         asset, now = new_asset(), datetime.now(UTC)
         await world.list_asset(asset, "10")
-        await world.inventory.update_price(asset, Decimal("99"), as_of=now + timedelta(hours=1))
+        await world.inventory.change_price(asset, Decimal("99"), as_of=now + timedelta(hours=1))
 
-        written = await world.inventory.update_price(asset, Decimal("12"), as_of=now)
+        written = await world.inventory.change_price(asset, Decimal("12"), as_of=now)
 
-        assert written.price == Decimal("12")
+        assert (written.before.price, written.after.price) == (Decimal("99"), Decimal("12"))
 
     async def test_a_price_of_an_unknown_asset_is_refused(self, world: InventoryWorld) -> None:
         with pytest.raises(AssetNotFoundException):
-            await world.inventory.update_price(new_asset(), Decimal("1"), as_of=T0)
+            await world.inventory.change_price(new_asset(), Decimal("1"), as_of=T0)
 
     async def test_every_asset_lists_each_one_once(self, world: InventoryWorld) -> None:
         mine = sorted(new_asset() for _ in range(3))

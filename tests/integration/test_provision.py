@@ -71,6 +71,8 @@ def test_tables_have_their_indexes_and_ttl(provisioned: Settings, clients: Clien
         "OpenLimitOrders": [("book_key", "HASH"), ("limit_price", "RANGE")],
         "OpenStopOrders": [("stop_key", "HASH"), ("stop_price", "RANGE")],
         "TrailingStops": [("trail_key", "HASH"), ("best_price", "RANGE")],
+        "FallTriggers": [("fall_key", "HASH"), ("fall_price", "RANGE")],
+        "RiseTriggers": [("rise_key", "HASH"), ("rise_price", "RANGE")],
         "ExpiryIndex": [("expiry_shard", "HASH"), ("expires_at", "RANGE")],
         "InFlightIndex": [("in_flight_shard", "HASH"), ("updated_at", "RANGE")],
     }

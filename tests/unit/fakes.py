@@ -17,8 +17,8 @@ from order_processor.domain.commands import AnyCommand
 from order_processor.domain.events import Event
 from order_processor.domain.money import PRICE_PLACES, parse_decimal
 from order_processor.domain.orders import Order, OrderStatus
-from order_processor.domain.ports import Snapshot
-from order_processor.domain.triggers import triggered
+from order_processor.domain.ports import PriceChange, Snapshot
+from order_processor.domain.triggers import PriceMove, reaches
 from order_processor.exceptions import (
     AssetNotFoundException,
     OrderChangedException,
@@ -106,6 +106,7 @@ class MemoryBook:
 
     orders: dict[str, Order] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
+    queries: int = 0  # what the matcher asked the book (one index query each)
 
     def place(self, *orders: Order) -> None:
         self.orders |= {order.order_id: order for order in orders}
@@ -118,21 +119,9 @@ class MemoryBook:
             if o.status is OrderStatus.QUEUED and o.asset_id == wanted and o.order_type.rests
         ]
 
-    def _trails(self, asset_id: str) -> list[Order]:
-        return [
-            o
-            for o in self._queued(asset_id)
-            if o.order_type.is_trailing and o.best_price is not None
-        ]
-
-    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
-        return [o for o in self._queued(asset_id) if triggered(o, price)]
-
-    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
-        return [o for o in self._trails(asset_id) if _worse(o, o.best_price, price)]
-
-    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
-        return [o for o in self._trails(asset_id) if o.best_price == price]
+    async def reached(self, asset_id: str, price: Decimal, move: PriceMove) -> list[Order]:
+        self.queries += 1
+        return [o for o in self._queued(asset_id) if reaches(o, price, move)]
 
     async def move_trail(self, order: Order, best: Decimal, stop: Decimal) -> Order:
         stored = self.orders.get(order.order_id)
@@ -183,14 +172,14 @@ class MemoryInventory:
     def list_assets(self, *assets: Asset) -> None:
         self.assets |= {asset.asset_id: asset for asset in assets}
 
-    async def update_price(
+    async def change_price(
         self,
         asset_id: str,
         price: Decimal,
         *,
         as_of: datetime | None = None,
         command_id: str | None = None,
-    ) -> Asset:
+    ) -> PriceChange:
         checked = parse_decimal(price, field="price", places=PRICE_PLACES)
         key = normalise_asset_id(asset_id)
         stored = self.assets.get(key)
@@ -212,7 +201,7 @@ class MemoryInventory:
             {**stored.model_dump(), **changes, "updated_at": self.clock()}
         )
         self.assets[key] = updated
-        return updated
+        return PriceChange(before=stored, after=updated)
 
     async def every_asset(self, *, active_only: bool = False) -> AsyncIterator[Asset]:
         for key in sorted(self.assets):

@@ -287,6 +287,11 @@ def test_only_a_waiting_order_is_in_the_stop_indexes_and_the_expiry_index() -> N
         "stop_key": "BTC#FALL",
         "trail_key": "BTC#SELL",
         "expiry_shard": "EXPIRING",
+        # a fall reaches it at its stop (it sells), a rise at its best (its trail moves)
+        "fall_key": "BTC",
+        "fall_price": Decimal("95"),
+        "rise_key": "BTC",
+        "rise_price": Decimal("100"),
     }
     assert set(index_attributes(done)) == {"created_key"}
     assert (

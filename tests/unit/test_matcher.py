@@ -10,7 +10,8 @@ from typing import Any
 from order_processor.domain.assets import Asset
 from order_processor.domain.commands import ExecuteOrder, ServiceName, UpdatePrice
 from order_processor.domain.orders import Order, OrderType
-from order_processor.exceptions import OrderChangedException
+from order_processor.domain.triggers import PriceMove
+from order_processor.exceptions import OrderChangedException, ServiceUnavailableException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.prices import PriceMatcher
 from order_processor.messaging.consumer import Message
@@ -206,4 +207,74 @@ async def test_a_rematch_sends_every_order_the_standing_price_triggers() -> None
     sent = await world.matcher.rematch(T0 + timedelta(minutes=1))
 
     assert [c.payload.order_id for c in sent] == [buy.order_id]
+    assert world.executed() == [buy.order_id]
+
+
+async def test_a_price_update_asks_the_book_once_for_the_side_it_moves_towards() -> None:
+    """The idle cost (issue 23): one query, whatever the book holds; none when the price
+    does not move."""
+    world = World(price="100")
+
+    await world.matcher.apply(world.update("90", 1))
+    fall = world.book.queries
+    await world.matcher.apply(world.update("95", 2))
+    rise = world.book.queries - fall
+    await world.matcher.apply(world.update("95", 3))
+
+    assert (fall, rise, world.book.queries) == (1, 1, 2)
+    assert world.inventory.assets["BTC"].price == Decimal("95")
+
+
+async def test_a_fall_fills_what_it_triggers_and_moves_trailing_buys_in_one_query() -> None:
+    buy = waiting(T.LIMIT_BUY, limit_price="95")
+    stop = waiting(T.STOP_SELL, stop_price="92")
+    trail = a_trailing_stop(T.TRAILING_STOP_BUY, best="100", trail="10", at=T0)
+    sell = waiting(T.LIMIT_SELL, limit_price="80")  # a rise's side: filled when it read 100
+    world = World(buy, stop, trail, sell, price="100")
+
+    await world.matcher.apply(world.update("90", 1))
+
+    moved = world.book.orders[trail.order_id]
+    assert sorted(world.executed()) == sorted([buy.order_id, stop.order_id])
+    assert (moved.best_price, moved.stop_price) == (Decimal("90"), Decimal("100"))
+    assert world.book.queries == 1
+
+
+async def test_a_redelivered_update_asks_both_sides_of_the_book() -> None:
+    """Its first delivery wrote the price (the move it made is gone): whatever that move
+    reached is found again."""
+    buy = waiting(T.LIMIT_BUY, limit_price="95")
+    world = World(buy, price="100")
+    update = world.update("90", 1)
+    await world.matcher.apply(update)
+
+    await world.deliver(update, receive_count=2)
+
+    assert world.executed() == [buy.order_id, buy.order_id]
+    assert world.book.queries == 1 + 2
+
+
+class ThrottledOnce(MemoryBook):
+    """The first query meets a transient failure (a throttled query, a 5xx)."""
+
+    async def reached(self, asset_id: str, price: Decimal, move: PriceMove) -> list[Order]:
+        if not self.queries:
+            self.queries += 1
+            raise ServiceUnavailableException("DynamoDB throttled the FallTriggers query")
+        return await super().reached(asset_id, price, move)
+
+
+async def test_a_price_written_then_left_unmatched_is_matched_by_its_redelivery() -> None:
+    """U1 writes 90 and its query is throttled (Retry); U2, observed later at 90 too,
+    finds the price unmoved and queries nothing; U1's redelivery is stale, and still
+    sends the limit buy 90 triggers."""
+    buy = waiting(T.LIMIT_BUY, limit_price="95")
+    world = World(buy, price="100", book=ThrottledOnce)
+    first = world.update("90", 1)
+    await world.deliver(first)
+    await world.deliver(world.update("90", 2))
+    assert world.executed() == []
+
+    await world.deliver(first, receive_count=2)
+
     assert world.executed() == [buy.order_id]

@@ -11,8 +11,11 @@ from typing import Any, cast
 import pytest
 from botocore.exceptions import ClientError
 
+from order_processor.domain.assets import Asset
 from order_processor.domain.commands import AnyCommand
 from order_processor.domain.orders import Order
+from order_processor.domain.ports import PriceChange
+from order_processor.domain.triggers import PriceMove
 from order_processor.exceptions import ServiceUnavailableException
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.prices import FIFO_SEND_IN_FLIGHT, SEND_IN_FLIGHT, PriceMatcher
@@ -155,7 +158,7 @@ def client_error(code: str) -> ClientError:
 
 
 class FakeDynamo:
-    """The TrailingStops query answers `orders` (sells); UpdateItem records each move,
+    """Holds `orders` (sells); UpdateItem records each move,
     refusing the ids in `moved_meanwhile` by their condition and failing on `broken`."""
 
     def __init__(
@@ -169,10 +172,6 @@ class FakeDynamo:
         self.moved_meanwhile, self.broken, self.answer_lost = moved_meanwhile, broken, answer_lost
         self.updates: list[str] = []
         self.gauge = Gauge()
-
-    async def query(self, **request: Any) -> Any:
-        side = from_item(request["ExpressionAttributeValues"])[":key"]
-        return {"Items": list(self.items.values()) if side == "BTC#SELL" else []}
 
     async def update_item(self, **request: Any) -> Any:
         order_id = from_item(request["Key"])["PK"].split("#", 1)[1]
@@ -204,7 +203,7 @@ async def test_a_move_whose_answer_was_lost_is_announced_as_it_stands() -> None:
     lost = frozenset({orders[0].order_id})
     dynamo = FakeDynamo(orders, moved_meanwhile=set(), broken=set(), answer_lost=lost)
 
-    moved = await move_trails(OrderDAO(cast(Any, dynamo), "orders"), "BTC", Decimal("10"))
+    moved = await move_trails(OrderDAO(cast(Any, dynamo), "orders"), orders, Decimal("10"))
 
     assert sorted(o.order_id for o in moved) == sorted(o.order_id for o in orders)
     assert {(o.best_price, o.sequence) for o in moved} == {(Decimal("10"), orders[0].sequence + 1)}
@@ -215,7 +214,7 @@ async def test_every_trail_a_price_improves_on_is_moved_once_several_at_a_time()
     skipped = {orders[7].order_id, orders[42].order_id}
     dynamo = FakeDynamo(orders, moved_meanwhile=skipped, broken=set())
 
-    moved = await move_trails(OrderDAO(cast(Any, dynamo), "orders"), "btc", Decimal("10"))
+    moved = await move_trails(OrderDAO(cast(Any, dynamo), "orders"), orders, Decimal("10"))
 
     assert sorted(dynamo.updates) == sorted(o.order_id for o in orders)
     assert [o.order_id for o in moved] == [o.order_id for o in orders if o.order_id not in skipped]
@@ -229,30 +228,27 @@ async def test_a_failed_trail_move_is_raised_after_every_other_move_was_tried() 
     dynamo = FakeDynamo(orders, moved_meanwhile=set(), broken={orders[3].order_id})
 
     with pytest.raises(ServiceUnavailableException):
-        await move_trails(OrderDAO(cast(Any, dynamo), "orders"), "BTC", Decimal("10"))
+        await move_trails(OrderDAO(cast(Any, dynamo), "orders"), orders, Decimal("10"))
 
     assert sorted(dynamo.updates) == sorted(o.order_id for o in orders)
 
 
 class FakeAssets:
-    async def update_price(
+    """The price falls from 10 to whatever is written."""
+
+    async def change_price(
         self, asset_id: str, price: Decimal, *, as_of: Any, command_id: str
-    ) -> None:
-        return None
+    ) -> PriceChange:
+        before = Asset(asset_id=asset_id, name="Coin", price=Decimal("10"))
+        return PriceChange(before, before.model_copy(update={"price": price}))
 
 
 class FakeOrders:
     def __init__(self, triggered: list[Order]) -> None:
         self.triggered = triggered
 
-    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
-        return []
-
-    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
-        return []
-
-    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
-        return self.triggered
+    async def reached(self, asset_id: str, price: Decimal, move: PriceMove) -> list[Order]:
+        return self.triggered if move is PriceMove.FALL else []
 
 
 @pytest.mark.parametrize(

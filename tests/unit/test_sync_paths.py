@@ -48,6 +48,8 @@ def test_provisioning_creates_everything_once_and_then_changes_nothing(
         "OpenLimitOrders",
         "OpenStopOrders",
         "TrailingStops",
+        "FallTriggers",
+        "RiseTriggers",
         "ExpiryIndex",
         "InFlightIndex",
     }
@@ -99,3 +101,41 @@ def test_status_counts_queue_depths_and_table_items(aws: dict[str, Any]) -> None
     assert depths[RESOURCES.price_updates_queue.name] == (1, 0)
     assert status.missing == []
     assert {t.items for t in status.tables} == {0}
+
+
+class BuildingIndexes:
+    """DynamoDB as it adds an index to a table: CREATING for two reads, then ACTIVE."""
+
+    def __init__(self, present: list[str]) -> None:
+        self.indexes = {name: "ACTIVE" for name in present}
+        self.reads_until_active = 0
+        self.asked: list[tuple[str, list[str]]] = []  # (index asked for, those building)
+
+    def describe_table(self, TableName: str) -> dict[str, Any]:
+        if self.reads_until_active == 0:
+            self.indexes = dict.fromkeys(self.indexes, "ACTIVE")
+        self.reads_until_active = max(self.reads_until_active - 1, 0)
+        indexes = [{"IndexName": n, "IndexStatus": s} for n, s in self.indexes.items()]
+        return {"Table": {"TableName": TableName, "GlobalSecondaryIndexes": indexes}}
+
+    def update_table(self, **request: Any) -> None:
+        name = request["GlobalSecondaryIndexUpdates"][0]["Create"]["IndexName"]
+        building = [n for n, s in self.indexes.items() if s != "ACTIVE"]
+        self.asked.append((name, building))
+        self.indexes[name] = "CREATING"
+        self.reads_until_active = 2
+
+
+def test_provisioning_adds_the_missing_indexes_of_a_table_one_after_another() -> None:
+    """DynamoDB refuses a second new index while one is being built (an upgrade adds two:
+    FallTriggers and RiseTriggers)."""
+    orders = RESOURCES.tables[1]
+    dynamodb = BuildingIndexes([i.name for i in orders.indexes][:-2])
+    pauses: list[float] = []
+
+    change = Provisioner(dynamodb, None, None, pause=pauses.append)._ensure_table(orders)
+
+    assert [name for name, _ in dynamodb.asked] == [i.name for i in orders.indexes][-2:]
+    assert [building for _, building in dynamodb.asked] == [[], []]
+    assert change.detail == "added " + ", ".join(i.name for i in orders.indexes[-2:])
+    assert len(pauses) >= 1

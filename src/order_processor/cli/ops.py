@@ -32,6 +32,7 @@ from order_processor.deployment.provision import Action, Change, Provisioner, su
 from order_processor.ops.insight import every_book, gather_insight, status_document
 from order_processor.ops.ledger_audit import LedgerAuditor
 from order_processor.ops.status import read_status
+from order_processor.store.backfill import backfill_reach_keys
 
 
 def register(verbs: Any) -> None:
@@ -83,6 +84,11 @@ def register(verbs: Any) -> None:
     )
     add_output_argument(audit)
     audit.set_defaults(run=cmd_audit)
+    backfill = verbs.add_parser(
+        "backfill-triggers",
+        help="give the QUEUED orders of an older version the matcher's index keys (once)",
+    )
+    backfill.set_defaults(run=cmd_backfill_triggers)
     worker = verbs.add_parser("worker", help="run a worker process")
     add_worker_parsers(worker)
     worker.set_defaults(run=cmd_worker)
@@ -216,6 +222,18 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
             print(mismatch)
         print(report.summary())
         return 0 if report.passed else 1
+
+    return with_clients(settings, action)
+
+
+def cmd_backfill_triggers(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(clients: AwsClients) -> int:
+        done = await backfill_reach_keys(clients.dynamodb, clients.resources.orders_table)
+        print(
+            f"backfill-triggers: {done.written} QUEUED order(s) given their keys, "
+            f"{done.changed} changed meanwhile (passed over)"
+        )
+        return 0
 
     return with_clients(settings, action)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +26,7 @@ from order_processor.deployment.resources import (
     queue_policy,
 )
 
+INDEX_POLL_SECONDS = 5
 MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 
@@ -50,6 +53,7 @@ class Provisioner:
     dynamodb: Any
     sqs: Any
     sns: Any
+    pause: Callable[[float], None] = field(default=time.sleep, kw_only=True)
 
     def apply(self, resources: Resources) -> list[Change]:
         changes = [self._ensure_table(table) for table in resources.tables]
@@ -82,6 +86,9 @@ class Provisioner:
         present = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
         missing = [index for index in spec.indexes if index.name not in present]
         for index in missing:
+            # DynamoDB builds one new index of a table at a time (a second one asked for
+            # meanwhile is refused): each is awaited before the next is asked for.
+            self._await_indexes(spec.name)
             self.dynamodb.update_table(
                 TableName=spec.name,
                 AttributeDefinitions=spec.attribute_definitions(),
@@ -91,6 +98,16 @@ class Provisioner:
             detail = "added " + ", ".join(index.name for index in missing)
             return Change("table", spec.name, Action.UPDATED, detail)
         return Change("table", spec.name, Action.UNCHANGED)
+
+    def _await_indexes(self, table: str) -> None:
+        """Until every index of `table` is ACTIVE (an index over existing items is
+        backfilled first: minutes on a large table)."""
+        while True:
+            described = self.dynamodb.describe_table(TableName=table)["Table"]
+            indexes = described.get("GlobalSecondaryIndexes", [])
+            if all(index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in indexes):
+                return
+            self.pause(INDEX_POLL_SECONDS)
 
     def _create_table(self, spec: TableSpec) -> None:
         arguments: dict[str, Any] = {

@@ -197,8 +197,14 @@ def _tables(prefix: str) -> tuple[TableSpec, ...]:
             # rise to stop_price triggers them, asset#FALL when a fall does).
             Index("OpenStopOrders", "stop_key", "stop_price", "N"),
             # Sparse: only QUEUED trailing stops carry trail_key (asset#side), by their
-            # best price: the matcher's lookup of the stops a price moves.
+            # best price: the matcher's lookup before FallTriggers and RiseTriggers, kept
+            # for an upgrade's old matcher (README, "Upgrading to the reach indexes").
             Index("TrailingStops", "trail_key", "best_price", "N"),
+            # Sparse: only QUEUED orders a fall (a rise) triggers or moves carry fall_key
+            # (rise_key), the asset, by the price at which it reaches them: the
+            # matcher's one query per price update (store.keys.REACH_INDEXES).
+            Index("FallTriggers", "fall_key", "fall_price", "N"),
+            Index("RiseTriggers", "rise_key", "rise_price", "N"),
             # Sparse: only orders that can expire carry expiry_shard and expires_at.
             Index("ExpiryIndex", "expiry_shard", "expires_at"),
             # Sparse: only PENDING and PROCESSING orders carry in_flight_shard (one of 16,

@@ -27,6 +27,7 @@ from order_processor.domain.commands import AnyCommand
 from order_processor.domain.events import Event
 from order_processor.domain.orders import Order
 from order_processor.domain.steps import Step
+from order_processor.domain.triggers import PriceMove
 from order_processor.domain.users import User
 
 
@@ -216,17 +217,10 @@ class OrderBook(Protocol):
     The store decides nothing here: the matcher decides a trailing stop's move
     (`domain.triggers.trailed`) and `move_trail` only applies it, on condition."""
 
-    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
-        """The orders `price` triggers (see `domain.triggers.triggered`)."""
-        ...
-
-    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
-        """The trailing stops whose best price `price` improves on (a sell's best below
-        it, a buy's above it)."""
-        ...
-
-    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
-        """The trailing stops whose best price is exactly `price`."""
+    async def reached(self, asset_id: str, price: Decimal, move: PriceMove) -> list[Order]:
+        """The orders a `move` to `price` reaches (`domain.triggers.reaches`): one index
+        query per direction, whatever the book holds. Among them the matcher finds the
+        ones the price triggers and the trails it improves on."""
         ...
 
     async def move_trail(self, order: Order, best: Decimal, stop: Decimal) -> Order:
@@ -245,17 +239,33 @@ class OrderBook(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PriceChange:
+    """A price written, and the asset as it stood just before (read in the same write):
+    the move from the one to the other tells the matcher which side of the book it can
+    reach."""
+
+    before: Asset
+    after: Asset
+
+    @property
+    def replayed(self) -> bool:
+        """The same update written again (its redelivery): the price it replaced then is
+        gone, so is the direction of its move."""
+        return self.before.price_command_id == self.after.price_command_id
+
+
 class Inventory(Protocol):
     """The assets and their prices, as the matcher moves them."""
 
-    async def update_price(
+    async def change_price(
         self,
         asset_id: str,
         price: Decimal,
         *,
         as_of: datetime | None = None,
         command_id: str | None = None,
-    ) -> Asset:
+    ) -> PriceChange:
         """The price observed at `as_of` by the update `command_id`, written only if it is
         newer than the stored one (or the same update's); else StalePriceException, whose
         `current` detail is the asset as stored. An unknown asset: AssetNotFoundException."""

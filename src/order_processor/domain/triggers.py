@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from enum import StrEnum
 
 from order_processor.domain.money import PRICE_PLACES
 from order_processor.domain.orders import Order, OrderType
@@ -34,6 +35,42 @@ def triggered(order: Order, price: Decimal) -> bool:
     if kind.is_limit:
         return price <= at if kind.is_buy else price >= at
     return price >= at if kind.triggers_on_rise else price <= at
+
+
+class PriceMove(StrEnum):
+    FALL = "FALL"
+    RISE = "RISE"
+
+
+def price_move(before: Decimal, after: Decimal) -> PriceMove | None:
+    """The direction from one price to the next (None: it did not move)."""
+    if after == before:
+        return None
+    return PriceMove.FALL if after < before else PriceMove.RISE
+
+
+def reach_price(order: Order, move: PriceMove) -> Decimal | None:
+    """The price at which a `move` of the market starts to concern a resting order (it
+    triggers it, or moves its trail), or None when that direction never does."""
+    kind = order.order_type
+    if not kind.rests:
+        return None
+    on_rise = (not kind.is_buy) if kind.is_limit else kind.triggers_on_rise
+    if kind.is_trailing:
+        # Triggered one way by its stop, moved the other way by its best price.
+        return order.stop_price if (move is PriceMove.RISE) == on_rise else order.best_price
+    if (move is PriceMove.RISE) != on_rise:
+        return None
+    return trigger_price(order)
+
+
+def reaches(order: Order, price: Decimal, move: PriceMove) -> bool:
+    """A `move` to `price` reaches the order: a fall to its reach price or below, a rise
+    to it or above."""
+    at = reach_price(order, move)
+    if at is None:
+        return False
+    return price <= at if move is PriceMove.FALL else price >= at
 
 
 def trail_leaves_room(

@@ -1,8 +1,9 @@
-"""The limit matcher: a price update moves the inventory price, moves the trailing stops
-it improves on (their best price and stop, through the sparse TrailingStops index), and
-sends one ExecuteOrder per QUEUED order that price triggers: limit orders through the
-sparse OpenLimitOrders index, conditional ones (stop, take-profit, trailing stop) through
-OpenStopOrders.
+"""The limit matcher: a price update moves the inventory price and, from the price it
+replaced, knows which way the market moved; one query of that side of the book (the
+sparse FallTriggers or RiseTriggers index) finds every QUEUED order the move reaches: the
+trailing stops it improves on (their best price and stop move) and the orders it
+triggers (one ExecuteOrder each). A price update that moves nothing thus costs two AWS
+calls, one that does not move the price one.
 
 It decides nothing about money: execution re-checks the order and the price under the
 user's lock, so a repeated, late or out-of-order update can never execute an order twice.
@@ -39,7 +40,7 @@ from order_processor.domain.ports import (
     OrderBook,
 )
 from order_processor.domain.steps import Step
-from order_processor.domain.triggers import triggered
+from order_processor.domain.triggers import PriceMove, price_move, triggered
 from order_processor.exceptions import (
     CommandRejected,
     OrderProcessorError,
@@ -108,40 +109,73 @@ class PriceMatcher:
         await reject(message, rejection, self.publisher, self.audit)
 
     async def apply(self, update: UpdatePrice, *, redelivered: bool = False) -> list[ExecuteOrder]:
-        """Trails first, then the price, then the matching. Every price the feed observed
-        after a trailing stop was placed is a candidate peak of it, even one that arrives
-        after a newer price (the queue is unordered, a redelivery comes late): the moves
-        only ever improve a stop, so they run whatever the price write says."""
+        """The price, then one query of the side of the book its move reaches, then the
+        trails it moves and the orders it triggers. Every price the feed observed after a
+        trailing stop was placed is a candidate peak of it, even one that arrives after a
+        newer price (the queue is unordered, a redelivery comes late): the moves only ever
+        improve a stop, so they run whatever the price write says."""
         asset_id, price = update.payload.asset_id, update.payload.price
-        trailed = await self._move_trails(update, redelivered)
         try:
             # The feed's signed time orders its updates (admission refuses one dated beyond
             # the clock skew). Not clamped to this clock: a replayed copy must meet the
             # same time it was first applied at, and be refused as not newer.
-            await self.assets.update_price(
+            change = await self.assets.change_price(
                 asset_id, price, as_of=update.issued_at, command_id=update.command_id
             )
         except StalePriceException as stale:
             log.info("ignored a stale price of %s (%s)", asset_id, update.issued_at)
             self.metrics.inc("price_updates_stale_total")
-            # A late peak may have moved a stop past the market: matched at the price
-            # that stands, as a rematch would, without waiting for one. Only the stops
-            # this update moved can be such: every other order was matched at that price
-            # by the update that set it, so nothing is queried again.
             current: Asset | None = stale.details.get("current")
             if current is None:
                 return []
+            # A late peak may still move trails (on its side of the price that stands),
+            # and move a stop past the market: matched at that price, as a rematch would,
+            # without waiting for one. Only the stops this update moved can be such: every
+            # other order was matched at that price by the update that set it.
+            found = await self._reached(asset_id, price, current.price, redelivered)
+            trailed = await self._move_trails(update, found, redelivered)
             past = [order for order in trailed if triggered(order, current.price)]
+            if redelivered:
+                past = _once(past + await self._due_at(asset_id, current.price))
             return await self._execute(past, update.command_id)
         except OrderProcessorError as exc:
             if exc.code is Reason.ASSET_NOT_FOUND:
                 raise CommandRejected(Reason.UNKNOWN_ASSET, exc.message) from exc
             raise
         self.metrics.inc("price_updates_total")
-        return await self._match(asset_id, price, update.command_id)
+        again = redelivered or change.replayed
+        found = await self._reached(asset_id, price, change.before.price, again)
+        await self._move_trails(update, found, again)
+        due = [order for order in found if triggered(order, price)]
+        return await self._execute(due, update.command_id)
 
-    async def _match(self, asset_id: str, price: Decimal, cause: str) -> list[ExecuteOrder]:
-        return await self._execute(await self.orders.triggered_orders(asset_id, price), cause)
+    async def _reached(
+        self, asset_id: str, price: Decimal, before: Decimal, again: bool
+    ) -> list[Order]:
+        """What the move from `before` to `price` reaches: one side of the book, the one it
+        moves towards (nothing when it does not move). The other side holds nothing new:
+        what a rise reaches on the fall side (a limit buy at or above it, a trailing buy's
+        best above it) a lower price reached before, and the update that set that price
+        found it (or the index hid it from that update: the rematch's case); an order
+        placed since is filled at once, it read a price that triggers it. Both sides when
+        the update is applied again (a redelivery): the move it made first is unknown."""
+        if again:
+            return await self._both_sides(asset_id, price)
+        move = price_move(before, price)
+        return [] if move is None else await self.orders.reached(asset_id, price, move)
+
+    async def _both_sides(self, asset_id: str, price: Decimal) -> list[Order]:
+        found: list[Order] = []
+        for move in PriceMove:
+            found += await self.orders.reached(asset_id, price, move)
+        return found
+
+    async def _due_at(self, asset_id: str, price: Decimal) -> list[Order]:
+        """What the price that stands triggers, both sides of the book: a redelivered
+        update may have written its price and failed before matching it (a throttled
+        query: Retry); the newer update that then found the price unmoved, or moved from
+        it the other way, did not look at what that price triggers."""
+        return [o for o in await self._both_sides(asset_id, price) if triggered(o, price)]
 
     async def _execute(self, orders: list[Order], cause: str) -> list[ExecuteOrder]:
         commands = self._executions(orders, cause)
@@ -150,19 +184,26 @@ class PriceMatcher:
         self.metrics.inc("orders_triggered_total", len(commands), cause="update")
         return commands
 
-    async def _move_trails(self, update: UpdatePrice, redelivered: bool) -> list[Order]:
+    async def _move_trails(
+        self, update: UpdatePrice, found: list[Order], again: bool
+    ) -> list[Order]:
         """Each move is a state of its own (QUEUED, its sequence up by one): announced
-        after it is written. A redelivered update (its publish failed, its matcher
+        after it is written. An update applied again (its publish failed, its matcher
         crashed) announces again the trails standing at its price, with the events' same
         ids: the latest state of an order is never left unannounced."""
-        payload = update.payload
-        trailed = await move_trails(self.orders, payload.asset_id, payload.price, update.issued_at)
+        price = update.payload.price
+        trailed = await move_trails(self.orders, found, price, update.issued_at)
         self.faults.after_commit(Step.TRAILED)  # the crash test: trails moved, nothing announced
         self.metrics.inc("trailing_stops_moved_total", len(trailed))
-        if redelivered:
-            standing = await self.orders.trails_at(payload.asset_id, payload.price)
+        if again:
             moved = {order.order_id for order in trailed}
-            trailed += [order for order in standing if order.order_id not in moved]
+            trailed += [
+                order
+                for order in found
+                if order.order_type.is_trailing
+                and order.best_price == price
+                and order.order_id not in moved
+            ]
         await self._announce_trails(trailed)
         return trailed
 
@@ -172,16 +213,18 @@ class PriceMatcher:
 
     async def rematch(self, now: datetime) -> list[ExecuteOrder]:
         """Defence in depth for a lost ExecuteOrder (its short-lived token expired in a
-        backlog, a purged queue): every QUEUED order that the inventory's current price
-        triggers is sent an ExecuteOrder again. Execution re-checks everything under the
-        user's lock, so a repeat is harmless; ids derive from the order and the minute."""
+        backlog, a purged queue) and for what an index hid from an update: every QUEUED
+        order that the inventory's current price triggers is sent an ExecuteOrder again,
+        and every trailing stop it improves on follows it (both sides of the book, one
+        query each). Execution re-checks everything under the user's lock, so a repeat
+        is harmless; ids derive from the order and the minute."""
         commands: list[ExecuteOrder] = []
         async for asset in self.assets.every_asset(active_only=True):
-            # A trailing stop an index hid from its update follows the price that stands.
-            moved = await move_trails(self.orders, asset.asset_id, asset.price, asset.price_as_of)
+            found = await self._both_sides(asset.asset_id, asset.price)
+            moved = await move_trails(self.orders, found, asset.price, asset.price_as_of)
             self.metrics.inc("trailing_stops_moved_total", len(moved))
             await self._announce_trails(moved)
-            due = await self.orders.triggered_orders(asset.asset_id, asset.price)
+            due = [order for order in found if triggered(order, asset.price)]
             commands += self._executions(due, f"rematch:{now:%Y%m%dT%H%M}")
         for command in commands:
             log.warning("rematch: order %s is triggered and still QUEUED", command.payload.order_id)
@@ -209,3 +252,8 @@ class PriceMatcher:
             )
             for order in orders
         ]
+
+
+def _once(orders: list[Order]) -> list[Order]:
+    """Each order once."""
+    return list({order.order_id: order for order in orders}.values())

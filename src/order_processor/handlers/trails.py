@@ -24,17 +24,19 @@ TRAIL_MOVES_IN_FLIGHT = 16
 
 
 async def move_trails(
-    book: OrderBook, asset_id: str, price: Decimal, observed_at: datetime | None = None
+    book: OrderBook, found: list[Order], price: Decimal, observed_at: datetime | None = None
 ) -> list[Order]:
-    """Every QUEUED trailing stop this price improves on gets it as its best price and its
-    stop moved after it; with `observed_at`, only the stops whose starting price was
-    observed before it. The moves run `TRAIL_MOVES_IN_FLIGHT` at a time; all are tried
-    before the first error is raised (a redelivered update redoes the rest; the moves
-    already made no longer match its query). Returns the orders as moved."""
+    """Every trailing stop among `found` (what the price reached in the book) that this
+    price improves on gets it as its best price and its stop moved after it; with
+    `observed_at`, only the stops whose starting price was observed before it. The moves
+    run `TRAIL_MOVES_IN_FLIGHT` at a time; all are tried before the first error is raised
+    (a redelivered update redoes the rest; the moves already made no longer match its
+    query). Returns the orders as moved."""
     found = [
         order
-        for order in await book.improvable_trails(asset_id, price)
-        if observed_at is None or (order.trail_since or order.created_at) < observed_at
+        for order in found
+        if trailed(order, price) is not None
+        and (observed_at is None or (order.trail_since or order.created_at) < observed_at)
     ]
     limit = asyncio.Semaphore(TRAIL_MOVES_IN_FLIGHT)
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -19,6 +19,7 @@ from order_processor.domain.assets import (
 )
 from order_processor.domain.base import new_id, utc_now
 from order_processor.domain.money import PRICE_PLACES, parse_decimal
+from order_processor.domain.ports import PriceChange
 from order_processor.exceptions import (
     AssetNotFoundException,
     EntityAlreadyExistsException,
@@ -131,6 +132,18 @@ class AssetDAO:
         as_of: datetime | None = None,
         command_id: str | None = None,
     ) -> Asset:
+        """The asset as `change_price` leaves it."""
+        change = await self.change_price(asset_id, price, as_of=as_of, command_id=command_id)
+        return change.after
+
+    async def change_price(
+        self,
+        asset_id: str,
+        price: Decimal | str,
+        *,
+        as_of: datetime | None = None,
+        command_id: str | None = None,
+    ) -> PriceChange:
         """Decimal or a decimal string only: a float is refused, never converted. `as_of`
         is when the price was observed (default: now) and `command_id` the update that
         observed it (default: a new id, a price set by hand): only a newer observation
@@ -154,17 +167,26 @@ class AssetDAO:
         # admits it, and matchers' clocks may differ by up to one more; only an
         # observation beyond both (a laptop's clock far ahead) is disregarded.
         beyond_skew = {":beyond_skew": to_attribute(self.clock() + 2 * self.clock_skew)}
-        return await self._set(asset_id, observed, newer, beyond_skew)
+        # The asset as it stood before, from the write itself: no second read, and no
+        # other write in between (the matcher's direction of the move depends on it).
+        changes = {**observed, "updated_at": self.clock()}
+        stored = await self._write(asset_id, changes, newer, beyond_skew, returning="ALL_OLD")
+        before = _asset(stored)
+        return PriceChange(before, Asset.model_validate({**before.model_dump(), **changes}))
 
-    async def _set(
+    async def _set(self, asset_id: str, changes: dict[str, Any]) -> Asset:
+        return _asset(await self._write(asset_id, {**changes, "updated_at": self.clock()}))
+
+    async def _write(
         self,
         asset_id: str,
         changes: dict[str, Any],
         extra_condition: str | None = None,
         extra_values: dict[str, Any] | None = None,
-    ) -> Asset:
+        returning: str = "ALL_NEW",
+    ) -> dict[str, Any]:
+        """The asset's item as `returning` asks (ALL_NEW: as written; ALL_OLD: before)."""
         asset_id = normalise_asset_id(asset_id)
-        changes = {**changes, "updated_at": self.clock()}
         try:
             response = await call(
                 self.client,
@@ -180,7 +202,7 @@ class AssetDAO:
                     **{f":{k}": to_attribute(v) for k, v in changes.items()},
                     **(extra_values or {}),
                 },
-                ReturnValues="ALL_NEW",
+                ReturnValues=returning,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
@@ -193,7 +215,7 @@ class AssetDAO:
                     current=Asset.model_validate(without_keys(stored)),
                 ) from exc
             raise
-        return _asset(response["Attributes"])
+        return cast(dict[str, Any], response["Attributes"])
 
 
 def _asset(item: dict[str, Any]) -> Asset:

@@ -1,8 +1,9 @@
 """The order book over DynamoDB (the `OrderBook` port, and what the operator's views
-read): the QUEUED orders of an asset through the sparse indexes, never by a scan (limit
-orders through OpenLimitOrders, conditional ones through OpenStopOrders, trailing stops
-through TrailingStops), the trail moves the matcher decided, applied on condition, and
-the orders due (ExpiryIndex) and stalled (InFlightIndex) for the sweeper."""
+read): the QUEUED orders of an asset through the sparse indexes, never by a scan (what a
+fall or a rise reaches through FallTriggers or RiseTriggers, one query each; the limit
+orders' book through OpenLimitOrders, the waiting stops through OpenStopOrders), the
+trail moves the matcher decided, applied on condition, and the orders due (ExpiryIndex)
+and stalled (InFlightIndex) for the sweeper."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from order_processor.domain.base import utc_now
 from order_processor.domain.orders import Order, OrderStatus
+from order_processor.domain.triggers import PriceMove, reach_price
 from order_processor.exceptions import OrderChangedException
 from order_processor.store import keys
 from order_processor.store.dynamo import (
@@ -37,15 +39,23 @@ class DynamoOrderBook:
     table: str
     clock: Callable[[], datetime] = utc_now
 
-    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
-        """The QUEUED orders a price triggers, from sparse indexes, never by a scan: limit
-        buys whose limit is at or above it, limit sells at or below (OpenLimitOrders);
-        conditional orders whose stop a rise reached (stop at or below it) or a fall
-        reached (stop at or above it) (OpenStopOrders)."""
-        found: list[Order] = []
-        for side, comparison in (("BUY", ">="), ("SELL", "<=")):
-            found += await self._book(asset_id, side, f"limit_price {comparison} :price", price)
-        return found + await self.triggered_stops(asset_id, price)
+    async def reached(self, asset_id: str, price: Decimal, move: PriceMove) -> list[Order]:
+        """The QUEUED orders a `move` to `price` reaches, from one sparse index: on a fall
+        those whose fall price is at or above it (FallTriggers), on a rise those whose
+        rise price is at or below it (RiseTriggers)."""
+        index = keys.REACH_INDEXES[move]
+        comparison = ">=" if move is PriceMove.FALL else "<="
+        request = {
+            "TableName": self.table,
+            "IndexName": index.name,
+            "KeyConditionExpression": f"#key = :key AND #price {comparison} :price",
+            "ExpressionAttributeNames": {"#key": index.key, "#price": index.price},
+            "ExpressionAttributeValues": {
+                ":key": to_attribute(keys.reach_key(asset_id)),
+                ":price": to_attribute(price),
+            },
+        }
+        return await index_orders(self.client, request)
 
     async def triggered_stops(self, asset_id: str, price: Decimal) -> list[Order]:
         found: list[Order] = []
@@ -79,37 +89,6 @@ class DynamoOrderBook:
             found += await index_orders(self.client, request)
         return found
 
-    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
-        """The QUEUED trailing stops this price improves on: a sell's best below it, a
-        buy's above it (TrailingStops)."""
-        found: list[Order] = []
-        for side, comparison in (("SELL", "<"), ("BUY", ">")):
-            found += await self._trailing_stops(asset_id, side, comparison, price)
-        return found
-
-    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
-        """The QUEUED trailing stops whose best price is exactly `price`: what a price
-        update moved them to, for its redelivery to announce again."""
-        found: list[Order] = []
-        for side in ("SELL", "BUY"):
-            found += await self._trailing_stops(asset_id, side, "=", price)
-        return found
-
-    async def _trailing_stops(
-        self, asset_id: str, side: str, comparison: str, price: Decimal
-    ) -> list[Order]:
-        """The TrailingStops index of one asset and side, best price `comparison` price."""
-        request = {
-            "TableName": self.table,
-            "IndexName": "TrailingStops",
-            "KeyConditionExpression": f"trail_key = :key AND best_price {comparison} :price",
-            "ExpressionAttributeValues": {
-                ":key": to_attribute(keys.trail_key(asset_id, side)),
-                ":price": to_attribute(price),
-            },
-        }
-        return await index_orders(self.client, request)
-
     async def move_trail(self, order: Order, best: Decimal, stop: Decimal) -> Order:
         """One move the matcher decided, as its own state of the order (sequence up by
         one, like any change), so that a worker's write decided before it is refused and
@@ -118,16 +97,22 @@ class DynamoOrderBook:
         racing matcher, never moves a stop back. Refused: OrderChangedException with the
         stored order (`current`, None when there is none)."""
         worse = ">" if order.order_type.is_buy else "<"
+        # Its reach prices follow (the stop on one side, the best on the other).
+        moved = order.evolve(best_price=best, stop_price=stop)
+        reach = {
+            index.price: at
+            for move, index in keys.REACH_INDEXES.items()
+            if (at := reach_price(moved, move)) is not None
+        }
+        assignments = ["best_price = :best", "stop_price = :stop", "updated_at = :now"]
+        assignments += [f"{attribute} = :{attribute}" for attribute in reach]
         try:
             response = await call(
                 self.client,
                 "update_item",
                 TableName=self.table,
                 Key=keys.order_key(order.order_id),
-                UpdateExpression=(
-                    "SET best_price = :best, stop_price = :stop, updated_at = :now "
-                    "ADD #sequence :one"
-                ),
+                UpdateExpression="SET " + ", ".join(assignments) + " ADD #sequence :one",
                 ConditionExpression=f"#status = :queued AND best_price {worse} :best",
                 ExpressionAttributeNames={"#status": "status", "#sequence": "sequence"},
                 ExpressionAttributeValues={
@@ -136,6 +121,7 @@ class DynamoOrderBook:
                     ":now": to_attribute(self.clock()),
                     ":one": to_attribute(1),
                     ":queued": to_attribute(OrderStatus.QUEUED),
+                    **{f":{attribute}": to_attribute(at) for attribute, at in reach.items()},
                 },
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",

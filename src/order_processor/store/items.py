@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from order_processor.domain.orders import Order, OrderStatus
+from order_processor.domain.triggers import reach_price
 from order_processor.store import keys
 from order_processor.store.dynamo import entity_item, from_item, to_attribute, without_keys
 
@@ -18,6 +19,7 @@ INDEX_ATTRIBUTES = (
     "trail_key",
     "expiry_shard",
     "in_flight_shard",
+    *(name for index in keys.REACH_INDEXES.values() for name in (index.key, index.price)),
 )
 IN_FLIGHT = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING})
 
@@ -25,7 +27,9 @@ IN_FLIGHT = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING})
 def index_attributes(order: Order) -> dict[str, Any]:
     """`created_key` for UserOrdersIndex; `book_key` (sparse: QUEUED limit orders only) for
     OpenLimitOrders; `expiry_shard` (sparse: QUEUED orders with an expiry) for ExpiryIndex;
-    `in_flight_shard` (sparse: PENDING and PROCESSING orders) for InFlightIndex."""
+    `in_flight_shard` (sparse: PENDING and PROCESSING orders) for InFlightIndex;
+    `fall_key`/`fall_price` and `rise_key`/`rise_price` (sparse: QUEUED orders a fall,
+    or a rise, reaches) for FallTriggers and RiseTriggers, the matcher's lookups."""
     attributes: dict[str, Any] = {"created_key": f"{order.created_at.isoformat()}#{order.order_id}"}
     if order.status in IN_FLIGHT:
         attributes["in_flight_shard"] = keys.in_flight_shard(order.order_id)
@@ -40,6 +44,16 @@ def index_attributes(order: Order) -> dict[str, Any]:
         attributes["trail_key"] = keys.trail_key(order.asset_id, _side(order))
     if order.expires_at is not None:
         attributes["expiry_shard"] = keys.EXPIRY_SHARD
+    return attributes | reach_attributes(order)
+
+
+def reach_attributes(order: Order) -> dict[str, Any]:
+    """A QUEUED order's keys in FallTriggers and RiseTriggers (one each at most)."""
+    attributes: dict[str, Any] = {}
+    for move, index in keys.REACH_INDEXES.items():
+        at = reach_price(order, move)
+        if at is not None:
+            attributes |= {index.key: keys.reach_key(order.asset_id), index.price: at}
     return attributes
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from order_processor.domain.assets import normalise_asset_id
+from order_processor.domain.triggers import PriceMove
 from order_processor.store.dynamo import to_item
 
 PROFILE = "PROFILE"
@@ -91,6 +93,28 @@ def stop_key(asset_id: str, *, rise: bool) -> str:
     """OpenStopOrders: the QUEUED conditional orders of one asset a rise (or a fall)
     triggers."""
     return f"{normalise_asset_id(asset_id)}#{'RISE' if rise else 'FALL'}"
+
+
+@dataclass(frozen=True)
+class ReachIndex:
+    """The sparse index of the QUEUED orders a move of the market reaches: `key` the
+    asset, `price` the reach price (`domain.triggers.reach_price`), so that one query
+    (`price >=` on a fall, `<=` on a rise) finds every order one direction triggers or
+    moves."""
+
+    name: str
+    key: str
+    price: str
+
+
+REACH_INDEXES = {
+    PriceMove.FALL: ReachIndex("FallTriggers", "fall_key", "fall_price"),
+    PriceMove.RISE: ReachIndex("RiseTriggers", "rise_key", "rise_price"),
+}
+
+
+def reach_key(asset_id: str) -> str:
+    return normalise_asset_id(asset_id)
 
 
 def in_flight_shard(order_id: str) -> str:

@@ -36,7 +36,7 @@ from order_processor.domain.commands import (
     command_digest,
 )
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
-from order_processor.domain.triggers import trail_stop
+from order_processor.domain.triggers import PriceMove, trail_stop
 from order_processor.domain.users import UserCreate
 from order_processor.exceptions import ServiceUnavailableException
 from order_processor.faultproxy import FaultPlan, fault_proxy
@@ -225,26 +225,20 @@ async def test_a_redelivered_update_without_issued_at_does_not_undo_a_newer_one(
 
 @dataclass
 class ThrottledOnce:
-    """The real OrderDAO whose first trail move meets a transient AWS failure (a
-    throttled query, a 5xx): what the matcher answers with Retry."""
+    """The real OrderDAO whose first query meets a transient AWS failure (a throttled
+    query, a 5xx): what the matcher answers with Retry."""
 
     orders: OrderDAO
     failed: bool = False
 
-    async def improvable_trails(self, asset_id: str, price: Decimal) -> list[Order]:
+    async def reached(self, asset_id: str, price: Decimal, move: PriceMove) -> list[Order]:
         if not self.failed:
             self.failed = True
-            raise ServiceUnavailableException("DynamoDB throttled the TrailingStops query")
-        return await self.orders.improvable_trails(asset_id, price)
+            raise ServiceUnavailableException("DynamoDB throttled the RiseTriggers query")
+        return await self.orders.reached(asset_id, price, move)
 
     async def move_trail(self, order: Order, best: Decimal, stop: Decimal) -> Order:
         return await self.orders.move_trail(order, best, stop)
-
-    async def triggered_orders(self, asset_id: str, price: Decimal) -> list[Order]:
-        return await self.orders.triggered_orders(asset_id, price)
-
-    async def trails_at(self, asset_id: str, price: Decimal) -> list[Order]:
-        return await self.orders.trails_at(asset_id, price)
 
 
 async def trailing_sell(
@@ -293,8 +287,8 @@ async def test_a_redelivered_update_whose_price_was_written_still_moves_the_trai
     flaky = ThrottledOnce(get_order_dao(aws))
 
     first = await deliver(aws, t0, peak, orders=flaky, message_id="m-peak")
-    assert type(first).__name__ == "Retry"  # trails first: neither they nor the price moved
-    assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("100")
+    assert type(first).__name__ == "Retry"  # the price written, the book's query throttled
+    assert (await get_asset_dao(aws).get_asset(symbol)).price == Decimal("130")
     await deliver(aws, t0 + timedelta(seconds=1), after, orders=get_order_dao(aws))
     await deliver(aws, t0 + timedelta(seconds=31), peak, orders=flaky, message_id="m-peak")
 

@@ -40,7 +40,7 @@ async def test_racing_repeated_and_out_of_order_prices_never_move_a_trail_back(
     path = ["120", "110", "130", "120", "125", "130", "101", "129.99999999"]
 
     for _ in range(3):  # three matchers, each with the whole path, all at once
-        await asyncio.gather(*(move_trails(orders, asset, Decimal(p)) for p in path))
+        await asyncio.gather(*(move_trails(orders, [placed], Decimal(p)) for p in path))
 
     stored = await orders.get_order(placed.order_id)
     assert (stored.best_price, stored.stop_price) == (Decimal("130"), Decimal("120"))
@@ -59,7 +59,7 @@ async def test_a_closed_trailing_stop_is_never_moved_again(aws: AwsClients, user
     await orders.create_order(placed)
     await orders.update_order_status(placed.order_id, OrderStatus.CANCELLED)
 
-    assert await move_trails(orders, asset, Decimal("500")) == []
+    assert await move_trails(orders, [placed], Decimal("500")) == []
     stored = await orders.get_order(placed.order_id)
     assert (stored.status, stored.best_price) == (OrderStatus.CANCELLED, Decimal("100"))
 
@@ -73,7 +73,7 @@ async def test_a_cancel_decided_before_a_trail_move_is_decided_again(
     await orders.create_order(placed)
     read = await orders.get_order(placed.order_id)  # the worker's read, CancelOrder
 
-    await move_trails(orders, asset, Decimal("150"))  # the matcher, between read and write
+    await move_trails(orders, [read], Decimal("150"))  # the matcher, between read and write
     cancelled = moved(read, T0, Step.CANCELLED, status=OrderStatus.CANCELLED)
     with pytest.raises(ClientError, match="ConditionalCheckFailed"):  # decided again instead
         await call(
