@@ -59,21 +59,20 @@ async def test_metrics_count_what_the_worker_did(harness: Harness) -> None:
     assert 'order_processor_commands_processed_total{type="Deposit"} 1.0' in lines
     assert 'order_processor_commands_rejected_total{reason="MALFORMED_JSON"} 1.0' in lines
     assert 'order_processor_orders_failed_total{reason="INSUFFICIENT_BALANCE"} 1.0' in lines
-    assert 'order_processor_saga_step_seconds_count{step="completed"} 1.0' in lines
-    assert 'order_processor_saga_step_seconds_count{step="failed"} 1.0' in lines
-    assert 'order_processor_saga_step_seconds_count{step="funds"} 1.0' in lines
-    # One read (a deposit needs none), one write and one publish per command (the
-    # refused buy: a second write).
+    # The user's three commands arrive in one receive: decided together from one read,
+    # written in one transaction (the refused buy ends FAILED in it), published together.
+    assert 'order_processor_group_commits_total{outcome="committed"} 1.0' in lines
+    assert 'order_processor_saga_step_seconds_count{step="grouped"} 1.0' in lines
     assert (
-        'order_processor_aws_calls_total{operation="BatchGetItem",service="dynamodb"} 2.0' in lines
+        'order_processor_aws_calls_total{operation="BatchGetItem",service="dynamodb"} 1.0' in lines
     )
     # No retries against the emulator: one HTTP request per call.
     assert (
-        'order_processor_aws_requests_total{operation="BatchGetItem",service="dynamodb"} 2.0'
+        'order_processor_aws_requests_total{operation="BatchGetItem",service="dynamodb"} 1.0'
         in lines
     )
     assert (
-        'order_processor_aws_calls_total{operation="TransactWriteItems",service="dynamodb"} 4.0'
+        'order_processor_aws_calls_total{operation="TransactWriteItems",service="dynamodb"} 1.0'
         in lines
     )
     assert "# TYPE order_processor_messages_in_flight gauge" in lines

@@ -165,9 +165,16 @@ class CommandHandler:
         if done:
             self.saga.faults.after_commit(Step.ANNOUNCED)
             self.metrics.inc("group_commits_total", outcome="committed")
-            for _, entry in done:
+            for (message, entry), last in zip(done, together.last_writes, strict=True):
                 self.metrics.inc("commands_processed_total", type=entry.command.type.value)
-            log.info("%d commands of %s written together", len(done), done[0][1].command.username)
+                order_id, step = last or (None, None)
+                with structlog.contextvars.bound_contextvars(
+                    **self._context(message, entry),
+                    order_id=order_id,
+                    step=step,
+                    together=len(done),
+                ):
+                    log.info("command handled: ack")
         if together.rejected is not None:
             message, entry = admitted[len(done)]
             rejection = from_sender(together.rejected, entry.sender)
@@ -176,19 +183,23 @@ class CommandHandler:
 
     async def _execute(self, message: Message, entry: Admitted) -> Outcome:
         command = entry.command
-        context = {
-            "message_id": message.message_id,
-            "username": command.username,
-            "command": command.type.value,
-            "command_id": command.command_id,
-        }
-        with structlog.contextvars.bound_contextvars(**context):
+        with structlog.contextvars.bound_contextvars(**self._context(message, entry)):
             outcome = await self._attempt(message, entry)
             log.info("command handled: %s", type(outcome).__name__.lower())
             structlog.contextvars.unbind_contextvars("order_id", "step")
         kind = "processed" if isinstance(outcome, Ack) else "retried"
         self.metrics.inc(f"commands_{kind}_total", type=command.type.value)
         return outcome
+
+    def _context(self, message: Message, entry: Admitted) -> dict[str, str]:
+        """What each of a command's log lines says about it."""
+        command = entry.command
+        return {
+            "message_id": message.message_id,
+            "username": command.username,
+            "command": command.type.value,
+            "command_id": command.command_id,
+        }
 
     async def _attempt(self, message: Message, entry: Admitted) -> Outcome:
         """The saga, again and again while AWS is briefly unwell (throttling outliving

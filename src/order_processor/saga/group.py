@@ -153,6 +153,8 @@ class Together:
     # The next command's rejection, decided right after the others (what it would be
     # decided from alone, once they are written): answered as soon as they are.
     rejected: CommandRejected | None = None
+    # Each decided command's last write, for its log line: (order id, step), or None.
+    last_writes: tuple[tuple[str | None, Step] | None, ...] = ()
 
 
 def wanted_by(commands: Sequence[AnyCommand], now: datetime) -> Wanted:
@@ -189,19 +191,27 @@ async def decide_together(saga: Saga, commands: Sequence[AnyCommand]) -> Togethe
     metrics = Deferred()
     scratch = replace(saga, ledger=ledger, faults=saga.faults.without_crashes(), metrics=metrics)
     answers: list[Answer] = []
+    last_writes: list[tuple[str | None, Step] | None] = []
     rejected = None
     for command in commands:
         written, counted = len(ledger.changes), len(metrics.calls)
         answer = await _decided(scratch, command)
         if isinstance(answer, tuple) and items_touched(ledger.changes) <= MAX_WRITE_ITEMS:
             answers.append(answer)
+            mine = ledger.changes[written:]
+            last = mine[-1] if mine else None
+            last_writes.append(
+                (last.order.order_id if last.order else None, last.step) if last else None
+            )
             continue
         if isinstance(answer, CommandRejected) and len(ledger.changes) == written:
             rejected = answer  # (one that wrote first is answered alone, after its write)
         del ledger.changes[written:]
         del metrics.calls[counted:]
         break
-    return Together(ledger.books, tuple(ledger.changes), tuple(answers), metrics, rejected)
+    return Together(
+        ledger.books, tuple(ledger.changes), tuple(answers), metrics, rejected, tuple(last_writes)
+    )
 
 
 async def _decided(scratch: Saga, command: AnyCommand) -> Answer | CommandRejected | None:
