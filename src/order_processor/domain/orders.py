@@ -183,6 +183,14 @@ class Order(Entity):
     def response(self) -> OrderResponse:
         return OrderResponse.model_validate(self.model_dump(exclude={"step"}))
 
+    def response_json(self) -> dict[str, Any]:
+        """`response()` as JSON, straight from the order: an OrderResponse has the order's
+        fields but the saga's marker, of the same types, in the same order, so validating
+        them again (as `response()` does) would only repeat what the order's own
+        validation did. Every event of an order carries it."""
+        data: dict[str, Any] = self.model_dump(mode="json", exclude={"step"})
+        return data
+
 
 class OrderResponse(Entity):
     order_id: OrderId
