@@ -67,6 +67,26 @@ def test_counting_a_metric_the_program_never_declared_fails_loudly() -> None:
         metrics.inc("commands_processed_total", type="PlaceOrder")
 
 
+def test_counting_with_labels_the_metric_was_not_declared_with_fails_every_time() -> None:
+    metrics = Metrics()
+    metrics.inc("commands_processed_total", type="PlaceOrder")
+
+    for _ in range(2):  # a series found once is kept; a wrong one is never kept
+        with pytest.raises(ValueError, match="label"):
+            metrics.inc("commands_processed_total", kind="PlaceOrder")
+
+
+def test_a_series_counts_on_whatever_order_its_labels_come_in() -> None:
+    metrics = Metrics()
+
+    metrics.inc("aws_calls_total", service="sqs", operation="ReceiveMessage")
+    metrics.inc("aws_calls_total", operation="ReceiveMessage", service="sqs", amount=2)
+    metrics.inc("aws_calls_total", service="sns", operation="PublishBatch")
+
+    assert metrics.value("aws_calls_total", service="sqs", operation="ReceiveMessage") == 3
+    assert metrics.value("aws_calls_total", service="sns", operation="PublishBatch") == 1
+
+
 async def test_only_get_and_head_are_answered_and_head_has_no_body(
     served: tuple[str, Metrics, Readiness],
 ) -> None:
