@@ -177,8 +177,10 @@ class Order(Entity):
         return cls(username=username, order_id=order_id or new_id(), **fields)
 
     def evolve(self, **changes: Any) -> Order:
-        """A changed copy, validated like a new order (model_copy would skip validation)."""
-        return Order.model_validate({**self.model_dump(), **changes})
+        """A changed copy, validated like a new order (model_copy would skip validation).
+        Its fields are read as they are (`__dict__`: what `model_dump()` would give for an
+        order, which nests no model and serialises nothing differently in Python mode)."""
+        return Order.model_validate({**self.__dict__, **changes})
 
     def response(self) -> OrderResponse:
         return OrderResponse.model_validate(self.model_dump(exclude={"step"}))
