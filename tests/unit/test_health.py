@@ -4,12 +4,16 @@ HEAD, limits on what a client may send or hold, readiness from real checks."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import aiohttp
 import pytest
 
+from order_processor.bootstrap.compose import Operated
+from order_processor.bootstrap.runtime import Lifecycle
 from order_processor.observability import (
     SWEEPER,
     WORKER,
@@ -203,3 +207,15 @@ async def test_probes_within_the_cache_time_cost_one_round_of_checks() -> None:
     now[0] += 2
     await readiness.ready()
     assert calls == 2
+
+
+async def test_a_program_that_answers_ready_has_frozen_what_start_up_made() -> None:
+    operated = Operated(cast(Any, None), Metrics(), Readiness(), Lifecycle(asyncio.Event()))
+    try:
+        operated.ready()
+
+        assert gc.get_freeze_count() > 0  # out of the collector's reach from now on
+        assert operated.readiness.started
+        assert operated.life.started.is_set()
+    finally:
+        gc.unfreeze()
