@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,8 @@ from order_processor.domain.balances import (
     BalanceTransactionCreate,
     TransactionType,
 )
+from order_processor.domain.base import utc_now
+from order_processor.domain.events import order_event
 from order_processor.domain.orders import (
     TRANSITIONS,
     Order,
@@ -29,6 +32,7 @@ from order_processor.exceptions import (
     ServiceUnavailableException,
     UserNotFoundException,
 )
+from tests.builders import a_resting_order, a_trailing_stop, an_order
 
 
 def test_market_orders_run_pending_processing_completed_or_failed() -> None:
@@ -170,3 +174,32 @@ def test_portfolio_skips_empty_holdings_and_values_unknown_assets_at_zero() -> N
         ("GONE", Decimal("0.00")),
     ]
     assert portfolio.total_value == Decimal("35.00")
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        an_order(),
+        an_order(OrderType.MARKET_SELL, quantity="0.00000001").evolve(
+            status=OrderStatus.FAILED, failure_reason="INSUFFICIENT_FUNDS", sequence=2
+        ),
+        a_resting_order(OrderType.LIMIT_BUY, limit_price="9.5").evolve(hold_price=Decimal("9.5")),
+        a_resting_order(OrderType.TRAILING_STOP_BUY, trail_percent="2.5").evolve(
+            best_price=Decimal("100"), stop_price=Decimal("102.5"), trail_since=utc_now()
+        ),
+        a_trailing_stop(best="120", expires_at=utc_now() + timedelta(days=1)),
+        a_resting_order(OrderType.STOP_SELL, stop_price="1E+1", quantity="6.3850").evolve(
+            status=OrderStatus.COMPLETED, price=Decimal("9.99"), total_amount=Decimal("63.79")
+        ),
+    ],
+    ids=lambda order: f"{order.order_type}-{order.status}",
+)
+def test_an_orders_event_data_is_its_response_field_for_field(order: Order) -> None:
+    expected = order.response().model_dump(mode="json")
+
+    data = order_event(order).data
+
+    assert list(data.items()) == list(expected.items())  # values and their order
+    assert (
+        order_event(order).body() == order_event(order).model_copy(update={"data": expected}).body()
+    )

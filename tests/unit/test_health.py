@@ -4,12 +4,16 @@ HEAD, limits on what a client may send or hold, readiness from real checks."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import aiohttp
 import pytest
 
+from order_processor.bootstrap.compose import Operated
+from order_processor.bootstrap.runtime import Lifecycle
 from order_processor.observability import (
     SWEEPER,
     WORKER,
@@ -65,6 +69,26 @@ def test_counting_a_metric_the_program_never_declared_fails_loudly() -> None:
 
     with pytest.raises(KeyError):
         metrics.inc("commands_processed_total", type="PlaceOrder")
+
+
+def test_counting_with_labels_the_metric_was_not_declared_with_fails_every_time() -> None:
+    metrics = Metrics()
+    metrics.inc("commands_processed_total", type="PlaceOrder")
+
+    for _ in range(2):  # a series found once is kept; a wrong one is never kept
+        with pytest.raises(ValueError, match="label"):
+            metrics.inc("commands_processed_total", kind="PlaceOrder")
+
+
+def test_a_series_counts_on_whatever_order_its_labels_come_in() -> None:
+    metrics = Metrics()
+
+    metrics.inc("aws_calls_total", service="sqs", operation="ReceiveMessage")
+    metrics.inc("aws_calls_total", operation="ReceiveMessage", service="sqs", amount=2)
+    metrics.inc("aws_calls_total", service="sns", operation="PublishBatch")
+
+    assert metrics.value("aws_calls_total", service="sqs", operation="ReceiveMessage") == 3
+    assert metrics.value("aws_calls_total", service="sns", operation="PublishBatch") == 1
 
 
 async def test_only_get_and_head_are_answered_and_head_has_no_body(
@@ -183,3 +207,15 @@ async def test_probes_within_the_cache_time_cost_one_round_of_checks() -> None:
     now[0] += 2
     await readiness.ready()
     assert calls == 2
+
+
+async def test_a_program_that_answers_ready_has_frozen_what_start_up_made() -> None:
+    operated = Operated(cast(Any, None), Metrics(), Readiness(), Lifecycle(asyncio.Event()))
+    try:
+        operated.ready()
+
+        assert gc.get_freeze_count() > 0  # out of the collector's reach from now on
+        assert operated.readiness.started
+        assert operated.life.started.is_set()
+    finally:
+        gc.unfreeze()

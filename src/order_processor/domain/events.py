@@ -86,7 +86,7 @@ def order_event(order: Order) -> Event:
         order_id=order.order_id,
         status=order.status.value,
         sequence=order.sequence,
-        data=order.response().model_dump(mode="json"),
+        data=order.response_json(),
     )
 
 

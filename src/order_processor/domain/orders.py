@@ -177,11 +177,21 @@ class Order(Entity):
         return cls(username=username, order_id=order_id or new_id(), **fields)
 
     def evolve(self, **changes: Any) -> Order:
-        """A changed copy, validated like a new order (model_copy would skip validation)."""
-        return Order.model_validate({**self.model_dump(), **changes})
+        """A changed copy, validated like a new order (model_copy would skip validation).
+        Its fields are read as they are (`__dict__`: what `model_dump()` would give for an
+        order, which nests no model and serialises nothing differently in Python mode)."""
+        return Order.model_validate({**self.__dict__, **changes})
 
     def response(self) -> OrderResponse:
         return OrderResponse.model_validate(self.model_dump(exclude={"step"}))
+
+    def response_json(self) -> dict[str, Any]:
+        """`response()` as JSON, straight from the order: an OrderResponse has the order's
+        fields but the saga's marker, of the same types, in the same order, so validating
+        them again (as `response()` does) would only repeat what the order's own
+        validation did. Every event of an order carries it."""
+        data: dict[str, Any] = self.model_dump(mode="json", exclude={"step"})
+        return data
 
 
 class OrderResponse(Entity):

@@ -242,7 +242,10 @@ class Consumer:
             elif isinstance(outcome, Release):
                 later.append((message, 0))
         try:
-            await asyncio.gather(self._delete(done), self._change_visibility(later))
+            if later:
+                await asyncio.gather(self._delete(done), self._change_visibility(later))
+            else:  # the usual case: deletes only, awaited in place (no task for each part)
+                await self._delete(done)
         finally:
             if keeping is not None:
                 keeping.cancel()

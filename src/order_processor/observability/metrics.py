@@ -139,6 +139,9 @@ class Metrics:
         self._metrics: dict[str, Any] = {}
         for name, spec in (WORKER if specs is None else specs).items():
             self._metrics[name] = _build(name, spec, self.registry)
+        # Each series once found is kept: prometheus_client checks the label names and
+        # looks the series up under a lock at every `labels()`, a dozen times an order.
+        self._found: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
         self._series(name, labels).inc(amount)
@@ -161,8 +164,13 @@ class Metrics:
         return generate_latest(self.registry)
 
     def _series(self, name: str, labels: dict[str, str]) -> Any:
-        metric = self._metrics[name]  # KeyError: a metric the program never declared
-        return metric.labels(**labels) if labels else metric
+        key = (name, tuple(labels.items()))
+        series = self._found.get(key)
+        if series is None:
+            metric = self._metrics[name]  # KeyError: a metric the program never declared
+            series = metric.labels(**labels) if labels else metric
+            self._found[key] = series
+        return series
 
 
 def _build(name: str, spec: Spec, registry: CollectorRegistry) -> Any:

@@ -137,10 +137,16 @@ def _high_entropy(match: re.Match[str]) -> str:
     43 (an HMAC-SHA256 signature; a random one has no digit once in ~1,500)."""
     run = match.group(0)
     body = run.rstrip("=")
-    mixed_case = any(c.isupper() for c in body) and any(c.islower() for c in body)
+    mixed_case = _mixed_case(body)
     if mixed_case and (len(body) >= MIN_SIGNATURE_LENGTH or any(c.isdigit() for c in body)):
         return REDACTED
     return run
+
+
+def _mixed_case(text: str) -> bool:
+    """Upper and lower case letters both (what `any(c.isupper())` and `any(c.islower())`
+    say, in two passes in C rather than two generators)."""
+    return text.lower() != text and text.upper() != text
 
 
 def _token_shapes(match: re.Match[str]) -> str:
@@ -255,6 +261,7 @@ class Redactor:
             for variant in _secret_variants(secret)
         }
         ordered = sorted(variants, key=len, reverse=True)
+        self._variants = tuple(ordered)  # looked for first: a plain search costs little
         self._known = re.compile("|".join(map(re.escape, ordered))) if ordered else None
         self._shortest_known = len(ordered[-1]) if ordered else 0
         # Keys repeat from line to line (and are not secrets): their scrubbing is cached.
@@ -271,21 +278,25 @@ class Redactor:
 
     def scrub(self, text: str) -> str:
         """`text` with every secret-looking substring replaced. (Each pass is skipped when
-        the text is too short for it or lacks the character it needs: most log values are
-        short identifiers.)"""
-        if self._known is not None and len(text) >= self._shortest_known:
+        the text is too short for it or lacks what it needs, checked by a plain search: most
+        log values are short identifiers, and a log line costs about 20 microseconds.)"""
+        if (
+            self._known is not None
+            and len(text) >= self._shortest_known
+            and any(variant in text for variant in self._variants)
+        ):
             text = self._known.sub(REDACTED, text)
-        if len(text) >= 12:
+        if len(text) >= 12 and _JSON_SEGMENT_START.search(text):  # nothing to shape without
             text = _TOKEN_RUN.sub(_token_shapes, text)
         if "$" in text:
             text = _BCRYPT.sub(REDACTED, text)
-        if len(text) >= 8:
+        if len(text) >= 8 and "bearer" in text.lower():
             text = _BEARER.sub(rf"\1\2{REDACTED}", text)
         if "://" in text:
             text = _USERINFO.sub(rf"\1{REDACTED}@", text)
         if ":" in text or "=" in text:
             text = _redact_key_values(text)
-        if len(text) >= 32:
+        if len(text) >= 32 and _mixed_case(text):  # a run can mix cases only if the text does
             text = _RUN.sub(_high_entropy, text)
         return text
 

@@ -256,9 +256,13 @@ def _refuse_constant(_: str) -> NoReturn:
     raise ValueError("NaN and Infinity are not JSON")
 
 
+# Made once: `json.loads` with any option builds a decoder at every call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def _json_object(data: bytes, name: str) -> dict[str, Any]:
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+        value = _DECODER.decode(data.decode("utf-8"))
     except (ValueError, RecursionError, MemoryError):  # UnicodeDecodeError is a ValueError
         _invalid(f"the token's {name} is not valid JSON")
     if not isinstance(value, dict):

@@ -1,7 +1,10 @@
 """What every DAO shares: attribute (de)serialisation, cursors, error translation, paging.
 
 Numbers go to DynamoDB from Decimal and come back as Decimal (boto3's TypeSerializer
-refuses floats outright, which is what we want).
+refuses floats outright, which is what we want). The scalars every write is made of
+(strings, numbers, booleans) take a direct path, with boto3's own number rule; anything
+else goes through boto3's TypeSerializer and TypeDeserializer: the same attributes, at a
+fraction of the cost (a market order's transaction has about sixty).
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
@@ -32,8 +36,26 @@ _deserializer = TypeDeserializer()
 
 
 def to_attribute(value: Any) -> dict[str, Any]:
-    attribute: dict[str, Any] = _serializer.serialize(_plain(value))
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is Decimal or kind is int:
+        return {"N": _number(value)}
+    if kind is bool:
+        return {"BOOL": value}
+    plain = _plain(value)
+    if plain is not value:  # an enum's value, a datetime's ISO text
+        return to_attribute(plain)
+    attribute: dict[str, Any] = _serializer.serialize(value)
     return attribute
+
+
+def _number(value: Decimal | int) -> str:
+    """boto3's rule: at most 38 significant digits, exactly (its context traps rounding)."""
+    number = str(DYNAMODB_CONTEXT.create_decimal(value))
+    if number in ("Infinity", "NaN"):
+        raise TypeError("Infinity and NaN not supported")
+    return number
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,7 +68,17 @@ def entity_item(model: BaseModel) -> dict[str, Any]:
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return {k: from_attribute(v) for k, v in item.items()}
+
+
+def from_attribute(attribute: Mapping[str, Any]) -> Any:
+    if len(attribute) == 1:
+        ((kind, value),) = attribute.items()
+        if kind == "S" or kind == "BOOL":
+            return value
+        if kind == "N":
+            return DYNAMODB_CONTEXT.create_decimal(value)
+    return _deserializer.deserialize(attribute)
 
 
 def _plain(value: Any) -> Any:
