@@ -226,7 +226,7 @@ resting = st.tuples(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     before=st.lists(resting, max_size=3),
     plan=st.lists(steps, min_size=2, max_size=10),
@@ -253,7 +253,7 @@ async def test_any_batch_of_every_command_type_leaves_what_one_by_one_leaves(
     assert_alike((together, together_ledger, outcomes), (alone, alone_ledger, expected))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     before=st.lists(resting, max_size=3),
     plan=st.lists(steps, min_size=2, max_size=10),
@@ -375,7 +375,7 @@ class Kept(CountingLedger):
         await super().write_together(books, changes)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(before=st.lists(resting, max_size=3), plan=st.lists(steps, min_size=2, max_size=10))
 async def test_the_items_a_batch_is_counted_to_touch_are_the_parts_the_store_is_sent(
     before: list[tuple[Any, ...]], plan: list[tuple[Any, ...]]

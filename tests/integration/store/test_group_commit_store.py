@@ -192,7 +192,7 @@ async def test_a_batch_of_every_command_type_is_written_in_one_transaction_dynam
 
 
 @settings(
-    max_examples=100,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
