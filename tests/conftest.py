@@ -35,30 +35,3 @@ def prefix() -> str:
 @pytest.fixture
 def settings(aws_endpoint: str, prefix: str) -> Settings:
     return Settings(endpoint_url=aws_endpoint, prefix=prefix)
-
-
-# The modules whose tests run for half a minute or more on two cores (`make test
-# PYTEST_ARGS=--durations=40` names them), longest first: started first, so that xdist's
-# last minutes are spent on short tests rather than waiting for one long test that
-# started late.
-LONG_FIRST = (
-    "tests/e2e/test_cli_trading.py",
-    "tests/chaos/test_chaos.py",
-    "tests/e2e/test_hostile_input.py",
-    "tests/e2e/test_crashes.py",
-    "tests/e2e/test_lagging_indexes.py",
-    "tests/e2e/test_recovery.py",
-    "tests/e2e/test_demo.py",
-    "tests/e2e/test_analytics.py",
-    "tests/integration/store/test_group_commit_store.py",
-    "tests/e2e/test_cli_output.py",
-    "tests/e2e/test_outage.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def start(item: pytest.Item) -> int:
-        path = item.nodeid.split("::")[0]
-        return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
-
-    items.sort(key=start)

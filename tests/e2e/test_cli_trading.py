@@ -11,11 +11,14 @@ import sys
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+
 from order_processor.security.tokens import TokenManager
 from tests.e2e.harness import Harness
 from tests.support import run_cli
 
 
+@pytest.mark.timeout(300)  # some twenty CLI processes, each a cold start: ~2 min on 2 busy cores
 async def test_a_user_trades_through_the_cli(harness: Harness) -> None:
     env = {
         k: v for k, v in harness.worker_environment().items() if k.startswith(("AWS_", "ORDER_"))
