@@ -38,7 +38,6 @@ from order_processor.domain.ports import (
     day_key,
     items_touched,
 )
-from order_processor.domain.steps import Step
 from order_processor.domain.users import User
 from order_processor.exceptions import (
     BalanceNotFoundException,
@@ -147,7 +146,8 @@ class DynamoLedger:
         """The parts of one TransactWriteItems (one per item): each conditioned on the
         item as `books` read it."""
         user, last = books.username, max(c.at for c in changes)
-        parts: list[dict[str, Any]] = [{"Update": self._fence_moved(books, len(changes), last)}]
+        fence = self._fence(user, books.fence, last, moves=len(changes))
+        parts: list[dict[str, Any]] = [{"Update": fence}]
         if any(c.active_user for c in changes):
             parts.append({"ConditionCheck": self._active(user)})
         finals = {c.order.order_id: c.order for c in changes if c.order is not None}
@@ -182,14 +182,6 @@ class DynamoLedger:
         prices = {c.price_read[0]: c.price_read for c in changes if c.price_read is not None}
         parts += [{"ConditionCheck": self._price_unchanged(*read)} for read in prices.values()]
         return parts
-
-    def _fence_moved(self, books: Books, count: int, at: datetime) -> dict[str, Any]:
-        """The fence as read, moved on by one for each change."""
-        moved = self._fence(
-            LedgerWrite(username=books.username, fence=books.fence, at=at, step=Step.GROUPED)
-        )
-        moved["ExpressionAttributeValues"][":next"] = to_attribute(books.fence + count)
-        return moved
 
     async def _batch_get(self, wanted: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         """Every item, by "PK|SK"; unprocessed keys (throttling) asked for again."""
@@ -227,7 +219,8 @@ class DynamoLedger:
             raise
 
     def _parts(self, change: LedgerWrite) -> list[Part]:
-        parts: list[Part] = [("lock", {"Update": self._fence(change)})]
+        fence = self._fence(change.username, change.fence, change.at)
+        parts: list[Part] = [("lock", {"Update": fence})]
         if change.active_user:
             parts.append(("user", {"ConditionCheck": self._active(change.username)}))
         if change.order is not None:
@@ -264,28 +257,29 @@ class DynamoLedger:
             check["ExpressionAttributeValues"] = {":read": to_attribute(command_id)}
         return check
 
-    def _fence(self, change: LedgerWrite) -> dict[str, Any]:
-        """The lock taken and released in the write itself: the token read is still there
-        (absent: never written), no lease holds the user, and the token moves on. A
-        write decided from nothing read only moves it."""
+    def _fence(
+        self, username: str, read: int | None, at: datetime, moves: int = 1
+    ) -> dict[str, Any]:
+        """The lock taken and released in the write itself: the token `read` is still there
+        (absent: never written), no lease holds the user, and the token moves on (by one a
+        change: a batch written together moves it as far as its changes would alone). A
+        write decided from nothing read (`read` None) only moves it."""
         values: dict[str, Any] = {
-            ":now": int(change.at.timestamp() * 1000),  # lease times are epoch milliseconds
-            ":ttl": int((change.at + IDLE_LOCK_TTL).timestamp()),
+            ":now": int(at.timestamp() * 1000),  # lease times are epoch milliseconds
+            ":ttl": int((at + IDLE_LOCK_TTL).timestamp()),
         }
-        if change.fence is None:
+        if read is None:
             condition, update = UNLEASED, "ADD fencing_token :one SET #ttl = :ttl"
             values[":one"] = 1
         else:
-            same = (
-                "fencing_token = :fence" if change.fence else "attribute_not_exists(fencing_token)"
-            )
+            same = "fencing_token = :fence" if read else "attribute_not_exists(fencing_token)"
             condition, update = f"{same} AND {UNLEASED}", "SET fencing_token = :next, #ttl = :ttl"
-            values[":next"] = change.fence + 1
-            if change.fence:
-                values[":fence"] = change.fence
+            values[":next"] = read + moves
+            if read:
+                values[":fence"] = read
         return {
             "TableName": self.users_table,
-            "Key": keys.lock_key(change.username),
+            "Key": keys.lock_key(username),
             "UpdateExpression": update,
             "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#owner": "owner", "#ttl": "ttl"},
