@@ -16,6 +16,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from order_processor.deployment.resources import Resources
+from order_processor.domain.currencies import BASE_CURRENCY, DEFAULT_CURRENCIES, currency_code
 
 
 class QueueKind(StrEnum):
@@ -63,6 +64,13 @@ class Settings(BaseModel):
     stop_slippage_percent: Annotated[
         Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2, allow_inf_nan=False)
     ] = Decimal("5")
+    # The currencies held (ISO 4217 codes, the base USD among them), the spread a
+    # conversion keeps off the mid rate, in percent, and the oldest rate a decision uses.
+    currencies: tuple[str, ...] = DEFAULT_CURRENCIES
+    fx_spread_percent: Annotated[
+        Decimal, Field(ge=0, lt=10, max_digits=6, decimal_places=4, allow_inf_nan=False)
+    ] = Decimal("0.50")
+    fx_max_age_seconds: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] = 300
     metrics_host: Annotated[str, Field(min_length=1, max_length=255)] = "0.0.0.0"
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     # An IAM role to assume through STS (cross-account access); its credentials are
@@ -87,6 +95,19 @@ class Settings(BaseModel):
         if value is not None and len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
             raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes")
         return value
+
+    @field_validator("currencies", mode="before")
+    @classmethod
+    def _currency_list(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("a comma-separated list of ISO 4217 codes")
+        codes = tuple(
+            dict.fromkeys(currency_code(str(item)) for item in items if str(item).strip())
+        )
+        if BASE_CURRENCY not in codes:
+            raise ValueError(f"must include the base currency {BASE_CURRENCY}")
+        return codes
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +138,8 @@ class Settings(BaseModel):
                 value = format(value, "f")
             elif isinstance(value, StrEnum):
                 value = value.value
+            elif isinstance(value, tuple):
+                value = ",".join(value)
             env[variable] = str(value)
         return env
 
@@ -135,6 +158,10 @@ class Settings(BaseModel):
     @property
     def clock_skew(self) -> timedelta:
         return timedelta(seconds=self.clock_skew_seconds)
+
+    @property
+    def fx_max_age(self) -> timedelta:
+        return timedelta(seconds=self.fx_max_age_seconds)
 
     @property
     def recovery_age(self) -> timedelta:
@@ -168,6 +195,9 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "clock_skew_seconds": "ORDER_PROCESSOR_CLOCK_SKEW_SECONDS",
     "recovery_age_seconds": "ORDER_PROCESSOR_RECOVERY_AGE_SECONDS",
     "stop_slippage_percent": "ORDER_PROCESSOR_STOP_SLIPPAGE_PERCENT",
+    "currencies": "ORDER_PROCESSOR_CURRENCIES",
+    "fx_spread_percent": "ORDER_PROCESSOR_FX_SPREAD_PERCENT",
+    "fx_max_age_seconds": "ORDER_PROCESSOR_FX_MAX_AGE_SECONDS",
     "metrics_host": "ORDER_PROCESSOR_METRICS_HOST",
     "metrics_port": "ORDER_PROCESSOR_METRICS_PORT",
     "role_arn": "ORDER_PROCESSOR_ROLE_ARN",

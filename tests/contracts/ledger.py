@@ -97,7 +97,7 @@ def sold(username: str, asset_id: str) -> Order:
 
 def funds(username: str, kind: TransactionType, amount: str) -> LedgerWrite:
     record = BalanceTransactionCreate(username=username, transaction_type=kind, amount=amount)
-    return LedgerWrite(username=username, fence=None, at=NOW, step=Step.FUNDS, usd=(record,))
+    return LedgerWrite(username=username, fence=None, at=NOW, step=Step.FUNDS, cash=(record,))
 
 
 class LedgerContract:
@@ -131,7 +131,7 @@ class LedgerContract:
         fee = usd_record(order, TransactionType.ORDER_PAYMENT, Decimal("10.00"))
         if "record exists" in faults:
             await ledger.write(
-                LedgerWrite(username=username, fence=None, at=NOW, step=Step.DEBITED, usd=(fee,))
+                LedgerWrite(username=username, fence=None, at=NOW, step=Step.DEBITED, cash=(fee,))
             )
         if "order exists" in faults:
             await ledger.write(
@@ -153,7 +153,7 @@ class LedgerContract:
             active_user=not faults & {"no balance"},
             order=order,
             replaces=order.evolve(sequence=2) if "order moved on" in faults else None,
-            usd=(fee,),
+            cash=(fee,),
             assets=(asset_record(order, AssetTransactionType.SELL),),
             daily=DailyCount(fee, Decimal("5" if "daily limit" in faults else "50")),
             price_read=(asset_id, price_read),
@@ -226,7 +226,7 @@ class LedgerContract:
         assert books.fence == write.fence
         assert books.user is not None
         assert books.user.is_active
-        assert books.usd == (Decimal("100.00"), Decimal("0.00"))
+        assert books.cash["USD"] == (Decimal("100.00"), Decimal("0.00"))
         assert books.holdings == {asset_id: (Decimal(1), Decimal(0))}
         assert books.assets[asset_id].price == Decimal("10")
         assert (books.orders, books.funds, books.daily) == ({}, {}, {})

@@ -6,7 +6,7 @@ Each fake runs its port's contract suite (tests/contracts/), as its adapter does
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -44,9 +44,15 @@ class MemoryLedger(BooksInMemory):
         asset_id: str | None = None,
         funds_id: str | None = None,
         with_user: bool = True,
+        currencies: Iterable[str] = (),
     ) -> Snapshot:
         snapshot = await super().read(
-            username, order_id=order_id, asset_id=asset_id, funds_id=funds_id, with_user=with_user
+            username,
+            order_id=order_id,
+            asset_id=asset_id,
+            funds_id=funds_id,
+            with_user=with_user,
+            currencies=currencies,
         )
         if username in self.interfere:  # another worker writes between our read and write
             self.interfere.remove(username)
@@ -56,7 +62,7 @@ class MemoryLedger(BooksInMemory):
     # what a user would see
 
     def available(self, username: str) -> Pair:
-        return self.usd[username]
+        return self.cash[username, "USD"]
 
     def holding(self, username: str, asset_id: str) -> Pair:
         return self.holdings.get((username, asset_id), (Decimal(0), Decimal(0)))
@@ -65,7 +71,7 @@ class MemoryLedger(BooksInMemory):
         """The kinds of the records written for an order, sorted."""
         usd = [
             r.transaction_type.value
-            for r in self.usd_records.values()
+            for r in self.cash_records.values()
             if r.reference_id == order_id
         ]
         trades = [

@@ -126,7 +126,7 @@ def flaky_handler(
 ) -> tuple[CommandHandler, FlakyLedger, MemoryFailures]:
     _, seeded, _ = world(usd="100")
     ledger = FlakyLedger(*errors)
-    ledger.users, ledger.usd = seeded.users, seeded.usd
+    ledger.users, ledger.cash = seeded.users, seeded.cash
     events, failures = MemoryEvents(), MemoryFailures()
     saga = Saga(
         ledger, events, Limits(Decimal(10000), Decimal(10000), Decimal(5000)), clock=lambda: NOW
@@ -235,7 +235,7 @@ def market_buy(command_id: str, order_id: str) -> str:
 async def test_a_write_whose_answer_was_lost_is_answered_as_applied_once(kind: str) -> None:
     _, seeded, _ = world(usd="100")
     ledger = AnswerLostLedger()
-    ledger.users, ledger.usd, ledger.assets = seeded.users, seeded.usd, seeded.assets
+    ledger.users, ledger.cash, ledger.assets = seeded.users, seeded.cash, seeded.assets
     ledger.holdings = seeded.holdings
     events, failures = MemoryEvents(), MemoryFailures()
     limits = Limits(Decimal(10000), Decimal(10000), Decimal(5000))

@@ -28,7 +28,7 @@ class MemoryLedgerWorld:
         return self.memory
 
     async def open_balance(self, username: str) -> None:
-        self.memory.usd.setdefault(username, (Decimal("0.00"), Decimal("0.00")))
+        self.memory.cash.setdefault((username, "USD"), (Decimal("0.00"), Decimal("0.00")))
 
     async def register(self, username: str, *, active: bool) -> None:
         await self.open_balance(username)

@@ -66,7 +66,7 @@ class CountingLedger(MemoryLedger):
 def handler_over(usd: str, btc: str, *, together: bool) -> tuple[CommandHandler, CountingLedger]:
     _, seeded, _ = world(usd=usd, btc=btc, price="100")
     ledger = CountingLedger()
-    ledger.users, ledger.usd, ledger.assets = dict(seeded.users), dict(seeded.usd), seeded.assets
+    ledger.users, ledger.cash, ledger.assets = dict(seeded.users), dict(seeded.cash), seeded.assets
     ledger.holdings = dict(seeded.holdings)
     events = MemoryEvents()
     handler = CommandHandler(
@@ -135,10 +135,10 @@ def messages_of(commands: Sequence[_Envelope]) -> list[Message]:
 
 def ledger_of(ledger: MemoryLedger) -> tuple[Any, ...]:
     return (
-        ledger.usd,
+        ledger.cash,
         {k: v for k, v in ledger.holdings.items() if v != (Decimal(0), Decimal(0))},
         ledger.orders,
-        ledger.usd_records,
+        ledger.cash_records,
         ledger.asset_records,
         dict(ledger.daily),
     )
@@ -228,9 +228,9 @@ async def test_a_batch_whose_books_moved_is_carried_out_one_by_one() -> None:
     ledger = MovedAfterRead()
     base = together.saga.ledger
     assert isinstance(base, MemoryLedger)
-    ledger.users, ledger.usd, ledger.assets, ledger.holdings = (
+    ledger.users, ledger.cash, ledger.assets, ledger.holdings = (
         base.users,
-        base.usd,
+        base.cash,
         base.assets,
         base.holdings,
     )
@@ -247,11 +247,11 @@ async def test_writes_together_refuse_a_balance_changed_by_a_writer_without_the_
     """The common package's DAOs move no fence: the amounts read are the batch's condition."""
     _, ledger, _ = world(usd="100")
     books = await ledger.read_books(USER, Wanted())
-    ledger.usd[USER] = (Decimal("40.00"), Decimal("0.00"))  # BalanceDAO.update_balance
+    ledger.cash[USER, "USD"] = (Decimal("40.00"), Decimal("0.00"))  # BalanceDAO.update_balance
     record = BalanceTransactionCreate(
         username=USER, transaction_type=TransactionType.WITHDRAW, amount="30"
     )
-    withdrawal = LedgerWrite(username=USER, fence=None, at=NOW, step=Step.FUNDS, usd=(record,))
+    withdrawal = LedgerWrite(username=USER, fence=None, at=NOW, step=Step.FUNDS, cash=(record,))
 
     with pytest.raises(FenceConflictException):
         await ledger.write_together(books, [withdrawal])

@@ -170,16 +170,16 @@ async def worlds(
     for together in (False, True):
         handler, ledger = handler_over("0", "0", together=together)
         ledger.assets["ETH"] = Asset(asset_id="ETH", name="Ether", price=Decimal("100"))
-        ledger.usd[USER] = (Decimal("10000.00"), Decimal("0.00"))
+        ledger.cash[USER, "USD"] = (Decimal("10000.00"), Decimal("0.00"))
         ledger.holdings[(USER, "BTC")] = (Decimal(50), Decimal(0))
         ledger.holdings[(USER, "ETH")] = (Decimal(50), Decimal(0))
         await handler.handle_group(USER, messages_of(setup))
         # then the balances the batch starts from
-        if usd is None and not ledger.usd[USER][1]:
-            del ledger.usd[USER]
+        if usd is None and not ledger.cash[USER, "USD"][1]:
+            del ledger.cash[USER, "USD"]
         elif usd is not None:
-            held = ledger.usd[USER][1]
-            ledger.usd[USER] = (Decimal(usd).quantize(Decimal("0.01")), held)
+            held = ledger.cash[USER, "USD"][1]
+            ledger.cash[USER, "USD"] = (Decimal(usd).quantize(Decimal("0.01")), held)
         for asset in ("BTC", "ETH"):
             held_asset = ledger.holdings[(USER, asset)][1]
             if btc is None and not held_asset:
@@ -362,7 +362,7 @@ async def test_a_batch_whose_publish_failed_after_its_write_is_announced_once_mo
     assert last_words(events) == last_words(alone.events)
 
 
-STATE = ("fences", "orders", "users", "assets", "usd", "holdings", "usd_records", "asset_records")
+STATE = ("fences", "orders", "users", "assets", "cash", "holdings", "cash_records", "asset_records")
 
 
 class Kept(CountingLedger):

@@ -61,7 +61,7 @@ async def test_a_rejection_that_met_throttling_is_retried_in_place_as_transient(
     assert outcomes == {"m-1": Ack(), "m-2": Ack()}  # answered in place, the next one ran
     rejections = [e for e in events.published if e.event_type is EventType.COMMAND_REJECTED]
     assert [e.data["command_id"] for e in rejections] == ["c-1"]
-    assert ledger.usd[USER] == (Decimal("105.00"), Decimal("0.00"))
+    assert ledger.cash[USER, "USD"] == (Decimal("105.00"), Decimal("0.00"))
 
 
 async def test_a_forged_command_whose_rejection_met_throttling_is_audited_once() -> None:

@@ -49,7 +49,7 @@ def world(
     ledger.users[USER] = User(
         username=USER, email="a@example.com", first_name="A", last_name="B", password_hash="x"
     )
-    ledger.usd[USER] = (Decimal(usd).quantize(Decimal("0.01")), Decimal("0.00"))
+    ledger.cash[USER, "USD"] = (Decimal(usd).quantize(Decimal("0.01")), Decimal("0.00"))
     ledger.holdings[(USER, "BTC")] = (Decimal(btc), Decimal(0))
     ledger.assets["BTC"] = Asset(asset_id="BTC", name="Bitcoin", price=Decimal(price))
     saga = Saga(ledger, events, LIMITS, clock=lambda: NOW)
@@ -431,7 +431,7 @@ def stranded(
     )
     ledger.orders[order.order_id] = order
     if status is OrderStatus.PROCESSING:  # the payment v1 committed
-        ledger.usd[USER] = (Decimal("900.00"), Decimal("0.00"))
+        ledger.cash[USER, "USD"] = (Decimal("900.00"), Decimal("0.00"))
     return order
 
 
@@ -573,7 +573,7 @@ async def test_a_trailing_stop_is_decided_again_when_a_price_lands_before_its_wr
     its peaks otherwise) refuses the write, and the order is decided again from it."""
     _, seeded, _ = world(btc="1")
     ledger = PriceMovesAfterTheRead("120")
-    ledger.users, ledger.usd, ledger.holdings = seeded.users, seeded.usd, seeded.holdings
+    ledger.users, ledger.cash, ledger.holdings = seeded.users, seeded.cash, seeded.holdings
     ledger.assets = seeded.assets
     saga = Saga(ledger, MemoryEvents(), LIMITS, clock=lambda: NOW)
 
@@ -591,8 +591,8 @@ async def test_a_trailing_stop_is_decided_again_when_a_price_lands_before_its_wr
 # Dispatch
 
 
-def test_every_command_but_a_price_update_has_a_route_in_the_saga() -> None:
-    assert set(CommandType) - set(ROUTES) == {CommandType.UPDATE_PRICE}
+def test_every_command_but_price_and_rate_updates_has_a_route_in_the_saga() -> None:
+    assert set(CommandType) - set(ROUTES) == {CommandType.UPDATE_PRICE, CommandType.UPDATE_RATE}
 
 
 async def test_a_price_update_sent_to_the_order_worker_is_rejected_unread() -> None:

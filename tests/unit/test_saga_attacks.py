@@ -72,7 +72,7 @@ async def test_an_order_of_a_user_without_a_usd_balance_is_answered_not_retried_
     which no decision answers. The command must end as an order FAILED or a rejection,
     not as an exception the handler retries until the dead letters."""
     saga, ledger, _ = world(btc="1")
-    del ledger.usd[USER]
+    del ledger.cash[USER, "USD"]
     limit = "100" if side is OrderType.LIMIT_BUY else None
 
     try:
@@ -98,7 +98,7 @@ class DisabledAfterRead(MemoryLedger):
 async def test_a_user_disabled_between_the_read_and_the_write_gets_no_market_fill() -> None:
     saga, memory, events = world()
     ledger = DisabledAfterRead(
-        users=memory.users, usd=memory.usd, holdings=memory.holdings, assets=memory.assets
+        users=memory.users, cash=memory.cash, holdings=memory.holdings, assets=memory.assets
     )
     saga = Saga(ledger, events, LIMITS, clock=lambda: NOW)
 

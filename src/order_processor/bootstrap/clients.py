@@ -23,6 +23,7 @@ from order_processor.store.asset_balances import AssetBalanceDAO, AssetTransacti
 from order_processor.store.assets import AssetDAO
 from order_processor.store.balances import BalanceDAO
 from order_processor.store.orders import OrderDAO
+from order_processor.store.rates import ExchangeRateStore
 from order_processor.store.users import UserDAO
 
 if TYPE_CHECKING:
@@ -111,6 +112,12 @@ def get_order_dao(clients: AwsClients) -> OrderDAO:
 
 def get_asset_dao(clients: AwsClients) -> AssetDAO:
     return AssetDAO(clients.dynamodb, clients.resources.inventory_table)
+
+
+def get_rate_store(clients: AwsClients, settings: Settings) -> ExchangeRateStore:
+    return ExchangeRateStore(
+        clients.dynamodb, clients.resources.inventory_table, clock_skew=settings.clock_skew
+    )
 
 
 async def get_dead_letters(clients: AwsClients, queue: str = "commands") -> DeadLetters:

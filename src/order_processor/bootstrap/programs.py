@@ -25,6 +25,7 @@ from order_processor.bootstrap.clients import (
     get_admission,
     get_asset_dao,
     get_order_dao,
+    get_rate_store,
     get_token_manager,
 )
 from order_processor.bootstrap.compose import build_saga, operated, redrive_of
@@ -150,6 +151,7 @@ async def serve_limit_matcher(
             audit=AuditLogger(),
             faults=Faults.from_env(),
             metrics=program.metrics,
+            rates=get_rate_store(clients, settings),
         )
         consumer = program.consumer(settings, prices_url, matcher, burst=burst)
         program.ready()

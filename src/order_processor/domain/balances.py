@@ -1,7 +1,9 @@
-"""USD balances and their ledger of transactions.
+"""Cash balances, one per currency, and their ledger of transactions.
 
-A balance has `available` and `held` funds as separate attributes (a DynamoDB condition can
-compare an attribute with a value but cannot do arithmetic). Every transaction type moves
+A user holds one balance per currency (`BALANCE#USD`, `BALANCE#EUR`, ...); every record
+names its currency (USD when absent: items written before currencies existed). A balance
+has `available` and `held` funds as separate attributes (a DynamoDB condition can compare
+an attribute with a value but cannot do arithmetic). Every transaction type moves
 money between "outside", available and held in one fixed way, below; a balance always
 equals the sum of its COMPLETED transactions.
 """
@@ -12,12 +14,17 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, ValidationInfo, computed_field, field_validator
+from pydantic import Field, ValidationInfo, computed_field, field_validator, model_validator
 
 from order_processor.domain.base import Command, Entity, UtcDatetime, new_id, utc_now
+from order_processor.domain.currencies import (
+    BASE_CURRENCY,
+    MAX_MINOR_UNITS,
+    CurrencyCode,
+    minor_units,
+)
 from order_processor.domain.money import (
-    USD_PLACES,
-    UsdBalance,
+    Rate,
     exact_total,
     parse_decimal,
     parse_signed,
@@ -35,6 +42,14 @@ class TransactionType(StrEnum):
     ORDER_HOLD = "ORDER_HOLD"
     ORDER_RELEASE = "ORDER_RELEASE"
     SYSTEM_ADJUSTMENT = "SYSTEM_ADJUSTMENT"
+    # A conversion: the currency sold leaves the user's balance for the exchange's
+    # liquidity account in it, the currency bought comes from the exchange's (domain.fx).
+    CONVERSION_OUT = "CONVERSION_OUT"
+    CONVERSION_IN = "CONVERSION_IN"
+
+    @property
+    def is_conversion(self) -> bool:
+        return self in (TransactionType.CONVERSION_OUT, TransactionType.CONVERSION_IN)
 
 
 class TransactionStatus(StrEnum):
@@ -55,6 +70,8 @@ EFFECTS: dict[TransactionType, tuple[int, int]] = {
     TransactionType.ORDER_HOLD: (-1, 1),
     TransactionType.ORDER_RELEASE: (1, -1),
     TransactionType.SYSTEM_ADJUSTMENT: (1, 0),
+    TransactionType.CONVERSION_OUT: (-1, 0),
+    TransactionType.CONVERSION_IN: (1, 0),
 }
 
 STATUS_TRANSITIONS: dict[TransactionStatus, frozenset[TransactionStatus]] = {
@@ -67,11 +84,38 @@ STATUS_TRANSITIONS: dict[TransactionStatus, frozenset[TransactionStatus]] = {
 }
 
 
+def _cash(value: Any, info: ValidationInfo) -> Decimal:
+    """An amount in the model's currency (checked again, to its minor unit, once the
+    currency is known: `_in_currency`)."""
+    name = info.field_name or "amount"
+    return parse_decimal(value, field=name, places=MAX_MINOR_UNITS, allow_zero=True, pad=False)
+
+
+def _in_currency(value: Decimal, currency: str, field: str) -> Decimal:
+    places = minor_units(currency)
+    quantised = value.quantize(Decimal(1).scaleb(-places))
+    if quantised != value:
+        raise ValueError(f"{field}: {value} has more than {places} decimal places for {currency}")
+    return quantised
+
+
 class Balance(Entity):
     username: Username
-    available: UsdBalance = Decimal("0.00")
-    held: UsdBalance = Decimal("0.00")
+    currency: CurrencyCode = BASE_CURRENCY
+    available: Decimal = Decimal("0.00")
+    held: Decimal = Decimal("0.00")
     updated_at: UtcDatetime = Field(default_factory=utc_now)
+
+    @field_validator("available", "held", mode="before")
+    @classmethod
+    def _amounts_follow_money_rules(cls, value: Any, info: ValidationInfo) -> Decimal:
+        return _cash(value, info)
+
+    @model_validator(mode="after")
+    def _amounts_in_currency(self) -> Balance:
+        for name in ("available", "held"):
+            object.__setattr__(self, name, _in_currency(getattr(self, name), self.currency, name))
+        return self
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -82,17 +126,45 @@ class Balance(Entity):
 class _TransactionFields(Command):
     username: Username
     transaction_type: TransactionType
+    currency: CurrencyCode = BASE_CURRENCY
     amount: Decimal
     status: TransactionStatus = TransactionStatus.COMPLETED
     reference_id: str | None = Field(default=None, max_length=128)
     description: str | None = Field(default=None, max_length=500)
+    # A conversion's terms, on both of its records: the currency and amount on the other
+    # side, and the rate applied (units bought per unit sold, the spread taken off the
+    # mid rate) with that spread, in percent (domain.fx).
+    counter_currency: CurrencyCode | None = None
+    counter_amount: Decimal | None = None
+    rate: Rate | None = None
+    spread_percent: Decimal | None = Field(default=None, ge=0, lt=100)
+
+    @field_validator("counter_amount", mode="before")
+    @classmethod
+    def _counter_follows_money_rules(cls, value: Any, info: ValidationInfo) -> Decimal | None:
+        return None if value is None else _cash(value, info)
 
     @field_validator("amount", mode="before")
     @classmethod
     def _amount_follows_money_rules(cls, value: Any, info: ValidationInfo) -> Decimal:
         if info.data.get("transaction_type") is TransactionType.SYSTEM_ADJUSTMENT:
-            return parse_signed(value, field="amount", places=USD_PLACES)
-        return parse_decimal(value, field="amount", places=USD_PLACES)
+            return parse_signed(value, field="amount", places=MAX_MINOR_UNITS, pad=False)
+        return parse_decimal(value, field="amount", places=MAX_MINOR_UNITS, pad=False)
+
+    @model_validator(mode="after")
+    def _amount_in_currency(self) -> _TransactionFields:
+        object.__setattr__(self, "amount", _in_currency(self.amount, self.currency, "amount"))
+        if self.counter_amount is not None and self.counter_currency is not None:
+            counter = _in_currency(self.counter_amount, self.counter_currency, "counter_amount")
+            object.__setattr__(self, "counter_amount", counter)
+        if self.transaction_type.is_conversion and None in (
+            self.counter_currency,
+            self.counter_amount,
+            self.rate,
+            self.spread_percent,
+        ):
+            raise ValueError("a conversion record carries its counter amount, rate and spread")
+        return self
 
     @property
     def available_delta(self) -> Decimal:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from order_processor.domain.assets import AssetId
 from order_processor.domain.base import (
@@ -26,7 +26,8 @@ from order_processor.domain.base import (
     UtcDatetime,
     utc_now,
 )
-from order_processor.domain.money import Price, UsdAmount
+from order_processor.domain.currencies import BASE_CURRENCY, CurrencyCode, amount_in
+from order_processor.domain.money import CashAmount, Price, Rate
 from order_processor.domain.orders import OrderCreate
 from order_processor.domain.users import Username
 from order_processor.exceptions import CommandRejected, Reason
@@ -44,6 +45,8 @@ class CommandType(StrEnum):
     DEPOSIT = "Deposit"
     WITHDRAW = "Withdraw"
     UPDATE_PRICE = "UpdatePrice"
+    UPDATE_RATE = "UpdateRate"
+    CONVERT = "Convert"
 
 
 class ServiceName(StrEnum):
@@ -60,13 +63,13 @@ class ServiceName(StrEnum):
 # Deposit comes from the payments service; each other service sends only its own types.
 # An admin token may send any command but a customer's.
 CUSTOMER_COMMANDS = frozenset(
-    {CommandType.PLACE_ORDER, CommandType.CANCEL_ORDER, CommandType.WITHDRAW}
+    {CommandType.PLACE_ORDER, CommandType.CANCEL_ORDER, CommandType.WITHDRAW, CommandType.CONVERT}
 )
 SERVICE_COMMANDS: dict[str, frozenset[CommandType]] = {
     ServiceName.PAYMENTS: frozenset({CommandType.DEPOSIT}),
     ServiceName.LIMIT_MATCHER: frozenset({CommandType.EXECUTE_ORDER}),
     ServiceName.EXPIRY_SWEEPER: frozenset({CommandType.EXPIRE_ORDER, CommandType.RESUME_ORDER}),
-    ServiceName.PRICE_FEED: frozenset({CommandType.UPDATE_PRICE}),
+    ServiceName.PRICE_FEED: frozenset({CommandType.UPDATE_PRICE, CommandType.UPDATE_RATE}),
 }
 
 
@@ -83,7 +86,51 @@ class ExecutePayload(OrderReference):
 
 
 class FundsPayload(Command):
-    amount: UsdAmount
+    """An amount of a currency (USD when none is named), to its minor unit."""
+
+    currency: CurrencyCode = BASE_CURRENCY
+    amount: CashAmount
+
+    @model_validator(mode="after")
+    def _amount_in_currency(self) -> FundsPayload:
+        object.__setattr__(self, "amount", _amount_of(self.amount, self.currency, "amount"))
+        return self
+
+
+class ConvertPayload(Command):
+    """Sell `amount` of `sell` for what it buys of `buy` at the rate of the moment."""
+
+    sell: CurrencyCode
+    buy: CurrencyCode
+    amount: CashAmount
+
+    @model_validator(mode="after")
+    def _a_conversion(self) -> ConvertPayload:
+        if self.sell == self.buy:
+            raise ValueError(f"buy: {self.buy} is the currency sold; convert to another")
+        object.__setattr__(self, "amount", _amount_of(self.amount, self.sell, "amount"))
+        return self
+
+
+class RatePayload(Command):
+    """A currency's rate: how many base-currency units one unit is worth."""
+
+    currency: CurrencyCode
+    rate: Rate
+
+    @field_validator("currency")
+    @classmethod
+    def _not_the_base(cls, value: str) -> str:
+        if value == BASE_CURRENCY:
+            raise ValueError(f"{BASE_CURRENCY} is the base currency: its rate is 1")
+        return value
+
+
+def _amount_of(amount: object, currency: str, field: str) -> Any:
+    try:
+        return amount_in(amount, currency, field=field)
+    except ValueError as exc:
+        raise ValueError(f"{exc} for {currency}") from exc
 
 
 class PricePayload(Command):
@@ -144,6 +191,23 @@ class UpdatePrice(_Envelope):
     payload: PricePayload
 
 
+class UpdateRate(_Envelope):
+    """From the price feed's service: a currency's rate, observed at `issued_at`."""
+
+    type: Literal[CommandType.UPDATE_RATE] = CommandType.UPDATE_RATE
+    payload: RatePayload
+
+
+class Convert(_Envelope):
+    """A customer's conversion of one currency into another (domain.fx)."""
+
+    type: Literal[CommandType.CONVERT] = CommandType.CONVERT
+    # Its two records' ids are the command id and a suffix ('#sold', '#bought'): the
+    # command id is as short as an order id, so that they fit.
+    command_id: OrderId
+    payload: ConvertPayload
+
+
 AnyCommand = Annotated[
     PlaceOrder
     | CancelOrder
@@ -152,7 +216,9 @@ AnyCommand = Annotated[
     | ResumeOrder
     | Deposit
     | Withdraw
-    | UpdatePrice,
+    | UpdatePrice
+    | UpdateRate
+    | Convert,
     Field(discriminator="type"),
 ]
 COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)

@@ -31,6 +31,7 @@ class EventType(StrEnum):
     ORDER_EXPIRED = "order.expired"
     BALANCE_DEPOSITED = "balance.deposited"
     BALANCE_WITHDRAWN = "balance.withdrawn"
+    BALANCE_CONVERTED = "balance.converted"
     COMMAND_REJECTED = "command.rejected"
 
 
@@ -144,5 +145,33 @@ def funds_event(record: BalanceTransactionCreate, applied_at: datetime) -> Event
             "transaction_id": record.transaction_id,
             "transaction_type": record.transaction_type.value,
             "amount": format(record.amount, "f"),
+            "currency": record.currency,
+        },
+    )
+
+
+def conversion_event(
+    conversion_id: str,
+    sold: BalanceTransactionCreate,
+    bought: BalanceTransactionCreate,
+    applied_at: datetime,
+) -> Event:
+    """A conversion's two records as one event, the same for every publish."""
+    assert sold.rate is not None
+    assert sold.spread_percent is not None
+    return Event(
+        event_id=f"converted:{sold.username}:{conversion_id}",
+        event_type=EventType.BALANCE_CONVERTED,
+        occurred_at=applied_at,
+        username=sold.username,
+        sequence=1,
+        data={
+            "conversion_id": conversion_id,
+            "sell": sold.currency,
+            "sold": format(sold.amount, "f"),
+            "buy": bought.currency,
+            "bought": format(bought.amount, "f"),
+            "rate": format(sold.rate, "f"),
+            "spread_percent": format(sold.spread_percent, "f"),
         },
     )

@@ -22,6 +22,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer, ValidationInfo, Wi
 
 USD_PLACES = 2
 PRICE_PLACES = 8
+RATE_PLACES = 10  # an exchange rate: JPY per KWD and KWD per JPY alike keep 7+ digits
 MAX_QUANTITY_PLACES = 18
 DEFAULT_QUANTITY_PLACES = 8
 MAX_INTEGER_DIGITS = 15  # amounts stay below 10^15: far inside DynamoDB's 38 digits
@@ -179,6 +180,11 @@ Quantity = Annotated[
     _schema(MAX_QUANTITY_PLACES),
     _FIXED_POINT,
 ]
+# An amount of a currency not yet known: at most ISO 4217's three places, checked against
+# its currency's minor unit once that is known (domain.currencies.amount_in).
+CashAmount = Annotated[Decimal, _field_validator(3, False, pad=False), _schema(3), _FIXED_POINT]
+# An exchange rate: more than 0, 10 places.
+Rate = Annotated[Decimal, _field_validator(RATE_PLACES, False), _schema(RATE_PLACES), _FIXED_POINT]
 # A percentage of a price (a trailing stop's trail): more than 0, less than 100, 2 places.
 Percent = Annotated[Decimal, _field_validator(2, False), _schema(2), _FIXED_POINT, Field(lt=100)]
 QuantityBalance = Annotated[

@@ -24,7 +24,9 @@ from typing import Protocol
 from order_processor.domain.assets import Asset, AssetTransaction
 from order_processor.domain.balances import BalanceTransaction, BalanceTransactionCreate
 from order_processor.domain.commands import AnyCommand
+from order_processor.domain.currencies import BASE_CURRENCY
 from order_processor.domain.events import Event
+from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.orders import Order
 from order_processor.domain.steps import Step
 from order_processor.domain.triggers import PriceMove
@@ -41,6 +43,7 @@ class Snapshot:
     user: User | None = None
     asset: Asset | None = None
     funds: BalanceTransaction | None = None  # what a Deposit/Withdraw with this id wrote
+    rates: Mapping[str, ExchangeRate] = field(default_factory=dict)  # those asked for
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,10 @@ class DailyCount:
 class LedgerWrite:
     """One atomic change of one user's books: the order's new state, conditioned on the
     stored state it `replaces` (its status and sequence) or, when that is None, on the
-    order's absence; the USD and asset records, each with its balance change (a debit
-    conditioned on what is available or held); a daily-limit count. `step` names the
+    order's absence; the cash records (each in its currency) and asset records, each with
+    its balance change (a debit conditioned on what is available or held; a conversion's
+    records move the exchange's liquidity account in each currency the other way); a
+    daily-limit count. `step` names the
     change (the order's step marker, or `Step.FUNDS`) for logs, metrics and fault hooks.
 
     `fence` is the token read; None for a write decided from nothing read (every
@@ -70,7 +75,7 @@ class LedgerWrite:
     active_user: bool = False  # the user must exist and be active
     order: Order | None = None
     replaces: Order | None = None
-    usd: tuple[BalanceTransactionCreate, ...] = ()
+    cash: tuple[BalanceTransactionCreate, ...] = ()
     assets: tuple[AssetTransaction, ...] = ()
     daily: DailyCount | None = None
     # The price the write was decided at must still be the inventory's: (asset id, the
@@ -80,19 +85,29 @@ class LedgerWrite:
 
 
 Pair = tuple[Decimal, Decimal]  # a balance: (available, held)
-DayKey = tuple[str, str]  # a daily limit's count: (transaction type, UTC day)
+# A daily limit's count: (what is counted, UTC day); what is counted is the transaction
+# type, with the currency after a '#' unless it is the base currency ("DEPOSIT#EUR").
+DayKey = tuple[str, str]
+
+
+def counted(record: BalanceTransactionCreate) -> str:
+    """What a deposit or withdrawal is counted as against its daily limit."""
+    kind = record.transaction_type.value
+    return kind if record.currency == BASE_CURRENCY else f"{kind}#{record.currency}"
 
 
 @dataclass(frozen=True)
 class Wanted:
     """What a batch of one user's commands may decide from, beyond the user, the fence and
-    the USD balance (always read): orders, assets (each with the user's holding of it),
-    funds records by id and the days' counts against the daily limits."""
+    the base-currency balance (always read): orders, assets (each with the user's holding
+    of it), funds records by id, the days' counts against the daily limits and currencies
+    (each with the user's balance in it and its rate)."""
 
     order_ids: frozenset[str] = frozenset()
     asset_ids: frozenset[str] = frozenset()
     funds_ids: frozenset[str] = frozenset()
     days: frozenset[DayKey] = frozenset()
+    currencies: frozenset[str] = frozenset()
 
     def __sub__(self, other: Wanted) -> Wanted:
         return Wanted(
@@ -100,6 +115,7 @@ class Wanted:
             self.asset_ids - other.asset_ids,
             self.funds_ids - other.funds_ids,
             self.days - other.days,
+            self.currencies - other.currencies - {BASE_CURRENCY},
         )
 
     def __or__(self, other: Wanted) -> Wanted:
@@ -108,28 +124,33 @@ class Wanted:
             self.asset_ids | other.asset_ids,
             self.funds_ids | other.funds_ids,
             self.days | other.days,
+            self.currencies | other.currencies,
         )
 
     def __bool__(self) -> bool:
-        return bool(self.order_ids or self.asset_ids or self.funds_ids or self.days)
+        return bool(
+            self.order_ids or self.asset_ids or self.funds_ids or self.days or self.currencies
+        )
 
 
 @dataclass(frozen=True)
 class Books:
     """One user's books as read in one round trip for a batch of their commands (the group
     commit): what `wanted` asked for, each item absent from its mapping when it does not
-    exist (`usd` None: no USD balance; a holding absent: never held)."""
+    exist (a currency absent from `cash`: no balance in it; a holding absent: never
+    held)."""
 
     username: str
     fence: int
     wanted: Wanted = field(default_factory=Wanted)
     user: User | None = None
-    usd: Pair | None = None
+    cash: Mapping[str, Pair] = field(default_factory=dict)
     holdings: Mapping[str, Pair] = field(default_factory=dict)
     orders: Mapping[str, Order] = field(default_factory=dict)
     assets: Mapping[str, Asset] = field(default_factory=dict)
     funds: Mapping[str, BalanceTransaction] = field(default_factory=dict)
     daily: Mapping[DayKey, Decimal] = field(default_factory=dict)
+    rates: Mapping[str, ExchangeRate] = field(default_factory=dict)
 
     def with_more(self, more: Books) -> Books:
         """These books and `more` (read later, at the same fence), together."""
@@ -138,12 +159,13 @@ class Books:
             self.fence,
             self.wanted | more.wanted,
             self.user,
-            self.usd,
+            {**more.cash, **self.cash},
             {**more.holdings, **self.holdings},
             {**more.orders, **self.orders},
             {**more.assets, **self.assets},
             {**more.funds, **self.funds},
             {**more.daily, **self.daily},
+            {**more.rates, **self.rates},
         )
 
 
@@ -161,9 +183,11 @@ def items_touched(changes: Iterable[LedgerWrite]) -> int:
             touched.add(("user",))
         if change.order is not None:
             touched.add(("order", change.order.order_id))
-        if change.usd:
-            touched.add(("usd",))
-        touched |= {("record", r.transaction_id) for r in change.usd}
+        touched |= {("cash", r.currency) for r in change.cash}
+        touched |= {
+            ("liquidity", r.currency) for r in change.cash if r.transaction_type.is_conversion
+        }
+        touched |= {("record", r.transaction_id) for r in change.cash}
         touched |= {("holding", t.asset_id) for t in change.assets}
         touched |= {("trade", t.transaction_id) for t in change.assets}
         if change.daily is not None:
@@ -174,10 +198,10 @@ def items_touched(changes: Iterable[LedgerWrite]) -> int:
 
 
 def day_key(change: LedgerWrite) -> DayKey:
-    """The daily count a change's deposit or withdrawal is counted in: its type's, on the
-    UTC day of the write."""
+    """The daily count a change's deposit or withdrawal is counted in: its type's (and
+    currency's), on the UTC day of the write."""
     assert change.daily is not None
-    return (change.daily.record.transaction_type.value, change.at.date().isoformat())
+    return (counted(change.daily.record), change.at.date().isoformat())
 
 
 class Ledger(Protocol):
@@ -189,13 +213,18 @@ class Ledger(Protocol):
         asset_id: str | None = None,
         funds_id: str | None = None,
         with_user: bool = True,
-    ) -> Snapshot: ...
+        currencies: Iterable[str] = (),
+    ) -> Snapshot:
+        """The user's fence and what is asked for, in one round trip (strongly
+        consistent): the profile, an order, an asset, a funds record by id, the rates
+        of `currencies`."""
+        ...
 
     async def write(self, change: LedgerWrite) -> None: ...
 
     async def read_books(self, username: str, wanted: Wanted) -> Books:
-        """The user's fence, profile and USD balance and what `wanted` names, in one
-        round trip (strongly consistent)."""
+        """The user's fence, profile and base-currency balance and what `wanted` names,
+        in one round trip (strongly consistent)."""
         ...
 
     async def write_together(self, books: Books, changes: Sequence[LedgerWrite]) -> None:
@@ -272,6 +301,19 @@ class Inventory(Protocol):
         ...
 
     def every_asset(self, *, active_only: bool = False) -> AsyncIterator[Asset]: ...
+
+
+class ExchangeRates(Protocol):
+    """The currencies' rates against the base currency, as the price feed moves them."""
+
+    async def change_rate(
+        self, currency: str, rate: Decimal | str, *, as_of: datetime, command_id: str
+    ) -> ExchangeRate:
+        """Written only if newer than the stored rate (or the same update's); else
+        StalePriceException, whose `current` detail is the rate as stored."""
+        ...
+
+    async def rates(self) -> dict[str, ExchangeRate]: ...
 
 
 class CommandSink(Protocol):

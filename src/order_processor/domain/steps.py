@@ -19,6 +19,7 @@ class Step(StrEnum):
     RELEASED = "released"  # FAILED when QUEUED: its hold released
     REFUNDED = "refunded"  # FAILED after the debit: given back
     FUNDS = "funds"  # a deposit or a withdrawal (no order)
+    CONVERTED = "converted"  # a conversion between currencies (no order)
     # For the fault hook only, written by no saga: the limit matcher's and the analytics
     # worker's.
     TRAILED = "trailed"  # after moving trailing stops

@@ -27,6 +27,7 @@ from order_processor.domain.commands import (
     ExecutePayload,
     ServiceName,
     UpdatePrice,
+    UpdateRate,
     derived_id,
 )
 from order_processor.domain.events import order_event
@@ -34,6 +35,7 @@ from order_processor.domain.orders import Order
 from order_processor.domain.ports import (
     CommandSink,
     EventSink,
+    ExchangeRates,
     Inventory,
     MetricsSink,
     NoMetrics,
@@ -76,6 +78,7 @@ class PriceMatcher:
     faults: Faults = field(default_factory=Faults)
     clock: Callable[[], datetime] = utc_now
     metrics: MetricsSink = field(default_factory=NoMetrics)
+    rates: ExchangeRates | None = None  # UpdateRate's store (None: this matcher takes none)
 
     def group_of(self, message: Message) -> str:
         return message.message_id  # updates are independent of each other
@@ -91,11 +94,14 @@ class PriceMatcher:
             return Ack()
         command, sender = admitted.command, admitted.sender
         try:
-            if not isinstance(command, UpdatePrice):
+            if isinstance(command, UpdateRate) and self.rates is not None:
+                await self.apply_rate(command)
+            elif isinstance(command, UpdatePrice):
+                await self.apply(command, redelivered=message.receive_count > 1)
+            else:
                 raise CommandRejected(
                     Reason.UNSUPPORTED_COMMAND, f"{command.type} is not a price update"
                 )
-            await self.apply(command, redelivered=message.receive_count > 1)
         except CommandRejected as rejection:
             await self._reject(message, from_sender(rejection, sender))
         except OrderProcessorError as exc:
@@ -107,6 +113,22 @@ class PriceMatcher:
     async def _reject(self, message: Message, rejection: CommandRejected) -> None:
         self.metrics.inc("commands_rejected_total", reason=rejection.reason)
         await reject(message, rejection, self.publisher, self.audit)
+
+    async def apply_rate(self, update: UpdateRate) -> None:
+        """A currency's rate, written if newer than the one stored (the feed's signed time
+        orders its updates, as a price's); an older one is ignored. No order rests on a
+        rate: nothing to match."""
+        assert self.rates is not None
+        payload = update.payload
+        try:
+            await self.rates.change_rate(
+                payload.currency, payload.rate, as_of=update.issued_at, command_id=update.command_id
+            )
+        except StalePriceException:
+            log.info("ignored a stale %s rate (%s)", payload.currency, update.issued_at)
+            self.metrics.inc("rate_updates_stale_total")
+            return
+        self.metrics.inc("rate_updates_total")
 
     async def apply(self, update: UpdatePrice, *, redelivered: bool = False) -> list[ExecuteOrder]:
         """The price, then one query of the side of the book its move reaches, then the

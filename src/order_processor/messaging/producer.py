@@ -22,6 +22,8 @@ from order_processor.domain.base import new_id
 from order_processor.domain.commands import (
     AnyCommand,
     CancelOrder,
+    Convert,
+    ConvertPayload,
     Deposit,
     ExecuteOrder,
     ExpireOrder,
@@ -30,12 +32,15 @@ from order_processor.domain.commands import (
     PlaceOrder,
     PlaceOrderPayload,
     PricePayload,
+    RatePayload,
     ResumeOrder,
     ServiceName,
     UpdatePrice,
+    UpdateRate,
     Withdraw,
     command_digest,
 )
+from order_processor.domain.currencies import BASE_CURRENCY
 from order_processor.domain.orders import OrderCreate
 from order_processor.exceptions import OrderProcessorError, ServiceUnavailableException
 from order_processor.security.tokens import TokenManager
@@ -76,8 +81,8 @@ def sqs_entry(index: int, command: AnyCommand, fifo: bool) -> SendMessageBatchRe
 
 
 UNSIGNED = "unsigned"  # a placeholder until the service token for the command is minted
-C = TypeVar("C", Deposit, UpdatePrice, ExecuteOrder, ExpireOrder, ResumeOrder)
-U = TypeVar("U", PlaceOrder, CancelOrder, Withdraw)
+C = TypeVar("C", Deposit, UpdatePrice, UpdateRate, ExecuteOrder, ExpireOrder, ResumeOrder)
+U = TypeVar("U", PlaceOrder, CancelOrder, Withdraw, Convert)
 
 
 def signed_by(tokens: TokenManager, service: ServiceName, command: C) -> C:
@@ -130,9 +135,26 @@ class CommandFactory:
         )
         return self._signed(update, ServiceName.PRICE_FEED, token)
 
-    def deposit(self, username: str, amount: Decimal | str, *, token: str | None = None) -> Deposit:
+    def update_rate(
+        self, currency: str, rate: Decimal | str, *, token: str | None = None
+    ) -> UpdateRate:
+        """A currency's rate against the base currency: signed by the price feed."""
+        payload = RatePayload.model_validate({"currency": currency, "rate": rate})
+        update = UpdateRate(
+            command_id=new_id(), username="price_feed", auth=UNSIGNED, payload=payload
+        )
+        return self._signed(update, ServiceName.PRICE_FEED, token)
+
+    def deposit(
+        self,
+        username: str,
+        amount: Decimal | str,
+        *,
+        currency: str = BASE_CURRENCY,
+        token: str | None = None,
+    ) -> Deposit:
         """Money from outside the exchange: signed by the payments service, not the user."""
-        payload = FundsPayload.model_validate({"amount": amount})
+        payload = FundsPayload.model_validate({"amount": amount, "currency": currency})
         deposit = Deposit(command_id=new_id(), username=username, auth=UNSIGNED, payload=payload)
         return self._signed(deposit, ServiceName.PAYMENTS, token)
 
@@ -143,10 +165,29 @@ class CommandFactory:
             raise ValueError("no TokenManager to issue a service token")
         return signed_by(self.tokens, service, command)
 
+    def convert(
+        self,
+        username: str,
+        amount: Decimal | str,
+        sell: str,
+        buy: str,
+        *,
+        token: str | None = None,
+    ) -> Convert:
+        """Sell `amount` of `sell` for `buy` at the rate of the moment."""
+        payload = ConvertPayload.model_validate({"amount": amount, "sell": sell, "buy": buy})
+        conversion = Convert(command_id=new_id(), username=username, auth=UNSIGNED, payload=payload)
+        return self._signed_as_user(conversion, token)
+
     def withdraw(
-        self, username: str, amount: Decimal | str, *, token: str | None = None
+        self,
+        username: str,
+        amount: Decimal | str,
+        *,
+        currency: str = BASE_CURRENCY,
+        token: str | None = None,
     ) -> Withdraw:
-        payload = FundsPayload.model_validate({"amount": amount})
+        payload = FundsPayload.model_validate({"amount": amount, "currency": currency})
         withdrawal = Withdraw(
             command_id=new_id(), username=username, auth=UNSIGNED, payload=payload
         )

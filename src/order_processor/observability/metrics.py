@@ -100,6 +100,10 @@ WORKER = COMMON | {
 }
 MATCHER = COMMON | {
     "price_updates_total": Spec("counter", "Price updates applied to the inventory."),
+    "rate_updates_total": Spec("counter", "Exchange rate updates applied."),
+    "rate_updates_stale_total": Spec(
+        "counter", "Exchange rate updates older than the stored rate, ignored."
+    ),
     "price_updates_stale_total": Spec(
         "counter", "Price updates ignored: older than the stored price."
     ),

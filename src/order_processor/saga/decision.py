@@ -18,12 +18,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from order_processor.domain.currencies import DEFAULT_CURRENCIES
 from order_processor.domain.events import Event, order_event
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.ports import LedgerWrite, Snapshot
 from order_processor.domain.steps import Step
 from order_processor.exceptions import (
     BalanceNotFoundException,
+    CommandRejected,
     InsufficientAssetBalanceException,
     InsufficientBalanceException,
     OrderProcessorError,
@@ -42,6 +44,21 @@ class Limits:
     # The clock skew admission allows: an observation dated beyond twice this ahead of the
     # worker's clock (a listing from a laptop's clock far ahead) is not trusted as a time.
     clock_skew: timedelta = timedelta(seconds=30)
+    # The currencies accepted (the base among them), the spread a conversion keeps off
+    # the mid rate and the oldest rate a decision may use (domain.fx).
+    currencies: frozenset[str] = frozenset(DEFAULT_CURRENCIES)
+    fx_spread_percent: Decimal = Decimal("0.50")
+    fx_max_age: timedelta = timedelta(minutes=5)
+
+    def accepting(self, *currencies: str) -> None:
+        """CommandRejected (CURRENCY_NOT_ENABLED) unless each currency is enabled."""
+        for currency in currencies:
+            if currency not in self.currencies:
+                raise CommandRejected(
+                    Reason.CURRENCY_NOT_ENABLED,
+                    f"{currency} is not one of the currencies this exchange holds "
+                    f"({', '.join(sorted(self.currencies))})",
+                )
 
 
 @dataclass(frozen=True)
@@ -75,7 +92,7 @@ def order_write(
     event for each state, in order."""
     final = states[-1]
     assert final.step is not None  # every state written has been `moved` (or accepted)
-    usd, assets = records
+    cash, assets = records
     write = LedgerWrite(
         username=snapshot.username,
         fence=snapshot.fence,
@@ -83,7 +100,7 @@ def order_write(
         step=final.step,
         order=final,
         replaces=replaces,
-        usd=usd,
+        cash=cash,
         assets=assets,
     )
     return Decision(write, tuple(order_event(s) for s in states), refused)

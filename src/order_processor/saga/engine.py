@@ -71,9 +71,9 @@ class Saga:
     async def _carry_out(self, command: AnyCommand) -> None:
         route = route_of(command)
         for passes in range(MAX_PASSES):
-            if route.blind is not None and not passes:
-                decision = route.blind(command, self.clock(), self.limits)
-            else:
+            blind = route.blind if route.blind is not None and not passes else None
+            decision = blind(command, self.clock(), self.limits) if blind else None
+            if decision is None:
                 snapshot = await route.read(self.ledger, command)
                 self._note_live(command, snapshot)
                 decision = route.decide(snapshot, command, self.clock(), self.limits)

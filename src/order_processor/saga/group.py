@@ -22,13 +22,13 @@ publish and a delete for the whole batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from order_processor.domain.assets import normalise_asset_id
-from order_processor.domain.balances import TransactionType
-from order_processor.domain.commands import AnyCommand, Deposit, Withdraw
+from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.commands import AnyCommand, Convert, Deposit, Withdraw
 from order_processor.domain.events import Event
 from order_processor.domain.ports import (
     MAX_WRITE_ITEMS,
@@ -37,11 +37,13 @@ from order_processor.domain.ports import (
     LedgerWrite,
     Snapshot,
     Wanted,
+    counted,
     day_key,
     items_touched,
 )
 from order_processor.domain.steps import Step
 from order_processor.exceptions import CommandRejected, OrderProcessorError
+from order_processor.saga.convert import sold_id
 from order_processor.saga.engine import Saga
 from order_processor.saga.memory import MemoryLedger
 
@@ -75,16 +77,23 @@ class GroupLedger:
         asset_id: str | None = None,
         funds_id: str | None = None,
         with_user: bool = True,
+        currencies: Iterable[str] = (),
     ) -> Snapshot:
         await self._know(
             Wanted(
                 order_ids=frozenset({order_id} if order_id else ()),
                 asset_ids=frozenset({normalise_asset_id(asset_id)} if asset_id else ()),
                 funds_ids=frozenset({funds_id} if funds_id else ()),
+                currencies=frozenset(currencies),
             )
         )
         return await self.memory.read(
-            username, order_id=order_id, asset_id=asset_id, funds_id=funds_id, with_user=with_user
+            username,
+            order_id=order_id,
+            asset_id=asset_id,
+            funds_id=funds_id,
+            with_user=with_user,
+            currencies=currencies,
         )
 
     async def write(self, change: LedgerWrite) -> None:
@@ -93,6 +102,7 @@ class GroupLedger:
                 order_ids=frozenset({change.order.order_id} if change.order else ()),
                 asset_ids=frozenset(t.asset_id for t in change.assets),
                 days=frozenset({day_key(change)} if change.daily else ()),
+                currencies=frozenset(r.currency for r in change.cash),
             )
         )
         await self.memory.write(change)
@@ -159,11 +169,12 @@ class Together:
 
 def wanted_by(commands: Sequence[AnyCommand], now: datetime) -> Wanted:
     """What the batch's commands name: their orders and assets, the funds records of
-    their ids and today's counts against the daily limits."""
+    their ids, today's counts against the daily limits and the currencies they move."""
     orders: set[str] = set()
     assets: set[str] = set()
     funds: set[str] = set()
     days: set[tuple[str, str]] = set()
+    currencies: set[str] = set()
     for command in commands:
         if isinstance(command, Deposit | Withdraw):
             kind = (
@@ -171,15 +182,32 @@ def wanted_by(commands: Sequence[AnyCommand], now: datetime) -> Wanted:
                 if isinstance(command, Deposit)
                 else TransactionType.WITHDRAW
             )
+            record = BalanceTransactionCreate(
+                username=command.username,
+                transaction_type=kind,
+                currency=command.payload.currency,
+                amount=command.payload.amount,
+            )
             funds.add(command.command_id)
-            days.add((kind.value, now.date().isoformat()))
+            days.add((counted(record), now.date().isoformat()))
+            currencies.add(command.payload.currency)
+            continue
+        if isinstance(command, Convert):
+            funds.add(sold_id(command.command_id))
+            currencies |= {command.payload.sell, command.payload.buy}
             continue
         payload = command.payload
         if order_id := getattr(payload, "order_id", None):
             orders.add(order_id)
         if asset_id := getattr(payload, "asset_id", None):
             assets.add(normalise_asset_id(asset_id))
-    return Wanted(frozenset(orders), frozenset(assets), frozenset(funds), frozenset(days))
+    return Wanted(
+        frozenset(orders),
+        frozenset(assets),
+        frozenset(funds),
+        frozenset(days),
+        frozenset(currencies),
+    )
 
 
 async def decide_together(saga: Saga, commands: Sequence[AnyCommand]) -> Together:

@@ -8,15 +8,17 @@ run)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from order_processor.domain.assets import Asset, AssetTransaction, normalise_asset_id
 from order_processor.domain.balances import BalanceTransaction
+from order_processor.domain.currencies import BASE_CURRENCY
+from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.money import deepest_dip, exact_total
 from order_processor.domain.orders import Order
-from order_processor.domain.ports import Books, LedgerWrite, Pair, Snapshot, Wanted
+from order_processor.domain.ports import Books, LedgerWrite, Pair, Snapshot, Wanted, counted
 from order_processor.domain.users import User
 from order_processor.exceptions import (
     BalanceNotFoundException,
@@ -38,9 +40,12 @@ class MemoryLedger:
     orders: dict[str, Order] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     assets: dict[str, Asset] = field(default_factory=dict)
-    usd: dict[str, Pair] = field(default_factory=dict)
+    cash: dict[tuple[str, str], Pair] = field(default_factory=dict)  # (user, currency)
     holdings: dict[tuple[str, str], Pair] = field(default_factory=dict)
-    usd_records: dict[tuple[str, str], BalanceTransaction] = field(default_factory=dict)
+    cash_records: dict[tuple[str, str], BalanceTransaction] = field(default_factory=dict)
+    # The exchange's liquidity account, its part with each user: (user, currency).
+    liquidity: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    rates: dict[str, ExchangeRate] = field(default_factory=dict)
     asset_records: dict[tuple[str, str], AssetTransaction] = field(default_factory=dict)
     daily: dict[tuple[str, str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     writes: list[LedgerWrite] = field(default_factory=list)
@@ -60,8 +65,10 @@ class MemoryLedger:
         self.fences.setdefault(user, books.fence)
         if books.user is not None:
             self.users.setdefault(user, books.user)
-        if books.usd is not None:
-            self.usd.setdefault(user, books.usd)
+        for currency, pair in books.cash.items():
+            self.cash.setdefault((user, currency), pair)
+        for currency, rate in books.rates.items():
+            self.rates.setdefault(currency, rate)
         for asset_id, pair in books.holdings.items():
             self.holdings.setdefault((user, asset_id), pair)
         for order_id, order in books.orders.items():
@@ -69,7 +76,7 @@ class MemoryLedger:
         for asset_id, asset in books.assets.items():
             self.assets.setdefault(asset_id, asset)
         for funds_id, record in books.funds.items():
-            self.usd_records.setdefault((user, funds_id), record)
+            self.cash_records.setdefault((user, funds_id), record)
         for (kind, day), total in books.daily.items():
             self.daily.setdefault((user, kind, day), total)
 
@@ -81,6 +88,7 @@ class MemoryLedger:
         asset_id: str | None = None,
         funds_id: str | None = None,
         with_user: bool = True,
+        currencies: Iterable[str] = (),
     ) -> Snapshot:
         self.reads += 1
         snapshot = Snapshot(
@@ -89,23 +97,26 @@ class MemoryLedger:
             order=self.orders.get(order_id) if order_id else None,
             user=self.users.get(username) if with_user else None,
             asset=self.assets.get(normalise_asset_id(asset_id)) if asset_id else None,
-            funds=self.usd_records.get((username, funds_id)) if funds_id else None,
+            funds=self.cash_records.get((username, funds_id)) if funds_id else None,
+            rates={c: rate for c in currencies if (rate := self.rates.get(c))},
         )
         return snapshot
 
     async def read_books(self, username: str, wanted: Wanted) -> Books:
         self.reads += 1
+        currencies = {BASE_CURRENCY, *wanted.currencies}
         return Books(
             username,
             self.fences.get(username, 0),
             wanted,
             self.users.get(username),
-            self.usd.get(username),
+            {c: pair for c in currencies if (pair := self.cash.get((username, c)))},
             {a: pair for a in wanted.asset_ids if (pair := self.holdings.get((username, a)))},
             {o: order for o in wanted.order_ids if (order := self.orders.get(o))},
             {a: asset for a in wanted.asset_ids if (asset := self.assets.get(a))},
-            {f: r for f in wanted.funds_ids if (r := self.usd_records.get((username, f)))},
+            {f: r for f in wanted.funds_ids if (r := self.cash_records.get((username, f)))},
             {d: self.daily[(username, *d)] for d in wanted.days if (username, *d) in self.daily},
+            {c: rate for c in wanted.currencies if (rate := self.rates.get(c))},
         )
 
     async def write_together(self, books: Books, changes: Sequence[LedgerWrite]) -> None:
@@ -127,7 +138,8 @@ class MemoryLedger:
         user = books.username
         if self.fences.get(user, 0) != books.fence:
             return False
-        if any(c.usd for c in changes) and self.usd.get(user) != books.usd:
+        paid = {r.currency for c in changes for r in c.cash}
+        if any(self.cash.get((user, c)) != books.cash.get(c) for c in paid):
             return False
         traded = {t.asset_id for c in changes for t in c.assets}
         if any(self.holdings.get((user, a)) != books.holdings.get(a) for a in traded):
@@ -160,26 +172,27 @@ class MemoryLedger:
                 raise UserNotFoundException(f"user {user} does not exist")
             if not profile.is_active:
                 raise InactiveUserException(f"user {user} is disabled")
-        usd = self._usd_after(change)
+        cash = self._cash_after(change)
         holdings = self._holdings_after(change)
         self._check_daily(change)
         self.fences[user] = self.fences.get(user, 0) + 1
         if change.order is not None:
             self.orders[change.order.order_id] = change.order
-        if usd is not None:
-            self.usd[user] = usd
+        self.cash |= cash
         self.holdings |= holdings
-        for record in change.usd:
-            self.usd_records[(user, record.transaction_id)] = BalanceTransaction(
+        for record in change.cash:
+            self.cash_records[(user, record.transaction_id)] = BalanceTransaction(
                 **record.model_dump(), created_at=change.at, updated_at=change.at
             )
+            if record.transaction_type.is_conversion:
+                self.liquidity[(user, record.currency)] = exact_total(
+                    [self.liquidity[(user, record.currency)], -record.available_delta]
+                )
         for trade in change.assets:
             self.asset_records[(user, trade.transaction_id)] = trade
         if change.daily is not None:
             record = change.daily.record
-            self.daily[(user, record.transaction_type, change.at.date().isoformat())] += (
-                record.amount
-            )
+            self.daily[(user, counted(record), change.at.date().isoformat())] += record.amount
         self.writes.append(change)
 
     def _check_price(self, change: LedgerWrite) -> None:
@@ -192,7 +205,7 @@ class MemoryLedger:
 
     def _check_records(self, change: LedgerWrite) -> None:
         user = change.username
-        if any((user, r.transaction_id) in self.usd_records for r in change.usd):
+        if any((user, r.transaction_id) in self.cash_records for r in change.cash):
             raise EntityAlreadyExistsException("a transaction of this step exists already")
         if any((user, t.transaction_id) in self.asset_records for t in change.assets):
             raise EntityAlreadyExistsException("an asset transaction of this step exists")
@@ -210,22 +223,26 @@ class MemoryLedger:
         ):
             raise OrderChangedException("the order changed since it was read")
 
-    def _usd_after(self, change: LedgerWrite) -> Pair | None:
-        if not change.usd:
-            return None
+    def _cash_after(self, change: LedgerWrite) -> dict[tuple[str, str], Pair]:
+        """Each currency's balance after the change's records in it; a base-currency
+        balance must exist (every user has one), another opens with its first credit."""
         user = change.username
-        if user not in self.usd:
-            raise BalanceNotFoundException(f"user {user} has no balance")
-        available, held = self.usd[user]
-        after = (
-            exact_total([available, *(r.available_delta for r in change.usd)]),
-            exact_total([held, *(r.held_delta for r in change.usd)]),
-        )
-        # Each record in turn must find enough, as the store's condition says.
-        if deepest_dip(r.available_delta for r in change.usd) > available or (
-            deepest_dip(r.held_delta for r in change.usd) > held
-        ):
-            raise InsufficientBalanceException(f"{user} has too little USD available")
+        after: dict[tuple[str, str], Pair] = {}
+        for currency in dict.fromkeys(r.currency for r in change.cash):
+            records = [r for r in change.cash if r.currency == currency]
+            key = (user, currency)
+            if key not in self.cash and currency == BASE_CURRENCY:
+                raise BalanceNotFoundException(f"user {user} has no balance")
+            available, held = self.cash.get(key, (Decimal(0), Decimal(0)))
+            # Each record in turn must find enough, as the store's condition says.
+            if deepest_dip(r.available_delta for r in records) > available or (
+                deepest_dip(r.held_delta for r in records) > held
+            ):
+                raise InsufficientBalanceException(f"{user} has too little {currency} available")
+            after[key] = (
+                exact_total([available, *(r.available_delta for r in records)]),
+                exact_total([held, *(r.held_delta for r in records)]),
+            )
         return after
 
     def _holdings_after(self, change: LedgerWrite) -> dict[tuple[str, str], Pair]:
@@ -245,9 +262,18 @@ class MemoryLedger:
         if change.daily is None:
             return
         record = change.daily.record
-        key = (change.username, record.transaction_type, change.at.date().isoformat())
+        key = (change.username, counted(record), change.at.date().isoformat())
         if self.daily[key] + record.amount > change.daily.limit:
             raise LimitExceededException("the daily limit would be passed")
 
 
-_STATE = ("fences", "orders", "usd", "holdings", "usd_records", "asset_records", "daily")
+_STATE = (
+    "fences",
+    "orders",
+    "cash",
+    "holdings",
+    "cash_records",
+    "asset_records",
+    "daily",
+    "liquidity",
+)

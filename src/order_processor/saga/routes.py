@@ -1,20 +1,20 @@
 """The saga's dispatch table: for each command the order worker carries out, the one read
 it decides from and the decision. A new command is one entry here plus its decision (a
 pure function of the read, the command, the worker's clock and the limits). UpdatePrice
-has no entry: it goes to the price-updates queue (the limit matcher)."""
+and UpdateRate have no entry: they go to the price-updates queue (the limit matcher)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 from order_processor.domain.commands import (
     AnyCommand,
     CancelOrder,
     CommandType,
+    Convert,
     Deposit,
     ExecuteOrder,
     ExpireOrder,
@@ -26,8 +26,9 @@ from order_processor.domain.orders import OrderStatus
 from order_processor.domain.ports import Ledger, Snapshot
 from order_processor.exceptions import CommandRejected, Reason
 from order_processor.saga import orders
+from order_processor.saga.convert import convert, sold_id
 from order_processor.saga.decision import Decision, Limits
-from order_processor.saga.funds import move_funds
+from order_processor.saga.funds import blind_funds, move_funds
 
 C = TypeVar("C")
 
@@ -35,15 +36,28 @@ C = TypeVar("C")
 @dataclass(frozen=True)
 class Route(Generic[C]):
     """`blind`: the decision of a command decided from nothing read first (every condition
-    it depends on is in its write); it reads only once the write found its id used."""
+    it depends on is in its write); it reads only once the write found its id used. A
+    blind decision of None: this command must read first after all."""
 
     read: Callable[[Ledger, C], Awaitable[Snapshot]]
     decide: Callable[[Snapshot, C, datetime, Limits], Decision]
-    blind: Callable[[C, datetime, Limits], Decision] | None = None
+    blind: Callable[[C, datetime, Limits], Decision | None] | None = None
 
 
 async def read_funds(ledger: Ledger, command: Deposit | Withdraw) -> Snapshot:
-    return await ledger.read(command.username, funds_id=command.command_id)
+    """The record of the command's id, with the currency's rate (the daily limits')."""
+    currency = command.payload.currency
+    return await ledger.read(command.username, funds_id=command.command_id, currencies=(currency,))
+
+
+async def read_conversion(ledger: Ledger, command: Convert) -> Snapshot:
+    """The conversion's first record (a redelivery's), with both currencies' rates."""
+    payload = command.payload
+    return await ledger.read(
+        command.username,
+        funds_id=sold_id(command.command_id),
+        currencies=(payload.sell, payload.buy),
+    )
 
 
 async def read_placement(ledger: Ledger, command: PlaceOrder) -> Snapshot:
@@ -88,7 +102,7 @@ async def _read_order(
     return await ledger.read(username, order_id=order.order_id, asset_id=order.asset_id)
 
 
-FUNDS = Route(read_funds, move_funds, blind=partial(move_funds, None))
+FUNDS = Route(read_funds, move_funds, blind=blind_funds)
 ROUTES: dict[CommandType, Route[Any]] = {
     CommandType.PLACE_ORDER: Route(read_placement, orders.place_order),
     CommandType.CANCEL_ORDER: Route(read_order, orders.cancel_order),
@@ -97,6 +111,7 @@ ROUTES: dict[CommandType, Route[Any]] = {
     CommandType.RESUME_ORDER: Route(read_order, orders.resume_order),
     CommandType.DEPOSIT: FUNDS,
     CommandType.WITHDRAW: FUNDS,
+    CommandType.CONVERT: Route(read_conversion, convert),
 }
 
 

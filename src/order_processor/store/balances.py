@@ -24,7 +24,9 @@ from order_processor.domain.balances import (
     TransactionStatus,
 )
 from order_processor.domain.base import utc_now
+from order_processor.domain.currencies import BASE_CURRENCY
 from order_processor.domain.money import deepest_dip, exact_total
+from order_processor.domain.ports import counted
 from order_processor.domain.users import normalise_username
 from order_processor.exceptions import (
     BalanceNotFoundException,
@@ -66,14 +68,30 @@ def balance_change(
     records = (
         [transaction] if isinstance(transaction, BalanceTransactionCreate) else list(transaction)
     )
+    currency = records[0].currency
+    if any(r.currency != currency for r in records):
+        raise ValueError("one balance change is in one currency")
     available = exact_total(r.available_delta for r in records)
     held = exact_total(r.held_delta for r in records)
-    conditions = ["attribute_exists(PK)"]
     values: dict[str, Any] = {
         ":available": to_attribute(available),
         ":held": to_attribute(held),
         ":now": to_attribute(now),
     }
+    if currency == BASE_CURRENCY:
+        # Every user has a base-currency balance from the start: its absence is a user
+        # that does not exist (or data older than v2).
+        conditions = ["attribute_exists(PK)"]
+        update = "SET available = available + :available, held = held + :held, updated_at = :now"
+    else:
+        # Another currency's balance opens with its first credit.
+        conditions = []
+        update = (
+            "SET available = if_not_exists(available, :zero) + :available, "
+            "held = if_not_exists(held, :zero) + :held, currency = :currency, updated_at = :now"
+        )
+        values[":zero"] = to_attribute(Decimal(0))
+        values[":currency"] = to_attribute(currency)
     # Each record in turn must find enough, not only their sum: a hold taken and
     # released in one write (a limit buy placed and executed at once) needs the whole
     # hold available, as the history it leaves says, though it nets to the payment.
@@ -85,14 +103,41 @@ def balance_change(
     if need_held > 0:
         conditions.append("held >= :need_held")
         values[":need_held"] = to_attribute(need_held)
-    return {
+    change: dict[str, Any] = {
         "TableName": table,
-        "Key": keys.balance_key(records[0].username),
-        "UpdateExpression": "SET available = available + :available, "
-        "held = held + :held, updated_at = :now",
-        "ConditionExpression": " AND ".join(conditions),
+        "Key": keys.balance_key(records[0].username, currency),
+        "UpdateExpression": update,
         "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if conditions:
+        change["ConditionExpression"] = " AND ".join(conditions)
+    return change
+
+
+def liquidity_change(
+    table: str, username: str, records: Sequence[BalanceTransactionCreate], now: datetime
+) -> dict[str, Any] | None:
+    """The exchange's side of a user's conversion records in their currency (one): its
+    liquidity account moves opposite to the user's balance. Never conditioned: the
+    exchange quotes every enabled currency, and its position in each is what the
+    ledger audit and the dashboard report. None when no record is a conversion."""
+    moved = exact_total(
+        r.available_delta.copy_negate() for r in records if r.transaction_type.is_conversion
+    )
+    if not any(r.transaction_type.is_conversion for r in records):
+        return None
+    return {
+        "TableName": table,
+        "Key": keys.liquidity_key(username, records[0].currency),
+        "UpdateExpression": "SET amount = if_not_exists(amount, :zero) + :moved, "
+        "currency = :currency, updated_at = :now",
+        "ExpressionAttributeValues": {
+            ":zero": to_attribute(Decimal(0)),
+            ":moved": to_attribute(moved),
+            ":currency": to_attribute(records[0].currency),
+            ":now": to_attribute(now),
+        },
     }
 
 
@@ -121,7 +166,7 @@ def daily_total_change(
     first = "attribute_not_exists(#total) OR " if room >= 0 else ""
     return {
         "TableName": table,
-        "Key": keys.daily_total_key(transaction.username, transaction.transaction_type, day),
+        "Key": keys.daily_total_key(transaction.username, counted(transaction), day),
         "UpdateExpression": "SET #total = if_not_exists(#total, :zero) + :amount, #ttl = :ttl",
         "ConditionExpression": f"{first}#total <= :room",
         "ExpressionAttributeNames": {"#total": "total", "#ttl": "ttl"},

@@ -7,11 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from order_processor.domain.assets import normalise_asset_id
+from order_processor.domain.currencies import BASE_CURRENCY
 from order_processor.domain.triggers import PriceMove
 from order_processor.store.dynamo import to_item
 
 PROFILE = "PROFILE"
-USD_BALANCE = "BALANCE#USD"
+BALANCE_PREFIX = "BALANCE#"
+USD_BALANCE = BALANCE_PREFIX + BASE_CURRENCY
+LIQUIDITY_PREFIX = "LIQUIDITY#"
+RATES = "RATES"
+RATE_PREFIX = "RATE#"
 TRANSACTION_PREFIX = "TX#"
 ASSET_BALANCE_PREFIX = "ASSET#"
 ASSET_TRANSACTION_PREFIX = "ATX#"
@@ -39,8 +44,20 @@ def email_key(email: str) -> dict[str, Any]:
     return _key(f"EMAIL#{email}", "EMAIL")
 
 
-def balance_key(username: str) -> dict[str, Any]:
-    return _key(user_pk(username), USD_BALANCE)
+def balance_key(username: str, currency: str = BASE_CURRENCY) -> dict[str, Any]:
+    return _key(user_pk(username), BALANCE_PREFIX + currency)
+
+
+def liquidity_key(username: str, currency: str) -> dict[str, Any]:
+    """The exchange's liquidity account in `currency`, its part kept with each user's
+    books: written in the user's own transactions, so conversions of different users
+    never contend for one item; the account is the sum of its parts (ledger audit)."""
+    return _key(user_pk(username), LIQUIDITY_PREFIX + currency)
+
+
+def rate_key(currency: str) -> dict[str, Any]:
+    # All rates share one partition so that listing them is one Query.
+    return _key(RATES, RATE_PREFIX + currency)
 
 
 def transaction_key(username: str, transaction_id: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -25,7 +25,9 @@ from botocore.exceptions import ClientError
 
 from order_processor.awserrors import CONFLICT, cancellation_codes
 from order_processor.domain.assets import Asset, AssetTransaction, normalise_asset_id
-from order_processor.domain.balances import BalanceTransaction
+from order_processor.domain.balances import BalanceTransaction, BalanceTransactionCreate
+from order_processor.domain.currencies import BASE_CURRENCY
+from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.money import exact_total
 from order_processor.domain.orders import Order
 from order_processor.domain.ports import (
@@ -53,7 +55,12 @@ from order_processor.exceptions import (
 )
 from order_processor.store import keys
 from order_processor.store.asset_balances import asset_balance_change, asset_transaction_put
-from order_processor.store.balances import balance_change, daily_total_change, transaction_put
+from order_processor.store.balances import (
+    balance_change,
+    daily_total_change,
+    liquidity_change,
+    transaction_put,
+)
 from order_processor.store.dynamo import (
     call,
     cancellation_item,
@@ -90,6 +97,7 @@ class DynamoLedger:
         asset_id: str | None = None,
         funds_id: str | None = None,
         with_user: bool = True,
+        currencies: Iterable[str] = (),
     ) -> Snapshot:
         wanted: dict[str, list[dict[str, Any]]] = defaultdict(list)
         wanted[self.users_table].append(keys.lock_key(username))
@@ -101,20 +109,25 @@ class DynamoLedger:
             wanted[self.orders_table].append(keys.order_key(order_id))
         if asset_id is not None:
             wanted[self.inventory_table].append(keys.asset_key(normalise_asset_id(asset_id)))
+        for currency in sorted(set(currencies) - {BASE_CURRENCY}):
+            wanted[self.inventory_table].append(keys.rate_key(currency))
         items = await self._batch_get(wanted)
         return _snapshot(username, items)
 
     async def read_books(self, username: str, wanted: Wanted) -> Books:
-        """One BatchGetItem (two beyond 100 keys): the lock, profile and USD balance, each
-        order, each asset with the user's holding of it, each funds record, each day's
-        count."""
+        """One BatchGetItem (two beyond 100 keys): the lock, profile and base-currency
+        balance, each order, each asset with the user's holding of it, each funds record,
+        each day's count, each other currency's balance and rate."""
+        others = sorted(wanted.currencies - {BASE_CURRENCY})
         users = [keys.lock_key(username), keys.user_key(username), keys.balance_key(username)]
+        users += [keys.balance_key(username, c) for c in others]
         users += [keys.asset_balance_key(username, a) for a in sorted(wanted.asset_ids)]
         users += [keys.transaction_key(username, f) for f in sorted(wanted.funds_ids)]
         users += [keys.daily_total_key(username, kind, day) for kind, day in sorted(wanted.days)]
         every = [(self.users_table, key) for key in users]
         every += [(self.orders_table, keys.order_key(o)) for o in sorted(wanted.order_ids)]
         every += [(self.inventory_table, keys.asset_key(a)) for a in sorted(wanted.asset_ids)]
+        every += [(self.inventory_table, keys.rate_key(c)) for c in others]
         items: dict[str, Any] = {}
         for start in range(0, len(every), BATCH_GET_KEYS):
             asked: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -153,11 +166,7 @@ class DynamoLedger:
         finals = {c.order.order_id: c.order for c in changes if c.order is not None}
         for order_id, order in finals.items():
             parts.append({"Put": self._order_put(order, books.orders.get(order_id))})
-        usd = [(r, c.at) for c in changes for r in c.usd]
-        if usd:
-            paid = balance_change(self.users_table, [r for r, _ in usd], last)
-            parts.append({"Update": _as_read(paid, books.usd)})
-            parts += [{"Put": transaction_put(self.users_table, r, at)} for r, at in usd]
+        parts += self._cash_together(books, changes, last)
         trades: dict[str, list[AssetTransaction]] = defaultdict(list)
         for trade in (t for c in changes for t in c.assets):
             trades[trade.asset_id].append(trade)
@@ -181,6 +190,26 @@ class DynamoLedger:
             parts.append({"Update": count})
         prices = {c.price_read[0]: c.price_read for c in changes if c.price_read is not None}
         parts += [{"ConditionCheck": self._price_unchanged(*read)} for read in prices.values()]
+        return parts
+
+    def _cash_together(
+        self, books: Books, changes: Sequence[LedgerWrite], last: datetime
+    ) -> list[dict[str, Any]]:
+        """Each currency's balance by its summed deltas (conditioned on its amounts as
+        read), its records, and the exchange's liquidity moved by its conversions."""
+        cash: dict[str, list[tuple[BalanceTransactionCreate, datetime]]] = defaultdict(list)
+        for change in changes:
+            for record in change.cash:
+                cash[record.currency].append((record, change.at))
+        parts: list[dict[str, Any]] = []
+        for currency, dated in cash.items():
+            records = [r for r, _ in dated]
+            paid = balance_change(self.users_table, records, last)
+            parts.append({"Update": _as_read(paid, books.cash.get(currency))})
+            parts += [{"Put": transaction_put(self.users_table, r, at)} for r, at in dated]
+            liquidity = liquidity_change(self.users_table, books.username, records, last)
+            if liquidity is not None:
+                parts.append({"Update": liquidity})
         return parts
 
     async def _batch_get(self, wanted: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -225,14 +254,21 @@ class DynamoLedger:
             parts.append(("user", {"ConditionCheck": self._active(change.username)}))
         if change.order is not None:
             parts.append(("order", {"Put": self._order_put(change.order, change.replaces)}))
-        if change.usd:
-            parts.append(
-                ("balance", {"Update": balance_change(self.users_table, change.usd, change.at)})
-            )
+        cash: dict[str, list[BalanceTransactionCreate]] = defaultdict(list)
+        for record in change.cash:
+            cash[record.currency].append(record)
+        for currency, records in cash.items():
+            paid = balance_change(self.users_table, records, change.at)
+            # A base-currency balance every user has; another opens with its first credit.
+            name = "balance" if currency == BASE_CURRENCY else "other_balance"
+            parts.append((name, {"Update": paid}))
             parts += [
                 ("transaction", {"Put": transaction_put(self.users_table, r, change.at)})
-                for r in change.usd
+                for r in records
             ]
+            liquidity = liquidity_change(self.users_table, change.username, records, change.at)
+            if liquidity is not None:
+                parts.append(("liquidity", {"Update": liquidity}))
         parts += self._asset_parts(change.assets, change.at)
         if change.daily is not None:
             count = daily_total_change(
@@ -343,8 +379,10 @@ def _as_read(update: dict[str, Any], read: Pair | None) -> dict[str, Any]:
 
 
 def _books(username: str, wanted: Wanted, items: dict[str, Any]) -> Books:
-    user = usd = None
+    user = None
     fence = 0
+    cash: dict[str, Pair] = {}
+    rates: dict[str, ExchangeRate] = {}
     holdings: dict[str, Pair] = {}
     orders: dict[str, Order] = {}
     assets: dict[str, Asset] = {}
@@ -352,32 +390,44 @@ def _books(username: str, wanted: Wanted, items: dict[str, Any]) -> Books:
     daily: dict[tuple[str, str], Decimal] = {}
     for key, item in items.items():
         sk = str(item["SK"])
-        if key.startswith(keys.INVENTORY):
-            asset = Asset.model_validate(without_keys(item))
-            assets[asset.asset_id] = asset
+        if key.startswith((keys.INVENTORY, keys.RATES)):
+            _inventory_item(key, item, assets, rates)
         elif sk == keys.LOCK:
             fence = int(item.get("fencing_token", 0))
         elif sk == keys.PROFILE:
             user = User.model_validate(without_keys(item))
-        elif sk == keys.USD_BALANCE:
-            usd = (Decimal(item["available"]), Decimal(item["held"]))
+        elif sk.startswith((keys.BALANCE_PREFIX, keys.ASSET_BALANCE_PREFIX)):
+            pair = (Decimal(item["available"]), Decimal(item["held"]))
+            if sk.startswith(keys.BALANCE_PREFIX):
+                cash[sk.removeprefix(keys.BALANCE_PREFIX)] = pair
+            else:
+                holdings[sk.removeprefix(keys.ASSET_BALANCE_PREFIX)] = pair
         elif sk == keys.ORDER:
             order = order_of(item)
             orders[order.order_id] = order
         elif sk.startswith(keys.TRANSACTION_PREFIX):
             record = BalanceTransaction.model_validate(without_keys(item))
             funds[record.transaction_id] = record
-        elif sk.startswith(keys.ASSET_BALANCE_PREFIX):
-            asset_id = sk.removeprefix(keys.ASSET_BALANCE_PREFIX)
-            holdings[asset_id] = (Decimal(item["available"]), Decimal(item["held"]))
         elif sk.startswith(keys.DAILY_TOTAL_PREFIX):
-            kind, _, day = sk.removeprefix(keys.DAILY_TOTAL_PREFIX).partition("#")
+            kind, _, day = sk.removeprefix(keys.DAILY_TOTAL_PREFIX).rpartition("#")
             daily[(kind, day)] = Decimal(item["total"])
-    return Books(username, fence, wanted, user, usd, holdings, orders, assets, funds, daily)
+    return Books(username, fence, wanted, user, cash, holdings, orders, assets, funds, daily, rates)
+
+
+def _inventory_item(
+    key: str, item: dict[str, Any], assets: dict[str, Asset], rates: dict[str, ExchangeRate]
+) -> None:
+    if key.startswith(keys.INVENTORY):
+        asset = Asset.model_validate(without_keys(item))
+        assets[asset.asset_id] = asset
+    else:
+        rate = ExchangeRate.model_validate(without_keys(item))
+        rates[rate.currency] = rate
 
 
 def _snapshot(username: str, items: dict[str, Any]) -> Snapshot:
     lock = order = user = asset = funds = None
+    rates: dict[str, ExchangeRate] = {}
     for key, item in items.items():
         sk = str(item["SK"])
         if sk == keys.LOCK:
@@ -390,11 +440,16 @@ def _snapshot(username: str, items: dict[str, Any]) -> Snapshot:
             funds = BalanceTransaction.model_validate(without_keys(item))
         elif key.startswith(keys.INVENTORY):
             asset = Asset.model_validate(without_keys(item))
+        elif key.startswith(keys.RATES):
+            rate = ExchangeRate.model_validate(without_keys(item))
+            rates[rate.currency] = rate
     fence = int(lock.get("fencing_token", 0)) if lock else 0
-    return Snapshot(username, fence, order, user, asset, funds)
+    return Snapshot(username, fence, order, user, asset, funds, rates)
 
 
-_CONDITIONS = frozenset({"lock", "user", "order", "balance", "asset_balance", "limit", "price"})
+_CONDITIONS = frozenset(
+    {"lock", "user", "order", "balance", "other_balance", "asset_balance", "limit", "price"}
+)
 """The parts whose condition guards the write; every other part is a record put only where
 it is absent."""
 _REREAD = frozenset({"lock", "order", "price"})
@@ -428,9 +483,12 @@ def _refusal(exc: ClientError, names: list[str], change: LedgerWrite) -> Excepti
         "order": lambda: OrderChangedException("the order changed since it was read"),
         "price": lambda: OrderChangedException("the price changed since it was read"),
         "balance": lambda: (
-            InsufficientBalanceException(f"{user} has too little USD available")
+            InsufficientBalanceException(f"{user} has too little {BASE_CURRENCY} available")
             if stored
             else BalanceNotFoundException(f"user {user} has no balance")
+        ),
+        "other_balance": lambda: InsufficientBalanceException(
+            f"{user} has too little of the currency available"
         ),
         "asset_balance": lambda: InsufficientAssetBalanceException(
             f"{user} holds too little of the asset", username=user

@@ -122,7 +122,7 @@ async def seeded_memory(username: str, coins: tuple[str, str]) -> MemoryLedger:
     ledger.users[username] = User(
         username=username, email="a@example.com", first_name="A", last_name="B", password_hash="x"
     )
-    ledger.usd[username] = (Decimal("0.00"), Decimal("0.00"))
+    ledger.cash[username, "USD"] = (Decimal("0.00"), Decimal("0.00"))
     for coin in coins:
         ledger.assets[coin] = Asset(asset_id=coin, name="Coin", price=Decimal("100"))
         ledger.holdings[(username, coin)] = (Decimal(50), Decimal(0))
@@ -160,7 +160,7 @@ def mixed_batch(username: str, coins: tuple[str, str]) -> list[AnyCommand]:
 
 def stored(ledger: MemoryLedger, username: str, coins: tuple[str, str]) -> tuple[Any, ...]:
     return (
-        ledger.usd.get(username),
+        ledger.cash.get((username, "USD")),
         *(ledger.holdings.get((username, c)) for c in coins),
     )
 
@@ -220,11 +220,11 @@ async def test_any_batch_written_together_in_the_store_leaves_what_one_by_one_le
     if not active:
         await get_user_dao(aws).update_user(username, UserUpdate(is_active=False))
         memory.users[username] = memory.users[username].model_copy(update={"is_active": False})
-    if without_usd and not memory.usd[username][1]:  # a user whose balance was never opened
+    if without_usd and not memory.cash[username, "USD"][1]:  # a user whose balance was never opened
         await aws.dynamodb.delete_item(
             TableName=aws.resources.users_table, Key=keys.balance_key(username)
         )
-        del memory.usd[username]
+        del memory.cash[username, "USD"]
     earlier = [c.payload.order_id for c in setup if isinstance(c, PlaceOrder)]
     commands = commands_of(plan, earlier, username, names)
     together, alone = handler(ledger, together=True), handler(memory, together=False)

@@ -77,7 +77,7 @@ def deposit_write(username: str, amount: str, fence: int) -> LedgerWrite:
         fence=fence,
         at=NOW,
         step=Step.FUNDS,
-        usd=(record,),
+        cash=(record,),
         daily=DailyCount(record, Decimal("50")),
     )
 
@@ -90,7 +90,7 @@ def buy_write(username: str, fence: int, order: Order) -> LedgerWrite:
         at=NOW,
         step=Step.COMPLETED,
         order=order,
-        usd=(usd_record(order, TransactionType.ORDER_PAYMENT, order.total_amount),),
+        cash=(usd_record(order, TransactionType.ORDER_PAYMENT, order.total_amount),),
         assets=(asset_record(order, AssetTransactionType.BUY),),
     )
 
@@ -207,7 +207,7 @@ async def test_each_refusal_names_what_refused_the_write(
             again = again.model_copy(update={"order_id": order.order_id + "x"})
         clash = buy_write(username, 1, again)
         if setup == "record exists":  # same record ids as the first write
-            clash = LedgerWrite(**{**vars(clash), "usd": write.usd, "assets": ()})
+            clash = LedgerWrite(**{**vars(clash), "cash": write.cash, "assets": ()})
         write = clash
     elif setup == "order moved on":
         write = LedgerWrite(**{**vars(write), "replaces": order})  # expects it stored
@@ -235,10 +235,10 @@ async def test_a_withdrawal_written_before_is_found_applied_though_the_balance_m
     )
     for record in (first, spend):
         await ledger.write(
-            LedgerWrite(username=username, fence=None, at=NOW, step=Step.FUNDS, usd=(record,))
+            LedgerWrite(username=username, fence=None, at=NOW, step=Step.FUNDS, cash=(record,))
         )
 
-    again = LedgerWrite(username=username, fence=None, at=NOW, step=Step.FUNDS, usd=(first,))
+    again = LedgerWrite(username=username, fence=None, at=NOW, step=Step.FUNDS, cash=(first,))
     with pytest.raises(EntityAlreadyExistsException):
         await ledger.write(again)
     assert (await get_balance_dao(aws).get_balance(username)).available == Decimal("10")
@@ -308,7 +308,7 @@ async def test_a_hold_taken_and_released_in_one_write_needs_the_whole_hold_avail
         at=NOW,
         step=Step.COMPLETED,
         order=done,
-        usd=(
+        cash=(
             usd_record(placed, TransactionType.ORDER_HOLD, Decimal("1000.00")),
             usd_record(done, TransactionType.ORDER_RELEASE, Decimal("1000.00")),
             usd_record(done, TransactionType.ORDER_PAYMENT, Decimal("500.00")),
