@@ -62,6 +62,12 @@ def register(verbs: Any) -> None:
     add.add_argument("--name", required=True)
     add.add_argument("--price", required=True)
     add.add_argument("--precision", type=int, default=8)
+    add.add_argument(
+        "--quote",
+        default="USD",
+        metavar="CURRENCY",
+        help="the currency its price is in and its orders hold and pay (default USD)",
+    )
     add.set_defaults(run=cmd_assets_add)
     price = verbs.add_parser(
         "price", help="send an asset's price to the limit matcher and wait until it applies it"
@@ -144,7 +150,11 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_assets_add(args: argparse.Namespace, settings: Settings) -> int:
     request = AssetCreate(
-        asset_id=args.asset_id, name=args.name, price=args.price, precision=args.precision
+        asset_id=args.asset_id,
+        name=args.name,
+        price=args.price,
+        precision=args.precision,
+        quote_currency=args.quote,
     )
 
     async def action(clients: AwsClients) -> int:

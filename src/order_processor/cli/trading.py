@@ -51,6 +51,13 @@ def register(verbs: Any) -> None:
             type=parse_duration,
             help="limit, stop, take-profit and trailing orders: 90s, 30m, 12h, 7d (default 30d)",
         )
+        if side == "buy":
+            verb.add_argument(
+                "--pay-in",
+                metavar="CURRENCY",
+                help="a market buy paid from this currency's balance, converted at the rate "
+                "of the moment in the same transaction (default: the asset's quote currency)",
+            )
         verb.add_argument("--wait", action="store_true", help="wait until the order is final")
         verb.add_argument("--timeout", type=float, default=30.0)
         verb.set_defaults(run=cmd_order, side=side)
@@ -121,6 +128,8 @@ def order_request(args: argparse.Namespace) -> OrderCreate:
         kind = f"MARKET_{side}"
     if args.expires_in:
         fields["expires_at"] = utc_now() + args.expires_in
+    if getattr(args, "pay_in", None):
+        fields["pay_currency"] = args.pay_in
     return OrderCreate.model_validate(
         {"order_type": OrderType(kind), "asset_id": args.asset_id, "quantity": args.quantity}
         | fields

@@ -16,13 +16,14 @@ from order_processor.domain.base import (
     new_id,
     utc_now,
 )
+from order_processor.domain.currencies import BASE_CURRENCY, CurrencyCode
 from order_processor.domain.money import (
     DEFAULT_QUANTITY_PLACES,
     MAX_QUANTITY_PLACES,
+    CashBalance,
     Price,
     Quantity,
     QuantityBalance,
-    UsdBalance,
     exact_total,
     signed,
 )
@@ -47,6 +48,7 @@ class AssetCreate(Command):
     price: Price
     precision: Precision = DEFAULT_QUANTITY_PLACES
     is_active: bool = True
+    quote_currency: CurrencyCode = BASE_CURRENCY
 
 
 class AssetUpdate(Command):
@@ -57,9 +59,12 @@ class AssetUpdate(Command):
 class Asset(Entity):
     asset_id: AssetId
     name: str
-    price: Price
+    price: Price  # in the quote currency
     precision: Precision = DEFAULT_QUANTITY_PLACES
     is_active: bool = True
+    # What its price is in, what its orders hold and pay; fixed when the asset is listed
+    # (an order of another quote is another asset: BTC in USD, BTCEUR in EUR).
+    quote_currency: CurrencyCode = BASE_CURRENCY
     price_as_of: UtcDatetime | None = None  # when the feed observed the price
     price_command_id: CommandId | None = None  # the UpdatePrice that set it
     created_at: UtcDatetime = Field(default_factory=utc_now)
@@ -124,7 +129,7 @@ class _AssetTransactionFields(Command):
     transaction_type: AssetTransactionType
     quantity: Quantity
     price: Price
-    total_amount: UsdBalance
+    total_amount: CashBalance  # in the asset's quote currency
     status: AssetTransactionStatus = AssetTransactionStatus.COMPLETED
     order_id: str | None = Field(default=None, max_length=128)
 

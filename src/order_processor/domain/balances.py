@@ -21,7 +21,7 @@ from order_processor.domain.currencies import (
     BASE_CURRENCY,
     MAX_MINOR_UNITS,
     CurrencyCode,
-    minor_units,
+    in_minor_units,
 )
 from order_processor.domain.money import (
     Rate,
@@ -91,14 +91,6 @@ def _cash(value: Any, info: ValidationInfo) -> Decimal:
     return parse_decimal(value, field=name, places=MAX_MINOR_UNITS, allow_zero=True, pad=False)
 
 
-def _in_currency(value: Decimal, currency: str, field: str) -> Decimal:
-    places = minor_units(currency)
-    quantised = value.quantize(Decimal(1).scaleb(-places))
-    if quantised != value:
-        raise ValueError(f"{field}: {value} has more than {places} decimal places for {currency}")
-    return quantised
-
-
 class Balance(Entity):
     username: Username
     currency: CurrencyCode = BASE_CURRENCY
@@ -114,7 +106,7 @@ class Balance(Entity):
     @model_validator(mode="after")
     def _amounts_in_currency(self) -> Balance:
         for name in ("available", "held"):
-            object.__setattr__(self, name, _in_currency(getattr(self, name), self.currency, name))
+            object.__setattr__(self, name, in_minor_units(getattr(self, name), self.currency, name))
         return self
 
     @computed_field  # type: ignore[prop-decorator]
@@ -153,9 +145,9 @@ class _TransactionFields(Command):
 
     @model_validator(mode="after")
     def _amount_in_currency(self) -> _TransactionFields:
-        object.__setattr__(self, "amount", _in_currency(self.amount, self.currency, "amount"))
+        object.__setattr__(self, "amount", in_minor_units(self.amount, self.currency, "amount"))
         if self.counter_amount is not None and self.counter_currency is not None:
-            counter = _in_currency(self.counter_amount, self.counter_currency, "counter_amount")
+            counter = in_minor_units(self.counter_amount, self.counter_currency, "counter_amount")
             object.__setattr__(self, "counter_amount", counter)
         if self.transaction_type.is_conversion and None in (
             self.counter_currency,

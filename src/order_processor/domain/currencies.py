@@ -66,6 +66,16 @@ def _validated_code(value: object, info: ValidationInfo) -> str:
     return currency_code(value, info.field_name or "currency")
 
 
+def in_minor_units(value: Decimal, code: str, field: str = "amount") -> Decimal:
+    """An amount already checked by the money rules, to exactly `code`'s minor unit;
+    ValueError if it has more places than that."""
+    places = minor_units(code)
+    quantised = value.quantize(step(places))
+    if quantised != value:
+        raise ValueError(f"{field}: {value} has more than {places} decimal places for {code}")
+    return quantised
+
+
 CurrencyCode = Annotated[
     str,
     BeforeValidator(_validated_code),

@@ -135,23 +135,27 @@ def order_value(quantity: Decimal, price: Decimal) -> Decimal:
     return _EXACT.multiply(quantity, price)
 
 
-def buy_cost(quantity: Decimal, price: Decimal) -> Decimal:
-    """What a buyer pays: the exact product rounded up to the cent."""
-    return _EXACT.multiply(quantity, price).quantize(CENT, ROUND_CEILING, _EXACT)
+def buy_cost(quantity: Decimal, price: Decimal, unit: Decimal = CENT) -> Decimal:
+    """What a buyer pays: the exact product rounded up to the minor `unit` of the price's
+    currency (a cent, a yen)."""
+    return _EXACT.multiply(quantity, price).quantize(unit, ROUND_CEILING, _EXACT)
 
 
-def sell_proceeds(quantity: Decimal, price: Decimal) -> Decimal:
-    """What a seller receives: the exact product rounded down to the cent."""
-    return _EXACT.multiply(quantity, price).quantize(CENT, ROUND_FLOOR, _EXACT)
+def sell_proceeds(quantity: Decimal, price: Decimal, unit: Decimal = CENT) -> Decimal:
+    """What a seller receives: the exact product rounded down to the minor `unit`."""
+    return _EXACT.multiply(quantity, price).quantize(unit, ROUND_FLOOR, _EXACT)
 
 
 def market_value(quantity: Decimal, price: Decimal) -> Decimal:
     return _EXACT.multiply(quantity, price).quantize(CENT, ROUND_HALF_EVEN, _EXACT)
 
 
-def _field_validator(places: int, allow_zero: bool, pad: bool = True) -> BeforeValidator:
+def _field_validator(places: int, allow_zero: bool, pad: bool | None = True) -> BeforeValidator:
     def validate(value: Any, info: ValidationInfo) -> Decimal:
         name = info.field_name or "value"
+        if pad is None:  # checked, kept as given
+            parse_decimal(value, field=name, places=places, allow_zero=allow_zero, pad=False)
+            return _to_decimal(value, name) + 0
         return parse_decimal(value, field=name, places=places, allow_zero=allow_zero, pad=pad)
 
     return BeforeValidator(validate)
@@ -180,6 +184,9 @@ Quantity = Annotated[
     _schema(MAX_QUANTITY_PLACES),
     _FIXED_POINT,
 ]
+# An amount in some currency, at most three places as given ("5.00" stays 5.00, 15000 stays
+# 15000): a model that knows its currency quantises it to the minor unit.
+CashBalance = Annotated[Decimal, _field_validator(3, True, pad=None), _schema(3), _FIXED_POINT]
 # An amount of a currency not yet known: at most ISO 4217's three places, checked against
 # its currency's minor unit once that is known (domain.currencies.amount_in).
 CashAmount = Annotated[Decimal, _field_validator(3, False, pad=False), _schema(3), _FIXED_POINT]

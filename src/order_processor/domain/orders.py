@@ -10,7 +10,8 @@ from pydantic import Field, model_validator
 
 from order_processor.domain.assets import AssetId
 from order_processor.domain.base import Command, Entity, OrderId, UtcDatetime, new_id, utc_now
-from order_processor.domain.money import Percent, Price, Quantity, UsdBalance
+from order_processor.domain.currencies import BASE_CURRENCY, CurrencyCode, in_minor_units
+from order_processor.domain.money import CashBalance, Percent, Price, Quantity, Rate
 from order_processor.domain.steps import Step
 from order_processor.domain.users import Username
 from order_processor.exceptions import InvalidTransitionException
@@ -115,10 +116,15 @@ class OrderCreate(Command):
     trail_amount: Price | None = None  # a trailing stop's distance, in USD ...
     trail_percent: Percent | None = None  # ... or in percent of the best price
     expires_at: UtcDatetime | None = None
+    # A market buy paid from a balance in another currency than the asset's quote: that
+    # currency converted and the asset bought in one write (domain.fx).
+    pay_currency: CurrencyCode | None = None
 
     @model_validator(mode="after")
     def _fields_match_the_type(self) -> Self:
         kind = self.order_type
+        if self.pay_currency is not None and kind is not OrderType.MARKET_BUY:
+            raise ValueError("pay_currency: only a MARKET_BUY pays from another currency")
         if kind.is_limit != (self.limit_price is not None):
             raise ValueError(
                 f"limit_price: {'required' if kind.is_limit else 'not allowed'} for {kind}"
@@ -139,7 +145,7 @@ class OrderCreate(Command):
 class OrderUpdate(Command):
     status: OrderStatus | None = None
     price: Price | None = None
-    total_amount: UsdBalance | None = None
+    total_amount: CashBalance | None = None
     failure_reason: str | None = Field(default=None, max_length=200)
 
 
@@ -160,7 +166,14 @@ class Order(Entity):
     trail_since: UtcDatetime | None = None
     hold_price: Price | None = None  # a buy's hold is quantity x this, rounded up
     price: Price | None = None  # the execution price, once known
-    total_amount: UsdBalance | None = None
+    # The asset's quote currency (set when accepted): prices, holds and the total are in it.
+    quote_currency: CurrencyCode = BASE_CURRENCY
+    total_amount: CashBalance | None = None
+    # A market buy paid in another currency: which, and how much of it paid for the total.
+    pay_currency: CurrencyCode | None = None
+    paid_amount: CashBalance | None = None
+    pay_rate: Rate | None = None  # quote currency per unit of the pay currency, spread off
+    pay_spread_percent: Decimal | None = None
     status: OrderStatus = OrderStatus.PENDING
     failure_reason: str | None = None
     step: Step | None = None  # the saga's marker: the last step committed
@@ -170,6 +183,16 @@ class Order(Entity):
     issued_at: UtcDatetime | None = None
     created_at: UtcDatetime = Field(default_factory=utc_now)
     updated_at: UtcDatetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="after")
+    def _amounts_in_their_currencies(self) -> Self:
+        if self.total_amount is not None:
+            total = in_minor_units(self.total_amount, self.quote_currency, "total_amount")
+            object.__setattr__(self, "total_amount", total)
+        if self.paid_amount is not None and self.pay_currency is not None:
+            paid = in_minor_units(self.paid_amount, self.pay_currency, "paid_amount")
+            object.__setattr__(self, "paid_amount", paid)
+        return self
 
     @classmethod
     def place(cls, username: str, request: OrderCreate, order_id: str | None = None) -> Order:
@@ -208,7 +231,12 @@ class OrderResponse(Entity):
     trail_since: UtcDatetime | None = None
     hold_price: Price | None = None
     price: Price | None
-    total_amount: UsdBalance | None
+    quote_currency: str = "USD"
+    total_amount: CashBalance | None
+    pay_currency: str | None = None
+    paid_amount: CashBalance | None = None
+    pay_rate: Decimal | None = None
+    pay_spread_percent: Decimal | None = None
     status: OrderStatus
     failure_reason: str | None
     sequence: int

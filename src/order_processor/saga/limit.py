@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 
 from order_processor.domain.assets import Asset
@@ -42,7 +43,7 @@ from order_processor.saga.decision import (
     moved,
     order_write,
 )
-from order_processor.saga.market import MINIMUM_NOTIONAL
+from order_processor.saga.quotes import unit_of, value_limit
 from order_processor.saga.records import Records, credit, debit, hold, joined, release
 
 # The step that closes a QUEUED order, by the status it ends in: its hold is released.
@@ -73,9 +74,12 @@ def place(
     fail = partial(failed, snapshot, pending, before, at)
     reference = pending.hold_price or trigger_price(pending)
     assert reference is not None
-    if order_value(pending.quantity, reference) > limits.max_order_value:
+    limit = value_limit(snapshot, pending.quote_currency, at, limits)
+    if limit is None:
+        return fail(Reason.FX_RATE_STALE)
+    if order_value(pending.quantity, reference) > limit:
         return fail(Reason.ORDER_VALUE_LIMIT)
-    if sell_proceeds(pending.quantity, reference) < MINIMUM_NOTIONAL:
+    if sell_proceeds(pending.quantity, reference, unit_of(pending)) < unit_of(pending):
         return fail(Reason.ORDER_TOO_SMALL)
     queued = moved(pending, at, Step.HELD, status=OrderStatus.QUEUED)
     then = execution(snapshot, queued, at, limits) or Moves([], ((), ()))
@@ -120,9 +124,13 @@ def execution(snapshot: Snapshot, queued: Order, at: datetime, limits: Limits) -
         return None  # not this order's price: never settle at another asset's
     if not asset.is_active or not triggered(queued, asset.price):
         return None
-    refusal = _refusal(queued, asset, snapshot.user, limits)
-    if refusal is None and sell_proceeds(queued.quantity, asset.price) < MINIMUM_NOTIONAL:
-        # A stop sell filled far below its stop: less than a cent is no trade.
+    limit = value_limit(snapshot, queued.quote_currency, at, limits)
+    if limit is None:
+        return None  # no fresh rate to check its value against: it waits for one
+    refusal = _refusal(queued, asset, snapshot.user, limit)
+    unit = unit_of(queued)
+    if refusal is None and sell_proceeds(queued.quantity, asset.price, unit) < unit:
+        # A stop sell filled far below its stop: less than a minor unit is no trade.
         refusal = Reason.ORDER_TOO_SMALL
     if refusal:
         return closing(queued, at, OrderStatus.FAILED, refusal)
@@ -133,7 +141,7 @@ def execution(snapshot: Snapshot, queued: Order, at: datetime, limits: Limits) -
         Step.DEBITED,
         status=OrderStatus.PROCESSING,
         price=asset.price,
-        total_amount=rounding(queued.quantity, asset.price),
+        total_amount=rounding(queued.quantity, asset.price, unit),
     )
     completed = moved(processing, at, Step.COMPLETED, status=OrderStatus.COMPLETED)
     records = joined(release(completed), debit(completed), credit(completed))
@@ -147,10 +155,11 @@ def closing(
     return Moves([closed], release(closed))
 
 
-def _refusal(order: Order, asset: Asset, user: User | None, limits: Limits) -> Reason | None:
-    """What placing checked that no longer holds: the order's value at the market price,
-    and its user (disabled since it was placed)."""
-    if order_value(order.quantity, asset.price) > limits.max_order_value:
+def _refusal(order: Order, asset: Asset, user: User | None, limit: Decimal) -> Reason | None:
+    """What placing checked that no longer holds: the order's value at the market price
+    (against the value limit in its quote currency), and its user (disabled since it was
+    placed)."""
+    if order_value(order.quantity, asset.price) > limit:
         return Reason.ORDER_VALUE_LIMIT
     if user is None:
         return Reason.UNKNOWN_USER

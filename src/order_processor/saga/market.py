@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 
-from order_processor.domain.assets import Asset
+from order_processor.domain.fx import RateUnavailable, quote
 from order_processor.domain.money import (
     buy_cost,
     check_places,
@@ -30,14 +30,17 @@ from order_processor.domain.ports import Snapshot
 from order_processor.domain.steps import Step
 from order_processor.exceptions import Reason, StepFailure
 from order_processor.saga.decision import Decision, Limits, ends_with, failed, moved, order_write
+from order_processor.saga.quotes import unit_of, value_limit
 from order_processor.saga.records import credit, debit, joined, refund
 
-MINIMUM_NOTIONAL = Decimal("0.01")
 
-
-def priced(order: Order, asset: Asset | None, limits: Limits) -> tuple[Decimal, Decimal]:
-    """The price (the inventory's) and the amount (rounded for the house), with the
-    checks placing makes: tradable, the asset's precision, the value limit, a cent."""
+def priced(
+    snapshot: Snapshot, order: Order, at: datetime, limits: Limits
+) -> tuple[Decimal, Decimal]:
+    """The price (the inventory's) and the amount (rounded for the house, to the quote
+    currency's minor unit), with the checks placing makes: tradable, the asset's
+    precision, the value limit (at the quote currency's rate), one minor unit."""
+    asset = snapshot.asset
     if asset is None or asset.asset_id != order.asset_id:  # never another asset's price
         raise StepFailure(Reason.ASSET_NOT_FOUND)
     if not asset.is_active:
@@ -46,12 +49,42 @@ def priced(order: Order, asset: Asset | None, limits: Limits) -> tuple[Decimal, 
         check_places(order.quantity, field="quantity", places=asset.precision)
     except ValueError as exc:
         raise StepFailure(Reason.INVALID_QUANTITY) from exc
-    if order_value(order.quantity, asset.price) > limits.max_order_value:
+    limit = value_limit(snapshot, order.quote_currency, at, limits)
+    if limit is None:
+        raise StepFailure(Reason.FX_RATE_STALE)
+    if order_value(order.quantity, asset.price) > limit:
         raise StepFailure(Reason.ORDER_VALUE_LIMIT)
-    amount = (buy_cost if order.order_type.is_buy else sell_proceeds)(order.quantity, asset.price)
-    if amount < MINIMUM_NOTIONAL:
+    rounding = buy_cost if order.order_type.is_buy else sell_proceeds
+    amount = rounding(order.quantity, asset.price, unit_of(order))
+    if amount < unit_of(order):
         raise StepFailure(Reason.ORDER_TOO_SMALL)
     return asset.price, amount
+
+
+def paying(
+    snapshot: Snapshot, order: Order, total: Decimal, at: datetime, limits: Limits
+) -> dict[str, object]:
+    """A buy paid in another currency: how much of it the total costs, at what rate (the
+    pay currency sold for exactly the total, rounded up: against the customer)."""
+    pay = order.pay_currency
+    if pay is None or pay == order.quote_currency:
+        return {}
+    try:
+        terms = quote(
+            snapshot.rates,
+            pay,
+            order.quote_currency,
+            spread_percent=limits.fx_spread_percent,
+            now=at,
+            max_age=limits.fx_max_age,
+        )
+    except RateUnavailable as exc:
+        raise StepFailure(exc.reason) from exc
+    return {
+        "paid_amount": terms.sold_for(total),
+        "pay_rate": terms.rate,
+        "pay_spread_percent": terms.spread_percent,
+    }
 
 
 def fill(
@@ -66,11 +99,18 @@ def fill(
     one it replaces (None: new)."""
     fail = partial(failed, snapshot, pending, before, at)
     try:
-        price, amount = priced(pending, snapshot.asset, limits)
+        price, amount = priced(snapshot, pending, at, limits)
+        paid = paying(snapshot, pending, amount, at, limits)
     except StepFailure as exc:
         return fail(exc.code)
     processing = moved(
-        pending, at, Step.DEBITED, status=OrderStatus.PROCESSING, price=price, total_amount=amount
+        pending,
+        at,
+        Step.DEBITED,
+        status=OrderStatus.PROCESSING,
+        price=price,
+        total_amount=amount,
+        **paid,
     )
     completed = moved(processing, at, Step.COMPLETED, status=OrderStatus.COMPLETED)
     records = joined(debit(completed), credit(completed))

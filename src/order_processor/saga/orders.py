@@ -37,6 +37,7 @@ from order_processor.saga.decision import (
     is_live,
     order_write,
 )
+from order_processor.saga.quotes import require_rates
 
 REQUEST_FIELDS = (
     "order_type",
@@ -45,6 +46,7 @@ REQUEST_FIELDS = (
     "limit_price",
     "trail_amount",
     "trail_percent",
+    "pay_currency",
 )
 DEFAULT_EXPIRY = timedelta(days=30)
 
@@ -54,7 +56,7 @@ def place_order(snapshot: Snapshot, command: PlaceOrder, at: datetime, limits: L
     if stored is not None:
         _same_request(stored, command)
         return carry_on(snapshot, stored, at, limits, announce=True)
-    _validate(snapshot, command, at)
+    _validate(snapshot, command, at, limits)
     assert snapshot.asset is not None  # _validate
     accepted = _accept(command, at, snapshot.asset, limits)
     go = limit.place if accepted.order_type.rests else market.fill
@@ -188,7 +190,7 @@ def _accept(command: PlaceOrder, at: datetime, asset: Asset, limits: Limits) -> 
     price was observed, a buy with the price its hold is sized at."""
     price = asset.price
     order = Order.place(command.username, command.payload, order_id=command.payload.order_id)
-    order = order.evolve(issued_at=min(command.issued_at, at))
+    order = order.evolve(issued_at=min(command.issued_at, at), quote_currency=asset.quote_currency)
     kind = order.order_type
     expiry = order.expires_at
     if kind.rests and expiry is None:
@@ -214,8 +216,10 @@ def _accept(command: PlaceOrder, at: datetime, asset: Asset, limits: Limits) -> 
     )
 
 
-def _validate(snapshot: Snapshot, command: PlaceOrder, at: datetime) -> None:
-    """What makes a command wrong rather than an order unlucky: rejected, not stored."""
+def _validate(snapshot: Snapshot, command: PlaceOrder, at: datetime, limits: Limits) -> None:
+    """What makes a command wrong rather than an order unlucky: rejected, not stored. An
+    asset quoted in another currency than the base, or an order paid in one, needs that
+    currency enabled and its rate fresh."""
     request, user, asset = command.payload, snapshot.user, snapshot.asset
     if user is None:
         raise CommandRejected(Reason.UNKNOWN_USER, f"user {command.username} does not exist")
@@ -231,3 +235,5 @@ def _validate(snapshot: Snapshot, command: PlaceOrder, at: datetime) -> None:
         raise CommandRejected(Reason.INVALID_QUANTITY, str(exc)) from exc
     if request.expires_at is not None and request.expires_at <= at:
         raise CommandRejected(Reason.ALREADY_EXPIRED, "expires_at has passed")
+    currencies = {asset.quote_currency, request.pay_currency or asset.quote_currency}
+    require_rates(snapshot, currencies, at, limits)

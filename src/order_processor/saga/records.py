@@ -10,6 +10,7 @@ from decimal import Decimal
 from order_processor.domain.assets import AssetTransaction, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import record_id
+from order_processor.domain.currencies import minor_unit
 from order_processor.domain.money import buy_cost
 from order_processor.domain.orders import Order
 
@@ -23,10 +24,12 @@ SUFFIX = {
 
 
 def usd_record(order: Order, kind: TransactionType, amount: Decimal) -> BalanceTransactionCreate:
+    """A cash record of an order's step, in the order's quote currency."""
     return BalanceTransactionCreate(
         transaction_id=record_id(order.order_id, SUFFIX[kind]),
         username=order.username,
         transaction_type=kind,
+        currency=order.quote_currency,
         amount=amount,
         reference_id=order.order_id,
         description=f"{order.order_type} {order.quantity} {order.asset_id}",
@@ -54,7 +57,7 @@ def hold_amount(order: Order) -> Decimal:
     cost; a conditional buy its hold price (see `domain.triggers`)."""
     price = order.hold_price or order.limit_price
     assert price is not None
-    return buy_cost(order.quantity, price)
+    return buy_cost(order.quantity, price, minor_unit(order.quote_currency))
 
 
 Records = tuple[tuple[BalanceTransactionCreate, ...], tuple[AssetTransaction, ...]]
@@ -75,10 +78,12 @@ def release(order: Order) -> Records:
 
 
 def debit(order: Order) -> Records:
-    """The money leaving: a buy's payment, a sell's quantity (the order is priced)."""
+    """The money leaving: a buy's payment, a sell's quantity (the order is priced). A buy
+    paid in another currency pays after converting it (`paid_in`)."""
     assert order.total_amount is not None
     if order.order_type.is_buy:
-        return (usd_record(order, TransactionType.ORDER_PAYMENT, order.total_amount),), ()
+        payment = usd_record(order, TransactionType.ORDER_PAYMENT, order.total_amount)
+        return (*paid_in(order), payment), ()
     return (), (asset_record(order, AssetTransactionType.SELL),)
 
 
@@ -96,6 +101,43 @@ def refund(order: Order) -> Records:
     if order.order_type.is_buy:
         return (usd_record(order, TransactionType.ORDER_REFUND, order.total_amount),), ()
     return (), (asset_record(order, AssetTransactionType.REFUND),)
+
+
+def paid_in(order: Order) -> tuple[BalanceTransactionCreate, ...]:
+    """A buy paid in another currency: its conversion's two records (`paid_amount` of the
+    pay currency sold for exactly the total in the quote currency), else none."""
+    if order.pay_currency is None or order.pay_currency == order.quote_currency:
+        return ()
+    assert order.paid_amount is not None
+    assert order.total_amount is not None
+    assert order.pay_rate is not None
+    shared = {
+        "username": order.username,
+        "reference_id": order.order_id,
+        "rate": order.pay_rate,
+        "spread_percent": order.pay_spread_percent,
+        "description": f"{order.order_type} {order.quantity} {order.asset_id}, paid in "
+        f"{order.pay_currency}",
+    }
+    sold = BalanceTransactionCreate(
+        transaction_id=record_id(order.order_id, "fx-sold"),
+        transaction_type=TransactionType.CONVERSION_OUT,
+        currency=order.pay_currency,
+        amount=order.paid_amount,
+        counter_currency=order.quote_currency,
+        counter_amount=order.total_amount,
+        **shared,
+    )
+    bought = BalanceTransactionCreate(
+        transaction_id=record_id(order.order_id, "fx-bought"),
+        transaction_type=TransactionType.CONVERSION_IN,
+        currency=order.quote_currency,
+        amount=order.total_amount,
+        counter_currency=order.pay_currency,
+        counter_amount=order.paid_amount,
+        **shared,
+    )
+    return sold, bought
 
 
 def joined(*parts: Records) -> Records:

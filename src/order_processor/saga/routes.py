@@ -22,6 +22,7 @@ from order_processor.domain.commands import (
     ResumeOrder,
     Withdraw,
 )
+from order_processor.domain.currencies import BASE_CURRENCY
 from order_processor.domain.orders import OrderStatus
 from order_processor.domain.ports import Ledger, Snapshot
 from order_processor.exceptions import CommandRejected, Reason
@@ -61,8 +62,25 @@ async def read_conversion(ledger: Ledger, command: Convert) -> Snapshot:
 
 
 async def read_placement(ledger: Ledger, command: PlaceOrder) -> Snapshot:
+    """The order (a redelivery's) and its asset, with the rate of the currency it pays in;
+    read again with its quote currency's rate when that is not the base."""
     payload = command.payload
-    return await ledger.read(command.username, order_id=payload.order_id, asset_id=payload.asset_id)
+    paying = {payload.pay_currency} - {None, BASE_CURRENCY}
+    snapshot = await ledger.read(
+        command.username,
+        order_id=payload.order_id,
+        asset_id=payload.asset_id,
+        currencies=sorted(c for c in paying if c),
+    )
+    quoted = snapshot.asset.quote_currency if snapshot.asset else BASE_CURRENCY
+    if quoted == BASE_CURRENCY or quoted in paying:
+        return snapshot
+    return await ledger.read(
+        command.username,
+        order_id=payload.order_id,
+        asset_id=payload.asset_id,
+        currencies=sorted({quoted, *(c for c in paying if c)}),
+    )
 
 
 async def read_order(ledger: Ledger, command: CancelOrder | ExpireOrder | ResumeOrder) -> Snapshot:
@@ -97,9 +115,15 @@ async def _read_order(
     order = snapshot.order
     if order is None or order.status not in priced:
         return snapshot
-    if snapshot.asset is not None and snapshot.asset.asset_id == order.asset_id:
+    quoted = {order.quote_currency, order.pay_currency} - {None, BASE_CURRENCY}
+    if not quoted and snapshot.asset is not None and snapshot.asset.asset_id == order.asset_id:
         return snapshot
-    return await ledger.read(username, order_id=order.order_id, asset_id=order.asset_id)
+    return await ledger.read(
+        username,
+        order_id=order.order_id,
+        asset_id=order.asset_id,
+        currencies=sorted(c for c in quoted if c),
+    )
 
 
 FUNDS = Route(read_funds, move_funds, blind=blind_funds)
