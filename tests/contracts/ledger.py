@@ -17,6 +17,7 @@ import pytest
 
 from order_processor.domain.assets import AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.fx import Quote
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.domain.ports import Books, DailyCount, Ledger, LedgerWrite, Wanted, day_key
 from order_processor.domain.steps import Step
@@ -31,6 +32,7 @@ from order_processor.exceptions import (
     OrderChangedException,
     UserNotFoundException,
 )
+from order_processor.saga.convert import conversion_records
 from order_processor.saga.records import asset_record, usd_record
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -60,6 +62,18 @@ class LedgerWorld(Protocol):
     async def usd_of(self, username: str) -> Pair: ...
 
     async def holding_of(self, username: str, asset_id: str) -> Pair: ...
+
+    async def cash_of(self, username: str, currency: str) -> Pair | None:
+        """The user's balance in `currency`; None if never opened."""
+        ...
+
+    async def liquidity_of(self, username: str, currency: str) -> Decimal:
+        """The exchange's liquidity account in `currency`, its part with this user."""
+        ...
+
+    async def set_rate(self, currency: str, rate: str) -> None:
+        """`currency`'s rate against the base currency, observed at NOW."""
+        ...
 
 
 # What refuses the write, in the contract's precedence; each is set up on its own.
@@ -98,6 +112,22 @@ def sold(username: str, asset_id: str) -> Order:
 def funds(username: str, kind: TransactionType, amount: str) -> LedgerWrite:
     record = BalanceTransactionCreate(username=username, transaction_type=kind, amount=amount)
     return LedgerWrite(username=username, fence=None, at=NOW, step=Step.FUNDS, cash=(record,))
+
+
+def converted(username: str, conversion_id: str, sold: str, bought: str) -> LedgerWrite:
+    """`sold` USD converted into `bought` EUR (the terms as recorded: rate bought/sold)."""
+    terms = Quote("USD", "EUR", Decimal("0.92"), Decimal("0.9154"), Decimal("0.50"))
+    out, into = conversion_records(
+        username, conversion_id, terms, Decimal(sold), Decimal(bought), "test"
+    )
+    return LedgerWrite(
+        username=username,
+        fence=None,
+        at=NOW,
+        step=Step.CONVERTED,
+        active_user=True,
+        cash=(out, into),
+    )
 
 
 class LedgerContract:
@@ -261,3 +291,84 @@ class LedgerContract:
 
         assert await world.usd_of(write.username) == (Decimal("105.00"), Decimal("0.00"))
         assert await world.holding_of(write.username, asset_id) == (Decimal(1), Decimal(0))
+
+    # Currencies: a balance per currency, the exchange's liquidity moved by conversions.
+
+    async def funded(self, world: LedgerWorld) -> str:
+        username = f"user_{uuid.uuid4().hex[:12]}"
+        await world.register(username, active=True)
+        await world.ledger.write(funds(username, TransactionType.DEPOSIT, "100"))
+        return username
+
+    async def test_a_conversion_moves_the_user_and_the_exchange_opposite_ways_per_currency(
+        self, world: LedgerWorld
+    ) -> None:
+        username = await self.funded(world)
+
+        await world.ledger.write(converted(username, "x-1", "50.00", "45.77"))
+
+        assert await world.cash_of(username, "USD") == (Decimal("50.00"), Decimal("0.00"))
+        assert await world.cash_of(username, "EUR") == (Decimal("45.77"), Decimal("0.00"))
+        assert await world.liquidity_of(username, "USD") == Decimal("50.00")
+        assert await world.liquidity_of(username, "EUR") == Decimal("-45.77")
+
+    async def test_a_debit_of_a_currency_never_held_is_too_little_and_writes_nothing(
+        self, world: LedgerWorld
+    ) -> None:
+        username = await self.funded(world)
+        record = BalanceTransactionCreate(
+            username=username, transaction_type=TransactionType.WITHDRAW, currency="EUR", amount="1"
+        )
+        spend = LedgerWrite(username=username, fence=None, at=NOW, step=Step.FUNDS, cash=(record,))
+
+        with pytest.raises(InsufficientBalanceException):
+            await world.ledger.write(spend)
+
+        assert await world.cash_of(username, "EUR") is None
+
+    async def test_a_conversion_beyond_the_balance_is_too_little_and_moves_no_liquidity(
+        self, world: LedgerWorld
+    ) -> None:
+        username = await self.funded(world)
+
+        with pytest.raises(InsufficientBalanceException):
+            await world.ledger.write(converted(username, "x-2", "100.01", "91.55"))
+
+        assert await world.cash_of(username, "USD") == (Decimal("100.00"), Decimal("0.00"))
+        assert await world.cash_of(username, "EUR") is None
+        assert await world.liquidity_of(username, "USD") == Decimal(0)
+
+    async def test_rates_and_each_currencys_balance_are_read_with_the_books(
+        self, world: LedgerWorld
+    ) -> None:
+        username = await self.funded(world)
+        rate = f"0.{uuid.uuid4().int % 10**8:08d}1"  # rates are shared: this test's own
+        await world.set_rate("NOK", rate)  # (a currency no other test sets)
+        await world.ledger.write(converted(username, "x-3", "10.00", "9.15"))
+
+        snapshot = await world.ledger.read(username, currencies=("NOK",))
+        books = await world.ledger.read_books(
+            username, Wanted(currencies=frozenset({"NOK", "EUR"}))
+        )
+
+        assert snapshot.rates["NOK"].rate == Decimal(rate)
+        assert books.rates["NOK"].rate == Decimal(rate)
+        assert books.cash == {
+            "USD": (Decimal("90.00"), Decimal("0.00")),
+            "EUR": (Decimal("9.15"), Decimal("0.00")),
+        }
+
+    async def test_conversions_written_together_are_refused_whole_if_a_balance_moved(
+        self, world: LedgerWorld
+    ) -> None:
+        username = await self.funded(world)
+        await world.ledger.write(converted(username, "x-4", "10.00", "9.15"))
+        books = await world.ledger.read_books(username, Wanted(currencies=frozenset({"EUR"})))
+        again = converted(username, "x-5", "10.00", "9.15")
+
+        await world.ledger.write_together(books, [replace(again, fence=books.fence)])
+        with pytest.raises(FenceConflictException):
+            await world.ledger.write_together(books, [converted(username, "x-6", "1.00", "0.91")])
+
+        assert await world.cash_of(username, "EUR") == (Decimal("18.30"), Decimal("0.00"))
+        assert await world.liquidity_of(username, "EUR") == Decimal("-18.30")

@@ -11,11 +11,12 @@ import pytest
 
 from order_processor.domain.assets import Asset
 from order_processor.domain.base import new_id
+from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.orders import Order
 from order_processor.domain.ports import Inventory, Ledger, OrderBook
 from order_processor.domain.users import User
 from tests.contracts.book import InventoryContract, OrderBookContract
-from tests.contracts.ledger import LedgerContract, Pair
+from tests.contracts.ledger import NOW, LedgerContract, Pair
 from tests.unit.fakes import MemoryBook, MemoryInventory, MemoryLedger
 
 
@@ -54,6 +55,15 @@ class MemoryLedgerWorld:
 
     async def holding_of(self, username: str, asset_id: str) -> Pair:
         return self.memory.holding(username, asset_id)
+
+    async def cash_of(self, username: str, currency: str) -> Pair | None:
+        return self.memory.cash.get((username, currency))
+
+    async def liquidity_of(self, username: str, currency: str) -> Decimal:
+        return self.memory.liquidity.get((username, currency), Decimal(0))
+
+    async def set_rate(self, currency: str, rate: str) -> None:
+        self.memory.rates[currency] = ExchangeRate(currency=currency, rate=rate, as_of=NOW)
 
 
 class TestMemoryLedger(LedgerContract):

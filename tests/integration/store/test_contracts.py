@@ -17,11 +17,15 @@ from order_processor.bootstrap import (
     get_user_dao,
 )
 from order_processor.domain.assets import AssetCreate
+from order_processor.domain.base import new_id, utc_now
 from order_processor.domain.orders import Order
 from order_processor.domain.ports import Inventory, Ledger, OrderBook
 from order_processor.domain.users import UserCreate, UserUpdate
 from order_processor.exceptions import AssetBalanceNotFoundException, EntityAlreadyExistsException
+from order_processor.store import keys
+from order_processor.store.dynamo import get_item
 from order_processor.store.ledger import DynamoLedger
+from order_processor.store.rates import ExchangeRateStore
 from tests.contracts.book import InventoryContract, OrderBookContract
 from tests.contracts.ledger import LedgerContract, Pair
 
@@ -67,6 +71,24 @@ class DynamoLedgerWorld:
         except AssetBalanceNotFoundException:
             return Decimal(0), Decimal(0)
         return held.available, held.held
+
+    async def cash_of(self, username: str, currency: str) -> Pair | None:
+        item = await get_item(
+            self.aws.dynamodb, self.aws.resources.users_table, keys.balance_key(username, currency)
+        )
+        return None if item is None else (Decimal(item["available"]), Decimal(item["held"]))
+
+    async def liquidity_of(self, username: str, currency: str) -> Decimal:
+        item = await get_item(
+            self.aws.dynamodb,
+            self.aws.resources.users_table,
+            keys.liquidity_key(username, currency),
+        )
+        return Decimal(0) if item is None else Decimal(item["amount"])
+
+    async def set_rate(self, currency: str, rate: str) -> None:
+        rates = ExchangeRateStore(self.aws.dynamodb, self.aws.resources.inventory_table)
+        await rates.change_rate(currency, rate, as_of=utc_now(), command_id=new_id())
 
 
 class TestDynamoLedger(LedgerContract):
