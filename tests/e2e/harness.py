@@ -285,7 +285,7 @@ class Harness:
             at=at,
             step=order.step or Step.ACCEPTED,
             order=order,
-            usd=records[0],
+            cash=records[0],
             assets=records[1],
         )
         await ledger.write(write)
