@@ -14,7 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from order_processor.domain.assets import Asset
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.commands import AnyCommand, _Envelope
 from order_processor.domain.events import EventType
 from order_processor.domain.orders import OrderCreate, OrderType
@@ -68,6 +70,15 @@ def handler_over(usd: str, btc: str, *, together: bool) -> tuple[CommandHandler,
     ledger = CountingLedger()
     ledger.users, ledger.cash, ledger.assets = dict(seeded.users), dict(seeded.cash), seeded.assets
     ledger.holdings = dict(seeded.holdings)
+    # Currencies: two rates, and an asset quoted in euros.
+    ledger.rates = {
+        currency: ExchangeRate(currency=currency, rate=rate, as_of=NOW)
+        for currency, rate in (("EUR", "1.08"), ("JPY", "0.0067"))
+    }
+    ledger.assets = {
+        **ledger.assets,
+        "BTCEUR": Asset(asset_id="BTCEUR", name="B", price=Decimal("90"), quote_currency="EUR"),
+    }
     events = MemoryEvents()
     handler = CommandHandler(
         saga=Saga(ledger, events, LIMITS, clock=lambda: NOW),
@@ -103,6 +114,16 @@ steps = st.one_of(
     ),
     st.tuples(st.just("cancel"), st.integers(0, 9)),
     st.tuples(st.just("again"), st.integers(0, 9)),
+    # Currencies: deposits and withdrawals in euros and yen, conversions among the three,
+    # and market buys of the euro-quoted asset, paid in euros or in dollars.
+    st.tuples(st.just("deposit"), amounts, st.sampled_from(["EUR", "JPY"])),
+    st.tuples(st.just("withdraw"), amounts, st.sampled_from(["EUR", "JPY"])),
+    st.tuples(
+        st.just("convert"),
+        amounts,
+        st.sampled_from([("USD", "EUR"), ("EUR", "JPY"), ("JPY", "USD")]),
+    ),
+    st.tuples(st.just("pay_in"), quantities, st.sampled_from(["EUR", "USD"])),
 )
 
 
@@ -113,10 +134,23 @@ def commands_of(plan: list[tuple[Any, ...]]) -> list[AnyCommand]:
     placed: list[str] = []
     for step in plan:
         kind = step[0]
+        currency = step[2] if kind in ("deposit", "withdraw") and len(step) > 2 else "USD"
         if kind == "deposit":
-            sent.append(FACTORY.deposit(USER, step[1]))
+            sent.append(FACTORY.deposit(USER, step[1], currency=currency))
         elif kind == "withdraw":
-            sent.append(FACTORY.withdraw(USER, step[1]))
+            sent.append(FACTORY.withdraw(USER, step[1], currency=currency))
+        elif kind == "convert":
+            sent.append(FACTORY.convert(USER, step[1], *step[2]))
+        elif kind == "pay_in":
+            request = OrderCreate(
+                order_type=OrderType.MARKET_BUY,
+                asset_id="BTCEUR",
+                quantity=step[1],
+                pay_currency=step[2],
+            )
+            command = FACTORY.place_order(USER, request)
+            placed.append(command.payload.order_id)
+            sent.append(command)
         elif kind == "order":
             command = FACTORY.place_order(USER, OrderCreate(**order(*step[1:])))
             placed.append(command.payload.order_id)
@@ -141,6 +175,7 @@ def ledger_of(ledger: MemoryLedger) -> tuple[Any, ...]:
         ledger.cash_records,
         ledger.asset_records,
         dict(ledger.daily),
+        {k: v for k, v in ledger.liquidity.items() if v},
     )
 
 
