@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from order_processor.domain.assets import Asset
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
-from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.commands import AnyCommand, _Envelope
 from order_processor.domain.events import EventType
+from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.orders import OrderCreate, OrderType
 from order_processor.domain.ports import Books, LedgerWrite, Wanted
 from order_processor.domain.steps import Step
