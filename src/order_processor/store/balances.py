@@ -39,6 +39,7 @@ from order_processor.store import keys
 from order_processor.store.dynamo import (
     CONDITION_FAILED,
     Page,
+    all_items,
     call,
     cancellation_item,
     entity_item,
@@ -211,6 +212,32 @@ class BalanceDAO:
         if item is None:
             raise BalanceNotFoundException(f"user {name} has no balance", username=name)
         return Balance.model_validate(without_keys(item))
+
+    async def balances(self, username: str) -> list[Balance]:
+        """Every currency's balance of the user, by currency code: one Query of the user's
+        `BALANCE#` items (USD, opened with the user, and each currency since credited)."""
+        name = normalise_username(username)
+        request = {
+            "TableName": self.table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+            "ExpressionAttributeValues": {
+                ":pk": to_attribute(keys.user_pk(name)),
+                ":prefix": to_attribute(keys.BALANCE_PREFIX),
+            },
+            "ConsistentRead": True,
+        }
+        found = [
+            # The key names the user and the currency: a balance opened by its first credit
+            # carries neither attribute, and a USD item older than currencies no currency.
+            Balance.model_validate(
+                without_keys(item)
+                | {"username": name, "currency": item["SK"].removeprefix(keys.BALANCE_PREFIX)}
+            )
+            async for item in all_items(self.client, "query", request)
+        ]
+        if not found:
+            raise BalanceNotFoundException(f"user {name} has no balance", username=name)
+        return found
 
     async def update_balance(self, transaction: BalanceTransactionCreate) -> Balance:
         """Apply a COMPLETED transaction: the balance change and its record, atomically."""

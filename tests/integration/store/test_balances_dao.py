@@ -54,6 +54,27 @@ async def test_unknown_balance_is_not_found(aws: AwsClients, username: str) -> N
         await dao.update_balance(tx(username, TransactionType.DEPOSIT, "5"))
 
 
+async def test_balances_lists_every_currency_to_its_minor_unit(
+    balances: BalanceDAO, username: str
+) -> None:
+    await balances.update_balance(tx(username, TransactionType.DEPOSIT, "12.5"))
+    await balances.update_balance(tx(username, TransactionType.DEPOSIT, "3000", currency="JPY"))
+    await balances.update_balance(tx(username, TransactionType.DEPOSIT, "7.25", currency="EUR"))
+
+    held = await balances.balances(username.upper())
+
+    assert [(b.currency, str(b.available), str(b.held), str(b.total)) for b in held] == [
+        ("EUR", "7.25", "0.00", "7.25"),
+        ("JPY", "3000", "0", "3000"),
+        ("USD", "12.50", "0.00", "12.50"),
+    ]
+
+
+async def test_balances_of_an_unknown_user_are_not_found(aws: AwsClients, username: str) -> None:
+    with pytest.raises(BalanceNotFoundException):
+        await get_balance_dao(aws).balances(username)
+
+
 async def test_each_type_moves_available_and_held_to_the_cent(
     balances: BalanceDAO, username: str
 ) -> None:
