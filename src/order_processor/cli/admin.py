@@ -19,7 +19,7 @@ from order_processor.bootstrap import (
     get_token_manager,
     get_user_dao,
 )
-from order_processor.cli.common import print_json, with_clients
+from order_processor.cli.common import Observation, print_json, wait_until_applied, with_clients
 from order_processor.config import Settings
 from order_processor.demo.feeds import coingecko_prices, random_walk
 from order_processor.domain.assets import AssetCreate, normalise_asset_id
@@ -183,31 +183,13 @@ def cmd_price(args: argparse.Namespace, settings: Settings) -> int:
         if args.wait_seconds <= 0:
             print(update.command_id)
             return 0
-        deadline = time.monotonic() + args.wait_seconds
         assets = get_asset_dao(clients)
-        while True:
+
+        async def stored() -> Observation:
             asset = await assets.get_asset(args.asset_id)
-            if asset.price_command_id == update.command_id:
-                print_json(asset)
-                return 0
-            if asset.price_as_of is not None and asset.price_as_of > update.issued_at:
-                # A newer observation stands: this one was applied before it, or arrived
-                # after it and was not. Either way, sending it again would change nothing.
-                print_json(asset)
-                print(
-                    f"order-processor: a newer price (observed {asset.price_as_of}) stands",
-                    file=sys.stderr,
-                )
-                return 0
-            if time.monotonic() > deadline:
-                print(
-                    f"order-processor: sent ({update.command_id}); not applied within "
-                    f"{args.wait_seconds:g} s: is the limit matcher running? (a newer price, "
-                    "or this machine's clock beyond the skew, is refused)",
-                    file=sys.stderr,
-                )
-                return 1
-            await asyncio.sleep(0.2)
+            return Observation(asset, asset.price_command_id, asset.price_as_of)
+
+        return await wait_until_applied(update, stored, args.wait_seconds, "price")
 
     return with_clients(settings, action)
 
