@@ -1,7 +1,8 @@
 """Price feeds: where UpdatePrice commands come from.
 
 - `random_walk`: a simulated market, each tick moving every price by at most `step` (a
-  fraction), quantised to the price's 8 places; seeded for reproducible runs.
+  fraction), quantised to the price's 8 places (a rate's 10); seeded for reproducible
+  runs. `TYPICAL_RATES` start the exchange rates' walk where no rate is stored yet.
 - `coingecko_prices`: a public market-data API of the CoinGecko `coins/markets` shape,
   read with `parse_float=Decimal` so a price never passes through a float.
 """
@@ -18,6 +19,13 @@ from decimal import Decimal
 from order_processor.domain.money import PRICE_PLACES, step
 
 PRICE_STEP = step(PRICE_PLACES)
+# Dollars per unit, about where they stood in late 2026: a demo's starting point only.
+TYPICAL_RATES = {
+    "EUR": Decimal("1.08"),
+    "GBP": Decimal("1.27"),
+    "JPY": Decimal("0.0067"),
+    "CHF": Decimal("1.13"),
+}
 
 
 def random_walk(
@@ -25,13 +33,15 @@ def random_walk(
     *,
     step_fraction: Decimal = Decimal("0.01"),
     seed: int | None = None,
+    places: int = PRICE_PLACES,
 ) -> Iterator[dict[str, Decimal]]:
     rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
+    unit = step(places)
     prices = dict(start)
     while True:
         for asset_id, price in prices.items():
             move = Decimal(rng.randint(-1000, 1000)) / 1000 * step_fraction
-            prices[asset_id] = max(PRICE_STEP, (price * (1 + move)).quantize(PRICE_STEP))
+            prices[asset_id] = max(unit, (price * (1 + move)).quantize(unit))
         yield dict(prices)
 
 

@@ -15,10 +15,11 @@ import asyncio
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from order_processor.domain.base import new_id
+from order_processor.domain.base import new_id, utc_now
 from order_processor.domain.commands import (
     AnyCommand,
     CancelOrder,
@@ -136,12 +137,22 @@ class CommandFactory:
         return self._signed(update, ServiceName.PRICE_FEED, token)
 
     def update_rate(
-        self, currency: str, rate: Decimal | str, *, token: str | None = None
+        self,
+        currency: str,
+        rate: Decimal | str,
+        *,
+        observed_at: datetime | None = None,
+        token: str | None = None,
     ) -> UpdateRate:
-        """A currency's rate against the base currency: signed by the price feed."""
+        """A currency's rate against the base currency: signed by the price feed, dated
+        by its observation (now, unless a source dates it: the ECB's reference date)."""
         payload = RatePayload.model_validate({"currency": currency, "rate": rate})
         update = UpdateRate(
-            command_id=new_id(), username="price_feed", auth=UNSIGNED, payload=payload
+            command_id=new_id(),
+            username="price_feed",
+            auth=UNSIGNED,
+            payload=payload,
+            issued_at=observed_at or utc_now(),
         )
         return self._signed(update, ServiceName.PRICE_FEED, token)
 
