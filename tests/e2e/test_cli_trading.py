@@ -66,7 +66,9 @@ async def test_a_user_trades_through_the_cli(harness: Harness) -> None:
     assert sold.returncode == 0, sold.stderr
     assert rejected.returncode == 0  # sending succeeds; the worker rejects it (see the events)
     balance = json.loads(cli("balance", "erin_trader").stdout)
-    assert balance["available"] == str(Decimal("500") - Decimal("251.00") + Decimal("62.75"))
+    assert [(b["currency"], b["available"]) for b in balance["balances"]] == [
+        ("USD", str(Decimal("500") - Decimal("251.00") + Decimal("62.75")))
+    ]
     portfolio = json.loads(cli("portfolio", "erin_trader").stdout)
     assert [(h["asset_id"], h["quantity"], h["market_value"]) for h in portfolio["holdings"]] == [
         ("SOL", "1.5", "188.25")
@@ -110,6 +112,8 @@ async def test_token_and_schema_commands(harness: Harness) -> None:
         "Deposit",
         "Withdraw",
         "UpdatePrice",
+        "UpdateRate",
+        "Convert",
     }
     assert schema["events"]["properties"]["event_type"]["$ref"].endswith("EventType")
     assert "order.completed" in schema["events"]["$defs"]["EventType"]["enum"]

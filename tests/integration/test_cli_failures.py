@@ -64,7 +64,7 @@ def test_an_unreachable_endpoint_gives_one_line_and_status_3(verb: list[str]) ->
 @pytest.mark.parametrize(
     ("verb", "missing"),
     [
-        (["balance", "alice_01"], "table op-users does not exist (GetItem)"),
+        (["balance", "alice_01"], "table op-users does not exist (Query)"),
         (["orders", "show", "o-1"], "table op-orders does not exist (GetItem)"),
         (["audit"], "table op-users does not exist (Scan)"),
         (
@@ -89,19 +89,19 @@ def test_access_denied_on_a_table_names_the_operation_the_table_and_the_permissi
     table = f"{provisioned.prefix}-users"
     fault = Fault(
         "com.amazon.coral.service#AccessDeniedException",
-        denied("dynamodb:GetItem", f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}"),
+        denied("dynamodb:Query", f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}"),
     )
     assert provisioned.endpoint_url is not None
-    with fault_proxy(provisioned.endpoint_url, {"DynamoDB_20120810.GetItem": fault}) as (url, p):
+    with fault_proxy(provisioned.endpoint_url, {"DynamoDB_20120810.Query": fault}) as (url, p):
         result = run_cli(
             "balance", "alice_01", env={**cli_env(provisioned), "AWS_ENDPOINT_URL": url}
         )
 
-    assert p.answered == ["DynamoDB_20120810.GetItem"]
+    assert p.answered == ["DynamoDB_20120810.Query"]
     assert (result.returncode, result.stdout) == (5, ""), result.stderr
     assert only_line(result) == (
-        f"order-processor: access denied: GetItem on table {table} (AccessDeniedException): "
-        f"allow dynamodb:GetItem on it {IAM_HINT}"
+        f"order-processor: access denied: Query on table {table} (AccessDeniedException): "
+        f"allow dynamodb:Query on it {IAM_HINT}"
     )
 
 
@@ -202,12 +202,12 @@ def test_no_credentials_at_all_say_where_to_put_them_and_exit_5() -> None:
         ),
         (
             ["balance", "alice_01"],
-            "DynamoDB_20120810.GetItem",
+            "DynamoDB_20120810.Query",
             Fault(
                 "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
                 "The level of configured provisioned throughput for the table was exceeded.",
             ),
-            "throttled: GetItem on table {prefix}-users (ProvisionedThroughputExceededException):"
+            "throttled: Query on table {prefix}-users (ProvisionedThroughputExceededException):"
             " try again in a moment",
         ),
         (
@@ -246,14 +246,14 @@ def test_any_other_aws_error_gives_its_code_and_message_and_exits_7(
         "empty string",
     )
     assert provisioned.endpoint_url is not None
-    with fault_proxy(provisioned.endpoint_url, {"DynamoDB_20120810.GetItem": fault}) as (url, _):
+    with fault_proxy(provisioned.endpoint_url, {"DynamoDB_20120810.Query": fault}) as (url, _):
         result = run_cli(
             "balance", "alice_01", env={**cli_env(provisioned), "AWS_ENDPOINT_URL": url}
         )
 
     assert (result.returncode, result.stdout) == (7, "")
     assert only_line(result) == (
-        f"order-processor: AWS error: GetItem on table {provisioned.prefix}-users: "
+        f"order-processor: AWS error: Query on table {provisioned.prefix}-users: "
         "ValidationException: One or more parameter values were invalid: An AttributeValue "
         "may not contain an empty string"
     )

@@ -10,7 +10,16 @@ from importlib.metadata import version
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from order_processor.cli import admin, analytics, dashboard, deploy, health, ops, trading
+from order_processor.cli import (
+    admin,
+    analytics,
+    dashboard,
+    deploy,
+    health,
+    holdings,
+    ops,
+    trading,
+)
 from order_processor.cli.failures import ExitStatus, explain
 from order_processor.config import ConfigError, Settings
 from order_processor.deployment.emulator import EmulatorError
@@ -32,7 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"%(prog)s {version('order-processor')}"
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    for module in (ops, health, trading, admin, analytics, deploy, dashboard):
+    for module in (
+        ops,
+        health,
+        trading,
+        holdings,
+        admin,
+        analytics,
+        deploy,
+        dashboard,
+    ):
         module.register(verbs)
     return parser
 

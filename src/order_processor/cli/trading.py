@@ -1,4 +1,4 @@
-"""Trading verbs: buy, sell, deposit, withdraw, orders, balance, portfolio."""
+"""Trading verbs: buy, sell, deposit, withdraw, cancel, orders."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from typing import Any
 
 from order_processor.bootstrap import (
     AwsClients,
-    get_asset_balance_dao,
-    get_asset_dao,
-    get_balance_dao,
     get_order_dao,
     get_token_manager,
 )
@@ -20,11 +17,11 @@ from order_processor.cli.common import print_json, with_clients
 from order_processor.config import QueueKind, Settings
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import AnyCommand
+from order_processor.domain.currencies import BASE_CURRENCY
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.exceptions import OrderNotFoundException
 from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.ops.insight import order_book
-from order_processor.store.portfolio import load_portfolio
 
 
 def register(verbs: Any) -> None:
@@ -62,9 +59,10 @@ def register(verbs: Any) -> None:
         verb.add_argument("--timeout", type=float, default=30.0)
         verb.set_defaults(run=cmd_order, side=side)
     for kind in ("deposit", "withdraw"):
-        verb = verbs.add_parser(kind, help=f"{kind} USD")
+        verb = verbs.add_parser(kind, help=f"{kind} an amount of a currency (USD by default)")
         verb.add_argument("username")
-        verb.add_argument("amount")
+        verb.add_argument("amount", help="to the currency's minor unit")
+        verb.add_argument("--currency", default=BASE_CURRENCY, help=f"default {BASE_CURRENCY}")
         verb.set_defaults(run=cmd_funds, kind=kind)
     cancel = verbs.add_parser("cancel", help="cancel a QUEUED limit, stop or trailing order")
     cancel.add_argument("order_id")
@@ -86,10 +84,6 @@ def register(verbs: Any) -> None:
     show = which.add_parser("show", help="one order")
     show.add_argument("order_id")
     show.set_defaults(run=cmd_orders_show)
-    for name, run in (("balance", cmd_balance), ("portfolio", cmd_portfolio)):
-        verb = verbs.add_parser(name, help=f"a user's {name}")
-        verb.add_argument("username")
-        verb.set_defaults(run=run)
 
 
 async def send(settings: Settings, clients: AwsClients, command: AnyCommand) -> None:
@@ -186,7 +180,7 @@ async def wait_for_order(
 def cmd_funds(args: argparse.Namespace, settings: Settings) -> int:
     factory = CommandFactory(get_token_manager(settings))
     build = factory.deposit if args.kind == "deposit" else factory.withdraw
-    command = build(args.username, args.amount)
+    command = build(args.username, args.amount, currency=args.currency)
 
     async def action(clients: AwsClients) -> int:
         await send(settings, clients, command)
@@ -244,28 +238,6 @@ def cmd_orders_book(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
     async def action(clients: AwsClients) -> int:
         print_json((await get_order_dao(clients).get_order(args.order_id)).response())
-        return 0
-
-    return with_clients(settings, action)
-
-
-def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
-    async def action(clients: AwsClients) -> int:
-        print_json(await get_balance_dao(clients).get_balance(args.username))
-        return 0
-
-    return with_clients(settings, action)
-
-
-def cmd_portfolio(args: argparse.Namespace, settings: Settings) -> int:
-    async def action(clients: AwsClients) -> int:
-        portfolio = await load_portfolio(
-            args.username,
-            get_balance_dao(clients),
-            get_asset_balance_dao(clients),
-            get_asset_dao(clients),
-        )
-        print_json(portfolio)
         return 0
 
     return with_clients(settings, action)

@@ -10,6 +10,7 @@ from pydantic import computed_field
 from order_processor.domain.assets import Asset, AssetBalance
 from order_processor.domain.balances import Balance
 from order_processor.domain.base import Entity
+from order_processor.domain.currencies import BASE_CURRENCY
 from order_processor.domain.money import exact_total, market_value
 
 
@@ -20,6 +21,7 @@ class Holding(Entity):
     held: Decimal
     price: Decimal
     market_value: Decimal  # (available + held) x price, half-even to the cent
+    quote_currency: str = BASE_CURRENCY  # what the price and the market value are in
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -67,6 +69,7 @@ def build_portfolio(
                 held=held.held,
                 price=price,
                 market_value=market_value(held.total, price),
+                quote_currency=asset.quote_currency if asset else BASE_CURRENCY,
             )
         )
     return Portfolio(
