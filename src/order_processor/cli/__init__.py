@@ -18,6 +18,7 @@ from order_processor.cli import (
     health,
     holdings,
     ops,
+    rates,
     trading,
 )
 from order_processor.cli.failures import ExitStatus, explain
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         health,
         trading,
         holdings,
+        rates,
         admin,
         analytics,
         deploy,
