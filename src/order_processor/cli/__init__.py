@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from order_processor.cli import (
     admin,
     analytics,
+    conversion,
     dashboard,
     deploy,
     health,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         health,
         trading,
         holdings,
+        conversion,
         rates,
         admin,
         analytics,
