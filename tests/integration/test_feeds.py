@@ -1,5 +1,5 @@
 """Price feeds: the market-data adapter against recorded responses served over HTTP from
-this machine, the random walk, and `order-processor feed` end to end."""
+this machine, the random walk, and `order-processor feed` and `fx` end to end."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from order_processor.config import Settings
-from order_processor.demo.feeds import coingecko_prices, random_walk
+from order_processor.demo.feeds import TYPICAL_RATES, coingecko_prices, random_walk
 from tests.support import Clients, cli_env, run_cli
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "coins_markets.json"
@@ -114,6 +114,9 @@ def test_the_feed_command_sends_price_updates(
     walked = run_cli(
         "feed", "--assets", "BTC", "--ticks", "3", "--interval", "0", "--seed", "1", env=env
     )
+    rates = run_cli(
+        "fx", "--currencies", "EUR,jpy", "--ticks", "2", "--interval", "0", "--seed", "1", env=env
+    )
 
     assert fed.returncode == 0, fed.stderr
     assert [json.loads(line) for line in fed.stdout.splitlines()] == [
@@ -121,8 +124,18 @@ def test_the_feed_command_sends_price_updates(
     ] * 2
     assert walked.returncode == 0, walked.stderr
     assert len(walked.stdout.splitlines()) == 3
+    # No rate stored yet: the walk starts from typical ones, moving 0.1 % a round at most.
+    assert rates.returncode == 0, rates.stderr
+    rounds = [
+        {c: Decimal(r) for c, r in json.loads(line).items()} for line in rates.stdout.splitlines()
+    ]
+    assert [sorted(r) for r in rounds] == [["EUR", "JPY"]] * 2
+    for start, moved in zip([TYPICAL_RATES, *rounds], rounds, strict=False):
+        for code, rate in moved.items():
+            assert abs(rate / start[code] - 1) <= Decimal("0.001"), (code, start[code], rate)
+            assert rate == rate.quantize(Decimal("1E-10")), rate
     url = clients.queue_url(provisioned.resources().price_updates_queue.name)
     depth = clients.sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
     )
-    assert depth["Attributes"]["ApproximateNumberOfMessages"] == "7"
+    assert depth["Attributes"]["ApproximateNumberOfMessages"] == "11"  # 2 x 2 + 3 + 2 x 2
