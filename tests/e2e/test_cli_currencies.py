@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from order_processor.bootstrap import get_rate_store
+from order_processor.domain.events import EventType
 from order_processor.domain.fx import ExchangeRate, quote
 from order_processor.domain.valuation import valued_in
 from tests.e2e.harness import Harness
@@ -122,6 +123,21 @@ async def test_a_user_funds_converts_and_values_in_several_currencies(harness: H
     assert datetime.fromisoformat(shown["valued_in"]["at_rates_as_of"]) <= now
     assert (in_pounds.returncode, in_pounds.stdout) == (1, "")
     assert in_pounds.stderr.startswith("order-processor: FX_RATE_STALE: the GBP rate is from ")
+
+    # `convert --wait` only looked: a follower of the order-status queue gets every answer.
+    answers = (EventType.BALANCE_CONVERTED, EventType.COMMAND_REJECTED)
+    events = await harness.collect_events(
+        lambda seen: sum(e.event_type in answers for e in seen) >= 3
+    )
+    assert sorted(
+        (e.event_type.value, e.data.get("bought") or e.data.get("reason"))
+        for e in events
+        if e.event_type in answers
+    ) == [
+        ("balance.converted", "14850"),
+        ("balance.converted", "537.30"),
+        ("command.rejected", "FX_RATE_STALE"),
+    ]
 
 
 async def ecb_rate_stored(harness: Harness, currency: str, seconds: float = 30) -> None:
