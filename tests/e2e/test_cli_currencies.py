@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from order_processor.bootstrap import get_rate_store
+from order_processor.bootstrap import get_asset_dao, get_rate_store
+from order_processor.domain.assets import AssetCreate
 from order_processor.domain.events import EventType
 from order_processor.domain.fx import ExchangeRate, quote
 from order_processor.domain.valuation import valued_in
@@ -37,6 +38,10 @@ async def test_a_user_funds_converts_and_values_in_several_currencies(harness: H
         return run_cli(*args, env=env)
 
     await harness.create_user("fx_trader")
+    await get_asset_dao(harness.clients).create_asset(
+        AssetCreate(asset_id="BTCEUR", name="Bitcoin in euros", price="60000", quote_currency="EUR")
+    )
+    await harness.give_asset("fx_trader", "BTCEUR", "0.01")
     matcher = harness.start_worker(burst=False, kind="limit-matcher")
     worker = harness.start_worker(burst=False, concurrency=4)
     try:
@@ -54,6 +59,7 @@ async def test_a_user_funds_converts_and_values_in_several_currencies(harness: H
         listed = cli("rates", "--output", "json")
         balance = cli("balance", "fx_trader", "--in", "EUR")
         in_pounds = cli("balance", "fx_trader", "--in", "GBP")
+        portfolio = cli("portfolio", "fx_trader", "--in", "EUR")
     finally:
         for program in (matcher, worker):
             program.send_signal(signal.SIGTERM)
@@ -123,6 +129,14 @@ async def test_a_user_funds_converts_and_values_in_several_currencies(harness: H
     assert datetime.fromisoformat(shown["valued_in"]["at_rates_as_of"]) <= now
     assert (in_pounds.returncode, in_pounds.stdout) == (1, "")
     assert in_pounds.stderr.startswith("order-processor: FX_RATE_STALE: the GBP rate is from ")
+    # The portfolio adds the holding, valued in its quote currency: 0.01 x 60,000 EUR.
+    assert portfolio.returncode == 0, portfolio.stderr
+    everything = valued_in([*amounts, ("EUR", Decimal("600"))], "EUR", fresh, now=now, max_age=day)
+    holdings = json.loads(portfolio.stdout)
+    assert [(h["asset_id"], h["quote_currency"]) for h in holdings["holdings"]] == [
+        ("BTCEUR", "EUR")
+    ]
+    assert holdings["valued_in"]["total"] == format(everything.total, "f") == "1721.11"
 
     # `convert --wait` only looked: a follower of the order-status queue gets every answer.
     answers = (EventType.BALANCE_CONVERTED, EventType.COMMAND_REJECTED)
