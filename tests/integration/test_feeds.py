@@ -1,5 +1,6 @@
 """Price feeds: the market-data adapter against recorded responses served over HTTP from
-this machine, the random walk, and `order-processor feed` and `fx` end to end."""
+this machine (the ECB's daily file too), the random walk, and `order-processor feed` and
+`fx` end to end."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from order_processor.config import Settings
+from order_processor.demo.ecb import read_document, reference_rates
 from order_processor.demo.feeds import TYPICAL_RATES, coingecko_prices, random_walk
 from tests.support import Clients, cli_env, run_cli
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "coins_markets.json"
+ECB_RECORDED = RECORDED.with_name("eurofxref-daily.xml")
+ECB_PATH = "/stats/eurofxref/eurofxref-daily.xml"
 
 
 class RecordedMarkets(http.server.BaseHTTPRequestHandler):
@@ -27,13 +31,16 @@ class RecordedMarkets(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
-        if url.path != "/api/v3/coins/markets":
+        if url.path == ECB_PATH:
+            body, kind = ECB_RECORDED.read_bytes(), "text/xml"
+        elif url.path == "/api/v3/coins/markets":
+            RecordedMarkets.requests.append(parse_qs(url.query))
+            body, kind = RECORDED.read_bytes(), "application/json"
+        else:
             self.send_error(404)
             return
-        RecordedMarkets.requests.append(parse_qs(url.query))
-        body = RECORDED.read_bytes()
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -70,6 +77,13 @@ def test_recorded_market_prices_are_read_exactly(market_api: str) -> None:
     }
     assert RecordedMarkets.requests[0]["vs_currency"] == ["usd"]
     assert RecordedMarkets.requests[0]["ids"] == ["bitcoin,ethereum,dogecoin,delisted-coin"]
+
+
+def test_the_ecb_file_is_read_over_http_as_from_disk(market_api: str) -> None:
+    served = read_document(market_api.replace("/api/v3", ECB_PATH))
+
+    assert reference_rates(served) == reference_rates(ECB_RECORDED.read_bytes())
+    assert reference_rates(served).rates["GBP"] == Decimal("1.2920216886")
 
 
 def test_an_unknown_endpoint_raises_an_http_error(market_api: str) -> None:
