@@ -176,6 +176,32 @@ def test_portfolio_skips_empty_holdings_and_values_unknown_assets_at_zero() -> N
     assert portfolio.total_value == Decimal("35.00")
 
 
+def test_a_portfolio_never_adds_amounts_in_different_currencies_together() -> None:
+    balance = Balance(username="alice_01", available=Decimal("10"))
+    holdings = [
+        AssetBalance(username="alice_01", asset_id="BTC", available=Decimal("1")),
+        AssetBalance(username="alice_01", asset_id="BTCEUR", available=Decimal("1")),
+        AssetBalance(username="alice_01", asset_id="BTCJPY", available=Decimal("2")),
+    ]
+    assets = {
+        "BTC": Asset(asset_id="BTC", name="B", price=Decimal("100")),
+        "BTCEUR": Asset(asset_id="BTCEUR", name="B", price=Decimal("90"), quote_currency="EUR"),
+        "BTCJPY": Asset(asset_id="BTCJPY", name="B", price=Decimal("15000"), quote_currency="JPY"),
+    }
+
+    portfolio = build_portfolio(balance, holdings, assets)
+
+    assert portfolio.holdings_value_by_currency == {
+        "EUR": Decimal("90.00"),
+        "JPY": Decimal("30000"),
+        "USD": Decimal("100.00"),
+    }
+    assert (portfolio.holdings_value, portfolio.total_value) == (
+        Decimal("100.00"),
+        Decimal("110.00"),
+    )
+
+
 @pytest.mark.parametrize(
     "order",
     [

@@ -146,8 +146,9 @@ def sell_proceeds(quantity: Decimal, price: Decimal, unit: Decimal = CENT) -> De
     return _EXACT.multiply(quantity, price).quantize(unit, ROUND_FLOOR, _EXACT)
 
 
-def market_value(quantity: Decimal, price: Decimal) -> Decimal:
-    return _EXACT.multiply(quantity, price).quantize(CENT, ROUND_HALF_EVEN, _EXACT)
+def market_value(quantity: Decimal, price: Decimal, unit: Decimal = CENT) -> Decimal:
+    """A valuation (no money moves): half-even to the price currency's minor `unit`."""
+    return _EXACT.multiply(quantity, price).quantize(unit, ROUND_HALF_EVEN, _EXACT)
 
 
 def _field_validator(places: int, allow_zero: bool, pad: bool | None = True) -> BeforeValidator:

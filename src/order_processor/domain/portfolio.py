@@ -1,4 +1,10 @@
-"""A user's portfolio: USD, asset holdings at current prices, total value."""
+"""A user's portfolio: USD, asset holdings at current prices, total value.
+
+Each holding is valued in its asset's quote currency. The totals (`holdings_value`,
+`total_value`) are in USD and count only the holdings quoted in USD: amounts in different
+currencies are never added as if they were one; `holdings_value_by_currency` gives every
+quote currency's, and `portfolio --in` values everything together at the rates
+(domain.valuation)."""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from pydantic import computed_field
 from order_processor.domain.assets import Asset, AssetBalance
 from order_processor.domain.balances import Balance
 from order_processor.domain.base import Entity
-from order_processor.domain.currencies import BASE_CURRENCY
+from order_processor.domain.currencies import BASE_CURRENCY, minor_unit
 from order_processor.domain.money import exact_total, market_value
 
 
@@ -20,7 +26,7 @@ class Holding(Entity):
     available: Decimal
     held: Decimal
     price: Decimal
-    market_value: Decimal  # (available + held) x price, half-even to the cent
+    market_value: Decimal  # (available + held) x price, half-even to its minor unit
     quote_currency: str = BASE_CURRENCY  # what the price and the market value are in
 
     @computed_field  # type: ignore[prop-decorator]
@@ -43,7 +49,19 @@ class Portfolio(Entity):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def holdings_value(self) -> Decimal:
-        return exact_total([Decimal("0.00"), *(h.market_value for h in self.holdings)])
+        """The holdings quoted in USD, valued in USD."""
+        return self.holdings_value_by_currency.get(BASE_CURRENCY, Decimal("0.00"))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def holdings_value_by_currency(self) -> dict[str, Decimal]:
+        values: dict[str, Decimal] = {}
+        for holding in self.holdings:
+            currency = holding.quote_currency
+            values[currency] = exact_total(
+                [values.get(currency, Decimal("0.00")), holding.market_value]
+            )
+        return dict(sorted(values.items()))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -61,6 +79,7 @@ def build_portfolio(
             continue
         asset = assets.get(held.asset_id)
         price = asset.price if asset else Decimal("0")
+        currency = asset.quote_currency if asset else BASE_CURRENCY
         holdings.append(
             Holding(
                 asset_id=held.asset_id,
@@ -68,8 +87,8 @@ def build_portfolio(
                 available=held.available,
                 held=held.held,
                 price=price,
-                market_value=market_value(held.total, price),
-                quote_currency=asset.quote_currency if asset else BASE_CURRENCY,
+                market_value=market_value(held.total, price, minor_unit(currency)),
+                quote_currency=currency,
             )
         )
     return Portfolio(
