@@ -24,7 +24,7 @@ from pydantic import Field
 
 from order_processor.domain.base import Entity, UtcDatetime, utc_now
 from order_processor.domain.currencies import BASE_CURRENCY, CurrencyCode, minor_unit
-from order_processor.domain.money import RATE_PLACES, Rate, step
+from order_processor.domain.money import CEILING, RATE_PLACES, Rate, step
 from order_processor.exceptions import Reason
 
 _EXACT = Context(prec=60)
@@ -111,6 +111,8 @@ def quote(
     rate = _EXACT.multiply(mid, kept).quantize(_RATE_STEP, ROUND_FLOOR, _EXACT)
     if rate <= 0:
         raise RateUnavailable(Reason.FX_RATE_MISSING, f"no {bought} per {sold} rate above zero")
+    if rate >= CEILING:  # two rates at opposite ends of what a rate may be
+        raise RateUnavailable(Reason.FX_RATE_MISSING, f"no {bought} per {sold} rate below 10^15")
     return Quote(sold, bought, mid, rate, spread_percent)
 
 

@@ -26,6 +26,8 @@ RATE_PLACES = 10  # an exchange rate: JPY per KWD and KWD per JPY alike keep 7+ 
 MAX_QUANTITY_PLACES = 18
 DEFAULT_QUANTITY_PLACES = 8
 MAX_INTEGER_DIGITS = 15  # amounts stay below 10^15: far inside DynamoDB's 38 digits
+# What every amount, price and rate stays below; a computed one (at a feed's rate) too.
+CEILING = Decimal(10) ** MAX_INTEGER_DIGITS
 
 CENT = Decimal("0.01")
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?$")

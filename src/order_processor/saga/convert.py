@@ -19,6 +19,7 @@ from order_processor.domain.base import record_id
 from order_processor.domain.commands import Convert
 from order_processor.domain.events import conversion_event
 from order_processor.domain.fx import Quote, RateUnavailable, quote
+from order_processor.domain.money import CEILING
 from order_processor.domain.ports import LedgerWrite, Snapshot
 from order_processor.domain.steps import Step
 from order_processor.exceptions import CommandRejected, OrderProcessorError, Reason
@@ -89,6 +90,12 @@ def convert(snapshot: Snapshot, command: Convert, at: datetime, limits: Limits) 
         raise CommandRejected(
             Reason.CONVERSION_TOO_SMALL,
             f"{payload.amount} {payload.sell} buys less than one minor unit of {payload.buy}",
+        )
+    if bought >= CEILING:  # at a rate at the edge of what a rate may be
+        raise CommandRejected(
+            Reason.LIMIT_EXCEEDED,
+            f"{payload.amount} {payload.sell} buys 10^15 {payload.buy} or more, "
+            "more than an amount may be",
         )
     out, into = conversion_records(
         command.username,

@@ -20,6 +20,7 @@ from functools import partial
 
 from order_processor.domain.fx import RateUnavailable, quote
 from order_processor.domain.money import (
+    CEILING,
     buy_cost,
     check_places,
     order_value,
@@ -80,8 +81,11 @@ def paying(
         )
     except RateUnavailable as exc:
         raise StepFailure(exc.reason) from exc
+    paid = terms.sold_for(total)
+    if paid >= CEILING:  # the value limit caps the total, not what it costs at any rate
+        raise StepFailure(Reason.ORDER_VALUE_LIMIT)
     return {
-        "paid_amount": terms.sold_for(total),
+        "paid_amount": paid,
         "pay_rate": terms.rate,
         "pay_spread_percent": terms.spread_percent,
     }
