@@ -3,14 +3,25 @@ infrastructure); each test failed first, then its fix went in with it."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
+from order_processor.domain.commands import ServiceName, UpdateRate
+from order_processor.domain.events import EventType
+from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.orders import OrderStatus
-from order_processor.exceptions import CommandRejected, Reason
-from tests.unit.test_currencies import USER, buy, convert, quoted, state, world
+from order_processor.exceptions import CommandRejected, Reason, StalePriceException
+from order_processor.handlers.admission import Admission
+from order_processor.handlers.prices import PriceMatcher
+from order_processor.messaging.consumer import Message
+from order_processor.messaging.producer import CommandFactory, signed_by
+from order_processor.security.audit import AuditLogger
+from order_processor.security.tokens import TokenManager
+from tests.unit.fakes import MemoryBook, MemoryCommands, MemoryEvents, MemoryInventory
+from tests.unit.test_currencies import NOW, USER, buy, convert, quoted, state, world
 
 # Money: amounts a rate makes too large to be money
 
@@ -62,3 +73,81 @@ async def test_a_buy_paid_in_a_currency_a_wild_rate_makes_unpayable_fails_moving
     assert (order.status, order.failure_reason) == (OrderStatus.FAILED, "ORDER_VALUE_LIMIT")
     assert ledger.cash[USER, "JPY"] == (Decimal("1"), Decimal("0"))
     assert dict(ledger.liquidity) == {}
+
+
+# The feed: rates for what the exchange does not hold
+
+
+@dataclass
+class MemoryRates:
+    """`ExchangeRates` in memory: a rate written only when newer, as the store writes it."""
+
+    stored: dict[str, ExchangeRate] = field(default_factory=dict)
+
+    async def change_rate(
+        self, currency: str, rate: Decimal | str, *, as_of: datetime, command_id: str
+    ) -> ExchangeRate:
+        old = self.stored.get(currency)
+        if old is not None and not (
+            old.as_of < as_of or (old.as_of == as_of and old.command_id == command_id)
+        ):
+            raise StalePriceException(f"a newer {currency} rate is stored", current=old)
+        written = ExchangeRate(currency=currency, rate=rate, as_of=as_of, command_id=command_id)
+        self.stored[currency] = written
+        return written
+
+    async def rates(self) -> dict[str, ExchangeRate]:
+        return dict(self.stored)
+
+
+TOKENS = TokenManager("attacker-secret-" + "a" * 32, clock=lambda: NOW)
+
+
+def feed() -> tuple[PriceMatcher, MemoryRates, MemoryEvents]:
+    rates, events = MemoryRates(), MemoryEvents()
+    matcher = PriceMatcher(
+        assets=MemoryInventory(clock=lambda: NOW),
+        orders=MemoryBook(clock=lambda: NOW),
+        commands=MemoryCommands(),
+        admission=Admission(TOKENS, clock=lambda: NOW),
+        publisher=events,
+        audit=AuditLogger(),
+        clock=lambda: NOW,
+        rates=rates,
+    )
+    return matcher, rates, events
+
+
+def rate_update(currency: str, rate: str, seconds: float = 0) -> Message:
+    update = CommandFactory(TOKENS).update_rate(currency, rate)
+    dated = update.model_copy(update={"issued_at": NOW + timedelta(seconds=seconds)})
+    signed: UpdateRate = signed_by(TOKENS, ServiceName.PRICE_FEED, dated)
+    return Message(f"m-{signed.command_id}", "receipt", signed.body(), 1)
+
+
+@pytest.mark.parametrize("currency", ["SEK", "XAU", "XXX", "XTS"])
+async def test_a_rate_for_a_currency_the_exchange_does_not_hold_is_rejected_and_not_stored(
+    currency: str,
+) -> None:
+    """The feed's rate of gold, of the "no currency" code, of the testing code, of a
+    currency not configured: every one was written to the rates partition (and listed
+    beside the real ones) though nothing can ever use it."""
+    matcher, rates, events = feed()
+
+    await matcher.handle_group("m", [rate_update(currency, "2")])
+
+    assert rates.stored == {}
+    (event,) = events.published
+    assert (event.event_type, event.data["reason"]) == (
+        EventType.COMMAND_REJECTED,
+        Reason.CURRENCY_NOT_ENABLED,
+    )
+
+
+async def test_a_rate_for_a_currency_the_exchange_holds_is_stored() -> None:
+    matcher, rates, events = feed()
+
+    await matcher.handle_group("m", [rate_update("eur", "1.0842")])
+
+    assert (rates.stored["EUR"].rate, rates.stored["EUR"].as_of) == (Decimal("1.0842"), NOW)
+    assert events.published == []

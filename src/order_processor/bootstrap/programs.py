@@ -152,6 +152,7 @@ async def serve_limit_matcher(
             faults=Faults.from_env(),
             metrics=program.metrics,
             rates=get_rate_store(clients, settings),
+            currencies=frozenset(settings.currencies),
         )
         consumer = program.consumer(settings, prices_url, matcher, burst=burst)
         program.ready()

@@ -30,6 +30,7 @@ from order_processor.domain.commands import (
     UpdateRate,
     derived_id,
 )
+from order_processor.domain.currencies import DEFAULT_CURRENCIES
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import Order
 from order_processor.domain.ports import (
@@ -79,6 +80,7 @@ class PriceMatcher:
     clock: Callable[[], datetime] = utc_now
     metrics: MetricsSink = field(default_factory=NoMetrics)
     rates: ExchangeRates | None = None  # UpdateRate's store (None: this matcher takes none)
+    currencies: frozenset[str] = frozenset(DEFAULT_CURRENCIES)  # the rates it takes
 
     def group_of(self, message: Message) -> str:
         return message.message_id  # updates are independent of each other
@@ -117,9 +119,15 @@ class PriceMatcher:
     async def apply_rate(self, update: UpdateRate) -> None:
         """A currency's rate, written if newer than the one stored (the feed's signed time
         orders its updates, as a price's); an older one is ignored. No order rests on a
-        rate: nothing to match."""
+        rate: nothing to match. A currency the exchange does not hold is refused: its
+        rate could serve nothing, and the rates stored are the ones decisions read."""
         assert self.rates is not None
         payload = update.payload
+        if payload.currency not in self.currencies:
+            raise CommandRejected(
+                Reason.CURRENCY_NOT_ENABLED,
+                f"{payload.currency} is not one of the currencies this exchange holds",
+            )
         try:
             await self.rates.change_rate(
                 payload.currency, payload.rate, as_of=update.issued_at, command_id=update.command_id
