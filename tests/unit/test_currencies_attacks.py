@@ -3,13 +3,14 @@ infrastructure); each test failed first, then its fix went in with it."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from order_processor.domain.commands import ServiceName, UpdateRate
+from order_processor.domain.commands import Deposit, ServiceName, UpdateRate, parse_command
 from order_processor.domain.events import EventType
 from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.orders import OrderStatus
@@ -21,7 +22,27 @@ from order_processor.messaging.producer import CommandFactory, signed_by
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
 from tests.unit.fakes import MemoryBook, MemoryCommands, MemoryEvents, MemoryInventory
-from tests.unit.test_currencies import NOW, USER, buy, convert, quoted, state, world
+from tests.unit.test_currencies import NOW, USER, buy, convert, funds, quoted, state, world
+
+# Forged messages
+
+
+@pytest.mark.parametrize("code", ["u\u017fd", "\u0131nr", "\u017fek"])
+def test_a_currency_code_spelt_with_letters_that_uppercase_into_ascii_is_invalid(
+    code: str,
+) -> None:
+    """u\u017fd (a long s) and \u0131nr (a dotless i) uppercase to USD and INR: the worker took
+    them, though the published schema (^[A-Za-z]{3}$) refuses them, so another
+    producer's validation and the worker's disagreed about the same message."""
+    body = funds(Deposit, "5", "EUR").model_dump(mode="json", by_alias=True)
+    body["payload"]["currency"] = code
+
+    with pytest.raises(CommandRejected) as refused:
+        parse_command(json.dumps(body))
+
+    assert refused.value.reason is Reason.INVALID_COMMAND
+    assert "ISO 4217" in refused.value.message
+
 
 # Money: amounts a rate makes too large to be money
 

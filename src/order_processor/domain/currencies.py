@@ -35,7 +35,8 @@ def currency_code(value: object, field: str = "currency") -> str:
     """`value` as an ISO 4217 code this program can hold ("eur" is EUR), or ValueError."""
     if not isinstance(value, str):
         raise ValueError(f"{field}: expected a currency code, got {type(value).__name__}")
-    code = value.strip().upper()
+    # Only ASCII is uppercased: a long s (U+017F) uppercases to S, so 'u\u017fd' would be USD.
+    code = value.strip().upper() if value.isascii() else value
     if not _CODE.match(code) or code not in _iso_codes():
         raise ValueError(f"{field}: {value[:16]!r} is not an ISO 4217 currency code")
     if minor_units(code) > MAX_MINOR_UNITS:
