@@ -10,7 +10,14 @@ from decimal import Decimal
 
 import pytest
 
-from order_processor.domain.commands import Deposit, ServiceName, UpdateRate, parse_command
+from order_processor.domain.commands import (
+    Convert,
+    Deposit,
+    PlaceOrder,
+    ServiceName,
+    UpdateRate,
+    parse_command,
+)
 from order_processor.domain.events import EventType
 from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.orders import OrderStatus
@@ -21,7 +28,13 @@ from order_processor.messaging.consumer import Message
 from order_processor.messaging.producer import CommandFactory, signed_by
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
-from tests.unit.fakes import MemoryBook, MemoryCommands, MemoryEvents, MemoryInventory
+from tests.unit.fakes import (
+    MemoryBook,
+    MemoryCommands,
+    MemoryEvents,
+    MemoryInventory,
+    MemoryLedger,
+)
 from tests.unit.test_currencies import NOW, USER, buy, convert, funds, quoted, state, world
 
 # Forged messages
@@ -94,6 +107,57 @@ async def test_a_buy_paid_in_a_currency_a_wild_rate_makes_unpayable_fails_moving
     assert (order.status, order.failure_reason) == (OrderStatus.FAILED, "ORDER_VALUE_LIMIT")
     assert ledger.cash[USER, "JPY"] == (Decimal("1"), Decimal("0"))
     assert dict(ledger.liquidity) == {}
+
+
+# Rates from the future: no decision may use a rate of unknown age
+
+
+def dated(ledger: MemoryLedger, ahead: timedelta) -> None:
+    """The euro's rate as a matcher whose clock runs `ahead` of the workers' stored it
+    (admission allows the feed's time up to the skew ahead of the matcher's own clock):
+    the store takes any later update only once it is twice the skew ahead of ITS clock,
+    so a correct feed's updates are refused as older meanwhile and this rate stands."""
+    ledger.rates["EUR"] = ExchangeRate(currency="EUR", rate="1.08", as_of=NOW + ahead)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        convert("100", "USD", "EUR"),
+        funds(Deposit, "100", "EUR"),
+        buy("BTCEUR", "1"),
+        buy("BTC", "1", pay_currency="EUR"),
+    ],
+    ids=["convert", "deposit", "euro asset", "paid in euros"],
+)
+async def test_a_rate_dated_beyond_the_clock_skew_ahead_is_stale_for_every_decision(
+    command: Convert | Deposit | PlaceOrder,
+) -> None:
+    """It was fresh for as long as it was ahead plus the configured age: an hour ahead,
+    an hour and five minutes of decisions on a rate nobody could date."""
+    saga, ledger, events = world(usd="1000")
+    ledger.cash[USER, "EUR"] = (Decimal("1000.00"), Decimal("0.00"))
+    quoted(ledger, "BTCEUR", "100", "EUR")
+    quoted(ledger, "BTC", "100", "USD")
+    dated(ledger, timedelta(hours=1))
+    before = state(ledger)
+
+    with pytest.raises(CommandRejected) as refused:
+        await saga.handle(command)
+
+    assert refused.value.reason is Reason.FX_RATE_STALE
+    assert state(ledger) == before
+    assert ledger.orders == {}
+    assert events.published == []
+
+
+async def test_a_rate_dated_within_the_clock_skew_ahead_is_used() -> None:
+    saga, ledger, _ = world(usd="1000")
+    dated(ledger, 2 * saga.limits.clock_skew)
+
+    await saga.handle(convert("100", "USD", "EUR"))
+
+    assert ledger.cash[USER, "EUR"] == (Decimal("92.12"), Decimal("0.00"))
 
 
 # The feed: rates for what the exchange does not hold

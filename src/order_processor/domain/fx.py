@@ -10,7 +10,10 @@ rounded up. So no sequence of conversions can give a customer more, at mid rates
 they started with, and the exchange never loses beyond what it keeps as the spread.
 
 No decision uses a rate older than the configured age (FX_RATE_STALE) or a currency
-without one (FX_RATE_MISSING); the base currency's rate is 1, always fresh.
+without one (FX_RATE_MISSING); the base currency's rate is 1, always fresh. A rate dated
+further ahead of the worker's clock than the clock skew allows (a feed or a matcher whose
+clock runs ahead) has no age anyone can know: stale too, as the rates' store takes it
+for no time at all.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from order_processor.exceptions import Reason
 _EXACT = Context(prec=60)
 _RATE_STEP = step(RATE_PLACES)
 ONE = Decimal(1)
+# How far ahead of the worker's clock a rate may be dated: twice the default clock skew,
+# as the rates' store and a trailing stop's start take it (callers pass their own).
+AHEAD = timedelta(seconds=60)
 
 
 class ExchangeRate(Entity):
@@ -76,14 +82,25 @@ class Quote:
 
 
 def fresh_rate(
-    rates: Mapping[str, ExchangeRate], currency: str, now: datetime, max_age: timedelta
+    rates: Mapping[str, ExchangeRate],
+    currency: str,
+    now: datetime,
+    max_age: timedelta,
+    ahead: timedelta = AHEAD,
 ) -> Decimal:
-    """`currency`'s rate against the base currency, if it is young enough."""
+    """`currency`'s rate against the base currency, if it is young enough and dated no
+    more than `ahead` of `now`."""
     if currency == BASE_CURRENCY:
         return ONE
     found = rates.get(currency)
     if found is None:
         raise RateUnavailable(Reason.FX_RATE_MISSING, f"there is no {currency} rate")
+    if found.as_of > now + ahead:
+        raise RateUnavailable(
+            Reason.FX_RATE_STALE,
+            f"the {currency} rate is dated {found.as_of.isoformat(timespec='seconds')}, "
+            "ahead of this clock: its age is unknown",
+        )
     if now - found.as_of > max_age:
         raise RateUnavailable(
             Reason.FX_RATE_STALE,
@@ -101,11 +118,12 @@ def quote(
     spread_percent: Decimal,
     now: datetime,
     max_age: timedelta,
+    ahead: timedelta = AHEAD,
 ) -> Quote:
     """The terms of converting `sold` into `bought` now: RateUnavailable when either
     rate is missing or stale."""
-    sold_rate = fresh_rate(rates, sold, now, max_age)
-    bought_rate = fresh_rate(rates, bought, now, max_age)
+    sold_rate = fresh_rate(rates, sold, now, max_age, ahead)
+    bought_rate = fresh_rate(rates, bought, now, max_age, ahead)
     mid = _EXACT.divide(sold_rate, bought_rate)
     kept = _EXACT.subtract(ONE, _EXACT.divide(spread_percent, Decimal(100)))
     rate = _EXACT.multiply(mid, kept).quantize(_RATE_STEP, ROUND_FLOOR, _EXACT)

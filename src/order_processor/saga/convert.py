@@ -42,6 +42,7 @@ def terms(snapshot: Snapshot, sell: str, buy: str, at: datetime, limits: Limits)
             spread_percent=limits.fx_spread_percent,
             now=at,
             max_age=limits.fx_max_age,
+            ahead=limits.rate_ahead,
         )
     except RateUnavailable as exc:
         raise CommandRejected(exc.reason, exc.message) from exc

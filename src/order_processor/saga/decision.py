@@ -50,6 +50,12 @@ class Limits:
     fx_spread_percent: Decimal = Decimal("0.50")
     fx_max_age: timedelta = timedelta(minutes=5)
 
+    @property
+    def rate_ahead(self) -> timedelta:
+        """How far ahead of the worker's clock a rate may be dated and still have an age
+        (domain.fx): twice the clock skew, as the rates' store takes it."""
+        return 2 * self.clock_skew
+
     def accepting(self, *currencies: str) -> None:
         """CommandRejected (CURRENCY_NOT_ENABLED) unless each currency is enabled."""
         for currency in currencies:

@@ -105,7 +105,8 @@ def _daily_limit(
     if currency == BASE_CURRENCY:
         return limit
     try:
-        rate = fresh_rate(snapshot.rates if snapshot else {}, currency, at, limits.fx_max_age)
+        rates = snapshot.rates if snapshot else {}
+        rate = fresh_rate(rates, currency, at, limits.fx_max_age, limits.rate_ahead)
     except RateUnavailable as exc:
         raise CommandRejected(exc.reason, f"{exc.message}: the daily limit cannot apply") from exc
     return limit_in(limit, rate, currency)

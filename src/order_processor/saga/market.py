@@ -78,6 +78,7 @@ def paying(
             spread_percent=limits.fx_spread_percent,
             now=at,
             max_age=limits.fx_max_age,
+            ahead=limits.rate_ahead,
         )
     except RateUnavailable as exc:
         raise StepFailure(exc.reason) from exc

@@ -25,7 +25,7 @@ def value_limit(snapshot: Snapshot, currency: str, at: datetime, limits: Limits)
     if currency == BASE_CURRENCY:
         return limits.max_order_value
     try:
-        rate = fresh_rate(snapshot.rates, currency, at, limits.fx_max_age)
+        rate = fresh_rate(snapshot.rates, currency, at, limits.fx_max_age, limits.rate_ahead)
     except RateUnavailable:
         return None
     return limit_in(limits.max_order_value, rate, currency)
@@ -37,6 +37,6 @@ def require_rates(snapshot: Snapshot, currencies: set[str], at: datetime, limits
     limits.accepting(*sorted(currencies))
     for currency in sorted(currencies):
         try:
-            fresh_rate(snapshot.rates, currency, at, limits.fx_max_age)
+            fresh_rate(snapshot.rates, currency, at, limits.fx_max_age, limits.rate_ahead)
         except RateUnavailable as exc:
             raise CommandRejected(exc.reason, exc.message) from exc
