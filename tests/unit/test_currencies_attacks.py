@@ -3,10 +3,13 @@ infrastructure); each test failed first, then its fix went in with it."""
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import pytest
 
@@ -16,15 +19,24 @@ from order_processor.domain.commands import (
     PlaceOrder,
     ServiceName,
     UpdateRate,
+    Withdraw,
+    command_digest,
     parse_command,
 )
 from order_processor.domain.events import EventType
 from order_processor.domain.fx import ExchangeRate
-from order_processor.domain.orders import OrderStatus
-from order_processor.exceptions import CommandRejected, Reason, StalePriceException
+from order_processor.domain.orders import OrderCreate, OrderStatus, OrderType
+from order_processor.domain.ports import Books, LedgerWrite
+from order_processor.exceptions import (
+    CommandRejected,
+    Reason,
+    ServiceUnavailableException,
+    StalePriceException,
+)
 from order_processor.handlers.admission import Admission
+from order_processor.handlers.commands import CommandHandler
 from order_processor.handlers.prices import PriceMatcher
-from order_processor.messaging.consumer import Message
+from order_processor.messaging.consumer import Ack, Message
 from order_processor.messaging.producer import CommandFactory, signed_by
 from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
@@ -32,6 +44,7 @@ from tests.unit.fakes import (
     MemoryBook,
     MemoryCommands,
     MemoryEvents,
+    MemoryFailures,
     MemoryInventory,
     MemoryLedger,
 )
@@ -186,6 +199,7 @@ class MemoryRates:
 
 
 TOKENS = TokenManager("attacker-secret-" + "a" * 32, clock=lambda: NOW)
+C = TypeVar("C", Convert, Deposit, Withdraw, PlaceOrder)
 
 
 def feed() -> tuple[PriceMatcher, MemoryRates, MemoryEvents]:
@@ -236,3 +250,123 @@ async def test_a_rate_for_a_currency_the_exchange_holds_is_stored() -> None:
 
     assert (rates.stored["EUR"].rate, rates.stored["EUR"].as_of) == (Decimal("1.0842"), NOW)
     assert events.published == []
+
+
+# Attacks that held, kept as tests: who may send the new commands, and a conversion's
+# write committed with its answer lost.
+
+
+def admitted_or_why(command: Convert | UpdateRate, auth: str) -> Reason | None:
+    try:
+        Admission(TOKENS, clock=lambda: NOW).admit(command.model_copy(update={"auth": auth}).body())
+    except CommandRejected as rejection:
+        return rejection.reason
+    return None
+
+
+def test_only_the_customer_converts_and_only_the_feed_or_an_admin_sets_a_rate() -> None:
+    factory = CommandFactory(TOKENS)
+    conversion = factory.convert(USER, "5", "USD", "EUR", token="t")
+    conversion = conversion.model_copy(update={"issued_at": NOW})
+    rate = factory.update_rate("EUR", "1.08").model_copy(update={"issued_at": NOW})
+    customer, other = TOKENS.create_access_token(USER), TOKENS.create_access_token("bob_0001")
+    admin = TOKENS.create_access_token("root", role="admin")
+
+    assert admitted_or_why(conversion, customer) is None
+    assert admitted_or_why(conversion, other) is Reason.FORBIDDEN
+    assert admitted_or_why(conversion, admin) is Reason.FORBIDDEN  # a customer's own command
+    for service in ServiceName:  # a token each service signs this very message with
+        signed = TOKENS.create_access_token(
+            service, role="service", command=command_digest(conversion)
+        )
+        assert admitted_or_why(conversion, signed) is Reason.FORBIDDEN
+    assert admitted_or_why(rate, signed_by(TOKENS, ServiceName.PRICE_FEED, rate).auth) is None
+    assert admitted_or_why(rate, admin) is None
+    assert admitted_or_why(rate, customer) is Reason.FORBIDDEN
+    assert admitted_or_why(rate, signed_by(TOKENS, ServiceName.PAYMENTS, rate).auth) is (
+        Reason.FORBIDDEN
+    )
+
+
+class AnswersLost(MemoryLedger):
+    """Its first write (alone or together) commits, then its answer is lost: a read
+    timeout after DynamoDB applied it, botocore's own retries spent."""
+
+    lost = 0
+
+    async def write(self, change: LedgerWrite) -> None:
+        await super().write(change)
+        self._lose()
+
+    async def write_together(self, books: Books, changes: Sequence[LedgerWrite]) -> None:
+        await super().write_together(books, changes)
+        self._lose()
+
+    def _lose(self) -> None:
+        if not self.lost:
+            self.lost += 1
+            raise ServiceUnavailableException("DynamoDB is unreachable: Read timeout")
+
+
+def customer(command: C) -> C:
+    dated = command.model_copy(update={"issued_at": NOW})
+    if isinstance(dated, Deposit):
+        return signed_by(TOKENS, ServiceName.PAYMENTS, dated)
+    return dated.model_copy(update={"auth": TOKENS.create_access_token(USER)})
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["alone", "in a batch"])
+async def test_currency_writes_whose_answers_were_lost_are_answered_as_applied_once(
+    together: bool,
+) -> None:
+    factory = CommandFactory(TOKENS)
+    commands = [
+        customer(factory.convert(USER, "100", "USD", "EUR", token="t")),
+        customer(factory.deposit(USER, "1000", currency="JPY")),
+        customer(factory.withdraw(USER, "50", currency="EUR", token="t")),
+        customer(
+            factory.place_order(
+                USER,
+                OrderCreate(
+                    order_type=OrderType.MARKET_BUY,
+                    asset_id="BTCEUR",
+                    quantity="1",
+                    pay_currency="USD",
+                ),
+                order_id="o-1",
+                token="t",
+            )
+        ),
+    ]
+    saga, seeded, _ = world(usd="1000")
+    ledger = AnswersLost()
+    ledger.users, ledger.cash, ledger.rates = seeded.users, seeded.cash, seeded.rates
+    quoted(ledger, "BTCEUR", "50", "EUR")
+    events = MemoryEvents()
+    handler = CommandHandler(
+        saga=replace(saga, ledger=ledger, events=events),
+        events=events,
+        admission=Admission(TOKENS, clock=lambda: NOW),
+        audit=AuditLogger(io.StringIO()),
+        failures=MemoryFailures(),
+        group_commit=together,
+    )
+    messages = [Message(f"m-{i}", f"r-{i}", c.body(), 1) for i, c in enumerate(commands)]
+
+    outcomes = await handler.handle_group(USER, messages)
+
+    assert set(outcomes.values()) == {Ack()}
+    assert ledger.lost == 1
+    # 100 USD to 92.12 EUR, less 50 EUR withdrawn; 50 EUR bought for 54.28 USD: each once.
+    assert ledger.cash[USER, "USD"] == (Decimal("845.72"), Decimal("0.00"))
+    assert ledger.cash[USER, "EUR"] == (Decimal("42.12"), Decimal("0.00"))
+    assert ledger.cash[USER, "JPY"] == (Decimal("1000"), Decimal("0"))
+    assert dict(ledger.liquidity) == {
+        (USER, "USD"): Decimal("154.28"),
+        (USER, "EUR"): Decimal("-142.12"),
+    }
+    kinds = [event.event_type for event in events.published]
+    assert kinds.count(EventType.BALANCE_CONVERTED) == 1
+    assert kinds.count(EventType.BALANCE_DEPOSITED) == 1
+    assert kinds.count(EventType.BALANCE_WITHDRAWN) == 1
+    assert kinds[-1] == EventType.ORDER_COMPLETED
