@@ -38,7 +38,7 @@ from order_processor.domain.commands import (
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.domain.triggers import PriceMove, trail_stop
 from order_processor.domain.users import UserCreate
-from order_processor.exceptions import ServiceUnavailableException
+from order_processor.exceptions import ServiceUnavailableException, StalePriceException
 from order_processor.faultproxy import FaultPlan, fault_proxy
 from order_processor.handlers.admission import Admission
 from order_processor.handlers.prices import PriceMatcher
@@ -50,6 +50,7 @@ from order_processor.security.audit import AuditLogger
 from order_processor.security.tokens import TokenManager
 from order_processor.store.ledger import DynamoLedger
 from order_processor.store.orders import OrderDAO
+from order_processor.store.rates import ExchangeRateStore
 from tests.unit.fakes import MemoryEvents
 from tests.unit.test_saga import LIMITS
 
@@ -773,3 +774,40 @@ async def test_order_processor_price_applied_then_followed_by_a_tick_is_not_repo
 
     assert len(sent) == 1
     assert status == 0, capsys.readouterr().err
+
+
+# A currency's rate keeps the same rules (issue 24's attacker; these held): never moved
+# back by an older or an as-old update, written again by its own redelivery, and, dated
+# beyond twice the skew ahead of the store's clock, replaced by the next update.
+
+
+async def test_a_rate_is_never_moved_back_and_its_own_redelivery_is_written_again(
+    aws: AwsClients,
+) -> None:
+    rates = ExchangeRateStore(aws.dynamodb, aws.resources.inventory_table, clock=lambda: at(0))
+    newer = at(0) + timedelta(microseconds=500)
+    await rates.change_rate("EUR", "1.08", as_of=at(0), command_id="rate-1")
+    await rates.change_rate("EUR", "1.09", as_of=newer, command_id="rate-2")
+
+    for as_of in (at(0), newer):  # older; as old, another update's
+        with pytest.raises(StalePriceException) as stale:
+            await rates.change_rate("EUR", "1.01", as_of=as_of, command_id="rate-3")
+        assert stale.value.details["current"].rate == Decimal("1.09")
+    await rates.change_rate("EUR", "1.09", as_of=newer, command_id="rate-2")
+
+    assert (await rates.rates())["EUR"].rate == Decimal("1.09")
+
+
+async def test_a_rate_dated_beyond_twice_the_skew_ahead_is_replaced_by_the_next_update(
+    aws: AwsClients,
+) -> None:
+    rates = ExchangeRateStore(aws.dynamodb, aws.resources.inventory_table, clock=lambda: at(0))
+    await rates.change_rate("GBP", "1.25", as_of=at(59), command_id="rate-4")
+    with pytest.raises(StalePriceException):  # within twice the skew: a time
+        await rates.change_rate("GBP", "1.26", as_of=at(0), command_id="rate-5")
+    await rates.change_rate("CHF", "1.12", as_of=at(3600), command_id="rate-6")
+
+    await rates.change_rate("CHF", "1.13", as_of=at(0), command_id="rate-7")
+
+    stored = await rates.rates()
+    assert (stored["GBP"].rate, stored["CHF"].rate) == (Decimal("1.25"), Decimal("1.13"))
