@@ -216,9 +216,10 @@ async def test_a_deposit_in_euros_opens_a_balance_and_counts_against_the_limit_a
     await saga.handle(funds(Deposit, "250.50", "EUR"))
 
     assert ledger.cash[USER, "EUR"] == (Decimal("250.50"), Decimal("0"))
-    assert ledger.daily[USER, "DEPOSIT#EUR", NOW.date().isoformat()] == Decimal("250.50")
+    # Counted at its value in USD (270.54 at 1.08), against the one USD limit.
+    assert ledger.daily[USER, "DEPOSIT", NOW.date().isoformat()] == Decimal("270.54")
     assert events.published[0].data["currency"] == "EUR"
-    # The limit, 10,000 USD, is 9259.25 EUR at 1.08 (rounded down): 9,009.50 more passes...
+    # The limit, 10,000 USD, is 9259.25 EUR at 1.08 (9,999.99 USD): 9,008.75 more passes...
     await saga.handle(funds(Deposit, "9008.75", "EUR", command_id="f-2"))
     # ... and not one cent beyond it.
     with pytest.raises(CommandRejected) as refused:

@@ -122,6 +122,54 @@ async def test_a_buy_paid_in_a_currency_a_wild_rate_makes_unpayable_fails_moving
     assert dict(ledger.liquidity) == {}
 
 
+# Money: the daily limits across currencies
+
+
+@pytest.mark.parametrize(
+    ("kind", "used", "then"),
+    [(Withdraw, "5000", "1"), (Deposit, "9999.99", "0.01")],
+    ids=["withdrawals", "deposits"],
+)
+async def test_a_daily_limit_spent_in_dollars_is_spent_in_every_currency(
+    kind: type[Deposit] | type[Withdraw], used: str, then: str
+) -> None:
+    """Each currency had a count of its own, each at the whole USD limit: 5,000 USD
+    withdrawn, a customer (or a thief in their account) converted and withdrew 5,000 USD's
+    worth of euros, pounds, yen and francs too, 25,000 USD in one day (DESIGN: withdrawals
+    of at most 5,000 USD a UTC day)."""
+    saga, ledger, _ = world(usd="30000")
+    await saga.handle(convert("10000", "USD", "EUR", command_id="x-eur"))
+    await saga.handle(funds(kind, used, "USD", command_id="f-usd"))
+    before = state(ledger)
+
+    with pytest.raises(CommandRejected) as refused:
+        await saga.handle(funds(kind, then, "EUR", command_id="f-eur"))
+
+    assert refused.value.reason is Reason.LIMIT_EXCEEDED
+    assert state(ledger) == before
+
+
+async def test_a_deposit_worth_more_than_any_amount_at_a_wild_rate_is_over_the_limit() -> None:
+    """999,999,999,999,999 EUR at 10^14 USD each: 10^29 USD, 32 digits to the cent."""
+    saga, ledger, _ = world(rates={"EUR": "99999999999999"})
+    before = state(ledger)
+
+    with pytest.raises(CommandRejected) as refused:
+        await saga.handle(funds(Deposit, "999999999999999", "EUR"))
+
+    assert refused.value.reason is Reason.LIMIT_EXCEEDED
+    assert state(ledger) == before
+
+
+async def test_a_deposit_in_euros_counts_its_value_in_dollars_rounded_up() -> None:
+    saga, ledger, _ = world()
+
+    await saga.handle(funds(Deposit, "250.01", "EUR"))
+
+    # 250.01 EUR at 1.08 is 270.0108 USD: counted as 270.02, never less than its worth.
+    assert ledger.daily[USER, "DEPOSIT", NOW.date().isoformat()] == Decimal("270.02")
+
+
 # Rates from the future: no decision may use a rate of unknown age
 
 

@@ -86,7 +86,8 @@ class LedgerWrite:
 
 Pair = tuple[Decimal, Decimal]  # a balance: (available, held)
 # A daily limit's count: (what is counted, UTC day); what is counted is the transaction
-# type, with the currency after a '#' unless it is the base currency ("DEPOSIT#EUR").
+# type, with the currency after a '#' unless it is the base currency ("DEPOSIT#EUR"). The
+# saga counts every currency at its value in the base one (saga.funds): "DEPOSIT".
 DayKey = tuple[str, str]
 
 

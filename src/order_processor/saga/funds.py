@@ -5,9 +5,11 @@ id, conditioned on its absence), the day's running total (checked against the da
 limit) and a check that the user exists and is active commit together; every condition
 is in the write, so it only moves the user's fence. In the base currency it needs no read
 first; in another, the currency's rate is read first, because the daily limits are set in
-the base currency and apply to another at its rate of the moment (the rate read, no older
-than the configured age: without one the command is refused, FX_RATE_MISSING or
-FX_RATE_STALE). A record already there (a redelivery, or an id reused) is then read: the
+the base currency and every currency counts against the same one, at its value at the rate
+of the moment (the rate read, no older than the configured age: without one the command is
+refused, FX_RATE_MISSING or FX_RATE_STALE), rounded up to the cent: a count per currency,
+each at the whole limit, would let a day's withdrawals be the limit times the currencies
+held. A record already there (a redelivery, or an id reused) is then read: the
 same request is answered with its event again, another is a conflicting duplicate,
 applied never.
 """
@@ -15,13 +17,13 @@ applied never.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.commands import Deposit, Withdraw
 from order_processor.domain.currencies import BASE_CURRENCY
 from order_processor.domain.events import funds_event
-from order_processor.domain.fx import RateUnavailable, fresh_rate, limit_in
+from order_processor.domain.fx import RateUnavailable, fresh_rate
+from order_processor.domain.money import buy_cost
 from order_processor.domain.ports import DailyCount, LedgerWrite, Snapshot
 from order_processor.domain.steps import Step
 from order_processor.exceptions import (
@@ -68,11 +70,14 @@ def move_funds(
             )
         return Decision(None, (funds_event(record, stored.created_at),))  # a redelivery
     limits.accepting(record.currency)
-    limit = _daily_limit(snapshot, record.currency, deposit, at, limits)
+    limit = limits.daily_deposit if deposit else limits.daily_withdraw
+    counted = _in_base(snapshot, record, at, limits)
     what = f"{record.amount} {record.currency}"
-    if record.amount > limit:
+    if counted.amount > limit:
+        worth = "" if counted is record else f" ({counted.amount} {BASE_CURRENCY})"
         raise CommandRejected(
-            Reason.LIMIT_EXCEEDED, f"{what} is over the daily limit of {limit} {record.currency}"
+            Reason.LIMIT_EXCEEDED,
+            f"{what}{worth} is over the daily limit of {limit} {BASE_CURRENCY}",
         )
     write = LedgerWrite(
         username=record.username,
@@ -81,7 +86,7 @@ def move_funds(
         step=Step.FUNDS,
         active_user=True,
         cash=(record,),
-        daily=DailyCount(record, limit),
+        daily=DailyCount(counted, limit),
     )
     return Decision(
         write,
@@ -98,18 +103,20 @@ def blind_funds(command: Deposit | Withdraw, at: datetime, limits: Limits) -> De
     return move_funds(None, command, at, limits)
 
 
-def _daily_limit(
-    snapshot: Snapshot | None, currency: str, deposit: bool, at: datetime, limits: Limits
-) -> Decimal:
-    limit = limits.daily_deposit if deposit else limits.daily_withdraw
-    if currency == BASE_CURRENCY:
-        return limit
+def _in_base(
+    snapshot: Snapshot | None, record: BalanceTransactionCreate, at: datetime, limits: Limits
+) -> BalanceTransactionCreate:
+    """The record as the daily limit counts it: its value in the base currency at the
+    rate of the moment, rounded up to the cent (never counted below its worth)."""
+    if record.currency == BASE_CURRENCY:
+        return record
     try:
         rates = snapshot.rates if snapshot else {}
-        rate = fresh_rate(rates, currency, at, limits.fx_max_age, limits.rate_ahead)
+        rate = fresh_rate(rates, record.currency, at, limits.fx_max_age, limits.rate_ahead)
     except RateUnavailable as exc:
         raise CommandRejected(exc.reason, f"{exc.message}: the daily limit cannot apply") from exc
-    return limit_in(limit, rate, currency)
+    value = buy_cost(record.amount, rate)  # the exact value, rounded up to the cent
+    return record.model_copy(update={"currency": BASE_CURRENCY, "amount": value})
 
 
 def refused_funds(username: str, what: str, refusal: OrderProcessorError, kind: str) -> Decision:

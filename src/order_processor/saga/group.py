@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from order_processor.domain.assets import normalise_asset_id
-from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.balances import TransactionType
 from order_processor.domain.commands import AnyCommand, Convert, Deposit, Withdraw
 from order_processor.domain.events import Event
 from order_processor.domain.ports import (
@@ -37,7 +37,6 @@ from order_processor.domain.ports import (
     LedgerWrite,
     Snapshot,
     Wanted,
-    counted,
     day_key,
     items_touched,
 )
@@ -182,14 +181,10 @@ def wanted_by(commands: Sequence[AnyCommand], now: datetime) -> Wanted:
                 if isinstance(command, Deposit)
                 else TransactionType.WITHDRAW
             )
-            record = BalanceTransactionCreate(
-                username=command.username,
-                transaction_type=kind,
-                currency=command.payload.currency,
-                amount=command.payload.amount,
-            )
             funds.add(command.command_id)
-            days.add((counted(record), now.date().isoformat()))
+            # Counted in the base currency whatever the currency (saga.funds): as a
+            # base-currency record is (`counted`).
+            days.add((kind.value, now.date().isoformat()))
             currencies.add(command.payload.currency)
             continue
         if isinstance(command, Convert):
