@@ -17,7 +17,7 @@ from order_processor.domain.balances import BalanceTransaction, BalanceTransacti
 from order_processor.domain.balances import TransactionType as T
 from order_processor.domain.base import record_id
 from order_processor.domain.commands import Convert
-from order_processor.domain.events import conversion_event
+from order_processor.domain.events import Event, conversion_event
 from order_processor.domain.fx import Quote, RateUnavailable, quote
 from order_processor.domain.money import CEILING
 from order_processor.domain.ports import LedgerWrite, Snapshot
@@ -134,6 +134,12 @@ def _again(stored: BalanceTransaction, command: Convert) -> Decision:
             f"command {command.command_id} was already applied as another transaction; "
             "it was not applied again",
         )
+    return Decision(None, (stored_conversion_event(command.command_id, stored),))
+
+
+def stored_conversion_event(conversion_id: str, stored: BalanceTransaction) -> Event:
+    """A conversion's event again, from the stored record of the currency it sold (the
+    redelivered command's answer; the analytics rebuild's conversions)."""
     out = BalanceTransactionCreate.model_validate(
         stored.model_dump(exclude={"created_at", "updated_at"})
     )
@@ -146,7 +152,7 @@ def _again(stored: BalanceTransaction, command: Convert) -> Decision:
             "counter_amount": out.amount,
         }
     )
-    return Decision(None, (conversion_event(command.command_id, out, into, stored.created_at),))
+    return conversion_event(conversion_id, out, into, stored.created_at)
 
 
 def _refused(out: BalanceTransactionCreate, refusal: OrderProcessorError) -> Decision:
