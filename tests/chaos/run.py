@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from order_processor.analytics.rebuild import rebuild
-from order_processor.analytics.store import FINAL_SK, AnalyticsStore
+from order_processor.analytics.items import FINAL_SK
+from order_processor.analytics.rebuild import conversion_events, rebuild
+from order_processor.analytics.store import AnalyticsStore
 from order_processor.bootstrap import (
     get_asset_transaction_dao,
     get_balance_dao,
@@ -305,7 +306,8 @@ class ChaosRun:
         resources = clients.resources
         table = resources.analytics_table
         stored = await AnalyticsStore(clients.dynamodb, table).report()
-        rebuilt, _ = await rebuild(get_order_dao(clients))
+        conversions = conversion_events(clients.dynamodb, resources.users_table)
+        rebuilt, _ = await rebuild(get_order_dao(clients), conversions)
         self.counted = {
             str(item["PK"]).removeprefix("ORDER#"): str(item["status"])
             for item in await scan(clients.dynamodb, table)

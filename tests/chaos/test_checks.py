@@ -8,8 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from order_processor.analytics.parts import contribution
 from order_processor.analytics.views import Report as AnalyticsReport
-from order_processor.analytics.views import Views, add, contribution
+from order_processor.analytics.views import Views, add
 from order_processor.domain.base import new_id
 from order_processor.domain.commands import (
     CancelOrder,

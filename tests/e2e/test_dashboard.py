@@ -122,8 +122,8 @@ async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: 
     top = analytics["users"][0]
     assert top["username"] == "dash_alice"
     assert shown["top-user-0-name"] == "dash_alice"
-    assert shown["top-user-0-volume"] == top["volume_usd"]
-    assert shown["top-user-0-pnl"] == top["realised_pnl"]
+    assert shown["top-user-0-volume"] == top["volume_in_base"]
+    assert shown["top-user-0-pnl"] == top["realised_pnl_in_base"]
     for queue in status["queues"]:
         for figure, value in (
             ("visible", queue["visible"]),

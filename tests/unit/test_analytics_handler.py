@@ -5,33 +5,36 @@ once per order, a copy changes nothing."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from order_processor.analytics.views import Contribution, Views
+from order_processor.analytics.parts import Contribution, Converted, Part
+from order_processor.analytics.views import Views
 from order_processor.domain.events import order_event
 from order_processor.domain.orders import OrderStatus, OrderType
 from order_processor.exceptions import ServiceUnavailableException
 from order_processor.handlers.analytics import AnalyticsHandler
 from order_processor.messaging.consumer import Ack, Message, Retry, ToDeadLetters
-from tests.analytics import final
+from tests.analytics import conversion, final
 
 
 class MemoryStore:
-    """Applies each order's final contribution once, like the DynamoDB store."""
+    """Applies each part once (by its marker), like the DynamoDB store."""
 
     def __init__(self, failing: bool = False) -> None:
-        self.parts: dict[str, Contribution] = {}
+        self.parts: dict[str, Part] = {}
         self.failing = failing
 
-    async def apply(self, part: Contribution) -> bool:
+    async def apply(self, part: Part) -> bool:
         if self.failing:
             raise ServiceUnavailableException("DynamoDB is unavailable")
-        if part.order_id in self.parts:
+        if part.marker in self.parts:
             return False
-        self.parts[part.order_id] = part
+        self.parts[part.marker] = part
         return True
 
 
@@ -48,10 +51,40 @@ async def test_a_final_event_is_applied_once_and_its_copies_acknowledged() -> No
     outcomes = await handler.handle_group("k", [message(COMPLETED.body(), n) for n in range(3)])
 
     assert set(outcomes.values()) == {Ack()}
-    part = store.parts["o-1"]
+    part = store.parts["ORDER#o-1"]
+    assert isinstance(part, Contribution)
     assert part.fill is not None
-    assert part.fill.usd == 50
+    assert (part.fill.amount, part.fill.currency) == (Decimal(50), "USD")
     assert part.latency == ("market", "50")  # 40 ms: under the 50 ms bound
+
+
+async def test_a_fill_is_counted_in_its_orders_quote_currency() -> None:
+    store = MemoryStore()
+    yen = final(2, OrderType.MARKET_BUY, "0.5", "9000", asset="SOL", currency="JPY")
+
+    assert await AnalyticsHandler(store).handle(message(order_event(yen).body())) == Ack()
+    part = store.parts["ORDER#o-2"]
+    assert isinstance(part, Contribution)
+    assert part.fill is not None
+    assert (part.fill.amount, part.fill.currency) == (Decimal(4500), "JPY")
+
+
+CONVERTED = conversion("c-1", "EUR", "1000.00", "USD", "1074.60", "1.0746")
+
+
+async def test_a_conversion_is_applied_once_whatever_event_id_carries_it() -> None:
+    store = MemoryStore()
+    handler = AnalyticsHandler(store)
+    renamed = CONVERTED.model_copy(update={"event_id": "converted:other"})
+    bodies = [CONVERTED.body(), CONVERTED.body(), renamed.body()]
+    outcomes = await handler.handle_group("k", [message(b, n) for n, b in enumerate(bodies)])
+
+    assert set(outcomes.values()) == {Ack()}
+    (part,) = store.parts.values()
+    assert isinstance(part, Converted)
+    assert (part.username, part.conversion_id) == ("alice_01", "c-1")
+    assert (part.conversion.sold, part.conversion.bought) == (Decimal(1000), Decimal("1074.60"))
+    assert part.conversion.spread == Decimal("5.4")  # 1000 x 1.08 - 1074.60
 
 
 async def test_events_that_count_nothing_are_acknowledged_without_the_store() -> None:
@@ -83,8 +116,29 @@ async def test_an_event_whose_data_is_another_order_or_status_goes_to_the_dead_l
     other_status = {**document, "data": {**document["data"], "status": "FAILED"}}
     other_user = {**document, "username": "mallory_01"}
     no_total = {**document, "data": {**document["data"], "total_amount": None}}
-    for forged in (other_order, other_status, other_user, no_total):
+    bad_quote = {**document, "data": {**document["data"], "quote_currency": "X#Y"}}
+    for forged in (other_order, other_status, other_user, no_total, bad_quote):
         assert await handler.handle(message(json.dumps(forged))) == ToDeadLetters()
+    assert store.parts == {}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"username": None},
+        {"data": {**CONVERTED.data, "sell": "USD"}},  # to the same currency
+        {"data": {**CONVERTED.data, "bought": "0"}},
+        {"data": {**CONVERTED.data, "spread_percent": "100"}},
+        {"data": {**CONVERTED.data, "buy": "ZZZ"}},
+    ],
+)
+async def test_a_conversion_without_what_the_views_need_goes_to_the_dead_letters(
+    change: dict[str, Any],
+) -> None:
+    store = MemoryStore()
+    forged = CONVERTED.model_copy(update=change)
+
+    assert await AnalyticsHandler(store).handle(message(forged.body())) == ToDeadLetters()
     assert store.parts == {}
 
 
@@ -129,5 +183,6 @@ async def test_any_body_ends_acknowledged_or_in_the_dead_letters(body: str) -> N
 
     assert outcome in (Ack(), ToDeadLetters())
     for part in store.parts.values():  # what reached the store is a well-formed fill
-        assert part.fill is None or (part.fill.quantity > 0 and part.fill.usd >= 0)
+        assert isinstance(part, Contribution)
+        assert part.fill is None or (part.fill.quantity > 0 and part.fill.amount >= 0)
         assert part.order_id == "o-1"

@@ -51,12 +51,18 @@ def test_minutes_before_the_window_are_left_out() -> None:
     assert shown["by_status"] == {}
 
 
+def minute(bucket: str, quantity: str, amount: str, currency: str = "USD") -> dict[str, Any]:
+    """A row of the volume by minute, as the analytics summary has it."""
+    row = {"bucket": bucket, "orders": 1, "quantity": quantity, "amount": amount}
+    return row | {"currency": currency}
+
+
 def test_the_price_history_is_each_minutes_vwap_and_the_inventory_price_now() -> None:
     volume = {
         "BTC": {
             "minute": [
-                {"bucket": "2026-11-28T12:00", "orders": 2, "quantity": "0.3", "usd": "15100.01"},
-                {"bucket": "2026-11-28T12:01", "orders": 1, "quantity": "0", "usd": "0"},
+                minute("2026-11-28T12:00", "0.3", "15100.01"),
+                minute("2026-11-28T12:01", "0", "0"),
             ]
         }
     }
@@ -72,7 +78,7 @@ def test_the_price_history_is_each_minutes_vwap_and_the_inventory_price_now() ->
 
 
 def test_an_asset_traded_but_gone_from_the_inventory_has_no_price_now() -> None:
-    volume = {"SOL": {"minute": [{"bucket": "m", "orders": 1, "quantity": "2", "usd": "300"}]}}
+    volume = {"SOL": {"minute": [minute("m", "2", "300")]}}
 
     assert price_history(volume, {})["SOL"]["current"] is None
 

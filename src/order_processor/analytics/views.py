@@ -2,12 +2,16 @@
 
 Only an order's final event counts (completed, failed, cancelled, expired): an order has
 exactly one, and it is the order's last sequence, so at-least-once delivery, copies,
-earlier states arriving late and reordering cannot count an order twice. `contribution`
-says, purely, what one final event adds; `Views` folds contributions in memory (the
-rebuild from the orders table, and the tests), `analytics.store` folds them in DynamoDB
-(the analytics worker). Both end in the same `Report`, compared field by field.
+earlier states arriving late and reordering cannot count an order twice; a conversion
+counts once per user and conversion id. `analytics.parts` says, purely, what one event
+adds; `Views` folds the parts in memory (the rebuild from the orders and users tables,
+and the tests), `analytics.store` folds them in DynamoDB (the analytics worker). Both end
+in the same `Report`, compared field by field.
 
-- volume and orders per asset per minute, hour and day (UTC buckets of the final event);
+- volume and orders per asset and quote currency per minute, hour and day (UTC buckets of
+  the final event): an asset's fills are in its quote currency (the order's
+  `quote_currency`; an event without one is USD's), and amounts of two currencies are
+  never summed together;
 - orders by final status and failure reason; the fill ratio (completed of all final);
 - final orders per minute by order type and status;
 - end-to-end latency from the command's `issued_at` to the final event, as a histogram
@@ -17,68 +21,63 @@ rebuild from the orders table, and the tests), `analytics.store` folds them in D
   quantity sold, and takes that cost out of the position. The position (exposure) is the
   quantity held through the orders seen, and its cost. Fills are taken in the order they
   happened (the final event's time, then the order id), whatever order they arrive in,
-  so a late event gives the same figures as a punctual one.
+  so a late event gives the same figures as a punctual one. A position is in its fills'
+  currency (an asset's quote currency is fixed when it is listed);
+- conversions per pair of currencies (`analytics.conversions`), each once: a
+  `balance.converted` event, or a market buy paid in another currency.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
-from pydantic import ValidationError
-
-from order_processor.domain.commands import describe_errors
-from order_processor.domain.events import STATUS_EVENTS, Event, EventType
-from order_processor.domain.orders import OrderResponse
-
-FINAL = {
-    EventType.ORDER_COMPLETED,
-    EventType.ORDER_FAILED,
-    EventType.ORDER_CANCELLED,
-    EventType.ORDER_EXPIRED,
-}
-BUCKETS = {"minute": "%Y-%m-%dT%H:%M", "hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
-# Latency histogram bounds in milliseconds (1-2-5 steps up to an hour; then "longer").
-LATENCY_BOUNDS_MS: tuple[int, ...] = (
-    *(step * 10**power for power in range(6) for step in (1, 2, 5)),
-    1_000_000,
-    2_000_000,
-    3_600_000,
+from order_processor.analytics.amounts import COST_PLACES, EXACT
+from order_processor.analytics.conversions import Exchanged
+from order_processor.analytics.parts import (
+    Contribution,
+    Converted,
+    Fill,
+    MalformedEvent,
+    Part,
+    part_of,
 )
-LONGER = "longer"
-REASON = re.compile(r"[A-Z][A-Z_]{0,63}")  # failure reasons are the saga's codes
-COST_PLACES = Decimal("1E-10")  # cost and P&L kept to 10 decimal places (DynamoDB: 38 digits)
-# Every sum of the views in this context: a quantity carries up to 33 digits (15 integer
-# digits, 18 places), more than the default context's 28, which would round them silently.
-EXACT = Context(prec=60)
+from order_processor.domain.currencies import BASE_CURRENCY
+from order_processor.domain.events import Event
 
 
 @dataclass
 class Position:
-    """One user's position in one asset, through the fills seen, in fill order."""
+    """One user's position in one asset, through the fills seen, in fill order; its
+    amounts in the asset's quote currency."""
 
     quantity: Decimal = Decimal(0)
     cost: Decimal = Decimal(0)  # what the quantity held cost
     realised: Decimal = Decimal(0)
-    bought: Decimal = Decimal(0)  # USD paid for buys
-    sold: Decimal = Decimal(0)  # USD received for sells
+    bought: Decimal = Decimal(0)  # paid for buys
+    sold: Decimal = Decimal(0)  # received for sells
     fills: int = 0
     last: str = ""  # the sort key of the last fill applied
+    currency: str = BASE_CURRENCY
 
     def add(self, fill: Fill) -> None:
+        if self.fills and fill.currency != self.currency:
+            raise MalformedEvent(
+                f"order {fill.order_id}: a fill in {fill.currency} of a position in "
+                f"{self.currency} (an asset's quote currency is fixed when it is listed)"
+            )
+        self.currency = fill.currency
         with localcontext(EXACT):
             if fill.buy:
                 self.quantity += fill.quantity
-                self.cost += fill.usd
-                self.bought += fill.usd
+                self.cost += fill.amount
+                self.bought += fill.amount
             else:
-                self._sell(fill.quantity, fill.usd)
-                self.sold += fill.usd
+                self._sell(fill.quantity, fill.amount)
+                self.sold += fill.amount
         self.fills += 1
         self.last = max(self.last, fill.key)
 
@@ -101,124 +100,11 @@ class Position:
         return position
 
 
-@dataclass(frozen=True, order=True)
-class Fill:
-    at: datetime
-    order_id: str
-    buy: bool
-    quantity: Decimal
-    usd: Decimal
-
-    @property
-    def key(self) -> str:
-        """Sorts as the fills happened: (UTC time, order id), as text. The year has its
-        four digits whatever it is (strftime's %Y drops the leading zeros of a year
-        before 1000, which would sort after every later year)."""
-        return f"{self.at.year:04d}-{self.at.strftime('%m-%dT%H:%M:%S.%f')}#{self.order_id}"
-
-
 @dataclass
 class Volume:
     orders: int = 0
     quantity: Decimal = Decimal(0)
-    usd: Decimal = Decimal(0)
-
-
-@dataclass(frozen=True)
-class Contribution:
-    """What one order's final event adds to the views."""
-
-    event_id: str
-    order_id: str
-    username: str
-    asset_id: str
-    order_type: str
-    status: str  # completed, failed, cancelled, expired
-    at: datetime
-    failure_reason: str | None = None
-    latency: tuple[str, str] | None = None  # (market|resting, histogram bucket)
-    fill: Fill | None = None
-
-    def buckets(self) -> list[tuple[str, str]]:
-        return [(kind, self.at.strftime(pattern)) for kind, pattern in BUCKETS.items()]
-
-    @property
-    def minute(self) -> str:
-        return self.at.strftime(BUCKETS["minute"])
-
-
-class MalformedEvent(ValueError):
-    """A final order event without the fields the views need."""
-
-
-def contribution(event: Event) -> Contribution | None:
-    """What a final order event contributes; None for any other event. Its data must be
-    the order it names, in the status its type says (an event is untrusted input until
-    then: the analytics queue is an SQS queue like any other)."""
-    if event.event_type not in FINAL:
-        return None
-    try:
-        order = OrderResponse.model_validate(event.data)
-    except ValidationError as exc:
-        raise MalformedEvent(f"event {event.event_id}: {describe_errors(exc)}") from exc
-    if (
-        order.order_id != event.order_id
-        or order.username != event.username
-        or STATUS_EVENTS.get(order.status) is not event.event_type
-    ):
-        raise MalformedEvent(f"event {event.event_id}: its data is another order or status")
-    fill = None
-    if event.event_type is EventType.ORDER_COMPLETED:
-        if order.total_amount is None:
-            raise MalformedEvent(f"event {event.event_id}: a completed order without its total")
-        fill = Fill(
-            event.occurred_at,
-            order.order_id,
-            order.order_type.value.endswith("_BUY"),
-            order.quantity,
-            order.total_amount,
-        )
-    reason = None
-    if event.event_type is EventType.ORDER_FAILED:
-        reason = order.failure_reason if REASON.fullmatch(order.failure_reason or "") else "OTHER"
-    latency = None
-    if order.issued_at is not None:  # orders placed before it was recorded have none
-        milliseconds = max((event.occurred_at - order.issued_at).total_seconds() * 1000, 0)
-        kind = "market" if order.order_type.value.startswith("MARKET_") else "resting"
-        latency = (kind, latency_bucket(milliseconds))
-    return Contribution(
-        event_id=event.event_id,
-        order_id=order.order_id,
-        username=order.username,
-        asset_id=order.asset_id,
-        order_type=order.order_type.value,
-        status=event.event_type.value.removeprefix("order."),
-        at=event.occurred_at,
-        failure_reason=reason,
-        latency=latency,
-        fill=fill,
-    )
-
-
-def latency_bucket(milliseconds: float) -> str:
-    for bound in LATENCY_BOUNDS_MS:
-        if milliseconds <= bound:
-            return str(bound)
-    return LONGER
-
-
-def percentile(histogram: Counter[str], fraction: float) -> int | None:
-    """The bound in ms under which `fraction` of the samples fall (None: no sample;
-    -1: beyond the last bound)."""
-    total = sum(histogram.values())
-    if not total:
-        return None
-    seen = 0
-    for bound in LATENCY_BOUNDS_MS:
-        seen += histogram[str(bound)]
-        if seen >= fraction * total:
-            return bound
-    return -1
+    amount: Decimal = Decimal(0)  # in the currency of its key
 
 
 @dataclass
@@ -229,10 +115,13 @@ class Report:
     failures: Counter[str] = field(default_factory=Counter)
     latency: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     rate: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # minute, type, status
-    volume: dict[tuple[str, str, str], Volume] = field(
+    volume: dict[tuple[str, str, str, str], Volume] = field(
         default_factory=lambda: defaultdict(Volume)
-    )  # (asset, bucket kind, bucket) -> volume
+    )  # (asset, currency, bucket kind, bucket) -> volume
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)  # (user, asset)
+    conversions: dict[tuple[str, str], Exchanged] = field(
+        default_factory=lambda: defaultdict(Exchanged)
+    )  # (currency sold, currency bought) -> conversions
 
     @property
     def fill_ratio(self) -> Decimal:
@@ -253,7 +142,7 @@ class Report:
                     f"latency {kind}: {dict(self.latency.get(kind, {}))} != "
                     f"{dict(other.latency.get(kind, {}))}"
                 )
-        for name in ("volume", "positions"):
+        for name in ("volume", "positions", "conversions"):
             mine, theirs = getattr(self, name), getattr(other, name)
             for key in sorted(set(mine) | set(theirs)):
                 if _figures(mine.get(key)) != _figures(theirs.get(key)):
@@ -261,12 +150,15 @@ class Report:
         return lines
 
 
-def _figures(value: Volume | Position | None) -> tuple[Any, ...] | None:
+def _figures(value: Volume | Position | Exchanged | None) -> tuple[Any, ...] | None:
     if value is None:
         return None
     if isinstance(value, Volume):
-        return (value.orders, value.quantity, value.usd)
-    return (value.quantity, value.cost, value.realised, value.bought, value.sold, value.fills)
+        return (value.orders, value.quantity, value.amount)
+    if isinstance(value, Exchanged):
+        return value.figures()
+    p = value
+    return (p.quantity, p.cost, p.realised, p.bought, p.sold, p.fills, p.currency)
 
 
 @dataclass
@@ -275,24 +167,24 @@ class Views:
     the stored views are compared with."""
 
     applied: set[str] = field(default_factory=set)  # event ids
-    finished: set[str] = field(default_factory=set)  # order ids with their final event
+    markers: set[str] = field(default_factory=set)  # the orders and conversions counted
     counters: Report = field(default_factory=Report)  # all but the positions
     fills: dict[tuple[str, str], list[Fill]] = field(
         default_factory=lambda: defaultdict(list)
     )  # (user, asset) -> fills, as they arrived
 
     def apply(self, event: Event) -> bool:
-        """Apply one event; False when it changes nothing (a copy, not final, or its
-        order already finished)."""
+        """Apply one event; False when it changes nothing (a copy, one that counts
+        nothing, or its order or conversion already counted)."""
         if event.event_id in self.applied:
             return False
         self.applied.add(event.event_id)
-        part = contribution(event)
-        if part is None or part.order_id in self.finished:
+        part = part_of(event)
+        if part is None or part.marker in self.markers:
             return False
-        self.finished.add(part.order_id)
+        self.markers.add(part.marker)
         add(self.counters, part)
-        if part.fill is not None:
+        if isinstance(part, Contribution) and part.fill is not None:
             self.fills[(part.username, part.asset_id)].append(part.fill)
         return True
 
@@ -306,8 +198,12 @@ class Views:
         return Position.of(self.fills.get((user, asset), []))
 
 
-def add(report: Report, part: Contribution) -> None:
-    """A contribution's counters (not its position, which depends on the fill order)."""
+def add(report: Report, part: Part) -> None:
+    """A part's counters (not its position, which depends on the fill order)."""
+    if part.conversion is not None:
+        report.conversions[(part.conversion.sell, part.conversion.buy)].add(part.conversion)
+    if isinstance(part, Converted):
+        return
     report.statuses[part.status] += 1
     if part.failure_reason:
         report.failures[part.failure_reason] += 1
@@ -317,8 +213,8 @@ def add(report: Report, part: Contribution) -> None:
     report.rate[(part.minute, part.order_type, part.status)] += 1
     if part.fill is not None:
         for kind, bucket in part.buckets():
-            volume = report.volume[(part.asset_id, kind, bucket)]
+            volume = report.volume[(part.asset_id, part.fill.currency, kind, bucket)]
             volume.orders += 1
             with localcontext(EXACT):
                 volume.quantity += part.fill.quantity
-                volume.usd += part.fill.usd
+                volume.amount += part.fill.amount

@@ -1,16 +1,20 @@
-"""`order-processor analytics [USER] [--asset A]`: the analytics views; `--rebuild` and
-`--check` recompute them from the orders table."""
+"""`order-processor analytics [USER] [--asset A]`: the analytics views, their figures per
+currency valued at the stored rates; `--rebuild` and `--check` recompute them from the
+orders table and the conversion records."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from order_processor.analytics.rebuild import rebuild
+from order_processor.analytics.parts import Part
+from order_processor.analytics.rebuild import conversion_events, rebuild
 from order_processor.analytics.store import AnalyticsStore
 from order_processor.analytics.summary import summary
+from order_processor.analytics.valuation import Rates
 from order_processor.analytics.views import Report
 from order_processor.bootstrap import AwsClients, get_order_dao
+from order_processor.bootstrap.clients import get_rate_store
 from order_processor.cli.common import add_output_argument, print_json, with_clients
 from order_processor.config import Settings
 from order_processor.domain.assets import normalise_asset_id
@@ -52,7 +56,7 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     async def action(clients: AwsClients) -> int:
         store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
         if args.check:
-            rebuilt, _ = await rebuild(get_order_dao(clients))
+            rebuilt, _ = await rebuilt_views(clients)
             differences = (await store.report()).differences(rebuilt)
             if args.output == "json":
                 print_json({"equal": not differences, "differences": differences})
@@ -60,13 +64,14 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
                 print("\n".join(differences) or "the stored views equal the rebuilt ones")
             return 1 if differences else 0
         if args.rebuild:
-            report, finals = await rebuild(get_order_dao(clients))
+            report, finals = await rebuilt_views(clients)
             if args.write:
                 await store.replace(report, finals)
             report = narrowed(report, user, asset)
         else:
             report = await store.report(user=user, asset=asset)
-        shown = summary(report)
+        rates = await Rates.read(get_rate_store(clients, settings), settings.fx_max_age)
+        shown = summary(report, rates)
         if args.output == "json":
             print_json(shown)
         else:
@@ -74,6 +79,12 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return with_clients(settings, action)
+
+
+async def rebuilt_views(clients: AwsClients) -> tuple[Report, dict[str, Part]]:
+    """The views from the orders table and the users table's conversion records."""
+    conversions = conversion_events(clients.dynamodb, clients.resources.users_table)
+    return await rebuild(get_order_dao(clients), conversions)
 
 
 def narrowed(report: Report, user: str | None, asset: str | None) -> Report:
@@ -103,15 +114,45 @@ def render(shown: dict[str, Any]) -> str:
         for day in kinds["day"]:
             lines.append(
                 f"  {asset:<8} {day['bucket']}  {day['orders']:>6} orders  "
-                f"{day['quantity']:>16}  {day['usd']:>16} USD"
+                f"{day['quantity']:>16}  {day['amount']:>16} {day['currency']}"
             )
     lines.append("positions (average cost):")
     for p in shown["positions"]:
         lines.append(
             f"  {p['username']:<16} {p['asset_id']:<8} holds {p['quantity']:>16} "
-            f"cost {p['cost']:>16}  realised P&L {p['realised_pnl']:>16}"
+            f"cost {p['cost']:>16}  realised P&L {p['realised_pnl']:>16} {p['currency']}"
+        )
+    lines += _currency_lines(shown["currencies"])
+    for c in shown["conversions"]:
+        lines.append(
+            f"conversions {c['sell']} to {c['buy']}: {c['conversions']}, sold {c['sold']}, "
+            f"bought {c['bought']}, spread kept {c['spread']} {c['buy']}"
         )
     return "\n".join(lines)
+
+
+def _currency_lines(currencies: dict[str, Any]) -> list[str]:
+    base = currencies["base"]
+    lines = ["per currency (volume, realised P&L; in the base currency at the stored rate):"]
+    for row in currencies["by_currency"]:
+        valued = row["in_base"]
+        at = (
+            f"{valued['volume']} / {valued['realised_pnl']} {base} at {row['rate']}"
+            if valued
+            else f"not converted: {row['unconverted']}"
+        )
+        lines.append(
+            f"  {row['currency']}  {row['volume']:>16} / {row['realised_pnl']:>16}  ({at})"
+        )
+    total = currencies["total_in_base"]
+    missing = ", ".join(f"{c} ({why})" for c, why in total["unconverted"].items())
+    lines.append(
+        f"total in {base}: volume {total['volume']}, realised P&L {total['realised_pnl']}, "
+        f"conversion spread {total['conversion_spread']}"
+        + (f", at rates as of {total['rates_as_of']}" if total["rates_as_of"] else "")
+        + (f"; not converted: {missing}" if missing else "")
+    )
+    return lines
 
 
 def _pairs(counts: dict[str, int]) -> str:

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from order_processor.analytics.parts import BUCKETS
 from order_processor.analytics.store import AnalyticsStore
 from order_processor.analytics.summary import summary
-from order_processor.analytics.views import BUCKETS
 from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao
 from order_processor.dashboard.audit import AuditSchedule
 from order_processor.domain.base import utc_now
@@ -92,7 +92,7 @@ def price_history(volume: dict[str, Any], current: dict[str, Decimal]) -> dict[s
         prices[asset] = {
             "current": None if asset not in current else format(current[asset], "f"),
             "history": [
-                {"minute": m["bucket"], "vwap": _vwap(Decimal(m["usd"]), Decimal(m["quantity"]))}
+                {"minute": m["bucket"], "vwap": _vwap(Decimal(m["amount"]), Decimal(m["quantity"]))}
                 for m in minutes
                 if Decimal(m["quantity"])
             ],
@@ -100,8 +100,8 @@ def price_history(volume: dict[str, Any], current: dict[str, Decimal]) -> dict[s
     return prices
 
 
-def _vwap(usd: Decimal, quantity: Decimal) -> str:
-    return format((usd / quantity).quantize(PRICE_PLACES), "f")
+def _vwap(amount: Decimal, quantity: Decimal) -> str:
+    return format((amount / quantity).quantize(PRICE_PLACES), "f")
 
 
 def throughput(

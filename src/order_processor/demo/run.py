@@ -10,11 +10,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from order_processor.analytics.rebuild import rebuild
+from order_processor.analytics.rebuild import conversion_events, rebuild
 from order_processor.analytics.store import AnalyticsStore
 from order_processor.analytics.summary import summary
+from order_processor.analytics.valuation import Rates
 from order_processor.aws import provision_deployment
 from order_processor.bootstrap import AwsClients, get_order_dao, open_clients
+from order_processor.bootstrap.clients import get_rate_store
 from order_processor.config import Settings
 from order_processor.dashboard.app import DEFAULT_PORT, running_dashboard
 from order_processor.demo.load import Demo, DemoPlan
@@ -183,32 +185,40 @@ async def _report(demo: Demo, clients: AwsClients, elapsed: float, final: bool) 
     for mismatch in report.mismatches[:20]:
         print(f"  {mismatch}")
     print(report.summary())
-    analytics_agree = await print_analytics(clients, len(tally.final_at))
+    analytics_agree = await print_analytics(clients, demo.settings, len(tally.final_at))
     return 0 if report.passed and final and analytics_agree else 1
 
 
-async def print_analytics(clients: AwsClients, finals: int, limit: float = 30) -> bool:
-    """The analytics worker's views once it has caught up with the final events seen,
-    and whether they equal the rebuild from the orders table."""
+async def print_analytics(
+    clients: AwsClients, settings: Settings, finals: int, limit: float = 30
+) -> bool:
+    """The analytics worker's views once it has caught up with the final events seen
+    (users' volume and P&L in the base currency at the stored rates), and whether they
+    equal the rebuild from the orders table and the conversion records."""
     store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
     deadline = time.monotonic() + limit
     views = await store.report()
     while sum(views.statuses.values()) < finals and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
         views = await store.report()
-    shown = summary(views)
+    rates = await Rates.read(get_rate_store(clients, settings), settings.fx_max_age)
+    shown = summary(views, rates)
     orders, market = shown["orders"], shown["latency_ms"]["market"]
     print(
         f"analytics: {orders['final']} final orders, fill ratio {orders['fill_ratio']}, "
         f"market order latency (issued to final) p50 <= {market['p50']} ms, "
         f"p99 <= {market['p99']} ms"
     )
+    base = shown["currencies"]["base"]
     for user in shown["users"][:3]:
+        unconverted = f" (not converted: {', '.join(user['unconverted'])})"
         print(
-            f"  {user['username']}: traded {user['volume_usd']} USD, "
-            f"realised P&L {user['realised_pnl']} USD"
+            f"  {user['username']}: traded {user['volume_in_base']} {base}, "
+            f"realised P&L {user['realised_pnl_in_base']} {base}"
+            + (unconverted if user["unconverted"] else "")
         )
-    rebuilt, _ = await rebuild(get_order_dao(clients))
+    conversions = conversion_events(clients.dynamodb, clients.resources.users_table)
+    rebuilt, _ = await rebuild(get_order_dao(clients), conversions)
     differences = views.differences(rebuilt)
     for line in differences[:20]:
         print(f"  {line}")

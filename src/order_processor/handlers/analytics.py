@@ -2,10 +2,11 @@
 topic, raw delivery) into the views.
 
 Each message stands alone (its own group: the views do not depend on the arrival order).
-Events that count nothing (not final, or not an order's) are acknowledged without a call.
-A final event is applied once (see `analytics.store`); a copy is acknowledged. A message
-that is not an event, or a final event without the fields the views need, cannot become
-one by waiting: it goes to the analytics dead letters, for an operator to look at.
+Events that count nothing (not final, not an order's, not a conversion) are acknowledged
+without a call. A final event, or a conversion, is applied once (see `analytics.store`);
+a copy is acknowledged. A message that is not an event, or one without the fields the
+views need, cannot become one by waiting: it goes to the analytics dead letters, for an
+operator to look at.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from order_processor.analytics.views import Contribution, MalformedEvent, contribution
+from order_processor.analytics.parts import MalformedEvent, Part, part_of
 from order_processor.domain.events import Event
 from order_processor.domain.ports import MetricsSink, NoMetrics
 from order_processor.domain.steps import Step
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 class ViewsStore(Protocol):
     """Where the views are kept (`analytics.store.AnalyticsStore`)."""
 
-    async def apply(self, part: Contribution) -> bool: ...
+    async def apply(self, part: Part) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class AnalyticsHandler:
 
     async def handle(self, message: Message) -> Outcome:
         try:
-            part = contribution(Event.model_validate_json(message.body))
+            part = part_of(Event.model_validate_json(message.body))
         except (ValidationError, MalformedEvent) as exc:
             log.warning(
                 "analytics: message %s is not an event it can count: %s", message.message_id, exc
@@ -59,6 +60,10 @@ class AnalyticsHandler:
             return Ack()
         try:
             applied = await self.store.apply(part)
+        except MalformedEvent as exc:  # a fill in another currency than its position's
+            log.warning("analytics: event %s cannot be counted: %s", part.event_id, exc)
+            self.metrics.inc("analytics_events_total", outcome="malformed")
+            return ToDeadLetters()
         except OrderProcessorError as exc:
             log.info("analytics: event %s retried: %s", part.event_id, exc)
             return Retry()

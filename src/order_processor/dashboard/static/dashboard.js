@@ -68,8 +68,8 @@ function renderQueues(status) {
 
 function renderUsers(users) {
   fillRows(document.querySelector("#users tbody"), users.slice(0, 10).map((u, i) => [
-    [u.username, `top-user-${i}-name`], [u.volume_usd, `top-user-${i}-volume`],
-    [u.realised_pnl, `top-user-${i}-pnl`],
+    [u.username, `top-user-${i}-name`], [u.volume_in_base, `top-user-${i}-volume`],
+    [u.realised_pnl_in_base, `top-user-${i}-pnl`],
   ]));
 }
 
