@@ -12,9 +12,12 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
+from order_processor.bootstrap.clients import get_rate_store
 from order_processor.config import Settings
+from order_processor.domain.base import utc_now
 from order_processor.domain.orders import OrderCreate, OrderType
 from tests.browser import dump_dom, shown_values
 from tests.e2e.harness import Harness
@@ -67,9 +70,14 @@ def audited_snapshot(url: str, seconds: float = 30) -> dict[str, Any]:
 
 async def trade(harness: Harness) -> int:
     """Market orders that complete and one that fails, a limit bid that rests and a stop
-    that waits; the order worker and the analytics worker (real processes) until both
-    queues are drained. Returns the number of final orders."""
+    that waits; a fresh euro rate and a stale yen one; the order worker and the analytics
+    worker (real processes) until both queues are drained. Returns the number of final
+    orders."""
     await harness.add_asset("BTC", "50000")
+    rates = get_rate_store(harness.clients, harness.settings)
+    await rates.change_rate("EUR", "1.08", as_of=utc_now(), command_id="eur-1")
+    stale = utc_now() - harness.settings.fx_max_age - timedelta(minutes=1)
+    await rates.change_rate("JPY", "0.0067", as_of=stale, command_id="jpy-1")
     for user, usd in (("dash_alice", "20000"), ("dash_bob", "5000")):
         await harness.create_user(user, usd=usd)
     await harness.give_asset("dash_bob", "BTC", "0.05")
@@ -140,6 +148,12 @@ async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: 
         "QUEUED": "2",
     }
     assert shown["book-BTC-title"].endswith("1 bids, 0 asks, 1 waiting stops")
+    # The rates, the stale one marked; the dollar volume (every fill), and its total.
+    assert (shown["rate-EUR"], shown["rate-EUR-state"]) == ("1.08", "fresh")
+    assert shown["rate-JPY-state"] == "stale"
+    # Alice bought 0.3 BTC, Bob 0.02 and sold 0.03, at 50000: 17500.00 USD.
+    assert shown["currency-USD-volume"] == shown["currency-USD-volume-base"] == "17500"
+    assert shown["total-volume-base"] == "17500 USD"
     assert shown["audit-verdict"] == "PASSED"
     assert shown["connection"] == "live"
 

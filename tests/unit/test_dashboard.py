@@ -1,18 +1,21 @@
 """The dashboard's snapshot assembly over plain data: the per-second rates, the price
-history, the top of each book, and the background audit's last result."""
+history in each asset's quote currency, the exchange rates with their age, the top of each
+book, and the background audit's last result."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from order_processor.analytics.valuation import Rates
 from order_processor.dashboard.app import static_folder
 from order_processor.dashboard.audit import AuditSchedule
 from order_processor.dashboard.snapshot import price_history, throughput, top_of_book
+from order_processor.domain.assets import Asset
+from order_processor.domain.fx import ExchangeRate
 from order_processor.ops.ledger_audit import AuditReport, Mismatch
 
 AS_OF = datetime(2026, 11, 28, 12, 14, 30, tzinfo=UTC)
@@ -57,6 +60,10 @@ def minute(bucket: str, quantity: str, amount: str, currency: str = "USD") -> di
     return row | {"currency": currency}
 
 
+def listed(asset_id: str, price: str, currency: str = "USD") -> Asset:
+    return Asset(asset_id=asset_id, name=asset_id, price=price, quote_currency=currency)
+
+
 def test_the_price_history_is_each_minutes_vwap_and_the_inventory_price_now() -> None:
     volume = {
         "BTC": {
@@ -66,21 +73,57 @@ def test_the_price_history_is_each_minutes_vwap_and_the_inventory_price_now() ->
             ]
         }
     }
-    current = {"BTC": Decimal("50500.5"), "ETH": Decimal("3000")}
+    assets = {"BTC": listed("BTC", "50500.5"), "ETH": listed("ETH", "3000")}
 
-    prices = price_history(volume, current)
+    prices = price_history(volume, assets)
 
     assert prices["BTC"] == {
-        "current": "50500.5",
+        "currency": "USD",
+        "current": "50500.50000000",
         "history": [{"minute": "2026-11-28T12:00", "vwap": "50333.36666667"}],
     }
-    assert prices["ETH"] == {"current": "3000", "history": []}
+    assert prices["ETH"] == {"currency": "USD", "current": "3000.00000000", "history": []}
+
+
+def test_each_assets_prices_are_in_its_quote_currency() -> None:
+    volume = {
+        "ETH": {"minute": [minute("2026-11-28T12:00", "0.5", "1000.50", "EUR")]},
+        "SOL": {"minute": [minute("2026-11-28T12:00", "3", "63001", "JPY")]},
+    }
+    assets = {"ETH": listed("ETH", "2001.5", "EUR"), "SOL": listed("SOL", "21000", "JPY")}
+
+    prices = price_history(volume, assets)
+
+    assert prices["ETH"] == {
+        "currency": "EUR",
+        "current": "2001.50000000",
+        "history": [{"minute": "2026-11-28T12:00", "vwap": "2001.00000000"}],
+    }
+    assert prices["SOL"]["currency"] == "JPY"
+    assert prices["SOL"]["history"] == [{"minute": "2026-11-28T12:00", "vwap": "21000.33333333"}]
 
 
 def test_an_asset_traded_but_gone_from_the_inventory_has_no_price_now() -> None:
-    volume = {"SOL": {"minute": [minute("m", "2", "300")]}}
+    volume = {"SOL": {"minute": [minute("m", "2", "300", "JPY")]}}
 
-    assert price_history(volume, {})["SOL"]["current"] is None
+    gone = price_history(volume, {})["SOL"]
+    assert (gone["current"], gone["currency"]) == (None, "JPY")
+    assert gone["history"] == [{"minute": "m", "vwap": "150.00000000"}]
+
+
+def test_the_rates_shown_carry_their_age_and_the_stale_ones_are_marked() -> None:
+    def rate(code: str, value: str, seconds: int) -> ExchangeRate:
+        return ExchangeRate(currency=code, rate=value, as_of=AS_OF - timedelta(seconds=seconds))
+
+    stored = {"JPY": rate("JPY", "0.0067", 301), "EUR": rate("EUR", "1.08", 12)}
+
+    shown = Rates(stored, AS_OF, timedelta(seconds=300)).shown()
+
+    assert [(r["currency"], r["rate"], r["age_seconds"], r["stale"]) for r in shown] == [
+        ("EUR", "1.08", 12, False),
+        ("JPY", "0.0067", 301, True),
+    ]
+    assert shown[0]["as_of"] == "2026-11-28T12:14:18+00:00"
 
 
 def test_the_top_of_a_book_keeps_the_best_rows_and_counts_them_all() -> None:

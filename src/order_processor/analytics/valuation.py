@@ -60,7 +60,7 @@ class Rates:
         return [
             {
                 "currency": code,
-                "rate": format(rate.rate, "f"),
+                "rate": format(rate.rate.normalize(), "f"),
                 "as_of": rate.as_of.isoformat(),
                 "age_seconds": int((self.now - rate.as_of).total_seconds()),
                 "stale": self.now - rate.as_of > self.max_age,

@@ -2,7 +2,8 @@
 document. The page renders this document only, so what it shows can be checked against it
 and it against the CLI: the analytics summary is `analytics --output json`'s, the status
 `status --output json`'s (less the dead letters by type: see `Insight`), each book `orders
-book`'s (its best `depth` rows)."""
+book`'s (its best `depth` rows). The exchange rates are one Query of their partition, read
+once for the page's table and for the analytics' values in the base currency."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from typing import Any
 from order_processor.analytics.parts import BUCKETS
 from order_processor.analytics.store import AnalyticsStore
 from order_processor.analytics.summary import summary
+from order_processor.analytics.valuation import Rates
 from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao
 from order_processor.dashboard.audit import AuditSchedule
-from order_processor.domain.base import utc_now
+from order_processor.domain.assets import Asset
+from order_processor.domain.currencies import BASE_CURRENCY
 from order_processor.ops.insight import gather_insight, order_book, status_document
 from order_processor.ops.status import read_status
+from order_processor.store.rates import ExchangeRateStore
 
 PRICE_PLACES = Decimal("0.00000001")  # prices carry 8 decimal places (domain.money)
 RATE_MINUTES = 15
@@ -29,20 +33,24 @@ RATE_MINUTES = 15
 @dataclass(frozen=True)
 class Sources:
     """What a snapshot reads: the aioboto3 clients, the boto3 clients `read_status` takes
-    (DynamoDB, SQS, SNS), and the background audit."""
+    (DynamoDB, SQS, SNS), and the background audit; a rate older than `max_rate_age` is
+    shown stale and values nothing (ORDER_PROCESSOR_FX_MAX_AGE_SECONDS)."""
 
     clients: AwsClients
     status_clients: tuple[Any, Any, Any]
     audit: AuditSchedule
+    max_rate_age: timedelta
     book_depth: int = 10
 
 
 async def read_snapshot(sources: Sources) -> dict[str, Any]:
-    as_of = utc_now()
     clients = sources.clients
     store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
-    analytics = summary(await store.report())
-    assets = {a.asset_id: a.price async for a in get_asset_dao(clients).every_asset()}
+    stored = ExchangeRateStore(clients.dynamodb, clients.resources.inventory_table)
+    rates = await Rates.read(stored, sources.max_rate_age)
+    as_of = rates.now
+    analytics = summary(await store.report(), rates)
+    assets = {a.asset_id: a async for a in get_asset_dao(clients).every_asset()}
     orders = get_order_dao(clients)
     every = {asset: await order_book(orders, asset) for asset in sorted(assets)}
     status = await read_status_document(sources, every)
@@ -53,6 +61,7 @@ async def read_snapshot(sources: Sources) -> dict[str, Any]:
         "status": status,
         "books": books,
         "prices": price_history(analytics["volume"], assets),
+        "rates": {"base": BASE_CURRENCY, "rates": rates.shown()},
         "throughput": throughput(analytics["rate"], as_of),
         "audit": sources.audit.last(),
     }
@@ -82,19 +91,27 @@ def top_of_book(book: dict[str, Any], depth: int) -> dict[str, Any]:
     }
 
 
-def price_history(volume: dict[str, Any], current: dict[str, Decimal]) -> dict[str, Any]:
-    """Per asset, the volume-weighted average price of each minute's fills (the USD over
-    the quantity of the orders completed in that UTC minute) and the inventory's price now.
-    A fill's USD is rounded to the cent for the house, so a VWAP is that close."""
+def price_history(volume: dict[str, Any], assets: dict[str, Asset]) -> dict[str, Any]:
+    """Per asset, in its quote currency: the volume-weighted average price of each minute's
+    fills (the amount over the quantity of the orders completed in that UTC minute) and
+    the inventory's price now. A fill's amount is rounded to the currency's minor unit for
+    the house, so a VWAP is that close. An asset gone from the inventory is shown in the
+    currency of its last fills."""
     prices: dict[str, Any] = {}
-    for asset in sorted(set(volume) | set(current)):
+    for asset in sorted(set(volume) | set(assets)):
         minutes = volume.get(asset, {}).get("minute", [])
+        listed = assets.get(asset)
+        if listed is not None:
+            currency: str | None = listed.quote_currency
+        else:
+            currency = minutes[-1]["currency"] if minutes else None
         prices[asset] = {
-            "current": None if asset not in current else format(current[asset], "f"),
+            "currency": currency,
+            "current": None if listed is None else format(listed.price, "f"),
             "history": [
                 {"minute": m["bucket"], "vwap": _vwap(Decimal(m["amount"]), Decimal(m["quantity"]))}
                 for m in minutes
-                if Decimal(m["quantity"])
+                if Decimal(m["quantity"]) and m["currency"] == currency
             ],
         }
     return prices

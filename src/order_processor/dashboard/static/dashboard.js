@@ -70,7 +70,59 @@ function renderUsers(users) {
   fillRows(document.querySelector("#users tbody"), users.slice(0, 10).map((u, i) => [
     [u.username, `top-user-${i}-name`], [u.volume_in_base, `top-user-${i}-volume`],
     [u.realised_pnl_in_base, `top-user-${i}-pnl`],
+    [u.unconverted.join(", ") || "", `top-user-${i}-unconverted`],
   ]));
+}
+
+function renderBase(base) {
+  for (const span of document.querySelectorAll(".base")) span.textContent = base;
+}
+
+// The stored rates, each with its age; a rate older than the configured age is marked
+// stale (it values nothing, and no conversion may use it).
+function renderRates(rates) {
+  const tbody = document.querySelector("#rates tbody");
+  fillRows(tbody, rates.rates.map((r) => [
+    [r.currency], [r.rate, `rate-${r.currency}`], [r.as_of], [r.age_seconds, `rate-${r.currency}-age`],
+    [r.stale ? "stale" : "fresh", `rate-${r.currency}-state`],
+  ]));
+  rates.rates.forEach((r, i) => { if (r.stale) tbody.rows[i].className = "stale"; });
+  setText("rates-note", rates.rates.length ? "" : "no rate stored yet: only the base currency is valued");
+}
+
+function renderCurrencies(currencies) {
+  const rows = currencies.by_currency.map((c) => {
+    const base = c.in_base || {};
+    const unconverted = c.unconverted ? `not converted: ${c.unconverted}` : null;
+    return [
+      [c.currency], [c.fills, `currency-${c.currency}-fills`],
+      [c.volume, `currency-${c.currency}-volume`], [c.cost],
+      [c.realised_pnl, `currency-${c.currency}-pnl`], [c.conversion_spread],
+      [c.rate ?? unconverted, `currency-${c.currency}-rate`],
+      [base.volume ?? "-", `currency-${c.currency}-volume-base`],
+      [base.realised_pnl ?? "-", `currency-${c.currency}-pnl-base`], [base.conversion_spread ?? "-"],
+    ];
+  });
+  fillRows(document.querySelector("#currencies tbody"), rows);
+  const total = currencies.total_in_base;
+  setText("total-volume-base", `${total.volume} ${currencies.base}`);
+  setText("total-pnl-base", `${total.realised_pnl} ${currencies.base}`);
+  setText("total-spread-base", `${total.conversion_spread} ${currencies.base}`);
+  const missing = Object.entries(total.unconverted).map(([c, why]) => `${c} (${why})`);
+  const note = document.getElementById("total-note");
+  note.textContent = (total.rates_as_of ? `at rates as of ${total.rates_as_of}` : "") +
+    (missing.length ? `; not converted: ${missing.join(", ")}` : "");
+  note.className = missing.length ? "stale" : "muted";
+}
+
+function renderConversions(conversions) {
+  fillRows(document.querySelector("#conversions tbody"), conversions.map((c) => {
+    const pair = `conversion-${c.sell}-${c.buy}`;
+    return [
+      [c.sell], [c.buy], [c.conversions, `${pair}-count`], [c.sold], [c.bought],
+      [`${c.spread} ${c.buy}`, `${pair}-spread`], [c.spread_in_base, `${pair}-spread-base`],
+    ];
+  }));
 }
 
 function renderAudit(audit) {
@@ -122,8 +174,8 @@ function renderBooks(books, prices) {
     const box = document.createElement("div");
     box.className = "book";
     const h = document.createElement("h3");
-    const price = (prices[asset] || {}).current;
-    h.textContent = `${asset} at ${price ?? "-"}: ${book.totals.bids} bids, ` +
+    const quoted = prices[asset] || {};
+    h.textContent = `${asset} at ${quoted.current ?? "-"} ${quoted.currency ?? ""}: ${book.totals.bids} bids, ` +
       `${book.totals.asks} asks, ${book.totals.stops} waiting stops`;
     h.dataset.testid = `book-${asset}-title`;
     box.appendChild(h);
@@ -181,7 +233,7 @@ function renderPrices(prices, asOf) {
     const xs = [...p.history.map((h) => epoch(h.minute)), now];
     const vwap = [...p.history.map((h) => Number(h.vwap)), null];
     const current = [...p.history.map(() => null), p.current === null ? null : Number(p.current)];
-    chart(`price-${asset}`, parent, `${asset} (now ${p.current ?? "-"})`,
+    chart(`price-${asset}`, parent, `${asset} in ${p.currency ?? "-"} (now ${p.current ?? "-"})`,
       ["VWAP per minute", "price now"], [xs, vwap, current], true);
   }
 }
@@ -191,7 +243,11 @@ function render(snapshot) {
   renderOrders(snapshot.analytics);
   renderLatency(snapshot.analytics.latency_ms);
   renderQueues(snapshot.status);
+  renderBase(snapshot.rates.base);
   renderUsers(snapshot.analytics.users);
+  renderRates(snapshot.rates);
+  renderCurrencies(snapshot.analytics.currencies);
+  renderConversions(snapshot.analytics.conversions);
   renderAudit(snapshot.audit);
   renderBooks(snapshot.books, snapshot.prices);
   renderRate(snapshot.throughput);
