@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from order_processor.cli import build_parser
-from order_processor.cli.rates import RateRow, fed_currencies
+from order_processor.cli.rates import fed_currencies
 from order_processor.config import Settings
 from order_processor.domain.fx import ExchangeRate
+from order_processor.ops.rates import RateRow
 
 AS_OF = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 

@@ -31,11 +31,10 @@ from order_processor.cli.failures import ExitStatus
 from order_processor.config import Settings
 from order_processor.demo.ecb import EcbError, read_document, reference_rates
 from order_processor.demo.feeds import TYPICAL_RATES, random_walk
-from order_processor.domain.base import utc_now
 from order_processor.domain.currencies import BASE_CURRENCY, currency_code
-from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.money import RATE_PLACES
 from order_processor.messaging.producer import CommandFactory
+from order_processor.ops.rates import StoredRates
 
 ECB = "ecb:"
 ECB_INTERVAL = 3600.0  # the ECB publishes once a business day: hourly reads are plenty
@@ -105,65 +104,17 @@ def cmd_rate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rates(args: argparse.Namespace, settings: Settings) -> int:
     async def action(clients: AwsClients) -> int:
-        stored = await get_rate_store(clients, settings).rates()
-        now, max_age = utc_now(), settings.fx_max_age
-        rows = [
-            RateRow(rate, int((now - rate.as_of).total_seconds()), now - rate.as_of > max_age)
-            for rate in sorted(stored.values(), key=lambda r: r.currency)
-        ]
-        missing = sorted(c for c in settings.currencies if c != BASE_CURRENCY and c not in stored)
+        shown = StoredRates.of(await get_rate_store(clients, settings).rates(), settings)
         if args.output == "json":
-            print_json(
-                {
-                    "base_currency": BASE_CURRENCY,
-                    "max_age_seconds": settings.fx_max_age_seconds,
-                    "rates": [row.document() for row in rows],
-                    "missing": missing,
-                }
-            )
+            print_json(shown.document())
             return 0
-        for row in rows:
+        for row in shown.rows:
             print(row.line(settings.fx_max_age_seconds))
-        for currency in missing:
+        for currency in shown.missing:
             print(f"{currency}  no rate")
         return 0
 
     return with_clients(settings, action)
-
-
-@dataclass(frozen=True)
-class RateRow:
-    rate: ExchangeRate
-    age_seconds: int
-    stale: bool
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "currency": self.rate.currency,
-            "rate": format(self.rate.rate, "f"),
-            "as_of": self.rate.as_of.isoformat(timespec="seconds"),
-            "age_seconds": self.age_seconds,
-            "stale": self.stale,
-        }
-
-    def line(self, max_age_seconds: int) -> str:
-        stale = f"  stale (older than {max_age_seconds} s)" if self.stale else ""
-        return (
-            f"{self.rate.currency}  {self.rate.rate:f} {BASE_CURRENCY}  "
-            f"as of {self.rate.as_of.isoformat(timespec='seconds')}  "
-            f"{age(self.age_seconds)} old{stale}"
-        )
-
-
-def age(seconds: int) -> str:
-    if seconds < 120:
-        return f"{seconds} s"
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if hours < 2:
-        return f"{minutes} min"
-    if days < 2:
-        return f"{hours} h {minutes % 60} min"
-    return f"{days} d {hours % 24} h"
 
 
 # fx
