@@ -13,8 +13,7 @@ from decimal import Decimal
 from order_processor.analytics.summary import summary
 from order_processor.analytics.valuation import Rates
 from order_processor.analytics.views import Views
-from order_processor.bootstrap import get_asset_dao
-from order_processor.bootstrap.clients import get_rate_store
+from order_processor.bootstrap import get_asset_dao, get_rate_store
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import AnyCommand

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from order_processor.bootstrap.clients import get_rate_store
+from order_processor.bootstrap import get_rate_store
 from order_processor.config import Settings
 from order_processor.domain.base import utc_now
 from order_processor.domain.orders import OrderCreate, OrderType
@@ -104,6 +104,7 @@ async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: 
         served = audited_snapshot(url)
         analytics = cli_json(deployment, "analytics")
         status = cli_json(deployment, "status")
+        rates = cli_json(deployment, "rates")
         audit = cli_json(deployment, "audit", "--allow-in-flight")
         shown = shown_values(dump_dom(url))
 
@@ -112,6 +113,7 @@ async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: 
     assert served["analytics"] == analytics
     assert served["status"] == status | {"dead_letters_by_type": None}
     assert served["audit"]["report"] == audit
+    assert ageless(served["rates"]) == ageless(rates)
     # And the page shows them.
     orders = analytics["orders"]
     assert shown["final-orders"] == str(finals)
@@ -149,13 +151,20 @@ async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: 
     }
     assert shown["book-BTC-title"].endswith("1 bids, 0 asks, 1 waiting stops")
     # The rates, the stale one marked; the dollar volume (every fill), and its total.
-    assert (shown["rate-EUR"], shown["rate-EUR-state"]) == ("1.08", "fresh")
+    assert (shown["rate-EUR"], shown["rate-EUR-state"]) == ("1.0800000000", "fresh")
     assert shown["rate-JPY-state"] == "stale"
+    assert shown["rate-GBP-state"] == "no rate"  # enabled, never sent
     # Alice bought 0.3 BTC, Bob 0.02 and sold 0.03, at 50000: 17500.00 USD.
     assert shown["currency-USD-volume"] == shown["currency-USD-volume-base"] == "17500"
     assert shown["total-volume-base"] == "17500 USD"
     assert shown["audit-verdict"] == "PASSED"
     assert shown["connection"] == "live"
+
+
+def ageless(rates: dict[str, Any]) -> dict[str, Any]:
+    """`rates --output json` but for the ages, which grow between two reads."""
+    rows = [{k: v for k, v in row.items() if k != "age_seconds"} for row in rates["rates"]]
+    return rates | {"rates": rows}
 
 
 def test_the_dashboard_stops_cleanly_on_sigterm(deployment: Settings) -> None:

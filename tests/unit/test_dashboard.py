@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from order_processor.analytics.valuation import Rates
+from order_processor.config import Settings
 from order_processor.dashboard.app import static_folder
 from order_processor.dashboard.audit import AuditSchedule
 from order_processor.dashboard.snapshot import price_history, throughput, top_of_book
 from order_processor.domain.assets import Asset
 from order_processor.domain.fx import ExchangeRate
 from order_processor.ops.ledger_audit import AuditReport, Mismatch
+from order_processor.ops.rates import StoredRates
 
 AS_OF = datetime(2026, 11, 28, 12, 14, 30, tzinfo=UTC)
 
@@ -111,19 +112,21 @@ def test_an_asset_traded_but_gone_from_the_inventory_has_no_price_now() -> None:
     assert gone["history"] == [{"minute": "m", "vwap": "150.00000000"}]
 
 
-def test_the_rates_shown_carry_their_age_and_the_stale_ones_are_marked() -> None:
+def test_the_rates_shown_carry_their_age_the_stale_ones_marked_and_the_missing_named() -> None:
     def rate(code: str, value: str, seconds: int) -> ExchangeRate:
         return ExchangeRate(currency=code, rate=value, as_of=AS_OF - timedelta(seconds=seconds))
 
     stored = {"JPY": rate("JPY", "0.0067", 301), "EUR": rate("EUR", "1.08", 12)}
+    settings = Settings(currencies="USD,EUR,GBP,JPY", fx_max_age_seconds=300)
 
-    shown = Rates(stored, AS_OF, timedelta(seconds=300)).shown()
+    shown = StoredRates.of(stored, settings, AS_OF).document()
 
-    assert [(r["currency"], r["rate"], r["age_seconds"], r["stale"]) for r in shown] == [
-        ("EUR", "1.08", 12, False),
-        ("JPY", "0.0067", 301, True),
+    assert [(r["currency"], r["rate"], r["age_seconds"], r["stale"]) for r in shown["rates"]] == [
+        ("EUR", "1.0800000000", 12, False),
+        ("JPY", "0.0067000000", 301, True),
     ]
-    assert shown[0]["as_of"] == "2026-11-28T12:14:18+00:00"
+    assert shown["rates"][0]["as_of"] == "2026-11-28T12:14:18+00:00"
+    assert shown["missing"] == ["GBP"]
 
 
 def test_the_top_of_a_book_keeps_the_best_rows_and_counts_them_all() -> None:

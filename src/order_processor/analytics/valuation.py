@@ -55,19 +55,6 @@ class Rates:
         except RateUnavailable as exc:
             return exc
 
-    def shown(self) -> list[dict[str, object]]:
-        """Every stored rate: its value, time, age at `now` and whether it is too old."""
-        return [
-            {
-                "currency": code,
-                "rate": format(rate.rate.normalize(), "f"),
-                "as_of": rate.as_of.isoformat(),
-                "age_seconds": int((self.now - rate.as_of).total_seconds()),
-                "stale": self.now - rate.as_of > self.max_age,
-            }
-            for code, rate in sorted(self.stored.items())
-        ]
-
 
 @dataclass
 class Figures:

@@ -13,8 +13,7 @@ from order_processor.analytics.store import AnalyticsStore
 from order_processor.analytics.summary import summary
 from order_processor.analytics.valuation import Rates
 from order_processor.analytics.views import Report
-from order_processor.bootstrap import AwsClients, get_order_dao
-from order_processor.bootstrap.clients import get_rate_store
+from order_processor.bootstrap import AwsClients, get_order_dao, get_rate_store
 from order_processor.cli.common import add_output_argument, print_json, with_clients
 from order_processor.config import Settings
 from order_processor.domain.assets import normalise_asset_id

@@ -88,7 +88,7 @@ async def running_dashboard(
         )
         audit = AuditSchedule(auditor)
         dynamodb, sqs, sns = sync_clients(settings, "dynamodb", "sqs", "sns")
-        sources = Sources(clients, (dynamodb, sqs, sns), audit, settings.fx_max_age)
+        sources = Sources(clients, (dynamodb, sqs, sns), audit, settings)
         runner = web.AppRunner(build_app(SnapshotCache(sources)), access_log=None)
         await runner.setup()
         try:

@@ -2,8 +2,8 @@
 document. The page renders this document only, so what it shows can be checked against it
 and it against the CLI: the analytics summary is `analytics --output json`'s, the status
 `status --output json`'s (less the dead letters by type: see `Insight`), each book `orders
-book`'s (its best `depth` rows). The exchange rates are one Query of their partition, read
-once for the page's table and for the analytics' values in the base currency."""
+book`'s (its best `depth` rows), the rates `rates --output json`'s: one Query of their
+partition, read once for the page's table and for the analytics' values in USD."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from order_processor.analytics.parts import BUCKETS
 from order_processor.analytics.store import AnalyticsStore
 from order_processor.analytics.summary import summary
 from order_processor.analytics.valuation import Rates
-from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao
+from order_processor.bootstrap import AwsClients, get_asset_dao, get_order_dao, get_rate_store
+from order_processor.config import Settings
 from order_processor.dashboard.audit import AuditSchedule
 from order_processor.domain.assets import Asset
-from order_processor.domain.currencies import BASE_CURRENCY
+from order_processor.domain.base import utc_now
 from order_processor.ops.insight import gather_insight, order_book, status_document
+from order_processor.ops.rates import StoredRates
 from order_processor.ops.status import read_status
-from order_processor.store.rates import ExchangeRateStore
 
 PRICE_PLACES = Decimal("0.00000001")  # prices carry 8 decimal places (domain.money)
 RATE_MINUTES = 15
@@ -33,23 +34,22 @@ RATE_MINUTES = 15
 @dataclass(frozen=True)
 class Sources:
     """What a snapshot reads: the aioboto3 clients, the boto3 clients `read_status` takes
-    (DynamoDB, SQS, SNS), and the background audit; a rate older than `max_rate_age` is
-    shown stale and values nothing (ORDER_PROCESSOR_FX_MAX_AGE_SECONDS)."""
+    (DynamoDB, SQS, SNS), and the background audit; `settings` for the rates (the enabled
+    currencies, and the age beyond which a rate is stale and values nothing)."""
 
     clients: AwsClients
     status_clients: tuple[Any, Any, Any]
     audit: AuditSchedule
-    max_rate_age: timedelta
+    settings: Settings
     book_depth: int = 10
 
 
 async def read_snapshot(sources: Sources) -> dict[str, Any]:
-    clients = sources.clients
+    clients, settings = sources.clients, sources.settings
     store = AnalyticsStore(clients.dynamodb, clients.resources.analytics_table)
-    stored = ExchangeRateStore(clients.dynamodb, clients.resources.inventory_table)
-    rates = await Rates.read(stored, sources.max_rate_age)
-    as_of = rates.now
-    analytics = summary(await store.report(), rates)
+    stored = await get_rate_store(clients, settings).rates()
+    as_of = utc_now()
+    analytics = summary(await store.report(), Rates(stored, as_of, settings.fx_max_age))
     assets = {a.asset_id: a async for a in get_asset_dao(clients).every_asset()}
     orders = get_order_dao(clients)
     every = {asset: await order_book(orders, asset) for asset in sorted(assets)}
@@ -61,7 +61,7 @@ async def read_snapshot(sources: Sources) -> dict[str, Any]:
         "status": status,
         "books": books,
         "prices": price_history(analytics["volume"], assets),
-        "rates": {"base": BASE_CURRENCY, "rates": rates.shown()},
+        "rates": StoredRates.of(stored, settings, as_of).document(),
         "throughput": throughput(analytics["rate"], as_of),
         "audit": sources.audit.last(),
     }

@@ -15,8 +15,7 @@ from order_processor.analytics.store import AnalyticsStore
 from order_processor.analytics.summary import summary
 from order_processor.analytics.valuation import Rates
 from order_processor.aws import provision_deployment
-from order_processor.bootstrap import AwsClients, get_order_dao, open_clients
-from order_processor.bootstrap.clients import get_rate_store
+from order_processor.bootstrap import AwsClients, get_order_dao, get_rate_store, open_clients
 from order_processor.config import Settings
 from order_processor.dashboard.app import DEFAULT_PORT, running_dashboard
 from order_processor.demo.load import Demo, DemoPlan

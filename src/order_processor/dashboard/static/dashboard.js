@@ -78,16 +78,20 @@ function renderBase(base) {
   for (const span of document.querySelectorAll(".base")) span.textContent = base;
 }
 
-// The stored rates, each with its age; a rate older than the configured age is marked
-// stale (it values nothing, and no conversion may use it).
+// The stored rates (`rates --output json`), each with its age; a rate older than the
+// configured age is marked stale (it values nothing, and no conversion may use it).
 function renderRates(rates) {
   const tbody = document.querySelector("#rates tbody");
-  fillRows(tbody, rates.rates.map((r) => [
-    [r.currency], [r.rate, `rate-${r.currency}`], [r.as_of], [r.age_seconds, `rate-${r.currency}-age`],
-    [r.stale ? "stale" : "fresh", `rate-${r.currency}-state`],
-  ]));
+  fillRows(tbody, [
+    ...rates.rates.map((r) => [
+      [r.currency], [r.rate, `rate-${r.currency}`], [r.as_of], [r.age_seconds, `rate-${r.currency}-age`],
+      [r.stale ? "stale" : "fresh", `rate-${r.currency}-state`],
+    ]),
+    ...rates.missing.map((c) => [[c], ["-"], ["-"], ["-"], ["no rate", `rate-${c}-state`]]),
+  ]);
   rates.rates.forEach((r, i) => { if (r.stale) tbody.rows[i].className = "stale"; });
-  setText("rates-note", rates.rates.length ? "" : "no rate stored yet: only the base currency is valued");
+  for (let i = rates.rates.length; i < tbody.rows.length; i += 1) tbody.rows[i].className = "stale";
+  setText("rates-note", `stale after ${rates.max_age_seconds} s`);
 }
 
 function renderCurrencies(currencies) {
@@ -243,7 +247,7 @@ function render(snapshot) {
   renderOrders(snapshot.analytics);
   renderLatency(snapshot.analytics.latency_ms);
   renderQueues(snapshot.status);
-  renderBase(snapshot.rates.base);
+  renderBase(snapshot.rates.base_currency);
   renderUsers(snapshot.analytics.users);
   renderRates(snapshot.rates);
   renderCurrencies(snapshot.analytics.currencies);
