@@ -29,7 +29,7 @@ from order_processor.domain.fx import ExchangeRate, RateUnavailable, fresh_rate,
 FIGURES = ("volume", "bought", "sold", "cost", "realised_pnl", "conversion_spread")
 
 
-class StoredRates(Protocol):
+class RateSource(Protocol):
     """`store.rates.ExchangeRateStore`: every currency's rate, one Query."""
 
     async def rates(self) -> dict[str, ExchangeRate]: ...
@@ -45,7 +45,7 @@ class Rates:
     max_age: timedelta = timedelta(0)
 
     @classmethod
-    async def read(cls, source: StoredRates, max_age: timedelta) -> Rates:
+    async def read(cls, source: RateSource, max_age: timedelta) -> Rates:
         """The rates as stored now."""
         return cls(await source.rates(), utc_now(), max_age)
 
