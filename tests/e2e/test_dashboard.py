@@ -158,6 +158,10 @@ async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: 
     assert shown["currency-USD-volume"] == shown["currency-USD-volume-base"] == "17500"
     assert shown["total-volume-base"] == "17500 USD"
     assert shown["audit-verdict"] == "PASSED"
+    usd = audit["currencies"]["USD"]
+    assert shown["audit-currency-USD"] == (
+        f"USD: balances {usd['balances']} + liquidity 0.00, in less out {usd['flows']}: conserved"
+    )
     assert shown["connection"] == "live"
 
 

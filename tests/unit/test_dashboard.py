@@ -16,7 +16,8 @@ from order_processor.dashboard.audit import AuditSchedule
 from order_processor.dashboard.snapshot import price_history, throughput, top_of_book
 from order_processor.domain.assets import Asset
 from order_processor.domain.fx import ExchangeRate
-from order_processor.ops.ledger_audit import AuditReport, Mismatch
+from order_processor.ops.ledger_audit import AuditReport
+from order_processor.ops.mismatch import Mismatch
 from order_processor.ops.rates import StoredRates
 
 AS_OF = datetime(2026, 11, 28, 12, 14, 30, tzinfo=UTC)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from order_processor.ops.ledger_audit import AuditReport, LedgerAuditor, Mismatch
+from order_processor.ops.ledger_audit import AuditReport, LedgerAuditor
+from order_processor.ops.mismatch import Mismatch
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,8 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
             return 0 if report.passed else 1
         for mismatch in report.mismatches:
             print(mismatch)
+        for line in report.currency_lines():
+            print(line)
         print(report.summary())
         return 0 if report.passed else 1
 

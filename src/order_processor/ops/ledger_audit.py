@@ -1,5 +1,5 @@
 """The ledger audit: every balance against its transactions, every order against its
-records and holds.
+records and holds, and money conserved in each currency (ops.cash_audit).
 
 It walks the users table one user at a time (a paginated scan for balance items, then one
 partition query per user) and each user's orders through UserOrdersIndex, so memory holds
@@ -16,21 +16,31 @@ from decimal import Decimal
 from typing import Any
 
 from order_processor.domain.assets import AssetBalance, AssetTransaction
-from order_processor.domain.balances import (
-    Balance,
-    BalanceTransaction,
-    TransactionStatus,
-    TransactionType,
-)
+from order_processor.domain.balances import BalanceTransaction, TransactionType
 from order_processor.domain.base import utc_now
 from order_processor.domain.money import buy_cost, exact_total, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.steps import Step
 from order_processor.domain.triggers import triggered
+from order_processor.ops.cash_audit import (
+    CashBooks,
+    CurrencyTotals,
+    cash_mismatches,
+    conservation_mismatches,
+)
+from order_processor.ops.mismatch import Mismatch
 from order_processor.store import keys
 from order_processor.store.dynamo import Page, all_items, all_pages, to_attribute, without_keys
 from order_processor.store.orders import OrderDAO
 
+# What the audit reads of a user's partition, by SK prefix.
+PARTITION_GROUPS = (
+    keys.TRANSACTION_PREFIX,
+    keys.ASSET_TRANSACTION_PREFIX,
+    keys.ASSET_BALANCE_PREFIX,
+    keys.BALANCE_PREFIX,
+    keys.LIQUIDITY_PREFIX,
+)
 # A QUEUED order this far past its expiry was missed by the sweeper (it runs every 30 s).
 OVERDUE = timedelta(minutes=10)
 # (buy?, limit?, how it ended) -> the kinds of records the order must have, sorted.
@@ -50,25 +60,14 @@ EXPECTED_RECORDS: dict[tuple[bool, bool, Step], list[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Mismatch:
-    kind: str  # usd_balance, asset_balance, order_records, order_amounts, order_in_flight,
-    # order_overdue
-    username: str
-    detail: str
-    ids: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        ids = f" [{', '.join(self.ids)}]" if self.ids else ""
-        return f"{self.kind}: {self.username}: {self.detail}{ids}"
-
-
 @dataclass
 class AuditReport:
     users: int = 0
     orders: int = 0
     transactions: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
+    # Per currency, across the users read: balances, liquidity, in less out.
+    currencies: dict[str, CurrencyTotals] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -85,7 +84,17 @@ class AuditReport:
                 {"kind": m.kind, "username": m.username, "detail": m.detail, "ids": list(m.ids)}
                 for m in self.mismatches
             ],
+            "currencies": {c: t.as_dict(c) for c, t in sorted(self.currencies.items())},
         }
+
+    def add_totals(self, totals: dict[str, CurrencyTotals]) -> None:
+        for currency, total in totals.items():
+            self.currencies.setdefault(currency, CurrencyTotals()).add(total)
+
+    def currency_lines(self) -> list[str]:
+        """Each currency's balances and liquidity against what came in less what went
+        out (`audit`'s text output, before its summary)."""
+        return [t.line(c) for c, t in sorted(self.currencies.items())]
 
     def summary(self) -> str:
         verdict = "PASSED" if self.passed else f"FAILED: {len(self.mismatches)} mismatch(es)"
@@ -108,6 +117,7 @@ class LedgerAuditor:
         async for username in self._usernames():
             report.users += 1
             await self.audit_user(username, report, allow_in_flight=allow_in_flight)
+        report.mismatches += conservation_mismatches(report.currencies)
         return report
 
     async def _usernames(self) -> AsyncIterator[str]:
@@ -125,32 +135,49 @@ class LedgerAuditor:
     ) -> None:
         """With `allow_in_flight` (workers run), a user's records are read before their
         orders, so an order that a worker commits in between looks unrecorded: a mismatch
-        counts only when a second read of that user finds it again."""
-        found = await self._user_mismatches(username, report, allow_in_flight)
+        counts only when a second read of that user finds it again; the user's cash then
+        counts in the currencies' totals as the second read found it."""
+        first = AuditReport()
+        found = await self._user_mismatches(username, first, allow_in_flight)
+        last = first
         if found and allow_in_flight:
-            again = await self._user_mismatches(username, AuditReport(), allow_in_flight)
+            last = AuditReport()
+            again = await self._user_mismatches(username, last, allow_in_flight)
             seen = {(m.kind, m.ids) for m in again}
             found = [m for m in found if (m.kind, m.ids) in seen]
+        report.orders += first.orders
+        report.transactions += first.transactions
+        report.add_totals(last.currencies)
         report.mismatches += found
 
     async def _user_mismatches(
         self, username: str, report: AuditReport, allow_in_flight: bool
     ) -> list[Mismatch]:
-        """One read of the user's ledger and orders; `report` counts what was read."""
+        """One read of the user's ledger and orders; `report` counts what was read and
+        adds up the user's cash per currency."""
         partition = await self._partition(username)
-        usd = [BalanceTransaction.model_validate(without_keys(i)) for i in partition["TX#"]]
-        trades = [AssetTransaction.model_validate(without_keys(i)) for i in partition["ATX#"]]
-        report.transactions += len(usd) + len(trades)
-        found: list[Mismatch] = []
-        found += _usd_mismatches(username, partition["BALANCE#USD"], usd)
-        found += _asset_mismatches(username, partition["ASSET#"], trades)
+        cash = [
+            BalanceTransaction.model_validate(without_keys(i))
+            for i in partition[keys.TRANSACTION_PREFIX]
+        ]
+        trades = [
+            AssetTransaction.model_validate(without_keys(i))
+            for i in partition[keys.ASSET_TRANSACTION_PREFIX]
+        ]
+        report.transactions += len(cash) + len(trades)
+        books = CashBooks.of(
+            username, partition[keys.BALANCE_PREFIX], partition[keys.LIQUIDITY_PREFIX], cash
+        )
+        report.add_totals(books.totals())
+        found = cash_mismatches(books)
+        found += _asset_mismatches(username, partition[keys.ASSET_BALANCE_PREFIX], trades)
 
         def page(cursor: str | None) -> Awaitable[Page[Order]]:
             return self.orders.get_orders_by_user(username, limit=100, cursor=cursor)
 
         async for order in all_pages(page):
             report.orders += 1
-            mine = [t for t in usd if t.reference_id == order.order_id]
+            mine = [t for t in cash if t.reference_id == order.order_id]
             own_trades = [t for t in trades if t.order_id == order.order_id]
             found += order_mismatches(order, mine, own_trades, allow_in_flight, self.clock())
         return found
@@ -166,32 +193,11 @@ class LedgerAuditor:
         async for item in all_items(self.client, "query", arguments):
             sk = str(item["SK"])
             prefix = next(
-                (p for p in ("TX#", "ATX#", "ASSET#", "BALANCE#USD") if sk.startswith(p)),
+                (p for p in PARTITION_GROUPS if sk.startswith(p)),
                 "other",
             )
             groups[prefix].append(item)
         return groups
-
-
-def _usd_mismatches(
-    username: str, balance_items: list[dict[str, Any]], records: list[BalanceTransaction]
-) -> list[Mismatch]:
-    if not balance_items:
-        return [Mismatch("usd_balance", username, "transactions without a balance item")]
-    balance = Balance.model_validate(without_keys(balance_items[0]))
-    completed = [r for r in records if r.status is TransactionStatus.COMPLETED]
-    available = exact_total(r.available_delta for r in completed)
-    held = exact_total(r.held_delta for r in completed)
-    if (balance.available, balance.held) == (available, held) and min(available, held) >= 0:
-        return []
-    return [
-        Mismatch(
-            "usd_balance",
-            username,
-            f"stored {balance.available} available / {balance.held} held, "
-            f"transactions sum to {available} / {held}",
-        )
-    ]
 
 
 def _asset_mismatches(

@@ -79,8 +79,8 @@ async def test_a_balance_changed_without_a_transaction_is_found(
     report = await audit(aws, username)
 
     assert [str(m) for m in report.mismatches] == [
-        f"usd_balance: {username}: stored 101.00 available / 0.00 held, "
-        "transactions sum to 100.00 / 0.00"
+        f"balance: {username}: USD: stored 101.00 available / 0.00 held, "
+        "transactions sum to 100.00 / 0.00 [USD]"
     ]
 
 

@@ -133,7 +133,9 @@ function renderAudit(audit) {
   const verdict = document.getElementById("audit-verdict");
   const detail = document.getElementById("audit-detail");
   const list = document.getElementById("audit-mismatches");
+  const currencies = document.getElementById("audit-currencies");
   list.replaceChildren();
+  currencies.replaceChildren();
   if (audit.error) {
     verdict.textContent = "not run";
     verdict.className = "failed";
@@ -153,6 +155,15 @@ function renderAudit(audit) {
       const li = document.createElement("li");
       li.textContent = `${m.kind} ${m.username}: ${m.detail}`;
       list.appendChild(li);
+    }
+    // Per currency: the users' balances and the exchange's liquidity against what came in
+    // less what went out.
+    for (const [code, c] of Object.entries(r.currencies || {})) {
+      const li = document.createElement("li");
+      li.textContent = `${code}: balances ${c.balances} + liquidity ${c.liquidity}, ` +
+        `in less out ${c.flows}: ${c.conserved ? "conserved" : "NOT conserved"}`;
+      li.dataset.testid = `audit-currency-${code}`;
+      currencies.appendChild(li);
     }
   }
 }
