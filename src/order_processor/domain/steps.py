@@ -24,6 +24,7 @@ class Step(StrEnum):
     # worker's.
     TRAILED = "trailed"  # after moving trailing stops
     MATCHED = "matched"  # after its query, before it sends
+    RATED = "rated"  # after writing an UpdateRate's rate, its message not yet deleted
     ANALYTICS = "analytics"  # a final event applied, its message not yet deleted
     # The group commit's (a batch of one user's commands): decided in memory, not yet
     # written; and written and announced, its messages not yet deleted.

@@ -136,6 +136,7 @@ class PriceMatcher:
             log.info("ignored a stale %s rate (%s)", payload.currency, update.issued_at)
             self.metrics.inc("rate_updates_stale_total")
             return
+        self.faults.after_commit(Step.RATED)  # the crash test: written, not yet deleted
         self.metrics.inc("rate_updates_total")
 
     async def apply(self, update: UpdatePrice, *, redelivered: bool = False) -> list[ExecuteOrder]:
