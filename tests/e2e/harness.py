@@ -8,7 +8,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -24,11 +24,18 @@ from order_processor.bootstrap import (
     get_token_manager,
     get_user_dao,
 )
+from order_processor.bootstrap.clients import get_rate_store
 from order_processor.config import QueueKind, Settings
 from order_processor.domain.assets import AssetCreate, AssetTransactionCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
-from order_processor.domain.base import utc_now
-from order_processor.domain.commands import AnyCommand, PlaceOrder, ServiceName, UpdatePrice
+from order_processor.domain.base import new_id, utc_now
+from order_processor.domain.commands import (
+    AnyCommand,
+    PlaceOrder,
+    ServiceName,
+    UpdatePrice,
+    UpdateRate,
+)
 from order_processor.domain.events import Event, EventType
 from order_processor.domain.money import buy_cost, sell_proceeds
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
@@ -39,6 +46,8 @@ from order_processor.messaging.producer import C, CommandFactory, Producer, sign
 from order_processor.saga.decision import moved
 from order_processor.saga.records import Records, debit, hold, joined, release
 from order_processor.security.tokens import TokenManager
+from order_processor.store import keys
+from order_processor.store.dynamo import from_item
 from order_processor.store.ledger import DynamoLedger
 from tests.support import CLI
 
@@ -153,13 +162,30 @@ class Harness:
     async def send_prices(self, *prices: tuple[str, str]) -> list[UpdatePrice]:
         """UpdatePrice commands onto the price-updates queue, as the feed sends them."""
         updates = [self.factory.update_price(asset_id, price) for asset_id, price in prices]
+        await self._to_price_updates(updates)
+        return updates
+
+    async def send_rates(self, *rates: tuple[str, str]) -> list[UpdateRate]:
+        """UpdateRate commands (currency, rate) onto the price-updates queue, as the feed
+        sends them."""
+        updates = [self.factory.update_rate(currency, rate) for currency, rate in rates]
+        await self._to_price_updates(updates)
+        return updates
+
+    async def _to_price_updates(self, updates: Sequence[UpdatePrice | UpdateRate]) -> None:
         url = (
             await self.clients.sqs.get_queue_url(
                 QueueName=self.settings.resources().price_updates_queue.name
             )
         )["QueueUrl"]
-        await Producer(self.clients.sqs, url, fifo=False).send_batch(updates)
-        return updates
+        await Producer(self.clients.sqs, url, fifo=False).send_batch(list(updates))
+
+    async def set_rates(self, *rates: tuple[str, str]) -> None:
+        """Rates (currency, rate) stored as the matcher stores an UpdateRate's, observed
+        now: no matcher to run."""
+        store = get_rate_store(self.clients, self.settings)
+        for currency, rate in rates:
+            await store.change_rate(currency, rate, as_of=utc_now(), command_id=new_id())
 
     async def settle(self, **worker: Any) -> None:
         """Run the matcher, then the order worker (with `worker`'s options), each until its
@@ -341,6 +367,22 @@ class Harness:
 
     async def available(self, username: str) -> Decimal:
         return (await get_balance_dao(self.clients).get_balance(username)).available
+
+    async def cash(self, username: str, currency: str) -> tuple[Decimal, Decimal]:
+        """The user's (available, held) in `currency`, read raw; zeros when it never opened."""
+        item = await self._users_item(keys.balance_key(username, currency))
+        return Decimal(item.get("available", 0)), Decimal(item.get("held", 0))
+
+    async def liquidity(self, username: str, currency: str) -> Decimal:
+        """The exchange's liquidity part in `currency` kept with the user, read raw."""
+        item = await self._users_item(keys.liquidity_key(username, currency))
+        return Decimal(item.get("amount", 0))
+
+    async def _users_item(self, key: dict[str, Any]) -> dict[str, Any]:
+        answer = await self.clients.dynamodb.get_item(
+            TableName=self.clients.resources.users_table, Key=key, ConsistentRead=True
+        )
+        return from_item(answer.get("Item", {}))
 
 
 def _debited(accepted: Order, price: Decimal) -> tuple[Order, Records]:

@@ -2,7 +2,9 @@
 published or its message deleted); a fresh worker finishes every command exactly once
 and publishes the stored state's event. Every commit point of the saga is here: a market
 order's one write (completed, or failed), a limit order's (held, completed when marketable
-or executed, cancelled, expired, released), a deposit's (funds)."""
+or executed, cancelled, expired, released), a deposit's (funds; in another currency after
+reading its rate) and a conversion's (converted); and the limit matcher's write of a rate
+(rated)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from decimal import Decimal
 import pytest
 
 from order_processor.bootstrap import get_asset_balance_dao, get_user_dao
+from order_processor.bootstrap.clients import get_rate_store
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import PlaceOrder
 from order_processor.domain.events import EventType
@@ -147,6 +150,49 @@ async def test_a_deposit_survives_a_crash_after_its_commit(harness: Harness) -> 
     await assert_ledger(harness.clients, "crash_dep")
     events = await harness.collect_events(lambda e: len(e) >= 1)
     assert [e.event_type for e in events] == [EventType.BALANCE_DEPOSITED]
+
+
+async def test_funds_in_another_currency_and_a_conversion_survive_a_crash_after_each_commit(
+    harness: Harness,
+) -> None:
+    """The EUR rate through the matcher, killed right after writing it; a EUR deposit
+    (its write after reading the rate), then 50 EUR sold for USD: each applied once, the
+    crash having skipped each one's publish; the redelivery publishes the stored
+    conversion's event under the id the first publish would have used."""
+    user = "crash_fx"
+    await harness.create_user(user)
+    (update,) = await harness.send_rates(("EUR", "1.0842"))
+    crashed = await harness.run_worker(kind="limit-matcher", fault="crash-after=rated")
+    assert crashed == -signal.SIGKILL, harness.worker_output()
+    assert await harness.run_worker(kind="limit-matcher") == 0, harness.worker_output()
+    stored = (await get_rate_store(harness.clients, harness.settings).rates())["EUR"]
+    assert (stored.rate, stored.as_of, stored.command_id) == (
+        Decimal("1.0842"),
+        update.issued_at,
+        update.command_id,
+    )
+    await harness.send(harness.factory.deposit(user, "75.25", currency="EUR"))
+    await crash_then_finish(harness, "funds")
+    conversion = harness.factory.convert(user, "50.00", "EUR", "USD")
+    await harness.send(conversion)
+
+    await crash_then_finish(harness, "converted")
+
+    # 50 EUR at 1.0842 less 0.50 % (1.078779 per EUR) buy 53.93 USD, rounded down.
+    assert await harness.cash(user, "EUR") == (Decimal("25.25"), Decimal(0))
+    assert await harness.cash(user, "USD") == (Decimal("53.93"), Decimal(0))
+    assert await harness.liquidity(user, "EUR") == Decimal("50.00")
+    assert await harness.liquidity(user, "USD") == Decimal("-53.93")
+    await assert_ledger(harness.clients, user)
+    events = await harness.collect_events(lambda e: len(e) >= 2)
+    assert [(e.event_type, e.data.get("currency")) for e in events[:1]] == [
+        (EventType.BALANCE_DEPOSITED, "EUR")
+    ]
+    converted = [e for e in events if e.event_type is EventType.BALANCE_CONVERTED]
+    assert {e.event_id for e in converted} == {f"converted:{user}:{conversion.command_id}"}
+    assert {
+        (e.data["sold"], e.data["sell"], e.data["bought"], e.data["buy"]) for e in converted
+    } == {("50.00", "EUR", "53.93", "USD")}
 
 
 async def test_a_limit_order_survives_a_crash_after_each_of_its_writes(harness: Harness) -> None:

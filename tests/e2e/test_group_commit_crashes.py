@@ -12,7 +12,7 @@ import pytest
 
 from order_processor.bootstrap import get_asset_balance_dao
 from order_processor.domain.commands import PlaceOrder
-from order_processor.domain.events import EventType
+from order_processor.domain.events import Event, EventType
 from order_processor.domain.orders import OrderStatus
 from order_processor.faultproxy import FaultPlan, FaultProxyHandle
 from tests.e2e.harness import Harness
@@ -23,7 +23,9 @@ from tests.ledger import assert_ledger
 # As the saga's crash points are proven: with AWS's failures switched on (a low rate, seeded
 # per test), lost answers and throttling among them.
 @pytest.mark.aws_faults
-@pytest.mark.parametrize("point", ["grouped", "funds", "completed", "cancelled", "announced"])
+@pytest.mark.parametrize(
+    "point", ["grouped", "funds", "converted", "completed", "cancelled", "announced"]
+)
 async def test_a_batch_of_one_users_commands_survives_a_crash_at_each_group_commit_point(
     harness: Harness, point: str
 ) -> None:
@@ -38,10 +40,12 @@ async def test_a_batch_of_one_users_commands_survives_a_crash_at_each_group_comm
 
 
 async def send_mixed_batch(harness: Harness, user: str) -> list[PlaceOrder]:
-    """One user's deposit, orders of each kind, a cancel and a withdrawal, in one batch."""
+    """One user's deposits (USD, EUR), orders of each kind, a cancel, a withdrawal and a
+    conversion (50 EUR for 53.93 USD: at 1.0842 less 0.50 %, rounded down), in one batch."""
     await harness.create_user(user, usd="1000")
     await harness.add_asset("BTC", "100")
     await harness.give_asset(user, "BTC", "5")
+    await harness.set_rates(("EUR", "1.0842"))
     resting = harness.limit(user, "buy", "BTC", "1", "90")
     orders = [
         harness.market(user, "buy", "BTC", "2"),
@@ -51,10 +55,12 @@ async def send_mixed_batch(harness: Harness, user: str) -> list[PlaceOrder]:
     ]
     await harness.send(
         harness.factory.deposit(user, "200"),
+        harness.factory.deposit(user, "100", currency="EUR"),
         orders[0],
         resting,
         harness.factory.cancel(user, resting.payload.order_id),
         harness.factory.withdraw(user, "100"),
+        harness.factory.convert(user, "50", "EUR", "USD"),
         *orders[2:],
     )
     return orders
@@ -70,20 +76,28 @@ async def assert_mixed_batch_done_once(
         OrderStatus.COMPLETED,
         OrderStatus.COMPLETED,
     ]
-    assert await harness.available(user) == Decimal("1100.00")  # +200 -200 -100 +100 +100
+    # +200 -200 -100 +53.93 +100 +100
+    assert await harness.cash(user, "USD") == (Decimal("1153.93"), Decimal(0))
+    assert await harness.cash(user, "EUR") == (Decimal("50.00"), Decimal(0))
+    assert (await harness.liquidity(user, "EUR"), await harness.liquidity(user, "USD")) == (
+        Decimal("50.00"),
+        Decimal("-53.93"),
+    )
     holding = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "BTC")
     assert (holding.available, holding.held) == (Decimal(5), Decimal(0))
     await assert_ledger(harness.clients, user)
     await assert_final_events(harness, final)
-    funds = await harness.collect_events(
-        lambda e: (
-            {EventType.BALANCE_DEPOSITED, EventType.BALANCE_WITHDRAWN} <= {x.event_type for x in e}
-        )
-    )
-    assert {e.event_type for e in funds} >= {
-        EventType.BALANCE_DEPOSITED,
-        EventType.BALANCE_WITHDRAWN,
+
+    def heard(events: list[Event]) -> set[tuple[EventType, str | None]]:
+        return {(e.event_type, e.data.get("currency")) for e in events if not e.order_id}
+
+    cash_events = {
+        (EventType.BALANCE_DEPOSITED, "USD"),
+        (EventType.BALANCE_DEPOSITED, "EUR"),
+        (EventType.BALANCE_WITHDRAWN, "USD"),
+        (EventType.BALANCE_CONVERTED, None),
     }
+    assert heard(await harness.collect_events(lambda e: cash_events <= heard(e))) == cash_events
 
 
 async def test_a_batch_of_one_users_commands_is_done_once_when_aws_loses_many_answers(
