@@ -8,6 +8,7 @@ re-publish after a crash carries the same id and a follower drops the duplicate.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -150,6 +151,16 @@ def funds_event(record: BalanceTransactionCreate, applied_at: datetime) -> Event
     )
 
 
+def percent_text(value: Decimal) -> str:
+    """A percentage as text from its value alone, to two places at least (0.50, 0.125):
+    DynamoDB keeps 0.50 as 0.5, and a redelivery's event, rebuilt from the stored
+    record, must read as the first one did."""
+    exact = value.normalize()
+    if exact.as_tuple().exponent < -2:  # type: ignore[operator]
+        return format(exact, "f")
+    return format(value.quantize(Decimal("0.01")), "f")
+
+
 def conversion_event(
     conversion_id: str,
     sold: BalanceTransactionCreate,
@@ -172,6 +183,6 @@ def conversion_event(
             "buy": bought.currency,
             "bought": format(bought.amount, "f"),
             "rate": format(sold.rate, "f"),
-            "spread_percent": format(sold.spread_percent, "f"),
+            "spread_percent": percent_text(sold.spread_percent),
         },
     )

@@ -19,6 +19,8 @@ from order_processor.bootstrap import (
 )
 from order_processor.domain.assets import AssetCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.base import new_id
+from order_processor.domain.commands import Convert, ConvertPayload
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.domain.ports import DailyCount, LedgerWrite
 from order_processor.domain.steps import Step
@@ -33,9 +35,12 @@ from order_processor.exceptions import (
     OrderChangedException,
     OrderNotFoundException,
 )
-from order_processor.saga.decision import moved
+from order_processor.saga.convert import convert
+from order_processor.saga.decision import Limits, moved
 from order_processor.saga.records import asset_record, usd_record
+from order_processor.saga.routes import read_conversion
 from order_processor.store.ledger import DynamoLedger
+from order_processor.store.rates import ExchangeRateStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -318,3 +323,36 @@ async def test_a_hold_taken_and_released_in_one_write_needs_the_whole_hold_avail
     with pytest.raises(InsufficientBalanceException):
         await ledger_of(aws).write(write)
     assert (await get_balance_dao(aws).get_balance(username)).available == Decimal("600.00")
+
+
+async def test_a_conversion_read_back_is_announced_as_it_was_first(
+    aws: AwsClients, username: str
+) -> None:
+    """A redelivered Convert finds its records and answers with its event again: the
+    same text, though what DynamoDB keeps of the spread (0.50) is the number 0.5."""
+    await get_user_dao(aws).create_user(
+        UserCreate(
+            username=username, email=f"{username}@example.com", first_name="C", last_name="V"
+        ),
+        password_hash="x",
+    )
+    await get_balance_dao(aws).update_balance(
+        BalanceTransactionCreate(
+            username=username, transaction_type=TransactionType.DEPOSIT, amount="100"
+        )
+    )
+    rates = ExchangeRateStore(aws.dynamodb, aws.resources.inventory_table, clock=lambda: NOW)
+    await rates.change_rate("EUR", "1.0842", as_of=NOW, command_id="rate-1")
+    payload = ConvertPayload(sell="USD", buy="EUR", amount=Decimal("50"))
+    command = Convert(command_id=new_id(), username=username, auth="t", payload=payload)
+    ledger = ledger_of(aws)
+    limits = Limits(Decimal(10000), Decimal(10000), Decimal(5000))
+
+    first = convert(await read_conversion(ledger, command), command, NOW, limits)
+    assert first.write is not None
+    await ledger.write(first.write)
+    again = convert(await read_conversion(ledger, command), command, NOW, limits)
+
+    assert again.write is None  # applied once
+    assert [e.model_dump() for e in again.events] == [e.model_dump() for e in first.events]
+    assert first.events[0].data["spread_percent"] == "0.50"
