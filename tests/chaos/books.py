@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from functools import cached_property
@@ -24,8 +24,9 @@ from tests.chaos.load import Plan
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
-# (sign on available, sign on held) of each type's positive amount.
-USD_EFFECTS = {
+# (sign on available, sign on held) of each type's positive amount: a cash record's in its
+# currency (USD when it names none), an asset record's in its asset.
+CASH_EFFECTS = {
     "DEPOSIT": (1, 0),
     "WITHDRAW": (-1, 0),
     "ORDER_PAYMENT": (-1, 0),
@@ -33,7 +34,10 @@ USD_EFFECTS = {
     "ORDER_REFUND": (1, 0),
     "ORDER_HOLD": (-1, 1),
     "ORDER_RELEASE": (1, -1),
+    "CONVERSION_OUT": (-1, 0),  # the currency sold, to the exchange's liquidity in it
+    "CONVERSION_IN": (1, 0),  # the currency bought, from the exchange's liquidity in it
 }
+CONVERSIONS = frozenset({"CONVERSION_OUT", "CONVERSION_IN"})
 ASSET_EFFECTS = {
     "BUY": (1, 0),
     "SELL": (-1, 0),
@@ -69,7 +73,7 @@ def seller_gets(quantity: Decimal, price: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class Balance:
-    """A USD balance (asset_id "USD") or an asset holding."""
+    """A cash balance (asset_id: its currency, "USD", "EUR", ...) or an asset holding."""
 
     username: str
     asset_id: str
@@ -79,23 +83,32 @@ class Balance:
 
 @dataclass(frozen=True)
 class Record:
-    """A USD transaction (ledger "usd") or an asset transaction (ledger "asset")."""
+    """A cash transaction (ledger "cash", asset_id its currency) or an asset transaction
+    (ledger "asset"). A conversion's records carry its terms too."""
 
     ledger: str
     username: str
     record_id: str
     asset_id: str
     kind: str
-    amount: Decimal  # USD for usd records, the quantity for asset records
+    amount: Decimal  # in the currency for cash records, the quantity for asset records
     status: str
     order_id: str | None
+    counter_currency: str | None = None
+    counter_amount: Decimal | None = None
+    rate: Decimal | None = None
+    spread_percent: Decimal | None = None
 
     @property
     def label(self) -> str:
         return f"{self.ledger}:{self.kind}"
 
+    @property
+    def is_conversion(self) -> bool:
+        return self.ledger == "cash" and self.kind in CONVERSIONS
+
     def effect(self) -> tuple[Decimal, Decimal]:
-        table = USD_EFFECTS if self.ledger == "usd" else ASSET_EFFECTS
+        table = CASH_EFFECTS if self.ledger == "cash" else ASSET_EFFECTS
         on_available, on_held = table.get(self.kind, (0, 0))
         return self.amount * on_available, self.amount * on_held
 
@@ -161,10 +174,12 @@ class StoredOrder:
 
 @dataclass(frozen=True)
 class Books:
-    balances: dict[tuple[str, str], Balance]  # (username, "USD" or asset id)
+    balances: dict[tuple[str, str], Balance]  # (username, currency or asset id)
     records: list[Record]
     orders: dict[str, StoredOrder]
     prices: dict[str, Decimal]
+    # (username, currency): the exchange's liquidity part kept with the user
+    liquidity: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
     def records_of(self, order_id: str) -> list[Record]:
         return self._by_order.get(order_id, [])
@@ -207,6 +222,11 @@ async def load_books(dynamodb: Any, resources: Resources) -> Books:
         records=[r for r in (_record(i) for i in users) if r is not None],
         orders={o.order_id: o for o in (_order(i) for i in orders if i["SK"] == "ORDER")},
         prices={i["SK"].removeprefix("ASSET#"): i["price"] for i in inventory if "price" in i},
+        liquidity={
+            (_username(i), str(i["SK"]).removeprefix("LIQUIDITY#")): i["amount"]
+            for i in users
+            if str(i["SK"]).startswith("LIQUIDITY#")
+        },
     )
 
 
@@ -216,8 +236,9 @@ def _username(item: dict[str, Any]) -> str:
 
 def _balance(item: dict[str, Any]) -> Balance | None:
     sk = str(item["SK"])
-    if sk == "BALANCE#USD":
-        return Balance(_username(item), "USD", item["available"], item["held"])
+    if sk.startswith("BALANCE#"):
+        currency = sk.removeprefix("BALANCE#")
+        return Balance(_username(item), currency, item["available"], item["held"])
     if sk.startswith("ASSET#") and str(item["PK"]).startswith("USER#"):
         held = item.get("held", ZERO)
         return Balance(_username(item), sk.removeprefix("ASSET#"), item["available"], held)
@@ -227,16 +248,20 @@ def _balance(item: dict[str, Any]) -> Balance | None:
 def _record(item: dict[str, Any]) -> Record | None:
     sk = str(item["SK"])
     if sk.startswith("TX#"):
-        record_id = sk.removeprefix("TX#")
+        record_id, kind = sk.removeprefix("TX#"), item["transaction_type"]
         return Record(
-            "usd",
+            "cash",
             _username(item),
             record_id,
-            "USD",
-            item["transaction_type"],
+            item.get("currency", "USD"),
+            kind,
             item["amount"],
             item["status"],
-            _order_of(record_id, item.get("reference_id")),
+            None if kind in CONVERSIONS else _order_of(record_id, item.get("reference_id")),
+            item.get("counter_currency"),
+            item.get("counter_amount"),
+            item.get("rate"),
+            item.get("spread_percent"),
         )
     if sk.startswith("ATX#"):
         return Record(
@@ -253,8 +278,9 @@ def _record(item: dict[str, Any]) -> Record | None:
 
 
 def _order_of(record_id: str, reference: str | None) -> str | None:
-    """A saga's USD record is `<order_id>#<kind>`; a deposit's or withdrawal's is its
-    command id (no "#")."""
+    """A saga's cash record is `<order_id>#<kind>`; a deposit's or withdrawal's is its
+    command id (no "#"). (A conversion's, `<command id>#sold` and `#bought`, is no
+    order's.)"""
     if "#" in record_id:
         return record_id.split("#", 1)[0]
     return None if reference == record_id else reference
@@ -305,8 +331,8 @@ def _labels(*labels: str) -> frozenset[str]:
 
 
 def _expected() -> dict[tuple[str, str], tuple[frozenset[str], ...]]:
-    pay, sale, refund = "usd:ORDER_PAYMENT", "usd:ORDER_SALE", "usd:ORDER_REFUND"
-    hold, release = "usd:ORDER_HOLD", "usd:ORDER_RELEASE"
+    pay, sale, refund = "cash:ORDER_PAYMENT", "cash:ORDER_SALE", "cash:ORDER_REFUND"
+    hold, release = "cash:ORDER_HOLD", "cash:ORDER_RELEASE"
     a_hold, a_release = "asset:HOLD", "asset:RELEASE"
     table = {
         ("MARKET_BUY", "COMPLETED"): (_labels(pay, "asset:BUY"),),
@@ -394,7 +420,7 @@ def _order_effects(order: StoredOrder, records: list[Record], plan: Plan) -> lis
             )
         )
     found += _amount_findings(order, records)
-    if counts.get("usd:ORDER_PAYMENT") or counts.get("asset:SELL"):
+    if counts.get("cash:ORDER_PAYMENT") or counts.get("asset:SELL"):
         found += _execution_findings(order, plan)
     return found
 
@@ -523,7 +549,7 @@ def ledger_findings(books: Books) -> list[Finding]:
     found += [
         finding("balances", "unknown_type", (r.username, r.record_id), f"{r.label}")
         for r in books.records
-        if r.kind not in (USD_EFFECTS if r.ledger == "usd" else ASSET_EFFECTS)
+        if r.kind not in (CASH_EFFECTS if r.ledger == "cash" else ASSET_EFFECTS)
     ]
     return found
 
@@ -549,16 +575,21 @@ def _compare(
 
 
 def implied_findings(
-    books: Books, plan: Plan, funds: dict[str, Decimal], order_ids: set[str]
+    books: Books, plan: Plan, moved: dict[tuple[str, str], Decimal], order_ids: set[str]
 ) -> list[Finding]:
-    """Each balance against the plan: starting USD and holdings, plus the funds commands
-    that were applied (`funds`: signed amount per user), plus completed orders; held =
-    the holds of the open limit orders. Only orders the load sent count."""
+    """Each balance against the plan: starting cash (each currency) and holdings, plus
+    the funds commands and conversions that were applied (`moved`: signed amount per
+    user and currency), plus completed orders; held = the holds of the open limit
+    orders. Only orders the load sent count."""
     implied: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
     for trader in plan.traders:
-        implied[(trader.username, "USD")][0] += trader.usd + funds.get(trader.username, ZERO)
+        implied[(trader.username, "USD")][0] += trader.usd
+        for currency, amount in trader.cash:
+            implied[(trader.username, currency)][0] += amount
         for asset_id, quantity in trader.holdings:
             implied[(trader.username, asset_id)][0] += quantity
+    for account, amount in moved.items():
+        implied[account][0] += amount
     for order in (o for o in books.orders.values() if o.order_id in order_ids):
         _apply_order(implied, order)
     keys = sorted(set(implied) | set(books.balances))

@@ -1,6 +1,8 @@
 """The checks after the drain that compare the journal of what was sent with the books
 (raw items) and with the events heard: every command answered, every order final (or an
-open resting order), every order's last event its stored state, duplicates executed once,
+open resting order), every deposit, withdrawal and conversion recorded as sent (in its
+currency) exactly when its event says it applied, every order's last event its stored
+state, duplicates executed once,
 nothing in the dead-letter queue, conditional orders as requested and held, their trails
 and executions on prices the path published, every resting order in its indexes; the
 analytics views equal to their rebuild from the orders table, each final order counted
@@ -29,6 +31,7 @@ from tests.chaos.books import (
 from tests.chaos.findings import Finding, finding
 from tests.chaos.load import (
     CancelIntent,
+    ConvertIntent,
     FundsIntent,
     Journal,
     PlaceIntent,
@@ -45,7 +48,11 @@ EXPECTED_REJECTIONS = {
     "CancelOrder": frozenset({"ORDER_NOT_CANCELLABLE"}),
     "Deposit": frozenset({"LIMIT_EXCEEDED"}),
     "Withdraw": frozenset({"LIMIT_EXCEEDED", "INSUFFICIENT_BALANCE"}),
+    # Never FX_RATE_MISSING or FX_RATE_STALE: the rates are seeded, then moved every few
+    # seconds, and the run's deployment allows them more than its drain.
+    "Convert": frozenset({"INSUFFICIENT_BALANCE", "CONVERSION_TOO_SMALL"}),
     "UpdatePrice": frozenset(),
+    "UpdateRate": frozenset(),
 }
 # A QUEUED order due this long before the processes stopped should have been expired
 # (the sweeper runs every second).
@@ -108,7 +115,14 @@ def _answered(sent: Sent, books: Books, rejected: dict[str, set[str]]) -> bool:
         return order is not None and order.status == "CANCELLED"
     if isinstance(intent, FundsIntent):
         return books.record(intent.username, sent.command_id) is not None
-    return True  # price updates: the matcher answers them with ExecuteOrder commands
+    if isinstance(intent, ConvertIntent):
+        return books.record(intent.username, sold_record(sent.command_id)) is not None
+    return True  # price and rate updates: the matcher answers them with ExecuteOrder commands
+
+
+def sold_record(command_id: str) -> str:
+    """A conversion's first record: its command id and '#sold' (the other, '#bought')."""
+    return f"{command_id}#sold"
 
 
 def command_findings(journal: Journal, books: Books, events: StatusEvents) -> list[Finding]:
@@ -126,6 +140,7 @@ def command_findings(journal: Journal, books: Books, events: StatusEvents) -> li
     ]
     found += _cancel_findings(journal, books)
     found += _funds_findings(journal, books, events)
+    found += _conversion_command_findings(journal, books, events)
     found += _rejection_findings(journal, events, set(books.orders))
     return found
 
@@ -146,9 +161,14 @@ def _funds_findings(journal: Journal, books: Books, events: StatusEvents) -> lis
         record = books.record(intent.username, sent.command_id)
         kind = "WITHDRAW" if intent.withdraw else "DEPOSIT"
         ids = (intent.username, sent.command_id)
-        wanted = (kind, intent.amount, "COMPLETED")
-        if record is not None and (record.kind, record.amount, record.status) != wanted:
-            detail = f"recorded {record.kind} {record.amount} {record.status}, sent {wanted}"
+        wanted = (kind, intent.currency, intent.amount, "COMPLETED")
+        if record is not None and (
+            (record.kind, record.asset_id, record.amount, record.status) != wanted
+        ):
+            detail = (
+                f"recorded {record.kind} {record.asset_id} {record.amount} {record.status}, "
+                f"sent {wanted}"
+            )
             found.append(finding("commands", "funds_wrong_record", ids, detail))
         if (record is not None) != (sent.command_id in applied):
             detail = "a record but no applied event" if record else "an applied event, no record"
@@ -156,9 +176,45 @@ def _funds_findings(journal: Journal, books: Books, events: StatusEvents) -> lis
     return found + _orphan_findings(journal, books)
 
 
+def _conversion_command_findings(
+    journal: Journal, books: Books, events: StatusEvents
+) -> list[Finding]:
+    """Each conversion sent: recorded as asked (what it sold, of what, for what) exactly
+    when its balance.converted event says it applied, the event telling the records'
+    amounts and rate."""
+    found = []
+    applied = events.conversions_applied()
+    for sent, intent in journal.conversions():
+        sold = books.record(intent.username, sold_record(sent.command_id))
+        ids = (intent.username, sent.command_id)
+        heard = applied.get(sent.command_id)
+        if (sold is None) != (heard is None):
+            detail = "records but no converted event" if sold else "a converted event, no records"
+            found.append(finding("commands", "conversion_event_disagrees", ids, detail))
+        if sold is None:
+            continue
+        asked = (intent.sell, intent.amount, intent.buy)
+        if (sold.asset_id, sold.amount, sold.counter_currency) != asked:
+            detail = f"sold {sold.amount} {sold.asset_id} for {sold.counter_currency}, sent {asked}"
+            found.append(finding("commands", "conversion_wrong_record", ids, detail))
+        told = (sold.amount, sold.counter_amount, sold.rate)
+        if heard is not None and told != tuple(
+            Decimal(str(heard.get(k))) for k in ("sold", "bought", "rate")
+        ):
+            detail = f"the event says {heard}, the records {told}"
+            found.append(finding("commands", "conversion_event_differs", ids, detail))
+    return found
+
+
 def _orphan_findings(journal: Journal, books: Books) -> list[Finding]:
-    """A record that is no order's must be a seed or a deposit/withdrawal of the load."""
+    """A record that is no order's must be a seed, a deposit/withdrawal or one of the two
+    records of a conversion of the load."""
     known = {sent.command_id for sent, _ in journal.funds()}
+    known |= {
+        f"{sent.command_id}#{leg}"
+        for sent, _ in journal.conversions()
+        for leg in ("sold", "bought")
+    }
     return [
         finding(
             "effects",
@@ -226,14 +282,25 @@ def _rejection_findings(journal: Journal, events: StatusEvents, stored: set[str]
 
 
 def both_ways_notes(journal: Journal, books: Books, events: StatusEvents) -> list[str]:
-    """Funds commands both rejected and applied: possible when a copy of a rejected
-    withdrawal arrives after the balance grew (a rejection is not remembered)."""
+    """Funds commands and conversions both rejected and applied: possible when a copy of
+    a rejected withdrawal or conversion arrives after the balance grew (a rejection is not
+    remembered)."""
     rejected = events.rejections()
+    applied: list[tuple[Sent, FundsIntent | ConvertIntent]] = [
+        (sent, intent)
+        for sent, intent in journal.funds()
+        if books.record(intent.username, sent.command_id)
+    ]
+    applied += [
+        (sent, intent)
+        for sent, intent in journal.conversions()
+        if books.record(intent.username, sold_record(sent.command_id))
+    ]
     return [
         f"{sent.command.type.value} {sent.command_id} ({intent}) was rejected "
         f"{sorted(rejected[sent.command_id])} and also applied"
-        for sent, intent in journal.funds()
-        if sent.command_id in rejected and books.record(intent.username, sent.command_id)
+        for sent, intent in applied
+        if sent.command_id in rejected
     ]
 
 
@@ -585,14 +652,34 @@ def dead_letter_findings(letters: list[dict[str, Any]], journal: Journal) -> lis
     ]
 
 
-def funds_by_user(journal: Journal, events: StatusEvents) -> dict[str, Decimal]:
-    """Signed sum of the deposits and withdrawals announced as applied, per user."""
+def funds_by_account(journal: Journal, events: StatusEvents) -> dict[tuple[str, str], Decimal]:
+    """Signed sum of the deposits and withdrawals announced as applied, per user and
+    currency."""
     applied = events.funds_applied()
-    totals: dict[str, Decimal] = {}
+    totals: dict[tuple[str, str], Decimal] = {}
     for sent, intent in journal.funds():
         if sent.command_id in applied:
             sign = -1 if intent.withdraw else 1
-            totals[intent.username] = totals.get(intent.username, ZERO) + sign * intent.amount
+            account = (intent.username, intent.currency)
+            totals[account] = totals.get(account, ZERO) + sign * intent.amount
+    return totals
+
+
+def converted_by_account(journal: Journal, events: StatusEvents) -> dict[tuple[str, str], Decimal]:
+    """What the conversions announced as applied moved each user's balance by, per
+    currency: less what they sold, plus what they bought (as their events say)."""
+    applied = events.conversions_applied()
+    totals: dict[tuple[str, str], Decimal] = {}
+    for sent, intent in journal.conversions():
+        data = applied.get(sent.command_id)
+        if data is None:
+            continue
+        for currency, amount in (
+            (data["sell"], -Decimal(data["sold"])),
+            (data["buy"], Decimal(data["bought"])),
+        ):
+            account = (intent.username, str(currency))
+            totals[account] = totals.get(account, ZERO) + amount
     return totals
 
 

@@ -2,8 +2,11 @@
 into commands on the queues while keeping a journal of exactly what was sent.
 
 The plan is pure data drawn from one `random.Random(seed)`: the same seed gives the same
-traders, listings, price path and commands (order ids included); only the command ids and
-timestamps, minted when a command is sent, differ between runs.
+traders, listings, price path, rate path and commands (order ids included); only the
+command ids and timestamps, minted when a command is sent, differ between runs.
+
+Money comes in four currencies: traders start with USD and some EUR, GBP and JPY, deposit
+and withdraw in each, and convert among them while the rates (against USD) walk.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from functools import cached_property
 
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import AnyCommand, PlaceOrder
+from order_processor.domain.currencies import minor_unit
 from order_processor.domain.orders import OrderCreate, OrderType
 from tests.e2e.harness import Harness
 
@@ -28,6 +32,12 @@ PRICE_TICK_SECONDS = 1.0
 GAP_CHANCE = 0.04  # of a tick being a gap
 DAILY_DEPOSIT_LIMIT = Decimal("10000.00")
 DAILY_WITHDRAW_LIMIT = Decimal("5000.00")
+# The currencies besides USD and their rates against it at the start (seeded as stored
+# rates); then a walk of each, an UpdateRate every RATE_TICK_SECONDS.
+STARTING_RATES = (("EUR", "1.0842"), ("GBP", "1.2710"), ("JPY", "0.0067"))
+RATE_TICK_SECONDS = 2.0
+RATE_STEP = Decimal("0.000001")
+CASH = ("USD", *(c for c, _ in STARTING_RATES))
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class Trader:
     username: str
     usd: Decimal
     holdings: tuple[tuple[str, Decimal], ...]
+    cash: tuple[tuple[str, Decimal], ...] = ()  # what they start with in other currencies
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,19 @@ class FundsIntent:
     key: str  # names the intent in the plan; the command id is minted when it is sent
     withdraw: bool
     amount: Decimal
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class ConvertIntent:
+    """Sell `amount` of `sell` for `buy` at the rate of the moment."""
+
+    at: float
+    username: str
+    key: str
+    sell: str
+    buy: str
+    amount: Decimal
 
 
 @dataclass(frozen=True)
@@ -98,17 +122,32 @@ class PriceIntent:
 
 
 @dataclass(frozen=True)
+class RateIntent:
+    at: float
+    currency: str
+    rate: Decimal  # USD per unit
+
+
+@dataclass(frozen=True)
 class RepeatIntent:
     """The same command again. Exact: the same body under another FIFO deduplication id.
     Conflicting: the same order id with another quantity (must be rejected)."""
 
     at: float
     username: str
-    key: str  # the order id or the funds key repeated
+    key: str  # the order id, the funds or the conversion key repeated
     conflicting_quantity: Decimal | None = None
 
 
-Intent = PlaceIntent | CancelIntent | FundsIntent | PriceIntent | RepeatIntent
+Intent = (
+    PlaceIntent
+    | CancelIntent
+    | FundsIntent
+    | ConvertIntent
+    | PriceIntent
+    | RateIntent
+    | RepeatIntent
+)
 
 
 @dataclass(frozen=True)
@@ -118,10 +157,16 @@ class Plan:
     listings: tuple[Listing, ...]
     traders: tuple[Trader, ...]
     intents: tuple[Intent, ...]  # in sending order
+    rates: tuple[tuple[str, Decimal], ...] = ()  # each currency's starting rate
 
     def prices_of(self, asset_id: str) -> set[Decimal]:
         """Every price the asset can have had: its listing price and each update."""
         return self._prices.get(asset_id, set())
+
+    def rates_of(self, currency: str) -> set[Decimal]:
+        """Every rate the currency can have had (USD's is 1): its starting rate and each
+        update."""
+        return self._rates.get(currency, set())
 
     @cached_property
     def _prices(self) -> dict[str, set[Decimal]]:
@@ -129,6 +174,13 @@ class Plan:
         for move in (i for i in self.intents if isinstance(i, PriceIntent)):
             prices[move.asset_id].add(move.price)
         return prices
+
+    @cached_property
+    def _rates(self) -> dict[str, set[Decimal]]:
+        rates = {c: {r} for c, r in self.rates} | {"USD": {Decimal(1)}}
+        for move in (i for i in self.intents if isinstance(i, RateIntent)):
+            rates[move.currency].add(move.rate)
+        return rates
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -151,19 +203,21 @@ class PricePath:
 
 
 def make_plan(seed: int, users: int, commands: int, seconds: float) -> Plan:
-    """`commands` orders and funds commands from `users` traders over `seconds`, plus the
-    cancels, repeats and price moves that follow from them."""
+    """`commands` orders, funds commands and conversions from `users` traders over
+    `seconds`, plus the cancels, repeats, price moves and rate moves that follow."""
     rng = random.Random(seed)
     listings = tuple(
         Listing(a, _quantise(Decimal(p) * _factor(rng, 0.1), PRICE_STEP), k) for a, p, k in LISTINGS
     )
-    traders = tuple(_trader(rng, i, listings) for i in range(users))
+    rates = {c: _quantise(Decimal(r) * _factor(rng, 0.05), RATE_STEP) for c, r in STARTING_RATES}
+    traders = tuple(_trader(rng, i, listings, rates) for i in range(users))
     path = _price_path(rng, listings, seconds)
-    primary = [_primary(rng, n, seconds, traders, path) for n in range(commands)]
+    primary = [_primary(rng, n, seconds, traders, path, rates) for n in range(commands)]
     derived = [d for intent in primary for d in _derived(rng, intent)]
     moves = [move for moves in path.moves.values() for move in moves]
-    intents = sorted([*primary, *derived, *moves], key=lambda i: i.at)
-    return Plan(seed, seconds, listings, traders, tuple(intents))
+    rate_moves = _rate_path(rng, rates, seconds)
+    intents = sorted([*primary, *derived, *moves, *rate_moves], key=lambda i: i.at)
+    return Plan(seed, seconds, listings, traders, tuple(intents), tuple(rates.items()))
 
 
 def _factor(rng: random.Random, spread: float) -> Decimal:
@@ -178,11 +232,23 @@ def _money(rng: random.Random, low: float, high: float) -> Decimal:
     return _quantise(Decimal(str(rng.uniform(low, high))), CENT)
 
 
-def _trader(rng: random.Random, index: int, listings: tuple[Listing, ...]) -> Trader:
+def _in(usd: Decimal, currency: str, rates: dict[str, Decimal]) -> Decimal:
+    """An amount worth about `usd` in `currency` at its starting rate: rounded down to
+    its minor unit, at least one."""
+    unit = minor_unit(currency)
+    if currency == "USD":
+        return max(_quantise(usd, unit), unit)
+    return max(_quantise(usd / rates[currency], unit), unit)
+
+
+def _trader(
+    rng: random.Random, index: int, listings: tuple[Listing, ...], rates: dict[str, Decimal]
+) -> Trader:
     holdings = tuple(
         (x.asset_id, _quantity(_money(rng, 300, 2500), x)) for x in listings if rng.random() < 0.8
     )
-    return Trader(f"trader_{index:02d}", _money(rng, 2000, 8000), holdings)
+    cash = tuple((c, _in(_money(rng, 500, 3000), c, rates)) for c in rates if rng.random() < 0.6)
+    return Trader(f"trader_{index:02d}", _money(rng, 2000, 8000), holdings, cash)
 
 
 def _quantity(value: Decimal, listing: Listing, price: Decimal | None = None) -> Decimal:
@@ -208,21 +274,59 @@ def _price_path(rng: random.Random, listings: tuple[Listing, ...], seconds: floa
     return PricePath({x.asset_id: x for x in listings}, moves)
 
 
+def _rate_path(rng: random.Random, rates: dict[str, Decimal], seconds: float) -> list[RateIntent]:
+    """A walk of each currency's rate, up to 0.4 % a tick: conversions meet many rates,
+    each fresh (a rate is never older than a tick or two while the load runs)."""
+    moves = []
+    for currency, rate in rates.items():
+        for tick in range(1, int(seconds / RATE_TICK_SECONDS) + 1):
+            rate = max(_quantise(rate * _factor(rng, 0.004), RATE_STEP), RATE_STEP)
+            moves.append(RateIntent(tick * RATE_TICK_SECONDS, currency, rate))
+    return moves
+
+
 def _primary(
     rng: random.Random,
     n: int,
     seconds: float,
     traders: tuple[Trader, ...],
     path: PricePath,
-) -> PlaceIntent | FundsIntent:
+    rates: dict[str, Decimal],
+) -> PlaceIntent | FundsIntent | ConvertIntent:
+    """Deposits and withdrawals (12 % each, half of them in USD), conversions (10 %),
+    orders."""
     at = rng.uniform(0, seconds * 0.9)
-    username = rng.choice(traders).username
+    trader = rng.choice(traders)
+    username, key = trader.username, f"funds-{n:05d}"
     roll = rng.random()
+    currency = "USD" if rng.random() < 0.5 else rng.choice(CASH[1:])
     if roll < 0.12:
-        return FundsIntent(at, username, f"funds-{n:05d}", False, _deposit_amount(rng))
+        amount = _in(_deposit_amount(rng), currency, rates)
+        return FundsIntent(at, username, key, False, amount, currency)
     if roll < 0.24:
-        return FundsIntent(at, username, f"funds-{n:05d}", True, _withdraw_amount(rng))
+        amount = _in(_withdraw_amount(rng), currency, rates)
+        return FundsIntent(at, username, key, True, amount, currency)
+    if roll < 0.34:
+        return _conversion(rng, at, trader, f"convert-{n:05d}", rates)
     return _order(rng, n, at, username, path)
+
+
+def _conversion(
+    rng: random.Random, at: float, trader: Trader, key: str, rates: dict[str, Decimal]
+) -> ConvertIntent:
+    """Mostly out of a currency the trader started with; now and then one minor unit
+    (which may buy nothing: CONVERSION_TOO_SMALL) or more than they hold."""
+    held = ["USD", *(c for c, _ in trader.cash)]
+    sell = rng.choice(held) if rng.random() < 0.7 else rng.choice(CASH)
+    buy = rng.choice([c for c in CASH if c != sell])
+    roll = rng.random()
+    if roll < 0.05:
+        amount = minor_unit(sell)
+    elif roll < 0.15:
+        amount = _in(_money(rng, 4000, 9000), sell, rates)
+    else:
+        amount = _in(_money(rng, 20, 800), sell, rates)
+    return ConvertIntent(at, trader.username, key, sell, buy, amount)
 
 
 def _deposit_amount(rng: random.Random) -> Decimal:
@@ -288,10 +392,10 @@ def _trailing(rng: random.Random, order: PlaceIntent, price: Decimal) -> PlaceIn
     return replace(order, trail_amount=amount)
 
 
-def _derived(rng: random.Random, intent: PlaceIntent | FundsIntent) -> list[Intent]:
+def _derived(rng: random.Random, intent: PlaceIntent | FundsIntent | ConvertIntent) -> list[Intent]:
     """Cancels of some resting (limit and conditional) orders; exact and conflicting
     repeats of some commands."""
-    if isinstance(intent, FundsIntent):
+    if isinstance(intent, FundsIntent | ConvertIntent):
         return [_copy(rng, intent, intent.key)] if rng.random() < 0.1 else []
     derived: list[Intent] = []
     if intent.order_type.rests and rng.random() < 0.4:
@@ -306,7 +410,7 @@ def _derived(rng: random.Random, intent: PlaceIntent | FundsIntent) -> list[Inte
 
 def _copy(
     rng: random.Random,
-    intent: PlaceIntent | FundsIntent,
+    intent: PlaceIntent | FundsIntent | ConvertIntent,
     key: str,
     conflicting_quantity: Decimal | None = None,
 ) -> RepeatIntent:
@@ -353,6 +457,9 @@ class Journal:
     def funds(self) -> list[tuple[Sent, FundsIntent]]:
         return [(s, s.intent) for s in self._first() if isinstance(s.intent, FundsIntent)]
 
+    def conversions(self) -> list[tuple[Sent, ConvertIntent]]:
+        return [(s, s.intent) for s in self._first() if isinstance(s.intent, ConvertIntent)]
+
     def _first(self) -> list[Sent]:
         return [s for s in self.sent if s.repeat is None]
 
@@ -363,7 +470,7 @@ class Journal:
 def _key_of(intent: Intent) -> str | None:
     if isinstance(intent, PlaceIntent):
         return intent.order_id
-    if isinstance(intent, FundsIntent):
+    if isinstance(intent, FundsIntent | ConvertIntent):
         return intent.key
     return None
 
@@ -390,6 +497,9 @@ class LoadSender:
         if isinstance(intent, PriceIntent):
             (update,) = await self.harness.send_prices((intent.asset_id, format(intent.price, "f")))
             self.journal.record(Sent(self.elapsed(), update, intent))
+        elif isinstance(intent, RateIntent):
+            (moved,) = await self.harness.send_rates((intent.currency, format(intent.rate, "f")))
+            self.journal.record(Sent(self.elapsed(), moved, intent))
         elif isinstance(intent, RepeatIntent):
             await self._repeat(intent)
         else:
@@ -397,15 +507,19 @@ class LoadSender:
             await self.harness.send(command)
             self.journal.record(Sent(self.elapsed(), command, intent))
 
-    def _command(self, intent: PlaceIntent | CancelIntent | FundsIntent) -> AnyCommand:
+    def _command(
+        self, intent: PlaceIntent | CancelIntent | FundsIntent | ConvertIntent
+    ) -> AnyCommand:
         factory = self.harness.factory
         if isinstance(intent, PlaceIntent):
             return factory.place_order(intent.username, intent.request(), order_id=intent.order_id)
         if isinstance(intent, CancelIntent):
             return factory.cancel(intent.username, intent.order_id)
+        if isinstance(intent, ConvertIntent):
+            return factory.convert(intent.username, intent.amount, intent.sell, intent.buy)
         if intent.withdraw:
-            return factory.withdraw(intent.username, intent.amount)
-        return factory.deposit(intent.username, intent.amount)
+            return factory.withdraw(intent.username, intent.amount, currency=intent.currency)
+        return factory.deposit(intent.username, intent.amount, currency=intent.currency)
 
     async def _repeat(self, intent: RepeatIntent) -> None:
         original = self.journal.by_key[intent.key]

@@ -92,6 +92,14 @@ class StatusEvents:
             if b.get("event_type") in kinds
         }
 
+    def conversions_applied(self) -> dict[str, dict[str, Any]]:
+        """Conversion id -> its balance.converted event's data (the last copy heard)."""
+        return {
+            str(b.get("data", {}).get("conversion_id")): b.get("data", {})
+            for b in self.bodies
+            if b.get("event_type") == "balance.converted"
+        }
+
     def by_event_id(self) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for body in self.bodies:

@@ -5,6 +5,7 @@ analytics queue too), stop, recount, report; then delete everything."""
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import tempfile
 import time
@@ -22,12 +23,14 @@ from order_processor.bootstrap import (
     get_order_dao,
     open_clients,
 )
+from order_processor.config import Settings
 from order_processor.domain.assets import AssetTransactionCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import utc_now
 from order_processor.faultproxy import AWS_BAD_DAY, FaultPlan, FaultProxyHandle, fault_proxy
-from tests.chaos import checks
+from tests.chaos import cash, checks
 from tests.chaos.books import (
+    ZERO,
     Books,
     effect_findings,
     implied_findings,
@@ -81,10 +84,18 @@ AWS_FAULTS = AWS_BAD_DAY + ",expire-credentials-after=20"
 ROLE = "arn:aws:iam::000000000000:role/op-chaos"
 
 
+def fx_max_age_seconds(config: ChaosConfig) -> int:
+    """The oldest rate a decision of the run may use: the default, unless the drain (no
+    rate moves after the load) and an outage could last longer, with a minute to spare.
+    While the load runs, every rate moves every RATE_TICK_SECONDS."""
+    default = int(Settings.model_fields["fx_max_age_seconds"].default)
+    return max(default, math.ceil(config.drain_seconds + config.outage_seconds) + 60)
+
+
 async def run_chaos(
     endpoint: str, config: ChaosConfig, say: Callable[[str], None] = print
 ) -> Report:
-    settings = deployment_settings(endpoint)
+    settings = deployment_settings(endpoint, fx_max_age_seconds=fx_max_age_seconds(config))
     with deployed(settings):
         async with open_clients(settings) as clients:
             harness = await Harness.start(settings, clients)
@@ -101,25 +112,29 @@ async def run_chaos(
 
 
 async def seed_books(harness: Harness, plan: Plan) -> None:
-    """Listings, and traders with their starting USD and holdings, each through a
-    recorded transaction whose id starts with `seed-` so the recount can tell them apart."""
+    """Listings, the currencies' starting rates, and traders with their starting cash
+    (USD, and some EUR, GBP, JPY) and holdings, each through a recorded transaction whose
+    id starts with `seed-` so the recount can tell them apart."""
     for listing in plan.listings:
         price = format(listing.price, "f")
         await harness.add_asset(listing.asset_id, price, precision=listing.precision)
+    await harness.set_rates(*((c, format(r, "f")) for c, r in plan.rates))
     for trader in plan.traders:
         await _seed_trader(harness, trader)
 
 
 async def _seed_trader(harness: Harness, trader: Trader) -> None:
     await harness.create_user(trader.username)
-    await get_balance_dao(harness.clients).update_balance(
-        BalanceTransactionCreate(
-            transaction_id=f"{SEED_PREFIX}usd",
-            username=trader.username,
-            transaction_type=TransactionType.DEPOSIT,
-            amount=trader.usd,
+    for currency, amount in (("USD", trader.usd), *trader.cash):
+        await get_balance_dao(harness.clients).update_balance(
+            BalanceTransactionCreate(
+                transaction_id=f"{SEED_PREFIX}{currency.lower()}",
+                username=trader.username,
+                transaction_type=TransactionType.DEPOSIT,
+                currency=currency,
+                amount=amount,
+            )
         )
-    )
     for asset_id, quantity in trader.holdings:
         await get_asset_transaction_dao(harness.clients).create_asset_transaction(
             AssetTransactionCreate(
@@ -343,15 +358,21 @@ class ChaosRun:
         return report
 
     def _findings(self, books: Books, letters: list[dict[str, object]]) -> list[Finding]:
-        journal, events = self.journal, self.events
+        journal, events, plan = self.journal, self.events, self.plan
         order_ids = {intent.order_id for _, intent in journal.places()}
-        funds = checks.funds_by_user(journal, events)
+        funds = checks.funds_by_account(journal, events)
+        converted = checks.converted_by_account(journal, events)
+        moved = {a: funds.get(a, ZERO) + converted.get(a, ZERO) for a in {*funds, *converted}}
+        spread = self.harness.settings.fx_spread_percent
         return [
             *checks.waiting_findings(journal, books, events, self.stopped - OVERDUE_MARGIN),
             *checks.command_findings(journal, books, events),
-            *effect_findings(books, self.plan),
+            *effect_findings(books, plan),
             *ledger_findings(books),
-            *implied_findings(books, self.plan, funds, order_ids),
+            *implied_findings(books, plan, moved, order_ids),
+            *cash.liquidity_findings(books, converted),
+            *cash.conservation_findings(books, plan, funds, order_ids),
+            *cash.conversion_findings(books, plan, spread),
             *checks.duplicate_findings(journal, books, events),
             *checks.dead_letter_findings(letters, journal),
             *checks.conditional_findings(journal, books, self.plan),
@@ -371,12 +392,15 @@ class ChaosRun:
             if o.status == "COMPLETED" and o.hold_price and o.price and o.price > o.hold_price
         )
         kills = sum(d.how == "SIGKILL" for d in supervisor.deaths)
+        conversions = len(self.events.conversions_applied())
         return {
             "plan": f"{self.config}",
             "sent": f"{sum(sent.values())} {dict(sorted(sent.items()))}",
             "orders": f"{len(books.orders)} {dict(sorted(statuses.items()))}",
             "conditional": f"{sum(conditional.values())} {dict(sorted(conditional.items()))}, "
             f"{topped_up} bought above their hold",
+            "conversions": f"{conversions} applied of {len(self.journal.conversions())}",
+            "currencies": cash.currency_lines(books),
             "deaths": f"{kills} SIGKILLs, {len(supervisor.deaths) - kills} crashes",
             "drain": f"{'every command answered' if drained else 'gave up waiting'} "
             f"after {self.drain_took:.1f} s",

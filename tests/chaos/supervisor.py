@@ -36,6 +36,7 @@ WORKER_STEPS = (
     ("expired", 1),
     ("released", 1),
     ("funds", 2),
+    ("converted", 1),
 )
 
 
@@ -76,7 +77,7 @@ class Program:
         if self.kind == "orders":
             return WORKER_STEPS
         if self.kind == "limit-matcher":
-            return (("trailed", 1), ("matched", 1))
+            return (("trailed", 1), ("matched", 1), ("rated", 1))
         if self.kind == "analytics":
             return (("analytics", 1),)  # a final event applied, its message not yet deleted
         return ()

@@ -8,12 +8,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from order_processor.analytics.parts import contribution
 from order_processor.analytics.views import Report as AnalyticsReport
 from order_processor.analytics.views import Views, add
 from order_processor.domain.base import new_id
 from order_processor.domain.commands import (
     CancelOrder,
+    Convert,
+    ConvertPayload,
     OrderReference,
     PlaceOrder,
     PlaceOrderPayload,
@@ -24,31 +28,41 @@ from order_processor.domain.events import order_event
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from tests.analytics import final
 from tests.chaos.books import (
+    ZERO,
+    Balance,
     Books,
     Record,
     StoredOrder,
     effect_findings,
+    ledger_findings,
     trail_stop,
     with_slippage,
 )
+from tests.chaos.cash import conservation_findings, conversion_findings, liquidity_findings
 from tests.chaos.checks import (
     analytics_findings,
     command_findings,
     conditional_findings,
+    converted_by_account,
     duplicate_findings,
     marketable_notes,
     placed_by_repeat_notes,
 )
 from tests.chaos.load import (
     CONDITIONAL_TYPES,
+    RATE_TICK_SECONDS,
     CancelIntent,
+    ConvertIntent,
+    FundsIntent,
     Journal,
     Listing,
     PlaceIntent,
     Plan,
     PriceIntent,
+    RateIntent,
     RepeatIntent,
     Sent,
+    Trader,
     make_plan,
 )
 from tests.chaos.observe import StatusEvents
@@ -135,17 +149,17 @@ def records_of(stored: StoredOrder) -> list[Record]:
     if stored.status != "COMPLETED" or stored.total_amount is None:
         return []
     if stored.is_buy:
-        kinds = [("usd", "ORDER_HOLD"), ("usd", "ORDER_RELEASE")]
-        kinds += [("usd", "ORDER_PAYMENT"), ("asset", "BUY")]
+        kinds = [("cash", "ORDER_HOLD"), ("cash", "ORDER_RELEASE")]
+        kinds += [("cash", "ORDER_PAYMENT"), ("asset", "BUY")]
     else:
-        kinds = [("asset", "HOLD"), ("asset", "RELEASE"), ("asset", "SELL"), ("usd", "ORDER_SALE")]
+        kinds = [("asset", "HOLD"), ("asset", "RELEASE"), ("asset", "SELL"), ("cash", "ORDER_SALE")]
     amounts = {"ORDER_HOLD": stored.hold(), "ORDER_RELEASE": stored.hold()}
     return [
         Record(
             ledger,
             stored.username,
             f"{stored.order_id}#{kind.lower()}",
-            "USD" if ledger == "usd" else stored.asset_id,
+            "USD" if ledger == "cash" else stored.asset_id,
             kind,
             stored.quantity if ledger == "asset" else amounts.get(kind, stored.total_amount),
             "COMPLETED",
@@ -307,7 +321,7 @@ def test_only_a_stop_buy_short_of_usd_may_fail_after_it_was_held() -> None:
     )
     sent_as(journal, stop_buy, stop_price=Decimal(100))
     held = [
-        Record("usd", "trader_00", f"o-1#{k.lower()}", "USD", k, Decimal(105), "COMPLETED", "o-1")
+        Record("cash", "trader_00", f"o-1#{k.lower()}", "USD", k, Decimal(105), "COMPLETED", "o-1")
         for k in ("ORDER_HOLD", "ORDER_RELEASE")
     ]
     books = replace(books_of(stop_buy), records=held)
@@ -443,3 +457,167 @@ def test_the_analytics_check_fires_on_a_double_count_a_miscount_and_a_dead_lette
     ]
     found = analytics_findings(views_of(orders), rebuilt, counted, books, [], 0, drained=False)
     assert [f.kind for f in found] == ["drain_gave_up"]
+
+
+# --- currencies: the plan, liquidity, conservation, conversions ----------------------------
+
+
+def test_money_moves_in_four_currencies_and_the_rates_walk_all_the_load() -> None:
+    plan = make_plan(seed=5, users=10, commands=600, seconds=60)
+    funds = [i for i in plan.intents if isinstance(i, FundsIntent)]
+    conversions = [i for i in plan.intents if isinstance(i, ConvertIntent)]
+    moves = [i for i in plan.intents if isinstance(i, RateIntent)]
+
+    assert {(i.currency, i.withdraw) for i in funds} == {
+        (c, w) for c in ("USD", "EUR", "GBP", "JPY") for w in (False, True)
+    }
+    assert all(i.amount == i.amount.to_integral() for i in funds if i.currency == "JPY")
+    assert 0.07 < len(conversions) / 600 < 0.13
+    every = {"USD", "EUR", "GBP", "JPY"}
+    assert {i.sell for i in conversions} == {i.buy for i in conversions} == every
+    assert all(i.sell != i.buy for i in conversions)
+    for currency, _ in plan.rates:
+        walk = [i for i in moves if i.currency == currency]
+        assert len(walk) == 60 / RATE_TICK_SECONDS
+        assert len(plan.rates_of(currency)) > 10
+    assert any(t.cash for t in plan.traders)
+    for intent in conversions:
+        ConvertPayload(sell=intent.sell, buy=intent.buy, amount=intent.amount)  # each valid
+
+
+FX = (("EUR", Decimal("1.0842")), ("JPY", Decimal("0.0067")))
+# 100.00 EUR into JPY at 1.0842 / 0.0067 less 0.50 %, 10 places down: 161.0117910447 JPY
+# per EUR, 16,101 JPY (16,101.18 rounded down).
+RATE = Decimal("161.0117910447")
+
+
+def fx_plan() -> Plan:
+    trader = Trader("trader_00", Decimal("1000.00"), (), (("EUR", Decimal("500.00")),))
+    moved = RateIntent(2.0, "EUR", Decimal("1.09"))
+    return Plan(0, 10, (), (trader,), (moved,), FX)
+
+
+def cash_record(record_id: str, currency: str, kind: str, amount: str) -> Record:
+    return Record(
+        "cash", "trader_00", record_id, currency, kind, Decimal(amount), "COMPLETED", None
+    )
+
+
+def conversion(sold: str = "100.00", bought: str = "16101", rate: Decimal = RATE) -> list[Record]:
+    """trader_00's conversion c-1: `sold` EUR for `bought` JPY at `rate`, 0.5 % spread."""
+    legs = (
+        ("c-1#sold", "EUR", "CONVERSION_OUT", sold),
+        ("c-1#bought", "JPY", "CONVERSION_IN", bought),
+    )
+    out, into = (replace(cash_record(*leg), spread_percent=Decimal("0.5")) for leg in legs)
+    return [
+        replace(out, counter_currency="JPY", counter_amount=Decimal(bought), rate=rate),
+        replace(into, counter_currency="EUR", counter_amount=Decimal(sold), rate=rate),
+    ]
+
+
+def fx_books(records: list[Record], liquidity_jpy: str = "-16101") -> Books:
+    """trader_00: 1,000 USD and 500 EUR to start, then 100 EUR into JPY."""
+    seeds = [cash_record("seed-usd", "USD", "DEPOSIT", "1000.00")]
+    seeds.append(cash_record("seed-eur", "EUR", "DEPOSIT", "500.00"))
+    balances = {
+        ("trader_00", c): Balance("trader_00", c, Decimal(a), Decimal(0))
+        for c, a in (("USD", "1000.00"), ("EUR", "400.00"), ("JPY", "16101"))
+    }
+    liquidity = {
+        ("trader_00", "EUR"): Decimal("100.00"),
+        ("trader_00", "JPY"): Decimal(liquidity_jpy),
+    }
+    return Books(balances, seeds + records, {}, {}, liquidity)
+
+
+ANNOUNCED = {("trader_00", "EUR"): Decimal("-100.00"), ("trader_00", "JPY"): Decimal(16101)}
+
+
+def cash_kinds(books: Books, plan: Plan) -> list[str]:
+    found = liquidity_findings(books, ANNOUNCED)
+    found += conservation_findings(books, plan, {}, set())
+    found += conversion_findings(books, plan, Decimal("0.50"))
+    found += ledger_findings(books)
+    return sorted(f.kind for f in found)
+
+
+def test_a_conversion_at_a_published_rate_with_its_liquidity_passes() -> None:
+    assert cash_kinds(fx_books(conversion()), fx_plan()) == []
+    # 1.09 was published too: 100 EUR at 1.09 / 0.0067 less the spread.
+    at_the_later_rate = conversion(bought="16187", rate=Decimal("161.8731343283"))
+    books = fx_books(at_the_later_rate, "-16187")
+    books.balances[("trader_00", "JPY")] = Balance("trader_00", "JPY", Decimal(16187), ZERO)
+    announced = {**ANNOUNCED, ("trader_00", "JPY"): Decimal(16187)}
+    assert liquidity_findings(books, announced) == []
+    assert conversion_findings(books, fx_plan(), Decimal("0.50")) == []
+
+
+def test_a_liquidity_part_one_minor_unit_off_breaks_conservation_in_its_currency() -> None:
+    books = fx_books(conversion(), liquidity_jpy="-16100")
+
+    assert cash_kinds(books, fx_plan()) == [
+        "liquidity_mismatch",
+        "liquidity_plan_mismatch",
+        "not_conserved",
+    ]
+    (broken,) = conservation_findings(books, fx_plan(), {}, set())
+    assert broken.ids == ("JPY",)
+    assert broken.detail == "balances and liquidity hold 1; in less out is 0"
+
+
+def test_a_bought_amount_its_rate_does_not_give_is_found() -> None:
+    books = fx_books(conversion(bought="16102"), liquidity_jpy="-16102")
+    books.balances[("trader_00", "JPY")] = Balance("trader_00", "JPY", Decimal(16102), ZERO)
+
+    found = conversion_findings(books, fx_plan(), Decimal("0.50"))
+
+    assert [(f.kind, f.ids) for f in found] == [("amounts_off_rate", ("trader_00", "c-1"))]
+
+
+def test_a_rate_no_published_rates_give_is_found() -> None:
+    off = RATE + Decimal("0.0000000001")
+
+    found = conversion_findings(fx_books(conversion(rate=off)), fx_plan(), Decimal("0.50"))
+
+    assert [f.kind for f in found] == ["rate_not_published"]
+
+
+@pytest.mark.parametrize("missing", ["c-1#sold", "c-1#bought"])
+def test_a_conversion_missing_one_of_its_records_is_found(missing: str) -> None:
+    records = [r for r in conversion() if r.record_id != missing]
+
+    found = conversion_findings(fx_books(records), fx_plan(), Decimal("0.50"))
+
+    assert [f.kind for f in found] == ["pair_incomplete"]
+    assert "liquidity_mismatch" in cash_kinds(fx_books(records), fx_plan())
+
+
+def test_a_conversion_recorded_otherwise_than_sent_or_announced_is_found() -> None:
+    intent = ConvertIntent(1.0, "trader_00", "convert-1", "EUR", "JPY", Decimal("100.00"))
+    command = Convert(
+        command_id="c-1",
+        username="trader_00",
+        auth="t",
+        payload=ConvertPayload(sell="EUR", buy="JPY", amount=Decimal("100.00")),
+    )
+    journal = Journal()
+    journal.record(Sent(1.0, command, intent))
+    books = fx_books(conversion())
+    heard = StatusEvents(None, "")
+    data = {"conversion_id": "c-1", "sell": "EUR", "sold": "100.00", "buy": "JPY"}
+    data |= {"bought": "16101", "rate": str(RATE), "spread_percent": "0.5"}
+    heard.bodies = [{"event_type": "balance.converted", "data": data}]
+
+    assert command_findings(journal, books, heard) == []
+    assert converted_by_account(journal, heard) == ANNOUNCED
+    silent = StatusEvents(None, "")
+    assert [f.kind for f in command_findings(journal, books, silent)] == [
+        "conversion_event_disagrees"
+    ]
+    heard.bodies = [{"event_type": "balance.converted", "data": {**data, "bought": "16100"}}]
+    assert [f.kind for f in command_findings(journal, books, heard)] == ["conversion_event_differs"]
+    other = replace(journal.sent[0], intent=replace(intent, buy="GBP"))
+    journal.sent[0], journal.by_key["convert-1"] = other, other
+    heard.bodies[0]["data"]["bought"] = "16101"
+    assert [f.kind for f in command_findings(journal, books, heard)] == ["conversion_wrong_record"]
