@@ -616,6 +616,10 @@ def duplicate_findings(journal: Journal, books: Books, events: StatusEvents) -> 
                 )
                 found.append(finding("duplicates", "request_replaced", order.order_id, detail))
             continue
+        if sent.repeat == "exact" and original.command_id in rejected:
+            # A copy of a rejected first request (rejected alike: its very body): what is
+            # stored, if anything, a conflicting repeat placed (checked above).
+            continue
         if order is not None and order.quantity != original.intent.quantity:
             detail = f"stored quantity {order.quantity}, first request {original.intent.quantity}"
             found.append(finding("duplicates", "request_replaced", order.order_id, detail))

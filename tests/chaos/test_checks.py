@@ -337,8 +337,9 @@ def test_only_a_stop_buy_short_of_usd_may_fail_after_it_was_held() -> None:
 
 
 def rejected_then_repeated(repeat_rejected: bool) -> tuple[Journal, StatusEvents]:
-    """order-1 (expiring 3 s after sending) rejected ALREADY_EXPIRED, then cancelled, then
-    sent again with twice the quantity: itself rejected ALREADY_EXPIRED or placed."""
+    """order-1 (expiring 3 s after sending) rejected ALREADY_EXPIRED, an exact copy of it
+    (rejected alike), then cancelled, then sent again with twice the quantity: itself
+    rejected ALREADY_EXPIRED or placed."""
     intent = PlaceIntent(
         1.0,
         "trader_00",
@@ -354,6 +355,7 @@ def rejected_then_repeated(repeat_rejected: bool) -> tuple[Journal, StatusEvents
     journal = Journal()
     first = command(intent.order_id, intent.request())
     journal.record(Sent(1.0, first, intent))
+    journal.record(Sent(1.5, first, RepeatIntent(1.5, "trader_00", "order-1"), "exact"))
     cancelling = CancelOrder(
         command_id=new_id(),
         username="trader_00",
