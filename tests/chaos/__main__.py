@@ -20,7 +20,10 @@ def parse(argv: list[str]) -> ChaosConfig:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--users", type=int, default=defaults.users)
     parser.add_argument(
-        "--orders", type=int, default=defaults.orders, help="orders, deposits and withdrawals"
+        "--orders",
+        type=int,
+        default=defaults.orders,
+        help="orders, deposits, withdrawals and conversions",
     )
     parser.add_argument("--kills", type=int, default=defaults.kills)
     parser.add_argument("--workers", type=int, default=defaults.workers)

@@ -64,7 +64,7 @@ class ChaosConfig:
 
     seed: int = 1
     users: int = 20
-    orders: int = 400  # orders, deposits and withdrawals; cancels and repeats come on top
+    orders: int = 400  # orders, deposits, withdrawals, conversions; cancels, repeats on top
     kills: int = 20
     workers: int = 2
     seconds: float = 60.0  # the load, and the kills within it
