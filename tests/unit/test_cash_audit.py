@@ -14,13 +14,22 @@ from typing import Any
 
 import pytest
 
-from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.assets import AssetTransaction
+from order_processor.domain.balances import (
+    BalanceTransaction,
+    BalanceTransactionCreate,
+    TransactionType,
+)
+from order_processor.domain.commands import Deposit
 from order_processor.domain.fx import ExchangeRate, quote
-from order_processor.ops.ledger_audit import AuditReport, LedgerAuditor
+from order_processor.ops.cash_audit import CashBooks, conversion_mismatches
+from order_processor.ops.ledger_audit import AuditReport, LedgerAuditor, order_mismatches
 from order_processor.saga.convert import conversion_records
 from order_processor.store import keys
 from order_processor.store.balances import transaction_put
 from order_processor.store.dynamo import Page, from_attribute, to_item
+from tests.unit.fakes import MemoryLedger
+from tests.unit.test_currencies import USER, buy, funds, quoted, world
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 RATES = {
@@ -198,4 +207,46 @@ async def test_counter_fields_that_disagree_are_found() -> None:
             "conversion",
             f"#bought is {records[2].amount} EUR, its counter record says {records[2].amount} GBP",
         )
+    ]
+
+
+# --- orders in other currencies, as the saga (in memory) writes them -----------------------
+
+
+def order_records(
+    ledger: MemoryLedger, order_id: str
+) -> tuple[list[BalanceTransaction], list[AssetTransaction]]:
+    cash = [r for r in ledger.cash_records.values() if r.reference_id == order_id]
+    trades = [t for t in ledger.asset_records.values() if t.order_id == order_id]
+    return cash, trades
+
+
+async def test_orders_quoted_and_paid_in_other_currencies_pass_as_the_saga_wrote_them() -> None:
+    """A buy of a yen asset (its total rounded up to the yen: 14,999.0005 is 15,000, where
+    the cent would be 14,999.01) and a buy of a euro asset
+    paid in dollars (its conversion's records `#fx-sold`, `#fx-bought`): no mismatch; a
+    paid amount a cent short, or the conversion's records missing, are found."""
+    saga, ledger, _ = world(usd="1000")
+    await saga.handle(funds(Deposit, "100000", "JPY"))
+    quoted(ledger, "BTCJPY", "14999000.5", "JPY")
+    quoted(ledger, "BTCEUR", "100", "EUR")
+    await saga.handle(buy("BTCJPY", "0.001", order_id="o-yen"))
+    await saga.handle(buy("BTCEUR", "2", order_id="o-paid", pay_currency="USD"))
+    yen, paid = ledger.orders["o-yen"], ledger.orders["o-paid"]
+    assert (yen.total_amount, paid.paid_amount) == (Decimal(15000), Decimal("217.09"))
+
+    for order in (yen, paid):
+        assert order_mismatches(order, *order_records(ledger, order.order_id)) == []
+    cash, trades = order_records(ledger, "o-paid")
+    assert conversion_mismatches(CashBooks(USER, {}, {}, cash)) == []
+
+    short = paid.evolve(paid_amount=Decimal("217.08"))
+    assert [(m.kind, m.detail) for m in order_mismatches(short, cash, trades)] == [
+        ("order_amounts", "o-paid#fx-sold is 217.09 USD, expected 217.08 USD")
+    ]
+    unconverted = [r for r in cash if not r.transaction_type.is_conversion]
+    assert [m.kind for m in order_mismatches(paid, unconverted, trades)] == ["order_records"]
+    alone = [r for r in cash if r.transaction_id != "o-paid#fx-bought"]
+    assert [m.detail for m in conversion_mismatches(CashBooks(USER, {}, {}, alone))] == [
+        "its bought record is missing"
     ]

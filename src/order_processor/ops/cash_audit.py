@@ -6,8 +6,9 @@ conversions) and their records (`TX#`, USD when they name no currency). Per user
 
 - each balance equals the sum of its COMPLETED records in that currency, never negative;
 - each liquidity part equals the negated sum of the user's conversion records in it;
-- each conversion has both records (`<id>#sold`, `<id>#bought`), whose counter fields
-  agree with each other, and whose amounts follow from the recorded rate.
+- each conversion has both records (`<id>#sold`, `<id>#bought`; a buy paid in another
+  currency `<order id>#fx-sold`, `#fx-bought`), whose counter fields agree with each
+  other, and whose amounts follow from the recorded rate.
 
 Across users, per currency: what the users' balances hold plus what the exchange's
 liquidity parts hold equals what came in less what went out (every record's effect but a
@@ -35,6 +36,7 @@ from order_processor.store import keys
 ZERO = Decimal(0)
 # The two records of a conversion: their id suffix and their type.
 LEGS = {"sold": T.CONVERSION_OUT, "bought": T.CONVERSION_IN}
+PAID_IN = "fx-"  # the legs' prefix when a buy paid in another currency converts
 EVERYONE = "(all users)"  # the username of a finding about a currency, not a user
 
 
@@ -183,13 +185,14 @@ def _liquidity_mismatches(books: CashBooks) -> list[Mismatch]:
 def conversion_mismatches(books: CashBooks) -> list[Mismatch]:
     """Each conversion's pair of records: both there, of their types, agreeing on each
     other's amounts, currencies, rate and spread, the amounts following from the rate."""
-    pairs: dict[str, dict[str, BalanceTransaction]] = defaultdict(dict)
+    pairs: dict[tuple[str, str], dict[str, BalanceTransaction]] = defaultdict(dict)
     for record in books.records:
         if record.transaction_type.is_conversion:
             conversion_id, _, leg = record.transaction_id.rpartition("#")
-            pairs[conversion_id or record.transaction_id][leg] = record
+            prefix = PAID_IN if leg.startswith(PAID_IN) else ""
+            pairs[(conversion_id or leg, prefix)][leg.removeprefix(prefix)] = record
     found = []
-    for conversion_id, legs in sorted(pairs.items()):
+    for (conversion_id, _), legs in sorted(pairs.items()):
         problems = _pair_problems(legs)
         if problems:
             ids = (conversion_id, *sorted(r.transaction_id for r in legs.values()))

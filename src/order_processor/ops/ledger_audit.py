@@ -18,6 +18,7 @@ from typing import Any
 from order_processor.domain.assets import AssetBalance, AssetTransaction
 from order_processor.domain.balances import BalanceTransaction, TransactionType
 from order_processor.domain.base import utc_now
+from order_processor.domain.currencies import minor_unit
 from order_processor.domain.money import buy_cost, exact_total, sell_proceeds
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.steps import Step
@@ -264,13 +265,27 @@ def order_mismatches(
     if now is not None and _overdue(order, now):
         detail = f"QUEUED past its expiry {order.expires_at}"
         return [Mismatch("order_overdue", order.username, detail, ids)]
-    ending = _ending(order)
-    buy, limit = order.order_type.is_buy, order.order_type.rests
-    expected = [] if ending is None else EXPECTED_RECORDS.get((buy, limit, ending), [])
+    expected = _expected_records(order)
     if kinds != expected:
         detail = f"{order.status}/{order.step} has records {kinds}, expected {expected}"
         return [Mismatch("order_records", order.username, detail, ids)]
     return _amount_mismatches(order, usd, trades, ids)
+
+
+def _expected_records(order: Order) -> list[str]:
+    """The kinds of records an order's ending leaves, sorted; a buy paid in another
+    currency has its conversion's two with its payment."""
+    ending = _ending(order)
+    buy, limit = order.order_type.is_buy, order.order_type.rests
+    expected = [] if ending is None else EXPECTED_RECORDS.get((buy, limit, ending), [])
+    if _paid_in(order) and TransactionType.ORDER_PAYMENT.value in expected:
+        conversion = [TransactionType.CONVERSION_IN.value, TransactionType.CONVERSION_OUT.value]
+        return sorted([*expected, *conversion])
+    return expected
+
+
+def _paid_in(order: Order) -> bool:
+    return order.pay_currency is not None and order.pay_currency != order.quote_currency
 
 
 def _overdue(order: Order, now: datetime) -> bool:
@@ -284,7 +299,8 @@ def _pricing_mistakes(order: Order) -> list[str]:
     if order.price is None or order.total_amount is None:
         return []
     buy = order.order_type.is_buy
-    expected = (buy_cost if buy else sell_proceeds)(order.quantity, order.price)
+    unit = minor_unit(order.quote_currency)
+    expected = (buy_cost if buy else sell_proceeds)(order.quantity, order.price, unit)
     wrong = []
     if order.total_amount != expected:
         wrong.append(
@@ -298,23 +314,37 @@ def _pricing_mistakes(order: Order) -> list[str]:
     return wrong
 
 
+def _expected_cash(order: Order, record: BalanceTransaction) -> tuple[Decimal, str]:
+    """A cash record's amount and currency: a hold's at the hold price, the conversion's
+    sold side what the order paid in its pay currency, the others the total; each in the
+    asset's quote currency but that sold side."""
+    kind = record.transaction_type
+    if kind in {TransactionType.ORDER_HOLD, TransactionType.ORDER_RELEASE}:
+        held_at = order.hold_price or order.limit_price
+        assert held_at is not None
+        unit = minor_unit(order.quote_currency)
+        return buy_cost(order.quantity, held_at, unit), order.quote_currency
+    if kind is TransactionType.CONVERSION_OUT and order.pay_currency is not None:
+        return order.paid_amount or Decimal(0), order.pay_currency
+    return order.total_amount or Decimal(0), order.quote_currency
+
+
 def _amount_mismatches(
     order: Order,
     usd: list[BalanceTransaction],
     trades: list[AssetTransaction],
     ids: tuple[str, ...],
 ) -> list[Mismatch]:
-    holds = {TransactionType.ORDER_HOLD, TransactionType.ORDER_RELEASE}
     wrong = _pricing_mistakes(order)
     for record in usd:
-        if record.transaction_type in holds:
-            held_at = order.hold_price or order.limit_price
-            assert held_at is not None
-            expected = buy_cost(order.quantity, held_at)
-        else:
-            expected = order.total_amount or Decimal(0)
-        if record.amount != expected:
-            wrong.append(f"{record.transaction_id} is {record.amount}, expected {expected}")
+        expected, currency = _expected_cash(order, record)
+        if (record.amount, record.currency) != (expected, currency):
+            wrong.append(
+                f"{record.transaction_id} is {record.amount} {record.currency}, "
+                f"expected {expected} {currency}"
+            )
+        if record.transaction_type.is_conversion and record.rate != order.pay_rate:
+            wrong.append(f"{record.transaction_id} at {record.rate}, the order's {order.pay_rate}")
     wrong += [
         f"{t.transaction_id} moves {t.quantity}, expected {order.quantity}"
         for t in trades

@@ -144,7 +144,7 @@ async def test_a_payment_of_the_wrong_amount_is_found(aws: AwsClients, username:
     report = await audit(aws, username)
 
     assert [(m.kind, m.detail) for m in report.mismatches] == [
-        ("order_amounts", f"{completed.order_id}#payment is 9.99, expected 10.00")
+        ("order_amounts", f"{completed.order_id}#payment is 9.99 USD, expected 10.00 USD")
     ]
 
 
