@@ -12,6 +12,7 @@ them and is answered with the same event; another request with that id is refuse
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from order_processor.domain.balances import BalanceTransaction, BalanceTransactionCreate
 from order_processor.domain.balances import TransactionType as T
@@ -25,6 +26,7 @@ from order_processor.domain.steps import Step
 from order_processor.exceptions import CommandRejected, OrderProcessorError, Reason
 from order_processor.saga.decision import Decision, Limits
 from order_processor.saga.funds import refused_funds
+from order_processor.saga.records import conversion_pair
 
 
 def sold_id(command_id: str) -> str:
@@ -49,35 +51,17 @@ def terms(snapshot: Snapshot, sell: str, buy: str, at: datetime, limits: Limits)
 
 
 def conversion_records(
-    username: str, conversion_id: str, terms: Quote, sold: object, bought: object, note: str
+    username: str, conversion_id: str, terms: Quote, sold: Decimal, bought: Decimal, note: str
 ) -> tuple[BalanceTransactionCreate, BalanceTransactionCreate]:
     """The two records of a conversion (ids: `conversion_id` with '#sold', '#bought')."""
-    shared = {
-        "username": username,
-        "reference_id": conversion_id,
-        "rate": terms.rate,
-        "spread_percent": terms.spread_percent,
-        "description": note,
-    }
-    out = BalanceTransactionCreate(
-        transaction_id=record_id(conversion_id, "sold"),
-        transaction_type=T.CONVERSION_OUT,
-        currency=terms.sold,
-        amount=sold,
-        counter_currency=terms.bought,
-        counter_amount=bought,
-        **shared,
+    return conversion_pair(
+        username,
+        conversion_id,
+        (terms.sold, sold),
+        (terms.bought, bought),
+        (terms.rate, terms.spread_percent),
+        note,
     )
-    into = BalanceTransactionCreate(
-        transaction_id=record_id(conversion_id, "bought"),
-        transaction_type=T.CONVERSION_IN,
-        currency=terms.bought,
-        amount=bought,
-        counter_currency=terms.sold,
-        counter_amount=sold,
-        **shared,
-    )
-    return out, into
 
 
 def convert(snapshot: Snapshot, command: Convert, at: datetime, limits: Limits) -> Decision:

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from order_processor.domain.assets import AssetTransaction, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.balances import TransactionType as T
 from order_processor.domain.base import record_id
 from order_processor.domain.currencies import minor_unit
 from order_processor.domain.money import buy_cost
@@ -111,33 +112,52 @@ def paid_in(order: Order) -> tuple[BalanceTransactionCreate, ...]:
     assert order.paid_amount is not None
     assert order.total_amount is not None
     assert order.pay_rate is not None
+    assert order.pay_spread_percent is not None
+    return conversion_pair(
+        order.username,
+        order.order_id,
+        (order.pay_currency, order.paid_amount),
+        (order.quote_currency, order.total_amount),
+        (order.pay_rate, order.pay_spread_percent),
+        f"{order.order_type} {order.quantity} {order.asset_id}, paid in {order.pay_currency}",
+        kinds=("fx-sold", "fx-bought"),
+    )
+
+
+def conversion_pair(
+    username: str,
+    reference: str,
+    sold: tuple[str, Decimal],
+    bought: tuple[str, Decimal],
+    terms: tuple[Decimal, Decimal],
+    note: str,
+    kinds: tuple[str, str] = ("sold", "bought"),
+) -> tuple[BalanceTransactionCreate, BalanceTransactionCreate]:
+    """A conversion's two records, ids `reference` with each of `kinds`: the currency and
+    amount sold (CONVERSION_OUT), those bought (CONVERSION_IN), each naming the other
+    side, both with the `terms` applied (rate, spread percent)."""
+    rate, spread = terms
     shared = {
-        "username": order.username,
-        "reference_id": order.order_id,
-        "rate": order.pay_rate,
-        "spread_percent": order.pay_spread_percent,
-        "description": f"{order.order_type} {order.quantity} {order.asset_id}, paid in "
-        f"{order.pay_currency}",
+        "username": username,
+        "reference_id": reference,
+        "rate": rate,
+        "spread_percent": spread,
+        "description": note,
     }
-    sold = BalanceTransactionCreate(
-        transaction_id=record_id(order.order_id, "fx-sold"),
-        transaction_type=TransactionType.CONVERSION_OUT,
-        currency=order.pay_currency,
-        amount=order.paid_amount,
-        counter_currency=order.quote_currency,
-        counter_amount=order.total_amount,
-        **shared,
+    sides = ((T.CONVERSION_OUT, sold, bought), (T.CONVERSION_IN, bought, sold))
+    out, into = (
+        BalanceTransactionCreate(
+            transaction_id=record_id(reference, kind),
+            transaction_type=kind_of,
+            currency=mine[0],
+            amount=mine[1],
+            counter_currency=other[0],
+            counter_amount=other[1],
+            **shared,
+        )
+        for kind, (kind_of, mine, other) in zip(kinds, sides, strict=True)
     )
-    bought = BalanceTransactionCreate(
-        transaction_id=record_id(order.order_id, "fx-bought"),
-        transaction_type=TransactionType.CONVERSION_IN,
-        currency=order.quote_currency,
-        amount=order.total_amount,
-        counter_currency=order.pay_currency,
-        counter_amount=order.paid_amount,
-        **shared,
-    )
-    return sold, bought
+    return out, into
 
 
 def joined(*parts: Records) -> Records:
