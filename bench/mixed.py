@@ -27,7 +27,7 @@ async def mixed(endpoint: str, plan: DemoPlan) -> dict[str, Any]:
             day = await trading_day(demo, clients, time.monotonic())
         finally:
             demo.stopping.set()
-            await asyncio.to_thread(demo.stop_workers)
+            await asyncio.to_thread(demo.programs.stop)
     tally = demo.tally
     latency = tally.report()
     market = latency.get("market order", {})

@@ -14,18 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-
-import aiohttp
 
 from order_processor.bootstrap import (
     AwsClients,
@@ -36,8 +29,8 @@ from order_processor.bootstrap import (
 )
 from order_processor.config import QueueKind, Settings
 from order_processor.demo.feeds import random_walk
+from order_processor.demo.programs import Programs
 from order_processor.demo.tally import Tally
-from order_processor.deployment.emulator import free_port
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import AnyCommand
@@ -54,13 +47,6 @@ ASSETS = {
 }
 NO_LOGIN = "!"
 CONDITIONAL_TYPES = [kind for kind in OrderType if kind.is_conditional]
-WORKERS = [
-    ("order worker 1", ["workers.order_worker"]),
-    ("order worker 2", ["workers.order_worker"]),
-    ("limit matcher", ["workers.limit_matcher"]),
-    ("expiry sweeper", ["workers.expiry_sweeper", "--interval", "5"]),
-    ("analytics worker", ["workers.analytics"]),
-]
 
 
 @dataclass(frozen=True)
@@ -81,10 +67,8 @@ class Demo:
         self.tally = Tally()
         self.prices = dict(ASSETS)
         self.stopping = asyncio.Event()
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.health_urls: dict[str, str] = {}
+        self.programs = Programs()
         self.commands: Producer | None = None
-        self.logs = Path(tempfile.mkdtemp(prefix="order-processor-demo-"))
         self.users = [f"demo_user_{n:03d}" for n in range(plan.users)]
 
     # setting up
@@ -125,60 +109,6 @@ class Demo:
             ],
             timed=False,
         )
-
-    def start_workers(self, environment: dict[str, str]) -> None:
-        """Each program on its own loopback metrics port (see `wait_until_ready`)."""
-        for name, arguments in WORKERS:
-            log = (self.logs / f"{name.replace(' ', '-')}.log").open("wb")
-            port = free_port()
-            own = {"ORDER_PROCESSOR_METRICS_HOST": "127.0.0.1"}
-            own["ORDER_PROCESSOR_METRICS_PORT"] = str(port)
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", *arguments],
-                    env=environment | own,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            self.health_urls[name] = f"http://127.0.0.1:{port}"
-        pids = " ".join(str(p.pid) for p in self.processes)
-        print(
-            f"started {len(self.processes)} worker processes (pids {pids}); logs in {self.logs}",
-            flush=True,
-        )
-
-    async def wait_until_ready(self, limit: float = 60) -> None:
-        """Until every program answers /readyz with 200 (its tables, queues and topic
-        checked), so that the load measures the system and not its start-up."""
-        started = time.monotonic()
-        waiting = dict(zip(self.health_urls, self.processes, strict=True))
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            while waiting:
-                for name, process in list(waiting.items()):
-                    if process.poll() is not None:
-                        raise RuntimeError(f"{name} exited ({process.returncode}); see {self.logs}")
-                    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                        async with http.get(self.health_urls[name] + "/readyz") as answer:
-                            if answer.status == 200:
-                                del waiting[name]
-                if time.monotonic() - started > limit:
-                    raise RuntimeError(f"not ready after {limit:.0f} s: {', '.join(waiting)}")
-                if waiting:
-                    await asyncio.sleep(0.1)
-        print(f"all programs ready in {time.monotonic() - started:.1f} s", flush=True)
-
-    def stop_workers(self, grace: float = 30) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for process in self.processes:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
     # the load
 

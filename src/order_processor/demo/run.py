@@ -83,7 +83,7 @@ async def _run(demo: Demo, clients: AwsClients, interrupted: asyncio.Event) -> i
         return await _drive(demo, clients, started)
     finally:
         demo.stopping.set()
-        await asyncio.to_thread(demo.stop_workers)
+        await asyncio.to_thread(demo.programs.stop)
         print("workers stopped", flush=True)
 
 
@@ -121,8 +121,8 @@ async def trading_day(demo: Demo, clients: AwsClients, started: float) -> Day:
     )
     background: list[asyncio.Task[None]] = []
     try:
-        demo.start_workers(worker_environment(demo.settings))
-        await demo.wait_until_ready()
+        demo.programs.start(worker_environment(demo.settings))
+        await demo.programs.wait_until_ready()
         # The seed (first deposits, a little of every asset) is setup: done before the
         # load and its clock, so that the latencies are the load's, not the start-up's.
         await demo.seed()
