@@ -1,11 +1,23 @@
 """The demo's and the benchmark's latencies: each command timed from its send to the event
-that answers it; the seed never timed."""
+that answers it; the seed never timed. And what the demo's summary says per currency."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from order_processor.demo.per_currency import Holding, currency_lines
 from order_processor.demo.tally import Kind, Tally
-from order_processor.domain.commands import AnyCommand, PlaceOrder
-from order_processor.domain.events import Event, EventType, order_event, rejection_event
+from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
+from order_processor.domain.commands import AnyCommand, Convert, PlaceOrder
+from order_processor.domain.events import (
+    Event,
+    EventType,
+    conversion_event,
+    funds_event,
+    order_event,
+    rejection_event,
+)
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.exceptions import Reason
 from order_processor.messaging.producer import CommandFactory
@@ -31,7 +43,7 @@ def funds(command: AnyCommand, event_type: EventType) -> Event:
         event_id=f"funds:{command.command_id}",
         event_type=event_type,
         username="trader",
-        data={"transaction_id": command.command_id},
+        data={"transaction_id": command.command_id, "amount": "100.00", "currency": "USD"},
     )
 
 
@@ -99,3 +111,93 @@ def test_a_copy_of_an_event_answers_nothing_twice() -> None:
 
     assert tally.latencies_ms(Kind.MARKET) == [100.0]
     assert len(tally.final_at) == 1
+
+
+AT = datetime(2026, 12, 8, 9, 30, tzinfo=UTC)
+
+
+def converted(command: Convert, bought: str, rate: str) -> Event:
+    payload = command.payload
+    terms = {"username": "trader", "rate": rate, "spread_percent": "0.5"}
+    sold = BalanceTransactionCreate(
+        transaction_type=TransactionType.CONVERSION_OUT,
+        currency=payload.sell,
+        amount=payload.amount,
+        counter_currency=payload.buy,
+        counter_amount=bought,
+        **terms,
+    )
+    into = sold.model_copy(
+        update={
+            "transaction_type": TransactionType.CONVERSION_IN,
+            "currency": payload.buy,
+            "amount": Decimal(bought),
+        }
+    )
+    return conversion_event(command.command_id, sold, into, AT)
+
+
+def deposited(currency: str, amount: str) -> Event:
+    record = BalanceTransactionCreate(
+        username="trader",
+        transaction_type=TransactionType.DEPOSIT,
+        currency=currency,
+        amount=amount,
+    )
+    return funds_event(record, AT)
+
+
+def test_a_conversion_is_timed_to_its_converted_event_and_a_refusal_counted() -> None:
+    tally = Tally()
+    conversion = FACTORY.convert("trader", "100.00", "EUR", "USD")
+    too_much = FACTORY.convert("trader", "90000", "JPY", "GBP")
+    tally.sent([conversion, too_much], now=0.0)
+
+    tally.on_event(converted(conversion, "107.95", "1.0795"), True, now=0.25)
+    refused = rejection_event(
+        reason=Reason.INSUFFICIENT_BALANCE,
+        message="not enough JPY",
+        message_id="m-2",
+        username="trader",
+        command_id=too_much.command_id,
+    )
+    tally.on_event(refused, True, now=0.3)
+
+    assert tally.latencies_ms(Kind.CONVERT) == [250.0, 300.0]
+    assert tally.refused[Kind.CONVERT] == 1
+    assert tally.report()["conversion"]["answered"] == 2
+
+
+def test_the_summary_says_per_currency_what_came_in_was_converted_and_is_held() -> None:
+    tally = Tally()
+    conversion = FACTORY.convert("trader", "100.00", "EUR", "USD")
+    for event in (
+        deposited("EUR", "2764.97"),
+        deposited("JPY", "447761"),
+        converted(conversion, "107.95", "1.0795"),
+    ):
+        tally.on_event(event, True)
+    tally.on_event(deposited("EUR", "2764.97"), False)  # a copy: counted once
+    held = {
+        "USD": Holding(available=Decimal("107.95"), liquidity=Decimal("-107.95")),
+        "EUR": Holding(
+            available=Decimal("2564.97"), held=Decimal("100.00"), liquidity=Decimal(100)
+        ),
+        "JPY": Holding(available=Decimal(447761)),
+    }
+    rates = {"EUR": Decimal("1.08500000"), "JPY": Decimal("0.00670000")}
+
+    text = "\n".join(currency_lines(tally.money, held, rates, updates=6))
+
+    assert "USD per unit: EUR 1.085, JPY 0.0067 (6 updates sent)" in text
+    assert (
+        "  EUR: 1 deposit (2,764.97 EUR), 0 withdrawals (0.00 EUR); "
+        "conversions: 1 sold 100.00 EUR, 0 bought 0.00 EUR\n"
+        "       users hold 2,664.97 EUR (100.00 EUR of it held for orders); "
+        "the exchange's liquidity took in 100.00 EUR net"
+    ) in text
+    assert "conversions: 0 sold 0.00 USD, 1 bought 107.95 USD" in text
+    assert "the exchange's liquidity paid out 107.95 USD net" in text
+    assert "  JPY: 1 deposit (447,761 JPY)" in text  # no minor unit
+    assert text.index("  USD:") < text.index("  EUR:") < text.index("  JPY:")
+    assert "Decimal(" not in text

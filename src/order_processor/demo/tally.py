@@ -8,6 +8,7 @@ A command is answered by the first event a producer would wait for:
   a final event if it never rests;
 - a cancel: the order's final event after it, or the cancel's own rejection;
 - a deposit, a withdrawal: its `balance.*` event (its transaction id is the command's id);
+- a conversion: its `balance.converted` event (its conversion id is the command's id);
 - any command: its `command.rejected` event (it names the command id).
 
 The seed (the users' first deposits and holdings, sent before the load) is counted but
@@ -21,9 +22,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from order_processor.demo.per_currency import Flows
 from order_processor.domain.commands import (
     AnyCommand,
     CancelOrder,
+    Convert,
     Deposit,
     PlaceOrder,
     Withdraw,
@@ -36,7 +39,12 @@ TERMINAL = {
     EventType.ORDER_CANCELLED,
     EventType.ORDER_EXPIRED,
 }
-FUNDS = {EventType.BALANCE_DEPOSITED, EventType.BALANCE_WITHDRAWN}
+# A balance event, and the field of its data that names the command it answers.
+MONEY = {
+    EventType.BALANCE_DEPOSITED: "transaction_id",
+    EventType.BALANCE_WITHDRAWN: "transaction_id",
+    EventType.BALANCE_CONVERTED: "conversion_id",
+}
 
 
 class Kind(StrEnum):
@@ -47,6 +55,7 @@ class Kind(StrEnum):
     CANCEL = "cancel"
     DEPOSIT = "deposit"
     WITHDRAW = "withdrawal"
+    CONVERT = "conversion"
 
 
 def kind_of(command: AnyCommand) -> Kind | None:
@@ -58,6 +67,8 @@ def kind_of(command: AnyCommand) -> Kind | None:
         return Kind.DEPOSIT
     if isinstance(command, Withdraw):
         return Kind.WITHDRAW
+    if isinstance(command, Convert):
+        return Kind.CONVERT
     return None
 
 
@@ -88,6 +99,8 @@ class Tally:
     pending: dict[str, Pending] = field(default_factory=dict)  # command id -> timed command
     by_order: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     latencies: dict[Kind, list[float]] = field(default_factory=lambda: defaultdict(list))
+    refused: Counter[Kind] = field(default_factory=Counter)  # timed commands rejected
+    money: Flows = field(default_factory=Flows)  # per currency, from the balance events
 
     def sent(
         self, commands: list[AnyCommand], *, timed: bool = True, now: float | None = None
@@ -111,10 +124,14 @@ class Tally:
                 self.rejected[str(event.data.get("reason"))] += 1
                 if event.order_id in self.sent_at:
                     self.rejected_orders.add(event.order_id)
-            self._answer(str(event.data.get("command_id")), at)
+            answered = self._answer(str(event.data.get("command_id")), at)
+            if answered is not None:
+                self.refused[answered.kind] += 1
             return
-        if event.event_type in FUNDS:
-            self._answer(str(event.data.get("transaction_id")), at)
+        if event.event_type in MONEY:
+            if applied:
+                self.money.on_event(event)
+            self._answer(str(event.data.get(MONEY[event.event_type])), at)
             return
         if not applied or event.order_id is None:
             return
@@ -136,10 +153,11 @@ class Tally:
             ):
                 self._answer(command_id, at)
 
-    def _answer(self, command_id: str, at: float) -> None:
+    def _answer(self, command_id: str, at: float) -> Pending | None:
         pending = self.pending.pop(command_id, None)
         if pending is not None:
             self.latencies[pending.kind].append((at - pending.sent_at) * 1000)
+        return pending
 
     @property
     def open_orders(self) -> int:
