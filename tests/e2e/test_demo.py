@@ -77,7 +77,7 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
     result = run_cli(
         "demo",
         "--users",
-        "3",
+        "4",
         "--orders",
         "40",
         "--seconds",
@@ -88,7 +88,7 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
 
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert re.search(r"audit PASSED: 3 users, \d+ orders, \d+ transactions checked", out)
+    assert re.search(r"audit PASSED: 4 users, \d+ orders, \d+ transactions checked", out)
     assert "dead letters: 0" in out
     placed = int(re.search(r"'PlaceOrder': (\d+)", out).group(1))  # type: ignore[union-attr]
     table_total = sum(
@@ -102,6 +102,19 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
     assert re.search(r"market order latency, command sent to final event: p50 \d+ ms", out)
     # Each kind of the load timed to its answer (tests/unit/test_demo_tally.py: how).
     assert re.search(r"^  market order: \d+ answered, p50 \d+ ms, p95 \d+ ms", out, re.M)
+    # The matcher stored the feed's rates; one user each funded in EUR, GBP and JPY.
+    assert re.search(
+        r"^exchange rates at the close, USD per unit: "
+        r"EUR 1\.\d+, GBP 1\.\d+, JPY 0\.00\d+ \(\d+ updates sent\)$",
+        out,
+        re.M,
+    )
+    assert re.search(r"^  EUR: [1-9]\d* deposits? \([\d,]+\.\d\d EUR\)", out, re.M)
+    assert re.search(r"^  GBP: [1-9]\d* deposits? \([\d,]+\.\d\d GBP\)", out, re.M)
+    assert re.search(r"^  JPY: [1-9]\d* deposits? \([\d,]+ JPY\)", out, re.M)
+    assert re.search(
+        r"^       users hold [\d,]+ JPY \(\d+ JPY of it held for orders\); ", out, re.M
+    )
     assert "workers stopped" in out
     # The analytics worker counted every order the demo saw final, as the rebuild does.
     final = int(re.search(r"\((\d+) final in", out).group(1))  # type: ignore[union-attr]

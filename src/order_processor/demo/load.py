@@ -1,12 +1,13 @@
 """`make run`: the whole system on one machine, under a mixed load, then its audit.
 
 Seeds assets and users, starts two order workers, the limit matcher, the expiry sweeper
-and the analytics worker as separate processes, sends deposits, withdrawals, market, limit, stop,
-take-profit and trailing stop orders and cancels at a steady pace while a random-walk
-feed moves prices, follows every status event, closes the book (cancels what is still
-QUEUED), waits until every order is final, then prints a summary, the ledger audit, and
-the analytics views checked against their rebuild from the orders table.
-Ctrl-C (SIGINT) or SIGTERM stop it cleanly.
+and the analytics worker as separate processes (demo.programs), sends the exchange rates
+of EUR, GBP and JPY and funds users in them, sends deposits, withdrawals, conversions,
+market, limit, stop, take-profit and trailing stop orders and cancels at a steady pace
+while a random-walk feed moves prices and rates (demo.currencies), follows every status
+event, closes the book (cancels what is still QUEUED), waits until every order is final,
+then prints a summary, the ledger audit, and the analytics views checked against their
+rebuild from the orders table. Ctrl-C (SIGINT) or SIGTERM stop it cleanly.
 """
 
 from __future__ import annotations
@@ -24,16 +25,18 @@ from order_processor.bootstrap import (
     AwsClients,
     get_asset_dao,
     get_order_dao,
+    get_rate_store,
     get_token_manager,
     get_user_dao,
 )
 from order_processor.config import QueueKind, Settings
+from order_processor.demo.currencies import RATE_EVERY_SECONDS, CurrencyDesk
 from order_processor.demo.feeds import random_walk
 from order_processor.demo.programs import Programs
 from order_processor.demo.tally import Tally
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.base import utc_now
-from order_processor.domain.commands import AnyCommand
+from order_processor.domain.commands import AnyCommand, UpdateRate
 from order_processor.domain.orders import OrderCreate, OrderType
 from order_processor.domain.users import UserCreate
 from order_processor.exceptions import EntityAlreadyExistsException
@@ -70,6 +73,8 @@ class Demo:
         self.programs = Programs()
         self.commands: Producer | None = None
         self.users = [f"demo_user_{n:03d}" for n in range(plan.users)]
+        self.fx = CurrencyDesk(self.factory, self.users, self.random, seed=plan.seed)
+        self.feed: Producer | None = None
 
     # setting up
 
@@ -93,6 +98,8 @@ class Demo:
             with contextlib.suppress(EntityAlreadyExistsException):
                 await users.create_user(request, password_hash=NO_LOGIN)  # and its balance
         await self.send([self.factory.deposit(u, "5000") for u in self.users], timed=False)
+        await self.wait_for_rates(await self.send_rates())
+        await self.send(self.fx.funding(), timed=False)
         # Everyone starts with a little of every asset, so sells have something to sell.
         await self.send(
             [
@@ -130,14 +137,17 @@ class Demo:
         price = self.prices[asset]
         roll = self.random.random()
         if roll < 0.05:
-            return self.factory.deposit(user, str(self.random.randint(100, 2000)))
+            return self.fx.deposit(user, Decimal(self.random.randint(100, 2000)))
         if roll < 0.10:
-            return self.factory.withdraw(user, str(self.random.randint(10, 200)))
-        if roll < 0.15 and placed[user]:
+            return self.fx.withdraw(user, Decimal(self.random.randint(10, 200)))
+        if roll < 0.15:
+            return self.fx.convert(user, Decimal(self.random.randint(50, 500)))
+        if roll < 0.20 and placed[user]:
             return self.factory.cancel(user, self.random.choice(placed[user]))
         quantity = self._quantity(asset, Decimal(self.random.randint(20, 400)))
         side = self.random.choice(["buy", "buy", "sell"])
-        if roll < 0.45:
+        # Market orders keep their 30 % of the mix; conversions came out of the others'.
+        if roll < 0.50:
             kind = OrderType.MARKET_BUY if side == "buy" else OrderType.MARKET_SELL
             request = OrderCreate(order_type=kind, asset_id=asset, quantity=quantity)
         elif roll < 0.75:
@@ -193,15 +203,44 @@ class Demo:
             await asyncio.sleep(min(pace * 10, 0.5))
 
     async def run_feed(self) -> None:
-        url = await self.clients.queue_url(self.settings.resources().price_updates_queue.name)
-        producer = Producer(self.clients.sqs, url, fifo=False)
+        """Prices every second, rates every RATE_EVERY_SECONDS."""
         walk = random_walk(self.prices, step_fraction=Decimal("0.01"), seed=self.plan.seed)
+        rates_sent = time.monotonic()
         while not self.stopping.is_set():
             self.prices = next(walk)
-            await producer.send_batch(
-                [self.factory.update_price(a, p) for a, p in self.prices.items()]
-            )
+            await self.send_feed([self.factory.update_price(a, p) for a, p in self.prices.items()])
+            if time.monotonic() - rates_sent >= RATE_EVERY_SECONDS:
+                rates_sent = time.monotonic()
+                await self.send_rates()
             await _sleep_or_stop(self.stopping, 1.0)
+
+    async def send_rates(self) -> list[UpdateRate]:
+        updates = self.fx.rate_updates()
+        await self.send_feed(updates)
+        return updates
+
+    async def send_feed(self, updates: Sequence[AnyCommand]) -> None:
+        """To the price-updates queue, which the limit matcher reads."""
+        if self.feed is None:
+            queue = self.settings.resources().price_updates_queue.name
+            self.feed = Producer(self.clients.sqs, await self.clients.queue_url(queue), fifo=False)
+        await self.feed.send_batch(updates)
+
+    async def wait_for_rates(self, updates: Sequence[UpdateRate], limit: float = 30) -> None:
+        """Until the matcher has stored these rates or newer ones: a deposit in EUR with
+        no EUR rate is refused FX_RATE_MISSING, with one from a run long ago FX_RATE_STALE."""
+        store = get_rate_store(self.clients, self.settings)
+        deadline = time.monotonic() + limit
+        while True:
+            stored = await store.rates()
+            if all(
+                u.payload.currency in stored and stored[u.payload.currency].as_of >= u.issued_at
+                for u in updates
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the limit matcher stored no new rates in {limit:.0f} s")
+            await asyncio.sleep(0.2)
 
     async def close_book(self) -> None:
         """End of the trading day: cancel every limit order still QUEUED."""

@@ -19,7 +19,9 @@ from order_processor.bootstrap import AwsClients, get_order_dao, get_rate_store,
 from order_processor.config import Settings
 from order_processor.dashboard.app import DEFAULT_PORT, running_dashboard
 from order_processor.demo.load import Demo, DemoPlan
+from order_processor.demo.per_currency import currency_lines, holdings
 from order_processor.demo.tally import Kind, percentile
+from order_processor.domain.commands import CommandType
 from order_processor.messaging.follower import StatusFollower, follow
 from order_processor.ops.ledger_audit import LedgerAuditor
 from order_processor.store.dynamo import all_items
@@ -178,6 +180,8 @@ async def _report(demo: Demo, clients: AwsClients, elapsed: float, final: bool) 
             f"  {kind}: {figures['answered']:.0f} answered, p50 {figures['p50']:.0f} ms, "
             f"p95 {figures['p95']:.0f} ms, p99 {figures['p99']:.0f} ms"
         )
+    for line in await currency_summary(demo, clients):
+        print(line)
     print(f"dead letters: {await dead_letter_count(demo, clients)}")
     auditor = LedgerAuditor(clients.dynamodb, clients.resources.users_table, get_order_dao(clients))
     report = await auditor.run()
@@ -227,6 +231,19 @@ async def print_analytics(
         else f"analytics: {len(differences)} difference(s) from the rebuild"
     )
     return not differences
+
+
+async def currency_summary(demo: Demo, clients: AwsClients) -> list[str]:
+    """The rates the matcher stored from the feed's updates, and per currency what came
+    in, went out, was converted and is held (demo.per_currency)."""
+    stored = await get_rate_store(clients, demo.settings).rates()
+    held = await holdings(clients.dynamodb, clients.resources.users_table)
+    rates = {currency: rate.rate for currency, rate in stored.items()}
+    lines = currency_lines(demo.tally.money, held, rates, demo.fx.updates_sent)
+    sent = demo.tally.commands[CommandType.CONVERT.value]
+    refused = demo.tally.refused[Kind.CONVERT]
+    lines.append(f"conversions: {sent} sent, {refused} refused (reasons under 'rejected')")
+    return lines
 
 
 async def order_table(clients: AwsClients) -> str:
