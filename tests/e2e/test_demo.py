@@ -115,6 +115,13 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
     assert re.search(
         r"^       users hold [\d,]+ JPY \(\d+ JPY of it held for orders\); ", out, re.M
     )
+    # Everyone bought a little of the asset quoted in EUR, the others paying from theirs.
+    assert re.search(
+        r"^ETHEUR, quoted in EUR: \d+ orders, [1-9]\d* filled for [\d,]+\.\d\d EUR; "
+        r"[1-9]\d* market buys? paid from another currency \(",
+        out,
+        re.M,
+    )
     assert "workers stopped" in out
     # The analytics worker counted every order the demo saw final, as the rebuild does.
     final = int(re.search(r"\((\d+) final in", out).group(1))  # type: ignore[union-attr]

@@ -194,7 +194,7 @@ def test_the_summary_says_per_currency_what_came_in_was_converted_and_is_held() 
         "  EUR: 1 deposit (2,764.97 EUR), 0 withdrawals (0.00 EUR); "
         "conversions: 1 sold 100.00 EUR, 0 bought 0.00 EUR\n"
         "       users hold 2,664.97 EUR (100.00 EUR of it held for orders); "
-        "the exchange's liquidity took in 100.00 EUR net"
+        "the exchange's liquidity took in 100.00 EUR net from conversions"
     ) in text
     assert "conversions: 0 sold 0.00 USD, 1 bought 107.95 USD" in text
     assert "the exchange's liquidity paid out 107.95 USD net" in text

@@ -4,7 +4,8 @@ The rates start near the market's (USD per unit); the demo's feed walks them and
 UpdateRate every few seconds, because a deposit or a conversion refuses a rate older than
 ORDER_PROCESSOR_FX_MAX_AGE_SECONDS (300 s by default) and a longer day outlasts that. One
 user in four holds each currency beside USD (their "home" currency): funded in it at the
-start, depositing, withdrawing and converting in it during the day.
+start, depositing, withdrawing and converting in it during the day. One asset is quoted
+in EUR (QUOTED): a user of another currency buys it at market paying from their own.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ from order_processor.domain.currencies import BASE_CURRENCY, minor_unit
 from order_processor.messaging.producer import CommandFactory
 
 RATES = {"EUR": Decimal("1.0850"), "GBP": Decimal("1.2700"), "JPY": Decimal("0.0067")}
+QUOTED = {"ETHEUR": "EUR"}  # the demo's assets quoted in another currency than USD
 CURRENCIES = (BASE_CURRENCY, *RATES)
 RATE_STEP_FRACTION = Decimal("0.002")  # a rate moves at most 0.2 % an update
 RATE_EVERY_SECONDS = 3.0
 FUNDING_USD = Decimal(3000)  # a user of another home currency gets this much worth of it
+
+
+def quote_of(asset_id: str) -> str:
+    return QUOTED.get(asset_id, BASE_CURRENCY)
 
 
 def home_currencies(users: Sequence[str]) -> dict[str, str]:
@@ -83,6 +89,16 @@ class CurrencyDesk:
                 [(home, BASE_CURRENCY), (BASE_CURRENCY, home), (home, third)]
             )
         return self.factory.convert(user, self.worth(usd, sell), sell, buy)
+
+    def holds(self, user: str, asset_id: str) -> bool:
+        """Whether the user holds the asset's quote currency from the start (USD or
+        their home currency): what a resting buy of it holds."""
+        return quote_of(asset_id) in (BASE_CURRENCY, self.home[user])
+
+    def pay_in(self, user: str, asset_id: str) -> str | None:
+        """A market buy of an asset quoted in a currency the user does not hold: paid
+        from their home currency, converted at the rate of the moment in the same write."""
+        return None if self.holds(user, asset_id) else self.home[user]
 
     def worth(self, usd: Decimal, currency: str) -> Decimal:
         """The amount of `currency` worth `usd` now, down to its minor unit."""

@@ -30,7 +30,7 @@ from order_processor.bootstrap import (
     get_user_dao,
 )
 from order_processor.config import QueueKind, Settings
-from order_processor.demo.currencies import RATE_EVERY_SECONDS, CurrencyDesk
+from order_processor.demo.currencies import RATE_EVERY_SECONDS, CurrencyDesk, quote_of
 from order_processor.demo.feeds import random_walk
 from order_processor.demo.programs import Programs
 from order_processor.demo.tally import Tally
@@ -47,6 +47,7 @@ ASSETS = {
     "ETH": Decimal("3000"),
     "SOL": Decimal("150"),
     "ADA": Decimal("0.5"),
+    "ETHEUR": Decimal("2765"),  # in EUR (QUOTED)
 }
 NO_LOGIN = "!"
 CONDITIONAL_TYPES = [kind for kind in OrderType if kind.is_conditional]
@@ -81,9 +82,10 @@ class Demo:
     async def seed(self) -> None:
         assets = get_asset_dao(self.clients)
         for asset_id, price in ASSETS.items():
+            quote = quote_of(asset_id)
             try:
                 await assets.create_asset(
-                    AssetCreate(asset_id=asset_id, name=asset_id, price=price)
+                    AssetCreate(asset_id=asset_id, name=asset_id, price=price, quote_currency=quote)
                 )
             except EntityAlreadyExistsException:
                 self.prices[asset_id] = (await assets.get_asset(asset_id)).price
@@ -100,7 +102,8 @@ class Demo:
         await self.send([self.factory.deposit(u, "5000") for u in self.users], timed=False)
         await self.wait_for_rates(await self.send_rates())
         await self.send(self.fx.funding(), timed=False)
-        # Everyone starts with a little of every asset, so sells have something to sell.
+        # Everyone starts with a little of every asset, so sells have something to sell;
+        # an asset quoted in another currency than theirs paid from their own.
         await self.send(
             [
                 self.factory.place_order(
@@ -109,6 +112,7 @@ class Demo:
                         order_type=OrderType.MARKET_BUY,
                         asset_id=a,
                         quantity=self._quantity(a, Decimal(400)),
+                        pay_currency=self.fx.pay_in(u, a),
                     ),
                 )
                 for u in self.users
@@ -133,8 +137,6 @@ class Demo:
 
     def next_command(self, placed: dict[str, list[str]]) -> AnyCommand:
         user = self.random.choice(self.users)
-        asset = self.random.choice(list(ASSETS))
-        price = self.prices[asset]
         roll = self.random.random()
         if roll < 0.05:
             return self.fx.deposit(user, Decimal(self.random.randint(100, 2000)))
@@ -144,12 +146,21 @@ class Demo:
             return self.fx.convert(user, Decimal(self.random.randint(50, 500)))
         if roll < 0.20 and placed[user]:
             return self.factory.cancel(user, self.random.choice(placed[user]))
+        # A resting order holds the asset's quote currency: only in one the user holds.
+        rests = roll >= 0.50
+        asset = self.random.choice([a for a in ASSETS if not rests or self.fx.holds(user, a)])
+        price = self.prices[asset]
         quantity = self._quantity(asset, Decimal(self.random.randint(20, 400)))
         side = self.random.choice(["buy", "buy", "sell"])
         # Market orders keep their 30 % of the mix; conversions came out of the others'.
-        if roll < 0.50:
-            kind = OrderType.MARKET_BUY if side == "buy" else OrderType.MARKET_SELL
-            request = OrderCreate(order_type=kind, asset_id=asset, quantity=quantity)
+        if not rests:
+            buy = side == "buy"
+            request = OrderCreate(
+                order_type=OrderType.MARKET_BUY if buy else OrderType.MARKET_SELL,
+                asset_id=asset,
+                quantity=quantity,
+                pay_currency=self.fx.pay_in(user, asset) if buy else None,
+            )
         elif roll < 0.75:
             request = self._conditional(asset, price, quantity)
         else:

@@ -1,6 +1,7 @@
 """What happened in each currency during the demo, in words for its summary: deposits,
 withdrawals and conversions counted from the events applied (`Flows`), what users hold
-and the exchange's liquidity read from the users table at the close (`holdings`)."""
+and the exchange's liquidity read from the users table at the close (`holdings`), and the
+orders of the assets quoted outside USD from the orders table (`quoted_lines`)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,39 @@ async def holdings(client: Any, users_table: str) -> dict[str, Holding]:
     return dict(found)
 
 
+async def quoted_lines(client: Any, orders_table: str, quoted: Mapping[str, str]) -> list[str]:
+    """Per asset quoted outside USD, in words: its orders, those filled and their value in
+    the quote currency, and the market buys paid from another currency (one scan)."""
+    orders: Counter[str] = Counter()
+    filled: Counter[str] = Counter()
+    value: dict[str, Decimal] = defaultdict(Decimal)
+    paid_from: dict[str, Counter[str]] = defaultdict(Counter)
+    ids = {f":a{n}": to_attribute(asset) for n, asset in enumerate(sorted(quoted))}
+    arguments = {
+        "TableName": orders_table,
+        "FilterExpression": f"asset_id IN ({', '.join(ids)})",
+        "ExpressionAttributeValues": ids,
+    }
+    async for order in all_items(client, "scan", arguments):
+        asset = str(order["asset_id"])
+        orders[asset] += 1
+        if order.get("status") == "COMPLETED":
+            filled[asset] += 1
+            value[asset] += Decimal(order.get("total_amount") or 0)
+            if order.get("pay_currency") not in (None, quoted[asset]):
+                paid_from[asset][str(order["pay_currency"])] += 1
+    lines = []
+    for asset, quote in sorted(quoted.items()):
+        paid = paid_from[asset]
+        by = ", ".join(f"{n} in {c}" for c, n in sorted(paid.items()))
+        lines.append(
+            f"{asset}, quoted in {quote}: {_many(orders[asset], 'order')}, {filled[asset]} "
+            f"filled for {money(value[asset], quote)}; {_many(paid.total(), 'market buy')} "
+            f"paid from another currency{f' ({by})' if by else ''}"
+        )
+    return lines
+
+
 def money(amount: Decimal, currency: str) -> str:
     """12,345.60 EUR; 447,761 JPY."""
     return f"{format(amount.quantize(minor_unit(currency)), ',f')} {currency}"
@@ -119,11 +153,13 @@ def _many(count: int, noun: str) -> str:
 
 
 def _liquidity(amount: Decimal, currency: str) -> str:
-    """The exchange's liquidity account moves opposite to its customers' conversions."""
+    """The exchange's liquidity account moves opposite to its customers' conversions:
+    Convert commands and market buys paid from another currency alike."""
+    moved = "from conversions and buys paid in another currency"
     if amount > 0:
-        return f"the exchange's liquidity took in {money(amount, currency)} net"
+        return f"the exchange's liquidity took in {money(amount, currency)} net {moved}"
     if amount < 0:
-        return f"the exchange's liquidity paid out {money(-amount, currency)} net"
+        return f"the exchange's liquidity paid out {money(-amount, currency)} net {moved}"
     return "the exchange's liquidity is even"
 
 

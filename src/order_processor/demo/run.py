@@ -18,8 +18,9 @@ from order_processor.aws import provision_deployment
 from order_processor.bootstrap import AwsClients, get_order_dao, get_rate_store, open_clients
 from order_processor.config import Settings
 from order_processor.dashboard.app import DEFAULT_PORT, running_dashboard
+from order_processor.demo.currencies import QUOTED
 from order_processor.demo.load import Demo, DemoPlan
-from order_processor.demo.per_currency import currency_lines, holdings
+from order_processor.demo.per_currency import currency_lines, holdings, quoted_lines
 from order_processor.demo.tally import Kind, percentile
 from order_processor.domain.commands import CommandType
 from order_processor.messaging.follower import StatusFollower, follow
@@ -243,7 +244,7 @@ async def currency_summary(demo: Demo, clients: AwsClients) -> list[str]:
     sent = demo.tally.commands[CommandType.CONVERT.value]
     refused = demo.tally.refused[Kind.CONVERT]
     lines.append(f"conversions: {sent} sent, {refused} refused (reasons under 'rejected')")
-    return lines
+    return lines + await quoted_lines(clients.dynamodb, clients.resources.orders_table, QUOTED)
 
 
 async def order_table(clients: AwsClients) -> str:
