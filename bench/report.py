@@ -88,6 +88,8 @@ def summary(record: dict[str, Any]) -> str:
         ]
     if "faults" in results:
         lines += ["", *_under_faults(results["faults"])]
+    if "conversions" in results:
+        lines += ["", *conversion_lines(results["conversions"])]
     if "calls_per_command" in results:
         lines += ["", "AWS calls per command, by operation:", ""]
         for kind, calls in results["calls_per_command"].items():
@@ -208,6 +210,31 @@ def _under_faults(faults: dict[str, Any]) -> list[str]:
     lines += [
         f"- {name}: `{faults[name]['plan']}`, {faults[name]['faults_injected']}" for name in runs
     ]
+    return lines
+
+
+def conversion_lines(runs: dict[str, Any]) -> list[str]:
+    """A conversion next to a market order: one worker, each kind paced alike, on the
+    emulator and with the worker's requests at AWS's latency."""
+    first = next(iter(runs.values()))
+    lines = [
+        f"A conversion next to a market order (one worker, {first['commands']} of each offered "
+        f"at {first['offered_rate']:g}/s; latency from send to the answering event):",
+        "",
+        "| run | command | AWS calls | HTTP requests | p50 ms | p95 ms | p99 ms | rejected "
+        "| calls by operation |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run, result in runs.items():
+        for kind in ("market buy", "conversion"):
+            row = result[kind]
+            latency = row["latency_ms"]
+            operations = ", ".join(f"{k} {v}" for k, v in row["calls_by_operation"].items())
+            lines.append(
+                f"| {run.replace('_', ' ')} | {kind} | {row['calls_per_command']} "
+                f"| {row['requests_per_command']} | {latency['p50']} | {latency['p95']} "
+                f"| {latency['p99']} | {row['rejected']} | {operations} |"
+            )
     return lines
 
 

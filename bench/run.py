@@ -17,6 +17,7 @@ from typing import Any
 from bench.analytics import drain
 from bench.baseline import baseline
 from bench.ceiling import replayed_ceiling
+from bench.conversions import conversion_against_market
 from bench.machine import describe_machine
 from bench.mixed import mixed
 from bench.report import chart, summary
@@ -36,10 +37,12 @@ from order_processor.faultproxy import AWS_BAD_DAY
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LATENCY_MS, JITTER_MS = 8.0, 2.0  # a round trip to DynamoDB, SQS or SNS in one region
+CONVERSIONS_RATE = 30.0  # commands a second: well below one worker's throughput
 MEASUREMENTS = (
     "mixed",
     "throughput",
     "calls",
+    "conversions",
     "ceiling",
     "baseline",
     "latency",
@@ -56,6 +59,7 @@ class Sizes:
     backlog: int
     paced: int
     calls: int
+    conversions: int
     ceiling: int
     baseline: int
     cpu: int
@@ -76,6 +80,7 @@ QUICK = Sizes(
     backlog=200,
     paced=100,
     calls=50,
+    conversions=300,
     ceiling=1500,
     baseline=200,
     cpu=2000,
@@ -95,6 +100,7 @@ FULL = Sizes(
     backlog=1000,
     paced=300,
     calls=200,
+    conversions=1000,
     ceiling=5000,
     baseline=1000,
     cpu=10_000,
@@ -135,6 +141,9 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
     if "calls" in only:
         results["calls_per_command"] = await calls_per_command(endpoint, sizes.calls)
         print(json.dumps(results["calls_per_command"]), flush=True)
+    if "conversions" in only:
+        results["conversions"] = await conversions(endpoint, sizes.conversions)
+        print(json.dumps(results["conversions"]), flush=True)
     if "ceiling" in only:
         results["ceiling"] = await replayed_ceiling(endpoint, sizes.ceiling)
         print(json.dumps(results["ceiling"]), flush=True)
@@ -199,6 +208,18 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
         )
         print(json.dumps(results["faults"]), flush=True)
     return results
+
+
+async def conversions(endpoint: str, count: int) -> dict[str, Any]:
+    """A conversion next to a market order, on the emulator and at AWS's latency."""
+    from order_processor.faultproxy import FaultPlan, fault_proxy
+
+    direct = await conversion_against_market(endpoint, count=count, rate=CONVERSIONS_RATE)
+    with fault_proxy(endpoint, FaultPlan.latency(LATENCY_MS, JITTER_MS)) as proxy:
+        at_latency = await conversion_against_market(
+            endpoint, count=count, rate=CONVERSIONS_RATE, worker_endpoint=proxy.endpoint
+        )
+    return {"direct": direct, f"at_{LATENCY_MS:g}_ms": at_latency}
 
 
 def main() -> int:

@@ -22,8 +22,8 @@ from order_processor.config import Settings
 from order_processor.deployment.emulator import free_port
 from order_processor.deployment.provision import Provisioner
 from order_processor.domain.assets import AssetCreate
-from order_processor.domain.commands import AnyCommand, PlaceOrder
-from order_processor.domain.events import Event
+from order_processor.domain.commands import AnyCommand, Convert, PlaceOrder
+from order_processor.domain.events import Event, EventType
 from order_processor.domain.orders import OrderCreate, OrderType
 from order_processor.messaging.producer import CommandFactory, Producer
 from order_processor.security.tokens import TokenManager, TokenPolicy
@@ -32,6 +32,11 @@ from order_processor.store.dynamo import to_item
 
 SECRET = "bench-secret-" + "b" * 32
 TERMINAL = {"order.completed", "order.failed", "order.cancelled", "order.expired"}
+# Events that answer a command by its id, and the field of their data that holds it.
+BY_COMMAND = {
+    EventType.BALANCE_CONVERTED: "conversion_id",
+    EventType.COMMAND_REJECTED: "command_id",
+}
 PRICE = Decimal("10")
 
 
@@ -118,9 +123,12 @@ async def seed_users(clients: AwsClients, usernames: list[str], usd: Decimal) ->
 
 @dataclass
 class Follower:
-    """Terminal events by order id, with the time they arrived."""
+    """The time the answer arrived: an order's terminal event by order id; a
+    conversion's `balance.converted`, or any command's rejection, by command id (those
+    rejected also in `rejected`)."""
 
     final_at: dict[str, float] = field(default_factory=dict)
+    rejected: set[str] = field(default_factory=set)
 
     async def run(self, clients: AwsClients, url: str, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -136,6 +144,11 @@ class Follower:
                     continue  # the ceiling's and the baseline's stand-in events
                 if event.event_type.value in TERMINAL and event.order_id:
                     self.final_at.setdefault(event.order_id, now)
+                elif event.event_type in BY_COMMAND:
+                    command_id = str(event.data.get(BY_COMMAND[event.event_type]))
+                    self.final_at.setdefault(command_id, now)
+                    if event.event_type is EventType.COMMAND_REJECTED:
+                        self.rejected.add(command_id)
             if messages:
                 await clients.sqs.delete_message_batch(
                     QueueUrl=url,
@@ -171,7 +184,8 @@ class Bench:
         ]
 
     async def send(self, commands: list[AnyCommand], rate: float | None = None) -> dict[str, float]:
-        """Send (at `rate` per second if given); returns the send time of each order."""
+        """Send (at `rate` per second if given); returns the send time of each order (by
+        order id) and of each conversion (by command id)."""
         producer = Producer(self.clients.sqs, self.commands_url, fifo=True)
         sent: dict[str, float] = {}
         started = time.monotonic()
@@ -184,6 +198,7 @@ class Bench:
             now = time.monotonic()
             await producer.send_batch(chunk)
             sent.update({c.payload.order_id: now for c in chunk if isinstance(c, PlaceOrder)})
+            sent.update({c.command_id: now for c in chunk if isinstance(c, Convert)})
         return sent
 
     async def wait_final(self, order_ids: set[str], seconds: float = 600) -> float:
