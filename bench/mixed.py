@@ -1,8 +1,9 @@
 """The mixed scenario: the demo's trading day (`make run`'s load: market, limit, stop,
-take-profit and trailing orders, cancels, deposits and withdrawals at a fixed rate, prices
-moving, two order workers, the limit matcher, the expiry sweeper and the analytics worker
-as separate processes) with each command kind's latency from its send to the event that
-answers it (see `order_processor.demo.tally`): the figure a trader feels."""
+take-profit and trailing orders, cancels, deposits, withdrawals and conversions in several
+currencies at a fixed rate, prices and rates moving, two order workers, the limit matcher,
+the expiry sweeper and the analytics worker as separate processes) with each command
+kind's latency from its send to the event that answers it (see
+`order_processor.demo.tally`): the figure a trader feels."""
 
 from __future__ import annotations
 
