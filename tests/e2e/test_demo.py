@@ -113,7 +113,7 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
     assert re.search(r"^  GBP: [1-9]\d* deposits? \([\d,]+\.\d\d GBP\)", out, re.M)
     assert re.search(r"^  JPY: [1-9]\d* deposits? \([\d,]+ JPY\)", out, re.M)
     assert re.search(
-        r"^       users hold [\d,]+ JPY \(\d+ JPY of it held for orders\); ", out, re.M
+        r"^       users hold [\d,]+ JPY \([\d,]+ JPY of it held for orders\); ", out, re.M
     )
     # Everyone bought a little of the asset quoted in EUR, the others paying from theirs.
     assert re.search(
