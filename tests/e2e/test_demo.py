@@ -90,7 +90,7 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
     out = result.stdout
     assert re.search(r"audit PASSED: 4 users, \d+ orders, \d+ transactions checked", out)
     assert "dead letters: 0" in out
-    placed = int(re.search(r"'PlaceOrder': (\d+)", out).group(1))  # type: ignore[union-attr]
+    placed = int(re.search(r"^commands sent: .*\b(\d+) PlaceOrder\b", out, re.M).group(1))  # type: ignore[union-attr]
     table_total = sum(
         int(line.split()[-1])
         for line in out.splitlines()

@@ -165,8 +165,8 @@ async def _report(demo: Demo, clients: AwsClients, elapsed: float, final: bool) 
     print(await order_table(clients))
     print()
     latencies = tally.latencies_ms(Kind.MARKET)
-    print(f"commands sent: {dict(sorted(tally.commands.items()))}")
-    print(f"rejected: {sum(tally.rejected.values())} {dict(sorted(tally.rejected.items()))}")
+    print(f"commands sent: {counted(tally.commands)} ({tally.commands.total()} in all)")
+    print(f"rejected: {counted(tally.rejected) or 'none'}")
     print(
         f"throughput: {len(tally.final_at) / elapsed:.1f} orders/s "
         f"({len(tally.final_at)} final in {elapsed:.1f} s)"
@@ -191,6 +191,11 @@ async def _report(demo: Demo, clients: AwsClients, elapsed: float, final: bool) 
     print(report.summary())
     analytics_agree = await print_analytics(clients, demo.settings, len(tally.final_at))
     return 0 if report.passed and final and analytics_agree else 1
+
+
+def counted(counts: Counter[str]) -> str:
+    """'591 PlaceOrder, 113 CancelOrder': most first."""
+    return ", ".join(f"{n} {name}" for name, n in counts.most_common())
 
 
 async def print_analytics(
