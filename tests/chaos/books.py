@@ -24,6 +24,7 @@ from tests.chaos.load import Plan
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
+MINOR_UNITS = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0}  # ISO 4217
 # (sign on available, sign on held) of each type's positive amount: a cash record's in its
 # currency (USD when it names none), an asset record's in its asset.
 CASH_EFFECTS = {
@@ -38,6 +39,9 @@ CASH_EFFECTS = {
     "CONVERSION_IN": (1, 0),  # the currency bought, from the exchange's liquidity in it
 }
 CONVERSIONS = frozenset({"CONVERSION_OUT", "CONVERSION_IN"})
+# A market buy paid in another currency: its conversion's records are `<order id>#fx-sold`
+# and `#fx-bought` (a Convert's, `<command id>#sold` and `#bought`).
+PAID_IN = "fx-"
 ASSET_EFFECTS = {
     "BUY": (1, 0),
     "SELL": (-1, 0),
@@ -60,12 +64,22 @@ IN_FLIGHT = frozenset({"PENDING", "PROCESSING"})
 _decode = TypeDeserializer().deserialize
 
 
-def buyer_pays(quantity: Decimal, price: Decimal) -> Decimal:
-    return (quantity * price).quantize(CENT, rounding=ROUND_CEILING)
+def unit(currency: str) -> Decimal:
+    """The currency's minor unit: 0.01, or 1 for the yen."""
+    return Decimal(1).scaleb(-MINOR_UNITS[currency])
 
 
-def seller_gets(quantity: Decimal, price: Decimal) -> Decimal:
-    return (quantity * price).quantize(CENT, rounding=ROUND_FLOOR)
+def buyer_pays(quantity: Decimal, price: Decimal, currency: str = "USD") -> Decimal:
+    """Rounded up to the minor unit of the price's currency (the asset's quote)."""
+    with localcontext() as context:
+        context.prec = 60
+        return (quantity * price).quantize(unit(currency), rounding=ROUND_CEILING)
+
+
+def seller_gets(quantity: Decimal, price: Decimal, currency: str = "USD") -> Decimal:
+    with localcontext() as context:
+        context.prec = 60
+        return (quantity * price).quantize(unit(currency), rounding=ROUND_FLOOR)
 
 
 # --- raw items ---------------------------------------------------------------------------
@@ -135,6 +149,13 @@ class StoredOrder:
     hold_price: Decimal | None = None
     updated_at: datetime | None = None
     index_keys: tuple[tuple[str, str], ...] = ()  # the sparse indexes' keys it carries
+    # Its asset's quote currency (its prices, holds and total are in it) and, for a market
+    # buy paid in another currency, what paid and at what rate (quote per unit of it).
+    quote_currency: str = "USD"
+    pay_currency: str | None = None
+    paid_amount: Decimal | None = None
+    pay_rate: Decimal | None = None
+    pay_spread_percent: Decimal | None = None
 
     @property
     def is_buy(self) -> bool:
@@ -153,6 +174,11 @@ class StoredOrder:
         return self.order_type.startswith("TRAILING_STOP")
 
     @property
+    def paid_in(self) -> bool:
+        """A buy paid from a balance in another currency than its quote (converted)."""
+        return self.pay_currency is not None and self.pay_currency != self.quote_currency
+
+    @property
     def rests(self) -> bool:
         """Waits QUEUED, holding, until executed, cancelled or expired."""
         return self.is_limit or self.is_conditional
@@ -162,14 +188,15 @@ class StoredOrder:
         return self.order_type in RISING
 
     def hold(self) -> Decimal:
-        """What the order sets aside while QUEUED: USD for a buy (quantity x its hold
-        price: the limit, or a conditional buy's `hold_price`), the quantity for a sell."""
+        """What the order sets aside while QUEUED: its quote currency for a buy (quantity x
+        its hold price: the limit, or a conditional buy's `hold_price`), the quantity for a
+        sell."""
         if not self.is_buy:
             return self.quantity
         price = self.limit_price if self.is_limit else self.hold_price
         if price is None:
             return ZERO  # a conditional buy without its hold price: a finding of its own
-        return buyer_pays(self.quantity, price)
+        return buyer_pays(self.quantity, price, self.quote_currency)
 
 
 @dataclass(frozen=True)
@@ -257,7 +284,7 @@ def _record(item: dict[str, Any]) -> Record | None:
             kind,
             item["amount"],
             item["status"],
-            None if kind in CONVERSIONS else _order_of(record_id, item.get("reference_id")),
+            _order_of(record_id, item.get("reference_id"), kind),
             item.get("counter_currency"),
             item.get("counter_amount"),
             item.get("rate"),
@@ -277,12 +304,15 @@ def _record(item: dict[str, Any]) -> Record | None:
     return None
 
 
-def _order_of(record_id: str, reference: str | None) -> str | None:
-    """A saga's cash record is `<order_id>#<kind>`; a deposit's or withdrawal's is its
-    command id (no "#"). (A conversion's, `<command id>#sold` and `#bought`, is no
-    order's.)"""
+def _order_of(record_id: str, reference: str | None, kind: str) -> str | None:
+    """A saga's cash record is `<order_id>#<kind>`, a buy's paid in another currency
+    `<order_id>#fx-sold` and `#fx-bought` too; a deposit's or withdrawal's is its command
+    id (no "#"). (A Convert's, `<command id>#sold` and `#bought`, is no order's.)"""
     if "#" in record_id:
-        return record_id.split("#", 1)[0]
+        order_id, _, leg = record_id.partition("#")
+        if kind in CONVERSIONS and not leg.startswith(PAID_IN):
+            return None
+        return order_id
     return None if reference == record_id else reference
 
 
@@ -308,6 +338,11 @@ def _order(item: dict[str, Any]) -> StoredOrder:
         best_price=item.get("best_price"),
         hold_price=item.get("hold_price"),
         updated_at=datetime.fromisoformat(item["updated_at"]) if "updated_at" in item else None,
+        quote_currency=item.get("quote_currency", "USD"),
+        pay_currency=item.get("pay_currency"),
+        paid_amount=item.get("paid_amount"),
+        pay_rate=item.get("pay_rate"),
+        pay_spread_percent=item.get("pay_spread_percent"),
         index_keys=tuple(
             (k, number(item[k]) if k in REACH_PRICES else str(item[k]))
             for k in (*INDEX_KEYS, *REACH_KEYS, *REACH_PRICES)
@@ -391,13 +426,30 @@ def _orphan(record: Record, books: Books) -> Finding | None:
     if order is None:
         detail = f"{record.label} {record.amount} names order {record.order_id}: no such order"
         return finding("effects", "record_without_order", ids, detail)
-    if record.username == order.username and record.asset_id in {order.asset_id, "USD"}:
+    if record.username == order.username and record.asset_id in _accounts(order):
         return None
     detail = (
         f"{record.label} of order {order.order_id} under {record.username}/{record.asset_id}, "
         f"but the order is {order.username}'s {order.asset_id}"
     )
     return finding("effects", "record_of_another_account", ids, detail)
+
+
+def _accounts(order: StoredOrder) -> set[str]:
+    """What an order's records may move: its asset, its quote currency, what it paid in."""
+    return {order.asset_id, order.quote_currency, order.pay_currency or order.quote_currency}
+
+
+def _allowed(order: StoredOrder) -> tuple[frozenset[str], ...]:
+    """The sets of records an order's type and status allow; a buy paid in another
+    currency has its conversion's two wherever it paid."""
+    allowed = EXPECTED_EFFECTS.get((order.order_type, order.status), ())
+    if not order.paid_in:
+        return allowed
+    return tuple(a | CONVERSION_LABELS if "cash:ORDER_PAYMENT" in a else a for a in allowed)
+
+
+CONVERSION_LABELS = frozenset(f"cash:{kind}" for kind in CONVERSIONS)
 
 
 def _order_effects(order: StoredOrder, records: list[Record], plan: Plan) -> list[Finding]:
@@ -408,7 +460,7 @@ def _order_effects(order: StoredOrder, records: list[Record], plan: Plan) -> lis
         found.append(
             finding("effects", "record_twice", order.order_id, f"{twice} recorded more than once")
         )
-    allowed = EXPECTED_EFFECTS.get((order.order_type, order.status), ())
+    allowed = _allowed(order)
     if frozenset(counts) not in allowed:
         expected = " or ".join(str(sorted(a)) for a in allowed) or "nothing known"
         found.append(
@@ -425,27 +477,43 @@ def _order_effects(order: StoredOrder, records: list[Record], plan: Plan) -> lis
     return found
 
 
-def _expected_amount(order: StoredOrder, record: Record) -> Decimal | None:
+def _expected_amount(order: StoredOrder, record: Record) -> tuple[Decimal | None, str]:
+    """A record's amount and what it is of: an asset record the quantity of the asset; a
+    hold at the hold price, the conversion's sold side what the order paid in its pay
+    currency, the others the total, in the quote currency."""
     if record.ledger == "asset":
-        return order.quantity
+        return order.quantity, order.asset_id
     if record.kind in {"ORDER_HOLD", "ORDER_RELEASE"}:
-        return order.hold() if order.rests else None
-    return order.total_amount
+        return (order.hold() if order.rests else None), order.quote_currency
+    if record.kind == "CONVERSION_OUT":
+        return order.paid_amount, str(order.pay_currency)
+    return order.total_amount, order.quote_currency
 
 
 def _amount_findings(order: StoredOrder, records: Iterable[Record]) -> list[Finding]:
     found = []
     for record in records:
-        expected = _expected_amount(order, record)
-        if record.amount != expected or record.status != "COMPLETED":
+        amount, of = _expected_amount(order, record)
+        if (record.amount, record.asset_id, record.status) != (amount, of, "COMPLETED"):
             found.append(
                 finding(
                     "effects",
                     "wrong_amount",
                     (order.order_id, record.record_id),
-                    f"{record.label} {record.amount} ({record.status}); expected {expected} "
-                    "COMPLETED",
+                    f"{record.label} {record.amount} {record.asset_id} ({record.status}); "
+                    f"expected {amount} {of} COMPLETED",
                 )
+            )
+        if record.is_conversion and (record.rate, record.spread_percent) != (
+            order.pay_rate,
+            order.pay_spread_percent,
+        ):
+            detail = (
+                f"{record.label} at {record.rate} (spread {record.spread_percent}), the "
+                f"order's {order.pay_rate} ({order.pay_spread_percent})"
+            )
+            found.append(
+                finding("effects", "wrong_pay_rate", (order.order_id, record.record_id), detail)
             )
     return found
 
@@ -460,8 +528,12 @@ def _execution_findings(order: StoredOrder, plan: Plan) -> list[Finding]:
     if price not in plan.prices_of(order.asset_id):
         problems.append(f"price {price} was never a price of {order.asset_id}")
     rule = buyer_pays if order.is_buy else seller_gets
-    if total != rule(order.quantity, price):
-        problems.append(f"total {total} != {order.quantity} x {price} rounded for the house")
+    if total != rule(order.quantity, price, order.quote_currency):
+        problems.append(
+            f"total {total} != {order.quantity} x {price} rounded for the house to the "
+            f"{order.quote_currency} minor unit"
+        )
+    problems += _payment_problems(order, total)
     if order.limit_price is not None and (
         price > order.limit_price if order.is_buy else price < order.limit_price
     ):
@@ -469,6 +541,22 @@ def _execution_findings(order: StoredOrder, plan: Plan) -> list[Finding]:
     if order.is_conditional:
         problems += _trigger_problems(order, price)
     return [finding("effects", "wrong_execution", order.order_id, p) for p in problems]
+
+
+def _payment_problems(order: StoredOrder, total: Decimal) -> list[str]:
+    """A buy paid in another currency sold exactly what the total costs at its pay rate,
+    rounded up to the pay currency's minor unit; any other buy paid nothing else."""
+    if not order.paid_in:
+        return [] if order.paid_amount is None else [f"paid {order.paid_amount}, not paid in"]
+    pay, rate, paid = str(order.pay_currency), order.pay_rate, order.paid_amount
+    if rate is None or paid is None:
+        return [f"paid in {pay} without a paid amount ({paid}) or a rate ({rate})"]
+    with localcontext() as context:
+        context.prec = 60
+        owed = (total / rate).quantize(unit(pay), rounding=ROUND_CEILING)
+    if paid == owed:
+        return []
+    return [f"paid {paid} {pay} for {total} {order.quote_currency} at {rate}; it costs {owed}"]
 
 
 def _trigger_problems(order: StoredOrder, price: Decimal) -> list[str]:
@@ -603,12 +691,18 @@ def implied_findings(
 
 
 def _apply_order(implied: dict[tuple[str, str], list[Decimal]], order: StoredOrder) -> None:
-    usd, asset = implied[(order.username, "USD")], implied[(order.username, order.asset_id)]
+    """Its quote currency and its asset; a buy paid in another currency pays what it paid
+    from that currency (the conversion's amount bought is its total, spent at once)."""
+    cash = implied[(order.username, order.quote_currency)]
+    asset = implied[(order.username, order.asset_id)]
     if order.status == "COMPLETED" and order.total_amount is not None:
         sign = -1 if order.is_buy else 1
-        usd[0] += sign * order.total_amount
+        if order.paid_in and order.paid_amount is not None:
+            implied[(order.username, str(order.pay_currency))][0] -= order.paid_amount
+        else:
+            cash[0] += sign * order.total_amount
         asset[0] -= sign * order.quantity
     if order.status == "QUEUED" and order.rests:
-        side = usd if order.is_buy else asset
+        side = cash if order.is_buy else asset
         side[0] -= order.hold()
         side[1] += order.hold()

@@ -12,18 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
-from tests.chaos.books import ZERO, Books, Record, StoredOrder
+from tests.chaos.books import MINOR_UNITS, PAID_IN, ZERO, Books, Record, StoredOrder, unit
 from tests.chaos.findings import Finding, finding
 from tests.chaos.load import Plan
 
-MINOR_UNITS = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0}  # ISO 4217
 RATE_STEP = Decimal("1e-10")  # a conversion's rate: 10 places, rounded down
 LEGS = {"sold": "CONVERSION_OUT", "bought": "CONVERSION_IN"}
 Account = tuple[str, str]  # (username, currency)
-
-
-def unit(currency: str) -> Decimal:
-    return Decimal(1).scaleb(-MINOR_UNITS[currency])
 
 
 def bought_for(sold: Decimal, rate: Decimal, currency: str) -> Decimal:
@@ -45,8 +40,9 @@ def sold_for(bought: Decimal, rate: Decimal, currency: str) -> Decimal:
 
 def liquidity_findings(books: Books, converted: dict[Account, Decimal]) -> list[Finding]:
     """Each user's liquidity part in each currency: the opposite of that user's
-    conversion records in it, and of the conversions announced (`converted`: what the
-    balance.converted events moved the user's balance by)."""
+    conversion records in it, and of the conversions the load saw made (`converted`: what
+    the balance.converted events and the completed buys paid in another currency moved
+    the user's balance by)."""
     recorded: dict[Account, Decimal] = defaultdict(lambda: ZERO)
     for record in books.records:
         if record.is_conversion and record.status == "COMPLETED":
@@ -73,8 +69,9 @@ def conservation_findings(
     """Per currency: the users' balances (available and held) plus the exchange's
     liquidity parts equal what the load put in less what it took out: the traders'
     starting cash, the deposits less the withdrawals applied (`funds`), less what the
-    completed orders of the load paid plus what they were paid (USD). Conversions move
-    money between a user and the exchange and must net to zero in each currency."""
+    completed orders of the load paid plus what they were paid (in their quote currency).
+    Conversions, a buy's paid in another currency among them, move money between a user
+    and the exchange and must net to zero in each currency."""
     held, came_in = _held(books), _came_in(books.orders.values(), plan, funds, order_ids)
     found = []
     for currency in sorted(set(held) | set(came_in)):
@@ -121,7 +118,8 @@ def _came_in(
         came_in[currency] += amount
     for order in orders:
         if order.order_id in order_ids and order.status == "COMPLETED" and order.total_amount:
-            came_in["USD"] += -order.total_amount if order.is_buy else order.total_amount
+            total = order.total_amount
+            came_in[order.quote_currency] += -total if order.is_buy else total
     return came_in
 
 
@@ -129,27 +127,35 @@ def _came_in(
 
 
 def conversion_findings(books: Books, plan: Plan, spread_percent: Decimal) -> list[Finding]:
-    """Each conversion's records: both there, of their types, COMPLETED, each the other's
-    counter (currency and amount), one rate and the configured spread on both, the amount
-    bought the amount sold at the rate rounded down (or the amount sold the amount bought
-    at the rate rounded up), and the rate one that the load's published rates give
-    (their ratio less the spread, rounded down to 10 places)."""
-    pairs: dict[tuple[str, str], dict[str, Record]] = defaultdict(dict)
+    """Each conversion's records (a Convert's `#sold` and `#bought`, a buy's paid in
+    another currency `#fx-sold` and `#fx-bought`): both there, of their types, COMPLETED,
+    each the other's counter (currency and amount), one rate and the configured spread on
+    both, the amount bought the amount sold at the rate rounded down (or the amount sold
+    the amount bought at the rate rounded up; for a buy paid in another currency only
+    that), and the rate one that the load's published rates give (their ratio less the
+    spread, rounded down to 10 places)."""
+    pairs: dict[tuple[str, str, str], dict[str, Record]] = defaultdict(dict)
     for record in (r for r in books.records if r.is_conversion):
         conversion_id, _, leg = record.record_id.rpartition("#")
-        pairs[(record.username, conversion_id)][leg] = record
+        prefix = PAID_IN if leg.startswith(PAID_IN) else ""
+        pairs[(record.username, conversion_id, prefix)][leg.removeprefix(prefix)] = record
     quotes = Quotes(plan, spread_percent)
     found = []
-    for (username, conversion_id), legs in sorted(pairs.items()):
-        ids = (username, conversion_id)
+    for (username, conversion_id, prefix), legs in sorted(pairs.items()):
+        ids = (username, f"{conversion_id}#{prefix}" if prefix else conversion_id)
         found += [
             finding("conversions", kind, ids, detail)
-            for kind, detail in _pair_problems(legs, quotes)
+            for kind, detail in _pair_problems(legs, quotes, paid_in=bool(prefix))
         ]
     return found
 
 
-def _pair_problems(legs: dict[str, Record], quotes: Quotes) -> list[tuple[str, str]]:
+def _pair_problems(
+    legs: dict[str, Record], quotes: Quotes, *, paid_in: bool = False
+) -> list[tuple[str, str]]:
+    """`paid_in`: a buy's paid in another currency, whose amount bought (the order's
+    total) is fixed and the amount sold follows from it, rounded up; a Convert's the
+    other way round."""
     if set(legs) != set(LEGS):
         return [("pair_incomplete", f"records {sorted(legs)}, expected {sorted(LEGS)}")]
     out, into = legs["sold"], legs["bought"]
@@ -174,9 +180,8 @@ def _pair_problems(legs: dict[str, Record], quotes: Quotes) -> list[tuple[str, s
     if rate is None or problems:
         return problems
     sell, buy = out.asset_id, into.asset_id
-    if into.amount != bought_for(out.amount, rate, buy) and out.amount != sold_for(
-        into.amount, rate, sell
-    ):
+    exact = out.amount == sold_for(into.amount, rate, sell)
+    if not exact and (paid_in or into.amount != bought_for(out.amount, rate, buy)):
         detail = f"{out.amount} {sell} for {into.amount} {buy} does not follow from rate {rate}"
         problems.append(("amounts_off_rate", detail))
     if rate not in quotes.rates(sell, buy):

@@ -41,6 +41,7 @@ from tests.chaos.load import (
     Sent,
 )
 from tests.chaos.observe import StatusEvents
+from tests.chaos.quoted import money_problems
 
 # The rejections a command of the load may meet; anything else is a finding.
 EXPECTED_REJECTIONS = {
@@ -536,7 +537,10 @@ def _last_event(order: StoredOrder, bodies: list[dict[str, Any]]) -> list[Findin
     last = max(bodies, key=lambda b: int(b.get("sequence", 0)))
     heard = (last.get("status"), int(last.get("sequence", 0)))
     if heard == (order.status, order.sequence):
-        return []
+        return [
+            finding("events", "last_event_money_differs", order.order_id, problem)
+            for problem in money_problems(order, last)
+        ]
     return [
         finding(
             "events",

@@ -6,7 +6,9 @@ traders, listings, price path, rate path and commands (order ids included); only
 command ids and timestamps, minted when a command is sent, differ between runs.
 
 Money comes in four currencies: traders start with USD and some EUR, GBP and JPY, deposit
-and withdraw in each, and convert among them while the rates (against USD) walk.
+and withdraw in each, and convert among them while the rates (against USD) walk. Two assets
+are quoted in EUR and JPY (their orders hold and pay in it), and some market buys pay from
+another currency than their asset's quote (`pay_currency`), some for more than it holds.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ from tests.e2e.harness import Harness
 
 CENT = Decimal("0.01")
 PRICE_STEP = Decimal("0.0001")
-LISTINGS = (("BTC", "50000", 8), ("ETH", "3000", 6), ("SOL", "150", 4), ("DOGE", "0.25", 2))
+# (asset, price in its quote currency, precision, quote currency)
+LISTINGS = (
+    ("BTC", "50000", 8, "USD"),
+    ("ETH", "3000", 6, "USD"),
+    ("SOL", "150", 4, "USD"),
+    ("DOGE", "0.25", 2, "USD"),
+    ("ETHEUR", "2800", 6, "EUR"),
+    ("SOLJPY", "22000", 4, "JPY"),
+)
 PRICE_TICK_SECONDS = 1.0
 GAP_CHANCE = 0.04  # of a tick being a gap
 DAILY_DEPOSIT_LIMIT = Decimal("10000.00")
@@ -38,13 +48,18 @@ STARTING_RATES = (("EUR", "1.0842"), ("GBP", "1.2710"), ("JPY", "0.0067"))
 RATE_TICK_SECONDS = 2.0
 RATE_STEP = Decimal("0.000001")
 CASH = ("USD", *(c for c, _ in STARTING_RATES))
+# A market buy paid in another currency than its asset's quote: how often, in what.
+PAY_IN_SHARE = {"USD": 0.1, "EUR": 0.5, "JPY": 0.5}
+PAY_IN = {"USD": ("EUR", "GBP", "JPY"), "EUR": ("USD", "GBP"), "JPY": ("USD", "EUR")}
+OVER_THE_BALANCE = 0.25  # of those, sized 4,000 to 8,000 USD: mostly more than it holds
 
 
 @dataclass(frozen=True)
 class Listing:
     asset_id: str
-    price: Decimal
+    price: Decimal  # in its quote currency
     precision: int
+    quote: str = "USD"
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,7 @@ class PlaceIntent:
     stop_price: Decimal | None = None  # a stop's or a take-profit's trigger
     trail_amount: Decimal | None = None  # a trailing stop's trail: an amount ...
     trail_percent: Decimal | None = None  # ... or a percentage
+    pay_currency: str | None = None  # a market buy paid from another currency's balance
 
     def request(self, quantity: Decimal | None = None) -> OrderCreate:
         expires = None
@@ -82,6 +98,7 @@ class PlaceIntent:
             trail_amount=self.trail_amount,
             trail_percent=self.trail_percent,
             expires_at=expires,
+            pay_currency=self.pay_currency,
         )
 
 
@@ -207,7 +224,8 @@ def make_plan(seed: int, users: int, commands: int, seconds: float) -> Plan:
     `seconds`, plus the cancels, repeats, price moves and rate moves that follow."""
     rng = random.Random(seed)
     listings = tuple(
-        Listing(a, _quantise(Decimal(p) * _factor(rng, 0.1), PRICE_STEP), k) for a, p, k in LISTINGS
+        Listing(a, _quantise(Decimal(p) * _factor(rng, 0.1), PRICE_STEP), k, q)
+        for a, p, k, q in LISTINGS
     )
     rates = {c: _quantise(Decimal(r) * _factor(rng, 0.05), RATE_STEP) for c, r in STARTING_RATES}
     traders = tuple(_trader(rng, i, listings, rates) for i in range(users))
@@ -245,7 +263,9 @@ def _trader(
     rng: random.Random, index: int, listings: tuple[Listing, ...], rates: dict[str, Decimal]
 ) -> Trader:
     holdings = tuple(
-        (x.asset_id, _quantity(_money(rng, 300, 2500), x)) for x in listings if rng.random() < 0.8
+        (x.asset_id, _quantity(_in(_money(rng, 300, 2500), x.quote, rates), x))
+        for x in listings
+        if rng.random() < 0.8
     )
     cash = tuple((c, _in(_money(rng, 500, 3000), c, rates)) for c in rates if rng.random() < 0.6)
     return Trader(f"trader_{index:02d}", _money(rng, 2000, 8000), holdings, cash)
@@ -308,7 +328,7 @@ def _primary(
         return FundsIntent(at, username, key, True, amount, currency)
     if roll < 0.34:
         return _conversion(rng, at, trader, f"convert-{n:05d}", rates)
-    return _order(rng, n, at, username, path)
+    return _order(rng, n, at, username, path, rates)
 
 
 def _conversion(
@@ -360,12 +380,21 @@ ORDER_WEIGHTS = (
 )
 
 
-def _order(rng: random.Random, n: int, at: float, username: str, path: PricePath) -> PlaceIntent:
+def _order(
+    rng: random.Random,
+    n: int,
+    at: float,
+    username: str,
+    path: PricePath,
+    rates: dict[str, Decimal],
+) -> PlaceIntent:
     kind = rng.choices(ORDER_TYPES, ORDER_WEIGHTS)[0]
     listing = path.listings[rng.choice(sorted(path.listings))]
     price = path.price_at(listing.asset_id, at)
-    quantity = _quantity(_money(rng, 20, 1200), listing, price)
+    quantity = _quantity(_in(_money(rng, 20, 1200), listing.quote, rates), listing, price)
     order = PlaceIntent(at, username, f"order-{n:05d}", kind, listing.asset_id, quantity)
+    if kind is OrderType.MARKET_BUY and rng.random() < PAY_IN_SHARE[listing.quote]:
+        return _paid_in(rng, order, listing, price, rates)
     if not kind.rests:
         return order
     expires = rng.uniform(3, 12) if rng.random() < 0.25 else None
@@ -380,6 +409,23 @@ def _order(rng: random.Random, n: int, at: float, username: str, path: PricePath
     if kind.is_limit:
         return replace(order, limit_price=at_price)
     return replace(order, stop_price=at_price)
+
+
+def _paid_in(
+    rng: random.Random,
+    order: PlaceIntent,
+    listing: Listing,
+    price: Decimal,
+    rates: dict[str, Decimal],
+) -> PlaceIntent:
+    """A market buy paid from another currency's balance; now and then one worth 4,000 to
+    8,000 USD (under the value limit whatever the walks do), more than most traders hold
+    in it: FAILED INSUFFICIENT_BALANCE, nothing moved."""
+    pay = rng.choice(PAY_IN[listing.quote])
+    if rng.random() < OVER_THE_BALANCE:
+        value = _in(_money(rng, 4000, 8000), listing.quote, rates)
+        order = replace(order, quantity=_quantity(value, listing, price))
+    return replace(order, pay_currency=pay)
 
 
 def _trailing(rng: random.Random, order: PlaceIntent, price: Decimal) -> PlaceIntent:

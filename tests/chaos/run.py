@@ -28,7 +28,7 @@ from order_processor.domain.assets import AssetTransactionCreate, AssetTransacti
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import utc_now
 from order_processor.faultproxy import AWS_BAD_DAY, FaultPlan, FaultProxyHandle, fault_proxy
-from tests.chaos import cash, checks
+from tests.chaos import cash, checks, quoted
 from tests.chaos.books import (
     ZERO,
     Books,
@@ -112,12 +112,15 @@ async def run_chaos(
 
 
 async def seed_books(harness: Harness, plan: Plan) -> None:
-    """Listings, the currencies' starting rates, and traders with their starting cash
+    """Listings (in their quote currencies), the currencies' starting rates, and traders
+    with their starting cash
     (USD, and some EUR, GBP, JPY) and holdings, each through a recorded transaction whose
     id starts with `seed-` so the recount can tell them apart."""
     for listing in plan.listings:
         price = format(listing.price, "f")
-        await harness.add_asset(listing.asset_id, price, precision=listing.precision)
+        await harness.add_asset(
+            listing.asset_id, price, precision=listing.precision, quote=listing.quote
+        )
     await harness.set_rates(*((c, format(r, "f")) for c, r in plan.rates))
     for trader in plan.traders:
         await _seed_trader(harness, trader)
@@ -363,6 +366,12 @@ class ChaosRun:
         funds = checks.funds_by_account(journal, events)
         converted = checks.converted_by_account(journal, events)
         moved = {a: funds.get(a, ZERO) + converted.get(a, ZERO) for a in {*funds, *converted}}
+        # The exchange's liquidity moves opposite to the conversions announced and to the
+        # conversions of the buys paid in another currency.
+        paid_in = quoted.paid_in_by_account(books, order_ids)
+        exchanged = {
+            a: converted.get(a, ZERO) + paid_in.get(a, ZERO) for a in {*converted, *paid_in}
+        }
         spread = self.harness.settings.fx_spread_percent
         return [
             *checks.waiting_findings(journal, books, events, self.stopped - OVERDUE_MARGIN),
@@ -370,12 +379,13 @@ class ChaosRun:
             *effect_findings(books, plan),
             *ledger_findings(books),
             *implied_findings(books, plan, moved, order_ids),
-            *cash.liquidity_findings(books, converted),
+            *cash.liquidity_findings(books, exchanged),
             *cash.conservation_findings(books, plan, funds, order_ids),
             *cash.conversion_findings(books, plan, spread),
             *checks.duplicate_findings(journal, books, events),
             *checks.dead_letter_findings(letters, journal),
             *checks.conditional_findings(journal, books, self.plan),
+            *quoted.quote_findings(journal, books, self.plan),
         ]
 
     def _facts(
@@ -400,6 +410,7 @@ class ChaosRun:
             "conditional": f"{sum(conditional.values())} {dict(sorted(conditional.items()))}, "
             f"{topped_up} bought above their hold",
             "conversions": f"{conversions} applied of {len(self.journal.conversions())}",
+            "quoted": quoted.summary(books, {i.order_id for _, i in self.journal.places()}),
             "currencies": cash.currency_lines(books),
             "deaths": f"{kills} SIGKILLs, {len(supervisor.deaths) - kills} crashes",
             "drain": f"{'every command answered' if drained else 'gave up waiting'} "

@@ -34,6 +34,7 @@ from tests.chaos.books import (
     Record,
     StoredOrder,
     effect_findings,
+    implied_findings,
     ledger_findings,
     trail_stop,
     with_slippage,
@@ -45,6 +46,7 @@ from tests.chaos.checks import (
     conditional_findings,
     converted_by_account,
     duplicate_findings,
+    event_findings,
     marketable_notes,
     placed_by_repeat_notes,
 )
@@ -66,6 +68,7 @@ from tests.chaos.load import (
     make_plan,
 )
 from tests.chaos.observe import StatusEvents
+from tests.chaos.quoted import paid_in_by_account, quote_findings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -623,3 +626,247 @@ def test_a_conversion_recorded_otherwise_than_sent_or_announced_is_found() -> No
     journal.sent[0], journal.by_key["convert-1"] = other, other
     heard.bodies[0]["data"]["bought"] = "16101"
     assert [f.kind for f in command_findings(journal, books, heard)] == ["conversion_wrong_record"]
+
+
+# --- orders in other currencies: quoted assets, buys paid in another currency -------------
+
+
+def test_some_orders_trade_assets_quoted_in_euros_and_yen_and_some_buys_pay_in_another() -> None:
+    plan = make_plan(seed=5, users=10, commands=600, seconds=60)
+    places = [i for i in plan.intents if isinstance(i, PlaceIntent)]
+    quotes = {x.asset_id: x.quote for x in plan.listings}
+    paid_in = [i for i in places if i.pay_currency is not None]
+
+    assert {quotes[i.asset_id] for i in places} == {"USD", "EUR", "JPY"}
+    euro_kinds = {i.order_type for i in places if quotes[i.asset_id] == "EUR"}
+    assert {OrderType.MARKET_BUY, OrderType.MARKET_SELL, OrderType.LIMIT_BUY} <= euro_kinds
+    assert any(kind.is_conditional and kind.is_buy for kind in euro_kinds)
+    assert {i.order_type for i in paid_in} == {OrderType.MARKET_BUY}
+    assert {(quotes[i.asset_id], i.pay_currency) for i in paid_in} >= {
+        ("EUR", "USD"),
+        ("EUR", "GBP"),
+        ("JPY", "USD"),
+    }
+    assert all(i.pay_currency != quotes[i.asset_id] for i in paid_in)
+    # Some worth 4,000 USD or more: more than most traders hold in the currency they pay.
+    listed = {x.asset_id: x for x in plan.listings}
+    rates = dict(plan.rates) | {"USD": Decimal(1)}
+    worth = [i.quantity * listed[i.asset_id].price * rates[quotes[i.asset_id]] for i in paid_in]
+    assert any(w > 3500 for w in worth)
+    assert all(w < 9000 for w in worth)
+    for intent in places:
+        intent.request()  # every request is valid
+
+
+EURO = Listing("ETHEUR", Decimal(2800), 6, "EUR")
+# 0.01 ETHEUR at 2800.00 EUR: 28.00 EUR, paid in USD at 1 / 1.0842 less 0.50 %, 10 places
+# down (0.9177273565 EUR per USD): 30.52 USD, rounded up.
+PAY_RATE = Decimal("0.9177273565")
+
+
+def euro_plan() -> Plan:
+    trader = Trader("trader_00", Decimal("1000.00"), (), (("EUR", Decimal("500.00")),))
+    return Plan(0, 10, (EURO,), (trader,), (), FX)
+
+
+def paid_in_usd(paid: str = "30.52", **fields: object) -> StoredOrder:
+    base = order(
+        "MARKET_BUY",
+        asset_id="ETHEUR",
+        quantity=Decimal("0.01"),
+        price=Decimal(2800),
+        total_amount=Decimal("28.00"),
+        quote_currency="EUR",
+        pay_currency="USD",
+        paid_amount=Decimal(paid),
+        pay_rate=PAY_RATE,
+        pay_spread_percent=Decimal("0.5"),
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+def paid_in_records(stored: StoredOrder) -> list[Record]:
+    """The buy's records as the saga writes them: its conversion's pair, its payment in
+    euros, the asset bought."""
+    assert stored.paid_amount is not None
+    assert stored.total_amount is not None
+    terms = {"rate": stored.pay_rate, "spread_percent": Decimal("0.5")}
+    sold = Record(
+        "cash", "trader_00", "o-1#fx-sold", "USD", "CONVERSION_OUT", stored.paid_amount,
+        "COMPLETED", "o-1", "EUR", stored.total_amount, **terms,
+    )  # fmt: skip
+    bought = Record(
+        "cash", "trader_00", "o-1#fx-bought", "EUR", "CONVERSION_IN", stored.total_amount,
+        "COMPLETED", "o-1", "USD", stored.paid_amount, **terms,
+    )  # fmt: skip
+    paid = Record(
+        "cash", "trader_00", "o-1#payment", "EUR", "ORDER_PAYMENT", stored.total_amount,
+        "COMPLETED", "o-1",
+    )  # fmt: skip
+    bought_asset = Record(
+        "asset", "trader_00", "o-1#buy", "ETHEUR", "BUY", stored.quantity, "COMPLETED", "o-1"
+    )
+    return [sold, bought, paid, bought_asset]
+
+
+def euro_books(stored: StoredOrder, records: list[Record] | None = None) -> Books:
+    """trader_00: 1,000 USD and 500 EUR to start, then the buy paid in dollars."""
+    seeds = [cash_record("seed-usd", "USD", "DEPOSIT", "1000.00")]
+    seeds.append(cash_record("seed-eur", "EUR", "DEPOSIT", "500.00"))
+    paid = stored.paid_amount or ZERO
+    balances = {
+        ("trader_00", "USD"): Balance("trader_00", "USD", Decimal("1000.00") - paid, ZERO),
+        ("trader_00", "EUR"): Balance("trader_00", "EUR", Decimal("500.00"), ZERO),
+        ("trader_00", "ETHEUR"): Balance("trader_00", "ETHEUR", stored.quantity, ZERO),
+    }
+    liquidity = {("trader_00", "USD"): paid, ("trader_00", "EUR"): -(stored.total_amount or ZERO)}
+    orders = {stored.order_id: stored}
+    found = paid_in_records(stored) if records is None else records
+    return Books(balances, seeds + found, orders, {"ETHEUR": Decimal(2800)}, liquidity)
+
+
+def euro_kinds(books: Books) -> list[str]:
+    plan, order_ids = euro_plan(), set(books.orders)
+    exchanged = paid_in_by_account(books, order_ids)
+    found = effect_findings(books, plan) + ledger_findings(books)
+    found += implied_findings(books, plan, {}, order_ids)
+    found += liquidity_findings(books, exchanged)
+    found += conservation_findings(books, plan, {}, order_ids)
+    found += conversion_findings(books, plan, Decimal("0.50"))
+    return sorted(f.kind for f in found)
+
+
+def test_a_euro_buy_paid_in_dollars_at_its_pay_rate_with_its_liquidity_passes() -> None:
+    books = euro_books(paid_in_usd())
+
+    assert euro_kinds(books) == []
+    assert paid_in_by_account(books, {"o-1"}) == {
+        ("trader_00", "USD"): Decimal("-30.52"),
+        ("trader_00", "EUR"): Decimal("28.00"),
+    }
+
+
+def test_a_buy_paid_a_cent_short_of_its_total_at_its_pay_rate_is_found() -> None:
+    # 30.51 USD buys 27.99 EUR at the rate: the payment rounded down, for the customer.
+    books = euro_books(paid_in_usd(paid="30.51"))
+
+    assert euro_kinds(books) == ["amounts_off_rate", "wrong_execution"]
+
+
+def test_a_buy_paid_in_another_currency_without_its_conversion_is_found() -> None:
+    stored = paid_in_usd()
+    records = [r for r in paid_in_records(stored) if r.record_id != "o-1#fx-bought"]
+
+    found = euro_kinds(euro_books(stored, records))
+
+    assert "wrong_records" in found
+    assert "pair_incomplete" in found
+    assert "liquidity_mismatch" in found
+
+
+def test_a_payment_in_the_wrong_currency_or_at_another_rate_is_found() -> None:
+    stored = paid_in_usd()
+    records = paid_in_records(stored)
+    in_dollars = [replace(r, asset_id="USD") if r.kind == "ORDER_PAYMENT" else r for r in records]
+    assert "wrong_amount" in euro_kinds(euro_books(stored, in_dollars))
+
+    other_rate = [
+        replace(r, rate=PAY_RATE + Decimal("1e-10")) if r.is_conversion else r for r in records
+    ]
+    found = effect_findings(euro_books(stored, other_rate), euro_plan())
+    assert [f.kind for f in found] == ["wrong_pay_rate", "wrong_pay_rate"]
+
+
+def test_a_euro_or_yen_total_rounded_to_another_minor_unit_is_found() -> None:
+    euro = order(
+        "MARKET_BUY",
+        asset_id="ETHEUR",
+        quantity=Decimal("0.001234"),
+        price=Decimal("2800.5"),
+        total_amount=Decimal("3.46"),  # 3.4558..., up to the cent
+        quote_currency="EUR",
+    )
+    plan = Plan(0, 10, (replace(EURO, price=Decimal("2800.5")),), (), (), FX)
+
+    def kinds_of(stored: StoredOrder, currency: str) -> list[str]:
+        assert stored.total_amount is not None
+        records = [
+            Record("cash", "trader_00", "o-1#payment", currency, "ORDER_PAYMENT",
+                   stored.total_amount, "COMPLETED", "o-1"),
+            Record("asset", "trader_00", "o-1#buy", stored.asset_id, "BUY", stored.quantity,
+                   "COMPLETED", "o-1"),
+        ]  # fmt: skip
+        books = Books({}, records, {"o-1": stored}, {})
+        return [f.kind for f in effect_findings(books, plan)]
+
+    assert kinds_of(euro, "EUR") == []
+    assert kinds_of(euro, "USD") == ["record_of_another_account", "wrong_amount"]  # in dollars
+    yen = replace(euro, asset_id="ETHEUR", quote_currency="JPY", total_amount=Decimal("3.46"))
+    assert kinds_of(yen, "JPY") == ["wrong_execution"]  # 4 JPY: rounded up to the yen
+    assert kinds_of(replace(yen, total_amount=Decimal(4)), "JPY") == []
+
+
+def test_a_euro_limit_buy_holds_euros_rounded_up_to_the_cent() -> None:
+    resting = order(
+        "LIMIT_BUY",
+        "QUEUED",
+        asset_id="ETHEUR",
+        quantity=Decimal("0.123457"),
+        limit_price=Decimal("2700.1234"),
+        quote_currency="EUR",
+    )
+    held = Decimal("333.35")  # 333.3478...
+    hold = Record("cash", "trader_00", "o-1#hold", "EUR", "ORDER_HOLD", held, "COMPLETED", "o-1")
+    books = euro_books(resting, [hold])
+    books.balances[("trader_00", "EUR")] = Balance("trader_00", "EUR", 500 - held, held)
+    del books.balances[("trader_00", "ETHEUR")]
+    plan = euro_plan()
+
+    assert effect_findings(books, plan) == []
+    assert implied_findings(books, plan, {}, {"o-1"}) == []
+    in_dollars = replace(books, records=[*books.records[:2], replace(hold, asset_id="USD")])
+    assert [f.kind for f in effect_findings(in_dollars, plan)] == [
+        "record_of_another_account",
+        "wrong_amount",
+    ]
+
+
+def test_a_buy_paid_in_another_currency_fails_only_for_want_of_it_moving_nothing() -> None:
+    plan, journal = euro_plan(), Journal()
+    failed = replace(
+        order("MARKET_BUY", "FAILED", asset_id="ETHEUR", quote_currency="EUR"),
+        pay_currency="USD",
+        failure_reason="INSUFFICIENT_BALANCE",
+    )
+    sent_as(journal, failed, asset_id="ETHEUR", pay_currency="USD")
+
+    def kinds_of(stored: StoredOrder, records: list[Record] | None = None) -> list[str]:
+        books = Books({}, records or [], {"o-1": stored}, {})
+        found = quote_findings(journal, books, plan) + effect_findings(books, plan)
+        return [f.kind for f in found]
+
+    assert kinds_of(failed) == []
+    assert kinds_of(replace(failed, failure_reason="ORDER_VALUE_LIMIT")) == ["unexpected_failure"]
+    assert kinds_of(replace(failed, pay_currency="GBP")) == ["wrong_currencies"]
+    assert kinds_of(replace(failed, quote_currency="USD")) == ["wrong_currencies"]
+    sold = paid_in_records(paid_in_usd())[0]
+    assert kinds_of(failed, [sold]) == ["wrong_records", "wrong_amount", "wrong_pay_rate"]
+
+
+def test_an_order_event_telling_other_money_than_is_stored_is_found() -> None:
+    stored = paid_in_usd()
+    data = {
+        "quote_currency": "EUR",
+        "total_amount": "28.00",
+        "pay_currency": "USD",
+        "paid_amount": "30.52",
+        "pay_rate": str(PAY_RATE),
+        "pay_spread_percent": "0.50",
+    }
+    body = {"event_type": "order.completed", "order_id": "o-1", "status": "COMPLETED"}
+    heard = StatusEvents(None, "")
+    heard.bodies = [{**body, "sequence": 3, "data": data}]
+    assert event_findings(books_of(stored), heard) == []
+
+    heard.bodies = [{**body, "sequence": 3, "data": {**data, "paid_amount": "30.51"}}]
+    assert [f.kind for f in event_findings(books_of(stored), heard)] == ["last_event_money_differs"]

@@ -101,11 +101,24 @@ class Harness:
             )
 
     async def add_asset(
-        self, asset_id: str, price: str, *, active: bool = True, precision: int = 8
+        self,
+        asset_id: str,
+        price: str,
+        *,
+        active: bool = True,
+        precision: int = 8,
+        quote: str = "USD",
     ) -> None:
+        """An asset priced in `quote` (its orders hold and pay in it)."""
         assets = get_asset_dao(self.clients)
         await assets.create_asset(
-            AssetCreate(asset_id=asset_id, name=asset_id, price=price, precision=precision)
+            AssetCreate(
+                asset_id=asset_id,
+                name=asset_id,
+                price=price,
+                precision=precision,
+                quote_currency=quote,
+            )
         )
         if not active:
             await assets.deactivate_asset(asset_id)
