@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import UtcDatetime, utc_now
+from order_processor.domain.money import percent_value
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.exceptions import Reason
 
@@ -155,10 +156,7 @@ def percent_text(value: Decimal) -> str:
     """A percentage as text from its value alone, to two places at least (0.50, 0.125):
     DynamoDB keeps 0.50 as 0.5, and a redelivery's event, rebuilt from the stored
     record, must read as the first one did."""
-    exact = value.normalize()
-    if exact.as_tuple().exponent < -2:  # type: ignore[operator]
-        return format(exact, "f")
-    return format(value.quantize(Decimal("0.01")), "f")
+    return format(percent_value(value), "f")
 
 
 def conversion_event(

@@ -148,6 +148,16 @@ def sell_proceeds(quantity: Decimal, price: Decimal, unit: Decimal = CENT) -> De
     return _EXACT.multiply(quantity, price).quantize(unit, ROUND_FLOOR, _EXACT)
 
 
+def percent_value(value: Decimal) -> Decimal:
+    """A percentage from its value alone, to two places at least (0.50, 0.125), however
+    it was written: DynamoDB keeps 0.50 as 0.5, and what is read back must read as what
+    was first announced."""
+    exact = value.normalize()
+    if exact.as_tuple().exponent < -2:  # type: ignore[operator]
+        return exact
+    return value.quantize(CENT)
+
+
 def market_value(quantity: Decimal, price: Decimal, unit: Decimal = CENT) -> Decimal:
     """A valuation (no money moves): half-even to the price currency's minor `unit`."""
     return _EXACT.multiply(quantity, price).quantize(unit, ROUND_HALF_EVEN, _EXACT)

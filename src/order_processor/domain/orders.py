@@ -11,7 +11,14 @@ from pydantic import Field, model_validator
 from order_processor.domain.assets import AssetId
 from order_processor.domain.base import Command, Entity, OrderId, UtcDatetime, new_id, utc_now
 from order_processor.domain.currencies import BASE_CURRENCY, CurrencyCode, in_minor_units
-from order_processor.domain.money import CashBalance, Percent, Price, Quantity, Rate
+from order_processor.domain.money import (
+    CashBalance,
+    Percent,
+    Price,
+    Quantity,
+    Rate,
+    percent_value,
+)
 from order_processor.domain.steps import Step
 from order_processor.domain.users import Username
 from order_processor.exceptions import InvalidTransitionException
@@ -192,6 +199,9 @@ class Order(Entity):
         if self.paid_amount is not None and self.pay_currency is not None:
             paid = in_minor_units(self.paid_amount, self.pay_currency, "paid_amount")
             object.__setattr__(self, "paid_amount", paid)
+        if self.pay_spread_percent is not None:  # read back as 0.5: announced as 0.50
+            spread = percent_value(self.pay_spread_percent)
+            object.__setattr__(self, "pay_spread_percent", spread)
         return self
 
     @classmethod

@@ -20,7 +20,7 @@ from order_processor.bootstrap import (
 from order_processor.domain.assets import AssetCreate, AssetTransactionType
 from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.base import new_id
-from order_processor.domain.commands import Convert, ConvertPayload
+from order_processor.domain.commands import Convert, ConvertPayload, PlaceOrder, PlaceOrderPayload
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.domain.ports import DailyCount, LedgerWrite
 from order_processor.domain.steps import Step
@@ -37,8 +37,9 @@ from order_processor.exceptions import (
 )
 from order_processor.saga.convert import convert
 from order_processor.saga.decision import Limits, moved
+from order_processor.saga.orders import place_order
 from order_processor.saga.records import asset_record, usd_record
-from order_processor.saga.routes import read_conversion
+from order_processor.saga.routes import read_conversion, read_placement
 from order_processor.store.ledger import DynamoLedger
 from order_processor.store.rates import ExchangeRateStore
 
@@ -356,3 +357,47 @@ async def test_a_conversion_read_back_is_announced_as_it_was_first(
     assert again.write is None  # applied once
     assert [e.model_dump() for e in again.events] == [e.model_dump() for e in first.events]
     assert first.events[0].data["spread_percent"] == "0.50"
+
+
+async def test_a_buy_paid_in_another_currency_read_back_is_announced_as_it_was_first(
+    aws: AwsClients, username: str
+) -> None:
+    """A redelivered PlaceOrder of a buy paid in dollars finds the order and answers with
+    its last event again: the same text, though what DynamoDB keeps of its pay spread
+    (0.50) is the number 0.5 (found by the chaos run: two copies of order-00171:3)."""
+    await get_user_dao(aws).create_user(
+        UserCreate(
+            username=username, email=f"{username}@example.com", first_name="P", last_name="I"
+        ),
+        password_hash="x",
+    )
+    await get_balance_dao(aws).update_balance(
+        BalanceTransactionCreate(
+            username=username, transaction_type=TransactionType.DEPOSIT, amount="100"
+        )
+    )
+    await get_asset_dao(aws).create_asset(
+        AssetCreate(asset_id="ETHEUR", name="Ether in euros", price="2000", quote_currency="EUR")
+    )
+    rates = ExchangeRateStore(aws.dynamodb, aws.resources.inventory_table, clock=lambda: NOW)
+    await rates.change_rate("EUR", "1.0842", as_of=NOW, command_id="rate-1")
+    request = OrderCreate(
+        order_type=OrderType.MARKET_BUY, asset_id="ETHEUR", quantity="0.01", pay_currency="USD"
+    )
+    command = PlaceOrder(
+        command_id=new_id(),
+        username=username,
+        auth="t",
+        payload=PlaceOrderPayload(order_id=new_id(), **request.model_dump(exclude_none=True)),
+    )
+    ledger = ledger_of(aws)
+    limits = Limits(Decimal(10000), Decimal(10000), Decimal(5000))
+
+    first = place_order(await read_placement(ledger, command), command, NOW, limits)
+    assert first.write is not None
+    await ledger.write(first.write)
+    again = place_order(await read_placement(ledger, command), command, NOW, limits)
+
+    assert again.write is None  # applied once
+    assert again.events[-1].model_dump() == first.events[-1].model_dump()
+    assert first.events[-1].data["pay_spread_percent"] == "0.50"
