@@ -227,6 +227,29 @@ async def test_a_deposit_in_euros_opens_a_balance_and_counts_against_the_limit_a
     assert refused.value.reason is Reason.LIMIT_EXCEEDED
 
 
+async def test_a_withdrawal_over_the_limit_is_refused_alike_whatever_the_rate_of_the_moment() -> (
+    None
+):
+    """A rejection is decided again at each delivery and published under one event id (the
+    command's and the reason's): its message names no amount the moving rate gives, or
+    the copies of one event differ (found by make chaos: 5023.97 EUR worth 5570.62 USD in
+    one copy, 5594.03 USD in the next)."""
+    saga, ledger, _ = world()
+    withdrawal = funds(Withdraw, "5023.97", "EUR")
+    refusals = []
+    for rate in ("1.1088", "1.1135"):
+        ledger.rates["EUR"] = ExchangeRate(currency="EUR", rate=rate, as_of=NOW)
+        with pytest.raises(CommandRejected) as refused:
+            await saga.handle(withdrawal)
+        refusals.append((refused.value.reason, refused.value.message))
+
+    assert refusals[0] == refusals[1]
+    assert refusals[0] == (
+        Reason.LIMIT_EXCEEDED,
+        "5023.97 EUR is over the daily limit of 5000.00 USD at the rate of the moment",
+    )
+
+
 @pytest.mark.parametrize(
     ("rates", "age", "currency", "reason"),
     [

@@ -74,10 +74,12 @@ def move_funds(
     counted = _in_base(snapshot, record, at, limits)
     what = f"{record.amount} {record.currency}"
     if counted.amount > limit:
-        worth = "" if counted is record else f" ({counted.amount} {BASE_CURRENCY})"
+        # Not its worth at the rate: a redelivery, decided again at a rate since moved,
+        # publishes its rejection under the same event id, which must say the same.
+        at_rate = "" if counted is record else " at the rate of the moment"
         raise CommandRejected(
             Reason.LIMIT_EXCEEDED,
-            f"{what}{worth} is over the daily limit of {limit} {BASE_CURRENCY}",
+            f"{what} is over the daily limit of {limit} {BASE_CURRENCY}{at_rate}",
         )
     write = LedgerWrite(
         username=record.username,
