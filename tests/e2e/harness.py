@@ -94,11 +94,18 @@ class Harness:
             password_hash="not-used-here",
         )
         if usd:  # the balance opened with the user
-            await get_balance_dao(self.clients).update_balance(
-                BalanceTransactionCreate(
-                    username=username, transaction_type=TransactionType.DEPOSIT, amount=usd
-                )
+            await self.fund(username, usd)
+
+    async def fund(self, username: str, amount: str, currency: str = "USD") -> None:
+        """Cash through a recorded deposit (another currency's balance opens with it)."""
+        await get_balance_dao(self.clients).update_balance(
+            BalanceTransactionCreate(
+                username=username,
+                transaction_type=TransactionType.DEPOSIT,
+                currency=currency,
+                amount=amount,
             )
+        )
 
     async def add_asset(
         self,

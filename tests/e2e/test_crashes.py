@@ -3,7 +3,8 @@ published or its message deleted); a fresh worker finishes every command exactly
 and publishes the stored state's event. Every commit point of the saga is here: a market
 order's one write (completed, or failed), a limit order's (held, completed when marketable
 or executed, cancelled, expired, released), a deposit's (funds; in another currency after
-reading its rate) and a conversion's (converted); and the limit matcher's write of a rate
+reading its rate), a conversion's (converted) and a market buy of a euro asset paid in
+dollars (completed, with its conversion); and the limit matcher's write of a rate
 (rated)."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from order_processor.bootstrap.clients import get_rate_store
 from order_processor.domain.base import utc_now
 from order_processor.domain.commands import PlaceOrder
 from order_processor.domain.events import EventType
-from order_processor.domain.orders import Order, OrderCreate, OrderStatus
+from order_processor.domain.orders import Order, OrderCreate, OrderStatus, OrderType
 from order_processor.domain.users import UserUpdate
 from tests.e2e.harness import AHEAD, DUE_IN, Harness
 from tests.ledger import assert_ledger
@@ -40,19 +41,23 @@ async def crash_after_each_ending(
     orders: tuple[PlaceOrder, PlaceOrder, PlaceOrder, PlaceOrder],
     executing_price: str,
     refuse: Callable[[], Awaitable[None]],
+    held: tuple[str, str],
 ) -> dict[str, Order]:
-    """Four resting SOL orders of one user, a crash after each write that ends one: held
-    (all placed), completed (the first, executed at `executing_price`), cancelled (the
-    second), expired (the third, due by AHEAD), released (the fourth, executed after
-    `refuse` made its execution fail). Their final states."""
+    """Four resting orders of one user on one asset, a crash after each write that ends
+    one: held (all placed), completed (the first, executed at `executing_price`),
+    cancelled (the second), expired (the third, due by AHEAD), released (the fourth,
+    executed after `refuse` made its execution fail); once placed, `held` (an amount, its
+    currency) is held once. Their final states."""
     executed, cancelled, _, _ = orders
-    user = executed.username
+    user, asset_id = executed.username, executed.payload.asset_id
     await harness.send(*orders)
     await crash_then_finish(harness, "held")
     assert {(await harness.order(o.payload.order_id)).status for o in orders} == {
         OrderStatus.QUEUED
     }
-    await harness.send_prices(("SOL", executing_price))
+    amount, currency = held
+    assert (await harness.cash(user, currency))[1] == Decimal(amount)
+    await harness.send_prices((asset_id, executing_price))
     assert await harness.run_worker(kind="limit-matcher") == 0
     await crash_then_finish(harness, "completed")
     await harness.send(harness.factory.cancel(user, cancelled.payload.order_id))
@@ -156,11 +161,14 @@ async def test_funds_in_another_currency_and_a_conversion_survive_a_crash_after_
     harness: Harness,
 ) -> None:
     """The EUR rate through the matcher, killed right after writing it; a EUR deposit
-    (its write after reading the rate), then 50 EUR sold for USD: each applied once, the
-    crash having skipped each one's publish; the redelivery publishes the stored
-    conversion's event under the id the first publish would have used."""
+    (its write after reading the rate), then 50 EUR sold for USD; then a limit buy of an
+    asset quoted in euros and a market buy of it paid in dollars (completed): each applied
+    once, the crash having skipped each one's publish; the redelivery publishes the
+    stored conversion's event under the id the first publish would have used, and the
+    orders' events."""
     user = "crash_fx"
     await harness.create_user(user)
+    await harness.add_asset("ETHEUR", "2000", precision=6, quote="EUR")
     (update,) = await harness.send_rates(("EUR", "1.0842"))
     crashed = await harness.run_worker(kind="limit-matcher", fault="crash-after=rated")
     assert crashed == -signal.SIGKILL, harness.worker_output()
@@ -194,26 +202,72 @@ async def test_funds_in_another_currency_and_a_conversion_survive_a_crash_after_
         (e.data["sold"], e.data["sell"], e.data["bought"], e.data["buy"]) for e in converted
     } == {("50.00", "EUR", "53.93", "USD")}
 
+    await crash_then_quoted_orders(harness, user)
+
+
+async def crash_then_quoted_orders(harness: Harness, user: str) -> None:
+    """`user` holds 25.25 EUR and 53.93 USD (the EUR rate 1.0842): a limit buy of ETHEUR
+    at 1500 EUR holding 15.00 EUR, and a market buy of it (2000 EUR) paid in dollars,
+    killed after `completed` (the hold's write before it, or the same one when the worker
+    groups the two): 20.00 EUR bought for 21.80 USD (at 1 / 1.0842 less 0.50 %,
+    0.9177273565 EUR per USD: 21.79296..., rounded up)."""
+    resting = harness.limit(user, "buy", "ETHEUR", "0.01", "1500")
+    request = OrderCreate(
+        order_type=OrderType.MARKET_BUY, asset_id="ETHEUR", quantity="0.01", pay_currency="USD"
+    )
+    paid_in = harness.factory.place_order(user, request)
+    await harness.send(resting, paid_in)
+
+    await crash_then_finish(harness, "completed")
+
+    bought = await harness.order(paid_in.payload.order_id)
+    assert (bought.status, bought.total_amount, bought.paid_amount, bought.pay_rate) == (
+        OrderStatus.COMPLETED,
+        Decimal("20.00"),
+        Decimal("21.80"),
+        Decimal("0.9177273565"),
+    )
+    assert await harness.cash(user, "USD") == (Decimal("32.13"), Decimal(0))  # 53.93 - 21.80
+    assert await harness.cash(user, "EUR") == (Decimal("10.25"), Decimal("15.00"))
+    assert await harness.liquidity(user, "USD") == Decimal("-32.13")  # -53.93 + 21.80
+    assert await harness.liquidity(user, "EUR") == Decimal("30.00")  # 50.00 - 20.00
+    holding = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "ETHEUR")
+    assert (holding.available, holding.held) == (Decimal("0.01"), Decimal(0))
+    await assert_ledger(harness.clients, user)
+    placed = await harness.order(resting.payload.order_id)
+    await assert_final_events(harness, [placed, bought])
+    completed = {
+        (e.data["paid_amount"], e.data["pay_currency"], e.data["total_amount"])
+        for e in harness.of_type(EventType.ORDER_COMPLETED)
+        if e.order_id == bought.order_id
+    }
+    assert completed == {("21.80", "USD", "20.00")}
+
 
 async def test_a_limit_order_survives_a_crash_after_each_of_its_writes(harness: Harness) -> None:
-    """held (placed), completed (executed), then for others cancelled, expired, released."""
-    await harness.create_user("crash_lim", usd="1000")
-    await harness.add_asset("SOL", "100")
-    await harness.give_asset("crash_lim", "SOL", "10")
+    """held (placed), completed (executed), then for others cancelled, expired, released;
+    of an asset quoted in euros, each buy holding euros once (the conditional orders'
+    test below holds dollars)."""
+    await harness.create_user("crash_lim")
+    await harness.fund("crash_lim", "1000", currency="EUR")
+    await harness.set_rates(("EUR", "1.0842"))
+    await harness.add_asset("SOLEUR", "100", quote="EUR")
+    await harness.give_asset("crash_lim", "SOLEUR", "10")
     expiry = utc_now() + DUE_IN
-    executed = harness.limit("crash_lim", "buy", "SOL", "1", "90")
-    cancelled = harness.limit("crash_lim", "buy", "SOL", "1", "80")
-    expired = harness.limit("crash_lim", "buy", "SOL", "1", "70", expires_at=expiry)
-    refused = harness.limit("crash_lim", "sell", "SOL", "2", "101")
+    executed = harness.limit("crash_lim", "buy", "SOLEUR", "1", "90")
+    cancelled = harness.limit("crash_lim", "buy", "SOLEUR", "1", "80")
+    expired = harness.limit("crash_lim", "buy", "SOLEUR", "1", "70", expires_at=expiry)
+    refused = harness.limit("crash_lim", "sell", "SOLEUR", "2", "101")
     orders = (executed, cancelled, expired, refused)
 
     async def refuse() -> None:
         await get_user_dao(harness.clients).update_user("crash_lim", UserUpdate(is_active=False))
-        await harness.send_prices(("SOL", "102"))
+        await harness.send_prices(("SOLEUR", "102"))
 
-    final = await crash_after_each_ending(harness, orders, "89", refuse)
+    final = await crash_after_each_ending(harness, orders, "89", refuse, ("240.00", "EUR"))
     assert final[refused.payload.order_id].failure_reason == "USER_INACTIVE"
-    assert await harness.available("crash_lim") == Decimal("911.00")  # 1000 - 89
+    assert await harness.cash("crash_lim", "EUR") == (Decimal("911.00"), Decimal(0))  # 1000 - 89
+    assert await harness.cash("crash_lim", "USD") == (Decimal(0), Decimal(0))
     await assert_ledger(harness.clients, "crash_lim")
     await assert_final_events(harness, list(final.values()))
 
@@ -271,7 +325,8 @@ async def test_conditional_orders_survive_a_crash_after_each_of_their_writes(
     async def gap() -> None:
         await harness.send_prices(("SOL", "200"))  # 400.00 for the stop buy: 394.00 in all
 
-    final = await crash_after_each_ending(harness, orders, "94", gap)
+    # Held: 50.00 for the take-profit buy, 231.00 for the stop buy.
+    final = await crash_after_each_ending(harness, orders, "94", gap, ("281.00", "USD"))
     assert final[refused.payload.order_id].failure_reason == "INSUFFICIENT_BALANCE"
     assert await harness.available(user) == Decimal("394.00")  # 300 + 94
     sol = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "SOL")

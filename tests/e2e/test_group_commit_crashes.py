@@ -13,7 +13,7 @@ import pytest
 from order_processor.bootstrap import get_asset_balance_dao
 from order_processor.domain.commands import PlaceOrder
 from order_processor.domain.events import Event, EventType
-from order_processor.domain.orders import OrderStatus
+from order_processor.domain.orders import OrderCreate, OrderStatus, OrderType
 from order_processor.faultproxy import FaultPlan, FaultProxyHandle
 from tests.e2e.harness import Harness
 from tests.e2e.test_crashes import assert_final_events
@@ -41,27 +41,38 @@ async def test_a_batch_of_one_users_commands_survives_a_crash_at_each_group_comm
 
 async def send_mixed_batch(harness: Harness, user: str) -> list[PlaceOrder]:
     """One user's deposits (USD, EUR), orders of each kind, a cancel, a withdrawal and a
-    conversion (50 EUR for 53.93 USD: at 1.0842 less 0.50 %, rounded down), in one batch."""
+    conversion (50 EUR for 53.93 USD: at 1.0842 less 0.50 %, rounded down), a market buy
+    of an asset quoted in euros paid in dollars (100.00 EUR for 108.97 USD: at 1 / 1.0842
+    less 0.50 %, 0.9177273565 EUR per USD, rounded up) and a limit buy of it holding
+    40.00 EUR (held and completed in the write a crash at any point follows), in one
+    batch."""
     await harness.create_user(user, usd="1000")
     await harness.add_asset("BTC", "100")
+    await harness.add_asset("BTCEUR", "100", quote="EUR")
     await harness.give_asset(user, "BTC", "5")
     await harness.set_rates(("EUR", "1.0842"))
     resting = harness.limit(user, "buy", "BTC", "1", "90")
+    paid_in = OrderCreate(
+        order_type=OrderType.MARKET_BUY, asset_id="BTCEUR", quantity="1", pay_currency="USD"
+    )
     orders = [
         harness.market(user, "buy", "BTC", "2"),
         resting,
         harness.market(user, "sell", "BTC", "1"),
         harness.limit(user, "sell", "BTC", "1", "80"),  # marketable: sold at 100
+        harness.factory.place_order(user, paid_in),
+        harness.limit(user, "buy", "BTCEUR", "1", "40"),
     ]
     await harness.send(
         harness.factory.deposit(user, "200"),
         harness.factory.deposit(user, "100", currency="EUR"),
+        *orders[4:],  # early: in the first write of the batch, which each point follows
         orders[0],
         resting,
         harness.factory.cancel(user, resting.payload.order_id),
         harness.factory.withdraw(user, "100"),
         harness.factory.convert(user, "50", "EUR", "USD"),
-        *orders[2:],
+        *orders[2:4],
     )
     return orders
 
@@ -75,16 +86,22 @@ async def assert_mixed_batch_done_once(
         OrderStatus.CANCELLED,
         OrderStatus.COMPLETED,
         OrderStatus.COMPLETED,
+        OrderStatus.COMPLETED,
+        OrderStatus.QUEUED,
     ]
-    # +200 -200 -100 +53.93 +100 +100
-    assert await harness.cash(user, "USD") == (Decimal("1153.93"), Decimal(0))
-    assert await harness.cash(user, "EUR") == (Decimal("50.00"), Decimal(0))
+    assert (final[4].total_amount, final[4].paid_amount) == (Decimal("100.00"), Decimal("108.97"))
+    # +200 -200 -100 +53.93 +100 +100 -108.97
+    assert await harness.cash(user, "USD") == (Decimal("1044.96"), Decimal(0))
+    # +100 -50; +100.00 -100.00 (bought and paid); 40.00 held
+    assert await harness.cash(user, "EUR") == (Decimal("10.00"), Decimal("40.00"))
     assert (await harness.liquidity(user, "EUR"), await harness.liquidity(user, "USD")) == (
-        Decimal("50.00"),
-        Decimal("-53.93"),
+        Decimal("-50.00"),  # 50.00 - 100.00
+        Decimal("55.04"),  # -53.93 + 108.97
     )
     holding = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "BTC")
     assert (holding.available, holding.held) == (Decimal(5), Decimal(0))
+    quoted = await get_asset_balance_dao(harness.clients).get_asset_balance(user, "BTCEUR")
+    assert (quoted.available, quoted.held) == (Decimal(1), Decimal(0))
     await assert_ledger(harness.clients, user)
     await assert_final_events(harness, final)
 
