@@ -70,10 +70,12 @@ def audited_snapshot(url: str, seconds: float = 30) -> dict[str, Any]:
 
 async def trade(harness: Harness) -> int:
     """Market orders that complete and one that fails, a limit bid that rests and a stop
-    that waits; a fresh euro rate and a stale yen one; the order worker and the analytics
+    that waits; a fresh euro rate and a stale yen one; euros deposited, bought and spent
+    on an asset quoted in euros (once paid in dollars); the order worker and the analytics
     worker (real processes) until both queues are drained. Returns the number of final
     orders."""
     await harness.add_asset("BTC", "50000")
+    await harness.add_asset("BTCEUR", "46000", quote="EUR")
     rates = get_rate_store(harness.clients, harness.settings)
     await rates.change_rate("EUR", "1.08", as_of=utc_now(), command_id="eur-1")
     stale = utc_now() - harness.settings.fx_max_age - timedelta(minutes=1)
@@ -84,6 +86,9 @@ async def trade(harness: Harness) -> int:
     stop = OrderCreate(
         order_type=OrderType.STOP_SELL, asset_id="BTC", quantity="0.01", stop_price="40000"
     )
+    paid_in = OrderCreate(
+        order_type=OrderType.MARKET_BUY, asset_id="BTCEUR", quantity="0.005", pay_currency="USD"
+    )
     await harness.send(
         harness.market("dash_alice", "buy", "BTC", "0.2"),
         harness.market("dash_alice", "buy", "BTC", "0.1"),
@@ -92,10 +97,14 @@ async def trade(harness: Harness) -> int:
         harness.market("dash_bob", "sell", "BTC", "5"),  # more than bob has: FAILED
         harness.limit("dash_alice", "buy", "BTC", "0.1", "30000"),
         harness.factory.place_order("dash_bob", stop),
+        harness.factory.deposit("dash_alice", "1000", currency="EUR"),
+        harness.market("dash_alice", "buy", "BTCEUR", "0.01"),  # 460.00 EUR
+        harness.factory.convert("dash_bob", "500", "USD", "EUR"),  # 460.64 EUR
+        harness.factory.place_order("dash_bob", paid_in),  # 230.00 EUR for 249.65 USD
     )
     assert await harness.run_worker() == 0, harness.worker_output()
     assert await harness.run_worker(kind="analytics") == 0, harness.worker_output()
-    return 5
+    return 7
 
 
 async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: Settings) -> None:
@@ -117,7 +126,7 @@ async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: 
     # And the page shows them.
     orders = analytics["orders"]
     assert shown["final-orders"] == str(finals)
-    assert shown["fill-ratio"] == orders["fill_ratio"] == "0.8000"
+    assert shown["fill-ratio"] == orders["fill_ratio"] == "0.8571"
     assert {k: shown[f"final-status-{k}"] for k in orders["by_status"]} == {
         k: str(n) for k, n in orders["by_status"].items()
     }
@@ -145,7 +154,7 @@ async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: 
     dead = sum(q["dead_letters"] or 0 for q in status["queues"])
     assert shown["dead-letters-total"] == str(dead) == "0"
     assert {k: shown[f"table-status-{k}"] for k in status["orders_by_status"]} == {
-        "COMPLETED": "4",
+        "COMPLETED": "6",
         "FAILED": "1",
         "QUEUED": "2",
     }
@@ -156,12 +165,27 @@ async def test_the_page_shows_what_the_cli_prints(harness: Harness, deployment: 
     assert shown["rate-GBP-state"] == "no rate"  # enabled, never sent
     # Alice bought 0.3 BTC, Bob 0.02 and sold 0.03, at 50000: 17500.00 USD.
     assert shown["currency-USD-volume"] == shown["currency-USD-volume-base"] == "17500"
-    assert shown["total-volume-base"] == "17500 USD"
+    # Alice bought 0.01 BTCEUR, Bob 0.005, at 46000: 690.00 EUR, 745.20 USD at 1.08.
+    assert shown["currency-EUR-volume"] == "690"
+    assert shown["currency-EUR-volume-base"] == "745.2"
+    assert shown["total-volume-base"] == "18245.2 USD"
+    # Bob's two conversions of dollars into euros: one he asked for, one that paid.
+    assert shown["conversion-USD-EUR-count"] == "2"
+    assert shown["book-BTCEUR-title"].startswith("BTCEUR at 46000")
+    # The audit per currency: each conserved, the exchange's liquidity the opposite of
+    # what Bob converted.
     assert shown["audit-verdict"] == "PASSED"
-    usd = audit["currencies"]["USD"]
-    assert shown["audit-currency-USD"] == (
-        f"USD: balances {usd['balances']} + liquidity 0.00, in less out {usd['flows']}: conserved"
-    )
+    for code, balances, liquidity, flows in (
+        # Alice 20000 - 15000; Bob 5000 - 1000 + 1500 - 500 - 249.65; 25000 - 14500 came in.
+        ("USD", "9750.35", "749.65", "10500.00"),
+        # Alice 1000 - 460.00; Bob 460.64 + 230.00 - 230.00; 1000 - 690.00 came in.
+        ("EUR", "1000.64", "-690.64", "310.00"),
+    ):
+        line = audit["currencies"][code]
+        assert (line["balances"], line["liquidity"], line["flows"]) == (balances, liquidity, flows)
+        assert shown[f"audit-currency-{code}"] == (
+            f"{code}: balances {balances} + liquidity {liquidity}, in less out {flows}: conserved"
+        )
     assert shown["connection"] == "live"
 
 
