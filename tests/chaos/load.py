@@ -49,7 +49,7 @@ RATE_TICK_SECONDS = 2.0
 RATE_STEP = Decimal("0.000001")
 CASH = ("USD", *(c for c, _ in STARTING_RATES))
 # A market buy paid in another currency than its asset's quote: how often, in what.
-PAY_IN_SHARE = {"USD": 0.1, "EUR": 0.5, "JPY": 0.5}
+PAY_IN_SHARE = {"USD": 0.2, "EUR": 0.7, "JPY": 0.7}
 PAY_IN = {"USD": ("EUR", "GBP", "JPY"), "EUR": ("USD", "GBP"), "JPY": ("USD", "EUR")}
 OVER_THE_BALANCE = 0.25  # of those, sized 4,000 to 8,000 USD: mostly more than it holds
 

@@ -1,6 +1,7 @@
 """The short chaos run of the normal suite: 8 traders, about 120 commands over 25 s
-(market, limit and conditional orders, cancels, deposits and withdrawals in four
-currencies, conversions among them, exact and conflicting repeats) beside a price move per
+(market, limit and conditional orders, some of assets quoted in euros and yen, some buys
+paid in another currency, cancels, deposits and withdrawals in four currencies,
+conversions among them, exact and conflicting repeats) beside a price move per
 asset per second and a rate move per currency every 2 s, while two order workers,
 the limit matcher, the expiry sweeper and the analytics worker are SIGKILLed six times
 and restarted, and the analytics worker gets copies of events, shuffled; then the drain,
