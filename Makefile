@@ -58,7 +58,7 @@ browser:
 # The suite waits on processes and queues more than it computes (about 1.3 cores busy on
 # average): eight pytest workers (each with its own emulator) on two cores, about 10
 # minutes with coverage (1,128 tests).
-TEST_WORKERS ?= 8
+TEST_WORKERS ?= 10
 
 # Coverage of src/ and workers/, in the worker and CLI processes the tests start too
 # ([tool.coverage] in pyproject.toml); below 90 % the target fails.

@@ -35,6 +35,11 @@ async def test_audit_json_after_a_deposit_reports_no_mismatch_and_what_it_checke
         "orders": 0,
         "transactions": 2,  # the opening deposit and the CLI's
         "mismatches": [],
+        # Per currency: the users' balances and the exchange's liquidity against what came
+        # in less what went out.
+        "currencies": {
+            "USD": {"balances": "150.00", "liquidity": "0.00", "flows": "150.00", "conserved": True}
+        },
     }
 
 
