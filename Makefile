@@ -11,7 +11,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # The locks target what the image and CI run: CPython 3.11 on x86_64 Linux.
 LOCK_FLAGS := --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
 
-.PHONY: run test lint format bench chaos clean venv emulator-venv lock template browser
+.PHONY: run test coverage lint format bench chaos clean venv emulator-venv lock template browser
 
 venv: $(VENV)/.installed
 emulator-venv: $(EMU_VENV)/.installed
@@ -56,17 +56,25 @@ browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 # The suite waits on processes and queues more than it computes (about 1.3 cores busy on
-# average): eight pytest workers (each with its own emulator) on two cores, about 10
-# minutes with coverage (1,128 tests).
-TEST_WORKERS ?= 10
+# average): eight pytest workers (each with its own emulator) on two cores, about 12
+# minutes with coverage (1,379 tests at issue 24).
+TEST_WORKERS ?= 8
 
-# Coverage of src/ and workers/, in the worker and CLI processes the tests start too
-# ([tool.coverage] in pyproject.toml); below 90 % the target fails.
+# Coverage of src/ and workers/ in pytest's own processes ([tool.coverage] in
+# pyproject.toml); below 80 % the target fails (81.6 % at issue 24: 708 s of pytest on two
+# cores). `make coverage` measures the worker and CLI processes the tests start too and
+# asks 90 % (96.3 %: the same suite, 767-803 s).
 test: venv emulator-venv browser
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/coverage run -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 	$(VENV)/bin/coverage combine --quiet
 	$(VENV)/bin/coverage report
+
+coverage: venv emulator-venv browser
+	rm -f .coverage .coverage.*
+	COVER_SUBPROCESSES=1 $(VENV)/bin/coverage run -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(VENV)/bin/coverage combine --quiet
+	$(VENV)/bin/coverage report --fail-under=90
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -17,6 +17,16 @@ from order_processor.config import Settings
 from order_processor.deployment.emulator import running_emulator
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """`make test` measures coverage in pytest's own processes (the xdist workers, which
+    coverage's subprocess patch starts measured); the programs and CLI runs the tests start
+    are measured only under `make coverage` (COVER_SUBPROCESSES=1): tracing every one of
+    them costs about a quarter more CPU."""
+    worker = hasattr(config, "workerinput")  # an xdist worker, measured from its start
+    if worker and os.environ.get("COVER_SUBPROCESSES") != "1":
+        os.environ.pop("COVERAGE_PROCESS_CONFIG", None)
+
+
 @pytest.fixture(scope="session")
 def aws_endpoint() -> Iterator[str]:
     configured = os.environ.get("AWS_ENDPOINT_URL")
