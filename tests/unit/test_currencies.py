@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from order_processor.domain.assets import Asset
-from order_processor.domain.balances import TransactionType
+from order_processor.domain.balances import BalanceTransactionCreate, TransactionType
 from order_processor.domain.commands import (
     Convert,
     ConvertPayload,
@@ -29,6 +29,7 @@ from order_processor.domain.commands import (
 from order_processor.domain.currencies import minor_units
 from order_processor.domain.fx import ExchangeRate, follows_from_rate, quote
 from order_processor.domain.orders import OrderStatus, OrderType
+from order_processor.domain.ports import counted
 from order_processor.domain.users import User
 from order_processor.exceptions import CommandRejected, Reason
 from order_processor.saga.decision import Limits
@@ -454,3 +455,16 @@ async def test_no_sequence_of_conversions_creates_value_for_the_customer(
         assert balance + liquidity == (Decimal(1000) if currency == "USD" else 0)
     exchange = sum((amount * MID[c] for (_, c), amount in ledger.liquidity.items()), Decimal(0))
     assert exchange >= 0
+
+
+def test_a_daily_count_is_only_ever_in_the_base_currency() -> None:
+    """One count per type for every currency (saga.funds values each in USD): a record in
+    another currency reaching the count would open a second limit beside it."""
+    euros = BalanceTransactionCreate(
+        username=USER, transaction_type=TransactionType.WITHDRAW, currency="EUR", amount="1"
+    )
+    dollars = euros.model_copy(update={"currency": "USD"})
+
+    assert counted(dollars) == "WITHDRAW"
+    with pytest.raises(ValueError, match="in USD"):
+        counted(euros)

@@ -85,16 +85,17 @@ class LedgerWrite:
 
 
 Pair = tuple[Decimal, Decimal]  # a balance: (available, held)
-# A daily limit's count: (what is counted, UTC day); what is counted is the transaction
-# type, with the currency after a '#' unless it is the base currency ("DEPOSIT#EUR"). The
-# saga counts every currency at its value in the base one (saga.funds): "DEPOSIT".
+# A daily limit's count: (the transaction type, UTC day). One count per type for every
+# currency: the saga counts each in the base currency, at its value (saga.funds).
 DayKey = tuple[str, str]
 
 
 def counted(record: BalanceTransactionCreate) -> str:
-    """What a deposit or withdrawal is counted as against its daily limit."""
-    kind = record.transaction_type.value
-    return kind if record.currency == BASE_CURRENCY else f"{kind}#{record.currency}"
+    """What a deposit or withdrawal is counted as against its daily limit: its type. The
+    count is in the base currency; a record in another is a bug, refused here."""
+    if record.currency != BASE_CURRENCY:
+        raise ValueError(f"a daily count is in {BASE_CURRENCY}, not {record.currency}")
+    return record.transaction_type.value
 
 
 @dataclass(frozen=True)
