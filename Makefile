@@ -11,7 +11,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # The locks target what the image and CI run: CPython 3.11 on x86_64 Linux.
 LOCK_FLAGS := --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
 
-.PHONY: run test coverage lint format bench chaos clean venv emulator-venv lock template browser
+.PHONY: run test coverage lint format bench chaos clean venv emulator-venv lock template browser redis
 
 venv: $(VENV)/.installed
 emulator-venv: $(EMU_VENV)/.installed
@@ -47,13 +47,18 @@ $(EMU_VENV)/.installed: Makefile
 
 # The demo serves the dashboard while it runs (it prints the URL); KEEP_DASHBOARD=1 keeps it
 # up after the demo, until Ctrl-C.
-run: venv emulator-venv
+run: venv emulator-venv redis
 	$(VENV)/bin/order-processor demo $(if $(KEEP_DASHBOARD),--keep-dashboard)
 
 # The dashboard's test loads the page in headless Chromium: Debian's package (as root, as
 # in CI; Playwright's own browser download does not work on a closed network).
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# The gateway's read model: Debian's redis-server, started by the programs and the tests on
+# a free loopback port in a temporary directory (REDIS_URL names another instead).
+redis:
+	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 
 # The suite waits on processes and queues more than it computes (about 1.3 cores busy on
 # average): eight pytest workers (each with its own emulator) on two cores, about 12
@@ -64,13 +69,13 @@ TEST_WORKERS ?= 8
 # pyproject.toml); below 80 % the target fails (81.6 % at issue 24: 708 s of pytest on two
 # cores). `make coverage` measures the worker and CLI processes the tests start too and
 # asks 90 % (96.3 %: the same suite, 767-803 s).
-test: venv emulator-venv browser
+test: venv emulator-venv browser redis
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/coverage run -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 	$(VENV)/bin/coverage combine --quiet
 	$(VENV)/bin/coverage report
 
-coverage: venv emulator-venv browser
+coverage: venv emulator-venv browser redis
 	rm -f .coverage .coverage.*
 	COVER_SUBPROCESSES=1 $(VENV)/bin/coverage run -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 	$(VENV)/bin/coverage combine --quiet
@@ -91,7 +96,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(VENV)/.bench-installed emulator-venv
+bench: $(VENV)/.bench-installed emulator-venv redis
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 # A longer chaos run: e.g. CHAOS_ARGS="--seed 3 --users 40 --orders 1000 --kills 40 --seconds 120"
