@@ -29,6 +29,7 @@ LAYERS = [
     "saga",
     "store",
     "messaging",
+    "readmodel",
     "observability",
     "analytics",
     "aws",
@@ -50,6 +51,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     # Adapters build AWS requests; they never decide, so never import saga or handlers.
     "store": {"domain", "exceptions", "awserrors"},
     "messaging": {"domain", "exceptions", "awserrors", "security"},
+    # The gateway's read model: an adapter over Redis, knowing only the domain's types.
+    "readmodel": {"domain", "exceptions"},
     # Talk to ports, never to the store; messaging only for the consumer's contract.
     "handlers": {"domain", "exceptions", "awserrors", "saga", "security", "messaging", "analytics"},
 }
