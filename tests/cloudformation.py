@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NO_VALUE = object()
+# Values for the parameters without a default: the cache's network.
+CACHE_NETWORK = {
+    "CacheSubnetIds": "subnet-0a1b2c3d4e5f60718,subnet-0b2c3d4e5f6071829",
+    "CacheSecurityGroupIds": "sg-0123456789abcdef0",
+}
 
 
 @dataclass
@@ -91,7 +96,11 @@ class Stack:
         if name in pseudo:
             return pseudo[name]
         if name in self.parameters:
-            return self.parameters[name]
+            value = self.parameters[name]
+            kind = self.template["Parameters"].get(name, {}).get("Type", "String")
+            if kind.startswith("List<") or kind == "CommaDelimitedList":
+                return value.split(",")
+            return value
         kind = self.template["Resources"][name]["Type"]
         if kind == "AWS::SQS::Queue":
             return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{self.name_of(name)}"
@@ -111,12 +120,18 @@ class Stack:
         }
         if attribute in {"Arn", "TopicArn"}:
             return arns[kind]
+        if kind == "AWS::ElastiCache::ServerlessCache":
+            endpoint = {
+                "Endpoint.Address": f"{physical}-a1b2c3.serverless.use1.cache.amazonaws.com",
+                "Endpoint.Port": "6379",
+            }
+            return endpoint[attribute]
         assert attribute in {"QueueName", "TopicName"}, attribute
         return physical
 
     def name_of(self, name: str) -> str:
         properties = self.template["Resources"][name]["Properties"]
-        for key in ("QueueName", "TopicName", "TableName", "RoleName"):
+        for key in ("QueueName", "TopicName", "TableName", "RoleName", "ServerlessCacheName"):
             if key in properties:
                 return str(self.resolve(properties[key]))
         raise AssertionError(f"{name} has no name of its own")

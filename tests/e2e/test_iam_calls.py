@@ -29,7 +29,7 @@ from order_processor.deployment.iam import Grant
 from order_processor.domain.base import utc_now
 from order_processor.messaging.producer import Producer
 from order_processor.observability import Metrics, count_aws_calls
-from tests.cloudformation import Stack
+from tests.cloudformation import CACHE_NETWORK, Stack
 from tests.e2e.harness import Harness
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "aws" / "order-processor.json"
@@ -255,7 +255,7 @@ async def test_each_role_allows_exactly_the_calls_its_program_makes(
     assert sweeper.value("orders_expired_total") == 1
     stack = Stack(
         json.loads(TEMPLATE.read_text()),
-        {"Prefix": settings.prefix, "OidcProvider": "oidc.example/id/X"},
+        {"Prefix": settings.prefix, "OidcProvider": "oidc.example/id/X", **CACHE_NETWORK},
         region=settings.region,
         account=ACCOUNT,
     )

@@ -16,7 +16,7 @@ import pytest
 
 from order_processor.config import Settings
 from order_processor.deployment.resources import Resources
-from tests.cloudformation import Stack
+from tests.cloudformation import CACHE_NETWORK, Stack
 from tests.support import Clients, destroy
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "aws" / "order-processor.json"
@@ -81,7 +81,7 @@ def deployed(aws_endpoint: str) -> Iterator[Deployed]:
 
 
 def stack(template: dict[str, Any], deployed: Deployed) -> Stack:
-    parameters = {"OidcProvider": OIDC, "Prefix": deployed.resources.prefix}
+    parameters = {"OidcProvider": OIDC, "Prefix": deployed.resources.prefix, **CACHE_NETWORK}
     return Stack(template, parameters, account=deployed.account)
 
 

@@ -57,6 +57,8 @@ def test_there_is_one_policy_file_per_row_of_the_readme_table(
         "limit-matcher",
         "expiry-sweeper",
         "analytics-worker",
+        "gateway",
+        "cache-worker",
         "producers",
         "provision",
         "audit-status",

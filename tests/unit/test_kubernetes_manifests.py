@@ -30,7 +30,13 @@ PROGRAMS = {
     "limit-matcher": ["worker", "limit-matcher"],
     "expiry-sweeper": ["worker", "expiry-sweeper"],
     "analytics-worker": ["worker", "analytics"],
+    "gateway": ["gateway"],
+    "cache-worker": ["worker", "cache"],
 }
+# The programs that check or mint tokens; the cache worker handles events, which carry none.
+AUTHENTICATING = [program for program in PROGRAMS if program != "cache-worker"]
+# The programs that read or write the read model.
+REDIS_USERS = ["gateway", "cache-worker"]
 MIB = 2**20
 # The benchmark's figures for one order worker (README, "Benchmark").
 CPU_SECONDS_PER_ORDER = 0.00338
@@ -120,10 +126,12 @@ def test_every_manifest_is_valid_for_its_kinds_schema(path: Path) -> None:
         ("ConfigMap", "order-processor-settings", ["data", "ORDER_PROCESSOR_CONCURRENCY"], 32),
         ("ScaledObject", "order-worker", ["spec", "minReplicas"], 1),
         ("TriggerAuthentication", "order-worker-aws", ["spec", "podIdentity", "provider"], "kube"),
+        ("HorizontalPodAutoscaler", "gateway", ["spec", "minReplica"], 2),
+        ("Deployment", "gateway", ["spec", "template", "spec", "containers", 0, "lifecycle"], 5),
     ],
 )
 def test_a_misspelt_or_mistyped_field_is_refused(
-    applied: list[Manifest], kind: str, name: str, path: list[str], value: object
+    applied: list[Manifest], kind: str, name: str, path: list[str | int], value: object
 ) -> None:
     broken = json.loads(json.dumps(find(applied, kind, name)))
     node = broken
@@ -173,11 +181,15 @@ def test_kubernetes_waits_longer_than_the_shutdown_grace_before_killing(
 ) -> None:
     deployment = find(applied, "Deployment", program)
     grace = int(environment(deployment, applied)["ORDER_PROCESSOR_SHUTDOWN_GRACE_SECONDS"])
+    # The kubelet's period starts before a preStop pause, the program's grace after it.
+    pause = container(deployment).get("lifecycle", {}).get("preStop", {}).get("sleep", {})
 
-    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > (
+        pause.get("seconds", 0) + grace
+    )
 
 
-@pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.parametrize("program", AUTHENTICATING)
 def test_the_jwt_secret_comes_from_the_secret_and_nowhere_else(
     program: str, applied: list[Manifest]
 ) -> None:
@@ -192,6 +204,70 @@ def test_the_jwt_secret_comes_from_the_secret_and_nowhere_else(
     assert reference == {"name": "order-processor-jwt", "key": "jwt-secret"}
     assert set(example["stringData"]) == {reference["key"]}
     assert not any(m["kind"] == "Secret" for m in applied)
+
+
+def test_the_cache_worker_is_not_given_the_jwt_secret(applied: list[Manifest]) -> None:
+    deployment = find(applied, "Deployment", "cache-worker")
+    names = [v["name"] for v in container(deployment)["env"]]
+
+    assert "ORDER_PROCESSOR_JWT_SECRET" not in names
+    assert "ORDER_PROCESSOR_JWT_SECRET" not in environment(deployment, applied)
+
+
+@pytest.mark.parametrize("program", REDIS_USERS)
+def test_the_redis_url_comes_from_its_secret_and_the_ttl_from_the_settings(
+    program: str, applied: list[Manifest]
+) -> None:
+    deployment = find(applied, "Deployment", program)
+    example = find(load(KUBERNETES / "redis-url.example.yaml"), "Secret", "order-processor-redis")
+    [variable] = [v for v in container(deployment)["env"] if v["name"] == "REDIS_URL"]
+    settings = environment(deployment, applied)
+
+    assert variable["valueFrom"]["secretKeyRef"] == {
+        "name": "order-processor-redis",
+        "key": "redis-url",
+    }
+    assert "REDIS_URL" not in settings
+    assert set(example["stringData"]) == {"redis-url"}
+    # TLS, as ElastiCache Serverless always is.
+    assert example["stringData"]["redis-url"].startswith("rediss://")
+    assert settings["ORDER_PROCESSOR_CACHE_TTL_SECONDS"] == "60"
+
+
+def test_the_gateway_serves_its_api_on_8080_behind_its_service(applied: list[Manifest]) -> None:
+    deployment = find(applied, "Deployment", "gateway")
+    service = find(applied, "Service", "gateway")
+    settings = environment(deployment, applied)
+    ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    [port] = service["spec"]["ports"]
+
+    assert settings["ORDER_PROCESSOR_GATEWAY_HOST"] == "0.0.0.0"
+    assert int(settings["ORDER_PROCESSOR_GATEWAY_PORT"]) == ports["api"] == 8080
+    assert port["targetPort"] == "api"
+    assert service["spec"]["selector"].items() <= labels.items()
+    # Only the gateway's pods: a Service selecting every program would send requests to
+    # workers that serve no API.
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "gateway"
+
+
+def test_the_gateway_scales_on_cpu_and_keeps_two_replicas(applied: list[Manifest]) -> None:
+    autoscaler = find(applied, "HorizontalPodAutoscaler", "gateway")
+    [metric] = autoscaler["spec"]["metrics"]
+    budget = find(applied, "PodDisruptionBudget", "gateway")
+    labels = find(applied, "Deployment", "gateway")["spec"]["template"]["metadata"]["labels"]
+
+    assert autoscaler["apiVersion"] == "autoscaling/v2"
+    assert autoscaler["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "gateway",
+    }
+    assert metric["resource"]["name"] == "cpu"
+    assert 0 < metric["resource"]["target"]["averageUtilization"] < 100
+    assert 2 <= autoscaler["spec"]["minReplicas"] < autoscaler["spec"]["maxReplicas"]
+    assert budget["spec"]["maxUnavailable"] < autoscaler["spec"]["minReplicas"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
@@ -284,9 +360,11 @@ def test_one_metrics_service_selects_every_program(applied: list[Manifest]) -> N
     assert service["spec"]["ports"][0]["port"] == 9100
 
 
-def test_a_reapply_leaves_the_order_workers_replica_count_to_keda(
+def test_a_reapply_leaves_the_replica_counts_to_keda_and_the_autoscaler(
     applied: list[Manifest],
 ) -> None:
     assert "replicas" not in find(applied, "Deployment", "order-worker")["spec"]
+    assert "replicas" not in find(applied, "Deployment", "gateway")["spec"]
+    assert find(applied, "Deployment", "cache-worker")["spec"]["replicas"] == 1
     assert find(applied, "Deployment", "limit-matcher")["spec"]["replicas"] == 1
     assert find(applied, "Deployment", "expiry-sweeper")["spec"]["replicas"] == 1

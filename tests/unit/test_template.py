@@ -18,7 +18,7 @@ from order_processor.deployment.iam import Arns, Grant, readme_grants
 from order_processor.deployment.resources import Resources
 from order_processor.deployment.template import build_template, render
 from order_processor.deployment.template.roles import OPERATORS, PROGRAMS
-from tests.cloudformation import Stack
+from tests.cloudformation import CACHE_NETWORK, Stack
 from tests.support import CLI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def template() -> dict[str, Any]:
 
 
 def stack(template: dict[str, Any], **parameters: str) -> Stack:
-    return Stack(template, {"OidcProvider": OIDC, **parameters}, account=ACCOUNT)
+    return Stack(template, {"OidcProvider": OIDC, **CACHE_NETWORK, **parameters}, account=ACCOUNT)
 
 
 def test_the_checked_in_template_is_what_the_generator_prints() -> None:
@@ -175,6 +175,122 @@ def test_each_program_role_trusts_only_its_own_service_account_through_the_oidc_
         assert statement["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
 
 
+def test_the_gateway_reads_the_tables_and_sends_commands_but_writes_nothing(
+    template: dict[str, Any],
+) -> None:
+    granted = role_grants(roles_by_row(stack(template))["gateway"])
+    by_action = {action: sorted(r for a, r in granted if a == action) for action, _ in granted}
+    table = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/op-"
+
+    assert sorted(by_action) == [
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:SendMessage",
+    ]
+    assert by_action["sqs:SendMessage"] == [
+        f"arn:aws:sqs:us-east-1:{ACCOUNT}:op-order-commands.fifo"
+    ]
+    assert by_action["dynamodb:GetItem"] == [
+        table + "inventory",
+        table + "orders",
+        table + "users",
+    ]
+    # Another user's orders are reached only through the index, by username.
+    assert by_action["dynamodb:Query"] == [
+        table + "inventory",
+        table + "orders/index/UserOrdersIndex",
+        table + "users",
+    ]
+
+
+def test_the_cache_worker_may_only_take_events_from_its_own_queue(
+    template: dict[str, Any],
+) -> None:
+    granted = role_grants(roles_by_row(stack(template))["cache-worker"])
+
+    assert {resource for _, resource in granted} == {
+        f"arn:aws:sqs:us-east-1:{ACCOUNT}:op-order-cache"
+    }
+    assert sorted(action for action, _ in granted) == [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:ReceiveMessage",
+    ]
+
+
+# The read model's cache
+
+
+def test_the_cache_is_serverless_redis_in_the_given_subnets_and_security_groups(
+    template: dict[str, Any],
+) -> None:
+    [cache] = stack(template, Prefix="live").resources("AWS::ElastiCache::ServerlessCache").values()
+
+    assert cache["ServerlessCacheName"] == "live-cache"
+    assert (cache["Engine"], cache["MajorEngineVersion"]) == ("redis", "7")
+    assert cache["SubnetIds"] == CACHE_NETWORK["CacheSubnetIds"].split(",")
+    assert cache["SecurityGroupIds"] == [CACHE_NETWORK["CacheSecurityGroupIds"]]
+    assert cache["CacheUsageLimits"] == {
+        "DataStorage": {"Maximum": "5", "Unit": "GB"},
+        "ECPUPerSecond": {"Maximum": "100000"},
+    }
+    assert "KmsKeyId" not in cache
+    # Copies of DynamoDB's records: nothing to back up, nothing to keep after the stack.
+    assert cache["SnapshotRetentionLimit"] == 0
+    assert template["Resources"]["OrderCache"]["DeletionPolicy"] == "Delete"
+
+
+def test_the_cache_can_run_valkey_and_use_the_customer_managed_key(
+    template: dict[str, Any],
+) -> None:
+    resolved = stack(template, CacheEngine="valkey", KmsKeyArn=KEY)
+    [cache] = resolved.resources("AWS::ElastiCache::ServerlessCache").values()
+
+    assert (cache["Engine"], cache["MajorEngineVersion"]) == ("valkey", "8")
+    assert cache["KmsKeyId"] == KEY
+
+
+def test_the_stack_gives_the_programs_a_tls_redis_url(template: dict[str, Any]) -> None:
+    url = stack(template).output("OrderCacheRedisUrl")
+
+    assert url == "rediss://op-cache-a1b2c3.serverless.use1.cache.amazonaws.com:6379"
+
+
+def test_the_cache_queue_follows_the_events_topic_with_raw_delivery(
+    template: dict[str, Any],
+) -> None:
+    resolved = stack(template)
+    subscriptions = resolved.resources("AWS::SNS::Subscription")
+    queues = resolved.resources("AWS::SQS::Queue")
+    [policy] = [
+        p["PolicyDocument"]
+        for p in resolved.resources("AWS::SQS::QueuePolicy").values()
+        if p["Queues"] == [resolved.output("OrderCacheQueueUrl")]
+    ]
+
+    assert subscriptions["OrderCacheSubscription"] == {
+        "TopicArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:op-order-events",
+        "Protocol": "sqs",
+        "Endpoint": f"arn:aws:sqs:us-east-1:{ACCOUNT}:op-order-cache",
+        "RawMessageDelivery": True,
+    }
+    assert queues["OrderCacheQueue"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:op-order-cache-dlq",
+        "maxReceiveCount": 50,
+    }
+    assert "FifoQueue" not in queues["OrderCacheQueue"]
+    [statement] = policy["Statement"]
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:op-order-events"}
+    }
+
+
 # What deploy/kubernetes takes from the stack's outputs
 
 
@@ -190,7 +306,8 @@ def manifests() -> list[dict[str, Any]]:
 def test_the_kubernetes_manifests_name_the_stacks_roles_queue_and_prefix(
     template: dict[str, Any],
 ) -> None:
-    resolved = Stack(template, {"OidcProvider": OIDC})  # the manifests' placeholder account
+    # The manifests' placeholder account.
+    resolved = Stack(template, {"OidcProvider": OIDC, **CACHE_NETWORK})
     documents = manifests()
     accounts = {
         d["metadata"]["name"]: d["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
@@ -257,7 +374,7 @@ def alarms_on(resolved: Stack) -> dict[tuple[str, str], dict[str, Any]]:
     return found
 
 
-def test_alarms_cover_dead_letters_waiting_commands_throttles_errors_and_deliveries(
+def test_alarms_cover_dead_letters_waiting_commands_and_events_throttles_errors_deliveries(
     template: dict[str, Any],
 ) -> None:
     resolved = stack(template, AlarmTopicArn="arn:aws:sns:us-east-1:123456789012:pager")
@@ -270,6 +387,9 @@ def test_alarms_cover_dead_letters_waiting_commands_throttles_errors_and_deliver
             assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
     oldest = alarms[("ApproximateAgeOfOldestMessage", resources.commands_queue.name)]
     assert oldest["Threshold"] == "300"
+    lagging = alarms[("ApproximateAgeOfOldestMessage", resources.order_cache_queue.name)]
+    assert lagging["Threshold"] == "60"
+    assert ("ApproximateNumberOfMessagesVisible", "op-order-cache-dlq") in alarms
     for table in resources.tables:
         assert ("ReadThrottleEvents", table.name) in alarms
         assert ("WriteThrottleEvents", table.name) in alarms

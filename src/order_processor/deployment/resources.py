@@ -132,15 +132,37 @@ class Resources:
             dead_letter=analytics_dlq,
             max_receive_count=self.max_receive_count,
         )
+        # The cache worker's: the events that keep the read model (Redis) in sync.
+        cache_dlq = QueueSpec(f"{p}-order-cache-dlq", retention_seconds=14 * 24 * 3600)
+        cache = QueueSpec(
+            f"{p}-order-cache",
+            visibility_timeout=self.visibility_timeout,
+            dead_letter=cache_dlq,
+            max_receive_count=self.max_receive_count,
+        )
         events = f"{p}-order-events"
-        queues = (commands_dlq, commands, prices_dlq, prices, status, analytics_dlq, analytics)
+        queues = (
+            commands_dlq,
+            commands,
+            prices_dlq,
+            prices,
+            status,
+            analytics_dlq,
+            analytics,
+            cache_dlq,
+            cache,
+        )
         object.__setattr__(self, "tables", _tables(p))
         object.__setattr__(self, "queues", queues)
         object.__setattr__(self, "topics", (events,))
         object.__setattr__(
             self,
             "subscriptions",
-            (Subscription(events, status), Subscription(events, analytics)),
+            (
+                Subscription(events, status),
+                Subscription(events, analytics),
+                Subscription(events, cache),
+            ),
         )
 
     @property
@@ -174,6 +196,10 @@ class Resources:
     @property
     def analytics_queue(self) -> QueueSpec:
         return self.queues[6]
+
+    @property
+    def order_cache_queue(self) -> QueueSpec:
+        return self.queues[8]
 
     @property
     def events_topic(self) -> str:

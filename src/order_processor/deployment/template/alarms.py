@@ -1,7 +1,8 @@
 """What wakes an operator at 3 a.m., and the dashboard they open then.
 
 Alarms: a dead letter in any DLQ; the oldest command waiting longer than
-OldestCommandAgeSeconds; sustained DynamoDB throttling or any DynamoDB system error on a
+OldestCommandAgeSeconds; the oldest event waiting for the cache worker longer than
+OldestCacheEventAgeSeconds; sustained DynamoDB throttling or any DynamoDB system error on a
 table; an SNS delivery that failed. The dashboard shows the numbers of `order-processor
 status` (each queue's visible, in-flight and dead-letter messages) with the ages, the
 tables' capacity, throttles and errors and the topic's deliveries. Table item counts are
@@ -38,6 +39,7 @@ def alarm_resources(resources: Resources) -> dict[str, Any]:
         if queue.dead_letter is not None:
             alarms.update(_dead_letters(queue.dead_letter))
     alarms.update(_oldest_command(resources.commands_queue))
+    alarms.update(_oldest_cache_event(resources.order_cache_queue))
     for table in resources.tables:
         alarms.update(_throttled(table))
         alarms.update(_system_errors(table))
@@ -103,6 +105,19 @@ def _oldest_command(commands: QueueSpec) -> dict[str, Any]:
         Threshold=ref("OldestCommandAgeSeconds"),
     )
     return {logical_id(commands.name, "OldestAgeAlarm"): alarm}
+
+
+def _oldest_cache_event(cache: QueueSpec) -> dict[str, Any]:
+    alarm = _alarm(
+        cache.name + "-oldest-age",
+        f"An event has waited in {cache.name} longer than OldestCacheEventAgeSeconds for "
+        "5 minutes: the cache worker is down or too slow; the live streams lag by as much "
+        "(reads stay correct: entries expire, the gateway reads DynamoDB).",
+        **_queue_metric(cache, "ApproximateAgeOfOldestMessage", "Maximum"),
+        EvaluationPeriods=5,
+        Threshold=ref("OldestCacheEventAgeSeconds"),
+    )
+    return {logical_id(cache.name, "OldestAgeAlarm"): alarm}
 
 
 def _table_metric(table: TableSpec, metric: str, operation: str | None = None) -> dict[str, Any]:

@@ -18,6 +18,8 @@ PROGRAMS = {
     "limit-matcher": "limit-matcher",
     "expiry-sweeper": "expiry-sweeper",
     "analytics-worker": "analytics-worker",
+    "gateway": "gateway",
+    "cache-worker": "cache-worker",
     "producers": "producers",
 }
 # Rows for people at a terminal: `audit`/`status`, `analytics`/`dashboard`, `dlq`.
