@@ -50,8 +50,8 @@ def test_provision_command_is_idempotent(settings: Settings) -> None:
         destroy(settings)
 
     assert first.returncode == 0, first.stderr
-    assert first.stdout.splitlines()[-1] == "17 created, 0 updated, 0 unchanged"
-    assert second.stdout.splitlines()[-1] == "nothing to change: all 17 resources are as specified"
+    assert first.stdout.splitlines()[-1] == "21 created, 0 updated, 0 unchanged"
+    assert second.stdout.splitlines()[-1] == "nothing to change: all 21 resources are as specified"
 
 
 def test_provision_json_lists_what_it_created_and_then_that_nothing_changed(
@@ -66,14 +66,14 @@ def test_provision_json_lists_what_it_created_and_then_that_nothing_changed(
     assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
     created = json.loads(first.stdout)
     again = json.loads(second.stdout)
-    assert created["counts"] == {"created": 17, "updated": 0, "unchanged": 0}
+    assert created["counts"] == {"created": 21, "updated": 0, "unchanged": 0}
     assert {
         "action": "created",
         "kind": "table",
         "name": f"{settings.prefix}-users",
         "detail": "",
     } in created["changes"]
-    assert again == {"changes": [], "counts": {"created": 0, "updated": 0, "unchanged": 17}}
+    assert again == {"changes": [], "counts": {"created": 0, "updated": 0, "unchanged": 21}}
 
 
 def test_status_json_gives_queue_depths_table_counts_and_the_topic(
@@ -114,6 +114,7 @@ def test_status_json_of_a_deployment_not_provisioned_lists_every_resource_missin
         f"{p}-price-updates",
         f"{p}-order-status",
         f"{p}-order-analytics",
+        f"{p}-order-cache",
         f"{p}-users",
         f"{p}-orders",
         f"{p}-inventory",
@@ -170,7 +171,7 @@ def test_emulator_command_serves_until_sigterm_and_leaves_no_process() -> None:
             if process.poll() is None:
                 process.kill()
 
-    assert provisioned[-1] == "17 created, 0 updated, 0 unchanged\n"
+    assert provisioned[-1] == "21 created, 0 updated, 0 unchanged\n"
     assert not is_healthy(endpoint)
     assert not _process_exists(emulator_pid)
 

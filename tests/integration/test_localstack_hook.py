@@ -41,6 +41,6 @@ def test_ready_hook_provisions_with_botocore_alone(settings: Settings) -> None:
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "17 created, 0 updated, 0 unchanged"
+    assert result.stdout.splitlines()[-1] == "21 created, 0 updated, 0 unchanged"
     again = Clients(settings).provisioner().apply(settings.resources())
     assert {c.action.value for c in again} == {"unchanged"}

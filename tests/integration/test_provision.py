@@ -24,10 +24,10 @@ def test_second_run_changes_nothing_and_says_so(settings: Settings, clients: Cli
     second = clients.provisioner().apply(settings.resources())
 
     assert {c.action for c in first} == {Action.CREATED}
-    assert len(first) == 17
+    assert len(first) == 21
     assert [(c.kind, c.name) for c in second] == [(c.kind, c.name) for c in first]
     assert {c.action for c in second} == {Action.UNCHANGED}
-    assert summarize(second) == "nothing to change: all 17 resources are as specified"
+    assert summarize(second) == "nothing to change: all 21 resources are as specified"
 
 
 def test_commands_queue_is_fifo_with_redrive_to_its_dead_letter_queue(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,9 @@ PROGRAMS = {
     "expiry-sweeper": "expiry-sweeper",
     "analytics": "analytics",
 }
+# The read model's programs: the service and its command.
+READ_MODEL = {"gateway": ["gateway"], "cache": ["worker", "cache"]}
+EVERY_PROGRAM = [*PROGRAMS, *READ_MODEL]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +94,7 @@ def test_one_image_is_built_once_and_run_by_every_program(
         assert service["depends_on"]["localstack"]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize("name", PROGRAMS)
+@pytest.mark.parametrize("name", EVERY_PROGRAM)
 def test_every_program_runs_under_an_init_that_forwards_sigterm(
     name: str, services: dict[str, Any]
 ) -> None:
@@ -96,7 +102,7 @@ def test_every_program_runs_under_an_init_that_forwards_sigterm(
     assert services[name]["stop_signal"] == "SIGTERM"
 
 
-@pytest.mark.parametrize("name", PROGRAMS)
+@pytest.mark.parametrize("name", EVERY_PROGRAM)
 def test_docker_waits_longer_than_the_shutdown_grace_before_killing(
     name: str, services: dict[str, Any]
 ) -> None:
@@ -121,6 +127,100 @@ def test_every_program_is_healthchecked_by_its_own_readiness_checks(
     ]
     assert service["environment"]["ORDER_PROCESSOR_METRICS_PORT"] == "9100"
     assert "--metrics-port" not in service["command"]
+
+
+def test_redis_is_pinned_healthchecked_and_on_localhost_only(services: dict[str, Any]) -> None:
+    redis = services["redis"]
+    image, _, tag = redis["image"].partition(":")
+
+    assert image == "redis"
+    assert tag.startswith("7.")
+    assert redis["ports"] == ["127.0.0.1:6379:6379"]
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    # A cache: nothing written to disk.
+    assert redis["command"] == ["redis-server", "--save", "", "--appendonly", "no"]
+
+
+@pytest.mark.parametrize("name", READ_MODEL)
+def test_the_read_model_programs_run_the_one_image_against_redis_once_it_answers(
+    name: str, services: dict[str, Any]
+) -> None:
+    service = services[name]
+    environment = service["environment"]
+
+    assert service["image"] == services["worker"]["image"]
+    assert "build" not in service
+    assert service["command"] == READ_MODEL[name]
+    assert environment["REDIS_URL"] == "redis://redis:6379/0"
+    assert environment["ORDER_PROCESSOR_CACHE_TTL_SECONDS"] == "60"
+    assert service["depends_on"] == {
+        "localstack": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+    # The workers' AWS settings, unchanged.
+    shared = {k: v for k, v in services["worker"]["environment"].items() if "JWT" not in k}
+    assert shared.items() <= environment.items()
+
+
+def test_only_the_gateway_gets_the_jwt_secret_and_publishes_its_api(
+    services: dict[str, Any],
+) -> None:
+    gateway, cache = services["gateway"], services["cache"]
+    environment = gateway["environment"]
+
+    assert (
+        environment["ORDER_PROCESSOR_JWT_SECRET"]
+        == (services["worker"]["environment"]["ORDER_PROCESSOR_JWT_SECRET"])
+    )
+    assert "ORDER_PROCESSOR_JWT_SECRET" not in cache["environment"]
+    assert environment["ORDER_PROCESSOR_GATEWAY_HOST"] == "0.0.0.0"
+    port = environment["ORDER_PROCESSOR_GATEWAY_PORT"]
+    assert gateway["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert "ports" not in cache
+
+
+class Readyz(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/readyz" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def run_readyz_healthcheck(services: dict[str, Any], name: str, status: int | None) -> int:
+    """Run the service's healthcheck with the image's Python (here: this one), its port
+    9100 replaced by a server answering `status` (None: nothing listening)."""
+    kind, *command = services[name]["healthcheck"]["test"]
+    assert kind == "CMD"
+    assert command[0] == "python"
+    handler = type("Answer", (Readyz,), {"status": status or 200})
+    with http.server.HTTPServer(("127.0.0.1", 0), handler) as server:
+        port = server.server_address[1]
+        if status is not None:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        else:
+            server.server_close()
+        script = command[-1].replace("127.0.0.1:9100", f"127.0.0.1:{port}")
+        result = subprocess.run(
+            [sys.executable, *command[1:-1], script], capture_output=True, check=False, timeout=10
+        )
+        if status is not None:
+            server.shutdown()
+    return result.returncode
+
+
+@pytest.mark.parametrize("name", READ_MODEL)
+def test_the_read_model_programs_are_healthy_exactly_when_their_readyz_says_so(
+    name: str, services: dict[str, Any]
+) -> None:
+    assert "127.0.0.1:9100/readyz" in services[name]["healthcheck"]["test"][-1]
+    assert services[name]["environment"]["ORDER_PROCESSOR_METRICS_PORT"] == "9100"
+    assert run_readyz_healthcheck(services, name, 200) == 0
+    assert run_readyz_healthcheck(services, name, 503) != 0
+    assert run_readyz_healthcheck(services, name, None) != 0
 
 
 def seconds(duration: str) -> int:
