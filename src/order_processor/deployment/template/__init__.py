@@ -69,8 +69,8 @@ PARAMETERS: dict[str, Any] = {
         # the key need its ARN.
         "AllowedPattern": "^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
         "Description": "The ARN of a customer-managed KMS key (not an alias) for the tables, "
-        "queues and topic; empty: AWS owned (DynamoDB), SQS-managed (SQS) and AWS managed "
-        "(SNS) keys",
+        "queues, topic and cache; empty: AWS owned (DynamoDB, ElastiCache), SQS-managed (SQS) "
+        "and AWS managed (SNS) keys",
     },
     "BillingMode": {
         "Type": "String",
