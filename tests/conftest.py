@@ -15,6 +15,7 @@ import pytest
 
 from order_processor.config import Settings
 from order_processor.deployment.emulator import running_emulator
+from order_processor.deployment.redis_server import running_redis
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,6 +36,18 @@ def aws_endpoint() -> Iterator[str]:
         return
     with running_emulator() as emulator:
         yield emulator.endpoint
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The read model's Redis: `REDIS_URL` when set, else a redis-server of this pytest
+    worker's own (each test keeps to its own key prefix)."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        yield configured
+        return
+    with running_redis() as server:
+        yield server.url
 
 
 @pytest.fixture

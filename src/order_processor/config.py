@@ -29,6 +29,8 @@ PositiveMoney = Annotated[
 ]
 
 MIN_JWT_SECRET_BYTES = 32
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+SECRETS = ("jwt_secret", "redis_url")  # never shown, not even in an error
 
 
 class ConfigError(ValueError):
@@ -79,6 +81,10 @@ class Settings(BaseModel):
     role_external_id: Annotated[str, Field(min_length=2, max_length=1224)] | None = None
     role_session_name: Annotated[str, Field(pattern=r"^[\w+=,.@-]{2,64}$")] = "order-processor"
     role_duration_seconds: Annotated[int, Field(ge=900, le=43_200)] = 3600
+    # The read model's Redis (the gateway's and the cache worker's): a URL that can carry a
+    # password, so a secret; unset: no cache configured. Every entry's bound on staleness.
+    redis_url: SecretStr | None = None
+    cache_ttl_seconds: Annotated[int, Field(ge=1, le=24 * 3600)] = 60
 
     @field_validator("endpoint_url")
     @classmethod
@@ -94,6 +100,13 @@ class Settings(BaseModel):
     def _secret_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
             raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(REDIS_SCHEMES):
+            raise ValueError(f"must start with {' or '.join(REDIS_SCHEMES)}")
         return value
 
     @field_validator("currencies", mode="before")
@@ -155,6 +168,12 @@ class Settings(BaseModel):
     def with_endpoint(self, endpoint_url: str) -> Settings:
         return self.model_copy(update={"endpoint_url": endpoint_url.rstrip("/")})
 
+    def required_redis_url(self) -> str:
+        """The read model's Redis, for a program that cannot run without it."""
+        if self.redis_url is None:
+            raise ConfigError("REDIS_URL is not set: the read model's Redis (redis://host:6379/0)")
+        return self.redis_url.get_secret_value()
+
     @property
     def clock_skew(self) -> timedelta:
         return timedelta(seconds=self.clock_skew_seconds)
@@ -204,6 +223,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "role_external_id": "ORDER_PROCESSOR_ROLE_EXTERNAL_ID",
     "role_session_name": "ORDER_PROCESSOR_ROLE_SESSION_NAME",
     "role_duration_seconds": "ORDER_PROCESSOR_ROLE_DURATION_SECONDS",
+    "redis_url": "REDIS_URL",
+    "cache_ttl_seconds": "ORDER_PROCESSOR_CACHE_TTL_SECONDS",
 }
 
 
@@ -212,7 +233,7 @@ def _describe(exc: ValidationError, names: Mapping[str, str] = ENVIRONMENT_VARIA
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "?"
         variable = names.get(field, field)
-        shown = "<hidden>" if field == "jwt_secret" else repr(error.get("input"))
+        shown = "<hidden>" if field in SECRETS else repr(error.get("input"))
         problems.append(f"{variable}={shown}: {error['msg']}")
     return "invalid configuration: " + "; ".join(problems)
 

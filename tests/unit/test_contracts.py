@@ -15,8 +15,11 @@ from order_processor.domain.fx import ExchangeRate
 from order_processor.domain.orders import Order
 from order_processor.domain.ports import Inventory, Ledger, OrderBook
 from order_processor.domain.users import User
+from order_processor.readmodel.memory import MemoryReadModel
+from order_processor.readmodel.ports import ReadModel
 from tests.contracts.book import InventoryContract, OrderBookContract
 from tests.contracts.ledger import NOW, LedgerContract, Pair
+from tests.contracts.read_model import ReadModelContract
 from tests.unit.fakes import MemoryBook, MemoryInventory, MemoryLedger
 
 
@@ -109,3 +112,32 @@ class TestMemoryInventory(InventoryContract):
     @pytest.fixture
     def world(self) -> MemoryInventoryWorld:
         return MemoryInventoryWorld()
+
+
+class MemoryReadModelWorld:
+    def __init__(self) -> None:
+        self.interrupted = MemoryReadModel()
+
+    def model(
+        self, *, ttl_seconds: float = 60, price_ttl_seconds: float = 2, stream_length: int = 1000
+    ) -> ReadModel:
+        return MemoryReadModel(
+            ttl_seconds=ttl_seconds,
+            price_ttl_seconds=price_ttl_seconds,
+            stream_length=stream_length,
+        )
+
+    def interruptible(self) -> ReadModel:
+        return self.interrupted
+
+    def stop(self) -> None:
+        self.interrupted.available = False
+
+    def start(self) -> None:
+        self.interrupted.available = True
+
+
+class TestMemoryReadModel(ReadModelContract):
+    @pytest.fixture
+    def world(self) -> MemoryReadModelWorld:
+        return MemoryReadModelWorld()

@@ -24,9 +24,10 @@ T = TypeVar("T")
 
 
 def configure_logging(settings: Settings) -> None:
-    """JSON logs, redacted: tokens, passwords and the JWT secret never reach a line."""
-    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
-    configure_json_logs(logging.INFO, secrets=[secret] if secret else [])
+    """JSON logs, redacted: tokens, passwords, the JWT secret and the Redis URL (it can
+    carry a password) never reach a line."""
+    secrets = [s.get_secret_value() for s in (settings.jwt_secret, settings.redis_url) if s]
+    configure_json_logs(logging.INFO, secrets=secrets)
 
 
 @dataclass

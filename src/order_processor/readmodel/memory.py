@@ -1,9 +1,12 @@
 """The read model in memory: the unit tests' stand-in for Redis, held to the same contract
-suite (`tests/contracts/read_model.py`). Positions are `<n>-0`, as Redis stream ids look."""
+suite (`tests/contracts/read_model.py`). Positions are `<n>-0`, as Redis stream ids look.
+Entries expire as Redis's do: each after `ttl_seconds` without a write (None: never), the
+prices after `price_ttl_seconds`, an event id's duplicate window after `ttl_seconds`."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,31 +28,68 @@ class MemoryReadModel:
 
     stream_length: int = 1000
     available: bool = True
+    ttl_seconds: float | None = None
+    price_ttl_seconds: float = 2.0
     orders: dict[str, Order] = field(default_factory=dict)
     generations: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     documents: dict[tuple[str, Document], str] = field(default_factory=dict)
     price_document: str | None = None
     streams: dict[str, list[StreamedEvent]] = field(default_factory=lambda: defaultdict(list))
-    seen: set[tuple[str, str]] = field(default_factory=set)
+    seen: dict[tuple[str, str], float] = field(default_factory=dict)  # when it came
     dropped: dict[str, int] = field(default_factory=dict)  # the newest dropped position
+    origins: dict[str, int] = field(default_factory=dict)  # a stream's first position
     counter: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    written: dict[tuple[str, ...], float] = field(default_factory=dict)  # key: last write
+    prices_written: float = 0.0
 
     def _check(self) -> None:
         if not self.available:
             raise ReadModelUnavailable("the read model is away")
+        self._expire()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        if self.price_document is not None and now - self.prices_written > self.price_ttl_seconds:
+            self.price_document = None
+        if self.ttl_seconds is None:
+            return
+        ttl = self.ttl_seconds
+        self.seen = {key: at for key, at in self.seen.items() if now - at <= ttl}
+        for key in [key for key, at in self.written.items() if now - at > ttl]:
+            del self.written[key]
+            self._forget(key)
+
+    def _forget(self, key: tuple[str, ...]) -> None:
+        what, name = key[0], key[1]
+        if what == "order":
+            self.orders.pop(name, None)
+        elif what == "generation":
+            self.generations.pop(name, None)
+        elif what == "document":
+            self.documents.pop((name, Document(key[2])), None)
+        else:
+            for kept in (self.streams, self.dropped, self.origins):
+                kept.pop(name, None)
+
+    def _wrote(self, *key: str) -> None:
+        self.written[key] = time.monotonic()
 
     async def apply(self, event: Event) -> bool:
         self._check()
         username = event.username
         if username is None or (username, event.event_id) in self.seen:
             return False
-        self.seen.add((username, event.event_id))
+        self.seen[(username, event.event_id)] = time.monotonic()
         self._apply_to_order(event, username)
         self.generations[username] += 1
+        self._wrote("generation", username)
         for kind in Document:
             self.documents.pop((username, kind), None)
         self.counter += 1
+        if username not in self.streams:  # made anew: a position from before it is a gap
+            self.origins[username] = self.counter
+        self._wrote("stream", username)
         stream = self.streams[username]
         stream.append(StreamedEvent(f"{self.counter}-0", event))
         excess = max(0, len(stream) - self.stream_length)
@@ -68,10 +108,12 @@ class MemoryReadModel:
                 self.orders[kept.order_id] = kept.evolve(
                     status=OrderStatus.FAILED, failure_reason=reason
                 )
+                self._wrote("order", kept.order_id)
             return
         newer = kept is None or kept.sequence < event.sequence
         if event.order_id and event.data.get("order_id") == event.order_id and newer:
             self.orders[event.order_id] = Order.model_validate(event.data)
+            self._wrote("order", event.order_id)
 
     async def order(self, order_id: str) -> Order | None:
         self._check()
@@ -83,6 +125,7 @@ class MemoryReadModel:
         if kept is not None and kept.sequence >= order.sequence:
             return False
         self.orders[order.order_id] = order
+        self._wrote("order", order.order_id)
         return True
 
     async def generation(self, username: str) -> int:
@@ -100,6 +143,8 @@ class MemoryReadModel:
         if self.generations[username] != generation:
             return False
         self.documents[(username, kind)] = body
+        self._wrote("document", username, kind.value)
+        self._wrote("generation", username)
         return True
 
     async def prices(self) -> str | None:
@@ -109,6 +154,7 @@ class MemoryReadModel:
     async def fill_prices(self, body: str) -> None:
         self._check()
         self.price_document = body
+        self.prices_written = time.monotonic()
 
     async def tail(self, username: str) -> str:
         self._check()
@@ -124,7 +170,9 @@ class MemoryReadModel:
         if after is None:
             return StreamRead(stream[:limit], gap=True)
         later = [e for e in stream if (_number(e.position) or 0) > after]
-        return StreamRead(later[:limit], gap=after < self.dropped.get(username, 0))
+        trimmed = after < self.dropped.get(username, 0)
+        gone = username not in self.streams or after < self.origins[username]
+        return StreamRead(later[:limit], gap=trimmed or (after > 0 and gone))
 
     async def wait_events(
         self, positions: Mapping[str, str], wait_seconds: float

@@ -1,0 +1,51 @@
+"""The read model's Redis client, built here only: from `REDIS_URL` (`rediss://` for TLS,
+its certificate checked), with socket timeouts so a Redis that stops answering fails a call
+within `timeout` seconds instead of hanging it, one quick retry (a pooled connection Redis
+closed while idle is reopened once, not a retry storm) and a health check of a connection
+idle for a while before it is used again."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from order_processor.config import Settings
+from order_processor.readmodel.redis import RedisReadModel
+
+TIMEOUT_SECONDS = 2.0
+HEALTH_CHECK_SECONDS = 15
+MAX_CONNECTIONS = 64
+
+
+def redis_client(url: str, *, timeout: float = TIMEOUT_SECONDS) -> Redis:
+    client: Redis = Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        socket_keepalive=True,
+        health_check_interval=HEALTH_CHECK_SECONDS,
+        retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
+        max_connections=MAX_CONNECTIONS,
+        client_name="order-processor",
+    )
+    return client
+
+
+@contextlib.asynccontextmanager
+async def open_read_model(settings: Settings) -> AsyncIterator[RedisReadModel]:
+    """The read model over the settings' Redis (a ConfigError when `REDIS_URL` is unset),
+    under the deployment's prefix, its client closed after."""
+    client = redis_client(settings.required_redis_url())
+    try:
+        yield RedisReadModel(
+            client,
+            prefix=f"{settings.prefix}:readmodel",
+            ttl_seconds=settings.cache_ttl_seconds,
+            block_seconds=TIMEOUT_SECONDS / 2,
+        )
+    finally:
+        await client.aclose()
