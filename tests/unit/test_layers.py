@@ -54,7 +54,16 @@ MAY_IMPORT: dict[str, set[str]] = {
     # The gateway's read model: an adapter over Redis, knowing only the domain's types.
     "readmodel": {"domain", "exceptions"},
     # Talk to ports, never to the store; messaging only for the consumer's contract.
-    "handlers": {"domain", "exceptions", "awserrors", "saga", "security", "messaging", "analytics"},
+    "handlers": {
+        "domain",
+        "exceptions",
+        "awserrors",
+        "saga",
+        "security",
+        "messaging",
+        "analytics",
+        "readmodel",
+    },
 }
 
 

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 from datetime import datetime
 
-KINDS = ("orders", "limit-matcher", "expiry-sweeper", "analytics")
+KINDS = ("orders", "limit-matcher", "expiry-sweeper", "analytics", "cache")
 # The options that override a setting of the same name.
 OVERRIDES = ("concurrency", "metrics_port")
 
@@ -54,6 +54,7 @@ ARGUMENTS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
     "limit-matcher": (_matcher, "price updates against the book of waiting orders"),
     "expiry-sweeper": (_sweeper, "due orders expired, stalled ones resumed"),
     "analytics": (_consumer, "order events into the analytics views"),
+    "cache": (_consumer, "every event into the gateway's read model (Redis)"),
 }
 
 

@@ -17,6 +17,7 @@ from order_processor.bootstrap.readiness import checks_for
 from order_processor.bootstrap.runtime import Lifecycle
 from order_processor.config import ConfigError, Settings
 from order_processor.handlers.analytics import AnalyticsHandler
+from order_processor.handlers.cache import CacheHandler
 from order_processor.handlers.commands import CommandHandler
 from order_processor.handlers.prices import PriceMatcher
 from order_processor.messaging.consumer import Consumer
@@ -94,7 +95,7 @@ class Operated:
         self,
         settings: Settings,
         queue_url: str,
-        handler: CommandHandler | PriceMatcher | AnalyticsHandler,
+        handler: CommandHandler | PriceMatcher | AnalyticsHandler | CacheHandler,
         *,
         burst: bool,
         dead_letter_url: str | None = None,

@@ -1,8 +1,8 @@
 """The long-running programs, assembled from the settings: the order worker, the limit
-matcher, the expiry sweeper and the analytics worker. `order-processor worker KIND` and
-`python -m workers.KIND` both come here (`main`, `run_worker`), so their options and
-wiring are written once: the options in `arguments`, what every program does around its
-work in `runtime`, the parts in `compose`; here, each program's serve loop."""
+matcher, the expiry sweeper, the analytics worker and the cache worker. `order-processor
+worker KIND` and `python -m workers.KIND` both come here (`main`, `run_worker`), so their
+options and wiring are written once: the options in `arguments`, what every program does
+around its work in `runtime`, the parts in `compose`; here, each program's serve loop."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Any
 
 from order_processor.analytics.store import AnalyticsStore
 from order_processor.bootstrap.arguments import overrides, worker_parser
+from order_processor.bootstrap.cache import open_read_model
 from order_processor.bootstrap.clients import (
     get_admission,
     get_asset_dao,
@@ -41,12 +42,13 @@ from order_processor.bootstrap.runtime import (
 from order_processor.config import ConfigError, QueueKind, Settings
 from order_processor.domain.base import utc_now
 from order_processor.handlers.analytics import AnalyticsHandler
+from order_processor.handlers.cache import CacheHandler
 from order_processor.handlers.commands import CommandHandler
 from order_processor.handlers.prices import PriceMatcher
 from order_processor.handlers.sweeper import ExpirySweeper
 from order_processor.messaging.producer import Producer
 from order_processor.messaging.publisher import EventPublisher
-from order_processor.observability import ANALYTICS, MATCHER, SWEEPER, WORKER
+from order_processor.observability import ANALYTICS, CACHE, MATCHER, SWEEPER, WORKER, Check
 from order_processor.saga.faults import Faults
 from order_processor.security.audit import AuditLogger
 from order_processor.store.failures import DynamoCommandFailures
@@ -98,6 +100,9 @@ def program_of(kind: str, args: argparse.Namespace, settings: Settings) -> Progr
         )
     if kind == "analytics":
         return functools.partial(serve_analytics, settings, burst=args.burst)
+    if kind == "cache":
+        settings.required_redis_url()  # one line and exit 2 before anything starts
+        return functools.partial(serve_cache, settings, burst=args.burst)
     return functools.partial(serve_order_worker, settings, burst=args.burst)
 
 
@@ -242,5 +247,27 @@ async def serve_analytics(settings: Settings, life: Lifecycle, *, burst: bool = 
         )
         program.ready()
         log.info("analytics worker %s:%d serving %s", socket.gethostname(), os.getpid(), queue)
+        async with stopped_on(life.stopping, consumer.stop, program.readiness):
+            await consumer.run()
+
+
+async def serve_cache(settings: Settings, life: Lifecycle, *, burst: bool = False) -> None:
+    """Every event into the read model until SIGTERM/SIGINT (or, in burst mode, until its
+    queue is empty). Redis away does not stop it: not ready (`/readyz` names Redis), its
+    messages handed back until Redis answers again."""
+    async with (
+        operated("cache", settings, CACHE, life) as program,
+        open_read_model(settings) as model,
+    ):
+        clients = program.clients
+        program.readiness.checks = [*program.readiness.checks, Check("redis", model.ping)]
+        queue = await reachable(clients.queue_url, clients.resources.order_cache_queue.name)
+        redrive = await reachable(redrive_of, clients, queue)
+        handler = CacheHandler(model, metrics=program.metrics)
+        consumer = program.consumer(
+            settings, queue, handler, burst=burst, dead_letter_url=redrive.dead_letter_url
+        )
+        program.ready()
+        log.info("cache worker %s:%d serving %s", socket.gethostname(), os.getpid(), queue)
         async with stopped_on(life.stopping, consumer.stop, program.readiness):
             await consumer.run()

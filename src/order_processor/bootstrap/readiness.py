@@ -1,5 +1,6 @@
 """What each long-running program needs to be ready: every table it reads or writes, every
-queue it reads or sends to, the topic it publishes to. Each check is one cheap call that
+queue it reads or sends to, the topic it publishes to (the cache worker's Redis too, once
+its program has the client). Each check is one cheap call that
 fails when the resource is missing, not yet active, or not allowed to this identity."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from order_processor.bootstrap.clients import AwsClients
 from order_processor.observability import Check
 
-PROGRAMS = ("orders", "limit-matcher", "expiry-sweeper", "analytics")
+PROGRAMS = ("orders", "limit-matcher", "expiry-sweeper", "analytics", "cache")
 _Probe = Callable[[], Awaitable[None]]
 
 
@@ -29,6 +30,8 @@ def checks_for(program: str, clients: AwsClients) -> list[Check]:
         tables, queues, topic = [resources.orders_table], [commands], False
     elif program == "analytics":
         tables, queues, topic = [resources.analytics_table], [resources.analytics_queue.name], False
+    elif program == "cache":  # and Redis, added by the program (bootstrap.programs)
+        tables, queues, topic = [], [resources.order_cache_queue.name], False
     else:
         raise ValueError(f"unknown program {program!r}: one of {', '.join(PROGRAMS)}")
     checks = [Check(f"table {name}", _table(clients, name)) for name in tables]

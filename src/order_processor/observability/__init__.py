@@ -5,6 +5,7 @@ from order_processor.observability.health import Check, CheckResult, HealthServe
 from order_processor.observability.logs import configure_json_logs
 from order_processor.observability.metrics import (
     ANALYTICS,
+    CACHE,
     COMMON,
     MATCHER,
     SWEEPER,
@@ -15,6 +16,7 @@ from order_processor.observability.metrics import (
 
 __all__ = [
     "ANALYTICS",
+    "CACHE",
     "COMMON",
     "MATCHER",
     "SWEEPER",

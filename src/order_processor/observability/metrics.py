@@ -1,7 +1,7 @@
 """Each program's Prometheus metrics, with prometheus_client.
 
 A program declares what it counts up front (`WORKER`, `MATCHER`, `SWEEPER`, `ANALYTICS`,
-each with the `COMMON` ones) in its own registry, together with the process collector
+`CACHE`, each with the `COMMON` ones) in its own registry, together with the process collector
 (CPU seconds, resident memory, open file descriptors). Counting a metric that was not
 declared, or with other labels, raises at once: nothing is silently dropped. `Metrics` is
 the saga's and the handlers' `MetricsSink`.
@@ -130,6 +130,15 @@ ANALYTICS = COMMON | {
         "Events read by the analytics worker, by outcome (applied, copy, ignored, malformed).",
         ("outcome",),
     ),
+}
+CACHE = COMMON | {
+    "cache_events_total": Spec(
+        "counter",
+        "Events read by the cache worker, by outcome "
+        "(applied, duplicate, ignored, malformed, unavailable).",
+        ("outcome",),
+    ),
+    "cache_apply_seconds": Spec("histogram", "Time to apply one event to the read model."),
 }
 
 

@@ -1,0 +1,1 @@
+"""The cache worker: every event into the gateway's read model (Redis)."""
