@@ -1,7 +1,7 @@
 """The cache worker, a real process (`order-processor worker cache`): events on the topic
 reach the read model; Redis taken away mid-run leaves it up, not ready, its events handed
-back until Redis is back; SIGTERM stops it with exit 0. Without `REDIS_URL` it does not
-start: one line, exit 2."""
+back until Redis is back; SIGTERM stops it with exit 0. It needs no JWT secret; without
+`REDIS_URL` it does not start: one line, exit 2."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -51,7 +52,7 @@ async def test_the_worker_rides_out_redis_away_and_stops_on_sigterm(
 ) -> None:
     settings = harness.settings.overridden({"redis_url": redis_server.url})
     port = free_port()
-    queue = await harness.clients.queue_url(settings.resources().cache_queue.name)
+    queue = await harness.clients.queue_url(settings.resources().order_cache_queue.name)
     publisher = EventPublisher(harness.clients.sns, await harness.clients.topic_arn(queue))
     worker = harness.start_worker(
         kind="cache",
@@ -61,6 +62,7 @@ async def test_the_worker_rides_out_redis_away_and_stops_on_sigterm(
             "ORDER_PROCESSOR_METRICS_PORT": str(port),
             # a long poll in progress at the stop is let to answer within the grace
             "ORDER_PROCESSOR_SHUTDOWN_GRACE_SECONDS": "2",
+            "ORDER_PROCESSOR_JWT_SECRET": "",  # events carry no token: it runs without
         },
     )
     try:
@@ -98,12 +100,18 @@ async def test_the_worker_rides_out_redis_away_and_stops_on_sigterm(
     assert await harness.wait(worker, 30) == 0, harness.worker_output()
 
 
-def test_the_worker_without_redis_url_says_so_in_one_line_and_exits_2(harness: Harness) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [[CLI, "worker", "cache", "--burst"], [sys.executable, "-m", "workers.cache", "--burst"]],
+    ids=["cli", "module"],
+)
+def test_the_worker_without_redis_url_says_so_in_one_line_and_exits_2(
+    harness: Harness, command: list[str]
+) -> None:
     environment = harness.worker_environment()
     environment.pop("REDIS_URL", None)
-    done = subprocess.run(
-        [CLI, "worker", "cache", "--burst"], env=environment, capture_output=True, timeout=60
-    )
+    environment.pop("ORDER_PROCESSOR_JWT_SECRET", None)
+    done = subprocess.run(command, env=environment, capture_output=True, timeout=60)
     assert done.returncode == 2
     said = done.stderr.decode().strip().splitlines()
     assert len(said) == 1

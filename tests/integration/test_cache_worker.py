@@ -44,7 +44,7 @@ async def test_events_on_the_topic_reach_the_read_model_once_and_newest_first(
     funded = deposit(trader)
     events = [order_event(completed), order_event(queued), order_event(queued), funded]
     async with open_clients(settings) as clients:
-        url = await clients.queue_url(settings.resources().cache_queue.name)
+        url = await clients.queue_url(settings.resources().order_cache_queue.name)
         topic = await clients.topic_arn(url)
         await EventPublisher(clients.sns, topic).publish(events)
         await clients.sqs.send_message(QueueUrl=url, MessageBody="{not an event")

@@ -64,11 +64,21 @@ def main(kind: str, argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-        get_token_manager(settings)  # fail before connecting if the secret is missing
+        check_required(kind, settings)
     except ConfigError as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 2
     return run_worker(kind, args, settings)
+
+
+def check_required(kind: str, settings: Settings) -> None:
+    """Fail before connecting if what the program cannot run without is missing: the JWT
+    secret (tokens minted or verified), or, for the cache worker (events carry no token),
+    the read model's Redis."""
+    if kind == "cache":
+        settings.required_redis_url()
+    else:
+        get_token_manager(settings)
 
 
 def run_worker(kind: str, args: argparse.Namespace, settings: Settings) -> int:
@@ -101,7 +111,6 @@ def program_of(kind: str, args: argparse.Namespace, settings: Settings) -> Progr
     if kind == "analytics":
         return functools.partial(serve_analytics, settings, burst=args.burst)
     if kind == "cache":
-        settings.required_redis_url()  # one line and exit 2 before anything starts
         return functools.partial(serve_cache, settings, burst=args.burst)
     return functools.partial(serve_order_worker, settings, burst=args.burst)
 
@@ -262,10 +271,10 @@ async def serve_cache(settings: Settings, life: Lifecycle, *, burst: bool = Fals
         clients = program.clients
         program.readiness.checks = [*program.readiness.checks, Check("redis", model.ping)]
         queue = await reachable(clients.queue_url, clients.resources.order_cache_queue.name)
-        redrive = await reachable(redrive_of, clients, queue)
-        handler = CacheHandler(model, metrics=program.metrics)
+        # Nothing is dead-lettered by the worker (a malformed body is dropped, Redis away is
+        # waited out): the queue's own redrive is the backstop, and its role needs no DLQ.
         consumer = program.consumer(
-            settings, queue, handler, burst=burst, dead_letter_url=redrive.dead_letter_url
+            settings, queue, CacheHandler(model, metrics=program.metrics), burst=burst
         )
         program.ready()
         log.info("cache worker %s:%d serving %s", socket.gethostname(), os.getpid(), queue)

@@ -18,10 +18,9 @@ from order_processor.bootstrap import (
     get_asset_dao,
     get_dead_letters,
     get_order_dao,
-    get_token_manager,
 )
 from order_processor.bootstrap.arguments import add_worker_parsers
-from order_processor.bootstrap.programs import run_worker
+from order_processor.bootstrap.programs import check_required, run_worker
 from order_processor.cli.common import add_output_argument, cli_clients, print_json, with_clients
 from order_processor.config import Settings
 from order_processor.dashboard.app import DEFAULT_PORT
@@ -241,7 +240,7 @@ def cmd_backfill_triggers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    get_token_manager(settings)  # fail before connecting if the secret is missing
+    check_required(args.kind, settings)  # before connecting
     return run_worker(args.kind, args, settings)
 
 
