@@ -56,6 +56,7 @@ def test_settings_cannot_be_changed_after_validation() -> None:
         ("ORDER_PROCESSOR_MAX_ORDER_VALUE", "-5"),
         ("ORDER_PROCESSOR_MAX_ORDER_VALUE", "NaN"),
         ("ORDER_PROCESSOR_DAILY_WITHDRAW_LIMIT", "10.001"),
+        ("ORDER_PROCESSOR_CACHE_TTL_SECONDS", "0"),
     ],
 )
 def test_a_wrong_value_names_its_variable(variable: str, value: str) -> None:
@@ -103,3 +104,27 @@ def test_the_stop_slippage_allowance_is_a_setting_from_0_to_100_percent() -> Non
     ).stop_slippage_percent == Decimal("2.5")
     with pytest.raises(ConfigError, match="ORDER_PROCESSOR_STOP_SLIPPAGE_PERCENT"):
         Settings.from_env({"ORDER_PROCESSOR_STOP_SLIPPAGE_PERCENT": "150"})
+
+
+def test_the_read_models_redis_is_a_secret_url_with_a_ttl_of_a_minute_by_default() -> None:
+    settings = Settings.from_env({"REDIS_URL": "rediss://:pa55word@cache.example:6379/0"})
+
+    assert settings.cache_ttl_seconds == 60
+    assert settings.required_redis_url() == "rediss://:pa55word@cache.example:6379/0"
+    assert "pa55word" not in repr(settings)
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_a_redis_url_of_another_scheme_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"REDIS_URL": "http://:pa55word@cache.example"})
+
+    message = str(raised.value)
+    assert "REDIS_URL=<hidden>" in message
+    assert "redis://" in message
+    assert "pa55word" not in message
+
+
+def test_a_program_that_needs_redis_without_redis_url_is_told_which_variable() -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL is not set"):
+        Settings.from_env({}).required_redis_url()

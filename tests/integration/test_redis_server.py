@@ -1,0 +1,44 @@
+"""The redis-server runner: a server on its own port and directory, stopped by PID and
+started again on the same port (what a test that takes Redis away needs), and a clear
+word when redis-server is not installed."""
+
+from __future__ import annotations
+
+import pytest
+
+from order_processor.deployment.redis_server import (
+    RedisServer,
+    RedisServerError,
+    answers_ping,
+    running_redis,
+)
+
+
+def test_a_server_stopped_and_started_again_answers_on_the_same_port() -> None:
+    with running_redis() as server:
+        port, pid = server.port, server.process and server.process.pid
+        assert answers_ping(port)
+        assert (server.directory / "redis.log").exists()
+
+        server.stop()
+        assert not answers_ping(port)
+        server.start()
+
+        assert answers_ping(server.port)
+        assert server.port == port
+        assert server.process is not None
+        assert server.process.pid != pid
+        directory = server.directory
+    assert not directory.exists()
+
+
+def test_without_redis_server_installed_the_runner_says_to_run_make_redis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    server = RedisServer()
+    try:
+        with pytest.raises(RedisServerError, match="run `make redis`"):
+            server.start()
+    finally:
+        server.remove()
