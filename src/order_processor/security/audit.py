@@ -65,3 +65,9 @@ class AuditLogger:
         self._log.info(
             "token_created", username=username, role=role, expires_at=expires_at.isoformat()
         )
+
+    def log_lockout(self, username: str, seconds: float, *, source_ip: str | None = None) -> None:
+        """Logins for `username` (or from `source_ip`) refused for `seconds`."""
+        self._log.warning(
+            "login_lockout", username=username, seconds=round(seconds), source_ip=source_ip
+        )

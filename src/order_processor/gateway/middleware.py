@@ -1,0 +1,188 @@
+"""What every request goes through, as one pure ASGI middleware (no BaseHTTPMiddleware:
+it would buffer the event stream):
+
+- a request id (`X-Request-ID`: a sane one the client sent, else a new one) on the
+  response, in the scope's state and in every log line of the request (structlog's
+  contextvars);
+- the per-address rate limit (429 + Retry-After);
+- a body: at most `max_body_bytes`, counted while it is read (a missing or lying
+  Content-Length, a chunked body: the same 413), and JSON (415 otherwise);
+- one structured access line per request: method, route, status, duration, user,
+  address; never a header (no token reaches a log line);
+- an unexpected error: 500 with the request id alone, its traceback in the log only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from order_processor.gateway.problems import ProblemType, problem_response
+from order_processor.gateway.ratelimit import RateLimiter, retry_after
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("order_processor.gateway.access")
+log = logging.getLogger(__name__)
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+JSON_TYPES = re.compile(r"application/(?:[\w.+-]+\+)?json\s*(?:;.*)?", re.IGNORECASE)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass
+class _Exchange:
+    """One request as the middleware follows it."""
+
+    scope: Scope
+    send: Send
+    request_id: str
+    started: float
+    status: int = 0
+
+    async def answer(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            headers = list(message.get("headers", []))
+            if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                headers.append((b"x-request-id", self.request_id.encode()))
+            message = {**message, "headers": headers}
+        await self.send(message)
+
+    async def problem(
+        self, kind: ProblemType, detail: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        response = problem_response(
+            self.request_id, self.scope.get("path"), kind, detail, headers=headers
+        )
+        await response(self.scope, _no_body, self.answer)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
+@dataclass
+class GatewayMiddleware:
+    app: ASGIApp
+    max_body_bytes: int
+    per_address: RateLimiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(scope, send, _request_id(scope), time.perf_counter())
+        state = scope.setdefault("state", {})
+        state["request_id"] = exchange.request_id
+        state["address"] = address = _address(scope)
+        structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
+        try:
+            await self._handle(exchange, receive, address)
+        except Exception:
+            log.exception("request failed unexpectedly")
+            if not exchange.status:
+                await exchange.problem(ProblemType.INTERNAL, "see the gateway's log")
+        finally:
+            _log_access(exchange, state)
+            structlog.contextvars.unbind_contextvars("request_id", "username")
+
+    async def _handle(self, exchange: _Exchange, receive: Receive, address: str) -> None:
+        wait = self.per_address.take(address)
+        if wait:
+            headers = {"Retry-After": retry_after(wait)}
+            await exchange.problem(ProblemType.TOO_MANY_REQUESTS, "slow down", headers)
+            return
+        if exchange.scope["method"] in BODY_METHODS:
+            try:
+                body = await self._body(exchange.scope, receive)
+            except BodyTooLarge:
+                detail = f"the body may hold at most {self.max_body_bytes} bytes"
+                await exchange.problem(ProblemType.TOO_LARGE, detail)
+                return
+            if body and not JSON_TYPES.fullmatch(_header(exchange.scope, b"content-type")):
+                detail = "send the body as application/json"
+                await exchange.problem(ProblemType.UNSUPPORTED_MEDIA_TYPE, detail)
+                return
+            receive = _replay(body, receive)
+        await self.app(exchange.scope, receive, exchange.answer)
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        declared = _header(scope, b"content-length")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise BodyTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read once, then the client's own messages (its disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1").strip()
+    return ""
+
+
+def _request_id(scope: Scope) -> str:
+    given = _header(scope, b"x-request-id")
+    return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _log_access(exchange: _Exchange, state: dict[str, Any]) -> None:
+    route = exchange.scope.get("route")
+    access_log.info(
+        "request",
+        extra={
+            "method": exchange.scope.get("method"),
+            "route": getattr(route, "path", None) or "unmatched",
+            "status": exchange.status or 499,
+            "duration_ms": round((time.perf_counter() - exchange.started) * 1000, 2),
+            "user": state.get("username"),
+            "address": state.get("address"),
+            "request_id": exchange.request_id,
+        },
+    )
