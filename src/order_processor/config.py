@@ -85,6 +85,19 @@ class Settings(BaseModel):
     # password, so a secret; unset: no cache configured. Every entry's bound on staleness.
     redis_url: SecretStr | None = None
     cache_ttl_seconds: Annotated[int, Field(ge=1, le=24 * 3600)] = 60
+    # The gateway (`order-processor gateway`): where it listens, and its limits.
+    gateway_host: Annotated[str, Field(min_length=1, max_length=255)] = "127.0.0.1"
+    gateway_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    gateway_max_body_bytes: Annotated[int, Field(ge=256, le=1024 * 1024)] = 16 * 1024
+    gateway_login_attempts: Annotated[int, Field(ge=1, le=1000)] = 5
+    gateway_login_attempts_per_address: Annotated[int, Field(ge=1, le=100_000)] = 20
+    gateway_login_lockout_seconds: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] = 900
+    gateway_rate_per_user: Annotated[float, Field(gt=0, le=100_000)] = 20.0
+    gateway_burst_per_user: Annotated[int, Field(ge=1, le=100_000)] = 40
+    gateway_rate_per_address: Annotated[float, Field(gt=0, le=100_000)] = 50.0
+    gateway_burst_per_address: Annotated[int, Field(ge=1, le=100_000)] = 100
+    gateway_streams_per_user: Annotated[int, Field(ge=1, le=10_000)] = 5
+    gateway_streams_per_address: Annotated[int, Field(ge=1, le=100_000)] = 20
 
     @field_validator("endpoint_url")
     @classmethod
@@ -225,6 +238,18 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "role_duration_seconds": "ORDER_PROCESSOR_ROLE_DURATION_SECONDS",
     "redis_url": "REDIS_URL",
     "cache_ttl_seconds": "ORDER_PROCESSOR_CACHE_TTL_SECONDS",
+    "gateway_host": "ORDER_PROCESSOR_GATEWAY_HOST",
+    "gateway_port": "ORDER_PROCESSOR_GATEWAY_PORT",
+    "gateway_max_body_bytes": "ORDER_PROCESSOR_GATEWAY_MAX_BODY_BYTES",
+    "gateway_login_attempts": "ORDER_PROCESSOR_GATEWAY_LOGIN_ATTEMPTS",
+    "gateway_login_attempts_per_address": "ORDER_PROCESSOR_GATEWAY_LOGIN_ATTEMPTS_PER_ADDRESS",
+    "gateway_login_lockout_seconds": "ORDER_PROCESSOR_GATEWAY_LOGIN_LOCKOUT_SECONDS",
+    "gateway_rate_per_user": "ORDER_PROCESSOR_GATEWAY_RATE_PER_USER",
+    "gateway_burst_per_user": "ORDER_PROCESSOR_GATEWAY_BURST_PER_USER",
+    "gateway_rate_per_address": "ORDER_PROCESSOR_GATEWAY_RATE_PER_ADDRESS",
+    "gateway_burst_per_address": "ORDER_PROCESSOR_GATEWAY_BURST_PER_ADDRESS",
+    "gateway_streams_per_user": "ORDER_PROCESSOR_GATEWAY_STREAMS_PER_USER",
+    "gateway_streams_per_address": "ORDER_PROCESSOR_GATEWAY_STREAMS_PER_ADDRESS",
 }
 
 

@@ -187,6 +187,31 @@ async def test_a_failing_or_hanging_dependency_makes_the_program_unready_and_is_
     assert "no answer within 0.2 s" in results[1].detail
 
 
+async def test_a_dependency_not_required_is_reported_and_leaves_the_program_ready(
+    served: tuple[str, Metrics, Readiness],
+) -> None:
+    """The gateway's Redis: away, reads fall back to DynamoDB; every replica pulled out of
+    the Service for it would take the API down with it."""
+    base, _, readiness = served
+
+    async def fine() -> None:
+        pass
+
+    async def refused() -> None:
+        raise ConnectionRefusedError("Connection refused")
+
+    readiness.checks = [Check("table op-users", fine), Check("read model", refused, False)]
+    readiness.started = True
+
+    status, body = await fetch("GET", base + "/readyz")
+
+    assert status == 200
+    assert (
+        '{"name": "read model", "ok": false, "detail": "ConnectionRefusedError: Connection' in body
+    )
+    assert '"required": false}' in body
+
+
 async def test_probes_within_the_cache_time_cost_one_round_of_checks() -> None:
     calls = 0
     now = [100.0]

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from order_processor.bootstrap.clients import AwsClients
 from order_processor.observability import Check
 
-PROGRAMS = ("orders", "limit-matcher", "expiry-sweeper", "analytics", "cache")
+PROGRAMS = ("orders", "limit-matcher", "expiry-sweeper", "analytics", "cache", "gateway")
 _Probe = Callable[[], Awaitable[None]]
 
 
@@ -32,6 +32,9 @@ def checks_for(program: str, clients: AwsClients) -> list[Check]:
         tables, queues, topic = [resources.analytics_table], [resources.analytics_queue.name], False
     elif program == "cache":  # and Redis, added by the program (bootstrap.programs)
         tables, queues, topic = [], [resources.order_cache_queue.name], False
+    elif program == "gateway":  # and Redis, reported but not required (bootstrap.gateway)
+        tables = [resources.users_table, resources.orders_table, resources.inventory_table]
+        queues, topic = [commands], False
     else:
         raise ValueError(f"unknown program {program!r}: one of {', '.join(PROGRAMS)}")
     checks = [Check(f"table {name}", _table(clients, name)) for name in tables]

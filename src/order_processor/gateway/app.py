@@ -62,6 +62,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         GatewayMiddleware,
         max_body_bytes=limits.max_body_bytes,
         per_address=RateLimiter(limits.rate_per_address, limits.burst_per_address),
+        metrics=gateway.metrics,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

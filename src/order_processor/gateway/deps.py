@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from order_processor.domain.ports import MetricsSink, NoMetrics
 from order_processor.gateway.limits import GatewayLimits
 from order_processor.gateway.memory import MemoryAttempts, MemoryReceipts
 from order_processor.gateway.ports import Attempts, CommandSender, GatewayReads, Receipts
@@ -34,6 +35,7 @@ class Gateway:
     audit: AuditLogger = field(default_factory=AuditLogger)
     attempts: Attempts | None = None
     receipts: Receipts = field(default_factory=MemoryReceipts)
+    metrics: MetricsSink = field(default_factory=NoMetrics)
 
     def login_attempts(self) -> Attempts:
         return self.attempts or MemoryAttempts(

@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from order_processor.domain.ports import MetricsSink
 from order_processor.gateway.problems import ProblemType, problem_response
 from order_processor.gateway.ratelimit import RateLimiter, retry_after
 
@@ -81,6 +82,7 @@ class GatewayMiddleware:
     app: ASGIApp
     max_body_bytes: int
     per_address: RateLimiter
+    metrics: MetricsSink
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,7 +100,7 @@ class GatewayMiddleware:
             if not exchange.status:
                 await exchange.problem(ProblemType.INTERNAL, "see the gateway's log")
         finally:
-            _log_access(exchange, state)
+            self._account(exchange, state)
             structlog.contextvars.unbind_contextvars("request_id", "username")
 
     async def _handle(self, exchange: _Exchange, receive: Receive, address: str) -> None:
@@ -140,6 +142,26 @@ class GatewayMiddleware:
                 break
         return b"".join(chunks)
 
+    def _account(self, exchange: _Exchange, state: dict[str, Any]) -> None:
+        """The access line and the metrics of one request (499: the client left first)."""
+        seconds = time.perf_counter() - exchange.started
+        method, route = str(exchange.scope.get("method")), _route(exchange.scope)
+        status = exchange.status or 499
+        access_log.info(
+            "request",
+            extra={
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "user": state.get("username"),
+                "address": state.get("address"),
+                "request_id": exchange.request_id,
+            },
+        )
+        self.metrics.inc("gateway_requests_total", method=method, route=route, status=str(status))
+        self.metrics.observe("gateway_request_seconds", seconds, route=route)
+
 
 def _replay(body: bytes, receive: Receive) -> Receive:
     """The body read once, then the client's own messages (its disconnect)."""
@@ -172,17 +194,6 @@ def _address(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def _log_access(exchange: _Exchange, state: dict[str, Any]) -> None:
-    route = exchange.scope.get("route")
-    access_log.info(
-        "request",
-        extra={
-            "method": exchange.scope.get("method"),
-            "route": getattr(route, "path", None) or "unmatched",
-            "status": exchange.status or 499,
-            "duration_ms": round((time.perf_counter() - exchange.started) * 1000, 2),
-            "user": state.get("username"),
-            "address": state.get("address"),
-            "request_id": exchange.request_id,
-        },
-    )
+def _route(scope: Scope) -> str:
+    """The route's template (`/v1/orders/{order_id}`): ids stay out of the metrics."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"

@@ -122,6 +122,9 @@ class Dispatcher:
         self.open_per_address[address] += 1
         return Listener(username, address)
 
+    def open_streams(self) -> int:
+        return sum(self.open_per_user.values())
+
     def join(self, listener: Listener) -> None:
         """From its position on, the listener gets its user's events."""
         self.listeners[listener.username].add(listener)

@@ -31,10 +31,14 @@ IDLE_CLIENT_SECONDS = 5.0
 
 @dataclass(frozen=True)
 class Check:
-    """One dependency: `probe` returns normally when it is usable and raises otherwise."""
+    """One dependency: `probe` returns normally when it is usable and raises otherwise.
+    One not `required` is reported and never makes the program unready (the gateway's
+    Redis: without it reads fall back to DynamoDB, and pulling every replica out of the
+    Service because Redis is away would take the API down with it)."""
 
     name: str
     probe: Callable[[], Awaitable[object]]
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class CheckResult:
     name: str
     ok: bool
     detail: str = ""
+    required: bool = True
 
 
 @dataclass
@@ -71,7 +76,7 @@ class Readiness:
             state = "stopping" if self.stopping else "starting"
             return False, [CheckResult("program", False, state)]
         results = await self.results()
-        return all(result.ok for result in results), results
+        return all(result.ok for result in results if result.required), results
 
     async def _run(self) -> list[CheckResult]:
         return list(await asyncio.gather(*(self._one(check) for check in self.checks)))
@@ -80,10 +85,11 @@ class Readiness:
         try:
             await asyncio.wait_for(check.probe(), self.timeout)
         except TimeoutError:
-            return CheckResult(check.name, False, f"no answer within {self.timeout:g} s")
+            detail = f"no answer within {self.timeout:g} s"
+            return CheckResult(check.name, False, detail, check.required)
         except Exception as exc:
-            return CheckResult(check.name, False, describe(exc))
-        return CheckResult(check.name, True)
+            return CheckResult(check.name, False, describe(exc), check.required)
+        return CheckResult(check.name, True, required=check.required)
 
 
 def describe(exc: BaseException) -> str:
@@ -141,7 +147,12 @@ class HealthServer:
         body = {
             "ready": ready,
             "checks": [
-                {"name": r.name, "ok": r.ok, **({"detail": r.detail} if r.detail else {})}
+                {
+                    "name": r.name,
+                    "ok": r.ok,
+                    **({"detail": r.detail} if r.detail else {}),
+                    **({} if r.required else {"required": False}),
+                }
                 for r in results
             ],
         }

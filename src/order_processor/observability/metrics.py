@@ -141,6 +141,18 @@ CACHE = COMMON | {
     "cache_apply_seconds": Spec("histogram", "Time to apply one event to the read model."),
 }
 
+GATEWAY = COMMON | {
+    "gateway_requests_total": Spec(
+        "counter",
+        "HTTP requests answered, by method, route and status.",
+        ("method", "route", "status"),
+    ),
+    "gateway_request_seconds": Spec(
+        "histogram", "Time to answer an HTTP request (a stream: to its end), by route.", ("route",)
+    ),
+    "gateway_streams_open": Spec("gauge", "Event streams open."),
+}
+
 
 class Metrics:
     """One program's metrics in its own registry (tests and several programs in one process
