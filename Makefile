@@ -11,7 +11,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 # The locks target what the image and CI run: CPython 3.11 on x86_64 Linux.
 LOCK_FLAGS := --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
 
-.PHONY: run test coverage lint format bench chaos clean venv emulator-venv lock template browser redis
+.PHONY: run test coverage lint format bench chaos clean venv emulator-venv lock template openapi browser redis
 
 venv: $(VENV)/.installed
 emulator-venv: $(EMU_VENV)/.installed
@@ -91,6 +91,10 @@ lint: venv
 # until then.
 template: venv
 	$(VENV)/bin/order-processor template > deploy/aws/order-processor.json
+
+# The gateway's OpenAPI document, generated from the app (a test fails while it is stale).
+openapi: venv
+	$(VENV)/bin/python -m order_processor.gateway.openapi docs/openapi.json
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -23,7 +23,7 @@ Running = Annotated[Runtime, Depends(runtime_of)]
 @router.post(
     "",
     response_model=Session,
-    responses=problem_responses(401, 413, 415, 422, 429, 500),
+    responses=problem_responses(400, 401, 413, 415, 422, 429, 500),
     summary="Log in: a customer token for a username and password",
 )
 async def create_session(body: SessionRequest, request: Request, runtime: Running) -> Session:
