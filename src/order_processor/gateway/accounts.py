@@ -29,13 +29,12 @@ from order_processor.gateway.models import (
     WithdrawalAccepted,
 )
 from order_processor.gateway.ports import Receipt
-from order_processor.gateway.problems import problem_responses
+from order_processor.gateway.problems import AUTHENTICATED, problem_responses
 from order_processor.readmodel.ports import Document, ReadModelUnavailable
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 Running = Annotated[Runtime, Depends(runtime_of)]
 JSON = "application/json"
-AUTHENTICATED = (401, 422, 429, 500)
 
 
 @router.get(

@@ -20,4 +20,4 @@ class GatewayLimits:
     heartbeat_seconds: float = 15.0
     stream_retry_ms: int = 3000  # SSE `retry:`: when a client reconnects
     stream_wait_seconds: float = 1.0  # the dispatcher's longest wait for events
-    page_limit: int = 50  # the largest page of orders
+    page_limit: int = 100  # the largest page of orders

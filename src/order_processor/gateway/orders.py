@@ -33,14 +33,18 @@ from order_processor.gateway.ids import (
 )
 from order_processor.gateway.models import OrderPage
 from order_processor.gateway.ports import Receipt, UnknownCursor
-from order_processor.gateway.problems import Problem, ProblemType, problem_responses
+from order_processor.gateway.problems import (
+    AUTHENTICATED,
+    Problem,
+    ProblemType,
+    problem_responses,
+)
 from order_processor.readmodel.ports import ReadModelUnavailable
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 Running = Annotated[Runtime, Depends(runtime_of)]
 JSON = "application/json"
-AUTHENTICATED = (401, 422, 429, 500)
 ORDER_ID = re.compile(ID_PATTERN)
 
 

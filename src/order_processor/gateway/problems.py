@@ -62,6 +62,8 @@ STATUSES = {
     ProblemType.INTERNAL: 500,
 }
 _BY_STATUS = {status: kind for kind, status in STATUSES.items()}
+# What any request of a user may meet: a bad token, a bad parameter, a rate, a failure.
+AUTHENTICATED = (401, 422, 429, 500)
 
 
 class InvalidField(BaseModel):
