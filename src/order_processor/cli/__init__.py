@@ -16,6 +16,7 @@ from order_processor.cli import (
     conversion,
     dashboard,
     deploy,
+    gateway,
     health,
     holdings,
     ops,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         analytics,
         deploy,
         dashboard,
+        gateway,
     ):
         module.register(verbs)
     return parser

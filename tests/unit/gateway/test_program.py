@@ -1,0 +1,70 @@
+"""The gateway program's wiring: its limits from the settings, its key, its refusals of a
+configuration it cannot run with (before it connects to anything)."""
+
+from __future__ import annotations
+
+import pytest
+
+from order_processor.bootstrap.gateway import gateway_limits, gateway_secret, listening_socket
+from order_processor.cli import main
+from order_processor.config import ConfigError, Settings
+
+SECRET = "gateway-program-tests-secret-32-bytes-long"
+
+
+def test_the_limits_are_the_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "ORDER_PROCESSOR_GATEWAY_MAX_BODY_BYTES": "4096",
+            "ORDER_PROCESSOR_GATEWAY_LOGIN_ATTEMPTS": "3",
+            "ORDER_PROCESSOR_GATEWAY_STREAMS_PER_ADDRESS": "7",
+        }
+    )
+
+    limits = gateway_limits(settings)
+
+    assert (limits.max_body_bytes, limits.login_attempts, limits.streams_per_address) == (
+        4096,
+        3,
+        7,
+    )
+    assert (limits.login_lockout_seconds, limits.rate_per_user) == (900, 20.0)
+
+
+def test_every_replica_derives_the_same_key_and_it_is_not_the_jwt_secret() -> None:
+    one = gateway_secret(Settings(jwt_secret=SECRET))
+    two = gateway_secret(Settings(jwt_secret=SECRET))
+    other = gateway_secret(Settings(jwt_secret=SECRET + "!"))
+
+    assert one == two != other
+    assert SECRET.encode() not in one
+
+
+def test_without_the_jwt_secret_the_gateway_refuses_to_start(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ORDER_PROCESSOR_JWT_SECRET", raising=False)
+
+    assert main(["gateway"]) == 2
+    assert "ORDER_PROCESSOR_JWT_SECRET is required" in capsys.readouterr().err
+
+
+def test_a_port_out_of_range_is_refused_naming_the_option(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDER_PROCESSOR_JWT_SECRET", SECRET)
+
+    with pytest.raises(SystemExit) as exited:
+        main(["gateway", "--port", "70000"])
+
+    assert exited.value.code == 2
+    assert "argument --port: '70000' is not a port (0 to 65535)" in capsys.readouterr().err
+
+
+def test_a_port_taken_is_refused_naming_the_settings() -> None:
+    taken = listening_socket("127.0.0.1", 0)
+    try:
+        with pytest.raises(ConfigError, match="ORDER_PROCESSOR_GATEWAY_PORT"):
+            listening_socket("127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()

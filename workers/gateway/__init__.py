@@ -1,0 +1,1 @@
+"""The gateway: the HTTP API end users call (`order-processor gateway`)."""
