@@ -96,7 +96,8 @@ def _position(cursor: str | None, orders: list[Order]) -> int:
 
 @dataclass
 class RecordingSender:
-    """Keeps what it sends; `failing` makes the next sends raise it (SQS away)."""
+    """Keeps what it sends (its group: the command's user, as the producer sends it on a
+    FIFO queue); `failing` makes the next sends raise it (SQS away)."""
 
     sent: list[AnyCommand] = field(default_factory=list)
     failing: Exception | None = None

@@ -129,7 +129,13 @@ async def test_an_unexpected_error_answers_500_with_the_request_id_alone(
         "request_id": "req-broken-1",
     }
     assert "secret internals" not in answer.text
-    assert "secret internals" in log_lines.getvalue()
+    [failure] = [
+        json.loads(line) for line in log_lines.getvalue().splitlines() if "secret internals" in line
+    ]
+    assert (failure["event"], failure["request_id"]) == (
+        "request failed unexpectedly",
+        "req-broken-1",
+    )
 
 
 async def test_the_access_line_names_the_route_and_the_user_and_never_the_token(

@@ -1,5 +1,6 @@
-"""The in-memory GatewayReads runs the port's contract, as DynamoGatewayReads does
-against the endpoint (tests/integration/store/test_gateway_reads.py)."""
+"""The gateway's in-memory ports run their contracts, as their adapters do against the
+endpoint: DynamoGatewayReads (tests/integration/store/test_gateway_reads.py) and the
+producer (tests/integration/messaging/test_command_sender.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import pytest
 
 from order_processor.domain.assets import Asset
 from order_processor.domain.balances import Balance
+from order_processor.domain.commands import AnyCommand
 from order_processor.domain.orders import Order
 from order_processor.domain.users import User
-from order_processor.gateway.memory import MemoryGatewayReads
-from order_processor.gateway.ports import GatewayReads
+from order_processor.gateway.memory import MemoryGatewayReads, RecordingSender
+from order_processor.gateway.ports import CommandSender, GatewayReads
 from order_processor.security.passwords import PasswordManager
+from tests.contracts.command_sender import CommandSenderContract
 from tests.contracts.gateway_reads import GatewayReadsContract, password_hash
 
 
@@ -53,3 +56,21 @@ class TestMemoryGatewayReads(GatewayReadsContract):
     @pytest.fixture
     def world(self) -> MemoryReadsWorld:
         return MemoryReadsWorld()
+
+
+class RecordingSenderWorld:
+    def __init__(self) -> None:
+        self.recording = RecordingSender()
+
+    @property
+    def sender(self) -> CommandSender:
+        return self.recording
+
+    async def received(self, count: int) -> list[tuple[str, AnyCommand]]:
+        return [(c.username, c) for c in self.recording.sent[:count]]
+
+
+class TestRecordingSender(CommandSenderContract):
+    @pytest.fixture
+    def world(self) -> RecordingSenderWorld:
+        return RecordingSenderWorld()
