@@ -98,6 +98,10 @@ class Settings(BaseModel):
     gateway_burst_per_address: Annotated[int, Field(ge=1, le=100_000)] = 100
     gateway_streams_per_user: Annotated[int, Field(ge=1, le=10_000)] = 5
     gateway_streams_per_address: Annotated[int, Field(ge=1, le=100_000)] = 20
+    # The proxies (an Ingress, a load balancer: addresses or CIDRs, comma-separated) whose
+    # X-Forwarded-For names the client; unset: the peer is the client. Behind a proxy the
+    # per-address limits would otherwise count every user as the proxy.
+    gateway_trusted_proxies: Annotated[str, Field(max_length=2000)] | None = None
 
     @field_validator("endpoint_url")
     @classmethod
@@ -250,6 +254,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "gateway_burst_per_address": "ORDER_PROCESSOR_GATEWAY_BURST_PER_ADDRESS",
     "gateway_streams_per_user": "ORDER_PROCESSOR_GATEWAY_STREAMS_PER_USER",
     "gateway_streams_per_address": "ORDER_PROCESSOR_GATEWAY_STREAMS_PER_ADDRESS",
+    "gateway_trusted_proxies": "ORDER_PROCESSOR_GATEWAY_TRUSTED_PROXIES",
 }
 
 

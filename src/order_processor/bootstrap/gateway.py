@@ -21,6 +21,7 @@ import sys
 from collections.abc import AsyncIterator, Generator, Sequence
 
 import uvicorn
+from fastapi import FastAPI
 
 from order_processor.bootstrap.cache import open_read_model
 from order_processor.bootstrap.clients import (
@@ -189,6 +190,25 @@ class _Server(uvicorn.Server):
         yield
 
 
+def server_for(app: FastAPI, settings: Settings) -> uvicorn.Server:
+    """uvicorn as the program runs it: no logging of its own (the program's JSON logs), no
+    access log (the gateway writes its own), the shutdown grace for requests in flight,
+    X-Forwarded-For only from the trusted proxies."""
+    proxies = settings.gateway_trusted_proxies
+    config = uvicorn.Config(
+        app,
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies or "",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        timeout_keep_alive=5,
+    )
+    return _Server(config)
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -216,16 +236,7 @@ async def serve_gateway(settings: Settings, life: Lifecycle) -> None:
             dispatcher = app.state.runtime.dispatcher
             program.metrics.gauge("gateway_streams_open", dispatcher.open_streams)
             sock = listening_socket(settings.gateway_host, settings.gateway_port)
-            config = uvicorn.Config(
-                app,
-                log_config=None,
-                access_log=False,
-                server_header=False,
-                lifespan="on",
-                timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-                timeout_keep_alive=5,
-            )
-            server = _Server(config)
+            server = server_for(app, settings)
             serving = asyncio.create_task(server.serve(sockets=[sock]))
             await _started(server, serving)
             host, port = sock.getsockname()[:2]

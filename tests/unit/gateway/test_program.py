@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from order_processor.bootstrap.gateway import gateway_limits, gateway_secret, listening_socket
+from order_processor.bootstrap.gateway import (
+    gateway_limits,
+    gateway_secret,
+    listening_socket,
+    server_for,
+)
 from order_processor.cli import main
 from order_processor.config import ConfigError, Settings
+from tests.unit.gateway.conftest import build_world
 
 SECRET = "gateway-program-tests-secret-32-bytes-long"
 
@@ -68,3 +74,12 @@ def test_a_port_taken_is_refused_naming_the_settings() -> None:
             listening_socket("127.0.0.1", taken.getsockname()[1])
     finally:
         taken.close()
+
+
+def test_forwarded_addresses_are_taken_only_from_the_trusted_proxies() -> None:
+    app = build_world()[0].app
+    direct = server_for(app, Settings()).config
+    proxied = server_for(app, Settings(gateway_trusted_proxies="10.0.0.0/8")).config
+
+    assert direct.proxy_headers is False
+    assert (proxied.proxy_headers, proxied.forwarded_allow_ips) == (True, "10.0.0.0/8")
