@@ -21,6 +21,7 @@ from order_processor.gateway.app import create_app
 from order_processor.gateway.deps import Gateway
 from order_processor.gateway.limits import GatewayLimits
 from order_processor.gateway.memory import RecordingSender
+from order_processor.gateway.shared import RedisReceipts
 from order_processor.readmodel.redis import RedisReadModel
 from order_processor.security.tokens import TokenManager
 from tests.unit.gateway.conftest import SECRET, build_world
@@ -123,3 +124,41 @@ async def test_redis_not_answering_changes_no_answer_and_the_stream_says_so(
         "held": "0.00",
     }
     assert [f["event"] for f in events_of(frames)] == ["unavailable"]
+
+
+async def test_two_replicas_answer_a_retry_as_one_and_refuse_another_body(
+    redis_url: str,
+) -> None:
+    """Receipts in Redis: a retry that reaches the other replica sends nothing new and gets
+    the same answer; another body under the key is 409 there too."""
+    redis = redis_client(redis_url)
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    world, _ = build_world()
+    sender = RecordingSender()
+    replicas = []
+    for _ in range(2):
+        gateway = Gateway(
+            reads=world.reads,
+            commands=sender,
+            read_model=RedisReadModel(redis, prefix=prefix),
+            tokens=TokenManager(SECRET),
+            secret=b"order-ids-and-cursors-secret-32b",
+            receipts=RedisReceipts(redis, prefix),
+        )
+        transport = httpx.ASGITransport(app=create_app(gateway), client=("203.0.113.7", 1))
+        replicas.append(httpx.AsyncClient(transport=transport, base_url="http://gateway.test"))
+    headers = {**world.auth(), "Idempotency-Key": "across-replicas-1"}
+    try:
+        first = await replicas[0].post("/v1/orders", json=MARKET_BUY, headers=headers)
+        retry = await replicas[1].post("/v1/orders", json=MARKET_BUY, headers=headers)
+        other = await replicas[1].post(
+            "/v1/orders", json={**MARKET_BUY, "quantity": "0.6"}, headers=headers
+        )
+    finally:
+        for client in replicas:
+            await client.aclose()
+        await redis.aclose()
+
+    assert (first.status_code, retry.status_code, other.status_code) == (202, 202, 409)
+    assert retry.json() == first.json()
+    assert len(sender.sent) == 1

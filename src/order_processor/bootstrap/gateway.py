@@ -47,10 +47,14 @@ from order_processor.gateway.app import create_app
 from order_processor.gateway.deps import Gateway
 from order_processor.gateway.dynamo import DynamoGatewayReads
 from order_processor.gateway.limits import GatewayLimits
+from order_processor.gateway.memory import MemoryAttempts, MemoryReceipts
+from order_processor.gateway.ports import Attempts, Receipts
+from order_processor.gateway.shared import RedisAttempts, RedisReceipts
 from order_processor.messaging.producer import Producer
 from order_processor.observability import GATEWAY, Check
 from order_processor.readmodel.memory import MemoryReadModel
 from order_processor.readmodel.ports import ReadModel
+from order_processor.readmodel.redis import RedisReadModel
 from order_processor.security.audit import AuditLogger
 from order_processor.security.passwords import PasswordManager
 
@@ -149,6 +153,8 @@ def build_gateway(
     model: ReadModel,
     metrics: MetricsSink,
 ) -> Gateway:
+    """The gateway over the deployment; with the read model in Redis, failed logins and
+    Idempotency-Key receipts are kept there too, shared by every replica."""
     reads = DynamoGatewayReads(
         users=get_user_dao(clients),
         orders_dao=get_order_dao(clients),
@@ -158,15 +164,30 @@ def build_gateway(
         passwords=PasswordManager(),
     )
     fifo = settings.queue_kind is QueueKind.FIFO
+    limits = gateway_limits(settings)
+    attempts: Attempts | None = None  # None: per replica (Gateway.login_attempts)
+    receipts: Receipts = MemoryReceipts()
+    if isinstance(model, RedisReadModel):
+        prefix = f"{settings.prefix}:gateway"
+        attempts = RedisAttempts(
+            model.redis,
+            prefix,
+            limits.login_attempts,
+            limits.login_lockout_seconds,
+            MemoryAttempts(limits.login_attempts, limits.login_lockout_seconds),
+        )
+        receipts = RedisReceipts(model.redis, prefix, fallback=receipts)
     return Gateway(
         reads=reads,
         commands=Producer(clients.sqs, commands_url, fifo=fifo),
         read_model=model,
         tokens=get_token_manager(settings),
         secret=gateway_secret(settings),
-        limits=gateway_limits(settings),
+        limits=limits,
         audit=AuditLogger(),
         metrics=metrics,
+        attempts=attempts,
+        receipts=receipts,
     )
 
 

@@ -3,9 +3,18 @@ of Idempotency-Keys that are kept a while, token buckets that refill."""
 
 from __future__ import annotations
 
+import pytest
+
 from order_processor.gateway.memory import MemoryAttempts, MemoryReceipts
-from order_processor.gateway.ports import Receipt
+from order_processor.gateway.ports import Attempts, Receipt, Receipts
 from order_processor.gateway.ratelimit import RateLimiter, retry_after
+from tests.contracts.counters import (
+    KEEP,
+    LIMIT,
+    LOCKOUT,
+    AttemptsContract,
+    ReceiptsContract,
+)
 
 
 class Clock:
@@ -64,3 +73,15 @@ def test_a_bucket_refills_at_its_rate() -> None:
     assert taken[2] == 0.5
     assert retry_after(taken[2]) == "1"
     assert bucket.take("a") == 0.0
+
+
+class TestMemoryAttempts(AttemptsContract):
+    @pytest.fixture
+    def attempts(self) -> Attempts:
+        return MemoryAttempts(limit=LIMIT, lockout_seconds=LOCKOUT)
+
+
+class TestMemoryReceipts(ReceiptsContract):
+    @pytest.fixture
+    def receipts(self) -> Receipts:
+        return MemoryReceipts(keep_seconds=KEEP)

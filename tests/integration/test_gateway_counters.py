@@ -1,0 +1,71 @@
+"""The gateway's counters in Redis hold the contracts the in-memory ones hold (against a
+real redis-server), and fall back to those when Redis is away."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from order_processor.bootstrap.cache import redis_client
+from order_processor.deployment.emulator import free_port
+from order_processor.domain.base import new_id
+from order_processor.gateway.memory import MemoryAttempts
+from order_processor.gateway.ports import Attempts, Receipt, Receipts
+from order_processor.gateway.shared import RedisAttempts, RedisReceipts
+from tests.contracts.counters import (
+    KEEP,
+    LIMIT,
+    LOCKOUT,
+    AttemptsContract,
+    ReceiptsContract,
+)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = redis_client(redis_url)
+    yield client
+    await client.aclose()
+
+
+class TestRedisAttempts(AttemptsContract):
+    @pytest.fixture
+    def attempts(self, redis: Redis) -> Attempts:
+        return RedisAttempts(redis, f"t{new_id()}", limit=LIMIT, lockout_seconds=LOCKOUT)
+
+
+class TestRedisReceipts(ReceiptsContract):
+    @pytest.fixture
+    def receipts(self, redis: Redis) -> Receipts:
+        return RedisReceipts(redis, f"t{new_id()}", keep_seconds=KEEP)
+
+
+async def test_two_replicas_share_one_lockout(redis: Redis) -> None:
+    prefix = f"t{new_id()}"
+    replicas = [RedisAttempts(redis, prefix, limit=2, lockout_seconds=60) for _ in range(2)]
+
+    await replicas[0].failed("user:alice")
+    await replicas[1].failed("user:alice")
+
+    assert await replicas[0].locked_for("user:alice") > 59
+    assert await replicas[1].locked_for("user:alice") > 59
+
+
+async def test_redis_away_counts_in_the_replica_alone() -> None:
+    away = redis_client(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    alone = MemoryAttempts(limit=2, lockout_seconds=60)
+    attempts = RedisAttempts(away, "t", limit=2, lockout_seconds=60, fallback=alone)
+    receipts = RedisReceipts(away, "t")
+    try:
+        await attempts.failed("user:alice")
+        locked = await attempts.failed("user:alice")
+        first = await receipts.claim("alice", "k", Receipt("d1", "{}"))
+        second = await receipts.claim("alice", "k", Receipt("d2", "{}"))
+    finally:
+        await away.aclose()
+
+    assert 59 < locked <= 60
+    assert await alone.locked_for("user:alice") > 59
+    assert (first, second) == (None, Receipt("d1", "{}"))
