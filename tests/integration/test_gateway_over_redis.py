@@ -5,7 +5,9 @@ stream saying it is unavailable."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -162,3 +164,40 @@ async def test_two_replicas_answer_a_retry_as_one_and_refuse_another_body(
     assert (first.status_code, retry.status_code, other.status_code) == (202, 202, 409)
     assert retry.json() == first.json()
     assert len(sender.sent) == 1
+
+
+async def test_without_events_a_cached_order_is_read_anew_once_its_ttl_has_passed(
+    redis_url: str,
+) -> None:
+    """The staleness bound with the cache worker away: an entry lives at most the TTL
+    after its last write, then the read goes to DynamoDB and gets the state there."""
+    redis = redis_client(redis_url)
+    world, _ = build_world()
+    ttl = 0.5
+    model = RedisReadModel(redis, prefix=f"t{uuid.uuid4().hex[:12]}", ttl_seconds=ttl)
+    gateway = Gateway(
+        reads=world.reads,
+        commands=RecordingSender(),
+        read_model=model,
+        tokens=TokenManager(SECRET),
+        secret=b"order-ids-and-cursors-secret-32b",
+    )
+    transport = httpx.ASGITransport(app=create_app(gateway), client=("203.0.113.7", 1))
+    headers = {**world.auth(), "Idempotency-Key": "ttl-bound-1"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        placed = (await client.post("/v1/orders", json=MARKET_BUY, headers=headers)).json()
+        url = f"/v1/orders/{placed['order_id']}"
+        done = Order.model_validate(placed).evolve(status="COMPLETED", sequence=3)
+        world.reads.order_book[done.order_id] = done  # DynamoDB moved; no event came
+        cached = (await client.get(url, headers=world.auth())).json()
+        kept_for = await redis.pttl(f"{model.prefix}:order:{done.order_id}")
+        statuses = [cached["status"]]
+        deadline = time.monotonic() + ttl + 5
+        while statuses[-1] != "COMPLETED" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            statuses.append((await client.get(url, headers=world.auth())).json()["status"])
+    await redis.aclose()
+
+    assert cached["status"] == "PENDING"
+    assert 0 < kept_for <= ttl * 1000
+    assert statuses[-1] == "COMPLETED"
