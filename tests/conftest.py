@@ -50,6 +50,19 @@ def redis_url() -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A one-node Redis Cluster of this pytest worker's own (cluster mode as ElastiCache
+    Serverless speaks it: database 0 only, one hash slot per command and script):
+    `REDIS_CLUSTER_URL` when set."""
+    configured = os.environ.get("REDIS_CLUSTER_URL")
+    if configured:
+        yield configured
+        return
+    with running_redis(cluster=True) as server:
+        yield server.url
+
+
 @pytest.fixture
 def prefix() -> str:
     return f"t{uuid.uuid4().hex[:12]}"

@@ -1,6 +1,7 @@
 """The redis-server runner: a server on its own port and directory, stopped by PID and
-started again on the same port (what a test that takes Redis away needs), and a clear
-word when redis-server is not installed."""
+started again on the same port (what a test that takes Redis away needs), a one-node
+cluster serving every slot across a restart, and a clear word when redis-server is not
+installed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from order_processor.deployment.redis_server import (
     RedisServer,
     RedisServerError,
     answers_ping,
+    ask,
+    cluster_ok,
     running_redis,
 )
 
@@ -30,6 +33,21 @@ def test_a_server_stopped_and_started_again_answers_on_the_same_port() -> None:
         assert server.process.pid != pid
         directory = server.directory
     assert not directory.exists()
+
+
+def test_a_cluster_node_serves_every_slot_again_after_a_restart_and_refuses_select() -> None:
+    with running_redis(cluster=True) as server:
+        assert server.url == f"redis://127.0.0.1:{server.port}"
+        assert cluster_ok(server.port)
+        assert b"cluster_slots_assigned:16384" in ask(server.port, "CLUSTER INFO")
+        assert ask(server.port, "SELECT 1").startswith(b"-ERR SELECT is not allowed")
+
+        server.stop()
+        assert not cluster_ok(server.port)
+        server.start()
+
+        assert cluster_ok(server.port)
+        assert server.nodes_path.exists()
 
 
 def test_without_redis_server_installed_the_runner_says_to_run_make_redis(

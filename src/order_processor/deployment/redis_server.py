@@ -4,6 +4,12 @@ a restarted Redis starts empty, and the model refills from DynamoDB and the topi
 
 `RedisServer` keeps its port and directory across `stop()` and `start()`, so a test can
 take Redis away mid-run and bring it back where the programs look for it.
+
+`RedisServer(cluster=True)` is a one-node Redis Cluster, as ElastiCache Serverless speaks:
+cluster mode (database 0 only, SELECT refused, every multi-key command and script within
+one hash slot, else CROSSSLOT). Its first start assigns the node all 16384 slots; the node
+remembers them in `nodes.conf` (in its directory), so a start after a stop serves them
+again. A start returns once the cluster says `cluster_state:ok` (a second or two).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from order_processor.deployment.emulator import free_port, stop
 
 BINARY = "redis-server"
 START_ATTEMPTS = 3
+SLOTS = 16384
 
 
 class RedisServerError(RuntimeError):
@@ -37,27 +44,47 @@ def redis_binary() -> str:
     return binary
 
 
-def answers_ping(port: int, timeout: float = 0.5) -> bool:
-    """True when the server on `port` answers PING with PONG (inline command)."""
+def ask(port: int, command: str, timeout: float = 0.5) -> bytes:
+    """The start of the server's answer to one inline command; b"" when it does not
+    answer."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(command.encode() + b"\r\n")
+            return sock.recv(4096)
     except OSError:
-        return False
+        return b""
+
+
+def answers_ping(port: int, timeout: float = 0.5) -> bool:
+    """True when the server on `port` answers PING with PONG (inline command)."""
+    return ask(port, "PING", timeout).startswith(b"+PONG")
+
+
+def cluster_ok(port: int) -> bool:
+    """True when the cluster node on `port` serves every slot (`cluster_state:ok`)."""
+    return b"cluster_state:ok" in ask(port, "CLUSTER INFO")
 
 
 @dataclass
 class RedisServer:
-    """One redis-server: `start()` it (again, on the same port), `stop()` it by PID."""
+    """One redis-server: `start()` it (again, on the same port), `stop()` it by PID;
+    `cluster`: a one-node cluster."""
 
     port: int = field(default_factory=free_port)
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-")))
     process: subprocess.Popen[bytes] | None = None
+    cluster: bool = False
 
     @property
     def url(self) -> str:
+        """Database 0 named on a single node; none on a cluster (it has only 0)."""
+        if self.cluster:
+            return f"redis://127.0.0.1:{self.port}"
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def nodes_path(self) -> Path:
+        return self.directory / "nodes.conf"
 
     @property
     def log_path(self) -> Path:
@@ -76,6 +103,8 @@ class RedisServer:
                 start_new_session=True,
             )
             if self._wait_until_answering(timeout):
+                if self.cluster:
+                    self._wait_until_serving(timeout)
                 return
             said = self._log_tail()
             self.stop()
@@ -107,7 +136,31 @@ class RedisServer:
             "--logfile", str(self.log_path),
             "--daemonize", "no",
             "--protected-mode", "yes",
+            *self._cluster_arguments(),
         ]  # fmt: skip
+
+    def _cluster_arguments(self) -> list[str]:
+        if not self.cluster:
+            return []
+        return ["--cluster-enabled", "yes", "--cluster-config-file", str(self.nodes_path)]
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        """Give a new node every slot (a restarted one has them from `nodes.conf`) and
+        wait until the cluster is ok."""
+        if f"cluster_slots_assigned:{SLOTS}".encode() not in ask(self.port, "CLUSTER INFO"):
+            answer = ask(self.port, f"CLUSTER ADDSLOTSRANGE 0 {SLOTS - 1}")
+            if not answer.startswith(b"+OK"):
+                self.stop()
+                raise RedisServerError(f"redis-server refused its slots: {answer!r}")
+        deadline = time.monotonic() + timeout
+        while not cluster_ok(self.port):
+            if time.monotonic() > deadline or self.process is None:
+                self.stop()
+                raise RedisServerError(
+                    f"the cluster on port {self.port} is not ok after {timeout}s; "
+                    f"its log is {self.log_path}"
+                )
+            time.sleep(0.05)
 
     def _wait_until_answering(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -128,9 +181,10 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def running_redis() -> Iterator[RedisServer]:
-    """A redis-server for the block, stopped and its directory removed after."""
-    server = RedisServer()
+def running_redis(*, cluster: bool = False) -> Iterator[RedisServer]:
+    """A redis-server (a one-node cluster with `cluster`) for the block, stopped and its
+    directory removed after."""
+    server = RedisServer(cluster=cluster)
     try:
         server.start()
         yield server
