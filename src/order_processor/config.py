@@ -12,8 +12,17 @@ from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from order_processor.deployment.resources import Resources
 from order_processor.domain.currencies import BASE_CURRENCY, DEFAULT_CURRENCIES, currency_code
@@ -85,6 +94,9 @@ class Settings(BaseModel):
     # password, so a secret; unset: no cache configured. Every entry's bound on staleness.
     redis_url: SecretStr | None = None
     cache_ttl_seconds: Annotated[int, Field(ge=1, le=24 * 3600)] = 60
+    # Speak cluster mode to that Redis (ElastiCache Serverless knows no other): database
+    # 0 only, over TCP.
+    redis_cluster: bool = False
     # The gateway (`order-processor gateway`): where it listens, and its limits.
     gateway_host: Annotated[str, Field(min_length=1, max_length=255)] = "127.0.0.1"
     gateway_port: Annotated[int, Field(ge=0, le=65535)] = 8080
@@ -124,6 +136,14 @@ class Settings(BaseModel):
     def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(REDIS_SCHEMES):
             raise ValueError(f"must start with {' or '.join(REDIS_SCHEMES)}")
+        return value
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _cluster_url(cls, value: bool, info: ValidationInfo) -> bool:
+        url = info.data.get("redis_url")
+        if value and url is not None and not _cluster_can_use(url.get_secret_value()):
+            raise ValueError("a cluster needs REDIS_URL redis:// or rediss:// on database 0")
         return value
 
     @field_validator("currencies", mode="before")
@@ -166,6 +186,8 @@ class Settings(BaseModel):
                 value = value.get_secret_value()
             elif isinstance(value, Decimal):
                 value = format(value, "f")
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
             elif isinstance(value, StrEnum):
                 value = value.value
             elif isinstance(value, tuple):
@@ -242,6 +264,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "role_duration_seconds": "ORDER_PROCESSOR_ROLE_DURATION_SECONDS",
     "redis_url": "REDIS_URL",
     "cache_ttl_seconds": "ORDER_PROCESSOR_CACHE_TTL_SECONDS",
+    "redis_cluster": "ORDER_PROCESSOR_REDIS_CLUSTER",
     "gateway_host": "ORDER_PROCESSOR_GATEWAY_HOST",
     "gateway_port": "ORDER_PROCESSOR_GATEWAY_PORT",
     "gateway_max_body_bytes": "ORDER_PROCESSOR_GATEWAY_MAX_BODY_BYTES",
@@ -256,6 +279,12 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "gateway_streams_per_address": "ORDER_PROCESSOR_GATEWAY_STREAMS_PER_ADDRESS",
     "gateway_trusted_proxies": "ORDER_PROCESSOR_GATEWAY_TRUSTED_PROXIES",
 }
+
+
+def _cluster_can_use(url: str) -> bool:
+    """A cluster has no unix socket and no database but 0 (SELECT is refused)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("redis", "rediss") and parts.path.strip("/") in ("", "0")
 
 
 def _describe(exc: ValidationError, names: Mapping[str, str] = ENVIRONMENT_VARIABLES) -> str:

@@ -128,3 +128,29 @@ def test_a_redis_url_of_another_scheme_is_refused_without_echoing_it() -> None:
 def test_a_program_that_needs_redis_without_redis_url_is_told_which_variable() -> None:
     with pytest.raises(ConfigError, match="REDIS_URL is not set"):
         Settings.from_env({}).required_redis_url()
+
+
+def test_the_read_models_redis_is_a_single_node_unless_cluster_mode_is_asked_for() -> None:
+    url = "rediss://:pa55word@cache.example:6379"
+    single = Settings.from_env({"REDIS_URL": url})
+    cluster = Settings.from_env({"REDIS_URL": url, "ORDER_PROCESSOR_REDIS_CLUSTER": "true"})
+
+    assert single.redis_cluster is False
+    assert cluster.redis_cluster is True
+    assert cluster.to_env()["ORDER_PROCESSOR_REDIS_CLUSTER"] == "true"
+    assert Settings.from_env(cluster.to_env()) == cluster
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://:pa55word@cache.example:6379/2", "unix://:pa55word@/run/redis.sock"]
+)
+def test_a_cluster_on_another_database_or_a_socket_is_refused_without_echoing_the_url(
+    url: str,
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"REDIS_URL": url, "ORDER_PROCESSOR_REDIS_CLUSTER": "yes"})
+
+    message = str(raised.value)
+    assert "ORDER_PROCESSOR_REDIS_CLUSTER='yes'" in message
+    assert "database 0" in message
+    assert "pa55word" not in message
