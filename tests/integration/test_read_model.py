@@ -1,25 +1,35 @@
 """The Redis read model runs the read model's contract (tests/contracts/read_model.py)
-against a real redis-server, as the in-memory model does in tests/unit/test_contracts.py;
-and what only Redis can show: its keys expire, it waits for thousands of users at once."""
+against a real redis-server, and again against a one-node Redis Cluster with the
+cluster-mode client (as on ElastiCache Serverless), as the in-memory model does in
+tests/unit/test_contracts.py; and what only Redis can show: its keys expire, it waits for
+thousands of users at once, all its keys share one hash slot (where the old layout's
+scripts and reads were refused CROSSSLOT)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+from pydantic import SecretStr
+from redis.asyncio import Redis, RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import ClusterCrossSlotError
 
-from order_processor.bootstrap.cache import redis_client
+from order_processor.bootstrap.cache import open_read_model, redis_client
+from order_processor.config import Settings
 from order_processor.deployment.redis_server import RedisServer
+from order_processor.readmodel import scripts
 from order_processor.readmodel.ports import Document, ReadModel
-from order_processor.readmodel.redis import RedisReadModel
+from order_processor.readmodel.redis import RedisClient, RedisReadModel
 from tests.contracts.read_model import ReadModelContract, a_trader, deposit
 
 
 class RedisReadModelWorld:
-    def __init__(self, url: str) -> None:
-        self.client = redis_client(url)
+    def __init__(self, url: str, *, cluster: bool = False) -> None:
+        self.cluster = cluster
+        self.client = redis_client(url, cluster=cluster)
         self.server: RedisServer | None = None
         self.clients = [self.client]
 
@@ -29,9 +39,9 @@ class RedisReadModelWorld:
         return self._model_on(self.client, ttl_seconds, price_ttl_seconds, stream_length)
 
     def interruptible(self) -> ReadModel:
-        self.server = RedisServer()
+        self.server = RedisServer(cluster=self.cluster)
         self.server.start()
-        client = redis_client(self.server.url, timeout=1.0)
+        client = redis_client(self.server.url, timeout=1.0, cluster=self.cluster)
         self.clients.append(client)
         return self._model_on(client, 60, 2, 1000)
 
@@ -51,7 +61,7 @@ class RedisReadModelWorld:
 
     @staticmethod
     def _model_on(
-        client: Redis, ttl_seconds: float, price_ttl_seconds: float, stream_length: int
+        client: RedisClient, ttl_seconds: float, price_ttl_seconds: float, stream_length: int
     ) -> RedisReadModel:
         return RedisReadModel(
             client,
@@ -71,32 +81,103 @@ class TestRedisReadModel(ReadModelContract):
         await world.close()
 
 
-async def test_every_key_a_model_writes_carries_the_ttl(redis_url: str) -> None:
-    client = redis_client(redis_url)
-    try:
-        model = RedisReadModel(client, prefix=f"t{uuid.uuid4().hex[:12]}", ttl_seconds=30)
-        trader = a_trader()
+class TestRedisClusterReadModel(ReadModelContract):
+    @pytest.fixture
+    async def world(self, redis_cluster_url: str) -> AsyncIterator[RedisReadModelWorld]:
+        world = RedisReadModelWorld(redis_cluster_url, cluster=True)
+        yield world
+        await world.close()
+
+
+@pytest.fixture(params=["node", "cluster"])
+async def client(
+    request: pytest.FixtureRequest, redis_url: str, redis_cluster_url: str
+) -> AsyncIterator[RedisClient]:
+    """A client of the single node, then of the one-node cluster (cluster mode)."""
+    cluster = request.param == "cluster"
+    opened = redis_client(redis_cluster_url if cluster else redis_url, cluster=cluster)
+    yield opened
+    await opened.aclose()
+
+
+async def written_keys(client: RedisClient, model: RedisReadModel) -> list[bytes]:
+    return [key async for key in client.scan_iter(match=f"{model.namespace}:*")]
+
+
+async def test_every_key_a_model_writes_carries_the_ttl(client: RedisClient) -> None:
+    model = RedisReadModel(client, prefix=f"t{uuid.uuid4().hex[:12]}", ttl_seconds=30)
+    trader = a_trader()
+    await model.apply(deposit(trader))
+    generation = await model.generation(trader)
+    await model.fill_document(trader, Document.BALANCES, "{}", generation)
+    await model.fill_prices("{}")
+    keys = await written_keys(client, model)
+    assert len(keys) >= 5
+    for key in keys:
+        assert 0 < await client.pttl(key) <= 30_000
+
+
+async def test_every_key_of_a_model_is_in_one_hash_slot_under_its_prefix_as_the_tag(
+    client: RedisClient,
+) -> None:
+    model = RedisReadModel(client, prefix=f"t{uuid.uuid4().hex[:12]}:readmodel")
+    traders = [a_trader(), a_trader()]
+    for trader in traders:
         await model.apply(deposit(trader))
-        generation = await model.generation(trader)
-        await model.fill_document(trader, Document.BALANCES, "{}", generation)
-        await model.fill_prices("{}")
-        keys = [key async for key in client.scan_iter(match=f"{model.prefix}:*")]
-        assert len(keys) >= 5
-        for key in keys:
-            assert 0 < await client.pttl(key) <= 30_000
-    finally:
-        await client.aclose()
+    await model.fill_prices("{}")
+    keys = await written_keys(client, model)
+    assert len(keys) >= 9
+    assert all(key.startswith(f"{{{model.prefix}}}:".encode()) for key in keys)
+    assert {key_slot(key) for key in keys} == {key_slot(model.prefix.encode())}
 
 
-async def test_a_wait_follows_thousands_of_users_at_once(redis_url: str) -> None:
-    client = redis_client(redis_url)
+async def test_a_wait_follows_thousands_of_users_at_once(client: RedisClient) -> None:
+    model = RedisReadModel(client, prefix=f"t{uuid.uuid4().hex[:12]}", block_seconds=0.5)
+    users = [a_trader() for _ in range(2500)]
+    event = deposit(users[-1])
+    await model.apply(event)
+    found = await model.wait_events(dict.fromkeys(users, "0-0"), 2)
+    assert list(found) == [users[-1]]
+    assert [streamed.event for streamed in found[users[-1]]] == [event]
+
+
+async def test_on_a_cluster_the_old_untagged_keys_were_refused_crossslot_the_tagged_are_not(
+    redis_cluster_url: str,
+) -> None:
+    # a single-node client, so the refusal is the cluster's own, not redis-py's check
+    node = Redis.from_url(redis_cluster_url)
+    trader = a_trader()
+    old = [f"op:readmodel:user:{trader}:generation", f"op:readmodel:user:{trader}:balances"]
+    tagged = [
+        f"{{op:readmodel}}:user:{trader}:generation",
+        f"{{op:readmodel}}:user:{trader}:balances",
+    ]
+    users = (a_trader(), trader)
+    old_streams: dict[Any, Any] = {f"op:readmodel:user:{user}:events": "0-0" for user in users}
+    streams: dict[Any, Any] = {f"{{op:readmodel}}:user:{user}:events": "0-0" for user in users}
     try:
-        model = RedisReadModel(client, prefix=f"t{uuid.uuid4().hex[:12]}", block_seconds=0.5)
-        users = [a_trader() for _ in range(2500)]
-        event = deposit(users[-1])
-        await model.apply(event)
-        found = await model.wait_events(dict.fromkeys(users, "0-0"), 2)
-        assert list(found) == [users[-1]]
-        assert [streamed.event for streamed in found[users[-1]]] == [event]
+        fill = node.register_script(scripts.FILL_DOCUMENT)
+        with pytest.raises(ClusterCrossSlotError):
+            await fill(old, [0, "{}", 1000])
+        with pytest.raises(ClusterCrossSlotError):
+            await node.xread(old_streams)
+        assert await fill(tagged, [0, "{}", 1000]) == 1
+        assert await node.xread(streams) == []
     finally:
-        await client.aclose()
+        await node.aclose()
+
+
+async def test_the_programs_open_the_read_model_on_a_cluster_when_told_so(
+    redis_cluster_url: str,
+) -> None:
+    settings = Settings(
+        prefix=f"t{uuid.uuid4().hex[:12]}",
+        redis_url=SecretStr(redis_cluster_url),
+        redis_cluster=True,
+    )
+    trader = a_trader()
+    async with open_read_model(settings) as model:
+        assert isinstance(model.redis, RedisCluster)
+        assert model.namespace == f"{{{settings.prefix}:readmodel}}"
+        assert await model.apply(deposit(trader)) is True
+        assert await model.generation(trader) == 1

@@ -2,9 +2,21 @@
 script (`scripts`), every key with the TTL, every Redis failure `ReadModelUnavailable`.
 
 The client is given (built by `bootstrap.cache`, with socket timeouts, so a Redis that
-stops answering fails a call within them instead of hanging it); `prefix` keeps models
-sharing a server apart. A blocking wait is cut into slices shorter than the socket
-timeout (`block_seconds`), so it never trips it.
+stops answering fails a call within them instead of hanging it): a single node (`Redis`)
+or a cluster (`RedisCluster`, as ElastiCache Serverless requires); `prefix` keeps models
+sharing a server apart.
+
+One hash slot: every key is under the hash tag `{prefix}` (`{op:readmodel}:order:<id>`),
+so each script's keys and the XREAD over many users' streams are in one slot, as a cluster
+requires (else CROSSSLOT), and every script names each key it touches in KEYS. One slot
+is one shard: the model's writes are the event rate (one script per event), far below what
+one shard serves, and its reads are mostly the gateway's GETs. At a larger scale the tag
+would be per user (`{prefix:<user>}`: a user's stream, documents and orders together, an
+order read by its owner, whom the token names; the users spread over the shards) and a
+wait would XREAD once per slot of the users it follows.
+
+A blocking wait is cut into slices shorter than the socket timeout (`block_seconds`), so it
+never trips it.
 
 Gaps: the stream is trimmed exactly (`MAXLEN n`: one entry out per entry in, as cheap as
 the approximate trim at these lengths, and the stream keeps what the model promises); the
@@ -23,12 +35,12 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from order_processor.domain.events import Event, EventType
 from order_processor.domain.orders import Order, OrderStatus
@@ -44,6 +56,8 @@ START = "0-0"
 POSITION = re.compile(r"^(\d+)(?:-(\d+))?$")
 WAIT_CHUNK = 500  # streams per XREAD: thousands of users wait in a few calls
 
+RedisClient: TypeAlias = Redis | RedisCluster  # a single node, or a cluster
+
 
 @dataclass(frozen=True)
 class Scripts:
@@ -55,7 +69,7 @@ class Scripts:
     read: AsyncScript
 
     @classmethod
-    def of(cls, redis: Redis) -> Scripts:
+    def of(cls, redis: RedisClient) -> Scripts:
         return cls(
             apply=redis.register_script(scripts.APPLY),
             fill_order=redis.register_script(scripts.FILL_ORDER),
@@ -66,7 +80,7 @@ class Scripts:
 
 @dataclass(frozen=True)
 class RedisReadModel:
-    redis: Redis
+    redis: RedisClient
     prefix: str = "op:readmodel"
     ttl_seconds: float = 60.0
     price_ttl_seconds: float = 2.0
@@ -75,7 +89,16 @@ class RedisReadModel:
     _scripts: Scripts = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if "{" in self.prefix or "}" in self.prefix:
+            raise ValueError(
+                f"a read model's prefix is its hash tag, without braces: {self.prefix}"
+            )
         object.__setattr__(self, "_scripts", Scripts.of(self.redis))
+
+    @property
+    def namespace(self) -> str:
+        """What every key starts with: the prefix as the hash tag (`{op:readmodel}`)."""
+        return f"{{{self.prefix}}}"
 
     @property
     def _ttl_ms(self) -> int:
@@ -153,13 +176,13 @@ class RedisReadModel:
 
     async def prices(self) -> str | None:
         async with _answering():
-            value = await self.redis.get(f"{self.prefix}:prices")
+            value = await self.redis.get(f"{self.namespace}:prices")
         return None if value is None else _text(value)
 
     async def fill_prices(self, body: str) -> None:
         ttl = max(1, int(self.price_ttl_seconds * 1000))
         async with _answering():
-            await self.redis.set(f"{self.prefix}:prices", body, px=ttl)
+            await self.redis.set(f"{self.namespace}:prices", body, px=ttl)
 
     async def tail(self, username: str) -> str:
         async with _answering():
@@ -233,10 +256,10 @@ class RedisReadModel:
             await self.redis.ping()
 
     def _order_key(self, order_id: str) -> str:
-        return f"{self.prefix}:order:{order_id}"
+        return f"{self.namespace}:order:{order_id}"
 
     def _user_key(self, username: str, part: str) -> str:
-        return f"{self.prefix}:user:{username}:{part}"
+        return f"{self.namespace}:user:{username}:{part}"
 
     def _stream_key(self, username: str) -> str:
         return self._user_key(username, "events")
@@ -244,10 +267,11 @@ class RedisReadModel:
 
 @contextlib.asynccontextmanager
 async def _answering() -> AsyncIterator[None]:
-    """Every failure of Redis (refused, reset, timed out, loading, read-only, OOM...)."""
+    """Every failure of Redis (refused, reset, timed out, loading, read-only, OOM...), and
+    of a cluster (no node reachable, a slot not served while it reshapes)."""
     try:
         yield
-    except (RedisError, OSError, TimeoutError) as exc:
+    except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
         raise ReadModelUnavailable(f"Redis did not answer: {exc}") from exc
 
 

@@ -1,7 +1,9 @@
 """The read model's Lua scripts: each change Redis makes is one script, so no reader ever
 sees half of it and no two writers interleave.
 
-Keys (under the model's prefix P): `P:order:<id>` a hash {sequence, username, body, and
+Keys (under the model's namespace P, its prefix as the hash tag: `{op:readmodel}`, so a
+cluster keeps them all in one slot; each script is given every key it touches in KEYS and
+builds none): `P:order:<id>` a hash {sequence, username, body, and
 `rejected` once a placeholder's command is rejected}; `P:user:<name>:generation`,
 `P:user:<name>:<document>`, `P:user:<name>:events` (the stream, one field `event`),
 `P:user:<name>:origin` (the stream's first position ever and the newest trimmed),
