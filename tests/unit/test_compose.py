@@ -153,6 +153,7 @@ def test_the_read_model_programs_run_the_one_image_against_redis_once_it_answers
     assert service["command"] == READ_MODEL[name]
     assert environment["REDIS_URL"] == "redis://redis:6379/0"
     assert environment["ORDER_PROCESSOR_CACHE_TTL_SECONDS"] == "60"
+    assert environment["ORDER_PROCESSOR_REDIS_CLUSTER"] == "false"
     assert service["depends_on"] == {
         "localstack": {"condition": "service_healthy"},
         "redis": {"condition": "service_healthy"},

@@ -18,6 +18,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from order_processor.config import Settings
 from order_processor.deployment.resources import Resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,6 +233,11 @@ def test_the_redis_url_comes_from_its_secret_and_the_ttl_from_the_settings(
     # TLS, as ElastiCache Serverless always is.
     assert example["stringData"]["redis-url"].startswith("rediss://")
     assert settings["ORDER_PROCESSOR_CACHE_TTL_SECONDS"] == "60"
+    # ElastiCache Serverless speaks only cluster mode.
+    assert settings["ORDER_PROCESSOR_REDIS_CLUSTER"] == "true"
+    assert Settings.from_env(
+        {"REDIS_URL": example["stringData"]["redis-url"], **settings}
+    ).redis_cluster
 
 
 def test_the_gateway_serves_its_api_on_8080_behind_its_service(applied: list[Manifest]) -> None:
