@@ -1,12 +1,12 @@
 """The gateway's counters in Redis hold the contracts the in-memory ones hold (against a
-real redis-server), and fall back to those when Redis is away."""
+real redis-server, and on a one-node cluster with the cluster client), and fall back to
+those when Redis is away."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from order_processor.bootstrap.cache import redis_client
 from order_processor.deployment.emulator import free_port
@@ -14,6 +14,7 @@ from order_processor.domain.base import new_id
 from order_processor.gateway.memory import MemoryAttempts
 from order_processor.gateway.ports import Attempts, Receipt, Receipts
 from order_processor.gateway.shared import RedisAttempts, RedisReceipts
+from order_processor.readmodel.redis import RedisClient
 from tests.contracts.counters import (
     KEEP,
     LIMIT,
@@ -23,26 +24,29 @@ from tests.contracts.counters import (
 )
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = redis_client(redis_url)
+@pytest.fixture(params=["node", "cluster"])
+async def redis(
+    request: pytest.FixtureRequest, redis_url: str, redis_cluster_url: str
+) -> AsyncIterator[RedisClient]:
+    cluster = request.param == "cluster"
+    client = redis_client(redis_cluster_url if cluster else redis_url, cluster=cluster)
     yield client
     await client.aclose()
 
 
 class TestRedisAttempts(AttemptsContract):
     @pytest.fixture
-    def attempts(self, redis: Redis) -> Attempts:
+    def attempts(self, redis: RedisClient) -> Attempts:
         return RedisAttempts(redis, f"t{new_id()}", limit=LIMIT, lockout_seconds=LOCKOUT)
 
 
 class TestRedisReceipts(ReceiptsContract):
     @pytest.fixture
-    def receipts(self, redis: Redis) -> Receipts:
+    def receipts(self, redis: RedisClient) -> Receipts:
         return RedisReceipts(redis, f"t{new_id()}", keep_seconds=KEEP)
 
 
-async def test_two_replicas_share_one_lockout(redis: Redis) -> None:
+async def test_two_replicas_share_one_lockout(redis: RedisClient) -> None:
     prefix = f"t{new_id()}"
     replicas = [RedisAttempts(redis, prefix, limit=2, lockout_seconds=60) for _ in range(2)]
 

@@ -3,7 +3,8 @@ gateway sees the same: N replicas no longer allow N times the login attempts, an
 that reaches another replica is answered as the first request was (or refused, 409).
 
 Redis away: each falls back to its in-memory twin (per replica, as before) and says so
-once in the log; the answers go on. Keys are single: no hash tag is needed in a cluster."""
+once in the log; the answers go on. Keys are single: no hash tag is needed in a cluster
+(the client a single node's or a cluster's, as the read model's)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from order_processor.gateway.memory import MemoryAttempts, MemoryReceipts
 from order_processor.gateway.ports import Attempts, Receipt, Receipts
+from order_processor.readmodel.redis import REDIS_FAILURES, RedisClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,7 +33,7 @@ return count
 async def _shared(shared: Callable[[], Awaitable[T]], alone: Callable[[], Awaitable[T]]) -> T:
     try:
         return await shared()
-    except (RedisError, OSError, TimeoutError) as exc:
+    except REDIS_FAILURES as exc:
         log.warning("Redis did not answer (%s): counting in this replica alone", exc)
         return await alone()
 
@@ -44,7 +43,7 @@ class RedisAttempts:
     """`Attempts` in Redis: a counter per key that expires `lockout_seconds` after the
     last failure; locked while it is at `limit` or more."""
 
-    redis: Redis
+    redis: RedisClient
     prefix: str
     limit: int = 5
     lockout_seconds: float = 900.0
@@ -86,7 +85,7 @@ class RedisReceipts:
     with `SET NX GET` (one command: of two racing requests, one claims, the other is
     answered with the claim)."""
 
-    redis: Redis
+    redis: RedisClient
     prefix: str
     keep_seconds: float = 24 * 3600.0
     fallback: Receipts = field(default_factory=MemoryReceipts)

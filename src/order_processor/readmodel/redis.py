@@ -57,6 +57,9 @@ POSITION = re.compile(r"^(\d+)(?:-(\d+))?$")
 WAIT_CHUNK = 500  # streams per XREAD: thousands of users wait in a few calls
 
 RedisClient: TypeAlias = Redis | RedisCluster  # a single node, or a cluster
+# Every failure of Redis (refused, reset, timed out, loading, read-only, OOM...), and of a
+# cluster (no node reachable, a slot not served while it reshapes).
+REDIS_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -267,11 +270,10 @@ class RedisReadModel:
 
 @contextlib.asynccontextmanager
 async def _answering() -> AsyncIterator[None]:
-    """Every failure of Redis (refused, reset, timed out, loading, read-only, OOM...), and
-    of a cluster (no node reachable, a slot not served while it reshapes)."""
+    """Every failure of Redis or of a cluster (`REDIS_FAILURES`)."""
     try:
         yield
-    except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+    except REDIS_FAILURES as exc:
         raise ReadModelUnavailable(f"Redis did not answer: {exc}") from exc
 
 
