@@ -190,7 +190,7 @@ async def test_without_events_a_cached_order_is_read_anew_once_its_ttl_has_passe
         done = Order.model_validate(placed).evolve(status="COMPLETED", sequence=3)
         world.reads.order_book[done.order_id] = done  # DynamoDB moved; no event came
         cached = (await client.get(url, headers=world.auth())).json()
-        kept_for = await redis.pttl(f"{model.prefix}:order:{done.order_id}")
+        kept_for = await redis.pttl(f"{model.namespace}:order:{done.order_id}")
         statuses = [cached["status"]]
         deadline = time.monotonic() + ttl + 5
         while statuses[-1] != "COMPLETED" and time.monotonic() < deadline:
