@@ -7,6 +7,7 @@ scripts and reads were refused CROSSSLOT)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -181,3 +182,20 @@ async def test_the_programs_open_the_read_model_on_a_cluster_when_told_so(
         assert model.namespace == f"{{{settings.prefix}:readmodel}}"
         assert await model.apply(deposit(trader)) is True
         assert await model.generation(trader) == 1
+
+
+async def test_more_calls_at_once_than_the_pool_holds_wait_for_a_connection(
+    redis_url: str,
+) -> None:
+    """redis-py's default pool fails the 65th concurrent call ("Too many connections"),
+    which the gateway would take for Redis away: the programs' pool makes it wait."""
+    client = redis_client(redis_url)
+    key = f"t{uuid.uuid4().hex[:12]}:empty"
+    try:
+        answers = await asyncio.gather(
+            *(client.blpop([key], timeout=0.1) for _ in range(200)), return_exceptions=True
+        )
+    finally:
+        await client.aclose()
+
+    assert answers == [None] * 200

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -24,25 +24,33 @@ from order_processor.readmodel.redis import RedisClient, RedisReadModel
 TIMEOUT_SECONDS = 2.0
 HEALTH_CHECK_SECONDS = 15
 MAX_CONNECTIONS = 64
+# A cluster node's connections: redis-py's cluster client has no waiting pool, so past its
+# bound a call fails at once ("Too many connections"): room for every request in flight.
+MAX_CLUSTER_CONNECTIONS = 1024
 
 
 def redis_client(
     url: str, *, timeout: float = TIMEOUT_SECONDS, cluster: bool = False
 ) -> RedisClient:
-    """A single-node client, or with `cluster` a cluster-mode one (`MAX_CONNECTIONS` per
-    node); `rediss://` is TLS for both."""
+    """A single-node client, or with `cluster` a cluster-mode one; `rediss://` is TLS for
+    both. The single node's pool holds `MAX_CONNECTIONS` and a call past them waits for
+    one (up to `timeout`) instead of failing: with redis-py's default pool the 65th
+    concurrent request would fail as if Redis were away, and the gateway under load would
+    read DynamoDB for nothing."""
     options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "socket_keepalive": True,
         "health_check_interval": HEALTH_CHECK_SECONDS,
         "retry": Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1),
-        "max_connections": MAX_CONNECTIONS,
         "client_name": "order-processor",
     }
     if cluster:
-        return RedisCluster.from_url(url, **options)
-    client: Redis = Redis.from_url(url, **options)
+        return RedisCluster.from_url(url, max_connections=MAX_CLUSTER_CONNECTIONS, **options)
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=timeout, **options
+    )
+    client: Redis = Redis.from_pool(pool)  # closing the client closes its pool
     return client
 
 
