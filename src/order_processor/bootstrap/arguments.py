@@ -80,3 +80,29 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
     """The settings the options given replace."""
     given = {name: getattr(args, name, None) for name in OVERRIDES}
     return {name: value for name, value in given.items() if value is not None}
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return port
+
+
+def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    """The gateway's options (here, apart from the server: the CLI builds its parser
+    without importing FastAPI, uvicorn and Redis)."""
+    parser.add_argument("--host", help="address to listen on (ORDER_PROCESSOR_GATEWAY_HOST)")
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        help="port to listen on, 0: any free one (ORDER_PROCESSOR_GATEWAY_PORT)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics, /livez, /readyz on this port (ORDER_PROCESSOR_METRICS_PORT)",
+    )

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Generator, Sequence
 import uvicorn
 from fastapi import FastAPI
 
+from order_processor.bootstrap.arguments import add_gateway_arguments
 from order_processor.bootstrap.cache import open_read_model
 from order_processor.bootstrap.clients import (
     AwsClients,
@@ -62,35 +63,11 @@ log = logging.getLogger(__name__)
 PROG = "order-processor gateway"
 
 
-def port_number(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
-    return port
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="address to listen on (ORDER_PROCESSOR_GATEWAY_HOST)")
-    parser.add_argument(
-        "--port",
-        type=port_number,
-        help="port to listen on, 0: any free one (ORDER_PROCESSOR_GATEWAY_PORT)",
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        help="serve /metrics, /livez, /readyz on this port (ORDER_PROCESSOR_METRICS_PORT)",
-    )
-
-
 def gateway_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m workers.gateway", description="the HTTP API for end users"
     )
-    add_arguments(parser)
+    add_gateway_arguments(parser)
     return parser
 
 
