@@ -69,8 +69,11 @@ class Listener:
     address: str
     position: str = "0-0"
     frames: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUED_FRAMES))
+    ended: bool = False  # nothing more is delivered; the dispatcher no longer waits for it
 
     def deliver(self, events: Iterable[StreamedEvent]) -> None:
+        if self.ended:
+            return
         mine = [e for e in events if position_key(e.position) > position_key(self.position)]
         for streamed in mine:
             try:
@@ -82,6 +85,7 @@ class Listener:
 
     def end(self, last: str | None = None) -> None:
         """The stream ends after its queued frames (and `last`)."""
+        self.ended = True
         with contextlib.suppress(asyncio.QueueFull):
             if last is not None:
                 self.frames.put_nowait(last)
@@ -163,10 +167,7 @@ class Dispatcher:
                 self._joined.clear()
                 await self._joined.wait()
                 continue
-            positions = {
-                username: min((each.position for each in users), key=position_key)
-                for username, users in self.listeners.items()
-            }
+            positions = self._positions()
             try:
                 found = await self.model.wait_events(positions, self.limits.stream_wait_seconds)
             except Exception as exc:
@@ -176,6 +177,17 @@ class Dispatcher:
             for username, events in found.items():
                 for listener in list(self.listeners.get(username, ())):
                     listener.deliver(events)
+
+    def _positions(self) -> dict[str, str]:
+        """Each user's earliest position among its live listeners. An ended listener
+        (too slow: its client is not reading) is waited for no more: its stale position
+        would answer every wait at once with the same events, a spin."""
+        positions = {}
+        for username, users in list(self.listeners.items()):
+            live = [each.position for each in users if not each.ended]
+            if live:
+                positions[username] = min(live, key=position_key)
+        return positions
 
     def _away(self, exc: Exception) -> None:
         """The model cannot answer: every stream says so and ends (clients reconnect)."""

@@ -1,0 +1,107 @@
+"""Attacks on the gateway from outside: a hostile client (and a client's bad network)
+against the app in process over its fakes. Each test names what must hold."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from order_processor.domain.events import Event, EventType
+from order_processor.gateway import stream as stream_module
+from order_processor.gateway.limits import GatewayLimits
+from order_processor.readmodel.memory import MemoryReadModel
+from order_processor.readmodel.ports import StreamedEvent
+from tests.unit.gateway.conftest import build_world
+from tests.unit.gateway.sse import open_stream
+
+FAST = GatewayLimits(stream_wait_seconds=0.05, heartbeat_seconds=0.2, streams_per_user=2)
+
+
+def an_event(number: int, username: str = "alice1") -> Event:
+    return Event(
+        event_id=f"event-{username}-{number}",
+        event_type=EventType.BALANCE_DEPOSITED,
+        username=username,
+        data={"number": number},
+    )
+
+
+class CountingModel(MemoryReadModel):
+    """The memory model, counting the dispatcher's waits."""
+
+    waits: int = 0
+
+    async def wait_events(
+        self, positions: Mapping[str, str], wait_seconds: float
+    ) -> dict[str, list[StreamedEvent]]:
+        self.waits += 1
+        return await super().wait_events(positions, wait_seconds)
+
+
+async def _hang_up_at_once(app: Any, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """A GET /v1/stream whose client is gone before the answer starts (uvicorn's ASGI
+    2.3: the response listens for the disconnect)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/v1/stream",
+        "raw_path": b"/v1/stream",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("203.0.113.7", 5000),
+        "server": ("gateway.test", 80),
+    }
+    await asyncio.wait_for(app(scope, receive, send), 2)
+    return sent
+
+
+async def test_streams_whose_clients_hang_up_at_once_do_not_use_up_the_users_streams() -> None:
+    world, client = build_world(FAST)
+    async with client:
+        for _ in range(FAST.streams_per_user + 1):
+            await _hang_up_at_once(world.app, world.auth())
+        await asyncio.sleep(0.05)
+        dispatcher = world.app.state.runtime.dispatcher
+
+        assert dispatcher.open_streams() == 0
+        assert dict(dispatcher.listeners) == {}
+        async with open_stream(world.app, world.auth()) as stream:
+            assert stream.status == 200
+
+
+@pytest.mark.timeout(10)  # the spin starves the event loop: only the signal ends it
+async def test_a_reader_that_never_reads_is_ended_and_does_not_keep_the_dispatcher_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stream_module, "QUEUED_FRAMES", 5)
+    model = CountingModel()
+    dispatcher = stream_module.Dispatcher(model, FAST)
+    slow = dispatcher.reserve("alice1", "203.0.113.7")
+    dispatcher.join(slow)
+    try:
+        for number in range(1, 21):
+            await model.apply(an_event(number))
+        await asyncio.sleep(0.1)
+        model.waits = 0
+        await asyncio.sleep(0.5)
+        # waiting 0.05 s a time with nothing new: about ten waits in half a second, not a
+        # spin re-reading the slow reader's events (thousands)
+        assert model.waits <= 20
+        assert slow.frames.qsize() <= 5
+    finally:
+        await dispatcher.stop()
