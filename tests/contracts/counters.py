@@ -75,6 +75,17 @@ class ReceiptsContract:
         assert await receipts.claim("alice1", "key-1", other) == first
         assert await receipts.claim("bobby1", "key-1", other) is None
 
+    async def test_a_receipt_claimed_unsent_is_told_apart_until_it_is_sent(
+        self, receipts: Receipts
+    ) -> None:
+        sent = Receipt("digest-1", '{"order_id": "a"}')
+        sending = Receipt("digest-1", '{"order_id": "a"}', sent=False)
+
+        assert await receipts.claim("alice5", "key-5", sending) is None
+        assert await receipts.claim("alice5", "key-5", sent) == sending
+        await receipts.sent("alice5", "key-5", sent)
+        assert await receipts.claim("alice5", "key-5", sending) == sent
+
     async def test_a_released_key_may_be_claimed_again(self, receipts: Receipts) -> None:
         first, other = Receipt("digest-1", "{}"), Receipt("digest-2", "{}")
         await receipts.claim("alice2", "key-2", first)

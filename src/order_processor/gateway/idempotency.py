@@ -1,12 +1,16 @@
 """Requests under an `Idempotency-Key`: the key (the command ids' alphabet and length) IS
 the command id; its first request is remembered with the answer given (`Receipts`), so a
 retry with the same body gets the same answer and sends nothing new, and another body
-under the key is refused (409). A command that could not be sent leaves no receipt."""
+under the key is refused (409). A command that could not be sent leaves no receipt; a
+retry arriving while its first request is still sending is told so (503, Retry-After):
+a 202 is never answered for a command that was not sent. The claim is kept unsent for a
+short while only (`PENDING_SECONDS`), so a sender that died leaves the key free again."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Header
@@ -45,12 +49,18 @@ async def sent_once(
 ) -> Response:
     """Send `command` unless the key was used: the same request is answered as it was the
     first time (`answer` of the kept body), another is a 409."""
-    kept = await gateway.receipts.claim(username, key, receipt)
+    kept = await gateway.receipts.claim(username, key, replace(receipt, sent=False))
     if kept is not None:
         if kept.digest != receipt.digest:
             raise Problem(
                 ProblemType.CONFLICT,
                 f"this {HEADER} was used for another request; choose a new key",
+            )
+        if not kept.sent:
+            raise Problem(
+                ProblemType.UNAVAILABLE,
+                f"the first request with this {HEADER} is still being sent; retry",
+                headers={"Retry-After": "1"},
             )
         return answer(kept.answer)
     try:
@@ -63,6 +73,10 @@ async def sent_once(
             f"the command could not be queued; retry with the same {HEADER}",
             headers={"Retry-After": "1"},
         ) from exc
+    except BaseException:  # cancelled (the client left): a retry may send it
+        await gateway.receipts.release(username, key)
+        raise
+    await gateway.receipts.sent(username, key, receipt)
     if after is not None:
         await after()
     return answer(receipt.answer)

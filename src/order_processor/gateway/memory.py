@@ -18,7 +18,7 @@ from order_processor.domain.currencies import BASE_CURRENCY
 from order_processor.domain.orders import Order, OrderStatus
 from order_processor.domain.portfolio import Portfolio, build_portfolio
 from order_processor.domain.users import User, normalise_username
-from order_processor.gateway.ports import OrdersPage, Receipt, UnknownCursor
+from order_processor.gateway.ports import PENDING_SECONDS, OrdersPage, Receipt, UnknownCursor
 from order_processor.messaging.producer import reference_of
 from order_processor.security.passwords import PasswordManager
 
@@ -152,17 +152,26 @@ class MemoryReceipts:
 
     keep_seconds: float = 24 * 3600.0
     clock: Callable[[], float] = time.monotonic
-    _kept: OrderedDict[tuple[str, str], tuple[Receipt, float]] = field(default_factory=OrderedDict)
+    _kept: OrderedDict[tuple[str, str], tuple[Receipt, float]] = field(  # (receipt, until)
+        default_factory=OrderedDict
+    )
 
     async def claim(self, username: str, key: str, receipt: Receipt) -> Receipt | None:
         entry = self._kept.get((username, key))
-        if entry is not None and self.clock() - entry[1] < self.keep_seconds:
+        if entry is not None and self.clock() < entry[1]:
             return entry[0]
-        self._kept[(username, key)] = (receipt, self.clock())
+        self._kept[(username, key)] = (receipt, self._until(receipt))
         self._kept.move_to_end((username, key))
         while len(self._kept) > MAX_KEYS:
             self._kept.popitem(last=False)
         return None
 
+    async def sent(self, username: str, key: str, receipt: Receipt) -> None:
+        if (username, key) in self._kept:
+            self._kept[(username, key)] = (receipt, self._until(receipt))
+
     async def release(self, username: str, key: str) -> None:
         self._kept.pop((username, key), None)
+
+    def _until(self, receipt: Receipt) -> float:
+        return self.clock() + (self.keep_seconds if receipt.sent else PENDING_SECONDS)

@@ -81,19 +81,29 @@ class Attempts(Protocol):
         ...
 
 
+PENDING_SECONDS = 60.0  # an unsent receipt's longest life: its sender may have died
+
+
 @dataclass(frozen=True)
 class Receipt:
     """What one Idempotency-Key of a user was first used for, and the answer given."""
 
     digest: str
     answer: str
+    sent: bool = True  # False while its command is being sent (or the sender died)
 
 
 class Receipts(Protocol):
     """Each (user, Idempotency-Key)'s first request, for a while."""
 
     async def claim(self, username: str, key: str, receipt: Receipt) -> Receipt | None:
-        """Keep `receipt` unless one is kept for the key: then that one, unchanged."""
+        """Keep `receipt` unless one is kept for the key: then that one, unchanged. A
+        receipt claimed unsent is kept at most `PENDING_SECONDS` until `sent`."""
+        ...
+
+    async def sent(self, username: str, key: str, receipt: Receipt) -> None:
+        """The key's command was sent: `receipt` (sent) is kept from now on, its whole
+        time."""
         ...
 
     async def release(self, username: str, key: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from order_processor.gateway.memory import MemoryAttempts, MemoryReceipts
-from order_processor.gateway.ports import Attempts, Receipt, Receipts
+from order_processor.gateway.ports import PENDING_SECONDS, Attempts, Receipt, Receipts
 from order_processor.readmodel.redis import REDIS_FAILURES, RedisClient
 
 log = logging.getLogger(__name__)
@@ -95,20 +95,39 @@ class RedisReceipts:
 
     async def claim(self, username: str, key: str, receipt: Receipt) -> Receipt | None:
         async def shared() -> Receipt | None:
-            body = json.dumps({"digest": receipt.digest, "answer": receipt.answer})
-            keep = max(1, int(self.keep_seconds * 1000))
             kept: Any = await self.redis.set(
-                self._key(username, key), body, nx=True, px=keep, get=True
+                self._key(username, key),
+                _body(receipt),
+                nx=True,
+                px=self._keep_ms(receipt),
+                get=True,
             )
             if kept is None:
                 return None
             parsed = json.loads(kept)
-            return Receipt(str(parsed["digest"]), str(parsed["answer"]))
+            digest, answer = str(parsed["digest"]), str(parsed["answer"])
+            return Receipt(digest, answer, sent=parsed.get("sent", True) is not False)
 
         return await _shared(shared, lambda: self.fallback.claim(username, key, receipt))
+
+    async def sent(self, username: str, key: str, receipt: Receipt) -> None:
+        async def shared() -> None:
+            await self.redis.set(
+                self._key(username, key), _body(receipt), xx=True, px=self._keep_ms(receipt)
+            )
+
+        await _shared(shared, lambda: self.fallback.sent(username, key, receipt))
+
+    def _keep_ms(self, receipt: Receipt) -> int:
+        seconds = self.keep_seconds if receipt.sent else min(self.keep_seconds, PENDING_SECONDS)
+        return max(1, int(seconds * 1000))
 
     async def release(self, username: str, key: str) -> None:
         async def shared() -> None:
             await self.redis.delete(self._key(username, key))
 
         await _shared(shared, lambda: self.fallback.release(username, key))
+
+
+def _body(receipt: Receipt) -> str:
+    return json.dumps({"digest": receipt.digest, "answer": receipt.answer, "sent": receipt.sent})

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import httpx
 import pytest
 
+from order_processor.domain.commands import AnyCommand
 from order_processor.domain.events import Event, EventType
 from order_processor.gateway import stream as stream_module
+from order_processor.gateway.app import create_app
 from order_processor.gateway.limits import GatewayLimits
 from order_processor.readmodel.memory import MemoryReadModel
 from order_processor.readmodel.ports import StreamedEvent
 from tests.unit.gateway.conftest import build_world
 from tests.unit.gateway.sse import open_stream
 
+MARKET_BUY = {"order_type": "MARKET_BUY", "asset_id": "BTC", "quantity": "0.5"}
 FAST = GatewayLimits(stream_wait_seconds=0.05, heartbeat_seconds=0.2, streams_per_user=2)
 
 
@@ -105,3 +110,44 @@ async def test_a_reader_that_never_reads_is_ended_and_does_not_keep_the_dispatch
         assert slow.frames.qsize() <= 5
     finally:
         await dispatcher.stop()
+
+
+@dataclass
+class SlowThenFailingSender:
+    """SQS that takes its time over the first send and then fails it; later sends pass."""
+
+    release_first: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: int = 0
+    sent: list[AnyCommand] = field(default_factory=list)
+
+    async def send(self, command: AnyCommand) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            await self.release_first.wait()
+            raise ConnectionError("SQS timed out")
+        self.sent.append(command)
+        return command.command_id
+
+
+async def test_a_retry_racing_a_send_that_fails_is_not_told_its_order_was_accepted() -> None:
+    world, client = build_world()
+    sender = SlowThenFailingSender()
+    app = create_app(replace(world.gateway, commands=sender))
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    headers = {**world.auth(), "Idempotency-Key": "client-timed-out-1"}
+    async with client, httpx.AsyncClient(transport=transport, base_url="http://gw") as gw:
+        first = asyncio.create_task(gw.post("/v1/orders", json=MARKET_BUY, headers=headers))
+        await asyncio.sleep(0.05)  # the first is sending: the client gives up and retries
+        racing = await gw.post("/v1/orders", json=MARKET_BUY, headers=headers)
+        sender.release_first.set()
+        failed = await first
+        later = await gw.post("/v1/orders", json=MARKET_BUY, headers=headers)
+        found = await gw.get(later.headers["location"], headers=world.auth())
+
+    assert (failed.status_code, racing.status_code) == (503, 503)
+    assert racing.headers["retry-after"] == "1"
+    assert "still being sent" in racing.json()["detail"]
+    # the later retry's 202 is true: its command was sent, and its order is found
+    assert later.status_code == 202
+    assert [c.command_id for c in sender.sent] == ["client-timed-out-1"]
+    assert found.status_code == 200
