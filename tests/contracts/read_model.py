@@ -127,6 +127,18 @@ class ReadModelContract:
         assert await model.generation(trader) == generation
         assert len((await model.events_after(trader, None, 10)).events) == 1
 
+    async def test_an_event_of_another_user_never_takes_over_an_order(
+        self, world: ReadModelWorld
+    ) -> None:
+        model = world.model()
+        owner, intruder = a_trader(), a_trader()
+        first, _ = states_of(an_order(username=owner), 2)
+        await model.apply(order_event(first))
+        taken = first.evolve(username=intruder, sequence=50, status=OrderStatus.CANCELLED)
+        await model.apply(order_event(taken))
+
+        assert await model.order(first.order_id) == first
+
     async def test_a_fill_keeps_an_order_only_when_it_is_newer(self, world: ReadModelWorld) -> None:
         model = world.model()
         first, second, third = states_of(an_order(username=a_trader()), 3)

@@ -110,7 +110,8 @@ class MemoryReadModel:
                 )
                 self._wrote("order", kept.order_id)
             return
-        newer = kept is None or kept.sequence < event.sequence
+        # an event of another user never takes over an order's entry
+        newer = kept is None or (kept.sequence < event.sequence and kept.username == username)
         if event.order_id and event.data.get("order_id") == event.order_id and newer:
             self.orders[event.order_id] = Order.model_validate(event.data)
             self._wrote("order", event.order_id)

@@ -141,7 +141,10 @@ class RedisReadModel:
             kept = await self.redis.hgetall(self._order_key(order_id))
         if not kept:
             return None
-        order = Order.model_validate_json(kept[b"body"])
+        try:
+            order = Order.model_validate_json(kept.get(b"body", b""))
+        except ValidationError as exc:  # another writer's (a version mid-rollout): unread
+            raise ReadModelUnavailable(f"order {order_id}'s entry is unreadable") from exc
         rejected = kept.get(b"rejected")
         if rejected is not None:
             reason = _text(rejected)

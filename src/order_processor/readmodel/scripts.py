@@ -36,8 +36,9 @@ if seen > seen_limit then
 end
 redis.call('PEXPIRE', seen_key, ttl)
 if kind == 'order' then
-  local kept = redis.call('HGET', order_key, 'sequence')
-  if not kept or tonumber(kept) < sequence then
+  -- newer, and of the same user: an event of another user never takes over an order
+  local kept = redis.call('HMGET', order_key, 'sequence', 'username')
+  if not kept[1] or (tonumber(kept[1]) < sequence and kept[2] == username) then
     redis.call('DEL', order_key)
     redis.call('HSET', order_key, 'sequence', sequence, 'username', username, 'body', order_body)
     redis.call('PEXPIRE', order_key, ttl)
