@@ -4,12 +4,14 @@ that names another user's order. The user still gets their own order, never a 50
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from order_processor.bootstrap.cache import redis_client
 from order_processor.domain.events import Event, EventType
@@ -18,14 +20,18 @@ from order_processor.gateway.app import create_app
 from order_processor.gateway.deps import Gateway
 from order_processor.gateway.limits import GatewayLimits
 from order_processor.gateway.memory import RecordingSender
+from order_processor.gateway.stream import Dispatcher
+from order_processor.readmodel.ports import StreamedEvent
 from order_processor.readmodel.redis import RedisReadModel
 from order_processor.security.tokens import TokenManager
 from tests.unit.gateway.conftest import SECRET, World, build_world
+from tests.unit.gateway.sse import events_of, open_stream
 
 
 @dataclass
 class Served:
     world: World
+    app: FastAPI
     client: httpx.AsyncClient
     model: RedisReadModel
     order: Order  # alice1's, in "DynamoDB"
@@ -54,7 +60,7 @@ async def served(redis_url: str) -> AsyncIterator[Served]:
     app = create_app(gateway)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
-        yield Served(world, client, model, order)
+        yield Served(world, app, client, model, order)
     await app.state.runtime.dispatcher.stop()
     await redis.aclose()
 
@@ -96,3 +102,66 @@ async def test_an_event_naming_another_users_order_does_not_hide_it_from_its_own
 
     assert mine.status_code == 200
     assert mine.json()["status"] == "COMPLETED"
+
+
+async def test_an_unreadable_event_in_a_users_stream_is_skipped_not_a_500(
+    served: Served,
+) -> None:
+    stream_key = f"{served.model.prefix}:user:alice1:events"
+    await served.model.redis.xadd(stream_key, {"event": "{not an event"})
+    await served.model.apply(
+        Event(
+            event_id="deposit-1",
+            event_type=EventType.BALANCE_DEPOSITED,
+            username="alice1",
+            data={"amount": "10.00", "currency": "USD"},
+        )
+    )
+    async with open_stream(served.app, {**served.world.auth(), "Last-Event-ID": "0-0"}) as stream:
+        status = stream.status
+        frames = events_of(await stream.frames(2))
+
+    assert status == 200
+    assert [Event.model_validate_json(f["data"]).event_id for f in frames] == ["deposit-1"]
+
+
+@dataclass(frozen=True)
+class CountingRedisModel(RedisReadModel):
+    waits: list[float] = field(default_factory=list)
+
+    async def wait_events(
+        self, positions: Mapping[str, str], wait_seconds: float
+    ) -> dict[str, list[StreamedEvent]]:
+        self.waits.append(wait_seconds)
+        return await super().wait_events(positions, wait_seconds)
+
+
+async def test_an_unreadable_event_arriving_on_a_live_stream_does_not_spin_the_dispatcher(
+    served: Served,
+) -> None:
+    model = CountingRedisModel(served.model.redis, prefix=served.model.prefix, block_seconds=0.05)
+    limits = GatewayLimits(stream_wait_seconds=0.1)
+    dispatcher = Dispatcher(model, limits)
+    listener = dispatcher.reserve("alice1", "203.0.113.7")
+    dispatcher.join(listener)
+    try:
+        await model.redis.xadd(f"{model.prefix}:user:alice1:events", {"event": "{not an event"})
+        await asyncio.sleep(0.1)
+        model.waits.clear()
+        await asyncio.sleep(0.5)
+        waits = len(model.waits)
+        await model.apply(
+            Event(
+                event_id="deposit-2",
+                event_type=EventType.BALANCE_DEPOSITED,
+                username="alice1",
+                data={"amount": "10.00", "currency": "USD"},
+            )
+        )
+        frame = await asyncio.wait_for(listener.frames.get(), 2)
+    finally:
+        await dispatcher.stop()
+
+    assert waits <= 10  # one wait per 0.1 s, not a loop re-reading the entry
+    assert frame is not None
+    assert "deposit-2" in frame

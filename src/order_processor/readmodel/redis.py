@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -52,6 +53,7 @@ from order_processor.readmodel.ports import (
     StreamRead,
 )
 
+log = logging.getLogger(__name__)
 START = "0-0"
 POSITION = re.compile(r"^(\d+)(?:-(\d+))?$")
 WAIT_CHUNK = 500  # streams per XREAD: thousands of users wait in a few calls
@@ -224,8 +226,15 @@ class RedisReadModel:
         block = 0.0  # the first read does not wait: events already there are answered at once
         while True:
             found = await self._read_chunks(chunks, block)
-            if found:
-                return {users[_text(key)]: _streamed(entries) for key, entries in found}
+            events = {}
+            for key, entries in found:
+                if readable := _streamed(entries):
+                    events[users[_text(key)]] = readable
+                for chunk in chunks:  # entries skipped (unreadable) are not read again
+                    if _text(key) in chunk:
+                        chunk[_text(key)] = _text(entries[-1][0])
+            if events:
+                return events
             left = deadline - time.monotonic()
             if left <= 0:
                 return {}
@@ -312,10 +321,16 @@ def _text(value: Any) -> str:
 
 
 def _streamed(entries: Sequence[Any]) -> list[StreamedEvent]:
+    """The entries as events; one that is not an event (another writer's) is skipped
+    with a log line: it failed its user's stream, and the dispatcher's every stream."""
     streamed = []
     for position, fields in entries:
         if isinstance(fields, list):  # from a script: a flat [field, value] list
             fields = dict(zip(fields[::2], fields[1::2], strict=True))
-        body = fields[b"event"]
-        streamed.append(StreamedEvent(_text(position), Event.model_validate_json(body)))
+        try:
+            event = Event.model_validate_json(fields.get(b"event", b""))
+        except ValidationError:
+            log.warning("read model: stream entry %s is not an event, skipped", _text(position))
+            continue
+        streamed.append(StreamedEvent(_text(position), event))
     return streamed
