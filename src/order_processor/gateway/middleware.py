@@ -6,7 +6,8 @@ it would buffer the event stream):
   contextvars);
 - the per-address rate limit (429 + Retry-After);
 - a body: at most `max_body_bytes`, counted while it is read (a missing or lying
-  Content-Length, a chunked body: the same 413), and JSON (415 otherwise);
+  Content-Length, a chunked body: the same 413), JSON (415 otherwise), no object of it
+  naming a field twice (400);
 - one structured access line per request: method, route, status, duration, user,
   address; never a header (no token reaches a log line);
 - an unexpected error: 500 with the request id alone, its traceback in the log only.
@@ -14,6 +15,7 @@ it would buffer the event stream):
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -120,6 +122,10 @@ class GatewayMiddleware:
                 detail = "send the body as application/json"
                 await exchange.problem(ProblemType.UNSUPPORTED_MEDIA_TYPE, detail)
                 return
+            if twice := _named_twice(body):
+                detail = f"the body names {twice} twice: which one was meant is unclear"
+                await exchange.problem(ProblemType.BAD_REQUEST, detail)
+                return
             receive = _replay(body, receive)
         await self.app(exchange.scope, receive, exchange.answer)
 
@@ -175,6 +181,32 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+class _NamedTwice(ValueError):
+    pass
+
+
+def _distinct(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    if len(set(names)) < len(names):
+        raise _NamedTwice(next(n for n in names if names.count(n) > 1))
+    return dict(pairs)
+
+
+def _named_twice(body: bytes) -> str | None:
+    """A field a JSON object of the body names twice (parsers disagree on which value
+    counts: a proxy may check one, the gateway act on the other); None when there is none
+    or the body is not JSON (the route answers that)."""
+    if not body:
+        return None
+    try:
+        json.loads(body, object_pairs_hook=_distinct)
+    except _NamedTwice as twice:
+        return json.dumps(str(twice))
+    except (ValueError, RecursionError):
+        return None
+    return None
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -151,3 +151,20 @@ async def test_a_retry_racing_a_send_that_fails_is_not_told_its_order_was_accept
     assert later.status_code == 202
     assert [c.command_id for c in sender.sent] == ["client-timed-out-1"]
     assert found.status_code == 200
+
+
+async def test_a_body_naming_a_field_twice_is_refused_not_read_as_its_last_value() -> None:
+    world, client = build_world()
+    body = '{"order_type": "MARKET_BUY", "asset_id": "BTC", "asset_id": "ETH", "quantity": "1"}'
+    headers = {
+        **world.auth(),
+        "Idempotency-Key": "twice-1",
+        "Content-Type": "application/json",
+    }
+    async with client:
+        answer = await client.post("/v1/orders", content=body, headers=headers)
+
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "asset_id" in answer.json()["detail"]
+    assert world.sender.sent == []
