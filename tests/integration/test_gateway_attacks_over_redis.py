@@ -165,3 +165,29 @@ async def test_an_unreadable_event_arriving_on_a_live_stream_does_not_spin_the_d
     assert waits <= 10  # one wait per 0.1 s, not a loop re-reading the entry
     assert frame is not None
     assert "deposit-2" in frame
+
+
+@pytest.mark.parametrize(
+    "last_event_id",
+    [
+        "99999999999999999999-0",
+        "18446744073709551615-18446744073709551615",
+        "0-99999999999999999999",
+    ],
+)
+async def test_a_last_event_id_redis_cannot_take_is_a_gap_not_unavailable(
+    served: Served, last_event_id: str
+) -> None:
+    await served.model.apply(
+        Event(
+            event_id="deposit-3",
+            event_type=EventType.BALANCE_DEPOSITED,
+            username="alice1",
+            data={"amount": "10.00", "currency": "USD"},
+        )
+    )
+    headers = {**served.world.auth(), "Last-Event-ID": last_event_id}
+    async with open_stream(served.app, headers) as stream:
+        frames = events_of(await stream.frames(3))
+
+    assert [f["event"] for f in frames] == ["gap", "balance.deposited"]

@@ -39,6 +39,7 @@ router = APIRouter(prefix="/v1", tags=["stream"])
 Running = Annotated[Runtime, Depends(runtime_of)]
 EVENT_STREAM = "text/event-stream"
 POSITION = re.compile(r"(\d{1,20})-(\d{1,20})")
+MAX_ID_PART = 2**64 - 1  # each part of a stream id
 CATCH_UP = 1000  # events read for a resuming client before the dispatcher takes over
 QUEUED_FRAMES = 2000  # a listener further behind is ended (it resumes from its last id)
 AWAY_PAUSE_SECONDS = 1.0
@@ -237,18 +238,27 @@ async def _catch_up(model: ReadModel, listener: Listener, last_event_id: str | N
         listener.position = await model.tail(listener.username)
         return []
     given = last_event_id.strip()
-    read = await model.events_after(
-        listener.username, given if POSITION.fullmatch(given) else "unknown", CATCH_UP
-    )
+    tail = await model.tail(listener.username)
+    known = _issued(given, tail)
+    read = await model.events_after(listener.username, given if known else "unknown", CATCH_UP)
     frames = [GAP] if read.gap else []
     frames += [event_frame(e) for e in read.events]
     if read.events:
         listener.position = read.events[-1].position
-    elif read.gap or not POSITION.fullmatch(given):
-        listener.position = await model.tail(listener.username)
+    elif read.gap or not known:
+        listener.position = tail
     else:
         listener.position = given
     return frames
+
+
+def _issued(position: str, tail: str) -> bool:
+    """A position the stream may have issued: not past its tail (one beyond it would wait
+    for events that never reach it) nor past a stream id's range (Redis refuses it)."""
+    if POSITION.fullmatch(position) is None:
+        return False
+    key = position_key(position)
+    return max(key) <= MAX_ID_PART and key <= position_key(tail)
 
 
 async def _frames(frames: list[str]) -> AsyncIterator[str]:

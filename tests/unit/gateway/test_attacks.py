@@ -19,7 +19,7 @@ from order_processor.gateway.limits import GatewayLimits
 from order_processor.readmodel.memory import MemoryReadModel
 from order_processor.readmodel.ports import StreamedEvent
 from tests.unit.gateway.conftest import build_world
-from tests.unit.gateway.sse import open_stream
+from tests.unit.gateway.sse import events_of, open_stream
 
 MARKET_BUY = {"order_type": "MARKET_BUY", "asset_id": "BTC", "quantity": "0.5"}
 FAST = GatewayLimits(stream_wait_seconds=0.05, heartbeat_seconds=0.2, streams_per_user=2)
@@ -168,3 +168,19 @@ async def test_a_body_naming_a_field_twice_is_refused_not_read_as_its_last_value
     assert answer.headers["content-type"] == "application/problem+json"
     assert "asset_id" in answer.json()["detail"]
     assert world.sender.sent == []
+
+
+async def test_a_last_event_id_never_issued_past_the_tail_is_a_gap_and_the_stream_lives() -> None:
+    world, client = build_world(FAST)
+    await world.model.apply(an_event(1))
+    headers = {**world.auth(), "Last-Event-ID": "999999-0"}
+    async with client, open_stream(world.app, headers) as stream:
+        first = events_of(await stream.frames(3))
+        await world.model.apply(an_event(2))
+        later = events_of(await stream.frames(1))
+
+    assert [(f["event"], f.get("id")) for f in first] == [
+        ("gap", None),
+        ("balance.deposited", "1-0"),
+    ]
+    assert [f["id"] for f in later] == ["2-0"]
