@@ -4,7 +4,8 @@ it would buffer the event stream):
 - a request id (`X-Request-ID`: a sane one the client sent, else a new one) on the
   response, in the scope's state and in every log line of the request (structlog's
   contextvars);
-- the per-address rate limit (429 + Retry-After);
+- the per-address rate limit (429 + Retry-After), an IPv6 address counted by its /64
+  (`state.network`, which the login lockout and the stream caps count by too);
 - a body: at most `max_body_bytes`, counted while it is read (a missing or lying
   Content-Length, a chunked body: the same 413), JSON (415 otherwise), no object of it
   naming a field twice (400);
@@ -28,7 +29,7 @@ import structlog
 
 from order_processor.domain.ports import MetricsSink
 from order_processor.gateway.problems import ProblemType, problem_response
-from order_processor.gateway.ratelimit import RateLimiter, retry_after
+from order_processor.gateway.ratelimit import RateLimiter, network_of, retry_after
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -94,9 +95,10 @@ class GatewayMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = exchange.request_id
         state["address"] = address = _address(scope)
+        state["network"] = network = network_of(address)
         structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
         try:
-            await self._handle(exchange, receive, address)
+            await self._handle(exchange, receive, network)
         except Exception:
             log.exception("request failed unexpectedly")
             if not exchange.status:
@@ -105,8 +107,8 @@ class GatewayMiddleware:
             self._account(exchange, state)
             structlog.contextvars.unbind_contextvars("request_id", "username")
 
-    async def _handle(self, exchange: _Exchange, receive: Receive, address: str) -> None:
-        wait = self.per_address.take(address)
+    async def _handle(self, exchange: _Exchange, receive: Receive, network: str) -> None:
+        wait = self.per_address.take(network)
         if wait:
             headers = {"Retry-After": retry_after(wait)}
             await exchange.problem(ProblemType.TOO_MANY_REQUESTS, "slow down", headers)

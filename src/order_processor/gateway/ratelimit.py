@@ -5,6 +5,7 @@ bucket is a full one, which only ever favours a client that was quiet)."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -38,3 +39,17 @@ class RateLimiter:
 def retry_after(seconds: float) -> str:
     """Retry-After in whole seconds, at least 1."""
     return str(max(1, math.ceil(seconds)))
+
+
+def network_of(address: str) -> str:
+    """What per-address limits count: an IPv4 address, an IPv6 address's /64 (one client
+    holds a /64: each of its addresses anew would dodge the limits)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv4Address):
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))

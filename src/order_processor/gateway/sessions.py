@@ -30,7 +30,7 @@ async def create_session(body: SessionRequest, request: Request, runtime: Runnin
     gateway = runtime.gateway
     username = body.username.strip().lower()
     address = str(request.state.address)
-    keys = (f"user:{username}", f"address:{address}")
+    keys = (f"user:{username}", f"address:{request.state.network}")
     attempts = (runtime.user_attempts, runtime.address_attempts)
     locked = max(
         [await counter.locked_for(key) for counter, key in zip(attempts, keys, strict=False)]

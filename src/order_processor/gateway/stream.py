@@ -217,7 +217,7 @@ async def stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
 ) -> StreamingResponse:
     dispatcher = runtime.dispatcher
-    listener = dispatcher.reserve(user.username, str(request.state.address))
+    listener = dispatcher.reserve(user.username, str(request.state.network))
     retry = f"retry: {runtime.gateway.limits.stream_retry_ms}\n\n"
     try:
         first = await _catch_up(runtime.gateway.read_model, listener, last_event_id)

@@ -184,3 +184,25 @@ async def test_a_last_event_id_never_issued_past_the_tail_is_a_gap_and_the_strea
         ("balance.deposited", "1-0"),
     ]
     assert [f["id"] for f in later] == ["2-0"]
+
+
+def a_client_at(app: Any, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://gateway.test")
+
+
+async def test_the_addresses_of_one_ipv6_network_share_its_limits() -> None:
+    """An IPv6 client holds a /64 (2**64 addresses): each of them a fresh address would
+    dodge the per-address rate, lockout and stream caps at will."""
+    world, client = build_world(
+        GatewayLimits(rate_per_address=1, burst_per_address=2), address="2001:db8:1:2::1"
+    )
+    answers = []
+    async with client:
+        for host in range(1, 4):
+            async with a_client_at(world.app, f"2001:db8:1:2::{host:x}") as each:
+                answers.append(await each.get("/v1/prices", headers=world.auth()))
+        async with a_client_at(world.app, "2001:db8:1:3::1") as another_network:
+            answers.append(await another_network.get("/v1/prices", headers=world.auth()))
+
+    assert [a.status_code for a in answers] == [200, 200, 429, 200]
