@@ -4,6 +4,11 @@ against the app in process over its fakes. Each test names what must hold."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,7 +23,7 @@ from order_processor.gateway.app import create_app
 from order_processor.gateway.limits import GatewayLimits
 from order_processor.readmodel.memory import MemoryReadModel
 from order_processor.readmodel.ports import StreamedEvent
-from tests.unit.gateway.conftest import build_world
+from tests.unit.gateway.conftest import SECRET, build_world
 from tests.unit.gateway.sse import events_of, open_stream
 
 MARKET_BUY = {"order_type": "MARKET_BUY", "asset_id": "BTC", "quantity": "0.5"}
@@ -206,3 +211,63 @@ async def test_the_addresses_of_one_ipv6_network_share_its_limits() -> None:
             answers.append(await another_network.get("/v1/prices", headers=world.auth()))
 
     assert [a.status_code for a in answers] == [200, 200, 429, 200]
+
+
+def _segment(document: dict[str, Any]) -> str:
+    raw = json.dumps(document, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _signed(header: dict[str, Any], claims: dict[str, Any], key: bytes, digest: Any) -> str:
+    signing_input = f"{_segment(header)}.{_segment(claims)}"
+    mac = hmac.new(key, signing_input.encode(), digest).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+async def test_tokens_a_hostile_client_crafts_are_refused_as_a_401_problem() -> None:
+    world, client = build_world()
+    now = int(time.time())
+    claims = {"sub": "alice1", "role": "customer", "iat": now, "exp": now + 600}
+    secret = SECRET.encode()
+    crafted = {
+        "alg none": f"{_segment({'alg': 'none', 'typ': 'JWT'})}.{_segment(claims)}.",
+        "HS512 under the secret": _signed({"alg": "HS512"}, claims, secret, hashlib.sha512),
+        "RS256 claimed, HMAC-signed": _signed({"alg": "RS256"}, claims, secret, hashlib.sha256),
+        "under another secret": _signed({"alg": "HS256"}, claims, b"x" * 32, hashlib.sha256),
+        "a command's token": world.tokens.create_access_token("alice1", command="a" * 64),
+        "oversized": world.token() + "A" * 100_000,
+        "crit header": _signed({"alg": "HS256", "crit": ["exp"]}, claims, secret, hashlib.sha256),
+        "life beyond the maximum": _signed(
+            {"alg": "HS256"}, {**claims, "exp": now + 10**6}, secret, hashlib.sha256
+        ),
+    }
+    async with client:
+        answers = {
+            name: await client.get("/v1/balances", headers={"Authorization": f"Bearer {token}"})
+            for name, token in crafted.items()
+        }
+        in_a_cookie = await client.get(
+            "/v1/balances", headers={"Cookie": f"access_token={world.token()}"}
+        )
+
+    for name, answer in answers.items():
+        assert (name, answer.status_code) == (name, 401)
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert in_a_cookie.status_code == 401
+    assert world.sender.sent == []
+
+
+async def test_another_users_positions_resume_only_the_users_own_events() -> None:
+    world, client = build_world(FAST)
+    for number in range(1, 4):
+        await world.model.apply(an_event(number, "bobby1"))
+    await world.model.apply(an_event(9, "alice1"))
+    headers = {**world.auth(), "Last-Event-ID": "0-0"}  # from the start: of whose stream?
+    async with client, open_stream(world.app, headers) as stream:
+        frames = events_of(await stream.frames(2))
+        await world.model.apply(an_event(4, "bobby1"))
+        await world.model.apply(an_event(10, "alice1"))
+        frames += events_of(await stream.frames(1))
+
+    bodies = [Event.model_validate_json(f["data"]) for f in frames if f["event"] != "gap"]
+    assert [b.event_id for b in bodies] == ["event-alice1-9", "event-alice1-10"]
