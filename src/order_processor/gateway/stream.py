@@ -131,7 +131,11 @@ class Dispatcher:
         return sum(self.open_per_user.values())
 
     def join(self, listener: Listener) -> None:
-        """From its position on, the listener gets its user's events."""
+        """From its position on, the listener gets its user's events (none once the
+        gateway stops, which may have come while the stream was opening: it ends)."""
+        if self.stopped:
+            listener.end()
+            return
         self.listeners[listener.username].add(listener)
         self._joined.set()
         if self._task is None or self._task.done():

@@ -271,3 +271,34 @@ async def test_another_users_positions_resume_only_the_users_own_events() -> Non
 
     bodies = [Event.model_validate_json(f["data"]) for f in frames if f["event"] != "gap"]
     assert [b.event_id for b in bodies] == ["event-alice1-9", "event-alice1-10"]
+
+
+class HeldTailModel(MemoryReadModel):
+    """The memory model whose `tail` answers only once let go."""
+
+    held: asyncio.Event
+
+    async def tail(self, username: str) -> str:
+        await self.held.wait()
+        return await super().tail(username)
+
+
+async def test_a_stream_opening_while_the_gateway_stops_ends_with_the_others() -> None:
+    model = HeldTailModel()
+    model.held = asyncio.Event()
+    world, client = build_world(FAST)
+    app = create_app(replace(world.gateway, read_model=model))
+    dispatcher = app.state.runtime.dispatcher
+    async with client:
+        opening = asyncio.create_task(_open_and_read(app, world.auth()))
+        await asyncio.sleep(0.05)  # reserved, waiting on the model: now SIGTERM
+        await dispatcher.stop()
+        model.held.set()
+        frames = await asyncio.wait_for(opening, 2)
+
+    assert frames == ["retry: 3000"]  # and then the stream ended
+
+
+async def _open_and_read(app: Any, headers: dict[str, str]) -> list[str]:
+    async with open_stream(app, headers) as stream:
+        return await stream.rest(wait=1.0)
