@@ -5,15 +5,18 @@ that names another user's order. The user still gets their own order, never a 50
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from order_processor.bootstrap.cache import redis_client
+from order_processor.bootstrap.gateway import guarded, read_model_of
+from order_processor.config import Settings
 from order_processor.domain.events import Event, EventType
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus
 from order_processor.gateway.app import create_app
@@ -191,3 +194,31 @@ async def test_a_last_event_id_redis_cannot_take_is_a_gap_not_unavailable(
         frames = events_of(await stream.frames(3))
 
     assert [f["event"] for f in frames] == ["gap", "balance.deposited"]
+
+
+async def test_a_redis_that_never_answers_costs_one_request_its_timeouts_not_every_one() -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0", prefix="blackholed")
+    world, _ = build_world()
+    async with server, read_model_of(settings) as model:
+        app = create_app(replace(world.gateway, read_model=guarded(model)))
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            took = []
+            for _ in range(3):
+                started = time.monotonic()
+                answer = await client.get("/v1/balances", headers=world.auth(), timeout=30)
+                took.append(time.monotonic() - started)
+                assert answer.status_code == 200
+        await app.state.runtime.dispatcher.stop()
+        for writer in held:
+            writer.close()
+
+    assert took[0] > 1  # the first pays Redis's timeouts ...
+    assert max(took[1:]) < 0.5  # ... the next ones go to DynamoDB at once
