@@ -3,6 +3,7 @@ value handed to `create_app` (the bootstrap builds it; tests build it over fakes
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,13 +47,15 @@ class Gateway:
 @dataclass
 class Runtime:
     """What one app keeps while it serves: the per-user rate buckets, the failed logins
-    of usernames and of addresses (per replica), the stream's dispatcher."""
+    of usernames and of addresses (per replica), the stream's dispatcher, the logins
+    being checked per address."""
 
     gateway: Gateway
     per_user: RateLimiter
     user_attempts: Attempts
     address_attempts: Attempts
     dispatcher: Dispatcher
+    logins_in_flight: Counter[str] = field(default_factory=Counter)
 
 
 async def runtime_of(request: Request) -> Runtime:

@@ -3,7 +3,8 @@
 Failed logins are counted per username (whether it exists or not) and per address; a
 username (or an address) past its limit is locked for the lockout: 429 with Retry-After,
 the same answer whether the user exists or not, before any password is checked. A wrong
-password and an unknown user answer the same 401 after the same bcrypt work."""
+password and an unknown user answer the same 401 after the same bcrypt work. At most
+`LOGINS_IN_FLIGHT_PER_ADDRESS` logins of an address are checked at once (429 beyond)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from order_processor.gateway.problems import Problem, ProblemType, problem_respo
 from order_processor.gateway.ratelimit import retry_after
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+# A login's password check (bcrypt) is its cost: the failures that lock an address are
+# counted after it, so a burst would have every request checked before the first counts.
+LOGINS_IN_FLIGHT_PER_ADDRESS = 2
 Running = Annotated[Runtime, Depends(runtime_of)]
 
 
@@ -27,6 +31,24 @@ Running = Annotated[Runtime, Depends(runtime_of)]
     summary="Log in: a customer token for a username and password",
 )
 async def create_session(body: SessionRequest, request: Request, runtime: Running) -> Session:
+    network = str(request.state.network)
+    in_flight = runtime.logins_in_flight
+    if in_flight[network] >= LOGINS_IN_FLIGHT_PER_ADDRESS:
+        raise Problem(
+            ProblemType.TOO_MANY_REQUESTS,
+            "a login from this address is in progress: try again in a moment",
+            headers={"Retry-After": "1"},
+        )
+    in_flight[network] += 1
+    try:
+        return await _log_in(body, request, runtime)
+    finally:
+        in_flight[network] -= 1
+        if in_flight[network] <= 0:
+            del in_flight[network]
+
+
+async def _log_in(body: SessionRequest, request: Request, runtime: Runtime) -> Session:
     gateway = runtime.gateway
     username = body.username.strip().lower()
     address = str(request.state.address)

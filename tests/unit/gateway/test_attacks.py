@@ -302,3 +302,31 @@ async def test_a_stream_opening_while_the_gateway_stops_ends_with_the_others() -
 async def _open_and_read(app: Any, headers: dict[str, str]) -> list[str]:
     async with open_stream(app, headers) as stream:
         return await stream.rest(wait=1.0)
+
+
+async def test_a_burst_of_logins_from_one_address_does_not_run_a_password_check_each() -> None:
+    """bcrypt is the costly part of a login: a burst from one address, all in before the
+    first failure is counted, would have every one of them checked."""
+    world, client = build_world()
+    checking = 0
+    most = 0
+    let_go = asyncio.Event()
+
+    async def slow_check(username: str, password: str) -> None:
+        nonlocal checking, most
+        checking += 1
+        most = max(most, checking)
+        await let_go.wait()
+        checking -= 1
+
+    world.reads.authenticate = slow_check  # type: ignore[method-assign]
+    body = {"username": "alice1", "password": "wrong-password"}
+    async with client:
+        burst = [asyncio.create_task(client.post("/v1/sessions", json=body)) for _ in range(30)]
+        await asyncio.sleep(0.2)
+        let_go.set()
+        answers = [await each for each in burst]
+
+    assert most <= 2
+    assert {a.status_code for a in answers} <= {401, 429}
+    assert all(a.headers["content-type"] == "application/problem+json" for a in answers)
