@@ -71,7 +71,7 @@ async def served(redis_url: str) -> AsyncIterator[Served]:
 async def test_an_order_entry_the_gateway_cannot_read_answers_the_stored_order(
     served: Served,
 ) -> None:
-    key = f"{served.model.prefix}:order:{served.order.order_id}"
+    key = f"{served.model.namespace}:order:{served.order.order_id}"
     await served.model.redis.hset(
         key, mapping={"sequence": "9", "username": "alice1", "body": "{not an order"}
     )
@@ -110,7 +110,7 @@ async def test_an_event_naming_another_users_order_does_not_hide_it_from_its_own
 async def test_an_unreadable_event_in_a_users_stream_is_skipped_not_a_500(
     served: Served,
 ) -> None:
-    stream_key = f"{served.model.prefix}:user:alice1:events"
+    stream_key = f"{served.model.namespace}:user:alice1:events"
     await served.model.redis.xadd(stream_key, {"event": "{not an event"})
     await served.model.apply(
         Event(
@@ -148,7 +148,7 @@ async def test_an_unreadable_event_arriving_on_a_live_stream_does_not_spin_the_d
     listener = dispatcher.reserve("alice1", "203.0.113.7")
     dispatcher.join(listener)
     try:
-        await model.redis.xadd(f"{model.prefix}:user:alice1:events", {"event": "{not an event"})
+        await model.redis.xadd(f"{model.namespace}:user:alice1:events", {"event": "{not an event"})
         await asyncio.sleep(0.1)
         model.waits.clear()
         await asyncio.sleep(0.5)
