@@ -60,3 +60,16 @@ def test_without_redis_server_installed_the_runner_says_to_run_make_redis(
             server.start()
     finally:
         server.remove()
+
+
+def test_a_cluster_node_is_never_given_a_port_whose_bus_port_cannot_exist() -> None:
+    """redis-server refuses a cluster port above 55535 (its bus is port + 10000)."""
+    nodes = [RedisServer(port=60000 + n, cluster=True) for n in range(3)]
+    single = RedisServer(port=60000)
+    try:
+        assert all(0 < node.port <= 55535 for node in nodes)
+        assert single.port == 60000  # a single node may use any port
+    finally:
+        single.remove()
+        for node in nodes:
+            node.remove()

@@ -65,6 +65,19 @@ def cluster_ok(port: int) -> bool:
     return b"cluster_state:ok" in ask(port, "CLUSTER INFO")
 
 
+CLUSTER_BUS_OFFSET = 10000
+HIGHEST_CLUSTER_PORT = 65535 - CLUSTER_BUS_OFFSET
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 @dataclass
 class RedisServer:
     """One redis-server: `start()` it (again, on the same port), `stop()` it by PID;
@@ -74,6 +87,20 @@ class RedisServer:
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-")))
     process: subprocess.Popen[bytes] | None = None
     cluster: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cluster and self.port > HIGHEST_CLUSTER_PORT:
+            self.port = self._free_port()
+
+    def _free_port(self) -> int:
+        """A free port; for a cluster node one whose bus port (port + 10000) exists and is
+        free too: above 55535 redis-server refuses to start ("port number too high")."""
+        while True:
+            port = free_port()
+            if not self.cluster:
+                return port
+            if port <= HIGHEST_CLUSTER_PORT and _free(port + CLUSTER_BUS_OFFSET):
+                return port
 
     @property
     def url(self) -> str:
@@ -109,7 +136,7 @@ class RedisServer:
             said = self._log_tail()
             self.stop()
             if "Address already in use" in said and attempt < START_ATTEMPTS:
-                self.port = free_port()
+                self.port = self._free_port()
                 continue
             raise RedisServerError(
                 f"redis-server did not answer on port {self.port}: {said or '(no log)'}; "
