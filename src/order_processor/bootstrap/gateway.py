@@ -215,7 +215,11 @@ def server_for(app: FastAPI, settings: Settings) -> uvicorn.Server:
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    """Made with its protocol named: asyncio turns Nagle's algorithm off (TCP_NODELAY) only
+    on a connection whose socket says IPPROTO_TCP, and with it on a response written in two
+    parts (headers, then body) waited ~40 ms for the client's delayed ACK."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -3,6 +3,9 @@ configuration it cannot run with (before it connects to anything)."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import pytest
 
 from order_processor.bootstrap.gateway import (
@@ -74,6 +77,26 @@ def test_a_port_taken_is_refused_naming_the_settings() -> None:
             listening_socket("127.0.0.1", taken.getsockname()[1])
     finally:
         taken.close()
+
+
+async def test_a_connection_to_the_gateway_sends_each_write_at_once() -> None:
+    """Nagle's algorithm off on every accepted connection: with it on, a response's body
+    waited ~40 ms behind its headers for the client's delayed ACK."""
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(connected, sock=listening_socket("127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        nodelay = await asyncio.wait_for(accepted, 5)
+        writer.close()
+
+    assert nodelay != 0
 
 
 def test_forwarded_addresses_are_taken_only_from_the_trusted_proxies() -> None:
