@@ -100,6 +100,8 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Every measurement by default (bench/run.py's MEASUREMENTS, the gateway's among them); one
+# or some with e.g. BENCH_ARGS="--only gateway".
 bench: $(VENV)/.bench-installed emulator-venv redis
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 

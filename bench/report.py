@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.gateway import gateway_lines
 from bench.stops import CALLS_PER_UPDATE_TARGET, EMPTY_BOOK
 
 
@@ -90,6 +91,8 @@ def summary(record: dict[str, Any]) -> str:
         lines += ["", *_under_faults(results["faults"])]
     if "conversions" in results:
         lines += ["", *conversion_lines(results["conversions"])]
+    if "gateway" in results:
+        lines += ["", *gateway_lines(results["gateway"])]
     if "calls_per_command" in results:
         lines += ["", "AWS calls per command, by operation:", ""]
         for kind, calls in results["calls_per_command"].items():

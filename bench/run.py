@@ -18,6 +18,7 @@ from bench.analytics import drain
 from bench.baseline import baseline
 from bench.ceiling import replayed_ceiling
 from bench.conversions import conversion_against_market
+from bench.gateway import gateway_scenario
 from bench.machine import describe_machine
 from bench.mixed import mixed
 from bench.report import chart, summary
@@ -51,6 +52,7 @@ MEASUREMENTS = (
     "stops",
     "analytics",
     "faults",
+    "gateway",
 )
 
 
@@ -74,6 +76,8 @@ class Sizes:
     faults_backlog: int
     faults_paced: int
     mixed: DemoPlan
+    gateway_orders: int
+    streams: int
 
 
 QUICK = Sizes(
@@ -95,6 +99,8 @@ QUICK = Sizes(
     faults_backlog=1000,
     faults_paced=500,
     mixed=DemoPlan(),  # the demo's own size and rate: 600 commands over 40 s
+    gateway_orders=1000,
+    streams=1000,
 )
 FULL = Sizes(
     backlog=1000,
@@ -115,6 +121,8 @@ FULL = Sizes(
     faults_backlog=3000,
     faults_paced=1500,
     mixed=DemoPlan(orders=1800, seconds=120.0),  # the same rate, three times as long
+    gateway_orders=3000,
+    streams=1000,
 )
 
 
@@ -207,6 +215,14 @@ async def measure(endpoint: str, sizes: Sizes, only: set[str]) -> dict[str, Any]
             paced=sizes.faults_paced,
         )
         print(json.dumps(results["faults"]), flush=True)
+    if "gateway" in only:
+        results["gateway"] = await gateway_scenario(
+            endpoint,
+            orders=sizes.gateway_orders,
+            streams=sizes.streams,
+            latency=(LATENCY_MS, JITTER_MS),
+        )
+        print(json.dumps(results["gateway"]), flush=True)
     return results
 
 

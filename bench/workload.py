@@ -38,6 +38,7 @@ BY_COMMAND = {
     EventType.COMMAND_REJECTED: "command_id",
 }
 PRICE = Decimal("10")
+NO_LOGIN = "!"  # a password hash no password matches
 
 
 def bench_settings(endpoint: str) -> Settings:
@@ -53,7 +54,9 @@ def provision(settings: Settings) -> None:
     Provisioner(*clients).apply(settings.resources())
 
 
-async def seed_users(clients: AwsClients, usernames: list[str], usd: Decimal) -> None:
+async def seed_users(
+    clients: AwsClients, usernames: list[str], usd: Decimal, *, password_hash: str = NO_LOGIN
+) -> None:
     """Users with a balance (and its DEPOSIT record, so the ledger stays whole), written
     straight to the table: seeding is not what is measured."""
     table = clients.resources.users_table
@@ -70,7 +73,7 @@ async def seed_users(clients: AwsClients, usernames: list[str], usd: Decimal) ->
                         "last_name": "U",
                         "role": "customer",
                         "is_active": True,
-                        "password_hash": "!",
+                        "password_hash": password_hash,
                         "created_at": "2026-01-01T00:00:00+00:00",
                         "updated_at": "2026-01-01T00:00:00+00:00",
                     }
