@@ -133,6 +133,23 @@ def test_the_demo_runs_a_mixed_load_and_its_audit_passes(demo_deployment: Settin
     )
     # The load starts once every program answers ready, never during start-up.
     assert out.index("all programs ready in") < out.index("sending 40 commands")
+    # One user in four (here demo_user_000) logged in and placed their orders over HTTP,
+    # and their stream brought the final event of every one of them.
+    assert re.search(r"^gateway: http://127\.0\.0\.1:\d+ ", out, re.M)
+    over_http = re.search(
+        r"^gateway: (\d+) of (\d+) orders placed over HTTP by 1 user \(POST /v1/orders p50",
+        out,
+        re.M,
+    )
+    assert over_http is not None, out
+    assert 0 < int(over_http[1]) < int(over_http[2]) == placed
+    heard = re.search(r"^  stream of demo_user_000: (\d+) of (\d+) final events heard", out, re.M)
+    assert heard is not None, out
+    # Every one heard (an order refused on arrival, ALREADY_EXPIRED on a slow machine, has
+    # no final event and is not expected).
+    assert heard[1] == heard[2]
+    assert 0 < int(heard[2]) <= int(over_http[1])
+    assert "stream listeners: every final event heard" in out
 
 
 def test_ctrl_c_stops_everything_and_loses_no_order(demo_deployment: Settings) -> None:

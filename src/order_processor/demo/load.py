@@ -32,13 +32,13 @@ from order_processor.bootstrap import (
 from order_processor.config import QueueKind, Settings
 from order_processor.demo.currencies import RATE_EVERY_SECONDS, CurrencyDesk, quote_of
 from order_processor.demo.feeds import random_walk
+from order_processor.demo.gateway import GatewayTraders, create_users, trading_over_http
 from order_processor.demo.programs import Programs
 from order_processor.demo.tally import Tally
 from order_processor.domain.assets import AssetCreate
 from order_processor.domain.base import utc_now
-from order_processor.domain.commands import AnyCommand, UpdateRate
+from order_processor.domain.commands import AnyCommand, PlaceOrder, UpdateRate
 from order_processor.domain.orders import OrderCreate, OrderType
-from order_processor.domain.users import UserCreate
 from order_processor.exceptions import EntityAlreadyExistsException
 from order_processor.messaging.producer import CommandFactory, Producer
 
@@ -49,7 +49,6 @@ ASSETS = {
     "ADA": Decimal("0.5"),
     "ETHEUR": Decimal("2765"),  # in EUR (QUOTED)
 }
-NO_LOGIN = "!"
 CONDITIONAL_TYPES = [kind for kind in OrderType if kind.is_conditional]
 
 
@@ -76,6 +75,7 @@ class Demo:
         self.users = [f"demo_user_{n:03d}" for n in range(plan.users)]
         self.fx = CurrencyDesk(self.factory, self.users, self.random, seed=plan.seed)
         self.feed: Producer | None = None
+        self.traders = GatewayTraders(self.programs.gateway_url, trading_over_http(self.users))
 
     # setting up
 
@@ -89,16 +89,8 @@ class Demo:
                 )
             except EntityAlreadyExistsException:
                 self.prices[asset_id] = (await assets.get_asset(asset_id)).price
-        users = get_user_dao(self.clients)
-        for username in self.users:
-            request = UserCreate(
-                username=username,
-                email=f"{username}@demo.example",
-                first_name="Demo",
-                last_name="User",
-            )
-            with contextlib.suppress(EntityAlreadyExistsException):
-                await users.create_user(request, password_hash=NO_LOGIN)  # and its balance
+        await create_users(get_user_dao(self.clients), self.users)
+        await self.traders.open()
         await self.send([self.factory.deposit(u, "5000") for u in self.users], timed=False)
         await self.wait_for_rates(await self.send_rates())
         await self.send(self.fx.funding(), timed=False)
@@ -123,9 +115,30 @@ class Demo:
 
     # the load
 
-    async def send(self, commands: Sequence[AnyCommand], *, timed: bool = True) -> None:
+    async def send(self, commands: Sequence[AnyCommand], *, timed: bool = True) -> list[AnyCommand]:
         """`timed`: the load's commands; the seed's and the closing cancels are counted,
-        never timed."""
+        never timed. The gateway traders' orders go over HTTP (demo.gateway), the rest to
+        the queue; the commands as sent (an order over HTTP has the gateway's id)."""
+        over_http: list[AnyCommand] = []
+        direct: list[AnyCommand] = []
+        for c in commands:
+            http = isinstance(c, PlaceOrder) and self.traders.trades(c.username)
+            (over_http if http else direct).append(c)
+        if over_http:
+            began = time.monotonic()
+            answers = await asyncio.gather(
+                *(self.traders.place(c) for c in over_http if isinstance(c, PlaceOrder)),
+                return_exceptions=True,
+            )
+            over_http = [a for a in answers if isinstance(a, PlaceOrder)]
+            self.tally.sent(over_http, timed=timed, now=began)
+            failed = [a for a in answers if isinstance(a, BaseException)]
+            if failed and not self.stopping.is_set():  # a Ctrl-C may have stopped the gateway
+                raise failed[0]
+        await self._to_queue(direct, timed=timed)
+        return [*over_http, *direct]
+
+    async def _to_queue(self, commands: Sequence[AnyCommand], *, timed: bool) -> None:
         if not commands:
             return
         if self.commands is None:  # resolved once, not for every batch
@@ -176,10 +189,7 @@ class Demo:
                 limit_price=limit,
                 expires_at=None if expires is None else _in_seconds(expires),
             )
-        command = self.factory.place_order(user, request)
-        if request.order_type.rests:
-            placed[user].append(command.payload.order_id)
-        return command
+        return self.factory.place_order(user, request)
 
     def _conditional(self, asset: str, price: Decimal, quantity: Decimal) -> OrderCreate:
         """A stop, take-profit or trailing stop of either side, its trigger 0.2 to 2 %
@@ -209,7 +219,10 @@ class Demo:
         while sent < self.plan.orders and not self.stopping.is_set():
             due = min(self.plan.orders, int((time.monotonic() - started) / pace) + 1)
             batch = [self.next_command(placed) for _ in range(max(0, min(10, due - sent)))]
-            await self.send(batch)
+            # A resting order may be cancelled once it was sent (with its gateway id).
+            for command in await self.send(batch):
+                if isinstance(command, PlaceOrder) and command.payload.order_type.rests:
+                    placed[command.username].append(command.payload.order_id)
             sent += len(batch)
             await asyncio.sleep(min(pace * 10, 0.5))
 

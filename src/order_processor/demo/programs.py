@@ -1,6 +1,7 @@
 """The demo's programs, each a process of its own as deployed: two order workers, the
-limit matcher, the expiry sweeper and the analytics worker; started, awaited until ready,
-and stopped as a deployment stops them (SIGTERM, then a grace period)."""
+limit matcher, the expiry sweeper, the analytics worker, the cache worker and the gateway
+(with a redis-server for the read model unless `REDIS_URL` names one); started, awaited
+until ready, and stopped as a deployment stops them (SIGTERM, then a grace period)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from order_processor.deployment.emulator import free_port
+from order_processor.deployment.redis_server import RedisServer
 
 WORKERS = [
     ("order worker 1", ["workers.order_worker"]),
@@ -24,6 +26,8 @@ WORKERS = [
     ("limit matcher", ["workers.limit_matcher"]),
     ("expiry sweeper", ["workers.expiry_sweeper", "--interval", "5"]),
     ("analytics worker", ["workers.analytics"]),
+    ("cache worker", ["workers.cache"]),
+    ("gateway", ["workers.gateway"]),
 ]
 
 
@@ -34,15 +38,29 @@ class Programs:
     )
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     health_urls: dict[str, str] = field(default_factory=dict)
+    gateway_port: int = field(default_factory=free_port)
+    redis: RedisServer | None = None
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
 
     def start(self, environment: dict[str, str]) -> None:
         """Each program on its own loopback metrics port (see `wait_until_ready`), its
-        output in a file of `logs`."""
+        output in a file of `logs`; the gateway on `gateway_port`."""
+        if not environment.get("REDIS_URL"):
+            (self.logs / "redis").mkdir(exist_ok=True)
+            self.redis = RedisServer(directory=self.logs / "redis")
+            self.redis.start()
+            environment = environment | {"REDIS_URL": self.redis.url}
+            print(f"redis-server on port {self.redis.port} (the read model)", flush=True)
         for name, arguments in WORKERS:
             log = (self.logs / f"{name.replace(' ', '-')}.log").open("wb")
             port = free_port()
             own = {"ORDER_PROCESSOR_METRICS_HOST": "127.0.0.1"}
             own["ORDER_PROCESSOR_METRICS_PORT"] = str(port)
+            if name == "gateway":
+                own["ORDER_PROCESSOR_GATEWAY_PORT"] = str(self.gateway_port)
             self.processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", *arguments],
@@ -54,9 +72,10 @@ class Programs:
             self.health_urls[name] = f"http://127.0.0.1:{port}"
         pids = " ".join(str(p.pid) for p in self.processes)
         print(
-            f"started {len(self.processes)} worker processes (pids {pids}); logs in {self.logs}",
+            f"started {len(self.processes)} programs (pids {pids}); logs in {self.logs}",
             flush=True,
         )
+        print(f"gateway: {self.gateway_url} (the HTTP API of docs/openapi.json)", flush=True)
 
     async def wait_until_ready(self, limit: float = 60) -> None:
         """Until every program answers /readyz with 200 (its tables, queues and topic
@@ -89,3 +108,5 @@ class Programs:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if self.redis is not None:
+            self.redis.stop()

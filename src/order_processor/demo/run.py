@@ -106,6 +106,7 @@ class Day:
     elapsed: float
     final: bool
     interrupted: bool
+    heard: bool = False  # every stream listener heard every final event of its orders
 
 
 async def trading_day(demo: Demo, clients: AwsClients, started: float) -> Day:
@@ -139,10 +140,13 @@ async def trading_day(demo: Demo, clients: AwsClients, started: float) -> Day:
         await demo.wait_until_final(5)
         await demo.close_book()
         final = await demo.wait_until_final(120)
-        return Day(time.monotonic() - started, final=final, interrupted=demo.stopping.is_set())
+        elapsed = time.monotonic() - started
+        heard = await demo.traders.wait_heard(demo.tally.rejected_orders)
+        return Day(elapsed, final=final, interrupted=demo.stopping.is_set(), heard=heard)
     finally:
         demo.stopping.set()
         await asyncio.gather(*background, follower, return_exceptions=True)
+        await demo.traders.close()
 
 
 async def _drive(demo: Demo, clients: AwsClients, started: float) -> int:
@@ -156,7 +160,16 @@ async def _drive(demo: Demo, clients: AwsClients, started: float) -> int:
         return EXIT_INTERRUPTED
     if not day.final and demo.tally.open_orders:
         print(f"{demo.tally.open_orders} order(s) did not reach a final state in time")
-    return await _report(demo, clients, day.elapsed, day.final)
+    code = await _report(demo, clients, day.elapsed, day.final)
+    for line in demo.traders.summary(len(demo.tally.sent_at), demo.tally.rejected_orders):
+        print(line)
+    missed = sum(demo.traders.missed(demo.tally.rejected_orders).values())
+    print(
+        "stream listeners: every final event heard"
+        if day.heard
+        else f"stream listeners: {missed} final event(s) never heard"
+    )
+    return code if day.heard else 1
 
 
 async def _report(demo: Demo, clients: AwsClients, elapsed: float, final: bool) -> int:
