@@ -25,8 +25,6 @@ from bench.gateway_programs import (
 )
 from bench.workload import TERMINAL
 
-OPENING = 32  # streams being opened at once
-
 
 @dataclass
 class StreamClient:
@@ -37,18 +35,14 @@ class StreamClient:
     opened: bool = False
     ended_early: bool = False
 
-    async def listen(
-        self, http: aiohttp.ClientSession, url: str, auth: str, opening: asyncio.Semaphore
-    ) -> None:
-        """Opened while holding `opening`: see stream_delivery."""
-        async with opening:
-            answer = await http.get(f"{url}/v1/stream", headers={"Authorization": auth})
-            if answer.status != 200:
-                raise RuntimeError(f"GET /v1/stream: {answer.status} {await answer.text()}")
-            event_type = ""
-            async for raw in answer.content:
-                if raw.startswith(b"retry:"):  # the stream's first line: it is open
-                    break
+    async def listen(self, http: aiohttp.ClientSession, url: str, auth: str) -> None:
+        answer = await http.get(f"{url}/v1/stream", headers={"Authorization": auth})
+        if answer.status != 200:
+            raise RuntimeError(f"GET /v1/stream: {answer.status} {await answer.text()}")
+        event_type = ""
+        async for raw in answer.content:
+            if raw.startswith(b"retry:"):  # the stream's first line: it is open
+                break
         self.opened = True
         async with answer:
             async for raw in answer.content:
@@ -70,12 +64,8 @@ async def stream_delivery(stack: Stack, clients: int, seconds: float = 120) -> d
     order-status queue (an SQS subscription of the same topic)."""
     listeners = [StreamClient(stack.users[n % len(stack.users)]) for n in range(clients)]
     url = stack.gateway.url
-    # Opened OPENING at a time: a stream's opening reads the read model, and a burst of more
-    # than the gateway's Redis pool (64 connections) is answered `unavailable` at once.
-    opening = asyncio.Semaphore(OPENING)
     tasks = [
-        asyncio.create_task(c.listen(stack.http, url, stack.auth[c.username], opening))
-        for c in listeners
+        asyncio.create_task(c.listen(stack.http, url, stack.auth[c.username])) for c in listeners
     ]
     started = time.monotonic()
     while not all(c.opened for c in listeners):
