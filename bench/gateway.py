@@ -38,6 +38,7 @@ from bench.gateway_programs import (
 from bench.gateway_stream import stream_delivery
 from bench.scenarios import RICH
 from bench.workload import (
+    Bench,
     Workers,
     bench_deployment,
     seed_users,
@@ -129,26 +130,38 @@ async def post_throughput(endpoint: str, orders: int) -> list[dict[str, Any]]:
 
 async def to_final_event(stack: Stack, orders: int) -> dict[str, Any]:
     """Paced market buys, each timed from its send to its final event on the order-status
-    queue: through the gateway, then sent directly, at the same rate."""
+    queue: through the gateway, then by `Producer.send` directly, one order at a time at
+    the same rate."""
     users = [stack.users[n % len(stack.users)] for n in range(orders)]
     url, bench = stack.gateway.url, stack.bench
-    calls: list[Callable[[], Awaitable[Any]]] = [
+    producer = Producer(bench.clients.sqs, bench.commands_url, fifo=True)
+    through: list[Callable[[], Awaitable[Any]]] = [
         partial(_placed_at, partial(place_order, stack.http, url, stack.auth[u])) for u in users
     ]
-    _, _, answers = await timed_calls(calls, HTTP_CLIENTS, rate=PACED_RATE)
-    sent = dict(answers)
-    await bench.wait_final(set(sent))
-    through = sorted((bench.follower.final_at[o] - t) * 1000 for o, t in sent.items())
-    direct_sent = await bench.send(list(bench.orders(stack.users, orders)), rate=PACED_RATE)
-    await bench.wait_final(set(direct_sent))
-    direct = sorted((bench.follower.final_at[o] - t) * 1000 for o, t in direct_sent.items())
+    direct: list[Callable[[], Awaitable[Any]]] = [
+        partial(_placed_at, partial(producer.send, c)) for c in bench.orders(users, orders)
+    ]
+    placed = await _until_final(bench, through)
+    sent = await _until_final(bench, direct)
     return {
         "orders": orders,
         "offered_rate": PACED_RATE,
-        "gateway": figures(through),
-        "producer": figures(direct),
-        "order_ids": {o: users[n] for n, o in enumerate(sent)},
+        "gateway": figures(_to_final_ms(bench, placed)),
+        "producer": figures(_to_final_ms(bench, sent)),
+        "order_ids": {o: users[n] for n, o in enumerate(placed)},
     }
+
+
+async def _until_final(bench: Bench, calls: list[Callable[[], Awaitable[Any]]]) -> dict[str, float]:
+    """Each order's send time, by order id, once every one is final."""
+    _, _, answers = await timed_calls(calls, HTTP_CLIENTS, rate=PACED_RATE)
+    sent = dict(answers)
+    await bench.wait_final(set(sent))
+    return sent
+
+
+def _to_final_ms(bench: Bench, sent: dict[str, float]) -> list[float]:
+    return sorted((bench.follower.final_at[o] - t) * 1000 for o, t in sent.items())
 
 
 async def _placed_at(placing: Callable[[], Awaitable[str]]) -> tuple[str, float]:
@@ -232,7 +245,7 @@ def _final_line(final: dict[str, Any]) -> str:
     return (
         f"Command to final event, {final['orders']} market buys at {final['offered_rate']:g}/s "
         f"(one worker x 32): through the gateway p50 {through['p50']} ms, p95 "
-        f"{through['p95']} ms, p99 {through['p99']} ms; sent directly p50 {direct['p50']} ms, "
+        f"{through['p95']} ms, p99 {through['p99']} ms; Producer.send p50 {direct['p50']} ms, "
         f"p95 {direct['p95']} ms, p99 {direct['p99']} ms"
     )
 
@@ -244,7 +257,9 @@ def _read_lines(reads: dict[str, Any]) -> list[str]:
         f"`GET /v1/orders/{{id}}`, {reads['requests']} reads of final orders (DynamoDB: "
         f"{reads['dynamodb_how']}), p50 / p99 ms and the gateway's CPU ms per read:",
         "",
-        "| from | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
+        "| from | "
+        + " | ".join(c.replace("_", " ").replace("1 clients", "1 client") for c in columns)
+        + " |",
         "|---|" + "---|" * len(columns),
     ]
     for run in runs:
@@ -258,6 +273,7 @@ def _read_lines(reads: dict[str, Any]) -> list[str]:
 
 def _stream_line(stream: dict[str, Any]) -> str:
     sse, queue = stream["latency_ms"], stream["order_status_queue_ms"]
+    rss = stream.get("gateway_rss_mib", {"before": "-", "streams_open": "-"})
     return (
         f"The stream: {stream['clients']} SSE clients ({stream['clients'] // stream['users']} "
         f"per user, {stream['users']} users, opened in {stream['seconds_to_open_all']} s), one "
@@ -268,5 +284,6 @@ def _stream_line(stream: dict[str, Any]) -> str:
         f"{sse['p99']} ms (to the order-status SQS queue's follower: p50 {queue['p50']} ms, "
         f"p99 {queue['p99']} ms); over {stream['seconds']} s the clients (aiohttp, the "
         f"benchmark's process) used {stream['client_cpu_percent']} % of a core, the gateway "
-        f"{stream['gateway_cpu_percent']} %"
+        f"{stream['gateway_cpu_percent']} %; the gateway's RSS {rss['before']} MiB before the "
+        f"streams, {rss['streams_open']} MiB with them open"
     )

@@ -183,3 +183,9 @@ def process_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / 100.0  # USER_HZ is 100 on Linux
+
+
+def process_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return round(kib / 1024, 1)

@@ -21,6 +21,7 @@ from bench.gateway_programs import (
     own_cpu_seconds,
     place_order,
     process_cpu_seconds,
+    process_rss_mib,
     timed_calls,
 )
 from bench.workload import TERMINAL
@@ -62,6 +63,7 @@ async def stream_delivery(stack: Stack, clients: int, seconds: float = 120) -> d
     each final event's delivery to every stream of its user, from the event's `occurred_at`
     (the commit, the worker's clock on this machine), against its arrival on the
     order-status queue (an SQS subscription of the same topic)."""
+    rss_before = process_rss_mib(stack.gateway.pid)
     listeners = [StreamClient(stack.users[n % len(stack.users)]) for n in range(clients)]
     url = stack.gateway.url
     tasks = [
@@ -86,6 +88,7 @@ async def stream_delivery(stack: Stack, clients: int, seconds: float = 120) -> d
     ):
         await asyncio.sleep(0.1)
     elapsed = time.time() - began
+    rss_open = process_rss_mib(stack.gateway.pid)
     client_cpu = own_cpu_seconds() - cpu
     gateway_cpu = process_cpu_seconds(stack.gateway.pid) - gateway_cpu
     for task in tasks:
@@ -114,4 +117,5 @@ async def stream_delivery(stack: Stack, clients: int, seconds: float = 120) -> d
         "seconds": round(elapsed, 1),
         "client_cpu_percent": round(100 * client_cpu / elapsed, 1),
         "gateway_cpu_percent": round(100 * gateway_cpu / elapsed, 1),
+        "gateway_rss_mib": {"before": rss_before, "streams_open": rss_open},
     }
