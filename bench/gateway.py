@@ -121,7 +121,7 @@ async def post_throughput(endpoint: str, orders: int) -> list[dict[str, Any]]:
                 "latency_ms": figures(latencies),
                 "client_cpu_percent": round(100 * client_cpu / seconds, 1),
             }
-            if gateway_cpu:
+            if calls is through:
                 row["gateway_cpu_ms_per_order"] = round(gateway_cpu * 1000 / orders, 2)
             rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
