@@ -29,7 +29,8 @@ from order_processor.store.users import UserDAO
 
 PASSWORD = "Demo-trader-1!"  # noqa: S105 - every demo user's; the users are the demo's own
 EVERY_NTH_USER = 4
-ATTEMPTS = 3  # a 429 or a 503 is tried again, with the same Idempotency-Key
+ATTEMPTS = 3  # a 429, a 503 or a lost connection: tried again, the same Idempotency-Key
+KEEP_ALIVE_SECONDS = 3.0
 FINAL = {kind.value for kind in TERMINAL} | {EventType.COMMAND_REJECTED.value}
 
 
@@ -42,9 +43,10 @@ def trading_over_http(usernames: Sequence[str]) -> list[str]:
 
 
 async def create_users(users: UserDAO, usernames: Sequence[str]) -> None:
-    """Each with its balance and the demo's password (bcrypt at its cost, hashed in threads)."""
-    hashes = await asyncio.gather(*(PasswordManager().hash_password(PASSWORD) for _ in usernames))
-    for username, password_hash in zip(usernames, hashes, strict=True):
+    """Each with its balance and the demo's one password, hashed once (bcrypt at its cost,
+    ~0.25 s a hash: one for each of 20 users would lengthen the demo's start by seconds)."""
+    password_hash = await PasswordManager().hash_password(PASSWORD)
+    for username in usernames:
         request = UserCreate(
             username=username,
             email=f"{username}@demo.example",
@@ -120,7 +122,12 @@ class GatewayTraders:
 
     async def open(self, seconds: float = 30) -> None:
         """Log each user in, open their stream and wait until every stream answered."""
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        # An idle connection is dropped before the gateway's keep-alive (5 s) ends it: an
+        # order sent on a connection the server is closing meets a disconnect.
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(keepalive_timeout=KEEP_ALIVE_SECONDS),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
         for username in self.usernames:
             body = {"username": username, "password": PASSWORD}
             async with self._http.post(f"{self.url}/v1/sessions", json=body) as answer:
@@ -145,18 +152,34 @@ class GatewayTraders:
         headers["Idempotency-Key"] = command.command_id
         began = time.monotonic()
         for attempt in range(1, ATTEMPTS + 1):
-            async with self._http.post(f"{self.url}/v1/orders", json=body, headers=headers) as r:
-                if r.status == 202:
-                    order_id: str = (await r.json())["order_id"]
-                    break
-                if r.status not in {429, 503} or attempt == ATTEMPTS:
-                    raise GatewayRefused(f"POST /v1/orders: {r.status} {await r.text()}")
-                wait = float(r.headers.get("Retry-After", "1"))
-            await asyncio.sleep(wait)
+            answer = await self._post_order(body, headers, last=attempt == ATTEMPTS)
+            if isinstance(answer, str):
+                order_id = answer
+                break
+            await asyncio.sleep(answer)
         self.post_ms.append((time.monotonic() - began) * 1000)
         self.placed[command.username].append(order_id)
         payload = command.payload.model_copy(update={"order_id": order_id})
         return command.model_copy(update={"payload": payload})
+
+    async def _post_order(
+        self, body: dict[str, object], headers: dict[str, str], *, last: bool
+    ) -> str | float:
+        """The order id, or the seconds to wait before the same request again (a 429, a
+        503, a connection lost: the same Idempotency-Key answers the same)."""
+        assert self._http is not None
+        try:
+            async with self._http.post(f"{self.url}/v1/orders", json=body, headers=headers) as r:
+                if r.status == 202:
+                    order_id: str = (await r.json())["order_id"]
+                    return order_id
+                if r.status not in {429, 503} or last:
+                    raise GatewayRefused(f"POST /v1/orders: {r.status} {await r.text()}")
+                return float(r.headers.get("Retry-After", "1"))
+        except aiohttp.ClientConnectionError:
+            if last:
+                raise
+            return 0.2
 
     def missed(self, rejected: set[str]) -> dict[str, int]:
         """Per listener, the final events it has not heard (of its orders not rejected)."""
