@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import bcrypt
+
 from order_processor.bootstrap import (
     AwsClients,
     get_asset_dao,
@@ -86,12 +88,18 @@ class Harness:
 
     # seeding
 
-    async def create_user(self, username: str, usd: str | None = None) -> None:
+    async def create_user(
+        self, username: str, usd: str | None = None, *, password: str | None = None
+    ) -> None:
+        """A user; with `password`, one who can log in (at bcrypt's lowest cost: tests)."""
+        hashed = "not-used-here"
+        if password is not None:
+            hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
         await get_user_dao(self.clients).create_user(
             UserCreate(
                 username=username, email=f"{username}@example.com", first_name="T", last_name="U"
             ),
-            password_hash="not-used-here",
+            password_hash=hashed,
         )
         if usd:  # the balance opened with the user
             await self.fund(username, usd)
