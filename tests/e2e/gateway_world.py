@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import subprocess
 import tempfile
@@ -180,15 +181,15 @@ def last_id(stream: EventStream) -> str:
 @dataclass
 class Flood:
     """`GET /v1/stream` requests by the thousand over raw keep-alive connections (an HTTP
-    client library would spend more CPU than the gateway): the statuses answered; the
-    streams that were accepted are held open until `close()`."""
+    client library would spend more CPU than the gateway): each answer's status and its
+    problem's detail; the streams that were accepted are held open until `close()`."""
 
     port: int
     address: str
-    statuses: list[int] = field(default_factory=list)
+    answers: list[tuple[int, str]] = field(default_factory=list)
     held: list[asyncio.StreamWriter] = field(default_factory=list)
 
-    async def send(self, tokens: list[str], connections: int = 50) -> None:
+    async def send(self, tokens: list[str], connections: int = 32) -> None:
         pending = list(reversed(tokens))
         await asyncio.gather(*(self._connection(pending) for _ in range(connections)))
 
@@ -204,8 +205,8 @@ class Flood:
             writer.write(request.encode())
             head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
             status = int(head.split(" ", 2)[1])
-            self.statuses.append(status)
             if status == 200:  # a stream: it stays open, and so does this connection
+                self.answers.append((status, ""))
                 self.held.append(writer)
                 await self._connection(pending)
                 return
@@ -214,7 +215,8 @@ class Flood:
                 for line in head.lower().splitlines()
                 if line.startswith("content-length:")
             )
-            await reader.readexactly(length)
+            problem = json.loads(await reader.readexactly(length))
+            self.answers.append((status, problem["detail"]))
         writer.close()
 
     async def close(self) -> None:

@@ -10,15 +10,22 @@ keeps to its own users and its own client address (127.0.0.x: per-address limits
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import json
+import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+from jose import jwt
 
 from order_processor.bootstrap import (
     get_asset_balance_dao,
@@ -29,16 +36,21 @@ from order_processor.bootstrap import (
 )
 from order_processor.deployment.redis_server import RedisServer, running_redis
 from order_processor.domain.events import Event, EventType
+from order_processor.domain.orders import OrderStatus
+from order_processor.exceptions import OrderNotFoundException
+from order_processor.gateway.limits import GatewayLimits
 from order_processor.store.portfolio import load_portfolio
 from tests.e2e.conftest import deployment_settings
 from tests.e2e.gateway_world import (
     PASSWORD,
+    Flood,
     GatewayProcess,
     last_id,
     local_client,
     log_in,
     open_stream,
     readiness,
+    redis_check,
     start_gateway,
     stop_programs,
     until,
@@ -73,6 +85,8 @@ RESUMED = [
     ("115", ["trailing buy"]),
 ]
 FINAL = {EventType.ORDER_COMPLETED, EventType.ORDER_CANCELLED}
+PROBLEM = "application/problem+json"
+STREAMS_PER_ADDRESS = GatewayLimits().streams_per_address  # the default, as deployed
 
 
 @dataclass
@@ -105,6 +119,7 @@ async def world(aws_endpoint: str) -> AsyncIterator[World]:
                 stop_programs(programs)
                 codes = [await harness.wait(program, 30) for program in programs]
             assert codes == [0, 0, 0, 0], harness.worker_output()
+            assert "Traceback" not in gateway.output()
 
 
 async def _ready(client: httpx.AsyncClient, gateway: GatewayProcess) -> bool:
@@ -347,3 +362,192 @@ async def test_another_users_token_gets_nothing_of_the_first_users(traded: Trade
     assert [(e.username, e.event_type) for e in traded.bob_events] == [
         (BOB, EventType.BALANCE_WITHDRAWN)
     ]
+
+
+# Redis away
+
+
+async def test_redis_stopped_and_started_again_changes_no_answer(world: World) -> None:
+    harness, carol = world.harness, "http_carol"
+    await harness.create_user(carol, usd="1000", password=PASSWORD)
+    async with local_client(world.gateway, "127.0.0.5") as client:
+        auth = await log_in(client, carol)
+        async with open_stream(client, auth) as stream:
+            order_id = await _place(client, auth, "resting limit buy")
+            await stream.until(
+                lambda events: _reached(events, [order_id], {EventType.ORDER_QUEUED})
+            )
+            before = await _answers(client, auth, order_id)
+            world.redis.stop()
+            await stream.until_ended()
+        assert [f.event for f in stream.frames][-1] == "unavailable"
+        try:
+            assert await _answers(client, auth, order_id) == before  # from DynamoDB
+            await until(lambda: _redis_reported(client, world, ok=False), "Redis reported away")
+            # Refused by the worker (more than she has): an event, and no answer changes.
+            await _withdraw(client, auth, "5000.00")
+            await harness.collect_events(lambda events: _rejected(events, carol))
+            assert await _answers(client, auth, order_id) == before
+        finally:
+            world.redis.start()  # empty: a cache
+        assert await _answers(client, auth, order_id) == before
+        await until(lambda: _redis_reported(client, world, ok=True), "Redis reported back")
+        async with open_stream(client, auth, last_id(stream)) as resumed:
+            await resumed.until(lambda events: _rejected(events, carol))
+        assert await _answers(client, auth, order_id) == before
+
+
+async def _redis_reported(client: httpx.AsyncClient, world: World, *, ok: bool) -> bool:
+    """True once /readyz reports the read model `ok`; it answers 200 either way."""
+    ready = await readiness(client, world.gateway)
+    assert ready.status_code == 200, ready.text
+    return redis_check(ready)["ok"] is ok
+
+
+async def _answers(
+    client: httpx.AsyncClient, auth: dict[str, str], order_id: str
+) -> list[tuple[int, Any]]:
+    """What she reads: the order, her orders, her balances."""
+    paths = [f"/v1/orders/{order_id}", "/v1/orders", "/v1/balances"]
+    answers = [await client.get(path, headers=auth) for path in paths]
+    return [(answer.status_code, answer.json()) for answer in answers]
+
+
+def _rejected(events: list[Event], username: str) -> bool:
+    return any(
+        e.event_type is EventType.COMMAND_REJECTED and e.username == username for e in events
+    )
+
+
+# Hostile input, against the real process
+
+DAVE = "http_dave"
+MARKET_BUY = {"order_type": "MARKET_BUY", "asset_id": "BTC", "quantity": "1"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def dave(world: World) -> dict[str, str]:
+    await world.harness.create_user(DAVE, usd="1000", password=PASSWORD)
+    async with local_client(world.gateway, "127.0.0.2") as client:
+        return await log_in(client, DAVE)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def hostile(world: World) -> AsyncIterator[httpx.AsyncClient]:
+    async with local_client(world.gateway, "127.0.0.2") as client:
+        yield client
+
+
+async def test_an_oversized_body_is_refused_with_413(
+    world: World, hostile: httpx.AsyncClient, dave: dict[str, str]
+) -> None:
+    body = {**MARKET_BUY, "padding": "x" * 20_000}
+    answer = await hostile.post(
+        "/v1/orders", json=body, headers={**dave, "Idempotency-Key": "oversized"}
+    )
+    assert (answer.status_code, answer.headers["content-type"]) == (413, PROBLEM)
+    assert answer.json()["status"] == 413
+
+
+async def test_a_body_that_is_not_json_is_refused_with_415(
+    hostile: httpx.AsyncClient, dave: dict[str, str]
+) -> None:
+    answer = await hostile.post(
+        "/v1/orders",
+        content=json.dumps(MARKET_BUY),
+        headers={**dave, "Idempotency-Key": "as-text", "Content-Type": "text/plain"},
+    )
+    assert (answer.status_code, answer.headers["content-type"]) == (415, PROBLEM)
+
+
+async def test_a_forged_and_an_expired_token_are_refused_with_401(
+    world: World, hostile: httpx.AsyncClient, dave: dict[str, str]
+) -> None:
+    claims = {"sub": DAVE, "role": "customer", "iat": int(time.time()), "exp": 4_000_000_000}
+    forged = jwt.encode(claims, "not-the-secret-" + "y" * 32, algorithm="HS256")
+    expired = world.harness.tokens.create_access_token(DAVE, expires_delta=timedelta(seconds=-5))
+    for token, said in [(forged, "not valid"), (expired, "expired")]:
+        auth = {"Authorization": f"Bearer {token}"}
+        for answer in [
+            await hostile.get("/v1/balances", headers=auth),
+            await hostile.post(
+                "/v1/orders", json=MARKET_BUY, headers={**auth, "Idempotency-Key": "k-" + said[:3]}
+            ),
+            await hostile.get("/v1/stream", headers=auth),
+        ]:
+            assert answer.status_code == 401, answer.text
+            assert said in answer.json()["detail"]
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+    assert (await hostile.get("/v1/balances", headers=dave)).status_code == 200
+
+
+async def test_an_idempotency_key_reused_answers_the_same_for_the_same_body_and_409_else(
+    world: World, hostile: httpx.AsyncClient, dave: dict[str, str]
+) -> None:
+    headers = {**dave, "Idempotency-Key": "dave-first-order"}
+    first = await hostile.post("/v1/orders", json=MARKET_BUY, headers=headers)
+    other = await hostile.post("/v1/orders", json={**MARKET_BUY, "quantity": "2"}, headers=headers)
+    again = await hostile.post("/v1/orders", json=MARKET_BUY, headers=headers)
+    assert first.status_code == 202, first.text
+    assert (other.status_code, other.headers["content-type"]) == (409, PROBLEM)
+    assert (again.status_code, again.json(), again.headers["location"]) == (
+        202,
+        first.json(),
+        first.headers["location"],
+    )
+    order_id = first.json()["order_id"]
+    orders = get_order_dao(world.harness.clients)
+
+    async def completed() -> bool:
+        with contextlib.suppress(OrderNotFoundException):
+            return (await orders.get_order(order_id)).status is OrderStatus.COMPLETED
+        return False
+
+    await until(completed, "dave's order completed")
+    stored = await orders.get_orders_by_user(DAVE, limit=10)
+    assert [(o.order_id, o.quantity) for o in stored.items] == [(order_id, Decimal("1"))]
+    [paid] = [o.total_amount for o in stored.items]  # once, at whatever BTC is now
+    assert await world.harness.available(DAVE) == Decimal("1000.00") - (paid or 0)
+
+
+async def test_ten_thousand_streams_from_one_address_are_refused_beyond_the_cap(
+    world: World, dave: dict[str, str]
+) -> None:
+    """Each from another user (no per-user cap in the way): the address's cap holds, and
+    a user elsewhere is answered within a second meanwhile."""
+    tokens = [world.harness.tokens.create_access_token(f"flood_{i}") for i in range(10_000)]
+    flood = Flood(world.gateway.port, "127.0.0.3")
+    async with local_client(world.gateway, "127.0.0.4") as elsewhere:
+        flooding = asyncio.create_task(flood.send(tokens))
+        try:
+            await until(lambda: _at_least(flood, 2_000), "2,000 streams asked for")
+            started = time.monotonic()
+            answer = await elsewhere.get("/v1/balances", headers=dave)
+            took = time.monotonic() - started
+            await flooding
+        finally:
+            flooding.cancel()
+            await flood.close()
+        assert (answer.status_code, took < 1.0) == (200, True), took
+        assert Counter(status for status, _ in flood.answers) == {
+            200: STREAMS_PER_ADDRESS,
+            429: 10_000 - STREAMS_PER_ADDRESS,
+        }
+        # Refused by the cap while the address's bucket lasted, by the bucket after.
+        said = Counter(detail for _, detail in flood.answers)
+        assert said["too many open streams: close one first"] > 0
+        assert said["slow down"] > 0
+
+        async def reopened() -> bool:  # the closed streams gave their places back
+            async with local_client(world.gateway, "127.0.0.3") as again:
+                auth = {"Authorization": f"Bearer {tokens[0]}"}
+                async with open_stream(again, auth) as stream:
+                    return stream.status == 200
+
+        await until(reopened, "a stream from the address accepted again", 10, 0.2)
+    assert world.gateway.process.poll() is None
+    assert "Traceback" not in world.gateway.output()
+
+
+async def _at_least(flood: Flood, count: int) -> bool:
+    return len(flood.answers) >= count
