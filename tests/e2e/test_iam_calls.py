@@ -19,17 +19,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from order_processor.bootstrap import compose, open_clients, programs
+from order_processor.bootstrap.gateway import serve_gateway
 from order_processor.bootstrap.readiness import checks_for
 from order_processor.bootstrap.runtime import Lifecycle
 from order_processor.config import Settings
+from order_processor.deployment.emulator import free_port
 from order_processor.deployment.iam import Grant
 from order_processor.domain.base import utc_now
 from order_processor.messaging.producer import Producer
 from order_processor.observability import Metrics, count_aws_calls
 from tests.cloudformation import CACHE_NETWORK, Stack
+from tests.e2e.gateway_world import PASSWORD
 from tests.e2e.harness import Harness
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "aws" / "order-processor.json"
@@ -62,6 +66,7 @@ RARE: dict[str, dict[str, str]] = {
     "cache-worker": {
         "sqs:ChangeMessageVisibility on order-cache": "Redis away: the hand-back's backoff",
     },
+    "gateway": {},
     "producers": {},
     "expiry-sweeper": {},
 }
@@ -193,7 +198,7 @@ async def test_each_role_allows_exactly_the_calls_its_program_makes(
 ) -> None:
     settings = harness.settings
     resources = settings.resources()
-    await harness.create_user("iam_user", usd="1000")
+    await harness.create_user("iam_user", usd="1000", password=PASSWORD)
     await harness.add_asset("BTC", "100")
     triggered = harness.limit("iam_user", "buy", "BTC", "1", "90")
     expiring = harness.limit(
@@ -248,7 +253,9 @@ async def test_each_role_allows_exactly_the_calls_its_program_makes(
     )
     with_redis = settings.overridden({"redis_url": redis_url})
     await run(recorder, "cache-worker", programs.serve_cache, with_redis, burst=True)
+    await serve_gateway_requests(recorder, settings, expiring.payload.order_id)
     for program, kind in [
+        ("gateway", "gateway"),
         ("order-worker", "orders"),
         ("limit-matcher", "limit-matcher"),
         ("expiry-sweeper", "expiry-sweeper"),
@@ -284,6 +291,45 @@ async def test_each_role_allows_exactly_the_calls_its_program_makes(
     # What was recorded is what the programs' own counters counted.
     for program in RARE.keys() - {"producers"}:
         assert recorder.metered(program) == recorder.counted[program], program
+
+
+async def serve_gateway_requests(recorder: Recorder, settings: Settings, order_id: str) -> None:
+    """The gateway, in this process, answering each kind of request of a user's (reads
+    without a read model: each of them DynamoDB's), then stopped."""
+    recorder.program = "gateway"
+    life = Lifecycle(asyncio.Event())
+    port = free_port()
+    serving = asyncio.create_task(serve_gateway(settings.overridden({"gateway_port": port}), life))
+    try:
+        await asyncio.wait_for(life.started.wait(), 30)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            session = await client.post(
+                "/v1/sessions", json={"username": "iam_user", "password": PASSWORD}
+            )
+            assert session.status_code == 200, session.text
+            auth = {"Authorization": f"Bearer {session.json()['access_token']}"}
+            answers = [
+                await client.get(path, headers=auth)
+                for path in ("/v1/balances", "/v1/portfolio", "/v1/prices", "/v1/orders")
+            ]
+            answers += [
+                await client.get(f"/v1/orders/{order_id}", headers=auth),
+                await client.delete(f"/v1/orders/{order_id}", headers=auth),
+                await client.post(
+                    "/v1/orders",
+                    json={"order_type": "MARKET_BUY", "asset_id": "BTC", "quantity": "1"},
+                    headers={**auth, "Idempotency-Key": "iam-gateway-order"},
+                ),
+                await client.post(
+                    "/v1/withdrawals",
+                    json={"amount": "1.00", "currency": "USD"},
+                    headers={**auth, "Idempotency-Key": "iam-gateway-withdrawal"},
+                ),
+            ]
+        assert [a.status_code for a in answers] == [200] * 5 + [202] * 3, answers
+    finally:
+        life.stopping.set()
+        await asyncio.wait_for(serving, 30)
 
 
 async def until_delivered(harness: Harness, url: str) -> None:

@@ -183,7 +183,6 @@ def test_the_gateway_reads_the_tables_and_sends_commands_but_writes_nothing(
     table = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/op-"
 
     assert sorted(by_action) == [
-        "dynamodb:BatchGetItem",
         "dynamodb:DescribeTable",
         "dynamodb:GetItem",
         "dynamodb:Query",
