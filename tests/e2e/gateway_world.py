@@ -181,7 +181,8 @@ def last_id(stream: EventStream) -> str:
 @dataclass
 class Flood:
     """`GET /v1/stream` requests by the thousand over raw keep-alive connections (an HTTP
-    client library would spend more CPU than the gateway): each answer's status and its
+    client library would spend more CPU than the gateway), each naming another address in
+    `X-Forwarded-For` (which only a trusted proxy may do): each answer's status and its
     problem's detail; the streams that were accepted are held open until `close()`."""
 
     port: int
@@ -199,8 +200,10 @@ class Flood:
         )
         while pending:
             token = pending.pop()
+            forged = f"10.{len(pending) >> 8 & 255}.{len(pending) & 255}.1"
             request = (
-                f"GET /v1/stream HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {token}\r\n\r\n"
+                "GET /v1/stream HTTP/1.1\r\nHost: gateway\r\n"
+                f"Authorization: Bearer {token}\r\nX-Forwarded-For: {forged}\r\n\r\n"
             )
             writer.write(request.encode())
             head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
