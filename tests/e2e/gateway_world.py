@@ -12,7 +12,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from order_processor.deployment.emulator import free_port
+from order_processor.deployment.redis_server import RedisServer
 from order_processor.domain.events import Event
 from tests.e2e.harness import Harness
 from tests.support import CLI
@@ -234,3 +235,15 @@ def stop_programs(programs: list[subprocess.Popen[bytes]]) -> None:
     for program in programs:
         if program.poll() is None:
             program.send_signal(signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def hung(redis: RedisServer) -> Iterator[None]:
+    """The redis-server stopped (SIGSTOP) for the block: its connections stay open and
+    nothing answers, as a Redis that hangs."""
+    assert redis.process is not None
+    redis.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        redis.process.send_signal(signal.SIGCONT)

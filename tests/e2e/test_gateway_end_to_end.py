@@ -45,6 +45,7 @@ from tests.e2e.gateway_world import (
     PASSWORD,
     Flood,
     GatewayProcess,
+    hung,
     last_id,
     local_client,
     log_in,
@@ -394,6 +395,32 @@ async def test_redis_stopped_and_started_again_changes_no_answer(world: World) -
         await until(lambda: _redis_reported(client, world, ok=True), "Redis reported back")
         async with open_stream(client, auth, last_id(stream)) as resumed:
             await resumed.until(lambda events: _rejected(events, carol))
+        assert await _answers(client, auth, order_id) == before
+
+
+async def test_a_redis_that_hangs_costs_the_readers_at_most_one_timeout(world: World) -> None:
+    """Redis neither answers nor refuses (SIGSTOP): the answers are the same (DynamoDB's),
+    the first read that meets it waits out the client's timeout, the next ones do not."""
+    harness, erin = world.harness, "http_erin"
+    await harness.create_user(erin, usd="1000", password=PASSWORD)
+    async with local_client(world.gateway, "127.0.0.6") as client:
+        auth = await log_in(client, erin)
+        order_id = await _place(client, auth, "resting limit buy")
+
+        async def queued() -> bool:  # the event applied: the read model caught up
+            answer = await client.get(f"/v1/orders/{order_id}", headers=auth)
+            return bool(answer.json()["status"] == "QUEUED")
+
+        await until(queued, "erin's order queued")
+        before = await _answers(client, auth, order_id)
+        with hung(world.redis):
+            await _answers(client, auth, order_id)  # meets the hang: a timeout or two
+            took = []
+            for _ in range(3):
+                started = time.monotonic()
+                assert await _answers(client, auth, order_id) == before
+                took.append(time.monotonic() - started)
+        assert max(took) < 1.0, took
         assert await _answers(client, auth, order_id) == before
 
 

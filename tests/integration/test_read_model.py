@@ -8,6 +8,8 @@ scripts and reads were refused CROSSSLOT)."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +24,7 @@ from order_processor.bootstrap.cache import open_read_model, redis_client
 from order_processor.config import Settings
 from order_processor.deployment.redis_server import RedisServer
 from order_processor.readmodel import scripts
-from order_processor.readmodel.ports import Document, ReadModel
+from order_processor.readmodel.ports import Document, ReadModel, ReadModelUnavailable
 from order_processor.readmodel.redis import RedisClient, RedisReadModel
 from tests.contracts.read_model import ReadModelContract, a_trader, deposit
 
@@ -199,3 +201,39 @@ async def test_more_calls_at_once_than_the_pool_holds_wait_for_a_connection(
         await client.aclose()
 
     assert answers == [None] * 200
+
+
+async def test_after_a_redis_that_hangs_times_out_a_call_the_next_ones_fail_at_once() -> None:
+    """Each call to a Redis that neither answers nor refuses would wait out the timeout
+    (the gateway's reads before DynamoDB): after one did, the model does not ask for its
+    pause, then asks again."""
+    server = RedisServer()
+    server.start()
+    client = redis_client(server.url, timeout=0.3)
+    model = RedisReadModel(client, prefix=f"t{uuid.uuid4().hex[:12]}", pause_seconds=1.0)
+    trader = a_trader()
+    try:
+        await model.apply(deposit(trader))
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(ReadModelUnavailable, match="in time"):
+                await model.order("o1")
+            started = time.monotonic()
+            for call in (model.ping, lambda: model.generation(trader), model.prices):
+                with pytest.raises(ReadModelUnavailable, match="not asked"):
+                    await call()
+            assert time.monotonic() - started < 0.1
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        while True:  # the pause over, Redis is asked again
+            try:
+                assert await model.generation(trader) == 1
+                break
+            except ReadModelUnavailable:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+    finally:
+        await client.aclose()
+        server.remove()

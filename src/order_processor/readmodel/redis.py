@@ -18,6 +18,12 @@ wait would XREAD once per slot of the users it follows.
 A blocking wait is cut into slices shorter than the socket timeout (`block_seconds`), so it
 never trips it.
 
+A Redis that hangs (it neither answers nor refuses) costs a call the client's timeout, the
+retry's included: every read would wait it out before going to DynamoDB, and a GET that
+makes two calls would outlast a client's patience. So after a call Redis let time out, the
+model does not ask it for `pause_seconds` and answers `ReadModelUnavailable` at once; the
+first call after the pause asks again. A refused connection fails fast and pauses nothing.
+
 Gaps: the stream is trimmed exactly (`MAXLEN n`: one entry out per entry in, as cheap as
 the approximate trim at these lengths, and the stream keeps what the model promises); the
 script notes the newest entry each trim drops (Redis's own `max-deleted-entry-id` counts
@@ -42,6 +48,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from order_processor.domain.events import Event, EventType
 from order_processor.domain.orders import Order, OrderStatus
@@ -62,6 +69,15 @@ RedisClient: TypeAlias = Redis | RedisCluster  # a single node, or a cluster
 # Every failure of Redis (refused, reset, timed out, loading, read-only, OOM...), and of a
 # cluster (no node reachable, a slot not served while it reshapes).
 REDIS_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
+# What a Redis that hangs gives (a socket timeout, redis-py's or asyncio's).
+REDIS_TIMEOUTS = (RedisTimeoutError, TimeoutError)
+
+
+@dataclass
+class _Pause:
+    """Until when (the monotonic clock) Redis is not asked, after a timeout."""
+
+    until: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,9 @@ class RedisReadModel:
     price_ttl_seconds: float = 2.0
     stream_length: int = 1000
     block_seconds: float = 1.0
+    pause_seconds: float = 5.0  # Redis not asked for this long after a call it let time out
     _scripts: Scripts = field(init=False, repr=False)
+    _pause: _Pause = field(init=False, repr=False, default_factory=_Pause)
 
     def __post_init__(self) -> None:
         if "{" in self.prefix or "}" in self.prefix:
@@ -134,12 +152,12 @@ class RedisReadModel:
             self.stream_length,
             self.stream_length * 2,
         ]
-        async with _answering():
+        async with self._answering():
             applied = await self._scripts.apply(keys, arguments)
         return bool(applied)
 
     async def order(self, order_id: str) -> Order | None:
-        async with _answering():
+        async with self._answering():
             kept = await self.redis.hgetall(self._order_key(order_id))
         if not kept:
             return None
@@ -161,16 +179,16 @@ class RedisReadModel:
             order.model_dump_json(),
             self._ttl_ms,
         ]
-        async with _answering():
+        async with self._answering():
             return bool(await self._scripts.fill_order([key], arguments))
 
     async def generation(self, username: str) -> int:
-        async with _answering():
+        async with self._answering():
             value = await self.redis.get(self._user_key(username, "generation"))
         return int(value or 0)
 
     async def document(self, username: str, kind: Document) -> str | None:
-        async with _answering():
+        async with self._answering():
             value = await self.redis.get(self._user_key(username, kind.value))
         return None if value is None else _text(value)
 
@@ -178,29 +196,29 @@ class RedisReadModel:
         self, username: str, kind: Document, body: str, generation: int
     ) -> bool:
         keys = [self._user_key(username, "generation"), self._user_key(username, kind.value)]
-        async with _answering():
+        async with self._answering():
             kept = await self._scripts.fill_document(keys, [generation, body, self._ttl_ms])
         return bool(kept)
 
     async def prices(self) -> str | None:
-        async with _answering():
+        async with self._answering():
             value = await self.redis.get(f"{self.namespace}:prices")
         return None if value is None else _text(value)
 
     async def fill_prices(self, body: str) -> None:
         ttl = max(1, int(self.price_ttl_seconds * 1000))
-        async with _answering():
+        async with self._answering():
             await self.redis.set(f"{self.namespace}:prices", body, px=ttl)
 
     async def tail(self, username: str) -> str:
-        async with _answering():
+        async with self._answering():
             last = await self.redis.xrevrange(self._stream_key(username), count=1)
         return _text(last[0][0]) if last else START
 
     async def events_after(self, username: str, position: str | None, limit: int) -> StreamRead:
         parsed = None if position is None else _parse(position)
         start = "-" if parsed is None else f"({parsed[0]}-{parsed[1]}"
-        async with _answering():
+        async with self._answering():
             keys = [self._stream_key(username), self._user_key(username, "origin")]
             read = await self._scripts.read(keys, [start, max(1, limit)])
         exists, trimmed_at, origin, entries = read
@@ -247,7 +265,7 @@ class RedisReadModel:
             await asyncio.sleep(block)
             return []
         block_ms = None if block <= 0 else max(1, int(block * 1000))
-        async with _answering():
+        async with self._answering():
             reads = [asyncio.create_task(self._xread(chunk, block_ms)) for chunk in chunks]
             try:
                 await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
@@ -267,8 +285,22 @@ class RedisReadModel:
         return list(found or [])
 
     async def ping(self) -> None:
-        async with _answering():
+        async with self._answering():
             await self.redis.ping()
+
+    @contextlib.asynccontextmanager
+    async def _answering(self) -> AsyncIterator[None]:
+        """Every failure of Redis or of a cluster (`REDIS_FAILURES`) as
+        `ReadModelUnavailable`; after a timeout, none asked for `pause_seconds`."""
+        if time.monotonic() < self._pause.until:
+            raise ReadModelUnavailable("Redis timed out a moment ago: not asked again yet")
+        try:
+            yield
+        except REDIS_TIMEOUTS as exc:
+            self._pause.until = time.monotonic() + self.pause_seconds
+            raise ReadModelUnavailable(f"Redis did not answer in time: {exc}") from exc
+        except REDIS_FAILURES as exc:
+            raise ReadModelUnavailable(f"Redis did not answer: {exc}") from exc
 
     def _order_key(self, order_id: str) -> str:
         return f"{self.namespace}:order:{order_id}"
@@ -278,15 +310,6 @@ class RedisReadModel:
 
     def _stream_key(self, username: str) -> str:
         return self._user_key(username, "events")
-
-
-@contextlib.asynccontextmanager
-async def _answering() -> AsyncIterator[None]:
-    """Every failure of Redis or of a cluster (`REDIS_FAILURES`)."""
-    try:
-        yield
-    except REDIS_FAILURES as exc:
-        raise ReadModelUnavailable(f"Redis did not answer: {exc}") from exc
 
 
 def _order_part(event: Event) -> tuple[str, int, str, str]:
