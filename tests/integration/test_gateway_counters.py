@@ -4,17 +4,20 @@ those when Redis is away."""
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from order_processor.bootstrap.cache import redis_client
 from order_processor.deployment.emulator import free_port
+from order_processor.deployment.redis_server import RedisServer
 from order_processor.domain.base import new_id
 from order_processor.gateway.memory import MemoryAttempts
 from order_processor.gateway.ports import Attempts, Receipt, Receipts
 from order_processor.gateway.shared import RedisAttempts, RedisReceipts
-from order_processor.readmodel.redis import RedisClient
+from order_processor.readmodel.redis import RedisClient, RedisPause
 from tests.contracts.counters import (
     KEEP,
     LIMIT,
@@ -73,3 +76,32 @@ async def test_redis_away_counts_in_the_replica_alone() -> None:
     assert 59 < locked <= 60
     assert await alone.locked_for("user:alice") > 59
     assert (first, second) == (None, Receipt("d1", "{}"))
+
+
+async def test_after_a_redis_that_hangs_times_out_the_counters_count_alone_at_once() -> None:
+    """The read model's pause, shared: once a call timed out, neither a login's counter
+    nor a receipt asks the hung Redis again (each would wait out the timeout)."""
+    server = RedisServer()
+    server.start()
+    hung = redis_client(server.url, timeout=0.3)
+    pause = RedisPause(60)
+    alone = MemoryAttempts(limit=2, lockout_seconds=60)
+    attempts = RedisAttempts(hung, "t", limit=2, lockout_seconds=60, fallback=alone, pause=pause)
+    receipts = RedisReceipts(hung, "t", pause=pause)
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        first = await receipts.claim("alice", "k", Receipt("d1", "{}"))  # waits it out
+        started = time.monotonic()
+        second = await receipts.claim("alice", "k", Receipt("d2", "{}"))
+        await attempts.failed("user:alice")
+        locked = await attempts.failed("user:alice")
+        took = time.monotonic() - started
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+        await hung.aclose()
+        server.remove()
+
+    assert (first, second) == (None, Receipt("d1", "{}"))
+    assert 59 < locked <= 60
+    assert took < 0.1

@@ -25,7 +25,7 @@ from order_processor.config import Settings
 from order_processor.deployment.redis_server import RedisServer
 from order_processor.readmodel import scripts
 from order_processor.readmodel.ports import Document, ReadModel, ReadModelUnavailable
-from order_processor.readmodel.redis import RedisClient, RedisReadModel
+from order_processor.readmodel.redis import RedisClient, RedisPause, RedisReadModel
 from tests.contracts.read_model import ReadModelContract, a_trader, deposit
 
 
@@ -210,7 +210,7 @@ async def test_after_a_redis_that_hangs_times_out_a_call_the_next_ones_fail_at_o
     server = RedisServer()
     server.start()
     client = redis_client(server.url, timeout=0.3)
-    model = RedisReadModel(client, prefix=f"t{uuid.uuid4().hex[:12]}", pause_seconds=1.0)
+    model = RedisReadModel(client, prefix=f"t{uuid.uuid4().hex[:12]}", pause=RedisPause(1.0))
     trader = a_trader()
     try:
         await model.apply(deposit(trader))

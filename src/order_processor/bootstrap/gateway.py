@@ -153,8 +153,9 @@ def build_gateway(
             limits.login_attempts,
             limits.login_lockout_seconds,
             MemoryAttempts(limits.login_attempts, limits.login_lockout_seconds),
+            model.pause,
         )
-        receipts = RedisReceipts(model.redis, prefix, fallback=receipts)
+        receipts = RedisReceipts(model.redis, prefix, fallback=receipts, pause=model.pause)
     return Gateway(
         reads=reads,
         commands=Producer(clients.sqs, commands_url, fifo=fifo),

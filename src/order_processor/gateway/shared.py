@@ -16,7 +16,12 @@ from typing import Any, TypeVar
 
 from order_processor.gateway.memory import MemoryAttempts, MemoryReceipts
 from order_processor.gateway.ports import PENDING_SECONDS, Attempts, Receipt, Receipts
-from order_processor.readmodel.redis import REDIS_FAILURES, RedisClient
+from order_processor.readmodel.redis import (
+    REDIS_FAILURES,
+    REDIS_TIMEOUTS,
+    RedisClient,
+    RedisPause,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,10 +35,18 @@ return count
 """
 
 
-async def _shared(shared: Callable[[], Awaitable[T]], alone: Callable[[], Awaitable[T]]) -> T:
+async def _shared(
+    shared: Callable[[], Awaitable[T]], alone: Callable[[], Awaitable[T]], pause: RedisPause
+) -> T:
+    """`shared()`, else `alone()`: at once while Redis is paused after a timeout (the read
+    model's pause: a hung Redis costs one timeout, not one per login or order)."""
+    if pause.active():
+        return await alone()
     try:
         return await shared()
     except REDIS_FAILURES as exc:
+        if isinstance(exc, REDIS_TIMEOUTS):
+            pause.begin()
         log.warning("Redis did not answer (%s): counting in this replica alone", exc)
         return await alone()
 
@@ -48,6 +61,7 @@ class RedisAttempts:
     limit: int = 5
     lockout_seconds: float = 900.0
     fallback: Attempts = field(default_factory=MemoryAttempts)
+    pause: RedisPause = field(default_factory=RedisPause)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:attempts:{key}"
@@ -62,7 +76,7 @@ class RedisAttempts:
                 return 0.0
             return max(int(ttl), 1) / 1000
 
-        return await _shared(shared, lambda: self.fallback.locked_for(key))
+        return await _shared(shared, lambda: self.fallback.locked_for(key), self.pause)
 
     async def failed(self, key: str) -> float:
         async def shared() -> float:
@@ -70,13 +84,13 @@ class RedisAttempts:
             count = await self.redis.eval(FAILED, 1, self._key(key), window)
             return self.lockout_seconds if int(count) >= self.limit else 0.0
 
-        return await _shared(shared, lambda: self.fallback.failed(key))
+        return await _shared(shared, lambda: self.fallback.failed(key), self.pause)
 
     async def cleared(self, key: str) -> None:
         async def shared() -> None:
             await self.redis.delete(self._key(key))
 
-        await _shared(shared, lambda: self.fallback.cleared(key))
+        await _shared(shared, lambda: self.fallback.cleared(key), self.pause)
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ class RedisReceipts:
     prefix: str
     keep_seconds: float = 24 * 3600.0
     fallback: Receipts = field(default_factory=MemoryReceipts)
+    pause: RedisPause = field(default_factory=RedisPause)
 
     def _key(self, username: str, key: str) -> str:
         return f"{self.prefix}:receipt:{username}:{key}"
@@ -108,7 +123,9 @@ class RedisReceipts:
             digest, answer = str(parsed["digest"]), str(parsed["answer"])
             return Receipt(digest, answer, sent=parsed.get("sent", True) is not False)
 
-        return await _shared(shared, lambda: self.fallback.claim(username, key, receipt))
+        return await _shared(
+            shared, lambda: self.fallback.claim(username, key, receipt), self.pause
+        )
 
     async def sent(self, username: str, key: str, receipt: Receipt) -> None:
         async def shared() -> None:
@@ -116,7 +133,7 @@ class RedisReceipts:
                 self._key(username, key), _body(receipt), xx=True, px=self._keep_ms(receipt)
             )
 
-        await _shared(shared, lambda: self.fallback.sent(username, key, receipt))
+        await _shared(shared, lambda: self.fallback.sent(username, key, receipt), self.pause)
 
     def _keep_ms(self, receipt: Receipt) -> int:
         seconds = self.keep_seconds if receipt.sent else min(self.keep_seconds, PENDING_SECONDS)
@@ -126,7 +143,7 @@ class RedisReceipts:
         async def shared() -> None:
             await self.redis.delete(self._key(username, key))
 
-        await _shared(shared, lambda: self.fallback.release(username, key))
+        await _shared(shared, lambda: self.fallback.release(username, key), self.pause)
 
 
 def _body(receipt: Receipt) -> str:

@@ -21,8 +21,9 @@ never trips it.
 A Redis that hangs (it neither answers nor refuses) costs a call the client's timeout, the
 retry's included: every read would wait it out before going to DynamoDB, and a GET that
 makes two calls would outlast a client's patience. So after a call Redis let time out, the
-model does not ask it for `pause_seconds` and answers `ReadModelUnavailable` at once; the
+model does not ask it for its `RedisPause` and answers `ReadModelUnavailable` at once; the
 first call after the pause asks again. A refused connection fails fast and pauses nothing.
+The gateway's shared counters (`gateway.shared`) keep the same pause: one Redis, one verdict.
 
 Gaps: the stream is trimmed exactly (`MAXLEN n`: one entry out per entry in, as cheap as
 the approximate trim at these lengths, and the stream keeps what the model promises); the
@@ -74,10 +75,18 @@ REDIS_TIMEOUTS = (RedisTimeoutError, TimeoutError)
 
 
 @dataclass
-class _Pause:
-    """Until when (the monotonic clock) Redis is not asked, after a timeout."""
+class RedisPause:
+    """After a call Redis let time out, Redis is not asked for `seconds` (the callers go
+    to their fallback at once); shared by whoever calls the same Redis."""
 
-    until: float = 0.0
+    seconds: float = 5.0
+    until: float = 0.0  # the monotonic clock's
+
+    def active(self) -> bool:
+        return time.monotonic() < self.until
+
+    def begin(self) -> None:
+        self.until = time.monotonic() + self.seconds
 
 
 @dataclass(frozen=True)
@@ -107,9 +116,8 @@ class RedisReadModel:
     price_ttl_seconds: float = 2.0
     stream_length: int = 1000
     block_seconds: float = 1.0
-    pause_seconds: float = 5.0  # Redis not asked for this long after a call it let time out
+    pause: RedisPause = field(default_factory=RedisPause, repr=False)
     _scripts: Scripts = field(init=False, repr=False)
-    _pause: _Pause = field(init=False, repr=False, default_factory=_Pause)
 
     def __post_init__(self) -> None:
         if "{" in self.prefix or "}" in self.prefix:
@@ -291,13 +299,13 @@ class RedisReadModel:
     @contextlib.asynccontextmanager
     async def _answering(self) -> AsyncIterator[None]:
         """Every failure of Redis or of a cluster (`REDIS_FAILURES`) as
-        `ReadModelUnavailable`; after a timeout, none asked for `pause_seconds`."""
-        if time.monotonic() < self._pause.until:
+        `ReadModelUnavailable`; after a timeout, none asked during the pause."""
+        if self.pause.active():
             raise ReadModelUnavailable("Redis timed out a moment ago: not asked again yet")
         try:
             yield
         except REDIS_TIMEOUTS as exc:
-            self._pause.until = time.monotonic() + self.pause_seconds
+            self.pause.begin()
             raise ReadModelUnavailable(f"Redis did not answer in time: {exc}") from exc
         except REDIS_FAILURES as exc:
             raise ReadModelUnavailable(f"Redis did not answer: {exc}") from exc
