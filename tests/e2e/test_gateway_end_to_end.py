@@ -155,6 +155,7 @@ async def traded(world: World) -> Traded:
     await harness.give_asset(ALICE, "BTC", "10")
     await harness.create_user(BOB, usd="500", password=PASSWORD)
     async with local_client(world.gateway) as client:
+        await _redis_answering(client, world)  # whichever test ran before on this world
         alice, bob = await log_in(client, ALICE), await log_in(client, BOB)
         async with open_stream(client, bob) as bob_stream:
             ids, followed, resume_at = await _first_half(harness, client, alice)
@@ -372,6 +373,7 @@ async def test_redis_stopped_and_started_again_changes_no_answer(world: World) -
     harness, carol = world.harness, "http_carol"
     await harness.create_user(carol, usd="1000", password=PASSWORD)
     async with local_client(world.gateway, "127.0.0.5") as client:
+        await _redis_answering(client, world)
         auth = await log_in(client, carol)
         async with open_stream(client, auth) as stream:
             order_id = await _place(client, auth, "resting limit buy")
@@ -392,7 +394,7 @@ async def test_redis_stopped_and_started_again_changes_no_answer(world: World) -
         finally:
             world.redis.start()  # empty: a cache
         assert await _answers(client, auth, order_id) == before
-        await until(lambda: _redis_reported(client, world, ok=True), "Redis reported back")
+        await _redis_answering(client, world)
         async with open_stream(client, auth, last_id(stream)) as resumed:
             await resumed.until(lambda events: _rejected(events, carol))
         assert await _answers(client, auth, order_id) == before
@@ -405,6 +407,7 @@ async def test_a_redis_that_hangs_costs_the_readers_at_most_one_timeout(world: W
     harness, erin = world.harness, "http_erin"
     await harness.create_user(erin, usd="1000", password=PASSWORD)
     async with local_client(world.gateway, "127.0.0.6") as client:
+        await _redis_answering(client, world)
         auth = await log_in(client, erin)
         order_id = await _place(client, auth, "resting limit buy")
 
@@ -432,6 +435,11 @@ async def test_a_redis_that_hangs_costs_the_readers_at_most_one_timeout(world: W
             took["withdrawal"] = time.monotonic() - started
         assert max(took.values()) < 1.0, took
         assert await _answers(client, auth, order_id) == before
+
+
+async def _redis_answering(client: httpx.AsyncClient, world: World) -> None:
+    """Until the gateway reports its Redis answering (after a test that took it away)."""
+    await until(lambda: _redis_reported(client, world, ok=True), "Redis reported answering")
 
 
 async def _redis_reported(client: httpx.AsyncClient, world: World, *, ok: bool) -> bool:
@@ -556,6 +564,7 @@ async def test_ten_thousand_streams_from_one_address_are_refused_beyond_the_cap(
     tokens = [world.harness.tokens.create_access_token(f"flood_{i}") for i in range(10_000)]
     flood = Flood(world.gateway.port, "127.0.0.3")
     async with local_client(world.gateway, "127.0.0.4") as elsewhere:
+        await _redis_answering(elsewhere, world)  # else every stream ends at once, unavailable
         flooding = asyncio.create_task(flood.send(tokens))
         try:
             await until(lambda: _at_least(flood, 2_000), "2,000 streams asked for")
