@@ -59,6 +59,34 @@ def start_gateway(harness: Harness) -> GatewayProcess:
     return GatewayProcess(process, port, metrics_port, Path(log.name))
 
 
+async def ready_gateway(harness: Harness, attempts: int = 3) -> GatewayProcess:
+    """A gateway started and ready; started again on other ports when another process
+    took one of its free ports first (other tests start programs meanwhile)."""
+    for _ in range(attempts):
+        gateway = start_gateway(harness)
+        if await _came_up(gateway):
+            return gateway
+        if "address already in use" not in gateway.output():
+            break
+    raise AssertionError(f"the gateway did not start: {gateway.output()}")
+
+
+async def _came_up(gateway: GatewayProcess) -> bool:
+    """True once ready, False once it exited."""
+
+    async def ready_or_exited() -> bool:
+        if gateway.process.poll() is not None:
+            return True
+        try:
+            return (await readiness(client, gateway)).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    async with local_client(gateway) as client:
+        await until(ready_or_exited, "the gateway ready", 60)
+    return gateway.process.poll() is None
+
+
 async def until(
     check: Callable[[], Awaitable[T]], what: str, seconds: float = 30, pause: float = 0.1
 ) -> T:

@@ -51,8 +51,8 @@ from tests.e2e.gateway_world import (
     log_in,
     open_stream,
     readiness,
+    ready_gateway,
     redis_check,
-    start_gateway,
     stop_programs,
     until,
 )
@@ -110,25 +110,15 @@ async def world(aws_endpoint: str) -> AsyncIterator[World]:
                 harness.start_worker(burst=False, kind="limit-matcher"),
                 harness.start_worker(burst=False, kind="cache"),
             ]
-            gateway = start_gateway(harness)
-            programs.append(gateway.process)
             try:
-                async with local_client(gateway) as client:
-                    await until(lambda: _ready(client, gateway), "the gateway ready", 60)
+                gateway = await ready_gateway(harness)
+                programs.append(gateway.process)
                 yield World(harness, redis, gateway)
             finally:
                 stop_programs(programs)
                 codes = [await harness.wait(program, 30) for program in programs]
             assert codes == [0, 0, 0, 0], harness.worker_output()
             assert "Traceback" not in gateway.output()
-
-
-async def _ready(client: httpx.AsyncClient, gateway: GatewayProcess) -> bool:
-    assert gateway.process.poll() is None, gateway.output()
-    try:
-        return (await readiness(client, gateway)).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 # ALICE's day, and BOB's beside it
