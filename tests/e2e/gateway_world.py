@@ -237,6 +237,9 @@ class Flood:
             writer.write(request.encode())
             head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
             status = int(head.split(" ", 2)[1])
+            if status == 200 and await _ended(reader):  # "unavailable": the model away
+                self.answers.append((status, "ended"))
+                continue
             if status == 200:  # a stream: it stays open, and so does this connection
                 self.answers.append((status, ""))
                 self.held.append(writer)
@@ -251,12 +254,30 @@ class Flood:
             self.answers.append((status, problem["detail"]))
         writer.close()
 
+    def streams(self) -> int:
+        """The streams accepted and held open."""
+        return self.answers.count((200, ""))
+
     async def close(self) -> None:
         for writer in self.held:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
         self.held.clear()
+
+
+async def _ended(reader: asyncio.StreamReader, wait: float = 1.0) -> bool:
+    """True when a stream's chunked body ends at once (its last chunk within `wait`)."""
+    seen = b""
+    try:
+        while not seen.endswith(b"0\r\n\r\n"):
+            chunk = await asyncio.wait_for(reader.read(4096), wait)
+            if not chunk:
+                return True
+            seen += chunk
+    except TimeoutError:
+        return False
+    return True
 
 
 def stop_programs(programs: list[subprocess.Popen[bytes]]) -> None:

@@ -428,8 +428,19 @@ async def test_a_redis_that_hangs_costs_the_readers_at_most_one_timeout(world: W
 
 
 async def _redis_answering(client: httpx.AsyncClient, world: World) -> None:
-    """Until the gateway reports its Redis answering (after a test that took it away)."""
-    await until(lambda: _redis_reported(client, world, ok=True), "Redis reported answering")
+    """Until a stream stays open: the gateway's Redis answers, the read model's pause after
+    a timeout is over (a test before may have taken Redis away; /readyz, whose answer is
+    kept a few seconds, could still say it answers)."""
+    token = world.harness.tokens.create_access_token("stream_probe")
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def streaming() -> bool:
+        async with open_stream(client, auth) as stream:
+            with contextlib.suppress(AssertionError):
+                await stream.until_ended(0.5)
+            return stream.status == 200 and not stream.ended
+
+    await until(streaming, "a stream that stays open (Redis answering)", 30, 0.2)
 
 
 async def _redis_reported(client: httpx.AsyncClient, world: World, *, ok: bool) -> bool:
@@ -566,14 +577,16 @@ async def test_ten_thousand_streams_from_one_address_are_refused_beyond_the_cap(
             flooding.cancel()
             await flood.close()
         assert (answer.status_code, took < 1.0) == (200, True), took
-        assert Counter(status for status, _ in flood.answers) == {
-            200: STREAMS_PER_ADDRESS,
-            429: 10_000 - STREAMS_PER_ADDRESS,
-        }
-        # Refused by the cap while the address's bucket lasted, by the bucket after.
         said = Counter(detail for _, detail in flood.answers)
+        assert len(flood.answers) == 10_000
+        # Every stream accepted is held open: the cap's worth (a stream that meets the
+        # read model away says so and ends, giving its place back: under load, a Redis
+        # call past its timeout pauses the model a few seconds).
+        assert 0 < flood.streams() <= STREAMS_PER_ADDRESS, said
+        # Refused by the cap while the address's bucket lasted, by the bucket after.
         assert said["too many open streams: close one first"] > 0
         assert said["slow down"] > 0
+        assert set(said) <= {"", "ended", "too many open streams: close one first", "slow down"}
 
         async def reopened() -> bool:  # the closed streams gave their places back
             async with local_client(world.gateway, "127.0.0.3") as again:
