@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import re
@@ -139,7 +140,11 @@ class Dispatcher:
         self.listeners[listener.username].add(listener)
         self._joined.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="stream-dispatcher")
+            # A context of its own: it serves every stream, not the request that started
+            # it (whose request id and user would otherwise name every line it logs).
+            self._task = asyncio.create_task(
+                self._run(), name="stream-dispatcher", context=contextvars.Context()
+            )
 
     def leave(self, listener: Listener) -> None:
         users = self.listeners.get(listener.username)

@@ -3,13 +3,19 @@ repeated, a gap announced, caps per user and per address, the model away announc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 
 import httpx
+import structlog
 
 from order_processor.domain.events import Event, EventType
 from order_processor.gateway.limits import GatewayLimits
+from order_processor.gateway.stream import Dispatcher
+from order_processor.readmodel.memory import MemoryReadModel
+from order_processor.readmodel.ports import StreamedEvent
 from tests.unit.gateway.conftest import World, build_world
 from tests.unit.gateway.sse import events_of, open_stream
 
@@ -173,3 +179,34 @@ async def test_a_stream_needs_a_customer_token(world: World) -> None:
 
     assert answer.status_code == 401
     assert isinstance(answer, httpx.Response)
+
+
+class _Watched(MemoryReadModel):
+    """Notes the log context each wait runs in."""
+
+    contexts: list[dict[str, object]]
+
+    async def wait_events(
+        self, positions: Mapping[str, str], wait_seconds: float
+    ) -> dict[str, list[StreamedEvent]]:
+        self.contexts.append(structlog.contextvars.get_contextvars())
+        return await super().wait_events(positions, min(wait_seconds, 0.01))
+
+
+async def test_the_dispatcher_logs_under_no_request_of_a_users() -> None:
+    """It serves every stream: the request that happened to start it (its id, its user)
+    must not name its log lines (they would be read as that request's)."""
+    model = _Watched()
+    model.contexts = []
+    dispatcher = Dispatcher(model, GatewayLimits())
+    structlog.contextvars.bind_contextvars(request_id="first-request", username="bob_trader")
+    try:
+        dispatcher.join(dispatcher.reserve("bob_trader", "203.0.113.7"))
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id", "username")
+    deadline = time.monotonic() + 2
+    while not model.contexts:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await dispatcher.stop()
+    assert model.contexts[0] == {}
