@@ -5,7 +5,6 @@ that names another user's order. The user still gets their own order, never a 50
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -15,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from order_processor.bootstrap.cache import redis_client
-from order_processor.bootstrap.gateway import guarded, read_model_of
+from order_processor.bootstrap.gateway import read_model_of
 from order_processor.config import Settings
 from order_processor.domain.events import Event, EventType
 from order_processor.domain.orders import Order, OrderCreate, OrderStatus
@@ -197,6 +196,8 @@ async def test_a_last_event_id_redis_cannot_take_is_a_gap_not_unavailable(
 
 
 async def test_a_redis_that_never_answers_costs_one_request_its_timeouts_not_every_one() -> None:
+    """After a call Redis let time out, Redis is not asked again for a pause: the next
+    requests go to DynamoDB at once (counted by what reaches the silent server, not timed)."""
     held: list[asyncio.StreamWriter] = []
 
     async def accept_and_say_nothing(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -207,18 +208,18 @@ async def test_a_redis_that_never_answers_costs_one_request_its_timeouts_not_eve
     settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0", prefix="blackholed")
     world, _ = build_world()
     async with server, read_model_of(settings) as model:
-        app = create_app(replace(world.gateway, read_model=guarded(model)))
+        app = create_app(replace(world.gateway, read_model=model))
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            took = []
-            for _ in range(3):
-                started = time.monotonic()
-                answer = await client.get("/v1/balances", headers=world.auth(), timeout=30)
-                took.append(time.monotonic() - started)
-                assert answer.status_code == 200
+            answers = [await client.get("/v1/balances", headers=world.auth(), timeout=30)]
+            reached_by_the_first = len(held)
+            for _ in range(5):
+                answers.append(await client.get("/v1/balances", headers=world.auth(), timeout=30))
         await app.state.runtime.dispatcher.stop()
         for writer in held:
             writer.close()
 
-    assert took[0] > 1  # the first pays Redis's timeouts ...
-    assert max(took[1:]) < 0.5  # ... the next ones go to DynamoDB at once
+    assert [a.status_code for a in answers] == [200] * 6
+    assert answers[-1].json() == answers[0].json()
+    assert reached_by_the_first >= 1  # the first asked Redis and waited out its timeout
+    assert len(held) == reached_by_the_first  # the next five never asked it

@@ -53,7 +53,6 @@ from order_processor.gateway.ports import Attempts, Receipts
 from order_processor.gateway.shared import RedisAttempts, RedisReceipts
 from order_processor.messaging.producer import Producer
 from order_processor.observability import GATEWAY, Check
-from order_processor.readmodel.breaker import Breaker
 from order_processor.readmodel.memory import MemoryReadModel
 from order_processor.readmodel.ports import ReadModel
 from order_processor.readmodel.redis import RedisReadModel
@@ -159,7 +158,7 @@ def build_gateway(
     return Gateway(
         reads=reads,
         commands=Producer(clients.sqs, commands_url, fifo=fifo),
-        read_model=guarded(model),
+        read_model=model,
         tokens=get_token_manager(settings),
         secret=gateway_secret(settings),
         limits=limits,
@@ -180,12 +179,6 @@ async def read_model_of(settings: Settings) -> AsyncIterator[ReadModel]:
         return
     async with open_read_model(settings) as model:
         yield model
-
-
-def guarded(model: ReadModel) -> ReadModel:
-    """Redis behind a breaker: a Redis that stops answering (its connections open, nothing
-    said) costs one request a pause its timeouts, not every request."""
-    return Breaker(model) if isinstance(model, RedisReadModel) else model
 
 
 class _Server(uvicorn.Server):
