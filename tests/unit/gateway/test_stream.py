@@ -109,7 +109,9 @@ async def test_open_streams_are_capped_per_user_and_per_address() -> None:
             assert again.status == 200
 
 
-async def test_thousands_of_streams_from_one_address_leave_the_gateway_answering() -> None:
+async def test_hundreds_of_streams_from_one_address_leave_the_gateway_answering() -> None:
+    """In process, a few hundred (the 10,000 go against the real process: tests/e2e/
+    test_gateway_end_to_end.py)."""
     world, client = build_world(
         GatewayLimits(
             streams_per_address=20,
@@ -128,7 +130,7 @@ async def test_thousands_of_streams_from_one_address_leave_the_gateway_answering
         for _ in range(20):
             stream = await held.enter_async_context(open_stream(world.app, headers))
             assert stream.status == 200
-        for _ in range(2_000):
+        for _ in range(400):
             answer = await client.get("/v1/stream", headers=headers)
             statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
         other = await client.get("/v1/balances", headers=world.auth("bobby1"))
@@ -136,7 +138,7 @@ async def test_thousands_of_streams_from_one_address_leave_the_gateway_answering
             open_stream(world.app, world.auth("bobby1"), "198.51.100.1")
         )
 
-    assert statuses == {429: 2_000}
+    assert statuses == {429: 400}
     assert other.status_code == elsewhere.status == 200
     assert time.monotonic() - began < 30
 
