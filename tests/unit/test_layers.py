@@ -207,3 +207,15 @@ def test_a_relative_import_is_the_import_it_names(
         "order_processor.handlers.trails",
         "order_processor.handlers.answers",
     ]
+
+
+def test_no_decision_reads_the_read_model() -> None:
+    """DESIGN: the read model serves reads, never decisions. The saga and every handler
+    but the cache worker's (the matcher, the sweeper, the order worker's commands) never
+    import it; nor does the store they decide from."""
+    graph = room_imports()
+    deciding = {
+        path for room in ("saga", "store", "handlers") for path in graph[room].get("readmodel", [])
+    }
+
+    assert deciding == {"handlers/cache.py"}
