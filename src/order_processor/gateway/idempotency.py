@@ -8,6 +8,7 @@ short while only (`PENDING_SECONDS`), so a sender that died leaves the key free 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -76,7 +77,12 @@ async def sent_once(
     except BaseException:  # cancelled (the client left): a retry may send it
         await gateway.receipts.release(username, key)
         raise
-    await gateway.receipts.sent(username, key, receipt)
-    if after is not None:
-        await after()
+    # The receipt marked sent and the placeholder are independent writes: one round trip.
+    await asyncio.gather(
+        gateway.receipts.sent(username, key, receipt), after() if after else _nothing()
+    )
     return answer(receipt.answer)
+
+
+async def _nothing() -> None:
+    return None
