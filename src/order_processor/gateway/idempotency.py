@@ -8,7 +8,6 @@ short while only (`PENDING_SECONDS`), so a sender that died leaves the key free 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -46,10 +45,12 @@ async def sent_once(
     receipt: Receipt,
     command: AnyCommand,
     answer: Callable[[str], Response],
-    after: Callable[[], Awaitable[None]] | None = None,
+    before: Callable[[], Awaitable[None]] | None = None,
 ) -> Response:
     """Send `command` unless the key was used: the same request is answered as it was the
-    first time (`answer` of the kept body), another is a 409."""
+    first time (`answer` of the kept body), another is a 409. `before` runs once the key
+    is claimed, before the send (a retry never writes it again: the order may be further
+    along than its placeholder)."""
     kept = await gateway.receipts.claim(username, key, replace(receipt, sent=False))
     if kept is not None:
         if kept.digest != receipt.digest:
@@ -64,6 +65,9 @@ async def sent_once(
                 headers={"Retry-After": "1"},
             )
         return answer(kept.answer)
+    if before is not None:
+        # Before the send: a worker that rejects at once must find the placeholder to fail.
+        await before()
     try:
         await gateway.commands.send(command)
     except Exception as exc:
@@ -77,12 +81,5 @@ async def sent_once(
     except BaseException:  # cancelled (the client left): a retry may send it
         await gateway.receipts.release(username, key)
         raise
-    # The receipt marked sent and the placeholder are independent writes: one round trip.
-    await asyncio.gather(
-        gateway.receipts.sent(username, key, receipt), after() if after else _nothing()
-    )
+    await gateway.receipts.sent(username, key, receipt)
     return answer(receipt.answer)
-
-
-async def _nothing() -> None:
-    return None

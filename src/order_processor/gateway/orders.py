@@ -4,7 +4,8 @@ The gateway mints the order id from the Idempotency-Key (`ids.order_id_for`) and
 the command under the authenticated user: the client names neither the id nor the FIFO
 group (the body's extra fields are refused). Before a worker takes the command the
 order's placeholder (sequence 0, PENDING) is written to the read model, so a GET finds it
-at once; the first event replaces it. Another user's order answers 404, never 403."""
+at once and a rejection, however quick, finds it to fail; the first event replaces it.
+Another user's order answers 404, never 403."""
 
 from __future__ import annotations
 
@@ -83,7 +84,9 @@ async def place_order(
         await _fill(gateway, order)
 
     answer = _accepted(order_id)
-    return await sent_once(gateway, user.username, key, receipt, command, answer, placeholder)
+    return await sent_once(
+        gateway, user.username, key, receipt, command, answer, before=placeholder
+    )
 
 
 @router.get(

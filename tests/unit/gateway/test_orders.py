@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from order_processor.domain.commands import CancelOrder, PlaceOrder
-from order_processor.domain.events import Event, EventType
+import pytest
+
+from order_processor.domain.commands import AnyCommand, CancelOrder, PlaceOrder
+from order_processor.domain.events import Event, EventType, rejection_event
 from order_processor.domain.orders import Order, OrderStatus
+from order_processor.exceptions import Reason
 from tests.unit.gateway.conftest import World
 
 MARKET_BUY = {"order_type": "MARKET_BUY", "asset_id": "BTC", "quantity": "0.5"}
@@ -194,3 +197,32 @@ async def test_sqs_away_answers_503_and_a_retry_sends_it(world: World) -> None:
     assert away.status_code == 503
     assert retried.status_code == 202
     assert len(world.sender.sent) == 1
+
+
+async def test_a_command_rejected_before_its_answer_leaves_the_order_failed_not_pending(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker (and the cache worker) fast enough to reject the command before the
+    gateway has answered: the rejection meets the placeholder, written before the send."""
+    recorded = world.sender.send
+
+    async def rejected_at_once(command: AnyCommand) -> str:
+        reference = await recorded(command)
+        assert isinstance(command, PlaceOrder)
+        await world.model.apply(
+            rejection_event(
+                reason=Reason.INSUFFICIENT_BALANCE,
+                message="not enough USD",
+                message_id="m-1",
+                username=command.username,
+                command_id=command.command_id,
+                order_id=command.payload.order_id,
+            )
+        )
+        return reference
+
+    monkeypatch.setattr(world.sender, "send", rejected_at_once)
+    order = (await place(world, MARKET_BUY, key="fast-reject-1")).json()
+    seen = (await world.client.get(f"/v1/orders/{order['order_id']}", headers=world.auth())).json()
+
+    assert (seen["status"], seen["failure_reason"]) == ("FAILED", "INSUFFICIENT_BALANCE")
