@@ -15,12 +15,11 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from order_processor.domain.commands import FundsPayload, Withdraw
+from order_processor.domain.commands import FundsPayload, Withdraw, document_digest
 from order_processor.domain.portfolio import Portfolio
 from order_processor.gateway.auth import Authenticated
 from order_processor.gateway.deps import Gateway, Runtime, runtime_of
 from order_processor.gateway.idempotency import IdempotencyKey, sent_once
-from order_processor.gateway.ids import request_digest
 from order_processor.gateway.models import (
     Balances,
     BalanceView,
@@ -119,7 +118,7 @@ async def withdraw(
     command = Withdraw(command_id=key, username=user.username, auth=user.token, payload=body)
     accepted = WithdrawalAccepted(withdrawal_id=key, currency=body.currency, amount=body.amount)
     receipt = Receipt(
-        request_digest({"withdrawal": body.model_dump(mode="json")}), accepted.model_dump_json()
+        document_digest({"withdrawal": body.model_dump(mode="json")}), accepted.model_dump_json()
     )
     return await sent_once(
         runtime.gateway,

@@ -14,9 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
-from typing import Any
 
 from order_processor.domain.base import ID_MAX_LENGTH
 
@@ -29,12 +27,6 @@ _UNIT = "\x1f"  # the separator of the MACed parts: no part may hold it
 def order_id_for(secret: bytes, username: str, key: str) -> str:
     digest = hmac.new(secret, f"order{_UNIT}{username}{_UNIT}{key}".encode(), hashlib.sha256)
     return digest.hexdigest()[:40]
-
-
-def request_digest(document: Any) -> str:
-    """What a retry must repeat: the request as canonical JSON (keys sorted)."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class CursorRefused(ValueError):

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from order_processor.domain.base import ID_PATTERN, ORDER_ID_MAX_LENGTH, new_id
-from order_processor.domain.commands import CancelOrder, OrderReference, PlaceOrder
+from order_processor.domain.commands import CancelOrder, OrderReference, PlaceOrder, document_digest
 from order_processor.domain.commands import PlaceOrderPayload as Payload
 from order_processor.domain.orders import Order, OrderCreate, OrderResponse, OrderStatus
 from order_processor.gateway.auth import Authenticated, Customer
@@ -29,7 +29,6 @@ from order_processor.gateway.ids import (
     CursorRefused,
     open_cursor,
     order_id_for,
-    request_digest,
     seal_cursor,
 )
 from order_processor.gateway.models import OrderPage
@@ -77,7 +76,7 @@ async def place_order(
         auth=user.token,
         payload=Payload(**fields, order_id=order_id),
     )
-    digest = request_digest({"order": body.model_dump(mode="json")})
+    digest = document_digest({"order": body.model_dump(mode="json")})
     receipt = Receipt(digest, order.response().model_dump_json())
 
     async def placeholder() -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from order_processor.domain.users import normalise_username
 from order_processor.gateway.deps import Runtime, runtime_of
 from order_processor.gateway.models import Session, SessionRequest
 from order_processor.gateway.problems import Problem, ProblemType, problem_responses
@@ -50,7 +51,7 @@ async def create_session(body: SessionRequest, request: Request, runtime: Runnin
 
 async def _log_in(body: SessionRequest, request: Request, runtime: Runtime) -> Session:
     gateway = runtime.gateway
-    username = body.username.strip().lower()
+    username = normalise_username(body.username)
     address = str(request.state.address)
     keys = (f"user:{username}", f"address:{request.state.network}")
     attempts = (runtime.user_attempts, runtime.address_attempts)
