@@ -12,18 +12,15 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import ClusterCrossSlotError
 
 from order_processor.bootstrap.cache import open_read_model, redis_client
 from order_processor.config import Settings
 from order_processor.deployment.redis_server import RedisServer
-from order_processor.readmodel import scripts
 from order_processor.readmodel.ports import Document, ReadModel, ReadModelUnavailable
 from order_processor.readmodel.redis import RedisClient, RedisPause, RedisReadModel
 from tests.contracts.read_model import ReadModelContract, a_trader, deposit
@@ -142,32 +139,6 @@ async def test_a_wait_follows_thousands_of_users_at_once(client: RedisClient) ->
     found = await model.wait_events(dict.fromkeys(users, "0-0"), 2)
     assert list(found) == [users[-1]]
     assert [streamed.event for streamed in found[users[-1]]] == [event]
-
-
-async def test_on_a_cluster_the_old_untagged_keys_were_refused_crossslot_the_tagged_are_not(
-    redis_cluster_url: str,
-) -> None:
-    # a single-node client, so the refusal is the cluster's own, not redis-py's check
-    node = Redis.from_url(redis_cluster_url)
-    trader = a_trader()
-    old = [f"op:readmodel:user:{trader}:generation", f"op:readmodel:user:{trader}:balances"]
-    tagged = [
-        f"{{op:readmodel}}:user:{trader}:generation",
-        f"{{op:readmodel}}:user:{trader}:balances",
-    ]
-    users = (a_trader(), trader)
-    old_streams: dict[Any, Any] = {f"op:readmodel:user:{user}:events": "0-0" for user in users}
-    streams: dict[Any, Any] = {f"{{op:readmodel}}:user:{user}:events": "0-0" for user in users}
-    try:
-        fill = node.register_script(scripts.FILL_DOCUMENT)
-        with pytest.raises(ClusterCrossSlotError):
-            await fill(old, [0, "{}", 1000])
-        with pytest.raises(ClusterCrossSlotError):
-            await node.xread(old_streams)
-        assert await fill(tagged, [0, "{}", 1000]) == 1
-        assert await node.xread(streams) == []
-    finally:
-        await node.aclose()
 
 
 async def test_the_programs_open_the_read_model_on_a_cluster_when_told_so(

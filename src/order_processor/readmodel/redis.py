@@ -236,7 +236,8 @@ class RedisReadModel:
         if parsed is None:
             return StreamRead(events, gap=True)
         trimmed = parsed < (_parse(_text(trimmed_at)) or (0, 0))
-        before = position != START and (not exists or parsed < (_parse(_text(origin)) or (0, 0)))
+        started = parsed != (0, 0)  # "0-0", "0", "00-0": the start, never a gap
+        before = started and (not exists or parsed < (_parse(_text(origin)) or (0, 0)))
         return StreamRead(events, gap=trimmed or before)
 
     async def wait_events(
